@@ -1,0 +1,291 @@
+//! The file system seam.
+//!
+//! Every byte the log reads or writes, every `fdatasync`, every directory entry it creates or
+//! removes goes through [`FileSystem`] and [`WalFile`]. Production uses [`RealFs`]; tests use
+//! [`FaultyFs`], which wraps `RealFs`, counts writes and syncs, and can be told to fail the next
+//! write or sync or to hold a sync until released. There is no `#[cfg(test)]` around any sync
+//! call: the code path a test exercises is the code path production runs.
+
+use std::fs::{self, File, OpenOptions};
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+
+/// An open file of the log. Positional I/O only: the log always knows the offset it means.
+pub trait WalFile: Send + Sync {
+    /// Reads up to `buf.len()` bytes at `offset`; returns how many were read (0 = end of file).
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<usize>;
+    /// Writes all of `data` at `offset`, extending the file if needed.
+    fn write_all_at(&self, offset: u64, data: &[u8]) -> io::Result<()>;
+    /// Makes every byte written so far durable (`fdatasync`).
+    fn sync_data(&self) -> io::Result<()>;
+    /// Truncates or extends the file to `len` bytes.
+    fn set_len(&self, len: u64) -> io::Result<()>;
+    /// Current length of the file in bytes.
+    fn len(&self) -> io::Result<u64>;
+}
+
+/// All file access of the log. Implementations must be usable from several threads at once.
+pub trait FileSystem: Send + Sync + 'static {
+    /// Opens an existing file for reading and writing.
+    fn open(&self, path: &Path) -> io::Result<Box<dyn WalFile>>;
+    /// Creates a file for reading and writing, truncating it if it exists.
+    fn create(&self, path: &Path) -> io::Result<Box<dyn WalFile>>;
+    /// Names (not paths) of the entries of `dir`.
+    fn list_dir(&self, dir: &Path) -> io::Result<Vec<String>>;
+    /// Removes a file.
+    fn remove_file(&self, path: &Path) -> io::Result<()>;
+    /// Atomically renames `from` to `to`, replacing `to`.
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()>;
+    /// Creates `dir` and its missing parents.
+    fn create_dir_all(&self, dir: &Path) -> io::Result<()>;
+    /// Makes the entries of `dir` (creations, removals, renames) durable.
+    fn sync_dir(&self, dir: &Path) -> io::Result<()>;
+}
+
+/// The operating system's file system (`std::fs`, `pread`/`pwrite`, `fdatasync`).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RealFs;
+
+/// A [`WalFile`] backed by a real [`File`].
+#[derive(Debug)]
+struct RealFile {
+    file: File,
+}
+
+impl WalFile for RealFile {
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
+        loop {
+            match self.file.read_at(buf, offset) {
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                other => return other,
+            }
+        }
+    }
+
+    fn write_all_at(&self, offset: u64, data: &[u8]) -> io::Result<()> {
+        self.file.write_all_at(data, offset)
+    }
+
+    fn sync_data(&self) -> io::Result<()> {
+        self.file.sync_data()
+    }
+
+    fn set_len(&self, len: u64) -> io::Result<()> {
+        self.file.set_len(len)
+    }
+
+    fn len(&self) -> io::Result<u64> {
+        Ok(self.file.metadata()?.len())
+    }
+}
+
+impl FileSystem for RealFs {
+    fn open(&self, path: &Path) -> io::Result<Box<dyn WalFile>> {
+        let file = OpenOptions::new().read(true).write(true).open(path)?;
+        Ok(Box::new(RealFile { file }))
+    }
+
+    fn create(&self, path: &Path) -> io::Result<Box<dyn WalFile>> {
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(path)?;
+        Ok(Box::new(RealFile { file }))
+    }
+
+    fn list_dir(&self, dir: &Path) -> io::Result<Vec<String>> {
+        let mut names = Vec::new();
+        for entry in fs::read_dir(dir)? {
+            // NB: names that are not UTF-8 cannot be segment names; they are skipped.
+            if let Ok(name) = entry?.file_name().into_string() {
+                names.push(name);
+            }
+        }
+        Ok(names)
+    }
+
+    fn remove_file(&self, path: &Path) -> io::Result<()> {
+        fs::remove_file(path)
+    }
+
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        fs::rename(from, to)
+    }
+
+    fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
+        fs::create_dir_all(dir)
+    }
+
+    fn sync_dir(&self, dir: &Path) -> io::Result<()> {
+        File::open(dir)?.sync_all()
+    }
+}
+
+/// A [`FileSystem`] over [`RealFs`] that counts and can fail or hold writes and syncs.
+///
+/// Meant for tests and fault-injection runs; it is public so that other crates' tests can use
+/// it too. Counters cover file data operations (`write_all_at`, `sync_data`) of files opened
+/// through this instance; directory syncs are counted separately.
+#[derive(Debug, Default)]
+pub struct FaultyFs {
+    state: Arc<FaultState>,
+}
+
+#[derive(Debug, Default)]
+struct FaultState {
+    writes: AtomicU64,
+    syncs: AtomicU64,
+    dir_syncs: AtomicU64,
+    fail_next_write: AtomicBool,
+    fail_next_sync: AtomicBool,
+    hold_syncs: Mutex<bool>,
+    syncs_released: Condvar,
+}
+
+impl FaultyFs {
+    /// A fault-free wrapper around the real file system.
+    pub fn new() -> FaultyFs {
+        FaultyFs::default()
+    }
+
+    /// Number of successful or failed `write_all_at` calls so far.
+    pub fn writes(&self) -> u64 {
+        self.state.writes.load(Ordering::SeqCst)
+    }
+
+    /// Number of `sync_data` calls on files so far (including failed and held ones).
+    pub fn syncs(&self) -> u64 {
+        self.state.syncs.load(Ordering::SeqCst)
+    }
+
+    /// Number of `sync_dir` calls so far.
+    pub fn dir_syncs(&self) -> u64 {
+        self.state.dir_syncs.load(Ordering::SeqCst)
+    }
+
+    /// The next `write_all_at` fails with an I/O error without writing anything.
+    pub fn fail_next_write(&self) {
+        self.state.fail_next_write.store(true, Ordering::SeqCst);
+    }
+
+    /// The next file `sync_data` fails with an I/O error (after the data reached the OS, like a
+    /// real `fdatasync` failure).
+    pub fn fail_next_sync(&self) {
+        self.state.fail_next_sync.store(true, Ordering::SeqCst);
+    }
+
+    /// From now on every file `sync_data` blocks until [`FaultyFs::release_syncs`] is called.
+    pub fn hold_syncs(&self) {
+        *lock(&self.state.hold_syncs) = true;
+    }
+
+    /// Lets held and future syncs proceed.
+    pub fn release_syncs(&self) {
+        *lock(&self.state.hold_syncs) = false;
+        self.state.syncs_released.notify_all();
+    }
+}
+
+/// Locks a mutex, ignoring poisoning: the protected data here are plain flags and queues that
+/// stay consistent even if a holder panicked.
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn injected(what: &str) -> io::Error {
+    io::Error::other(format!("injected {what} failure (FaultyFs)"))
+}
+
+struct FaultyFile {
+    inner: Box<dyn WalFile>,
+    state: Arc<FaultState>,
+}
+
+impl WalFile for FaultyFile {
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
+        self.inner.read_at(offset, buf)
+    }
+
+    fn write_all_at(&self, offset: u64, data: &[u8]) -> io::Result<()> {
+        self.state.writes.fetch_add(1, Ordering::SeqCst);
+        if self.state.fail_next_write.swap(false, Ordering::SeqCst) {
+            return Err(injected("write"));
+        }
+        self.inner.write_all_at(offset, data)
+    }
+
+    fn sync_data(&self) -> io::Result<()> {
+        self.state.syncs.fetch_add(1, Ordering::SeqCst);
+        {
+            let mut held = lock(&self.state.hold_syncs);
+            while *held {
+                held = self
+                    .state
+                    .syncs_released
+                    .wait(held)
+                    .unwrap_or_else(|poisoned| poisoned.into_inner());
+            }
+        }
+        if self.state.fail_next_sync.swap(false, Ordering::SeqCst) {
+            return Err(injected("fsync"));
+        }
+        self.inner.sync_data()
+    }
+
+    fn set_len(&self, len: u64) -> io::Result<()> {
+        self.inner.set_len(len)
+    }
+
+    fn len(&self) -> io::Result<u64> {
+        self.inner.len()
+    }
+}
+
+impl FileSystem for FaultyFs {
+    fn open(&self, path: &Path) -> io::Result<Box<dyn WalFile>> {
+        let inner = RealFs.open(path)?;
+        Ok(Box::new(FaultyFile {
+            inner,
+            state: Arc::clone(&self.state),
+        }))
+    }
+
+    fn create(&self, path: &Path) -> io::Result<Box<dyn WalFile>> {
+        let inner = RealFs.create(path)?;
+        Ok(Box::new(FaultyFile {
+            inner,
+            state: Arc::clone(&self.state),
+        }))
+    }
+
+    fn list_dir(&self, dir: &Path) -> io::Result<Vec<String>> {
+        RealFs.list_dir(dir)
+    }
+
+    fn remove_file(&self, path: &Path) -> io::Result<()> {
+        RealFs.remove_file(path)
+    }
+
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        RealFs.rename(from, to)
+    }
+
+    fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
+        RealFs.create_dir_all(dir)
+    }
+
+    fn sync_dir(&self, dir: &Path) -> io::Result<()> {
+        self.state.dir_syncs.fetch_add(1, Ordering::SeqCst);
+        RealFs.sync_dir(dir)
+    }
+}
+
+/// Joins a directory and a file name (helper so call sites read as intent).
+pub(crate) fn path_in(dir: &Path, name: &str) -> PathBuf {
+    dir.join(name)
+}

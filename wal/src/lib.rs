@@ -1,0 +1,180 @@
+//! # gnomon-wal: the redo log
+//!
+//! An append-only, segmented, checksummed log of opaque records with group commit. It knows
+//! bytes, segments, LSNs, fsync and replay; it knows nothing of keys, transactions or SQL.
+//! The mvcc layer writes one record per commit and replays them after a crash.
+//!
+//! ## Guarantees
+//!
+//! - **Durable means synced.** [`Wal::append`] and [`Pending::wait`] return `Ok` only after the
+//!   record's bytes (and every byte before them) were written and `fdatasync`ed, under
+//!   [`SyncPolicy::Fsync`]. [`SyncPolicy::OffUnsafeNoDurability`] skips the syncs and is for
+//!   tests and benchmarks only.
+//! - **Prefix recovery.** After a crash, [`Wal::open`] keeps exactly the records that were fully
+//!   written, a prefix of the submitted sequence; a torn or zero-filled tail is truncated away
+//!   (and the truncation synced). Every acknowledged record is in that prefix.
+//! - **Corruption is loud.** A damaged record with a valid record anywhere after it, or a
+//!   damaged record in a segment that is not the last one, makes `open` fail with
+//!   [`WalError::Corruption`]. The log never skips over damage.
+//! - **Failures poison.** If a batch's write or fsync fails, every committer of that batch gets
+//!   [`WalError::WriteFailed`], every later one [`WalError::Poisoned`], and no append succeeds
+//!   until the log is reopened. An fsync is never retried (after a failed fsync Linux may have
+//!   dropped the dirty pages, so a retry can "succeed" without the data). NB: an error means
+//!   "not known to be durable", not "absent": a failed record may reappear after restart, so
+//!   callers must treat it as in doubt (the mvcc layer aborts the process or the transaction
+//!   outcome accordingly).
+//!
+//! ## LSNs
+//!
+//! An [`Lsn`] is the logical byte offset of a record's frame in the *record stream*: the
+//! concatenation of all frames of all segments, **excluding segment headers**. So LSNs are dense
+//! (the next record's LSN is this one's plus its frame length, 9 + payload bytes), unaffected
+//! by segment size, and a segment named `N` holds the records with LSN in `[N, next segment's N)`.
+//!
+//! ## Data layout
+//!
+//! ```text
+//!  dir/
+//!   00000000000000000000.wal   00000000000067108841.wal   00000000000134217690.wal (active)
+//!  +--------+-----+-----+---+ +--------+-----+-----+---+ +--------+-----+-----+
+//!  | header | rec | rec |...| | header | rec | rec |...| | header | rec | rec |  -> appends
+//!  +--------+-----+-----+---+ +--------+-----+-----+---+ +--------+-----+-----+
+//!   32 bytes |                 first LSN = name           segment rolled when the next frame
+//!            v                                            would pass WalOptions::segment_size
+//!           +-----------+-----------+----------+---------------------+
+//!           | len u32LE | crc u32LE | type u8  | payload (len bytes) |   crc = CRC-32(type ++ payload)
+//!           +-----------+-----------+----------+---------------------+
+//! ```
+//!
+//! Byte-by-byte formats are documented next to the encoders in [`format`]
+//! ([`format::encode_segment_header`], [`format::encode_record`]); their constants are frozen
+//! and the header carries a format version the reader checks.
+//!
+//! ## Group commit
+//!
+//! ```text
+//!  committer threads                 Queue (Mutex)                   writer thread
+//!  encode + crc  --submit-->  frames[], next_lsn (LSN assigned)  --take all-->  one write,
+//!  wait on batch_done  <----  durable_lsn / failure  <--publish + notify_all--  one fdatasync
+//! ```
+//!
+//! Committers encode and checksum their frame on their own thread, then take the queue lock
+//! just long enough to get an LSN and push the frame. One writer thread takes *everything*
+//! queued as one batch, issues one `write` and one `fdatasync`, then publishes the batch's end as
+//! `durable_lsn` and wakes all waiters. While it syncs, new committers pile up in the queue and
+//! form the next batch, so batches grow with load without any timer.
+//!
+//! ## Invariants
+//!
+//! 1. LSNs are assigned under the queue lock in submission order, and frames are written in
+//!    that order: the file contents are exactly the frames in LSN order, without gaps.
+//! 2. `durable_lsn` only moves forward, and only after the write and the sync of every byte
+//!    below it returned `Ok`. No committer is told `Ok` for a record ending above it.
+//! 3. Once `failure` is set it is never cleared in this process: no record submitted before
+//!    or after it that was not already durable will ever be reported durable.
+//! 4. A segment is synced before its successor is created, and the successor's creation is
+//!    synced (file and directory) before any record goes into it. So if segment `k+1` exists on
+//!    disk, segment `k` is complete, and damage in a non-final segment is corruption.
+//! 5. Segment `k+1`'s first LSN equals segment `k`'s end LSN; `open` checks this.
+//! 6. The last segment is never removed; removal goes oldest first, so retained segments are
+//!    always a contiguous suffix of the stream.
+//!
+//! ## More than one stream (later)
+//!
+//! A [`Wal`] is one self-contained *stream*: its own directory, writer thread and LSN space; it
+//! has no global state. A multi-stream log (one stream per core or per partition group, to get
+//! past one device queue and one writer) is N `Wal`s in N directories, each committer routed to
+//! one stream. Order across streams is not kept by LSNs (which are per stream) but by the
+//! payload: every commit record carries its HLC commit timestamp, and recovery merges the
+//! streams by that timestamp. A commit waits only for its own stream's fsync. A transaction that
+//! depends on another (read its writes) has a larger timestamp and only commits after that one
+//! is durable and visible, so the merge never applies a dependent without its dependency. Only
+//! one stream exists now.
+//!
+//! ## Deliberately left out
+//!
+//! - Segment preallocation and recycling (each roll creates a fresh file).
+//! - Direct I/O and `O_DSYNC`; we use buffered `pwrite` + `fdatasync` (`File::sync_data`).
+//! - Compression and encryption of records; records larger than a segment get a segment of
+//!   their own rather than being split across segments.
+//! - Telling apart an out-of-order torn write (a later page of an *unsynced* batch persisted,
+//!   an earlier one not) from real corruption: both show valid data after damage and are
+//!   reported as [`WalError::Corruption`]; an operator decides. Filesystems in ordered mode make
+//!   this rare because the tail of a batch is written after its head.
+//! - Replay concurrent with [`Wal::remove_segments_before`] of the segments being replayed:
+//!   the replay then yields an I/O error.
+
+mod error;
+pub mod format;
+mod fs;
+mod log;
+mod segment;
+
+use std::fmt;
+
+pub use error::WalError;
+pub use format::MAX_PAYLOAD_LEN;
+pub use fs::{FaultyFs, FileSystem, RealFs, WalFile};
+pub use log::{Pending, Wal};
+pub use segment::Replay;
+
+/// Log sequence number: the logical byte offset of a record in the stream (segment headers
+/// excluded). Bigger means later; the next record's LSN is the previous one's plus its frame
+/// length.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct Lsn(pub u64);
+
+impl fmt::Display for Lsn {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+/// What a record is, chosen by the layer above. 0 is invalid (reserved, never written), so that
+/// zero-filled bytes can never decode as a record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct RecordKind(pub u8);
+
+/// A record read back from the log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Record {
+    /// Where it is in the stream.
+    pub lsn: Lsn,
+    /// Its kind, as appended.
+    pub kind: RecordKind,
+    /// Its payload, as appended.
+    pub payload: Vec<u8>,
+}
+
+/// When a record counts as durable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SyncPolicy {
+    /// Durable = written and `fdatasync`ed. The default, and the only policy for real data.
+    #[default]
+    Fsync,
+    /// "Durable" = handed to the OS, never synced: a power loss or kernel crash loses
+    /// acknowledged records. Tests and benchmarks only.
+    OffUnsafeNoDurability,
+}
+
+/// How a log is opened.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WalOptions {
+    /// A segment is rolled when the next frame would make it larger than this many bytes
+    /// (header included). A single record larger than this gets a segment of its own.
+    pub segment_size: u64,
+    /// When records count as durable.
+    pub sync: SyncPolicy,
+}
+
+/// Default segment size: 64 MiB.
+pub const DEFAULT_SEGMENT_SIZE: u64 = 64 * 1024 * 1024;
+
+impl Default for WalOptions {
+    fn default() -> WalOptions {
+        WalOptions {
+            segment_size: DEFAULT_SEGMENT_SIZE,
+            sync: SyncPolicy::Fsync,
+        }
+    }
+}

@@ -1,0 +1,495 @@
+//! The log handle ([`Wal`]), the commit queue and the group-commit writer thread.
+
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread::JoinHandle;
+
+use crate::error::WalError;
+use crate::format::{
+    encode_record, encode_segment_header, parse_segment_file_name, segment_file_name,
+    MAX_PAYLOAD_LEN, SEGMENT_HEADER_LEN,
+};
+use crate::fs::{lock, path_in, FileSystem, WalFile};
+use crate::segment::{validate_segment, Replay, SegmentMeta};
+use crate::{Lsn, RecordKind, SyncPolicy, WalOptions};
+
+/// One log stream: a directory of segments, one writer thread, any number of committers.
+///
+/// `Send + Sync`; share it with `Arc<Wal>`. Dropping it lets the writer finish every record
+/// already submitted, then stops the writer thread.
+pub struct Wal {
+    shared: Arc<Shared>,
+    writer: Mutex<Option<JoinHandle<()>>>,
+}
+
+/// State shared by the handle, the committers' [`Pending`]s and the writer thread.
+struct Shared {
+    fs: Arc<dyn FileSystem>,
+    dir: PathBuf,
+    opts: WalOptions,
+    queue: Mutex<Queue>,
+    /// The writer waits here for work.
+    work_ready: Condvar,
+    /// Committers wait here for `durable_lsn` to pass their record (or for a failure).
+    batch_done: Condvar,
+    /// Every segment, oldest first; the last one is the active segment.
+    segments: Mutex<Vec<SegmentMeta>>,
+}
+
+/// The commit queue. One mutex guards it; the writer holds it only to take a batch and to
+/// publish the batch's outcome, never across I/O.
+struct Queue {
+    /// Encoded frames handed in but not yet taken by the writer, in LSN order.
+    frames: Vec<Vec<u8>>,
+    /// LSN the next submitted record gets.
+    next_lsn: u64,
+    /// Every record ending at or before this LSN is durable (per the sync policy).
+    durable_lsn: u64,
+    /// Set once a write or fsync fails; the log is poisoned from then on.
+    failure: Option<Failure>,
+    /// The handle was dropped: the writer drains the queue and stops.
+    closing: bool,
+    /// The writer thread has exited (after closing, a failure, or a panic).
+    writer_gone: bool,
+}
+
+#[derive(Clone)]
+struct Failure {
+    op: &'static str,
+    source: Arc<io::Error>,
+    /// Records starting at or after this LSN and before `batch_end` were in the failed batch.
+    batch_start: u64,
+    batch_end: u64,
+}
+
+/// A record handed to the writer; [`Pending::wait`] blocks until it is durable.
+#[must_use = "a submitted record is not known durable until Pending::wait returns Ok"]
+pub struct Pending {
+    state: PendingState,
+}
+
+enum PendingState {
+    Queued {
+        shared: Arc<Shared>,
+        lsn: u64,
+        end: u64,
+    },
+    Refused(WalError),
+}
+
+impl Pending {
+    /// The LSN the record was given, or `None` if it was refused at submission.
+    pub fn lsn(&self) -> Option<Lsn> {
+        match &self.state {
+            PendingState::Queued { lsn, .. } => Some(Lsn(*lsn)),
+            PendingState::Refused(_) => None,
+        }
+    }
+
+    /// Blocks until the record is durable and returns its LSN, or returns the error that
+    /// prevented it. `Ok` is never returned before the record's bytes were synced (under
+    /// [`SyncPolicy::Fsync`]).
+    pub fn wait(self) -> Result<Lsn, WalError> {
+        let (shared, lsn, end) = match self.state {
+            PendingState::Queued { shared, lsn, end } => (shared, lsn, end),
+            PendingState::Refused(err) => return Err(err),
+        };
+        let mut queue = lock(&shared.queue);
+        loop {
+            if queue.durable_lsn >= end {
+                return Ok(Lsn(lsn));
+            }
+            if let Some(failure) = &queue.failure {
+                return Err(if lsn >= failure.batch_start && lsn < failure.batch_end {
+                    WalError::WriteFailed {
+                        op: failure.op,
+                        source: Arc::clone(&failure.source),
+                    }
+                } else {
+                    WalError::Poisoned {
+                        op: failure.op,
+                        source: Arc::clone(&failure.source),
+                    }
+                });
+            }
+            if queue.writer_gone {
+                return Err(WalError::Closed);
+            }
+            queue = shared
+                .batch_done
+                .wait(queue)
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+        }
+    }
+}
+
+impl std::fmt::Debug for Pending {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pending").field("lsn", &self.lsn()).finish()
+    }
+}
+
+impl std::fmt::Debug for Wal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Wal")
+            .field("dir", &self.shared.dir)
+            .field("opts", &self.shared.opts)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Wal {
+    /// Opens (creating) the log in `dir`. Validates all segments: a torn/bad tail is truncated,
+    /// a bad record followed by valid ones is `Err(WalError::Corruption{..})`.
+    ///
+    /// Truncations are synced before `open` returns, so a second crash cannot resurrect them.
+    pub fn open(fs: Arc<dyn FileSystem>, dir: &Path, opts: WalOptions) -> Result<Wal, WalError> {
+        fs.create_dir_all(dir)
+            .map_err(|e| WalError::io("create log directory", dir, e))?;
+        let names = fs
+            .list_dir(dir)
+            .map_err(|e| WalError::io("list log directory", dir, e))?;
+        let mut firsts: Vec<u64> = names
+            .iter()
+            .filter_map(|name| parse_segment_file_name(name))
+            .collect();
+        firsts.sort_unstable();
+
+        let mut segments = Vec::with_capacity(firsts.len().max(1));
+        let mut active: Option<(Box<dyn WalFile>, u64)> = None;
+        let mut end_lsn = 0u64;
+        for (i, &first) in firsts.iter().enumerate() {
+            let path = path_in(dir, &segment_file_name(first));
+            if i > 0 && first != end_lsn {
+                return Err(WalError::corruption(
+                    &path,
+                    0,
+                    format!("segment starts at LSN {first} but the previous one ends at {end_lsn}"),
+                ));
+            }
+            let is_last = i + 1 == firsts.len();
+            let validated = validate_segment(fs.as_ref(), &path, first, is_last)?;
+            end_lsn = validated.end_lsn;
+            segments.push(validated.meta);
+            if is_last {
+                active = Some((validated.file, validated.end_offset));
+            }
+        }
+        let (active_file, active_offset) = match active {
+            Some(active) => active,
+            None => {
+                let (file, meta) = create_segment(fs.as_ref(), dir, 0)?;
+                segments.push(meta);
+                (file, SEGMENT_HEADER_LEN as u64)
+            }
+        };
+
+        let shared = Arc::new(Shared {
+            fs,
+            dir: dir.to_path_buf(),
+            opts,
+            queue: Mutex::new(Queue {
+                frames: Vec::new(),
+                next_lsn: end_lsn,
+                durable_lsn: end_lsn,
+                failure: None,
+                closing: false,
+                writer_gone: false,
+            }),
+            work_ready: Condvar::new(),
+            batch_done: Condvar::new(),
+            segments: Mutex::new(segments),
+        });
+        let writer = Writer {
+            shared: Arc::clone(&shared),
+            active: active_file,
+            active_offset,
+            written_lsn: end_lsn,
+        };
+        let handle = std::thread::Builder::new()
+            .name("gnomon-wal-writer".into())
+            .spawn(move || writer.run())
+            .map_err(|e| WalError::io("spawn writer thread", dir, e))?;
+        Ok(Wal {
+            shared,
+            writer: Mutex::new(Some(handle)),
+        })
+    }
+
+    /// Appends one record and blocks until it is durable (per SyncPolicy). Group commit inside.
+    pub fn append(&self, kind: RecordKind, payload: &[u8]) -> Result<Lsn, WalError> {
+        self.submit_slice(kind, payload).wait()
+    }
+
+    /// Hands a record to the writer and returns at once; `Pending::wait()` blocks until durable.
+    ///
+    /// Records become durable in submission order: when a record is durable, so is every
+    /// record submitted (on any thread) before it.
+    pub fn submit(&self, kind: RecordKind, payload: Vec<u8>) -> Pending {
+        self.submit_slice(kind, &payload)
+    }
+
+    fn submit_slice(&self, kind: RecordKind, payload: &[u8]) -> Pending {
+        let refused = |err| Pending {
+            state: PendingState::Refused(err),
+        };
+        if kind.0 == 0 {
+            return refused(WalError::InvalidKind);
+        }
+        if payload.len() > MAX_PAYLOAD_LEN {
+            return refused(WalError::RecordTooLarge {
+                len: payload.len(),
+                max: MAX_PAYLOAD_LEN,
+            });
+        }
+        // Encode and checksum on the committer's thread, outside the lock.
+        let frame = encode_record(kind.0, payload);
+        let mut queue = lock(&self.shared.queue);
+        if let Some(failure) = &queue.failure {
+            return refused(WalError::Poisoned {
+                op: failure.op,
+                source: Arc::clone(&failure.source),
+            });
+        }
+        if queue.closing || queue.writer_gone {
+            return refused(WalError::Closed);
+        }
+        let lsn = queue.next_lsn;
+        let end = lsn + frame.len() as u64;
+        queue.next_lsn = end;
+        queue.frames.push(frame);
+        drop(queue);
+        self.shared.work_ready.notify_one();
+        Pending {
+            state: PendingState::Queued {
+                shared: Arc::clone(&self.shared),
+                lsn,
+                end,
+            },
+        }
+    }
+
+    /// Every record with lsn >= from, in order.
+    ///
+    /// The iterator stops at the durable end of the log as of this call. If `from` lies before
+    /// the oldest retained segment, replay starts at the oldest retained record.
+    pub fn replay(&self, from: Lsn) -> Result<Replay, WalError> {
+        let stop = lock(&self.shared.queue).durable_lsn;
+        // NB: durable_lsn is read before the segment list, so every segment holding a record
+        // below `stop` is already in the list (the writer lists a segment before writing it).
+        let segments = lock(&self.shared.segments).clone();
+        let start = segments
+            .iter()
+            .rposition(|s| s.first_lsn <= from.0)
+            .unwrap_or(0);
+        Ok(Replay::new(
+            Arc::clone(&self.shared.fs),
+            segments[start..].to_vec(),
+            from.0,
+            stop,
+        ))
+    }
+
+    /// LSN the next record will get (end of the log).
+    pub fn end_lsn(&self) -> Lsn {
+        Lsn(lock(&self.shared.queue).next_lsn)
+    }
+
+    /// Every record ending at or before this LSN is durable; equal to [`Wal::end_lsn`] when no
+    /// record is in flight.
+    pub fn durable_lsn(&self) -> Lsn {
+        Lsn(lock(&self.shared.queue).durable_lsn)
+    }
+
+    /// Deletes whole segments whose records all lie before `lsn`; returns how many.
+    ///
+    /// The active (last) segment is never deleted. Removal goes oldest first and the directory
+    /// is synced afterwards, so the remaining segments always form a contiguous suffix.
+    pub fn remove_segments_before(&self, lsn: Lsn) -> Result<usize, WalError> {
+        let mut segments = lock(&self.shared.segments);
+        let mut removed = 0;
+        let mut result = Ok(());
+        while segments.len() > 1 && segments[1].first_lsn <= lsn.0 {
+            if let Err(e) = self.shared.fs.remove_file(&segments[0].path) {
+                result = Err(WalError::io("remove segment", &segments[0].path, e));
+                break;
+            }
+            segments.remove(0);
+            removed += 1;
+        }
+        drop(segments);
+        if removed > 0 {
+            self.shared
+                .fs
+                .sync_dir(&self.shared.dir)
+                .map_err(|e| WalError::io("sync log directory", &self.shared.dir, e))?;
+        }
+        result.map(|()| removed)
+    }
+
+    /// The directory holding this log's segments.
+    pub fn dir(&self) -> &Path {
+        &self.shared.dir
+    }
+
+    /// Number of segment files currently retained (including the active one).
+    pub fn segment_count(&self) -> usize {
+        lock(&self.shared.segments).len()
+    }
+}
+
+impl Drop for Wal {
+    fn drop(&mut self) {
+        lock(&self.shared.queue).closing = true;
+        self.shared.work_ready.notify_all();
+        if let Some(handle) = lock(&self.writer).take() {
+            // A panicking writer already marked itself gone; nothing more to report here.
+            let _ = handle.join();
+        }
+    }
+}
+
+/// Creates a segment file holding only its header, synced, and syncs the directory entry.
+fn create_segment(
+    fs: &dyn FileSystem,
+    dir: &Path,
+    first_lsn: u64,
+) -> Result<(Box<dyn WalFile>, SegmentMeta), WalError> {
+    let path = path_in(dir, &segment_file_name(first_lsn));
+    let file = fs
+        .create(&path)
+        .map_err(|e| WalError::io("create segment", &path, e))?;
+    file.write_all_at(0, &encode_segment_header(first_lsn))
+        .and_then(|()| file.sync_data())
+        .map_err(|e| WalError::io("write segment header", &path, e))?;
+    fs.sync_dir(dir)
+        .map_err(|e| WalError::io("sync log directory", dir, e))?;
+    Ok((file, SegmentMeta { first_lsn, path }))
+}
+
+/// The single writer: takes everything queued as one batch, writes it with one `write`, syncs
+/// it with one `fdatasync`, publishes the new durable LSN and wakes every committer.
+struct Writer {
+    shared: Arc<Shared>,
+    active: Box<dyn WalFile>,
+    /// File offset in the active segment where the next frame goes.
+    active_offset: u64,
+    /// LSN just past the last frame handed to the file system.
+    written_lsn: u64,
+}
+
+/// Marks the writer gone when it exits for any reason, including a panic, so no committer
+/// waits forever.
+struct WriterExit(Arc<Shared>);
+
+impl Drop for WriterExit {
+    fn drop(&mut self) {
+        lock(&self.0.queue).writer_gone = true;
+        self.0.batch_done.notify_all();
+    }
+}
+
+/// Why a batch failed: which step, and the error.
+type BatchError = (&'static str, io::Error);
+
+impl Writer {
+    fn run(mut self) {
+        let _exit = WriterExit(Arc::clone(&self.shared));
+        loop {
+            let frames = {
+                let mut queue = lock(&self.shared.queue);
+                while queue.frames.is_empty() && !queue.closing {
+                    queue = self
+                        .shared
+                        .work_ready
+                        .wait(queue)
+                        .unwrap_or_else(|poisoned| poisoned.into_inner());
+                }
+                if queue.frames.is_empty() {
+                    return; // closing and drained
+                }
+                std::mem::take(&mut queue.frames)
+            };
+            let batch_start = self.written_lsn;
+            let batch_end = batch_start + frames.iter().map(|f| f.len() as u64).sum::<u64>();
+            let outcome = self.write_batch(&frames);
+            let mut queue = lock(&self.shared.queue);
+            match outcome {
+                Ok(()) => queue.durable_lsn = batch_end,
+                Err((op, source)) => {
+                    queue.failure = Some(Failure {
+                        op,
+                        source: Arc::new(source),
+                        batch_start,
+                        batch_end,
+                    });
+                }
+            }
+            let failed = queue.failure.is_some();
+            drop(queue);
+            self.shared.batch_done.notify_all();
+            if failed {
+                // Poisoned: records queued after the failed batch are failed by Pending::wait
+                // (they see `failure`), and submit refuses new ones. Never retry an fsync: after
+                // a failed fsync the kernel may have dropped the dirty pages.
+                return;
+            }
+        }
+    }
+
+    fn write_batch(&mut self, frames: &[Vec<u8>]) -> Result<(), BatchError> {
+        let segment_size = self.shared.opts.segment_size;
+        let mut buf = Vec::with_capacity(frames.iter().map(Vec::len).sum());
+        for frame in frames {
+            let offset = self.active_offset + buf.len() as u64;
+            let has_records = offset > SEGMENT_HEADER_LEN as u64;
+            if has_records && offset + frame.len() as u64 > segment_size {
+                self.flush(&buf)?;
+                buf.clear();
+                self.roll()?;
+            }
+            buf.extend_from_slice(frame);
+        }
+        self.flush(&buf)
+    }
+
+    /// Writes `buf` at the end of the active segment and syncs it (per policy).
+    fn flush(&mut self, buf: &[u8]) -> Result<(), BatchError> {
+        if buf.is_empty() {
+            return Ok(());
+        }
+        self.active
+            .write_all_at(self.active_offset, buf)
+            .map_err(|e| ("write", e))?;
+        self.active_offset += buf.len() as u64;
+        self.written_lsn += buf.len() as u64;
+        if self.shared.opts.sync == SyncPolicy::Fsync {
+            self.active.sync_data().map_err(|e| ("fsync", e))?;
+        }
+        Ok(())
+    }
+
+    /// Starts a new segment at `written_lsn`. The old one was synced by `flush` first, so a
+    /// later segment existing on disk implies every earlier one is complete.
+    fn roll(&mut self) -> Result<(), BatchError> {
+        let fs = self.shared.fs.as_ref();
+        let path = path_in(&self.shared.dir, &segment_file_name(self.written_lsn));
+        let file = fs.create(&path).map_err(|e| ("segment roll", e))?;
+        let header = encode_segment_header(self.written_lsn);
+        file.write_all_at(0, &header)
+            .map_err(|e| ("segment roll", e))?;
+        if self.shared.opts.sync == SyncPolicy::Fsync {
+            file.sync_data().map_err(|e| ("segment roll", e))?;
+            fs.sync_dir(&self.shared.dir)
+                .map_err(|e| ("segment roll", e))?;
+        }
+        lock(&self.shared.segments).push(SegmentMeta {
+            first_lsn: self.written_lsn,
+            path,
+        });
+        self.active = file;
+        self.active_offset = SEGMENT_HEADER_LEN as u64;
+        Ok(())
+    }
+}
