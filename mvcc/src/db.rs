@@ -1,0 +1,275 @@
+//! The database handle: recovery, the commit pipeline, checkpoints and GC.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use gnomon_engine::{Engine, EngineOptions, GcStats};
+use gnomon_wal::{Lsn, RealFs, SyncPolicy, Wal, WalOptions};
+
+use crate::clock::{Clock, NodeId, SystemClock, Timestamp, WallClock};
+use crate::error::MvccError;
+use crate::locks::LockManager;
+use crate::record::{decode_commit, encode_commit, COMMIT_RECORD};
+use crate::txn::{Isolation, Txn, TxnId, TxnState, TxnStatus};
+
+/// How to open a database.
+pub struct DbOptions {
+    /// The data directory (created if missing). Holds `LOCK`, checkpoints, `clock`, `wal/`.
+    pub dir: PathBuf,
+    /// This node's id, stamped into every timestamp.
+    pub node: NodeId,
+    /// Whether commits wait for fdatasync (the default) or not at all (tests and benchmarks).
+    pub sync: SyncPolicy,
+    /// WAL segment size in bytes.
+    pub segment_size: u64,
+    /// A timestamp received from another node further ahead than this is refused.
+    pub max_clock_offset: Duration,
+    /// Δgc: a version superseded at commit time T is collectable from T + Δgc on (and only once
+    /// no snapshot can see it).
+    pub gc_delay: Duration,
+    /// The wall clock (a trait object so tests can move time).
+    pub wall_clock: Box<dyn WallClock>,
+}
+
+impl Default for DbOptions {
+    fn default() -> Self {
+        DbOptions {
+            dir: PathBuf::from("gnomon-data"),
+            node: NodeId(1),
+            sync: SyncPolicy::Fsync,
+            segment_size: 64 << 20,
+            max_clock_offset: Duration::from_millis(500),
+            gc_delay: Duration::from_secs(300),
+            wall_clock: Box::new(SystemClock),
+        }
+    }
+}
+
+/// What [`Db::open`] found and did during recovery.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RecoveryStats {
+    /// WAL position of the checkpoint recovery started from (0 = none).
+    pub checkpoint_lsn: u64,
+    /// Commit records replayed from the WAL.
+    pub replayed_commits: u64,
+}
+
+/// An open database: one per data directory and process. Share it as `Arc<Db>`.
+pub struct Db {
+    wal: Wal,
+    engine: Engine,
+    clock: Clock,
+    locks: LockManager,
+    /// Serialises "take a commit timestamp + register the batch with the engine", so that
+    /// batches are registered in timestamp order (engine invariant: prepared versions increase).
+    commit_order: Mutex<()>,
+    next_txn: AtomicU64,
+    /// Snapshots in use, with their reference counts: the GC safe point stays below the oldest.
+    snapshots: Mutex<BTreeMap<Timestamp, usize>>,
+    gc_delay: Duration,
+    recovery: RecoveryStats,
+}
+
+impl std::fmt::Debug for Db {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Db")
+            .field("recovery", &self.recovery)
+            .finish_non_exhaustive()
+    }
+}
+
+fn relock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Db {
+    /// Opens (creating) the database in `opts.dir` and recovers it: the newest valid checkpoint,
+    /// then every commit record after it from the WAL (a torn tail is truncated; corruption in
+    /// the middle of the log is an error).
+    pub fn open(opts: DbOptions) -> Result<Arc<Db>, MvccError> {
+        std::fs::create_dir_all(&opts.dir).map_err(|source| MvccError::Io {
+            path: opts.dir.clone(),
+            source,
+        })?;
+        // The engine takes the directory lock: nothing else is touched before it succeeds.
+        let (engine, checkpoint_lsn) = Engine::open(&opts.dir, EngineOptions::default())?;
+        let clock = Clock::open(
+            opts.node,
+            opts.wall_clock,
+            opts.max_clock_offset,
+            Some(opts.dir.join("clock")),
+        )?;
+        let wal = Wal::open(
+            Arc::new(RealFs),
+            &opts.dir.join("wal"),
+            WalOptions {
+                segment_size: opts.segment_size,
+                sync: opts.sync,
+            },
+        )?;
+        let mut recovery = RecoveryStats {
+            checkpoint_lsn,
+            replayed_commits: 0,
+        };
+        let mut max_txn = 0u64;
+        for record in wal.replay(Lsn(checkpoint_lsn))? {
+            let record = record?;
+            if record.kind != COMMIT_RECORD {
+                continue;
+            }
+            let commit =
+                decode_commit(&record.payload).map_err(|reason| MvccError::MalformedRecord {
+                    lsn: record.lsn.0,
+                    reason,
+                })?;
+            clock.observe_recovered(commit.commit_ts)?;
+            max_txn = max_txn.max(commit.txn.0);
+            engine.apply_recovered(commit.commit_ts.to_version(), commit.writes);
+            recovery.replayed_commits += 1;
+        }
+        // Ids grow from the clock so they stay unique (and "younger = larger") across restarts.
+        let first_txn = clock.now()?.physical_us.max(max_txn + 1);
+        Ok(Arc::new(Db {
+            wal,
+            engine,
+            clock,
+            locks: LockManager::default(),
+            commit_order: Mutex::new(()),
+            next_txn: AtomicU64::new(first_txn),
+            snapshots: Mutex::new(BTreeMap::new()),
+            gc_delay: opts.gc_delay,
+            recovery,
+        }))
+    }
+
+    /// What recovery found when this database was opened.
+    pub fn recovery_stats(&self) -> RecoveryStats {
+        self.recovery
+    }
+
+    /// Starts a transaction at `isolation`, reading the newest fully committed state.
+    pub fn begin(self: &Arc<Self>, isolation: Isolation) -> Txn {
+        let id = TxnId(self.next_txn.fetch_add(1, Ordering::Relaxed));
+        let snapshot = self.register_snapshot();
+        let state = TxnState {
+            id,
+            isolation,
+            snapshot,
+            writes: BTreeMap::new(),
+            status: TxnStatus::Active,
+        };
+        Txn::new(self.clone(), state, Vec::new())
+    }
+
+    /// Turns a transaction's plain state (from another node or a persisted 2PC record) back into
+    /// a live handle: re-takes the row locks of its write set (waiting if needed).
+    pub fn resume(self: &Arc<Self>, state: TxnState) -> Result<Txn, MvccError> {
+        let mut locked = Vec::with_capacity(state.writes.len());
+        for key in state.writes.keys() {
+            if let Err(e) = self.locks.lock_row(state.id, key) {
+                self.locks.release_all(state.id, locked.iter());
+                return Err(e);
+            }
+            locked.push(key.clone());
+        }
+        self.register_snapshot_at(state.snapshot);
+        Ok(Txn::new(self.clone(), state, locked))
+    }
+
+    /// The hybrid logical clock of this node.
+    pub fn clock(&self) -> &Clock {
+        &self.clock
+    }
+
+    /// The commit pipeline (see the crate docs): timestamp + engine registration in order,
+    /// one WAL record with group fsync, apply, publish visibility in timestamp order.
+    pub(crate) fn commit(&self, state: &TxnState) -> Result<Timestamp, MvccError> {
+        let (commit_ts, ticket) = {
+            let _order = relock(&self.commit_order);
+            let ts = self.clock.now()?;
+            let ticket = self.engine.prepare_batch(ts.to_version())?;
+            (ts, ticket)
+        };
+        let payload = encode_commit(commit_ts, state.id, state.writes.iter());
+        if let Err(e) = self.wal.append(COMMIT_RECORD, &payload) {
+            self.engine.abandon_batch(ticket);
+            return Err(e.into());
+        }
+        let writes = state
+            .writes
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        self.engine.apply_batch(ticket, writes);
+        self.engine.wait_visible(commit_ts.to_version());
+        Ok(commit_ts)
+    }
+
+    /// Writes a checkpoint without stopping readers or writers, then drops the WAL segments it
+    /// makes unnecessary. Returns the WAL position recovery will replay from.
+    pub fn checkpoint(&self) -> Result<u64, MvccError> {
+        // Every record before `lsn` belongs to a batch prepared before we read `lsn` (batches
+        // are prepared before their record is appended), so its version is <= `prepared`.
+        let lsn = self.wal.end_lsn();
+        let prepared = self.engine.max_prepared();
+        self.engine.wait_visible(prepared);
+        self.engine.checkpoint(lsn.0)?;
+        self.wal.remove_segments_before(lsn)?;
+        Ok(lsn.0)
+    }
+
+    /// Drops versions that no snapshot can see any more and that are older than Δgc.
+    pub fn gc(&self) -> Result<GcStats, MvccError> {
+        Ok(self.engine.gc(self.safe_point()?.to_version()))
+    }
+
+    /// The GC safe point: below every snapshot in use and at least Δgc in the past.
+    pub fn safe_point(&self) -> Result<Timestamp, MvccError> {
+        let now = self.clock.now()?;
+        let delayed = Timestamp {
+            physical_us: now
+                .physical_us
+                .saturating_sub(self.gc_delay.as_micros() as u64),
+            logical: 0,
+            node: 0,
+        };
+        let oldest = relock(&self.snapshots).keys().next().copied();
+        Ok(match oldest {
+            Some(s) if s < delayed => s,
+            _ => delayed,
+        })
+    }
+
+    pub(crate) fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    pub(crate) fn locks(&self) -> &LockManager {
+        &self.locks
+    }
+
+    pub(crate) fn register_snapshot(&self) -> Timestamp {
+        let mut snaps = relock(&self.snapshots);
+        // Read `visible` under the registry lock so the GC cannot pass it in between.
+        let ts = Timestamp::from_version(self.engine.visible());
+        *snaps.entry(ts).or_insert(0) += 1;
+        ts
+    }
+
+    fn register_snapshot_at(&self, ts: Timestamp) {
+        *relock(&self.snapshots).entry(ts).or_insert(0) += 1;
+    }
+
+    pub(crate) fn unregister_snapshot(&self, ts: Timestamp) {
+        let mut snaps = relock(&self.snapshots);
+        if let Some(n) = snaps.get_mut(&ts) {
+            *n -= 1;
+            if *n == 0 {
+                snaps.remove(&ts);
+            }
+        }
+    }
+}

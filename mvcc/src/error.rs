@@ -1,0 +1,78 @@
+//! The mvcc layer's error type.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::clock::Timestamp;
+use crate::txn::TxnId;
+
+/// Everything a transaction or the database can fail with. Each variant keeps its cause;
+/// [`MvccError::is_retryable`] says whether running the transaction again can succeed.
+#[derive(Debug, thiserror::Error)]
+pub enum MvccError {
+    /// A REPEATABLE READ transaction tried to write a row that a transaction invisible to its
+    /// snapshot has written (PostgreSQL's "could not serialize access due to concurrent update").
+    #[error("could not serialize access due to concurrent update")]
+    Serialization {
+        /// The contended key.
+        key: Vec<u8>,
+    },
+    /// This transaction was chosen as the victim of a lock cycle.
+    #[error("deadlock detected")]
+    Deadlock {
+        /// The transactions of the cycle, starting with the victim.
+        cycle: Vec<TxnId>,
+    },
+    /// A timestamp from another node was too far ahead of the local clock.
+    #[error(
+        "timestamp {received} is more than {max_offset:?} ahead of the local clock ({local_us} µs)"
+    )]
+    ClockOffset {
+        /// The refused timestamp.
+        received: Timestamp,
+        /// The local wall clock when it arrived.
+        local_us: u64,
+        /// The configured limit.
+        max_offset: Duration,
+    },
+    /// The redo log failed (I/O, corruption, or it refuses appends after a failed fsync).
+    #[error("write-ahead log: {0}")]
+    Wal(#[from] gnomon_wal::WalError),
+    /// The storage engine failed.
+    #[error("storage engine: {0}")]
+    Engine(#[from] gnomon_engine::EngineError),
+    /// A file of the mvcc layer itself (the clock ceiling) could not be read or written.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The clock's ceiling file is unreadable: refusing to start rather than risk issuing
+    /// timestamps below ones issued before.
+    #[error("clock file {} is corrupt; refusing to start (timestamps could go backwards)", path.display())]
+    CorruptClockFile {
+        /// The file.
+        path: PathBuf,
+    },
+    /// A WAL record passed its checksum but does not decode as a commit record.
+    #[error("malformed commit record at LSN {lsn}: {reason}")]
+    MalformedRecord {
+        /// Where it is.
+        lsn: u64,
+        /// What is wrong.
+        reason: &'static str,
+    },
+}
+
+impl MvccError {
+    /// True when running the whole transaction again may succeed (serialization failures and
+    /// deadlock victims); false for errors that will repeat.
+    pub fn is_retryable(&self) -> bool {
+        matches!(
+            self,
+            MvccError::Serialization { .. } | MvccError::Deadlock { .. }
+        )
+    }
+}

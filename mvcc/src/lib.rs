@@ -1,0 +1,76 @@
+//! # gnomon-mvcc: transactions over the versioned engine and the redo log
+//!
+//! This layer turns the engine's versioned key-value store and the WAL into transactions with
+//! PostgreSQL's isolation behaviour. It owns the hybrid logical clock, snapshots, row write
+//! locks (the seed of the lock manager), the commit pipeline and recovery.
+//!
+//! ## Guarantees
+//!
+//! - **Atomic, durable commits.** A transaction's writes travel in one WAL record
+//!   ([`record`]); `commit` returns `Ok` only after that record is fsynced by the group-commit
+//!   writer and the writes are visible.
+//! - **Snapshots.** A transaction reads at a snapshot timestamp: every transaction that committed
+//!   at or before it, completely, and nothing else. READ COMMITTED takes a new snapshot per
+//!   statement; REPEATABLE READ keeps one for the whole transaction. Readers take no locks and
+//!   never wait for writers.
+//! - **Write-write conflicts as in PostgreSQL.** A second writer of a row waits for the first.
+//!   If the first commits, a REPEATABLE READ writer fails with a retryable serialization error
+//!   and a READ COMMITTED writer goes on with the newest version ([`Txn::get_for_update`]); if
+//!   the first aborts, the second goes on. Lock cycles are found when the closing edge is added;
+//!   the youngest transaction of the cycle fails with a deadlock error.
+//! - **Time never goes backwards**, across restarts too: see [`clock`].
+//!
+//! ## Invariants
+//!
+//! 1. Commit timestamps are taken and registered with the engine (`prepare_batch`) under one
+//!    mutex, so registered versions strictly increase.
+//! 2. A batch is registered *before* its WAL record is appended, and applied to the engine only
+//!    after the record is durable. Hence every WAL record before a position read at time t
+//!    belongs to a batch registered before t (what makes checkpoints correct).
+//! 3. The engine's `visible()` watermark only passes a version when every batch at or below it
+//!    is fully applied (or abandoned after a WAL failure). Snapshots are taken from it, so no
+//!    snapshot ever sees part of a transaction.
+//! 4. `commit` returns only after `visible() >= commit_ts`: a snapshot taken after the client
+//!    was told "committed" includes the transaction.
+//! 5. Row locks are released only after the holder's writes are visible (or discarded), so the
+//!    next writer's conflict check sees the previous writer's version.
+//! 6. The GC safe point stays below every registered snapshot and at least Δgc in the past.
+//!
+//! ## Data
+//!
+//! ```text
+//!  Txn (live handle) ──────────── TxnState (plain, serde: WAL, 2PC, other nodes)
+//!   │ undo log, held locks          { id, isolation, snapshot, writes: key -> Option<value>, status }
+//!   ▼
+//!  commit:  ┌ commit_order mutex ┐
+//!           │ ts = clock.now()   │  WAL record = ts | txn id | writes      (record.rs)
+//!           │ engine.prepare(ts) │──► wal.append ──► group fsync ──► engine.apply(ts, writes)
+//!           └────────────────────┘                                  └─► wait visible(ts) ─► Ok(ts)
+//!
+//!  engine keys:  user key bytes ++ version (newest first)   version = HLC ts as u128
+//!                ⟨physical µs:64 | logical:32 | node:32⟩
+//!  data dir:     LOCK  checkpoint files  clock (HLC ceiling)  wal/<segments>
+//! ```
+//!
+//! ## Deliberately left out (for now)
+//!
+//! - SERIALIZABLE is snapshot isolation (write skew is allowed); SSI comes with the locking
+//!   issue, as do shared/intention lock modes, escalation and lock waits with timeouts.
+//! - Writes are buffered in the transaction until commit; there are no provisional versions in
+//!   the engine, so a huge transaction's write set lives in memory.
+//! - One WAL stream. With several, each commit record carries its HLC commit timestamp and
+//!   recovery merges streams by it; see the `gnomon-wal` essay.
+
+pub mod clock;
+mod db;
+mod error;
+pub mod locks;
+pub mod record;
+mod txn;
+
+pub use clock::{Clock, NodeId, SystemClock, Timestamp, WallClock};
+pub use db::{Db, DbOptions, RecoveryStats};
+pub use error::MvccError;
+pub use gnomon_engine::GcStats;
+pub use gnomon_wal::SyncPolicy;
+pub use txn::{Isolation, Savepoint, ScanIter, Txn, TxnId, TxnState, TxnStatus};

@@ -1,0 +1,333 @@
+//! Transactions: the serializable [`TxnState`] and the live [`Txn`] handle around it.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::ops::Bound;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+
+use crate::clock::Timestamp;
+use crate::db::Db;
+use crate::error::MvccError;
+use crate::locks::Acquired;
+
+/// Identifies a transaction. Larger ids are younger: the deadlock detector aborts the largest.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct TxnId(pub u64);
+
+impl fmt::Display for TxnId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+/// Isolation levels, as PostgreSQL names them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Isolation {
+    /// Each statement sees what was committed before it started ([`Txn::new_statement`]).
+    ReadCommitted,
+    /// Snapshot isolation: the whole transaction sees one snapshot; writing a row that changed
+    /// after the snapshot fails with a serialization error.
+    RepeatableRead,
+    /// NB: currently the same as [`Isolation::RepeatableRead`] (write skew is possible); true
+    /// serializability (SSI) comes with the locking issue.
+    Serializable,
+}
+
+/// Where a transaction is in its life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TxnStatus {
+    /// Reading and writing.
+    Active,
+    /// Durable and visible at this timestamp.
+    Committed(Timestamp),
+    /// Rolled back; none of its writes are visible.
+    Aborted,
+}
+
+/// Everything that defines a transaction, as plain data: what 2PC persists and sends between
+/// nodes, and what [`Db::resume`] turns back into a live [`Txn`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TxnState {
+    /// The transaction's id.
+    pub id: TxnId,
+    /// Its isolation level.
+    pub isolation: Isolation,
+    /// What it reads: versions committed at or before this timestamp.
+    pub snapshot: Timestamp,
+    /// Buffered writes, applied at commit; `None` deletes the key.
+    pub writes: BTreeMap<Vec<u8>, Option<Bytes>>,
+    /// Where it is in its life.
+    pub status: TxnStatus,
+}
+
+/// A position in a transaction's writes to return to ([`Txn::rollback_to`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Savepoint(usize);
+
+/// A live transaction. Reads see the snapshot plus the transaction's own writes; writes take a
+/// row lock and are buffered until commit. Dropping an unfinished `Txn` rolls it back.
+pub struct Txn {
+    db: Arc<Db>,
+    state: TxnState,
+    /// For each write, the key and the write-set entry it replaced (None = there was none).
+    undo: Vec<(Vec<u8>, Option<Option<Bytes>>)>,
+    /// Row locks held, released at commit or rollback.
+    locked: Vec<Vec<u8>>,
+    finished: bool,
+}
+
+impl fmt::Debug for Txn {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Txn")
+            .field("id", &self.state.id)
+            .field("isolation", &self.state.isolation)
+            .field("snapshot", &self.state.snapshot)
+            .field("writes", &self.state.writes.len())
+            .finish()
+    }
+}
+
+impl Txn {
+    pub(crate) fn new(db: Arc<Db>, state: TxnState, locked: Vec<Vec<u8>>) -> Txn {
+        Txn {
+            db,
+            state,
+            undo: Vec::new(),
+            locked,
+            finished: false,
+        }
+    }
+
+    /// The transaction's id.
+    pub fn id(&self) -> TxnId {
+        self.state.id
+    }
+
+    /// The transaction's state as plain serializable data.
+    pub fn state(&self) -> &TxnState {
+        &self.state
+    }
+
+    /// The snapshot reads currently use.
+    pub fn snapshot(&self) -> Timestamp {
+        self.state.snapshot
+    }
+
+    /// True if the transaction has buffered writes.
+    pub fn has_writes(&self) -> bool {
+        !self.state.writes.is_empty()
+    }
+
+    /// The value of `key` in this transaction's view: its own write if any, else the newest
+    /// version at its snapshot. Never blocks on writers.
+    pub fn get(&self, key: &[u8]) -> Result<Option<Bytes>, MvccError> {
+        if let Some(own) = self.state.writes.get(key) {
+            return Ok(own.clone());
+        }
+        Ok(self.db.engine().get(key, self.state.snapshot.to_version()))
+    }
+
+    /// Locks `key` for writing and returns the value a write would replace: the transaction's
+    /// own write if any; else, at READ COMMITTED, the newest committed version (which may be
+    /// newer than the statement's snapshot: PostgreSQL's re-check of an updated row); at
+    /// REPEATABLE READ the snapshot's version, or [`MvccError::Serialization`] if the row changed
+    /// after the snapshot.
+    pub fn get_for_update(&mut self, key: &[u8]) -> Result<Option<Bytes>, MvccError> {
+        self.lock_for_write(key)?;
+        if let Some(own) = self.state.writes.get(key) {
+            return Ok(own.clone());
+        }
+        let at = match self.state.isolation {
+            Isolation::ReadCommitted => self.db.engine().visible(),
+            _ => self.state.snapshot.to_version(),
+        };
+        Ok(self.db.engine().get(key, at))
+    }
+
+    /// Key-ordered scan of `[start, end)` bounds in this transaction's view (own writes merged
+    /// over the snapshot), forward or reverse.
+    pub fn scan(
+        &self,
+        start: Bound<Vec<u8>>,
+        end: Bound<Vec<u8>>,
+        reverse: bool,
+    ) -> Result<Vec<(Vec<u8>, Bytes)>, MvccError> {
+        Ok(self.scan_iter(start, end, reverse)?.collect())
+    }
+
+    /// Streaming form of [`Txn::scan`].
+    pub fn scan_iter(
+        &self,
+        start: Bound<Vec<u8>>,
+        end: Bound<Vec<u8>>,
+        reverse: bool,
+    ) -> Result<ScanIter<'_>, MvccError> {
+        let own: Box<dyn Iterator<Item = (&Vec<u8>, &Option<Bytes>)> + '_> = {
+            let range = self
+                .state
+                .writes
+                .range::<Vec<u8>, _>((start.clone(), end.clone()));
+            if reverse {
+                Box::new(range.rev())
+            } else {
+                Box::new(range)
+            }
+        };
+        let committed =
+            self.db
+                .engine()
+                .scan(start, end, self.state.snapshot.to_version(), reverse);
+        Ok(ScanIter {
+            committed: committed.peekable(),
+            own: own.peekable(),
+            reverse,
+        })
+    }
+
+    /// Writes `value` under `key`, taking the row's write lock (waiting for another writer).
+    pub fn put(&mut self, key: &[u8], value: Bytes) -> Result<(), MvccError> {
+        self.write(key, Some(value))
+    }
+
+    /// Deletes `key` (a tombstone at commit), taking the row's write lock.
+    pub fn delete(&mut self, key: &[u8]) -> Result<(), MvccError> {
+        self.write(key, None)
+    }
+
+    fn write(&mut self, key: &[u8], value: Option<Bytes>) -> Result<(), MvccError> {
+        self.lock_for_write(key)?;
+        let previous = self.state.writes.insert(key.to_vec(), value);
+        self.undo.push((key.to_vec(), previous));
+        Ok(())
+    }
+
+    fn lock_for_write(&mut self, key: &[u8]) -> Result<(), MvccError> {
+        if self.db.locks().lock_row(self.state.id, key)? == Acquired::New {
+            self.locked.push(key.to_vec());
+            if self.state.isolation != Isolation::ReadCommitted {
+                if let Some(latest) = self.db.engine().latest_version(key) {
+                    if latest > self.state.snapshot.to_version() {
+                        return Err(MvccError::Serialization { key: key.to_vec() });
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// READ COMMITTED: the next statement reads a fresh snapshot. No effect at higher levels.
+    pub fn new_statement(&mut self) {
+        if self.state.isolation == Isolation::ReadCommitted {
+            let fresh = self.db.register_snapshot();
+            self.db.unregister_snapshot(self.state.snapshot);
+            self.state.snapshot = fresh;
+        }
+    }
+
+    /// Marks the current position of the write set.
+    pub fn savepoint(&self) -> Savepoint {
+        Savepoint(self.undo.len())
+    }
+
+    /// Undoes every write made after `sp`. Row locks taken since are kept until the end of the
+    /// transaction (NB: PostgreSQL releases them; keeping them is safe, only less concurrent).
+    pub fn rollback_to(&mut self, sp: Savepoint) {
+        while self.undo.len() > sp.0 {
+            let Some((key, previous)) = self.undo.pop() else {
+                break;
+            };
+            match previous {
+                Some(v) => {
+                    self.state.writes.insert(key, v);
+                }
+                None => {
+                    self.state.writes.remove(&key);
+                }
+            }
+        }
+    }
+
+    /// Commits: one WAL record, group fsync, then visibility. When this returns `Ok`, the
+    /// transaction is durable and every snapshot taken afterwards sees it. A read-only
+    /// transaction writes nothing and returns its snapshot.
+    pub fn commit(mut self) -> Result<Timestamp, MvccError> {
+        self.finished = true;
+        let result = if self.state.writes.is_empty() {
+            Ok(self.state.snapshot)
+        } else {
+            self.db.commit(&self.state)
+        };
+        self.state.status = match result {
+            Ok(ts) => TxnStatus::Committed(ts),
+            Err(_) => TxnStatus::Aborted,
+        };
+        self.release();
+        result
+    }
+
+    /// Rolls back: nothing the transaction wrote becomes visible.
+    pub fn rollback(mut self) {
+        self.finished = true;
+        self.state.status = TxnStatus::Aborted;
+        self.release();
+    }
+
+    fn release(&mut self) {
+        self.db
+            .locks()
+            .release_all(self.state.id, self.locked.iter());
+        self.locked.clear();
+        self.db.unregister_snapshot(self.state.snapshot);
+    }
+}
+
+impl Drop for Txn {
+    fn drop(&mut self) {
+        if !self.finished {
+            self.state.status = TxnStatus::Aborted;
+            self.release();
+        }
+    }
+}
+
+/// Merges the committed snapshot with the transaction's own writes, in key order.
+pub struct ScanIter<'a> {
+    committed: std::iter::Peekable<gnomon_engine::Scan>,
+    own: std::iter::Peekable<Box<dyn Iterator<Item = (&'a Vec<u8>, &'a Option<Bytes>)> + 'a>>,
+    reverse: bool,
+}
+
+impl Iterator for ScanIter<'_> {
+    type Item = (Vec<u8>, Bytes);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            let take_own = match (self.committed.peek(), self.own.peek()) {
+                (None, None) => return None,
+                (Some(_), None) => false,
+                (None, Some(_)) => true,
+                (Some((ck, _)), Some((ok, _))) => {
+                    let ord = ck.as_slice().cmp(ok.as_slice());
+                    if ord == std::cmp::Ordering::Equal {
+                        self.committed.next(); // shadowed by the transaction's own write
+                        true
+                    } else {
+                        (ord == std::cmp::Ordering::Greater) != self.reverse
+                    }
+                }
+            };
+            if take_own {
+                let (k, v) = self.own.next()?;
+                if let Some(v) = v {
+                    return Some((k.clone(), v.clone()));
+                }
+                // own delete: skip
+            } else {
+                return self.committed.next();
+            }
+        }
+    }
+}
