@@ -1,0 +1,527 @@
+//! `Engine`: the public face of the storage layer.
+
+use std::cmp::Ordering;
+use std::fs;
+use std::iter::Peekable;
+use std::ops::Bound;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+
+use bytes::Bytes;
+
+use crate::checkpoint::{self, Checkpoint, CheckpointWriter};
+use crate::dirlock::DirLock;
+use crate::key::{cmp_versioned, newest_at, Found};
+use crate::layers::Layers;
+use crate::memtable::{MemTable, WriteGuard};
+use crate::scan::Scan;
+use crate::visibility::Visibility;
+use crate::{EngineError, Value, Version};
+
+/// Tuning knobs. `EngineOptions::default()` is what production uses.
+#[derive(Clone, Debug)]
+pub struct EngineOptions {
+    /// Target size of a checkpoint data block in bytes (a block closes once it reaches this).
+    /// Smaller blocks make point reads from a checkpoint cheaper, larger ones make the index
+    /// smaller. Default 4096.
+    pub checkpoint_block_size: usize,
+    /// fsync checkpoint files and the directory. Default `true`; turning it off loses
+    /// crash safety and exists only for tests and benchmarks.
+    pub fsync: bool,
+}
+
+impl Default for EngineOptions {
+    fn default() -> Self {
+        EngineOptions {
+            checkpoint_block_size: 4096,
+            fsync: true,
+        }
+    }
+}
+
+/// A checkpoint file that `Engine::open` could not use.
+#[derive(Debug)]
+pub struct SkippedCheckpoint {
+    /// The file.
+    pub path: PathBuf,
+    /// Why it was rejected (corruption, truncation, unknown format, I/O).
+    pub error: EngineError,
+}
+
+/// What `Engine::open` found on disk.
+#[derive(Debug, Default)]
+pub struct RecoveryReport {
+    /// The checkpoint loaded, if any.
+    pub checkpoint: Option<PathBuf>,
+    /// The loaded checkpoint's WAL LSN (0 without one): replay the WAL from here.
+    pub wal_lsn: u64,
+    /// Newer checkpoints that failed validation and were passed over, newest first.
+    pub skipped: Vec<SkippedCheckpoint>,
+}
+
+/// Result of one `Engine::checkpoint`.
+#[derive(Clone, Debug)]
+pub struct CheckpointInfo {
+    /// The new checkpoint file.
+    pub path: PathBuf,
+    /// The WAL LSN it is stamped with.
+    pub wal_lsn: u64,
+    /// Versions written (values and tombstones).
+    pub entries: u64,
+    /// Data blocks written.
+    pub blocks: u64,
+    /// File size in bytes.
+    pub bytes: u64,
+    /// Versions dropped during the merge because the GC safe point no longer needs them.
+    pub versions_dropped: u64,
+    /// Older checkpoint files deleted afterwards.
+    pub files_removed: usize,
+}
+
+/// Result of one `Engine::gc`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct GcStats {
+    /// Versions removed from the memtables now.
+    pub versions_removed: u64,
+    /// Memtable versions looked at.
+    pub versions_examined: u64,
+}
+
+/// Permission to apply one batch, returned by [`Engine::prepare_batch`].
+///
+/// Pass it to [`Engine::apply_batch`] or [`Engine::abandon_batch`]. NB: dropping a ticket
+/// without either abandons the batch, so a panicking or erroring caller cannot stall
+/// visibility forever.
+#[derive(Debug)]
+pub struct BatchTicket {
+    version: Version,
+    visibility: Arc<Visibility>,
+    settled: bool,
+}
+
+impl BatchTicket {
+    /// The version this batch writes at.
+    pub fn version(&self) -> Version {
+        self.version
+    }
+}
+
+impl Drop for BatchTicket {
+    fn drop(&mut self) {
+        if !self.settled {
+            self.visibility.abandon(self.version);
+        }
+    }
+}
+
+/// Versioned key-value storage. `Send + Sync`; share it through `Arc<Engine>`.
+pub struct Engine {
+    dir: PathBuf,
+    opts: EngineOptions,
+    layers: RwLock<Arc<Layers>>,
+    visibility: Arc<Visibility>,
+    /// Serialises checkpoints; holds the next checkpoint sequence number.
+    checkpoint_seq: Mutex<u64>,
+    /// The highest safe point `gc` was given; applied to checkpoint data at the next merge.
+    gc_safe_point: Mutex<Version>,
+    recovery: RecoveryReport,
+    _lock: DirLock,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("dir", &self.dir)
+            .field("visible", &self.visible())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Engine {
+    /// Opens `dir` (creating it), takes the directory lock file (a second engine on the same
+    /// directory, in any process, gets [`EngineError::Locked`]), and loads the newest valid
+    /// checkpoint. Newer checkpoints that fail validation are skipped, logged to stderr and
+    /// listed in [`Engine::recovery_report`]. Returns the loaded checkpoint's WAL LSN (0 if
+    /// none): the caller replays the WAL from there through [`Engine::apply_recovered`].
+    pub fn open(dir: &Path, opts: EngineOptions) -> Result<(Engine, u64), EngineError> {
+        fs::create_dir_all(dir).map_err(|e| EngineError::io("create dir", dir, e))?;
+        let lock = DirLock::acquire(dir)?;
+        let files = checkpoint::list(dir)?;
+        let next_seq = files.first().map_or(1, |(seq, _)| seq + 1);
+        let mut report = RecoveryReport::default();
+        let mut loaded = None;
+        for (seq, path) in files {
+            match Checkpoint::open(&path, seq) {
+                Ok(found) => {
+                    loaded = Some(Arc::new(found));
+                    break;
+                }
+                Err(error) => {
+                    eprintln!("gnomon-engine: skipping checkpoint: {error}");
+                    report.skipped.push(SkippedCheckpoint { path, error });
+                }
+            }
+        }
+        let recovered_version = loaded.as_ref().map_or(Version::MIN, |c| c.max_version());
+        report.wal_lsn = loaded.as_ref().map_or(0, |c| c.wal_lsn());
+        report.checkpoint = loaded.as_ref().map(|c| c.path().to_path_buf());
+        let wal_lsn = report.wal_lsn;
+        let engine = Engine {
+            dir: dir.to_path_buf(),
+            opts,
+            layers: RwLock::new(Arc::new(Layers {
+                active: Arc::new(MemTable::new()),
+                frozen: Vec::new(),
+                checkpoint: loaded,
+            })),
+            visibility: Visibility::new(recovered_version),
+            checkpoint_seq: Mutex::new(next_seq),
+            gc_safe_point: Mutex::new(Version::MIN),
+            recovery: report,
+            _lock: lock,
+        };
+        Ok((engine, wal_lsn))
+    }
+
+    /// What `open` found on disk (loaded checkpoint, skipped corrupt ones).
+    pub fn recovery_report(&self) -> &RecoveryReport {
+        &self.recovery
+    }
+
+    /// The data directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The current layer set. Held only for the Arc clone: readers never wait on writers.
+    fn layers(&self) -> Arc<Layers> {
+        self.layers
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Newest version of `key` with version <= `at`: `None` if there is none or it is a
+    /// tombstone. A snapshot `at <= visible()` gives a stable, batch-atomic answer.
+    pub fn get(&self, key: &[u8], at: Version) -> Option<Value> {
+        let layers = self.layers();
+        let mut best: Option<Found> = None;
+        for i in 0..layers.count() {
+            let Some(source) = layers.source(i) else {
+                continue;
+            };
+            if let Some(found) = newest_at(source, key, at) {
+                if best.as_ref().is_none_or(|b| found.version > b.version) {
+                    best = Some(found);
+                }
+            }
+        }
+        best.and_then(|found| found.value)
+    }
+
+    /// Newest version of `key` at any time, tombstones included (for write-conflict checks).
+    pub fn latest_version(&self, key: &[u8]) -> Option<Version> {
+        let layers = self.layers();
+        (0..layers.count())
+            .filter_map(|i| layers.source(i))
+            .filter_map(|source| newest_at(source, key, Version::MAX))
+            .map(|found| found.version)
+            .max()
+    }
+
+    /// Range scan at snapshot `at`: per user key in `[start, end]` (per the bounds) its newest
+    /// version <= `at`, tombstones skipped; ascending keys, or descending with `reverse`.
+    pub fn scan(
+        &self,
+        start: Bound<Vec<u8>>,
+        end: Bound<Vec<u8>>,
+        at: Version,
+        reverse: bool,
+    ) -> Scan {
+        Scan::new(self.layers(), start, end, at, reverse)
+    }
+
+    /// Registers an in-flight batch at `version`. Versions must strictly increase across
+    /// calls (and exceed everything recovered), else [`EngineError::VersionNotIncreasing`].
+    /// Until the ticket is applied or abandoned, `visible()` stays below `version`.
+    pub fn prepare_batch(&self, version: Version) -> Result<BatchTicket, EngineError> {
+        self.visibility.prepare(version)?;
+        Ok(BatchTicket {
+            version,
+            visibility: Arc::clone(&self.visibility),
+            settled: false,
+        })
+    }
+
+    /// Inserts the batch (`None` = tombstone) and publishes it: `visible()` passes its version
+    /// once every earlier prepared batch is applied or abandoned too.
+    pub fn apply_batch(&self, mut ticket: BatchTicket, writes: Vec<(Vec<u8>, Option<Value>)>) {
+        self.insert_all(ticket.version, writes);
+        ticket.settled = true;
+        self.visibility.applied(ticket.version);
+    }
+
+    /// Abandons a prepared batch (e.g. its WAL write failed) so visibility can move on.
+    pub fn abandon_batch(&self, mut ticket: BatchTicket) {
+        ticket.settled = true;
+        self.visibility.abandon(ticket.version);
+    }
+
+    /// Recovery only (WAL replay): applies a batch at any version, idempotently and in any
+    /// order. Afterwards `max_prepared() >= version`, and `visible() >= version` provided no
+    /// prepared batch is in flight (there is none during recovery).
+    pub fn apply_recovered(&self, version: Version, writes: Vec<(Vec<u8>, Option<Value>)>) {
+        self.insert_all(version, writes);
+        self.visibility.recovered(version);
+    }
+
+    /// Inserts a whole batch into one memtable, registered as a writer so that a checkpoint
+    /// freezing that memtable waits until the batch is completely in it.
+    fn insert_all(&self, version: Version, writes: Vec<(Vec<u8>, Option<Value>)>) {
+        let guard = {
+            let layers = self.layers.read().unwrap_or_else(PoisonError::into_inner);
+            // NB: registering under the read lock is what makes the freeze safe: once the
+            // checkpoint has swapped the layer set, every writer of the old memtable is counted.
+            layers.active.begin_write();
+            WriteGuard {
+                mem: Arc::clone(&layers.active),
+            }
+        };
+        for (key, value) in writes {
+            guard.mem.insert(Bytes::from(key), version, value);
+        }
+        drop(guard);
+    }
+
+    /// Every batch with version <= `visible()` is completely applied (and no batch still in
+    /// flight has a version <= it). Readers use this as their snapshot.
+    pub fn visible(&self) -> Version {
+        self.visibility.visible()
+    }
+
+    /// The newest version prepared or recovered so far.
+    pub fn max_prepared(&self) -> Version {
+        self.visibility.max_prepared()
+    }
+
+    /// Blocks until `visible() >= version`.
+    pub fn wait_visible(&self, version: Version) {
+        self.visibility.wait_visible(version)
+    }
+
+    /// Writes a full checkpoint stamped with `wal_lsn` (the caller guarantees every WAL record
+    /// before `wal_lsn` is applied), without stopping readers or writers, then removes older
+    /// checkpoint files. Versions below the last GC safe point that no snapshot at or after it
+    /// can see are dropped in the merge. Checkpoints run one at a time.
+    pub fn checkpoint(&self, wal_lsn: u64) -> Result<CheckpointInfo, EngineError> {
+        let mut next_seq = self
+            .checkpoint_seq
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let visible_at_start = self.visible();
+
+        // 1. Freeze: new writes go to a fresh memtable from here on.
+        let frozen_set = {
+            let mut slot = self.layers.write().unwrap_or_else(PoisonError::into_inner);
+            let mut frozen = slot.frozen.clone();
+            frozen.push(Arc::clone(&slot.active));
+            *slot = Arc::new(Layers {
+                active: Arc::new(MemTable::new()),
+                frozen,
+                checkpoint: slot.checkpoint.clone(),
+            });
+            Arc::clone(&slot)
+        };
+        for mem in &frozen_set.frozen {
+            mem.wait_for_writers();
+        }
+
+        // 2. Merge frozen memtables and the previous checkpoint into a new file.
+        let seq = *next_seq;
+        *next_seq += 1;
+        let final_path = self.dir.join(checkpoint::file_name(seq));
+        let temp_path = final_path.with_extension("tmp");
+        let safe_point = *self
+            .gc_safe_point
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let mut writer = CheckpointWriter::create(&temp_path, self.opts.checkpoint_block_size)?;
+        let mut versions_dropped = 0u64;
+        let mut sources: Vec<Box<dyn Iterator<Item = Found> + '_>> = Vec::new();
+        for mem in frozen_set.frozen.iter().rev() {
+            sources.push(Box::new(mem.iter()));
+        }
+        if let Some(old) = &frozen_set.checkpoint {
+            sources.push(Box::new(old.iter()));
+        }
+        let mut gc = GcFilter::new(safe_point);
+        for found in MergeSorted::new(sources) {
+            if gc.keep(&found) {
+                writer.add(&found.user, found.version, found.value.as_deref())?;
+            } else {
+                versions_dropped += 1;
+            }
+        }
+        let base_max = frozen_set
+            .checkpoint
+            .as_ref()
+            .map_or(Version::MIN, |c| c.max_version());
+        let stats = writer.finish(wal_lsn, visible_at_start.max(base_max), self.opts.fsync)?;
+        fs::rename(&temp_path, &final_path)
+            .map_err(|e| EngineError::io("rename", &final_path, e))?;
+        if self.opts.fsync {
+            checkpoint::sync_dir(&self.dir)?;
+        }
+        let installed = Arc::new(Checkpoint::open(&final_path, seq)?);
+
+        // 3. Install: readers switch to (active, newer frozen, new checkpoint).
+        {
+            let mut slot = self.layers.write().unwrap_or_else(PoisonError::into_inner);
+            let still_frozen = slot
+                .frozen
+                .iter()
+                .filter(|mem| !frozen_set.frozen.iter().any(|m| Arc::ptr_eq(m, mem)))
+                .cloned()
+                .collect();
+            *slot = Arc::new(Layers {
+                active: Arc::clone(&slot.active),
+                frozen: still_frozen,
+                checkpoint: Some(Arc::clone(&installed)),
+            });
+        }
+
+        // 4. Older checkpoint files (valid or not) are no longer needed.
+        let mut files_removed = 0;
+        for (old_seq, path) in checkpoint::list(&self.dir)? {
+            if old_seq < installed.seq() {
+                fs::remove_file(&path).map_err(|e| EngineError::io("remove", &path, e))?;
+                files_removed += 1;
+            }
+        }
+        if files_removed > 0 && self.opts.fsync {
+            checkpoint::sync_dir(&self.dir)?;
+        }
+        Ok(CheckpointInfo {
+            path: final_path,
+            wal_lsn,
+            entries: stats.entries,
+            blocks: stats.blocks,
+            bytes: stats.bytes,
+            versions_dropped,
+            files_removed,
+        })
+    }
+
+    /// Drops versions no snapshot >= `safe_point` can see. Rule, per user key: keep every
+    /// version > `safe_point` and the newest version <= `safe_point`, drop the older ones.
+    /// Memtable versions go now; checkpoint versions at the next checkpoint merge.
+    ///
+    /// NB: the newest version <= `safe_point` is kept even when it is a tombstone. WAL replay
+    /// after a crash may re-insert an older version of the key (from a record past the
+    /// checkpoint's LSN), and only the tombstone keeps that resurrected version hidden.
+    /// Reads at snapshots < `safe_point` are no longer guaranteed afterwards.
+    pub fn gc(&self, safe_point: Version) -> GcStats {
+        {
+            let mut remembered = self
+                .gc_safe_point
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            *remembered = (*remembered).max(safe_point);
+        }
+        let layers = self.layers();
+        let mut stats = GcStats::default();
+        for mem in std::iter::once(&layers.active).chain(layers.frozen.iter()) {
+            let one = mem.gc(safe_point);
+            stats.versions_removed += one.removed;
+            stats.versions_examined += one.examined;
+        }
+        stats
+    }
+
+    /// Number of versions in the memtables (active + frozen); for tests and metrics.
+    pub fn memtable_len(&self) -> usize {
+        let layers = self.layers();
+        layers.active.len() + layers.frozen.iter().map(|m| m.len()).sum::<usize>()
+    }
+}
+
+/// Applies the GC rule to a stream in (key asc, version desc) order.
+struct GcFilter {
+    safe_point: Version,
+    user: Option<Bytes>,
+    kept_one_at_or_below: bool,
+}
+
+impl GcFilter {
+    fn new(safe_point: Version) -> Self {
+        GcFilter {
+            safe_point,
+            user: None,
+            kept_one_at_or_below: false,
+        }
+    }
+
+    fn keep(&mut self, found: &Found) -> bool {
+        if self.user.as_ref() != Some(&found.user) {
+            self.user = Some(found.user.clone());
+            self.kept_one_at_or_below = false;
+        }
+        if found.version > self.safe_point {
+            return true;
+        }
+        !std::mem::replace(&mut self.kept_one_at_or_below, true)
+    }
+}
+
+/// Merges sorted streams; on equal (key, version) the earlier stream wins, the rest are
+/// skipped (the same batch replayed twice has the same content).
+struct MergeSorted<'a> {
+    sources: Vec<Peekable<Box<dyn Iterator<Item = Found> + 'a>>>,
+}
+
+impl<'a> MergeSorted<'a> {
+    fn new(sources: Vec<Box<dyn Iterator<Item = Found> + 'a>>) -> Self {
+        MergeSorted {
+            sources: sources.into_iter().map(Iterator::peekable).collect(),
+        }
+    }
+}
+
+impl Iterator for MergeSorted<'_> {
+    type Item = Found;
+
+    fn next(&mut self) -> Option<Found> {
+        let mut min: Option<(usize, Bytes, Version)> = None;
+        for (i, source) in self.sources.iter_mut().enumerate() {
+            if let Some(head) = source.peek() {
+                let smaller = match &min {
+                    None => true,
+                    Some((_, user, version)) => {
+                        cmp_versioned(&head.user, head.version, user, *version) == Ordering::Less
+                    }
+                };
+                if smaller {
+                    min = Some((i, head.user.clone(), head.version));
+                }
+            }
+        }
+        let (winner, user, version) = min?;
+        let found = self.sources.get_mut(winner)?.next();
+        for source in &mut self.sources {
+            while source
+                .peek()
+                .is_some_and(|h| h.version == version && h.user == user)
+            {
+                source.next();
+            }
+        }
+        found
+    }
+}
+
+// Compile-time check of the contract: the engine is shared across threads.
+const _: fn() = || {
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<Engine>();
+    assert_send_sync::<BatchTicket>();
+};

@@ -1,0 +1,92 @@
+//! # gnomon-engine: versioned key-value storage
+//!
+//! The engine stores, for every user key, a chain of versions. A version is an opaque
+//! [`Version`] (`u128`, bigger = newer) chosen by the layer above (mvcc's HLC timestamps).
+//! Reads happen *at a snapshot*: "the newest version <= `at`". The engine knows nothing of
+//! transactions, SQL, or the WAL; the mvcc crate orchestrates the WAL and the engine.
+//!
+//! ## Guarantees
+//!
+//! - **Snapshot reads.** [`Engine::get`] and [`Engine::scan`] return, per key, the newest
+//!   version <= the snapshot; tombstones (`None` values) hide older versions and are never
+//!   returned.
+//! - **Atomic, ordered visibility.** Batches are prepared in strictly increasing version
+//!   order and may be applied in any order; [`Engine::visible`] is a watermark that only
+//!   passes a version once every batch at or below it is completely applied (or abandoned).
+//!   A reader whose snapshot is <= `visible()` sees every batch entirely or not at all.
+//! - **Readers never block on writers.** The memtable is a lock-free skiplist; the layer set
+//!   is an `Arc` swapped under a lock held only for a pointer copy. Checkpoints run alongside
+//!   reads and writes.
+//! - **Crash-safe checkpoints.** A checkpoint is written to a temp file, fsynced, renamed, and
+//!   the directory fsynced; every block is CRC-checked. Recovery loads the newest checkpoint
+//!   that validates and says which newer ones it skipped ([`Engine::recovery_report`]).
+//! - **One engine per directory.** An exclusive `flock` on `<dir>/LOCK` refuses a second
+//!   engine, in this or another process ([`EngineError::Locked`]).
+//!
+//! ## Invariants
+//!
+//! 1. Entries are ordered by (user key ascending, version DESCENDING) everywhere: memtables,
+//!    checkpoint files, merges. A point read at `at` is one seek to `(key, at)`.
+//! 2. A batch is inserted entirely into one memtable; its writer is registered on that
+//!    memtable (under the layer lock) until the last insert, so a frozen memtable is complete
+//!    once its writer count reaches zero.
+//! 3. `visible()` never decreases, and never passes a prepared batch that is still being
+//!    applied.
+//! 4. Every version not garbage-collected is in exactly one of: the active memtable, a frozen
+//!    memtable, the checkpoint (duplicates across layers are allowed and are identical).
+//! 5. A checkpoint file is never modified after its rename; a newer one replaces it whole.
+//! 6. GC never removes the newest version <= the safe point of a key, even a tombstone.
+//!
+//! ## Data layout
+//!
+//! ```text
+//!            readers/writers                       Engine::checkpoint (one at a time)
+//!                  |                                         |
+//!   RwLock<Arc<Layers>> (held only to clone the Arc)         | 1. freeze: swap in a new active
+//!                  |                                         | 2. merge frozen + old checkpoint
+//!   +--------------+------------------+-------------------+  |    (+ GC) into a new file
+//!   | active       | frozen...        | checkpoint        |  | 3. swap to (active, new ckpt)
+//!   | SkipMap      | SkipMap (no new  | mmapped file,     |  | 4. delete older files
+//!   | (all writes) |  writers)        | block index       |
+//!   +--------------+------------------+-------------------+
+//!
+//!   key order inside every layer:
+//!     ("apple", v9) ("apple", v4) ("apple", v1 tombstone) ("pear", v7) ("pear", v2) ...
+//!      newest ------------------------------> oldest      newest ------> oldest
+//!
+//!   data dir:  LOCK   checkpoint-00000000000000000007.ckpt   (checkpoint-*.tmp while writing)
+//! ```
+//!
+//! The checkpoint file format is documented byte by byte in `checkpoint.rs`, next to its
+//! encoder.
+//!
+//! ## Deliberately left out
+//!
+//! - No WAL: durability of recent writes is the WAL's job (the mvcc crate replays it through
+//!   [`Engine::apply_recovered`] from the LSN `open` returns).
+//! - No LSM levels or compaction: a checkpoint rewrites every live version. Fine for the
+//!   data sizes Gnomon targets now; incremental checkpoints are future work.
+//! - No automatic checkpoints or GC: the caller decides when.
+//! - GC keeps a tombstone that is the newest version <= the safe point (see [`Engine::gc`]),
+//!   so deleted keys cost one tombstone each until a later design drops them safely.
+//! - Reads at snapshots below the last GC safe point are not guaranteed.
+
+mod checkpoint;
+mod dirlock;
+mod engine;
+mod error;
+mod key;
+mod layers;
+mod memtable;
+mod scan;
+mod visibility;
+
+pub use engine::{
+    BatchTicket, CheckpointInfo, Engine, EngineOptions, GcStats, RecoveryReport, SkippedCheckpoint,
+};
+pub use error::EngineError;
+pub use key::Version;
+pub use scan::Scan;
+
+/// A stored value: cheap to clone, shares memory with the memtable or the mapped checkpoint.
+pub type Value = bytes::Bytes;
