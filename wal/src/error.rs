@@ -56,7 +56,9 @@ pub enum WalError {
 
     /// An earlier write or fsync failed; the log refuses appends until it is reopened (which
     /// re-validates what actually reached the disk).
-    #[error("WAL is poisoned by an earlier {op} failure and refuses appends until reopened: {source}")]
+    #[error(
+        "WAL is poisoned by an earlier {op} failure and refuses appends until reopened: {source}"
+    )]
     Poisoned {
         /// The operation that failed earlier.
         op: &'static str,

@@ -164,7 +164,10 @@ mod tests {
         header[8..12].copy_from_slice(&2u32.to_le_bytes());
         let crc = crc32fast::hash(&header[0..24]);
         header[24..28].copy_from_slice(&crc.to_le_bytes());
-        assert_eq!(decode_segment_header(&header), Err(HeaderProblem::Version(2)));
+        assert_eq!(
+            decode_segment_header(&header),
+            Err(HeaderProblem::Version(2))
+        );
     }
 
     #[test]
@@ -179,7 +182,10 @@ mod tests {
     #[test]
     fn segment_names_are_zero_padded_first_lsns() {
         assert_eq!(segment_file_name(0), "00000000000000000000.wal");
-        assert_eq!(parse_segment_file_name("00000000000000004096.wal"), Some(4096));
+        assert_eq!(
+            parse_segment_file_name("00000000000000004096.wal"),
+            Some(4096)
+        );
         assert_eq!(parse_segment_file_name("4096.wal"), None);
         assert_eq!(parse_segment_file_name("00000000000000004096.tmp"), None);
     }

@@ -24,7 +24,7 @@ pub trait WalFile: Send + Sync {
     /// Truncates or extends the file to `len` bytes.
     fn set_len(&self, len: u64) -> io::Result<()>;
     /// Current length of the file in bytes.
-    fn len(&self) -> io::Result<u64>;
+    fn file_len(&self) -> io::Result<u64>;
 }
 
 /// All file access of the log. Implementations must be usable from several threads at once.
@@ -77,7 +77,7 @@ impl WalFile for RealFile {
         self.file.set_len(len)
     }
 
-    fn len(&self) -> io::Result<u64> {
+    fn file_len(&self) -> io::Result<u64> {
         Ok(self.file.metadata()?.len())
     }
 }
@@ -194,7 +194,9 @@ impl FaultyFs {
 /// Locks a mutex, ignoring poisoning: the protected data here are plain flags and queues that
 /// stay consistent even if a holder panicked.
 pub(crate) fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 fn injected(what: &str) -> io::Error {
@@ -241,8 +243,8 @@ impl WalFile for FaultyFile {
         self.inner.set_len(len)
     }
 
-    fn len(&self) -> io::Result<u64> {
-        self.inner.len()
+    fn file_len(&self) -> io::Result<u64> {
+        self.inner.file_len()
     }
 }
 

@@ -37,7 +37,11 @@ pub(crate) struct SegmentReader {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Frame {
     /// A complete frame with a matching checksum; the next one starts at `next`.
-    Valid { kind: u8, payload_len: u32, next: u64 },
+    Valid {
+        kind: u8,
+        payload_len: u32,
+        next: u64,
+    },
     /// Exactly the end of the file.
     End,
     /// A torn, zero-filled or damaged frame.
@@ -46,7 +50,7 @@ pub(crate) enum Frame {
 
 impl SegmentReader {
     pub fn new(file: Box<dyn WalFile>) -> io::Result<SegmentReader> {
-        let file_len = file.len()?;
+        let file_len = file.file_len()?;
         Ok(SegmentReader {
             file,
             file_len,
