@@ -1,0 +1,636 @@
+//! Key and value formats of the SQL layer in the MVCC key space.
+//!
+//! # Keys (order-preserving, FROZEN)
+//!
+//! Every key starts with one [`KeyPrefix`] tag byte, so each kind of key owns a contiguous
+//! range and a catalog scan never touches row data:
+//!
+//! ```text
+//! 0x01                                   Meta          -> catalog format version (u32 BE)
+//! 0x02 <str name>                        Database      -> empty
+//! 0x03 <str name>                        Role          -> empty
+//! 0x04 <str name>                        TableName     -> table id (u32 BE)
+//! 0x05 <u32 BE table id>                 Table         -> encoded TableDef
+//! 0x10 <u32 BE table id> <pk values...>  Row           -> encoded row
+//! ```
+//!
+//! `<str>` is the UTF-8 bytes with `0x00` escaped as `0x00 0xFF`, then the terminator
+//! `0x00 0x01`: shorter strings sort first and no string's encoding is a prefix of another's.
+//!
+//! A primary-key value is one tag byte (`0x01` value, `0x02` NULL, so NULLs sort last as in
+//! PostgreSQL's ascending order) followed by a memcomparable body:
+//!
+//! ```text
+//! bool                 0x00 / 0x01
+//! int2/int4/int8       i64 with the sign bit flipped, big-endian (8 bytes; all widths equal)
+//! float4/float8        f64 bits; negative: all bits inverted, else sign bit set (8 bytes)
+//! numeric              class byte 0x01 neg / 0x02 zero / 0x03 pos, then for non-zero:
+//!                      exponent i16 (flipped BE), decimal digits as bytes b'1'..=b'10'
+//!                      ('0'+1), terminator 0x00; for negatives every byte after the class is
+//!                      inverted. Equal values (1.0 = 1.00) encode equally.
+//! text/varchar/char    <str> as above (byte order = C collation)
+//! bytea                <str> as above
+//! date                 i32 sign-flipped BE
+//! timestamp(tz)        i64 sign-flipped BE
+//! ```
+//!
+//! Tables without a primary key use a hidden `rowid` (int8 body) as the key.
+//!
+//! # Row values (format version 1, FROZEN)
+//!
+//! ```text
+//! +-------------+-------------+-----------------------------+
+//! | version 1B  | ncols varint| ncols × (tag 1B, payload)   |
+//! +-------------+-------------+-----------------------------+
+//! ```
+//! Tags: 0 NULL, 1 false, 2 true (no payload), 3 int2 (2B BE), 4 int4 (4B BE), 5 int8 (8B BE),
+//! 6 float4 (4B BE IEEE), 7 float8 (8B BE IEEE), 8 numeric (16B rust_decimal serialization),
+//! 9 text (varint len + UTF-8), 10 bytea (varint len + bytes), 11 date (4B BE days since
+//! 2000-01-01), 12 timestamp, 13 timestamptz (8B BE µs since 2000-01-01). The value is
+//! self-describing, so a reader does not need the schema to decode it.
+
+use std::ops::Bound;
+
+use rust_decimal::Decimal;
+
+use crate::error::{SqlError, SqlResult};
+use crate::types::{DataType, Value};
+
+/// Identifier of a table: also its OID as clients see it (RowDescription table_oid).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TableId(pub u32);
+
+/// Version byte written first in every row value; readers reject other versions.
+pub const ROW_FORMAT_VERSION: u8 = 1; // FROZEN
+
+/// Every kind of key the SQL layer writes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Key {
+    /// Catalog format marker, written at bootstrap.
+    Meta,
+    /// A database name.
+    Database(String),
+    /// A role name.
+    Role(String),
+    /// Table name -> id; its write lock serializes concurrent CREATE/DROP of one name.
+    TableName(String),
+    /// Table definition by id.
+    Table(TableId),
+    /// A row: table id and the memcomparable encoding of its primary key values.
+    Row(TableId, Vec<u8>),
+}
+
+/// Prefixes that select one kind of key (and, for rows, one table).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyPrefix {
+    /// [`Key::Meta`].
+    Meta,
+    /// All [`Key::Database`] keys.
+    Database,
+    /// All [`Key::Role`] keys.
+    Role,
+    /// All [`Key::TableName`] keys.
+    TableName,
+    /// All [`Key::Table`] keys.
+    Table,
+    /// All rows of one table.
+    Rows(TableId),
+}
+
+// FROZEN tag bytes.
+const TAG_META: u8 = 0x01;
+const TAG_DATABASE: u8 = 0x02;
+const TAG_ROLE: u8 = 0x03;
+const TAG_TABLE_NAME: u8 = 0x04;
+const TAG_TABLE: u8 = 0x05;
+const TAG_ROW: u8 = 0x10;
+
+impl Key {
+    /// The order-preserving byte encoding.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        match self {
+            Key::Meta => out.push(TAG_META),
+            Key::Database(name) => {
+                out.push(TAG_DATABASE);
+                encode_str(name.as_bytes(), &mut out);
+            }
+            Key::Role(name) => {
+                out.push(TAG_ROLE);
+                encode_str(name.as_bytes(), &mut out);
+            }
+            Key::TableName(name) => {
+                out.push(TAG_TABLE_NAME);
+                encode_str(name.as_bytes(), &mut out);
+            }
+            Key::Table(id) => {
+                out.push(TAG_TABLE);
+                out.extend_from_slice(&id.0.to_be_bytes());
+            }
+            Key::Row(id, pk) => {
+                out.push(TAG_ROW);
+                out.extend_from_slice(&id.0.to_be_bytes());
+                out.extend_from_slice(pk);
+            }
+        }
+        out
+    }
+
+    /// Decodes a key written by [`Key::encode`].
+    pub fn decode(bytes: &[u8]) -> SqlResult<Key> {
+        let bad = || SqlError::corrupt(format!("undecodable key {bytes:02x?}"));
+        let (&tag, rest) = bytes.split_first().ok_or_else(bad)?;
+        let table_id = |r: &[u8]| -> SqlResult<TableId> {
+            let b: [u8; 4] = r.get(..4).and_then(|s| s.try_into().ok()).ok_or_else(bad)?;
+            Ok(TableId(u32::from_be_bytes(b)))
+        };
+        let name = |r: &[u8]| -> SqlResult<String> {
+            let (s, used) = decode_str(r).ok_or_else(bad)?;
+            if used != r.len() {
+                return Err(bad());
+            }
+            String::from_utf8(s).map_err(|_| bad())
+        };
+        Ok(match tag {
+            TAG_META if rest.is_empty() => Key::Meta,
+            TAG_DATABASE => Key::Database(name(rest)?),
+            TAG_ROLE => Key::Role(name(rest)?),
+            TAG_TABLE_NAME => Key::TableName(name(rest)?),
+            TAG_TABLE if rest.len() == 4 => Key::Table(table_id(rest)?),
+            TAG_ROW => Key::Row(table_id(rest)?, rest[4..].to_vec()),
+            _ => return Err(bad()),
+        })
+    }
+}
+
+impl KeyPrefix {
+    /// The bytes every key of this kind starts with.
+    pub fn encode(&self) -> Vec<u8> {
+        match self {
+            KeyPrefix::Meta => vec![TAG_META],
+            KeyPrefix::Database => vec![TAG_DATABASE],
+            KeyPrefix::Role => vec![TAG_ROLE],
+            KeyPrefix::TableName => vec![TAG_TABLE_NAME],
+            KeyPrefix::Table => vec![TAG_TABLE],
+            KeyPrefix::Rows(id) => {
+                let mut v = vec![TAG_ROW];
+                v.extend_from_slice(&id.0.to_be_bytes());
+                v
+            }
+        }
+    }
+
+    /// Scan bounds covering exactly the keys with this prefix.
+    pub fn range(&self) -> (Bound<Vec<u8>>, Bound<Vec<u8>>) {
+        prefix_range(&self.encode())
+    }
+}
+
+/// `[prefix, successor(prefix))`: every key starting with `prefix`.
+pub fn prefix_range(prefix: &[u8]) -> (Bound<Vec<u8>>, Bound<Vec<u8>>) {
+    let end = match prefix_successor(prefix) {
+        Some(s) => Bound::Excluded(s),
+        None => Bound::Unbounded,
+    };
+    (Bound::Included(prefix.to_vec()), end)
+}
+
+/// The smallest byte string greater than every string starting with `prefix`.
+pub fn prefix_successor(prefix: &[u8]) -> Option<Vec<u8>> {
+    let mut s = prefix.to_vec();
+    while let Some(last) = s.pop() {
+        if last < 0xFF {
+            s.push(last + 1);
+            return Some(s);
+        }
+    }
+    None
+}
+
+fn encode_str(bytes: &[u8], out: &mut Vec<u8>) {
+    for &b in bytes {
+        out.push(b);
+        if b == 0 {
+            out.push(0xFF);
+        }
+    }
+    out.extend_from_slice(&[0x00, 0x01]);
+}
+
+/// Returns the unescaped bytes and how many input bytes were consumed.
+fn decode_str(input: &[u8]) -> Option<(Vec<u8>, usize)> {
+    let mut out = Vec::new();
+    let mut i = 0;
+    loop {
+        let b = *input.get(i)?;
+        if b == 0 {
+            match *input.get(i + 1)? {
+                0xFF => out.push(0),
+                0x01 => return Some((out, i + 2)),
+                _ => return None,
+            }
+            i += 2;
+        } else {
+            out.push(b);
+            i += 1;
+        }
+    }
+}
+
+/// Appends the memcomparable encoding of one primary-key value.
+pub fn encode_key_value(v: &Value, out: &mut Vec<u8>) {
+    if v.is_null() {
+        out.push(0x02);
+        return;
+    }
+    out.push(0x01);
+    let flip64 = |x: i64| (x as u64 ^ (1u64 << 63)).to_be_bytes();
+    match v {
+        Value::Null => {}
+        Value::Bool(b) => out.push(*b as u8),
+        Value::Int2(x) => out.extend_from_slice(&flip64(*x as i64)),
+        Value::Int4(x) => out.extend_from_slice(&flip64(*x as i64)),
+        Value::Int8(x) => out.extend_from_slice(&flip64(*x)),
+        Value::Float4(x) => out.extend_from_slice(&float_key(*x as f64)),
+        Value::Float8(x) => out.extend_from_slice(&float_key(*x)),
+        Value::Numeric(d) => encode_decimal_key(d, out),
+        Value::Text(s) => encode_str(s.as_bytes(), out),
+        Value::Bytea(b) => encode_str(b, out),
+        Value::Date(d) => out.extend_from_slice(&(*d as u32 ^ (1u32 << 31)).to_be_bytes()),
+        Value::Timestamp(t) | Value::Timestamptz(t) => out.extend_from_slice(&flip64(*t)),
+    }
+}
+
+fn float_key(x: f64) -> [u8; 8] {
+    // Normalise -0 to 0 and every NaN to one NaN (which sorts above +Infinity).
+    let x = if x == 0.0 { 0.0 } else if x.is_nan() { f64::NAN } else { x };
+    let bits = x.to_bits();
+    let bits = if bits >> 63 == 1 { !bits } else { bits | (1u64 << 63) };
+    bits.to_be_bytes()
+}
+
+fn encode_decimal_key(d: &Decimal, out: &mut Vec<u8>) {
+    if d.is_zero() {
+        out.push(0x02);
+        return;
+    }
+    let negative = d.is_sign_negative();
+    let n = d.normalize();
+    let digits = n.mantissa().unsigned_abs().to_string();
+    // value = 0.d1d2d3... × 10^exponent
+    let exponent = digits.len() as i64 - n.scale() as i64;
+    let mut body = Vec::with_capacity(digits.len() + 3);
+    body.extend_from_slice(&((exponent as i16) as u16 ^ 0x8000).to_be_bytes());
+    body.extend(digits.bytes().map(|c| c - b'0' + 1));
+    body.push(0x00);
+    if negative {
+        out.push(0x01);
+        out.extend(body.iter().map(|b| !b));
+    } else {
+        out.push(0x03);
+        out.extend(body);
+    }
+}
+
+/// Encodes a whole primary key (several values) for a [`Key::Row`].
+pub fn encode_primary_key(values: &[&Value]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for v in values {
+        encode_key_value(v, &mut out);
+    }
+    out
+}
+
+// ---------------------------------------------------------------------------------------
+// Row values.
+
+const T_NULL: u8 = 0;
+const T_FALSE: u8 = 1;
+const T_TRUE: u8 = 2;
+const T_INT2: u8 = 3;
+const T_INT4: u8 = 4;
+const T_INT8: u8 = 5;
+const T_FLOAT4: u8 = 6;
+const T_FLOAT8: u8 = 7;
+const T_NUMERIC: u8 = 8;
+const T_TEXT: u8 = 9;
+const T_BYTEA: u8 = 10;
+const T_DATE: u8 = 11;
+const T_TIMESTAMP: u8 = 12;
+const T_TIMESTAMPTZ: u8 = 13;
+
+/// Encodes a row (see the module docs for the format).
+pub fn encode_row(values: &[Value]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(2 + values.len() * 9);
+    out.push(ROW_FORMAT_VERSION);
+    put_varint(&mut out, values.len() as u64);
+    for v in values {
+        match v {
+            Value::Null => out.push(T_NULL),
+            Value::Bool(false) => out.push(T_FALSE),
+            Value::Bool(true) => out.push(T_TRUE),
+            Value::Int2(x) => {
+                out.push(T_INT2);
+                out.extend_from_slice(&x.to_be_bytes());
+            }
+            Value::Int4(x) => {
+                out.push(T_INT4);
+                out.extend_from_slice(&x.to_be_bytes());
+            }
+            Value::Int8(x) => {
+                out.push(T_INT8);
+                out.extend_from_slice(&x.to_be_bytes());
+            }
+            Value::Float4(x) => {
+                out.push(T_FLOAT4);
+                out.extend_from_slice(&x.to_be_bytes());
+            }
+            Value::Float8(x) => {
+                out.push(T_FLOAT8);
+                out.extend_from_slice(&x.to_be_bytes());
+            }
+            Value::Numeric(d) => {
+                out.push(T_NUMERIC);
+                out.extend_from_slice(&d.serialize());
+            }
+            Value::Text(s) => {
+                out.push(T_TEXT);
+                put_varint(&mut out, s.len() as u64);
+                out.extend_from_slice(s.as_bytes());
+            }
+            Value::Bytea(b) => {
+                out.push(T_BYTEA);
+                put_varint(&mut out, b.len() as u64);
+                out.extend_from_slice(b);
+            }
+            Value::Date(d) => {
+                out.push(T_DATE);
+                out.extend_from_slice(&d.to_be_bytes());
+            }
+            Value::Timestamp(t) => {
+                out.push(T_TIMESTAMP);
+                out.extend_from_slice(&t.to_be_bytes());
+            }
+            Value::Timestamptz(t) => {
+                out.push(T_TIMESTAMPTZ);
+                out.extend_from_slice(&t.to_be_bytes());
+            }
+        }
+    }
+    out
+}
+
+/// Decodes a row written by [`encode_row`].
+pub fn decode_row(bytes: &[u8]) -> SqlResult<Vec<Value>> {
+    let mut r = Reader::new(bytes);
+    let version = r.u8()?;
+    if version != ROW_FORMAT_VERSION {
+        return Err(SqlError::corrupt(format!("unknown row format version {version}")));
+    }
+    let n = r.varint()? as usize;
+    let mut values = Vec::with_capacity(n.min(4096));
+    for _ in 0..n {
+        let tag = r.u8()?;
+        values.push(match tag {
+            T_NULL => Value::Null,
+            T_FALSE => Value::Bool(false),
+            T_TRUE => Value::Bool(true),
+            T_INT2 => Value::Int2(i16::from_be_bytes(r.array()?)),
+            T_INT4 => Value::Int4(i32::from_be_bytes(r.array()?)),
+            T_INT8 => Value::Int8(i64::from_be_bytes(r.array()?)),
+            T_FLOAT4 => Value::Float4(f32::from_be_bytes(r.array()?)),
+            T_FLOAT8 => Value::Float8(f64::from_be_bytes(r.array()?)),
+            T_NUMERIC => Value::Numeric(Decimal::deserialize(r.array()?)),
+            T_TEXT => {
+                let len = r.varint()? as usize;
+                let s = r.bytes(len)?;
+                Value::Text(
+                    String::from_utf8(s.to_vec())
+                        .map_err(|_| SqlError::corrupt("row text is not UTF-8"))?,
+                )
+            }
+            T_BYTEA => {
+                let len = r.varint()? as usize;
+                Value::Bytea(r.bytes(len)?.to_vec())
+            }
+            T_DATE => Value::Date(i32::from_be_bytes(r.array()?)),
+            T_TIMESTAMP => Value::Timestamp(i64::from_be_bytes(r.array()?)),
+            T_TIMESTAMPTZ => Value::Timestamptz(i64::from_be_bytes(r.array()?)),
+            other => return Err(SqlError::corrupt(format!("unknown value tag {other} in row"))),
+        });
+    }
+    Ok(values)
+}
+
+/// LEB128 unsigned varint.
+pub(crate) fn put_varint(out: &mut Vec<u8>, mut v: u64) {
+    loop {
+        let byte = (v & 0x7F) as u8;
+        v >>= 7;
+        if v == 0 {
+            out.push(byte);
+            return;
+        }
+        out.push(byte | 0x80);
+    }
+}
+
+pub(crate) fn put_str(out: &mut Vec<u8>, s: &str) {
+    put_varint(out, s.len() as u64);
+    out.extend_from_slice(s.as_bytes());
+}
+
+/// A bounds-checked cursor over stored bytes: every read fails with XX001 instead of panicking.
+pub(crate) struct Reader<'a> {
+    buf: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Reader<'a> {
+    pub(crate) fn new(buf: &'a [u8]) -> Reader<'a> {
+        Reader { buf, pos: 0 }
+    }
+
+    pub(crate) fn bytes(&mut self, n: usize) -> SqlResult<&'a [u8]> {
+        let end = self.pos.checked_add(n).filter(|e| *e <= self.buf.len());
+        let end = end.ok_or_else(|| SqlError::corrupt("stored value is truncated"))?;
+        let s = &self.buf[self.pos..end];
+        self.pos = end;
+        Ok(s)
+    }
+
+    pub(crate) fn array<const N: usize>(&mut self) -> SqlResult<[u8; N]> {
+        let s = self.bytes(N)?;
+        s.try_into().map_err(|_| SqlError::corrupt("stored value is truncated"))
+    }
+
+    pub(crate) fn u8(&mut self) -> SqlResult<u8> {
+        Ok(self.bytes(1)?[0])
+    }
+
+    pub(crate) fn varint(&mut self) -> SqlResult<u64> {
+        let mut v: u64 = 0;
+        for shift in (0..64).step_by(7) {
+            let b = self.u8()?;
+            v |= ((b & 0x7F) as u64) << shift;
+            if b & 0x80 == 0 {
+                return Ok(v);
+            }
+        }
+        Err(SqlError::corrupt("varint too long"))
+    }
+
+    pub(crate) fn string(&mut self) -> SqlResult<String> {
+        let n = self.varint()? as usize;
+        String::from_utf8(self.bytes(n)?.to_vec())
+            .map_err(|_| SqlError::corrupt("stored string is not UTF-8"))
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.pos >= self.buf.len()
+    }
+}
+
+/// Encodes a type for the catalog: tag byte plus modifiers as varints (0 = none, n+1 = n).
+pub(crate) fn put_type(out: &mut Vec<u8>, ty: &DataType) {
+    let opt = |o: &Option<u32>| o.map(|v| v as u64 + 1).unwrap_or(0);
+    match ty {
+        DataType::Bool => out.push(1),
+        DataType::Int2 => out.push(2),
+        DataType::Int4 => out.push(3),
+        DataType::Int8 => out.push(4),
+        DataType::Float4 => out.push(5),
+        DataType::Float8 => out.push(6),
+        DataType::Numeric { precision, scale } => {
+            out.push(7);
+            put_varint(out, opt(precision));
+            put_varint(out, opt(scale));
+        }
+        DataType::Text => out.push(8),
+        DataType::Varchar(n) => {
+            out.push(9);
+            put_varint(out, opt(n));
+        }
+        DataType::Bpchar(n) => {
+            out.push(10);
+            put_varint(out, opt(n));
+        }
+        DataType::Bytea => out.push(11),
+        DataType::Date => out.push(12),
+        DataType::Timestamp => out.push(13),
+        DataType::Timestamptz => out.push(14),
+        DataType::Unknown => out.push(15),
+    }
+}
+
+pub(crate) fn read_type(r: &mut Reader<'_>) -> SqlResult<DataType> {
+    fn opt(r: &mut Reader<'_>) -> SqlResult<Option<u32>> {
+        let v = r.varint()?;
+        Ok(if v == 0 { None } else { Some((v - 1) as u32) })
+    }
+    Ok(match r.u8()? {
+        1 => DataType::Bool,
+        2 => DataType::Int2,
+        3 => DataType::Int4,
+        4 => DataType::Int8,
+        5 => DataType::Float4,
+        6 => DataType::Float8,
+        7 => {
+            let precision = opt(r)?;
+            let scale = opt(r)?;
+            DataType::Numeric { precision, scale }
+        }
+        8 => DataType::Text,
+        9 => DataType::Varchar(opt(r)?),
+        10 => DataType::Bpchar(opt(r)?),
+        11 => DataType::Bytea,
+        12 => DataType::Date,
+        13 => DataType::Timestamp,
+        14 => DataType::Timestamptz,
+        15 => DataType::Unknown,
+        other => return Err(SqlError::corrupt(format!("unknown type tag {other} in catalog"))),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::str::FromStr;
+
+    fn key_of(v: Value) -> Vec<u8> {
+        let mut out = Vec::new();
+        encode_key_value(&v, &mut out);
+        out
+    }
+
+    #[test]
+    fn every_prefix_is_a_prefix_of_its_keys() {
+        let t = TableId(16384);
+        let cases = [
+            (KeyPrefix::Meta, Key::Meta),
+            (KeyPrefix::Database, Key::Database("gnomon".into())),
+            (KeyPrefix::Role, Key::Role("gnomon".into())),
+            (KeyPrefix::TableName, Key::TableName("t\0x".into())),
+            (KeyPrefix::Table, Key::Table(t)),
+            (KeyPrefix::Rows(t), Key::Row(t, key_of(Value::Int4(-5)))),
+        ];
+        for (prefix, key) in cases {
+            let k = key.encode();
+            assert!(k.starts_with(&prefix.encode()), "{prefix:?} vs {key:?}");
+            let range = prefix.range();
+            assert!(std::ops::RangeBounds::contains(&range, &k));
+            assert_eq!(Key::decode(&k).unwrap(), key);
+        }
+        // Rows of another table fall outside the range.
+        let other = Key::Row(TableId(16385), vec![]).encode();
+        assert!(!std::ops::RangeBounds::contains(&KeyPrefix::Rows(t).range(), &other));
+    }
+
+    #[test]
+    fn key_encoding_preserves_value_order() {
+        let ordered = [
+            vec![Value::Int8(i64::MIN), Value::Int8(-1), Value::Int8(0), Value::Int8(7), Value::Int8(i64::MAX), Value::Null],
+            vec![Value::Text("".into()), Value::Text("a".into()), Value::Text("a\0".into()), Value::Text("ab".into()), Value::Text("b".into())],
+            vec![Value::Float8(f64::NEG_INFINITY), Value::Float8(-2.5), Value::Float8(-0.0), Value::Float8(1e-300), Value::Float8(3.0), Value::Float8(f64::INFINITY), Value::Float8(f64::NAN)],
+            ["-100.5", "-100", "-9.99", "-0.001", "0", "0.001", "0.0011", "1", "1.5", "9.99", "10", "100.25"]
+                .iter()
+                .map(|s| Value::Numeric(Decimal::from_str(s).unwrap()))
+                .collect(),
+            vec![Value::Date(-5), Value::Date(0), Value::Date(3)],
+        ];
+        for list in ordered {
+            for pair in list.windows(2) {
+                assert!(key_of(pair[0].clone()) < key_of(pair[1].clone()), "{:?} < {:?}", pair[0], pair[1]);
+            }
+        }
+        let a = Value::Numeric(Decimal::from_str("1.0").unwrap());
+        let b = Value::Numeric(Decimal::from_str("1.00").unwrap());
+        assert_eq!(key_of(a), key_of(b));
+        // Composite keys: (1, "b") < (1, "ba") < (2, "")
+        let k = |i: i32, s: &str| encode_primary_key(&[&Value::Int4(i), &Value::Text(s.into())]);
+        assert!(k(1, "b") < k(1, "ba") && k(1, "ba") < k(2, ""));
+    }
+
+    #[test]
+    fn rows_round_trip() {
+        let row = vec![
+            Value::Null,
+            Value::Bool(true),
+            Value::Int2(-3),
+            Value::Int4(42),
+            Value::Int8(-9),
+            Value::Float4(1.5),
+            Value::Float8(-0.25),
+            Value::Numeric(Decimal::from_str("12.340").unwrap()),
+            Value::Text("héllo".into()),
+            Value::Bytea(vec![0, 255]),
+            Value::Date(9000),
+            Value::Timestamp(123),
+            Value::Timestamptz(-456),
+        ];
+        let bytes = encode_row(&row);
+        assert_eq!(decode_row(&bytes).unwrap(), row);
+        assert!(decode_row(&bytes[..bytes.len() - 1]).is_err());
+        assert!(decode_row(&[9, 0]).is_err());
+    }
+}

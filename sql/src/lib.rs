@@ -1,0 +1,4 @@
+//! gnomon-sql (WIP)
+pub mod encoding;
+pub mod error;
+pub mod types;
