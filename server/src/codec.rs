@@ -1,0 +1,719 @@
+//! PostgreSQL v3 wire messages: decoding what clients send, encoding what we answer.
+//!
+//! Every message after startup is framed the same way (all integers big-endian):
+//!
+//! ```text
+//! +----------+----------------------+----------------------------+
+//! | type 1B  | len 4B (incl. itself) | body (len - 4 bytes)       |
+//! +----------+----------------------+----------------------------+
+//! ```
+//!
+//! The startup-phase packets (StartupMessage, SSLRequest, GSSENCRequest, CancelRequest) have no
+//! type byte: `len 4B | code 4B | body`. The code tells them apart (see the `*_CODE` constants).
+//!
+//! Strings are NUL-terminated (`cstr`). Decoding never trusts a length or count from the
+//! client: every read is bounds-checked against the frame and fails with
+//! [`ProtocolError::Malformed`] instead of panicking.
+//!
+//! NB: this is a hand-written codec rather than `pgwire::messages`: pgwire 0.42's decoders call
+//! `Buf::get_*`/`split_to` on client-controlled lengths (a malformed Bind panics) and the crate
+//! needs Rust 1.89 while the workspace promises 1.85.
+
+use bytes::{BufMut, Bytes, BytesMut};
+use thiserror::Error;
+
+/// Protocol version 3.0 as sent in a StartupMessage (frozen by the protocol).
+pub const PROTOCOL_3_0: i32 = 196_608;
+/// Request code of an SSLRequest (frozen by the protocol).
+pub const SSL_REQUEST_CODE: i32 = 80_877_103;
+/// Request code of a GSSENCRequest (frozen by the protocol).
+pub const GSSENC_REQUEST_CODE: i32 = 80_877_104;
+/// Request code of a CancelRequest (frozen by the protocol).
+pub const CANCEL_REQUEST_CODE: i32 = 80_877_102;
+/// Largest startup packet accepted (PostgreSQL's MAX_STARTUP_PACKET_LENGTH).
+pub const MAX_STARTUP_PACKET: usize = 10_000;
+/// Largest regular message accepted (PostgreSQL's PQ_LARGE_MESSAGE_LIMIT, 1 GiB - 1).
+pub const MAX_MESSAGE: usize = 0x3fff_ffff;
+
+/// A client sent bytes that are not a valid protocol message.
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum ProtocolError {
+    /// The message body ended early or a field is inconsistent.
+    #[error("invalid {message} message: {reason}")]
+    Malformed {
+        /// Which message was being decoded.
+        message: &'static str,
+        /// What was wrong.
+        reason: &'static str,
+    },
+    /// The declared length is negative, too small or over the limit.
+    #[error("invalid message length {len}")]
+    BadLength {
+        /// The length the client declared.
+        len: i64,
+    },
+    /// A type byte we do not know.
+    #[error("invalid frontend message type {0}")]
+    UnknownType(u8),
+}
+
+/// Bounds-checked reader over one message body.
+struct BodyReader<'a> {
+    message: &'static str,
+    buf: &'a [u8],
+}
+
+impl<'a> BodyReader<'a> {
+    fn new(message: &'static str, buf: &'a [u8]) -> Self {
+        BodyReader { message, buf }
+    }
+
+    fn malformed(&self, reason: &'static str) -> ProtocolError {
+        ProtocolError::Malformed {
+            message: self.message,
+            reason,
+        }
+    }
+
+    fn take(&mut self, n: usize) -> Result<&'a [u8], ProtocolError> {
+        if n > self.buf.len() {
+            return Err(self.malformed("unexpected end of message"));
+        }
+        let (head, tail) = self.buf.split_at(n);
+        self.buf = tail;
+        Ok(head)
+    }
+
+    fn u8(&mut self) -> Result<u8, ProtocolError> {
+        Ok(self.take(1)?[0])
+    }
+
+    fn i16(&mut self) -> Result<i16, ProtocolError> {
+        let b = self.take(2)?;
+        Ok(i16::from_be_bytes([b[0], b[1]]))
+    }
+
+    fn i32(&mut self) -> Result<i32, ProtocolError> {
+        let b = self.take(4)?;
+        Ok(i32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+    }
+
+    /// A NUL-terminated string; invalid UTF-8 is an error (we only speak UTF8).
+    fn cstr(&mut self) -> Result<String, ProtocolError> {
+        let Some(end) = self.buf.iter().position(|&b| b == 0) else {
+            return Err(self.malformed("string is not NUL-terminated"));
+        };
+        let raw = self.take(end + 1)?;
+        String::from_utf8(raw[..end].to_vec())
+            .map_err(|_| self.malformed("string is not valid UTF-8"))
+    }
+
+    /// A non-negative count that must fit `elem_size`-byte elements in what is left.
+    fn count(&mut self, elem_size: usize) -> Result<usize, ProtocolError> {
+        let n = self.i16()?;
+        let n = usize::try_from(n).map_err(|_| self.malformed("negative count"))?;
+        if n.saturating_mul(elem_size) > self.buf.len() {
+            return Err(self.malformed("count exceeds message length"));
+        }
+        Ok(n)
+    }
+
+    fn finish(&self) -> Result<(), ProtocolError> {
+        if self.buf.is_empty() {
+            Ok(())
+        } else {
+            Err(self.malformed("trailing bytes"))
+        }
+    }
+}
+
+/// First packet(s) of a connection, before the regular message stream.
+#[derive(Debug, PartialEq, Eq)]
+pub enum StartupPacket {
+    /// `len | 80877103`: the client asks for TLS; we answer `N`.
+    SslRequest,
+    /// `len | 80877104`: the client asks for GSS encryption; we answer `N`.
+    GssEncRequest,
+    /// `len | 80877102 | pid 4B | secret 4B`.
+    Cancel {
+        /// Process id from BackendKeyData.
+        pid: i32,
+        /// Secret key from BackendKeyData.
+        secret: i32,
+    },
+    /// `len | version 4B | (name cstr, value cstr)* | NUL`.
+    Startup {
+        /// Protocol version (major << 16 | minor).
+        version: i32,
+        /// Parameters in the order sent (user, database, options, GUCs...).
+        params: Vec<(String, String)>,
+    },
+}
+
+/// Decodes a startup-phase packet body (everything after the 4-byte length).
+pub fn decode_startup(body: &[u8]) -> Result<StartupPacket, ProtocolError> {
+    let mut r = BodyReader::new("startup", body);
+    let code = r.i32()?;
+    match code {
+        SSL_REQUEST_CODE => Ok(StartupPacket::SslRequest),
+        GSSENC_REQUEST_CODE => Ok(StartupPacket::GssEncRequest),
+        CANCEL_REQUEST_CODE => {
+            let pid = r.i32()?;
+            let secret = r.i32()?;
+            Ok(StartupPacket::Cancel { pid, secret })
+        }
+        version => {
+            let mut params = Vec::new();
+            loop {
+                let name = r.cstr()?;
+                if name.is_empty() {
+                    break;
+                }
+                let value = r.cstr()?;
+                params.push((name, value));
+            }
+            Ok(StartupPacket::Startup { version, params })
+        }
+    }
+}
+
+/// What Describe and Close refer to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Target {
+    /// `S`: a prepared statement.
+    Statement,
+    /// `P`: a portal.
+    Portal,
+}
+
+/// A regular (post-startup) frontend message.
+#[derive(Debug, PartialEq, Eq)]
+pub enum FrontendMessage {
+    /// `Q`: `sql cstr`.
+    Query(String),
+    /// `P`: `name cstr | sql cstr | n i16 | oid i32 * n`.
+    Parse {
+        /// Statement name ("" = unnamed).
+        name: String,
+        /// Query text.
+        sql: String,
+        /// Declared parameter type OIDs (0 = unspecified).
+        param_oids: Vec<u32>,
+    },
+    /// `B`: `portal cstr | stmt cstr | nf i16 | fmt i16 * nf | np i16 | (len i32 | bytes)* np
+    /// | nr i16 | fmt i16 * nr`; a parameter length of -1 is NULL.
+    Bind {
+        /// Portal name ("" = unnamed).
+        portal: String,
+        /// Statement name ("" = unnamed).
+        statement: String,
+        /// Parameter format codes (0 text, 1 binary): none, one for all, or one each.
+        param_formats: Vec<i16>,
+        /// Parameter values; None is NULL.
+        params: Vec<Option<Bytes>>,
+        /// Result format codes: none, one for all, or one per column.
+        result_formats: Vec<i16>,
+    },
+    /// `D`: `'S'|'P' | name cstr`.
+    Describe {
+        /// Statement or portal.
+        target: Target,
+        /// Its name.
+        name: String,
+    },
+    /// `E`: `portal cstr | max_rows i32` (0 = no limit).
+    Execute {
+        /// Portal name.
+        portal: String,
+        /// Row limit; 0 or negative means all.
+        max_rows: i32,
+    },
+    /// `C`: `'S'|'P' | name cstr`.
+    Close {
+        /// Statement or portal.
+        target: Target,
+        /// Its name.
+        name: String,
+    },
+    /// `S`: end of an extended-protocol batch.
+    Sync,
+    /// `H`: send what is buffered.
+    Flush,
+    /// `X`: the client is leaving.
+    Terminate,
+    /// `d`, `c`, `f`: COPY sub-protocol messages; ignored outside COPY (as PostgreSQL does).
+    CopyMessage,
+    /// `p`: a password message; unexpected with trust authentication.
+    Password,
+}
+
+/// Decodes one regular message from its type byte and body.
+pub fn decode_message(kind: u8, body: &[u8]) -> Result<FrontendMessage, ProtocolError> {
+    match kind {
+        b'Q' => {
+            let mut r = BodyReader::new("Query", body);
+            let sql = r.cstr()?;
+            Ok(FrontendMessage::Query(sql))
+        }
+        b'P' => {
+            let mut r = BodyReader::new("Parse", body);
+            let name = r.cstr()?;
+            let sql = r.cstr()?;
+            let n = r.count(4)?;
+            let mut param_oids = Vec::with_capacity(n);
+            for _ in 0..n {
+                // NB: OIDs are unsigned; the wire carries them as 4 raw bytes.
+                param_oids.push(r.i32()? as u32);
+            }
+            r.finish()?;
+            Ok(FrontendMessage::Parse {
+                name,
+                sql,
+                param_oids,
+            })
+        }
+        b'B' => {
+            let mut r = BodyReader::new("Bind", body);
+            let portal = r.cstr()?;
+            let statement = r.cstr()?;
+            let nf = r.count(2)?;
+            let mut param_formats = Vec::with_capacity(nf);
+            for _ in 0..nf {
+                param_formats.push(r.i16()?);
+            }
+            let np = r.count(4)?;
+            let mut params = Vec::with_capacity(np);
+            for _ in 0..np {
+                let len = r.i32()?;
+                if len < 0 {
+                    params.push(None);
+                } else {
+                    let bytes = r.take(len as usize)?;
+                    params.push(Some(Bytes::copy_from_slice(bytes)));
+                }
+            }
+            let nr = r.count(2)?;
+            let mut result_formats = Vec::with_capacity(nr);
+            for _ in 0..nr {
+                result_formats.push(r.i16()?);
+            }
+            r.finish()?;
+            Ok(FrontendMessage::Bind {
+                portal,
+                statement,
+                param_formats,
+                params,
+                result_formats,
+            })
+        }
+        b'D' | b'C' => {
+            let message = if kind == b'D' { "Describe" } else { "Close" };
+            let mut r = BodyReader::new(message, body);
+            let target = match r.u8()? {
+                b'S' => Target::Statement,
+                b'P' => Target::Portal,
+                _ => return Err(r.malformed("target must be 'S' or 'P'")),
+            };
+            let name = r.cstr()?;
+            r.finish()?;
+            if kind == b'D' {
+                Ok(FrontendMessage::Describe { target, name })
+            } else {
+                Ok(FrontendMessage::Close { target, name })
+            }
+        }
+        b'E' => {
+            let mut r = BodyReader::new("Execute", body);
+            let portal = r.cstr()?;
+            let max_rows = r.i32()?;
+            r.finish()?;
+            Ok(FrontendMessage::Execute { portal, max_rows })
+        }
+        b'S' => Ok(FrontendMessage::Sync),
+        b'H' => Ok(FrontendMessage::Flush),
+        b'X' => Ok(FrontendMessage::Terminate),
+        b'd' | b'c' | b'f' => Ok(FrontendMessage::CopyMessage),
+        b'p' => Ok(FrontendMessage::Password),
+        other => Err(ProtocolError::UnknownType(other)),
+    }
+}
+
+/// Checks a declared frame length (which counts its own 4 bytes) against `limit`.
+pub fn body_len(declared: i32, limit: usize) -> Result<usize, ProtocolError> {
+    let len = usize::try_from(declared).map_err(|_| ProtocolError::BadLength {
+        len: i64::from(declared),
+    })?;
+    if !(4..=limit).contains(&len) {
+        return Err(ProtocolError::BadLength {
+            len: i64::from(declared),
+        });
+    }
+    Ok(len - 4)
+}
+
+/// Transaction state reported in ReadyForQuery.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReadyStatus {
+    /// `I`: not in a transaction block.
+    Idle,
+    /// `T`: in a transaction block.
+    InBlock,
+    /// `E`: in a failed transaction block.
+    Failed,
+}
+
+/// One column of a RowDescription.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldDescription {
+    /// Column name.
+    pub name: String,
+    /// OID of the source table, 0 if none.
+    pub table_oid: u32,
+    /// Attribute number in that table, 0 if none.
+    pub column_id: i16,
+    /// Type OID.
+    pub type_oid: u32,
+    /// pg_type.typlen.
+    pub type_len: i16,
+    /// pg_attribute.atttypmod.
+    pub type_modifier: i32,
+    /// 0 text, 1 binary.
+    pub format: i16,
+}
+
+/// Fields of an ErrorResponse or NoticeResponse.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ErrorFields {
+    /// `S`/`V`: ERROR, FATAL, NOTICE, WARNING...
+    pub severity: &'static str,
+    /// `C`: SQLSTATE.
+    pub code: String,
+    /// `M`: primary message.
+    pub message: String,
+    /// `D`: detail.
+    pub detail: Option<String>,
+    /// `H`: hint.
+    pub hint: Option<String>,
+}
+
+impl ErrorFields {
+    /// An ERROR with a SQLSTATE and message.
+    pub fn error(code: &str, message: impl Into<String>) -> Self {
+        ErrorFields {
+            severity: "ERROR",
+            code: code.to_string(),
+            message: message.into(),
+            detail: None,
+            hint: None,
+        }
+    }
+
+    /// A FATAL (the connection ends after it).
+    pub fn fatal(code: &str, message: impl Into<String>) -> Self {
+        ErrorFields {
+            severity: "FATAL",
+            ..Self::error(code, message)
+        }
+    }
+}
+
+/// Encoder of backend messages into an output buffer.
+///
+/// Each method appends one complete frame: `type 1B | len 4B | body`.
+#[derive(Debug, Default)]
+pub struct Output {
+    buf: BytesMut,
+}
+
+impl Output {
+    /// Bytes waiting to be written.
+    pub fn pending(&self) -> usize {
+        self.buf.len()
+    }
+
+    /// Takes everything encoded so far.
+    pub fn take(&mut self) -> BytesMut {
+        self.buf.split()
+    }
+
+    /// A single unframed byte (the `N` answer to SSLRequest).
+    pub fn raw_byte(&mut self, b: u8) {
+        self.buf.put_u8(b);
+    }
+
+    fn frame(&mut self, kind: u8, body: impl FnOnce(&mut BytesMut)) {
+        self.buf.put_u8(kind);
+        let len_at = self.buf.len();
+        self.buf.put_i32(0);
+        body(&mut self.buf);
+        let len = self.buf.len() - len_at;
+        // NB: a frame over 2 GiB cannot be represented; values that large never reach here
+        // (the sql layer's values are bounded far below), so saturate rather than panic.
+        let len = i32::try_from(len).unwrap_or(i32::MAX);
+        self.buf[len_at..len_at + 4].copy_from_slice(&len.to_be_bytes());
+    }
+
+    fn put_cstr(buf: &mut BytesMut, s: &str) {
+        // NB: an interior NUL would end the string early on the client; drop it.
+        buf.extend(s.bytes().filter(|&b| b != 0));
+        buf.put_u8(0);
+    }
+
+    /// `R | 8 | 0`: AuthenticationOk.
+    pub fn authentication_ok(&mut self) {
+        self.frame(b'R', |b| b.put_i32(0));
+    }
+
+    /// `S | len | name cstr | value cstr`: ParameterStatus.
+    pub fn parameter_status(&mut self, name: &str, value: &str) {
+        self.frame(b'S', |b| {
+            Self::put_cstr(b, name);
+            Self::put_cstr(b, value);
+        });
+    }
+
+    /// `K | 12 | pid i32 | secret i32`: BackendKeyData.
+    pub fn backend_key_data(&mut self, pid: i32, secret: i32) {
+        self.frame(b'K', |b| {
+            b.put_i32(pid);
+            b.put_i32(secret);
+        });
+    }
+
+    /// `v | len | newest_minor i32 | n i32 | option cstr * n`: NegotiateProtocolVersion.
+    pub fn negotiate_protocol_version(&mut self, newest_minor: i32, unsupported: &[String]) {
+        self.frame(b'v', |b| {
+            b.put_i32(newest_minor);
+            b.put_i32(i32::try_from(unsupported.len()).unwrap_or(i32::MAX));
+            for option in unsupported {
+                Self::put_cstr(b, option);
+            }
+        });
+    }
+
+    /// `Z | 5 | status 1B`: ReadyForQuery.
+    pub fn ready_for_query(&mut self, status: ReadyStatus) {
+        let byte = match status {
+            ReadyStatus::Idle => b'I',
+            ReadyStatus::InBlock => b'T',
+            ReadyStatus::Failed => b'E',
+        };
+        self.frame(b'Z', |b| b.put_u8(byte));
+    }
+
+    /// `T | len | n i16 | (name cstr | table i32 | attnum i16 | type i32 | typlen i16 |
+    /// typmod i32 | format i16) * n`: RowDescription.
+    pub fn row_description(&mut self, fields: &[FieldDescription]) {
+        self.frame(b'T', |b| {
+            b.put_i16(i16::try_from(fields.len()).unwrap_or(i16::MAX));
+            for f in fields {
+                Self::put_cstr(b, &f.name);
+                b.put_u32(f.table_oid);
+                b.put_i16(f.column_id);
+                b.put_u32(f.type_oid);
+                b.put_i16(f.type_len);
+                b.put_i32(f.type_modifier);
+                b.put_i16(f.format);
+            }
+        });
+    }
+
+    /// `D | len | n i16 | (len i32 | bytes)* n`, -1 for NULL: DataRow.
+    pub fn data_row<'v>(&mut self, values: impl ExactSizeIterator<Item = Option<&'v [u8]>>) {
+        self.frame(b'D', |b| {
+            b.put_i16(i16::try_from(values.len()).unwrap_or(i16::MAX));
+            for v in values {
+                match v {
+                    None => b.put_i32(-1),
+                    Some(bytes) => {
+                        b.put_i32(i32::try_from(bytes.len()).unwrap_or(i32::MAX));
+                        b.put_slice(bytes);
+                    }
+                }
+            }
+        });
+    }
+
+    /// `C | len | tag cstr`: CommandComplete.
+    pub fn command_complete(&mut self, tag: &str) {
+        self.frame(b'C', |b| Self::put_cstr(b, tag));
+    }
+
+    /// `I | 4`: EmptyQueryResponse.
+    pub fn empty_query(&mut self) {
+        self.frame(b'I', |_| {});
+    }
+
+    /// `1 | 4`: ParseComplete.
+    pub fn parse_complete(&mut self) {
+        self.frame(b'1', |_| {});
+    }
+
+    /// `2 | 4`: BindComplete.
+    pub fn bind_complete(&mut self) {
+        self.frame(b'2', |_| {});
+    }
+
+    /// `3 | 4`: CloseComplete.
+    pub fn close_complete(&mut self) {
+        self.frame(b'3', |_| {});
+    }
+
+    /// `n | 4`: NoData.
+    pub fn no_data(&mut self) {
+        self.frame(b'n', |_| {});
+    }
+
+    /// `s | 4`: PortalSuspended.
+    pub fn portal_suspended(&mut self) {
+        self.frame(b's', |_| {});
+    }
+
+    /// `t | len | n i16 | oid i32 * n`: ParameterDescription.
+    pub fn parameter_description(&mut self, oids: &[u32]) {
+        self.frame(b't', |b| {
+            b.put_i16(i16::try_from(oids.len()).unwrap_or(i16::MAX));
+            for oid in oids {
+                b.put_u32(*oid);
+            }
+        });
+    }
+
+    /// `E | len | (code 1B | value cstr)* | NUL`: ErrorResponse.
+    pub fn error_response(&mut self, e: &ErrorFields) {
+        self.frame(b'E', |b| Self::put_fields(b, e));
+    }
+
+    /// `N | len | (code 1B | value cstr)* | NUL`: NoticeResponse.
+    pub fn notice_response(&mut self, e: &ErrorFields) {
+        self.frame(b'N', |b| Self::put_fields(b, e));
+    }
+
+    fn put_fields(b: &mut BytesMut, e: &ErrorFields) {
+        let mut field = |code: u8, value: &str| {
+            b.put_u8(code);
+            Self::put_cstr(b, value);
+        };
+        field(b'S', e.severity);
+        field(b'V', e.severity);
+        field(b'C', &e.code);
+        field(b'M', &e.message);
+        if let Some(detail) = &e.detail {
+            field(b'D', detail);
+        }
+        if let Some(hint) = &e.hint {
+            field(b'H', hint);
+        }
+        b.put_u8(0);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bind_body() -> Vec<u8> {
+        let mut b = Vec::new();
+        b.extend_from_slice(b"p1\0s1\0");
+        b.extend_from_slice(&1i16.to_be_bytes());
+        b.extend_from_slice(&1i16.to_be_bytes());
+        b.extend_from_slice(&2i16.to_be_bytes());
+        b.extend_from_slice(&2i32.to_be_bytes());
+        b.extend_from_slice(&[0, 41]);
+        b.extend_from_slice(&(-1i32).to_be_bytes());
+        b.extend_from_slice(&0i16.to_be_bytes());
+        b
+    }
+
+    #[test]
+    fn bind_with_null_and_binary_param_decodes() {
+        let msg = decode_message(b'B', &bind_body()).unwrap();
+        assert_eq!(
+            msg,
+            FrontendMessage::Bind {
+                portal: "p1".into(),
+                statement: "s1".into(),
+                param_formats: vec![1],
+                params: vec![Some(Bytes::from_static(&[0, 41])), None],
+                result_formats: vec![],
+            }
+        );
+    }
+
+    #[test]
+    fn every_truncation_of_a_bind_is_an_error_not_a_panic() {
+        let body = bind_body();
+        for cut in 0..body.len() {
+            assert!(decode_message(b'B', &body[..cut]).is_err(), "cut at {cut}");
+        }
+    }
+
+    #[test]
+    fn huge_parameter_length_is_rejected() {
+        let mut b = Vec::new();
+        b.extend_from_slice(b"\0\0");
+        b.extend_from_slice(&0i16.to_be_bytes());
+        b.extend_from_slice(&1i16.to_be_bytes());
+        b.extend_from_slice(&i32::MAX.to_be_bytes());
+        assert!(decode_message(b'B', &b).is_err());
+    }
+
+    #[test]
+    fn negative_or_tiny_lengths_are_rejected() {
+        assert!(body_len(-5, MAX_MESSAGE).is_err());
+        assert!(body_len(3, MAX_MESSAGE).is_err());
+        assert!(body_len(20_000, MAX_STARTUP_PACKET).is_err());
+        assert_eq!(body_len(4, MAX_MESSAGE), Ok(0));
+    }
+
+    #[test]
+    fn startup_packet_keeps_parameters_in_order() {
+        let mut b = Vec::new();
+        b.extend_from_slice(&PROTOCOL_3_0.to_be_bytes());
+        b.extend_from_slice(b"user\0gnomon\0database\0db\0\0");
+        assert_eq!(
+            decode_startup(&b).unwrap(),
+            StartupPacket::Startup {
+                version: PROTOCOL_3_0,
+                params: vec![
+                    ("user".into(), "gnomon".into()),
+                    ("database".into(), "db".into())
+                ],
+            }
+        );
+    }
+
+    #[test]
+    fn ssl_and_cancel_requests_are_recognised() {
+        assert_eq!(
+            decode_startup(&SSL_REQUEST_CODE.to_be_bytes()).unwrap(),
+            StartupPacket::SslRequest
+        );
+        let mut b = CANCEL_REQUEST_CODE.to_be_bytes().to_vec();
+        b.extend_from_slice(&7i32.to_be_bytes());
+        b.extend_from_slice(&9i32.to_be_bytes());
+        assert_eq!(
+            decode_startup(&b).unwrap(),
+            StartupPacket::Cancel { pid: 7, secret: 9 }
+        );
+    }
+
+    #[test]
+    fn frames_carry_their_length() {
+        let mut out = Output::default();
+        out.command_complete("SELECT 1");
+        out.ready_for_query(ReadyStatus::InBlock);
+        let bytes = out.take();
+        assert_eq!(&bytes[..5], &[b'C', 0, 0, 0, 13]);
+        assert_eq!(&bytes[5..14], b"SELECT 1\0");
+        assert_eq!(&bytes[14..], &[b'Z', 0, 0, 0, 5, b'T']);
+    }
+
+    #[test]
+    fn error_response_has_severity_code_and_message() {
+        let mut out = Output::default();
+        out.error_response(&ErrorFields::error("42P01", "no"));
+        let bytes = out.take();
+        assert_eq!(&bytes[5..], b"SERROR\0VERROR\0C42P01\0Mno\0\0");
+    }
+}

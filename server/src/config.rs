@@ -1,0 +1,249 @@
+//! Server configuration: embedded defaults, an optional TOML file, then command-line flags.
+//!
+//! Precedence (later wins): defaults < `--config FILE` < flags.
+//!
+//! ```toml
+//! data_dir = "./gnomon-data"   # where the database lives
+//! listen = "127.0.0.1:5433"    # HOST:PORT; loopback only until authentication exists
+//! fsync = true                 # false = acknowledged commits may be lost on power failure
+//! ```
+
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::error::ServerError;
+
+/// Default data directory, relative to the working directory.
+pub const DEFAULT_DATA_DIR: &str = "./gnomon-data";
+/// Default listen address (PostgreSQL's port + 1, so both can run side by side).
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:5433";
+
+/// Usage text printed by `--help`.
+pub const USAGE: &str = "\
+gnomon: a PostgreSQL-compatible database server
+
+USAGE:
+    gnomon [--data-dir DIR] [--listen HOST:PORT] [--config FILE]
+
+OPTIONS:
+    --data-dir DIR        where the database files live (default ./gnomon-data)
+    --listen HOST:PORT    address to accept connections on (default 127.0.0.1:5433);
+                          loopback addresses only: there is no authentication yet
+    --config FILE         TOML file with keys data_dir, listen, fsync
+                          (flags override the file)
+    -h, --help            print this help
+
+Connect with: psql -h 127.0.0.1 -p 5433 -U gnomon gnomon
+";
+
+/// Everything the server needs to start.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// Directory of the database (created if missing).
+    pub data_dir: PathBuf,
+    /// Address to listen on: always a loopback address (checked by [`Config::validate`]).
+    pub listen: String,
+    /// Whether commits are fsynced before they are acknowledged.
+    pub fsync: bool,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            data_dir: PathBuf::from(DEFAULT_DATA_DIR),
+            listen: DEFAULT_LISTEN.to_string(),
+            fsync: true,
+        }
+    }
+}
+
+/// What the command line asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    /// Start the server with this configuration.
+    Run(Config),
+    /// Print [`USAGE`] and exit.
+    Help,
+}
+
+/// The TOML file's shape; every key optional, unknown keys rejected.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    data_dir: Option<PathBuf>,
+    listen: Option<String>,
+    fsync: Option<bool>,
+}
+
+impl Command {
+    /// Parses the arguments after the program name.
+    pub fn from_args(args: impl IntoIterator<Item = String>) -> Result<Command, ServerError> {
+        let mut data_dir = None;
+        let mut listen = None;
+        let mut config_file = None;
+        let mut args = args.into_iter();
+        while let Some(arg) = args.next() {
+            let (flag, inline) = match arg.split_once('=') {
+                Some((f, v)) if f.starts_with("--") => (f.to_string(), Some(v.to_string())),
+                _ => (arg.clone(), None),
+            };
+            let mut value = |name: &str| -> Result<String, ServerError> {
+                inline
+                    .clone()
+                    .or_else(|| args.next())
+                    .ok_or_else(|| ServerError::Usage(format!("{name} needs a value")))
+            };
+            match flag.as_str() {
+                "-h" | "--help" => return Ok(Command::Help),
+                "--data-dir" | "-D" => data_dir = Some(PathBuf::from(value("--data-dir")?)),
+                "--listen" => listen = Some(value("--listen")?),
+                "--config" => config_file = Some(PathBuf::from(value("--config")?)),
+                other => {
+                    return Err(ServerError::Usage(format!(
+                        "unknown argument {other:?} (try --help)"
+                    )))
+                }
+            }
+        }
+        let mut config = match &config_file {
+            Some(path) => Config::from_file(path)?,
+            None => Config::default(),
+        };
+        if let Some(dir) = data_dir {
+            config.data_dir = dir;
+        }
+        if let Some(addr) = listen {
+            config.listen = addr;
+        }
+        Ok(Command::Run(config))
+    }
+}
+
+impl Config {
+    /// Defaults overridden by the keys present in the TOML file at `path`.
+    pub fn from_file(path: &Path) -> Result<Config, ServerError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ServerError::ConfigRead {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::from_toml(&text).map_err(|source| ServerError::ConfigParse {
+            path: path.to_path_buf(),
+            source: Box::new(source),
+        })
+    }
+
+    fn from_toml(text: &str) -> Result<Config, toml::de::Error> {
+        let file: FileConfig = toml::from_str(text)?;
+        let defaults = Config::default();
+        Ok(Config {
+            data_dir: file.data_dir.unwrap_or(defaults.data_dir),
+            listen: file.listen.unwrap_or(defaults.listen),
+            fsync: file.fsync.unwrap_or(defaults.fsync),
+        })
+    }
+
+    /// Resolves `listen` and refuses anything but loopback addresses.
+    ///
+    /// NB: deliberate restriction: with trust authentication, listening on a public address
+    /// would hand the database to anyone on the network.
+    pub fn validate(&self) -> Result<SocketAddr, ServerError> {
+        let addrs: Vec<SocketAddr> = self
+            .listen
+            .to_socket_addrs()
+            .map_err(|source| ServerError::BadListen {
+                listen: self.listen.clone(),
+                source,
+            })?
+            .collect();
+        let Some(first) = addrs.first().copied() else {
+            return Err(ServerError::Usage(format!(
+                "listen address {:?} resolves to nothing",
+                self.listen
+            )));
+        };
+        if let Some(public) = addrs.iter().find(|a| !a.ip().is_loopback()) {
+            return Err(ServerError::NotLoopback {
+                listen: self.listen.clone(),
+                addr: *public,
+            });
+        }
+        Ok(first)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(list: &[&str]) -> Vec<String> {
+        list.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn no_arguments_give_the_embedded_defaults() {
+        let cmd = Command::from_args(args(&[])).unwrap();
+        assert_eq!(cmd, Command::Run(Config::default()));
+        let Command::Run(c) = cmd else { unreachable!() };
+        assert_eq!(c.data_dir, PathBuf::from("./gnomon-data"));
+        assert_eq!(c.listen, "127.0.0.1:5433");
+        assert!(c.fsync);
+    }
+
+    #[test]
+    fn flags_override_the_config_file() {
+        let dir = std::env::temp_dir().join(format!("gnomon-config-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("g.toml");
+        std::fs::write(
+            &file,
+            "data_dir = \"/tmp/from-file\"\nlisten = \"127.0.0.1:7000\"\nfsync = false\n",
+        )
+        .unwrap();
+        let cmd = Command::from_args(args(&[
+            "--config",
+            file.to_str().unwrap(),
+            "--listen=127.0.0.1:7001",
+        ]))
+        .unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(
+            cmd,
+            Command::Run(Config {
+                data_dir: PathBuf::from("/tmp/from-file"),
+                listen: "127.0.0.1:7001".into(),
+                fsync: false,
+            })
+        );
+    }
+
+    #[test]
+    fn unknown_config_keys_are_rejected() {
+        assert!(Config::from_toml("port = 5\n").is_err());
+    }
+
+    #[test]
+    fn public_addresses_are_refused() {
+        let c = Config {
+            listen: "0.0.0.0:5433".into(),
+            ..Config::default()
+        };
+        assert!(matches!(c.validate(), Err(ServerError::NotLoopback { .. })));
+        let c = Config {
+            listen: "[::1]:5433".into(),
+            ..Config::default()
+        };
+        assert!(c.validate().is_ok());
+    }
+
+    #[test]
+    fn help_and_bad_flags_are_recognised() {
+        assert_eq!(
+            Command::from_args(args(&["--help"])).unwrap(),
+            Command::Help
+        );
+        assert!(Command::from_args(args(&["--bogus"])).is_err());
+        assert!(Command::from_args(args(&["--listen"])).is_err());
+    }
+}

@@ -1,0 +1,1024 @@
+//! One client connection: startup handshake, then the simple and extended query protocols.
+//!
+//! ```text
+//!  socket bytes ──> inbuf ──decode──> FrontendMessage ──> Backend (Session, statements, portals)
+//!                                                              │ blocking Session calls run
+//!                                                              │ in block_in_place
+//!  socket <── flush (at ReadyForQuery, Flush, or 64 KiB) <── Output (encoded backend messages)
+//! ```
+//!
+//! Invariants:
+//! 1. Every client mistake becomes an ErrorResponse; only a broken frame (bad length, unknown
+//!    message type) ends the connection, with a FATAL first, as PostgreSQL does.
+//! 2. After an error in the extended protocol every message but Sync and Terminate is
+//!    discarded; Sync always answers ReadyForQuery with the session's transaction status.
+//! 3. A portal's result is computed once, on its first Execute; later Executes with a row
+//!    limit page through the kept rows (PortalSuspended until the last page).
+//! 4. ParameterStatus is sent before ReadyForQuery for every reported setting whose value
+//!    changed since it was last reported (SET, RESET, ROLLBACK of a SET...).
+
+use std::collections::{HashMap, VecDeque};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::Arc;
+
+use bytes::BytesMut;
+use gnomon_sql::{
+    Column, DataType, Outcome, Prepared, Session, SqlEngine, SqlError, TxnStatus, Value,
+};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::watch;
+
+use crate::cancel::{CancelKey, CancelRegistry, CancelTarget};
+use crate::codec::{
+    self, ErrorFields, FieldDescription, FrontendMessage, Output, ProtocolError, ReadyStatus,
+    StartupPacket, Target,
+};
+
+/// Reported in ParameterStatus `server_version`: must start with the PostgreSQL major version
+/// clients should assume (SQLAlchemy and drivers parse it).
+pub const SERVER_VERSION: &str = concat!("15.0 (Gnomon ", env!("CARGO_PKG_VERSION"), ")");
+
+/// Output is written to the socket once this much is buffered, even mid-result.
+const FLUSH_THRESHOLD: usize = 64 * 1024;
+
+/// Settings PostgreSQL 15 reports with ParameterStatus (GUC_REPORT), in its order, with the
+/// value used when the session does not know the setting.
+const REPORTED: [(&str, &str); 13] = [
+    ("application_name", ""),
+    ("client_encoding", "UTF8"),
+    ("DateStyle", "ISO, MDY"),
+    ("default_transaction_read_only", "off"),
+    ("in_hot_standby", "off"),
+    ("integer_datetimes", "on"),
+    ("IntervalStyle", "postgres"),
+    ("is_superuser", "on"),
+    ("server_encoding", "UTF8"),
+    ("server_version", SERVER_VERSION),
+    ("session_authorization", ""),
+    ("standard_conforming_strings", "on"),
+    ("TimeZone", "UTC"),
+];
+
+/// What every connection shares.
+pub struct Shared {
+    /// The SQL engine sessions are opened on.
+    pub engine: Arc<SqlEngine>,
+    /// Cancel keys of live sessions.
+    pub cancels: CancelRegistry,
+}
+
+/// Why a connection ended abnormally (logged, never sent: the socket may be gone).
+#[derive(Debug, thiserror::Error)]
+enum ConnError {
+    #[error("socket: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("protocol: {0}")]
+    Protocol(#[from] ProtocolError),
+}
+
+/// The socket with its input and output buffers.
+struct Wire {
+    stream: TcpStream,
+    inbuf: BytesMut,
+    out: Output,
+}
+
+impl Wire {
+    /// Reads until `inbuf` holds `n` bytes; false if the peer closed first.
+    async fn fill(&mut self, n: usize) -> Result<bool, ConnError> {
+        while self.inbuf.len() < n {
+            self.inbuf.reserve(n - self.inbuf.len());
+            if self.stream.read_buf(&mut self.inbuf).await? == 0 {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
+    /// Next startup-phase packet, or None at end of stream.
+    async fn read_startup(&mut self) -> Result<Option<StartupPacket>, ConnError> {
+        if !self.fill(4).await? {
+            return Ok(None);
+        }
+        let declared =
+            i32::from_be_bytes([self.inbuf[0], self.inbuf[1], self.inbuf[2], self.inbuf[3]]);
+        let body = codec::body_len(declared, codec::MAX_STARTUP_PACKET)?;
+        if !self.fill(4 + body).await? {
+            return Ok(None);
+        }
+        let frame = self.inbuf.split_to(4 + body);
+        Ok(Some(codec::decode_startup(&frame[4..])?))
+    }
+
+    /// Next regular message, or None at end of stream.
+    async fn read_message(&mut self) -> Result<Option<FrontendMessage>, ConnError> {
+        if !self.fill(5).await? {
+            return Ok(None);
+        }
+        let kind = self.inbuf[0];
+        let declared =
+            i32::from_be_bytes([self.inbuf[1], self.inbuf[2], self.inbuf[3], self.inbuf[4]]);
+        let body = codec::body_len(declared, codec::MAX_MESSAGE)?;
+        if !self.fill(5 + body).await? {
+            return Ok(None);
+        }
+        let frame = self.inbuf.split_to(5 + body);
+        Ok(Some(codec::decode_message(kind, &frame[5..])?))
+    }
+
+    async fn flush(&mut self) -> Result<(), ConnError> {
+        if self.out.pending() > 0 {
+            let bytes = self.out.take();
+            self.stream.write_all(&bytes).await?;
+        }
+        Ok(())
+    }
+
+    async fn flush_if_full(&mut self) -> Result<(), ConnError> {
+        if self.out.pending() >= FLUSH_THRESHOLD {
+            self.flush().await?;
+        }
+        Ok(())
+    }
+
+    /// Sends a FATAL error and flushes; the caller then closes the connection.
+    async fn fatal(&mut self, e: ErrorFields) -> Result<(), ConnError> {
+        self.out.error_response(&e);
+        self.flush().await
+    }
+}
+
+/// Serves one client until it leaves, breaks the protocol, or the server shuts down.
+pub async fn serve(stream: TcpStream, shared: Arc<Shared>, shutdown: watch::Receiver<bool>) {
+    // NB: small result messages must not wait for Nagle; errors here only cost latency.
+    let _ = stream.set_nodelay(true);
+    let peer = stream.peer_addr().ok();
+    let mut wire = Wire {
+        stream,
+        inbuf: BytesMut::with_capacity(8 * 1024),
+        out: Output::default(),
+    };
+    if let Err(e) = run_connection(&mut wire, &shared, shutdown).await {
+        match e {
+            ConnError::Io(_) => {}
+            ConnError::Protocol(p) => {
+                let _ = wire.fatal(ErrorFields::fatal("08P01", p.to_string())).await;
+                eprintln!("gnomon: connection from {peer:?} closed: {p}");
+            }
+        }
+    }
+    let _ = wire.stream.shutdown().await;
+}
+
+async fn run_connection(
+    wire: &mut Wire,
+    shared: &Arc<Shared>,
+    mut shutdown: watch::Receiver<bool>,
+) -> Result<(), ConnError> {
+    let (version, params) = loop {
+        match wire.read_startup().await? {
+            None => return Ok(()),
+            Some(StartupPacket::SslRequest) | Some(StartupPacket::GssEncRequest) => {
+                wire.out.raw_byte(b'N');
+                wire.flush().await?;
+            }
+            Some(StartupPacket::Cancel { pid, secret }) => {
+                shared.cancels.cancel(CancelKey { pid, secret });
+                return Ok(());
+            }
+            Some(StartupPacket::Startup { version, params }) => break (version, params),
+        }
+    };
+    let Some(mut backend) = startup(wire, shared, version, params).await? else {
+        return Ok(());
+    };
+    let result = backend.message_loop(wire, &mut shutdown).await;
+    shared.cancels.remove(backend.cancel_key);
+    result
+}
+
+/// Checks the startup packet, opens the session and sends the greeting; None = refused.
+async fn startup(
+    wire: &mut Wire,
+    shared: &Arc<Shared>,
+    version: i32,
+    params: Vec<(String, String)>,
+) -> Result<Option<Backend>, ConnError> {
+    let major = version >> 16;
+    let minor = version & 0xffff;
+    if major != 3 {
+        let e = ErrorFields::fatal(
+            "0A000",
+            format!("unsupported frontend protocol {major}.{minor}: server supports 3.0 to 3.0"),
+        );
+        wire.fatal(e).await?;
+        return Ok(None);
+    }
+    let unsupported: Vec<String> = params
+        .iter()
+        .filter(|(k, _)| k.starts_with("_pq_."))
+        .map(|(k, _)| k.clone())
+        .collect();
+    if minor > 0 || !unsupported.is_empty() {
+        wire.out.negotiate_protocol_version(0, &unsupported);
+    }
+    let get = |name: &str| {
+        params
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+    };
+    let Some(user) = get("user").filter(|u| !u.is_empty()) else {
+        let e = ErrorFields::fatal(
+            "28000",
+            "no PostgreSQL user name specified in startup packet",
+        );
+        wire.fatal(e).await?;
+        return Ok(None);
+    };
+    let database = get("database")
+        .filter(|d| !d.is_empty())
+        .unwrap_or_else(|| user.clone());
+    if !shared.engine.role_exists(&user) {
+        wire.fatal(ErrorFields::fatal(
+            "28000",
+            format!("role \"{user}\" does not exist"),
+        ))
+        .await?;
+        return Ok(None);
+    }
+    if !shared.engine.database_exists(&database) {
+        let e = ErrorFields::fatal("3D000", format!("database \"{database}\" does not exist"));
+        wire.fatal(e).await?;
+        return Ok(None);
+    }
+    let engine = Arc::clone(&shared.engine);
+    let opened = tokio::task::block_in_place(|| Session::new(engine, &user, &database));
+    let session = match opened {
+        Ok(s) => s,
+        Err(e) => {
+            let mut fields = sql_error_fields(&e);
+            fields.severity = "FATAL";
+            wire.fatal(fields).await?;
+            return Ok(None);
+        }
+    };
+    let (cancel_key, cancel_target) = shared.cancels.register(session.cancel_handle());
+    let mut backend = Backend {
+        session,
+        cancel_key,
+        cancel_target,
+        user,
+        startup_settings: HashMap::new(),
+        reported: HashMap::new(),
+        statements: HashMap::new(),
+        portals: HashMap::new(),
+        skip_until_sync: false,
+    };
+    backend.apply_startup_settings(&params);
+    wire.out.authentication_ok();
+    for (name, _) in REPORTED {
+        let value = backend.current_setting(name);
+        wire.out.parameter_status(name, &value);
+        backend.reported.insert(name, value);
+    }
+    wire.out.backend_key_data(cancel_key.pid, cancel_key.secret);
+    wire.out.ready_for_query(ReadyStatus::Idle);
+    wire.flush().await?;
+    Ok(Some(backend))
+}
+
+/// A statement created by Parse. `None` is the empty query (answered by EmptyQueryResponse).
+struct Statement {
+    prepared: Option<Arc<Prepared>>,
+}
+
+/// Where a portal is in its life (invariant 3).
+enum PortalState {
+    /// Bound, not executed yet.
+    Ready,
+    /// Executed; these rows are still to be sent; `tag` completes the last page.
+    Streaming {
+        rows: VecDeque<Vec<Value>>,
+        tag: String,
+    },
+    /// Everything was sent; a further Execute answers with this tag.
+    Done { tag: Option<String> },
+}
+
+/// A statement bound to parameter values by Bind.
+struct Portal {
+    prepared: Option<Arc<Prepared>>,
+    params: Vec<Value>,
+    result_formats: Vec<i16>,
+    state: PortalState,
+}
+
+/// The protocol state of one session.
+struct Backend {
+    session: Session,
+    cancel_key: CancelKey,
+    cancel_target: Arc<CancelTarget>,
+    user: String,
+    /// Values from the startup packet, shown when the session does not know the setting.
+    startup_settings: HashMap<String, String>,
+    /// Last value sent in ParameterStatus per reported setting.
+    reported: HashMap<&'static str, String>,
+    statements: HashMap<String, Statement>,
+    portals: HashMap<String, Portal>,
+    skip_until_sync: bool,
+}
+
+impl Backend {
+    /// Runs a blocking Session call off the reactor, cancellable by CancelRequest.
+    ///
+    /// NB: a panic inside the sql layer is contained here and becomes an internal error; the
+    /// caller closes the connection because the session's state is then unknown.
+    fn run<T>(&mut self, call: impl FnOnce(&mut Session) -> T) -> Result<T, Panicked> {
+        self.cancel_target.begin_statement();
+        let session = &mut self.session;
+        let result =
+            tokio::task::block_in_place(|| catch_unwind(AssertUnwindSafe(|| call(session))));
+        self.cancel_target.end_statement();
+        result.map_err(|_| Panicked)
+    }
+
+    fn apply_startup_settings(&mut self, params: &[(String, String)]) {
+        let mut settings: Vec<(String, String)> = Vec::new();
+        for (name, value) in params {
+            match name.as_str() {
+                "user" | "database" | "replication" => {}
+                "options" => settings.extend(parse_options(value)),
+                _ if name.starts_with("_pq_.") => {}
+                _ => settings.push((name.clone(), value.clone())),
+            }
+        }
+        for (name, value) in settings {
+            if name.is_empty()
+                || !name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.')
+            {
+                continue;
+            }
+            let sql = format!("SET {name} = '{}'", value.replace('\'', "''"));
+            // NB: settings the sql layer does not know are ignored rather than refused.
+            let _ = self.run(|s| {
+                let _ = s.execute_simple(&sql);
+                s.take_notices()
+            });
+            self.startup_settings
+                .insert(name.to_ascii_lowercase(), value);
+        }
+    }
+
+    /// The value to report for `name` (one of [`REPORTED`]).
+    fn current_setting(&self, name: &str) -> String {
+        match name {
+            "server_version" => return SERVER_VERSION.to_string(),
+            "server_encoding" => return "UTF8".to_string(),
+            "integer_datetimes" => return "on".to_string(),
+            "in_hot_standby" => return "off".to_string(),
+            "is_superuser" => return "on".to_string(),
+            "session_authorization" => return self.user.clone(),
+            _ => {}
+        }
+        let lower = name.to_ascii_lowercase();
+        self.session
+            .setting(name)
+            .or_else(|| self.session.setting(&lower))
+            .or_else(|| self.startup_settings.get(&lower).cloned())
+            .or_else(|| {
+                REPORTED
+                    .iter()
+                    .find(|(n, _)| *n == name)
+                    .map(|(_, d)| d.to_string())
+            })
+            .unwrap_or_default()
+    }
+
+    /// Sends ParameterStatus for every reported setting that changed (invariant 4).
+    fn report_changed_settings(&mut self, out: &mut Output) {
+        for (name, _) in REPORTED {
+            let value = self.current_setting(name);
+            if self.reported.get(name) != Some(&value) {
+                out.parameter_status(name, &value);
+                self.reported.insert(name, value);
+            }
+        }
+    }
+
+    fn ready_status(&self) -> ReadyStatus {
+        match self.session.transaction_status() {
+            TxnStatus::Idle => ReadyStatus::Idle,
+            TxnStatus::InBlock => ReadyStatus::InBlock,
+            TxnStatus::Failed => ReadyStatus::Failed,
+        }
+    }
+
+    /// Ends a request cycle: settings, ReadyForQuery, flush. Portals die with their transaction.
+    async fn ready(&mut self, wire: &mut Wire) -> Result<(), ConnError> {
+        let status = self.ready_status();
+        if status == ReadyStatus::Idle {
+            self.portals.clear();
+        }
+        self.report_changed_settings(&mut wire.out);
+        wire.out.ready_for_query(status);
+        wire.flush().await
+    }
+
+    async fn message_loop(
+        &mut self,
+        wire: &mut Wire,
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> Result<(), ConnError> {
+        loop {
+            let message = tokio::select! {
+                m = wire.read_message() => m?,
+                _ = shutdown.changed() => {
+                    let e = ErrorFields::fatal("57P01", "terminating connection due to administrator command");
+                    wire.fatal(e).await?;
+                    return Ok(());
+                }
+            };
+            let Some(message) = message else {
+                return Ok(());
+            };
+            if self.skip_until_sync
+                && !matches!(message, FrontendMessage::Sync | FrontendMessage::Terminate)
+            {
+                continue;
+            }
+            let step = match message {
+                FrontendMessage::Terminate => return Ok(()),
+                FrontendMessage::Query(sql) => {
+                    self.simple_query(wire, &sql).await?;
+                    Ok(())
+                }
+                FrontendMessage::Parse {
+                    name,
+                    sql,
+                    param_oids,
+                } => self.parse(&mut wire.out, name, &sql, &param_oids),
+                FrontendMessage::Bind {
+                    portal,
+                    statement,
+                    param_formats,
+                    params,
+                    result_formats,
+                } => self.bind(
+                    &mut wire.out,
+                    portal,
+                    &statement,
+                    &param_formats,
+                    params,
+                    result_formats,
+                ),
+                FrontendMessage::Describe { target, name } => {
+                    self.describe(&mut wire.out, target, &name)
+                }
+                FrontendMessage::Execute { portal, max_rows } => {
+                    self.execute(wire, &portal, max_rows).await?
+                }
+                FrontendMessage::Close { target, name } => {
+                    match target {
+                        Target::Statement => self.statements.remove(&name).map(|_| ()),
+                        Target::Portal => self.portals.remove(&name).map(|_| ()),
+                    };
+                    wire.out.close_complete();
+                    Ok(())
+                }
+                FrontendMessage::Sync => {
+                    self.skip_until_sync = false;
+                    if self.run(|s| s.sync()).is_err() {
+                        return fatal_internal(wire).await;
+                    }
+                    self.ready(wire).await?;
+                    Ok(())
+                }
+                FrontendMessage::Flush => {
+                    wire.flush().await?;
+                    Ok(())
+                }
+                FrontendMessage::CopyMessage => Ok(()),
+                FrontendMessage::Password => Err(ErrorFields::error(
+                    "08P01",
+                    "unexpected password message: authentication is not in progress",
+                )
+                .into()),
+            };
+            match step {
+                Ok(()) => {}
+                Err(StepError::Client(e)) => {
+                    wire.out.error_response(&e);
+                    self.skip_until_sync = true;
+                }
+                Err(StepError::Panicked) => return fatal_internal(wire).await,
+            }
+            wire.flush_if_full().await?;
+        }
+    }
+
+    /// Simple query protocol: every statement's result, then ReadyForQuery.
+    async fn simple_query(&mut self, wire: &mut Wire, sql: &str) -> Result<(), ConnError> {
+        // NB: PostgreSQL drops the unnamed statement and portal when a Query arrives.
+        self.statements.remove("");
+        self.portals.remove("");
+        let Ok((results, notices)) = self.run(|s| {
+            let results = s.execute_simple(sql);
+            (results, s.take_notices())
+        }) else {
+            return fatal_internal(wire).await;
+        };
+        // NB: notices come before the results they belong to; the sql layer reports them per
+        // call, not per statement, so a multi-statement query gets them all up front.
+        for n in &notices {
+            wire.out.notice_response(&notice_fields(n));
+        }
+        if results.is_empty() {
+            wire.out.empty_query();
+        }
+        for result in results {
+            match result {
+                Ok(Outcome::Rows { columns, rows, tag }) => {
+                    wire.out.row_description(&field_descriptions(&columns, &[]));
+                    for row in &rows {
+                        send_row(&mut wire.out, row, &[]);
+                        wire.flush_if_full().await?;
+                    }
+                    wire.out.command_complete(&tag);
+                }
+                Ok(Outcome::Command { tag }) => {
+                    self.forget_deallocated(&tag, sql);
+                    wire.out.command_complete(&tag);
+                }
+                Ok(Outcome::Empty) => wire.out.empty_query(),
+                Err(e) => wire.out.error_response(&sql_error_fields(&e)),
+            }
+        }
+        self.ready(wire).await
+    }
+
+    /// DEALLOCATE / DISCARD ALL also drop protocol-level prepared statements.
+    fn forget_deallocated(&mut self, tag: &str, sql: &str) {
+        match tag {
+            "DEALLOCATE ALL" => self.statements.clear(),
+            "DISCARD ALL" => {
+                self.statements.clear();
+                self.portals.clear();
+            }
+            "DEALLOCATE" => {
+                for name in deallocated_names(sql) {
+                    self.statements.remove(&name);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn parse(
+        &mut self,
+        out: &mut Output,
+        name: String,
+        sql: &str,
+        param_oids: &[u32],
+    ) -> Result<(), StepError> {
+        if !name.is_empty() && self.statements.contains_key(&name) {
+            return Err(ErrorFields::error(
+                "42P05",
+                format!("prepared statement \"{name}\" already exists"),
+            )
+            .into());
+        }
+        let prepared = if is_empty_query(sql) {
+            None
+        } else {
+            // NB: an OID we do not know is treated as "unspecified": the type is inferred.
+            let declared: Vec<Option<DataType>> = param_oids
+                .iter()
+                .map(|&oid| {
+                    if oid == 0 {
+                        None
+                    } else {
+                        DataType::from_oid(oid)
+                    }
+                })
+                .collect();
+            let prepared = self
+                .run(|s| s.prepare(sql, &declared))?
+                .map_err(StepError::from)?;
+            Some(Arc::new(prepared))
+        };
+        self.statements.insert(name, Statement { prepared });
+        out.parse_complete();
+        Ok(())
+    }
+
+    fn bind(
+        &mut self,
+        out: &mut Output,
+        portal: String,
+        statement: &str,
+        param_formats: &[i16],
+        params: Vec<Option<bytes::Bytes>>,
+        result_formats: Vec<i16>,
+    ) -> Result<(), StepError> {
+        let Some(stmt) = self.statements.get(statement) else {
+            return Err(ErrorFields::error("26000", missing_statement(statement)).into());
+        };
+        if !portal.is_empty() && self.portals.contains_key(&portal) {
+            return Err(
+                ErrorFields::error("42P03", format!("portal \"{portal}\" already exists")).into(),
+            );
+        }
+        let prepared = stmt.prepared.clone();
+        let param_types: &[DataType] = prepared.as_ref().map_or(&[], |p| p.param_types());
+        if params.len() != param_types.len() {
+            return Err(ErrorFields::error(
+                "08P01",
+                format!(
+                    "bind message supplies {} parameters, but prepared statement \"{}\" requires {}",
+                    params.len(),
+                    statement,
+                    param_types.len()
+                ),
+            )
+            .into());
+        }
+        if param_formats.len() > 1 && param_formats.len() != params.len() {
+            return Err(ErrorFields::error(
+                "08P01",
+                format!(
+                    "bind message has {} parameter formats but {} parameters",
+                    param_formats.len(),
+                    params.len()
+                ),
+            )
+            .into());
+        }
+        check_format_codes(param_formats)?;
+        check_format_codes(&result_formats)?;
+        let mut values = Vec::with_capacity(params.len());
+        for (i, (raw, ty)) in params.iter().zip(param_types).enumerate() {
+            let value = match raw {
+                None => Value::Null,
+                Some(bytes) if format_for(param_formats, i) == 1 => Value::from_binary(bytes, ty)?,
+                Some(bytes) => {
+                    let text = std::str::from_utf8(bytes).map_err(|_| {
+                        ErrorFields::error("22021", "invalid byte sequence for encoding \"UTF8\"")
+                    })?;
+                    Value::from_text(text, ty)?
+                }
+            };
+            values.push(value);
+        }
+        self.portals.insert(
+            portal,
+            Portal {
+                prepared,
+                params: values,
+                result_formats,
+                state: PortalState::Ready,
+            },
+        );
+        out.bind_complete();
+        Ok(())
+    }
+
+    fn describe(&mut self, out: &mut Output, target: Target, name: &str) -> Result<(), StepError> {
+        match target {
+            Target::Statement => {
+                let Some(stmt) = self.statements.get(name) else {
+                    return Err(ErrorFields::error("26000", missing_statement(name)).into());
+                };
+                match &stmt.prepared {
+                    None => {
+                        out.parameter_description(&[]);
+                        out.no_data();
+                    }
+                    Some(p) => {
+                        let oids: Vec<u32> = p.param_types().iter().map(|t| t.oid()).collect();
+                        out.parameter_description(&oids);
+                        describe_columns(out, p.columns(), &[]);
+                    }
+                }
+            }
+            Target::Portal => {
+                let Some(portal) = self.portals.get(name) else {
+                    return Err(ErrorFields::error("34000", missing_portal(name)).into());
+                };
+                match &portal.prepared {
+                    None => out.no_data(),
+                    Some(p) => describe_columns(out, p.columns(), &portal.result_formats),
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn execute(
+        &mut self,
+        wire: &mut Wire,
+        name: &str,
+        max_rows: i32,
+    ) -> Result<Result<(), StepError>, ConnError> {
+        let Some(portal) = self.portals.get_mut(name) else {
+            return Ok(Err(ErrorFields::error("34000", missing_portal(name)).into()));
+        };
+        if matches!(portal.state, PortalState::Ready) {
+            let Some(prepared) = portal.prepared.clone() else {
+                portal.state = PortalState::Done { tag: None };
+                wire.out.empty_query();
+                return Ok(Ok(()));
+            };
+            let params = std::mem::take(&mut portal.params);
+            let outcome = match self.run(|s| s.execute_prepared(&prepared, params)) {
+                Err(Panicked) => return Ok(Err(StepError::Panicked)),
+                Ok(Err(e)) => {
+                    if let Some(p) = self.portals.get_mut(name) {
+                        p.state = PortalState::Done { tag: None };
+                    }
+                    return Ok(Err(e.into()));
+                }
+                Ok(Ok(outcome)) => outcome,
+            };
+            let state = match outcome {
+                Outcome::Rows { rows, tag, .. } => PortalState::Streaming {
+                    rows: rows.into(),
+                    tag,
+                },
+                Outcome::Command { tag } => {
+                    self.forget_deallocated(&tag, prepared.sql());
+                    wire.out.command_complete(&tag);
+                    PortalState::Done { tag: Some(tag) }
+                }
+                Outcome::Empty => {
+                    wire.out.empty_query();
+                    PortalState::Done { tag: None }
+                }
+            };
+            match self.portals.get_mut(name) {
+                Some(p) => p.state = state,
+                // DISCARD ALL dropped the portal itself: nothing more to send.
+                None => return Ok(Ok(())),
+            }
+        }
+        let Some(portal) = self.portals.get_mut(name) else {
+            return Ok(Ok(()));
+        };
+        match &mut portal.state {
+            PortalState::Ready => {}
+            PortalState::Done { tag } => match tag {
+                Some(tag) if !tag.starts_with("SELECT") => {}
+                Some(_) => wire.out.command_complete("SELECT 0"),
+                None => {}
+            },
+            PortalState::Streaming { rows, tag } => {
+                let limit = if max_rows > 0 {
+                    max_rows as usize
+                } else {
+                    usize::MAX
+                };
+                let mut sent = 0usize;
+                while sent < limit {
+                    let Some(row) = rows.pop_front() else { break };
+                    send_row(&mut wire.out, &row, &portal.result_formats);
+                    sent += 1;
+                    wire.flush_if_full().await?;
+                }
+                if rows.is_empty() {
+                    // NB: PostgreSQL's SELECT tag counts the rows of this Execute only.
+                    let tag = if tag.starts_with("SELECT") {
+                        format!("SELECT {sent}")
+                    } else {
+                        tag.clone()
+                    };
+                    wire.out.command_complete(&tag);
+                    portal.state = PortalState::Done { tag: Some(tag) };
+                } else {
+                    wire.out.portal_suspended();
+                }
+            }
+        }
+        Ok(Ok(()))
+    }
+}
+
+/// The sql layer panicked: the session's state is unknown.
+#[derive(Debug)]
+struct Panicked;
+
+/// How one extended-protocol message failed.
+enum StepError {
+    /// The client's request was refused: ErrorResponse, then skip until Sync.
+    Client(ErrorFields),
+    /// The sql layer panicked: FATAL and close.
+    Panicked,
+}
+
+impl From<ErrorFields> for StepError {
+    fn from(e: ErrorFields) -> Self {
+        StepError::Client(e)
+    }
+}
+
+impl From<SqlError> for StepError {
+    fn from(e: SqlError) -> Self {
+        StepError::Client(sql_error_fields(&e))
+    }
+}
+
+impl From<Panicked> for StepError {
+    fn from(_: Panicked) -> Self {
+        StepError::Panicked
+    }
+}
+
+async fn fatal_internal(wire: &mut Wire) -> Result<(), ConnError> {
+    let e = ErrorFields::fatal(
+        "XX000",
+        "internal error in the SQL layer; closing the connection",
+    );
+    wire.fatal(e).await
+}
+
+fn sql_error_fields(e: &SqlError) -> ErrorFields {
+    ErrorFields {
+        severity: "ERROR",
+        code: e.code.code().to_string(),
+        message: e.message.clone(),
+        detail: e.detail.clone(),
+        hint: e.hint.clone(),
+    }
+}
+
+fn notice_fields(n: &gnomon_sql::Notice) -> ErrorFields {
+    ErrorFields {
+        severity: n.severity,
+        code: n.code.to_string(),
+        message: n.message.clone(),
+        detail: None,
+        hint: None,
+    }
+}
+
+fn missing_statement(name: &str) -> String {
+    if name.is_empty() {
+        "unnamed prepared statement does not exist".to_string()
+    } else {
+        format!("prepared statement \"{name}\" does not exist")
+    }
+}
+
+fn missing_portal(name: &str) -> String {
+    format!("portal \"{name}\" does not exist")
+}
+
+/// Format code of column or parameter `i`: none = text, one = for all, else one each.
+fn format_for(codes: &[i16], i: usize) -> i16 {
+    match codes {
+        [] => 0,
+        [one] => *one,
+        many => many.get(i).copied().unwrap_or(0),
+    }
+}
+
+fn check_format_codes(codes: &[i16]) -> Result<(), ErrorFields> {
+    match codes.iter().find(|&&c| c != 0 && c != 1) {
+        Some(bad) => Err(ErrorFields::error(
+            "22023",
+            format!("unsupported format code: {bad}"),
+        )),
+        None => Ok(()),
+    }
+}
+
+fn field_descriptions(columns: &[Column], formats: &[i16]) -> Vec<FieldDescription> {
+    columns
+        .iter()
+        .enumerate()
+        .map(|(i, c)| FieldDescription {
+            name: c.name.clone(),
+            table_oid: c.table_oid,
+            column_id: c.column_id,
+            type_oid: c.ty.oid(),
+            type_len: c.ty.typlen(),
+            type_modifier: c.ty.typmod(),
+            format: format_for(formats, i),
+        })
+        .collect()
+}
+
+fn describe_columns(out: &mut Output, columns: &[Column], formats: &[i16]) {
+    if columns.is_empty() {
+        out.no_data();
+    } else {
+        out.row_description(&field_descriptions(columns, formats));
+    }
+}
+
+fn send_row(out: &mut Output, row: &[Value], formats: &[i16]) {
+    let encoded: Vec<Option<Vec<u8>>> = row
+        .iter()
+        .enumerate()
+        .map(|(i, v)| {
+            if format_for(formats, i) == 1 {
+                v.to_binary()
+            } else {
+                v.to_text().map(String::into_bytes)
+            }
+        })
+        .collect();
+    out.data_row(encoded.iter().map(|v| v.as_deref()));
+}
+
+/// True for a query string with no statement in it (only blanks and semicolons).
+fn is_empty_query(sql: &str) -> bool {
+    sql.chars().all(|c| c.is_whitespace() || c == ';')
+}
+
+/// `-c name=value` and `--name=value` pairs of the startup `options` parameter.
+fn parse_options(options: &str) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let mut words = options.split_whitespace();
+    while let Some(word) = words.next() {
+        let assignment = if word == "-c" {
+            words.next()
+        } else if let Some(rest) = word.strip_prefix("--") {
+            Some(rest)
+        } else {
+            word.strip_prefix("-c")
+        };
+        if let Some((name, value)) = assignment.and_then(|a| a.split_once('=')) {
+            out.push((name.replace('-', "_"), value.to_string()));
+        }
+    }
+    out
+}
+
+/// Names in `DEALLOCATE [PREPARE] name` statements of a query string (lower-cased unless quoted).
+fn deallocated_names(sql: &str) -> Vec<String> {
+    let mut names = Vec::new();
+    for statement in sql.split(';') {
+        let mut words = statement.split_whitespace();
+        if !words
+            .next()
+            .is_some_and(|w| w.eq_ignore_ascii_case("deallocate"))
+        {
+            continue;
+        }
+        let mut name = words.next();
+        if name.is_some_and(|w| w.eq_ignore_ascii_case("prepare")) {
+            name = words.next();
+        }
+        if let Some(name) = name {
+            match name.strip_prefix('"').and_then(|n| n.strip_suffix('"')) {
+                Some(quoted) => names.push(quoted.to_string()),
+                None => names.push(name.to_ascii_lowercase()),
+            }
+        }
+    }
+    names
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn options_parameter_yields_settings() {
+        assert_eq!(
+            parse_options("-c search_path=x --statement-timeout=5 -cDateStyle=ISO"),
+            vec![
+                ("search_path".to_string(), "x".to_string()),
+                ("statement_timeout".to_string(), "5".to_string()),
+                ("DateStyle".to_string(), "ISO".to_string()),
+            ]
+        );
+    }
+
+    #[test]
+    fn deallocate_names_are_found() {
+        assert_eq!(
+            deallocated_names("DEALLOCATE s1; deallocate prepare \"S2\""),
+            vec!["s1".to_string(), "S2".to_string()]
+        );
+        assert!(deallocated_names("SELECT 1").is_empty());
+    }
+
+    #[test]
+    fn format_codes_apply_to_all_or_each() {
+        assert_eq!(format_for(&[], 3), 0);
+        assert_eq!(format_for(&[1], 3), 1);
+        assert_eq!(format_for(&[0, 1], 1), 1);
+        assert_eq!(format_for(&[0, 1], 5), 0);
+        assert!(check_format_codes(&[0, 1]).is_ok());
+        assert!(check_format_codes(&[2]).is_err());
+    }
+
+    #[test]
+    fn server_version_starts_with_the_postgres_major() {
+        assert!(SERVER_VERSION.starts_with("15."));
+    }
+}
