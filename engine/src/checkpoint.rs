@@ -5,7 +5,7 @@
 //! ```text
 //! offset 0
 //! +-----------------------------------------------------------------------+
-//! | header (16 B): magic "GNOMCKPT" (8) | format_version u32 | flags u32=0 |
+//! | header (16 B): magic "GNOMCKPT" (8) | format_version u32 | flags u32   |
 //! +-----------------------------------------------------------------------+
 //! | block 0 | block 1 | ... | block n-1                                   |
 //! +-----------------------------------------------------------------------+
@@ -14,6 +14,7 @@
 //! | trailer (72 B)                                                        |
 //! +-----------------------------------------------------------------------+
 //!
+//! header:       flags are reserved and must be 0 (the reader rejects anything else).
 //! block:        entry_count u32 | entry * entry_count | crc32 u32
 //!               (crc32 covers entry_count and the entries)
 //! entry:        key_len u32 | key (key_len B) | version u128 (16 B) | kind u8
@@ -375,6 +376,9 @@ impl Checkpoint {
         let format = read_u32(data, 8).ok_or_else(|| bad("short header"))?;
         if format != FORMAT_VERSION {
             return Err(Invalid::Format(format));
+        }
+        if read_u32(data, 12) != Some(0) {
+            return Err(bad("reserved header flags are not zero"));
         }
         let t = data.len() - TRAILER_LEN;
         if data.get(t + 64..) != Some(TAIL_MAGIC.as_slice()) {
