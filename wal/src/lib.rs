@@ -46,7 +46,7 @@
 //!           +-----------+-----------+----------+---------------------+
 //! ```
 //!
-//! Byte-by-byte formats are documented next to the encoders in [`format`]
+//! Byte-by-byte formats are documented next to the encoders in [`format`](mod@format)
 //! ([`format::encode_segment_header`], [`format::encode_record`]); their constants are frozen
 //! and the header carries a format version the reader checks.
 //!
