@@ -21,8 +21,7 @@
 //!   until the log is reopened. An fsync is never retried (after a failed fsync Linux may have
 //!   dropped the dirty pages, so a retry can "succeed" without the data). NB: an error means
 //!   "not known to be durable", not "absent": a failed record may reappear after restart, so
-//!   callers must treat it as in doubt (the mvcc layer aborts the process or the transaction
-//!   outcome accordingly).
+//!   callers must treat such a commit as in doubt, not as rolled back.
 //!
 //! ## LSNs
 //!

@@ -205,3 +205,42 @@ fn remove_segments_before_deletes_only_segments_wholly_before_the_lsn() {
     let records = replay_all(&wal, Lsn(0));
     assert_eq!(records.last().map(|r| r.lsn), Some(next));
 }
+
+#[test]
+fn wal_and_pending_can_be_shared_across_threads() {
+    fn assert_send_sync<T: Send + Sync>() {}
+    fn assert_send<T: Send>() {}
+    assert_send_sync::<gnomon_wal::Wal>();
+    assert_send::<gnomon_wal::Pending>();
+    assert_send::<gnomon_wal::Replay>();
+}
+
+#[test]
+fn replay_during_appends_sees_every_record_durable_when_it_started() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let wal = std::sync::Arc::new(open_with_segment_size(dir.path(), 300).expect("open"));
+    for i in 0..20 {
+        wal.append(KIND, &payload(i, 20)).expect("append");
+    }
+    let durable = wal.durable_lsn();
+    let writer = {
+        let wal = std::sync::Arc::clone(&wal);
+        std::thread::spawn(move || {
+            for i in 20..60 {
+                wal.append(KIND, &payload(i, 20)).expect("append");
+            }
+        })
+    };
+    let records = replay_all(&wal, Lsn(0));
+    writer.join().expect("writer");
+    assert!(records.len() >= 20);
+    assert_eq!(
+        payloads(&records),
+        (0..records.len())
+            .map(|i| payload(i, 20))
+            .collect::<Vec<_>>()
+    );
+    assert!(records.iter().all(|r| r.lsn < wal.end_lsn()));
+    assert!(records.last().map(|r| r.lsn) >= Some(Lsn(durable.0 - 29)));
+    assert_eq!(replay_all(&wal, Lsn(0)).len(), 60);
+}
