@@ -23,6 +23,8 @@ impl SqlState {
     pub const INVALID_TABLE_DEFINITION: SqlState = SqlState("42P16");
     /// 42804 datatype_mismatch.
     pub const DATATYPE_MISMATCH: SqlState = SqlState("42804");
+    /// 42846 cannot_coerce.
+    pub const CANNOT_COERCE: SqlState = SqlState("42846");
     /// 42883 undefined_function.
     pub const UNDEFINED_FUNCTION: SqlState = SqlState("42883");
     /// 42704 undefined_object.

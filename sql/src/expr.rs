@@ -1,0 +1,825 @@
+//! Bound (typed) expressions and their evaluation: PostgreSQL arithmetic, comparisons with
+//! three-valued logic, casts, LIKE.
+
+use std::cmp::Ordering;
+
+use rust_decimal::prelude::{FromPrimitive, ToPrimitive};
+use rust_decimal::{Decimal, RoundingStrategy};
+
+use crate::error::{SqlError, SqlResult, SqlState};
+use crate::types::{
+    as_decimal, as_f64, as_i64, compare_values, date_to_timestamp, parse_decimal,
+    timestamp_to_date, DataType, Value, NUMERIC,
+};
+
+/// Binary operators after binding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum BinOp {
+    Add,
+    Sub,
+    Mul,
+    Div,
+    Mod,
+    Concat,
+    Eq,
+    NotEq,
+    Lt,
+    LtEq,
+    Gt,
+    GtEq,
+}
+
+/// A bound expression. Column indexes refer to the row the expression is evaluated on.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Expr {
+    Const(Value),
+    Column(usize),
+    Param(usize),
+    Neg(Box<Expr>),
+    Not(Box<Expr>),
+    /// Arithmetic/comparison carried out in `ty` (operands are cast to it first).
+    Binary { op: BinOp, left: Box<Expr>, right: Box<Expr>, ty: DataType },
+    And(Box<Expr>, Box<Expr>),
+    Or(Box<Expr>, Box<Expr>),
+    IsNull(Box<Expr>, bool),
+    IsBool { expr: Box<Expr>, value: bool, negated: bool },
+    IsDistinct { left: Box<Expr>, right: Box<Expr>, negated: bool },
+    InList { expr: Box<Expr>, list: Vec<Expr>, negated: bool },
+    Like { expr: Box<Expr>, pattern: Box<Expr>, negated: bool, case_insensitive: bool },
+    Case { operand: Option<Box<Expr>>, whens: Vec<(Expr, Expr)>, otherwise: Option<Box<Expr>> },
+    Coalesce(Vec<Expr>),
+    NullIf(Box<Expr>, Box<Expr>),
+    Cast { expr: Box<Expr>, ty: DataType, explicit: bool },
+    Func(Func, Vec<Expr>),
+}
+
+/// Scalar functions evaluated per row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Func {
+    Lower,
+    Upper,
+    Length,
+    Abs,
+    Round,
+    Greatest,
+    Least,
+}
+
+/// What evaluation needs besides the row.
+pub(crate) struct EvalContext<'a> {
+    pub params: &'a [Value],
+}
+
+impl Expr {
+    pub(crate) fn eval(&self, row: &[Value], ctx: &EvalContext<'_>) -> SqlResult<Value> {
+        Ok(match self {
+            Expr::Const(v) => v.clone(),
+            Expr::Column(i) => row.get(*i).cloned().ok_or_else(|| SqlError::internal("column index out of range"))?,
+            Expr::Param(i) => ctx.params.get(*i).cloned().ok_or_else(|| {
+                SqlError::new(SqlState::PROTOCOL_VIOLATION, format!("no value bound for parameter ${}", i + 1))
+            })?,
+            Expr::Neg(e) => negate(e.eval(row, ctx)?)?,
+            Expr::Not(e) => match e.eval(row, ctx)? {
+                Value::Bool(b) => Value::Bool(!b),
+                _ => Value::Null,
+            },
+            Expr::Binary { op, left, right, ty } => {
+                let l = left.eval(row, ctx)?;
+                let r = right.eval(row, ctx)?;
+                binary(*op, l, r, ty)?
+            }
+            Expr::And(a, b) => {
+                let l = truth(&a.eval(row, ctx)?);
+                if l == Some(false) {
+                    return Ok(Value::Bool(false));
+                }
+                match (l, truth(&b.eval(row, ctx)?)) {
+                    (_, Some(false)) => Value::Bool(false),
+                    (Some(true), Some(true)) => Value::Bool(true),
+                    _ => Value::Null,
+                }
+            }
+            Expr::Or(a, b) => {
+                let l = truth(&a.eval(row, ctx)?);
+                if l == Some(true) {
+                    return Ok(Value::Bool(true));
+                }
+                match (l, truth(&b.eval(row, ctx)?)) {
+                    (_, Some(true)) => Value::Bool(true),
+                    (Some(false), Some(false)) => Value::Bool(false),
+                    _ => Value::Null,
+                }
+            }
+            Expr::IsNull(e, negated) => Value::Bool(e.eval(row, ctx)?.is_null() != *negated),
+            Expr::IsBool { expr, value, negated } => {
+                let t = truth(&expr.eval(row, ctx)?);
+                Value::Bool((t == Some(*value)) != *negated)
+            }
+            Expr::IsDistinct { left, right, negated } => {
+                let l = left.eval(row, ctx)?;
+                let r = right.eval(row, ctx)?;
+                let distinct = match (l.is_null(), r.is_null()) {
+                    (true, true) => false,
+                    (true, false) | (false, true) => true,
+                    _ => compare_values(&l, &r) != Some(Ordering::Equal),
+                };
+                Value::Bool(distinct != *negated)
+            }
+            Expr::InList { expr, list, negated } => {
+                let v = expr.eval(row, ctx)?;
+                if v.is_null() {
+                    return Ok(Value::Null);
+                }
+                let mut saw_null = false;
+                for item in list {
+                    let x = item.eval(row, ctx)?;
+                    if x.is_null() {
+                        saw_null = true;
+                    } else if compare_values(&v, &x) == Some(Ordering::Equal) {
+                        return Ok(Value::Bool(!negated));
+                    }
+                }
+                if saw_null {
+                    Value::Null
+                } else {
+                    Value::Bool(*negated)
+                }
+            }
+            Expr::Like { expr, pattern, negated, case_insensitive } => {
+                let v = expr.eval(row, ctx)?;
+                let p = pattern.eval(row, ctx)?;
+                match (v, p) {
+                    (Value::Text(s), Value::Text(p)) => {
+                        let m = if *case_insensitive {
+                            like(&s.to_lowercase(), &p.to_lowercase())?
+                        } else {
+                            like(&s, &p)?
+                        };
+                        Value::Bool(m != *negated)
+                    }
+                    _ => Value::Null,
+                }
+            }
+            Expr::Case { operand, whens, otherwise } => {
+                let op = match operand {
+                    Some(o) => Some(o.eval(row, ctx)?),
+                    None => None,
+                };
+                for (cond, result) in whens {
+                    let c = cond.eval(row, ctx)?;
+                    let hit = match &op {
+                        Some(o) => !o.is_null() && !c.is_null() && compare_values(o, &c) == Some(Ordering::Equal),
+                        None => truth(&c) == Some(true),
+                    };
+                    if hit {
+                        return result.eval(row, ctx);
+                    }
+                }
+                match otherwise {
+                    Some(e) => e.eval(row, ctx)?,
+                    None => Value::Null,
+                }
+            }
+            Expr::Coalesce(list) => {
+                for e in list {
+                    let v = e.eval(row, ctx)?;
+                    if !v.is_null() {
+                        return Ok(v);
+                    }
+                }
+                Value::Null
+            }
+            Expr::NullIf(a, b) => {
+                let l = a.eval(row, ctx)?;
+                let r = b.eval(row, ctx)?;
+                if !l.is_null() && !r.is_null() && compare_values(&l, &r) == Some(Ordering::Equal) {
+                    Value::Null
+                } else {
+                    l
+                }
+            }
+            Expr::Cast { expr, ty, explicit } => cast(expr.eval(row, ctx)?, ty, *explicit)?,
+            Expr::Func(f, args) => {
+                let vals = args.iter().map(|a| a.eval(row, ctx)).collect::<SqlResult<Vec<_>>>()?;
+                call(*f, vals)?
+            }
+        })
+    }
+
+    /// True when the expression reads no column (constants, parameters and operators on them).
+    pub(crate) fn is_row_independent(&self) -> bool {
+        match self {
+            Expr::Const(_) | Expr::Param(_) => true,
+            Expr::Column(_) => false,
+            Expr::Neg(e) | Expr::Not(e) | Expr::IsNull(e, _) => e.is_row_independent(),
+            Expr::Cast { expr, .. } => expr.is_row_independent(),
+            Expr::Binary { left, right, .. } => left.is_row_independent() && right.is_row_independent(),
+            _ => false,
+        }
+    }
+}
+
+/// SQL truth value: Some(bool), or None for NULL.
+pub(crate) fn truth(v: &Value) -> Option<bool> {
+    match v {
+        Value::Bool(b) => Some(*b),
+        _ => None,
+    }
+}
+
+fn negate(v: Value) -> SqlResult<Value> {
+    Ok(match v {
+        Value::Null => Value::Null,
+        Value::Int2(x) => Value::Int2(x.checked_neg().ok_or_else(|| SqlError::out_of_range("smallint out of range"))?),
+        Value::Int4(x) => Value::Int4(x.checked_neg().ok_or_else(|| SqlError::out_of_range("integer out of range"))?),
+        Value::Int8(x) => Value::Int8(x.checked_neg().ok_or_else(|| SqlError::out_of_range("bigint out of range"))?),
+        Value::Float4(x) => Value::Float4(-x),
+        Value::Float8(x) => Value::Float8(-x),
+        Value::Numeric(d) => Value::Numeric(-d),
+        other => return Err(SqlError::undefined_function(format!("operator does not exist: - {}", other.data_type().name()))),
+    })
+}
+
+fn int_range_error(ty: &DataType) -> SqlError {
+    SqlError::out_of_range(match ty {
+        DataType::Int2 => "smallint out of range",
+        DataType::Int4 => "integer out of range",
+        _ => "bigint out of range",
+    })
+}
+
+fn float_check(x: f64, a: f64, b: f64) -> SqlResult<f64> {
+    if x.is_infinite() && a.is_finite() && b.is_finite() {
+        return Err(SqlError::out_of_range("value out of range: overflow"));
+    }
+    Ok(x)
+}
+
+/// Evaluates a binary operator whose operands were cast to `ty` by the binder (comparisons
+/// compare across numeric widths directly).
+fn binary(op: BinOp, l: Value, r: Value, ty: &DataType) -> SqlResult<Value> {
+    if l.is_null() || r.is_null() {
+        return Ok(Value::Null);
+    }
+    let cmp = |o: Ordering| -> bool {
+        match op {
+            BinOp::Eq => o == Ordering::Equal,
+            BinOp::NotEq => o != Ordering::Equal,
+            BinOp::Lt => o == Ordering::Less,
+            BinOp::LtEq => o != Ordering::Greater,
+            BinOp::Gt => o == Ordering::Greater,
+            _ => o != Ordering::Less,
+        }
+    };
+    match op {
+        BinOp::Eq | BinOp::NotEq | BinOp::Lt | BinOp::LtEq | BinOp::Gt | BinOp::GtEq => {
+            let o = compare_values(&l, &r).ok_or_else(|| {
+                SqlError::undefined_function(format!(
+                    "operator does not exist: {} = {}",
+                    l.data_type().name(),
+                    r.data_type().name()
+                ))
+            })?;
+            return Ok(Value::Bool(cmp(o)));
+        }
+        BinOp::Concat => {
+            let a = cast(l, &DataType::Text, true)?;
+            let b = cast(r, &DataType::Text, true)?;
+            if let (Value::Text(a), Value::Text(b)) = (a, b) {
+                return Ok(Value::Text(a + &b));
+            }
+            return Err(SqlError::internal("concat of non-text"));
+        }
+        _ => {}
+    }
+    // Date arithmetic.
+    match (&l, &r, op) {
+        (Value::Date(d), _, BinOp::Add | BinOp::Sub) if as_i64(&r).is_some() => {
+            let n = as_i64(&r).unwrap_or(0);
+            let n = if op == BinOp::Sub { -n } else { n };
+            let days = i32::try_from(*d as i64 + n).map_err(|_| SqlError::out_of_range("date out of range"))?;
+            return Ok(Value::Date(days));
+        }
+        (_, Value::Date(d), BinOp::Add) if as_i64(&l).is_some() => {
+            let n = as_i64(&l).unwrap_or(0);
+            let days = i32::try_from(*d as i64 + n).map_err(|_| SqlError::out_of_range("date out of range"))?;
+            return Ok(Value::Date(days));
+        }
+        (Value::Date(a), Value::Date(b), BinOp::Sub) => return Ok(Value::Int4(a - b)),
+        _ => {}
+    }
+    match ty {
+        DataType::Int2 | DataType::Int4 | DataType::Int8 => {
+            let a = as_i64(&l).ok_or_else(|| SqlError::internal("integer operand expected"))?;
+            let b = as_i64(&r).ok_or_else(|| SqlError::internal("integer operand expected"))?;
+            let res = match op {
+                BinOp::Add => a.checked_add(b),
+                BinOp::Sub => a.checked_sub(b),
+                BinOp::Mul => a.checked_mul(b),
+                BinOp::Div => {
+                    if b == 0 {
+                        return Err(SqlError::division_by_zero());
+                    }
+                    a.checked_div(b)
+                }
+                BinOp::Mod => {
+                    if b == 0 {
+                        return Err(SqlError::division_by_zero());
+                    }
+                    Some(a.checked_rem(b).unwrap_or(0))
+                }
+                _ => None,
+            }
+            .ok_or_else(|| int_range_error(ty))?;
+            int_value(res, ty)
+        }
+        DataType::Float4 | DataType::Float8 => {
+            let a = as_f64(&l).ok_or_else(|| SqlError::internal("float operand expected"))?;
+            let b = as_f64(&r).ok_or_else(|| SqlError::internal("float operand expected"))?;
+            let res = match op {
+                BinOp::Add => a + b,
+                BinOp::Sub => a - b,
+                BinOp::Mul => a * b,
+                BinOp::Div => {
+                    if b == 0.0 {
+                        return Err(SqlError::division_by_zero());
+                    }
+                    a / b
+                }
+                BinOp::Mod => {
+                    return Err(SqlError::undefined_function(
+                        "operator does not exist: double precision % double precision",
+                    ))
+                }
+                _ => unreachable_op()?,
+            };
+            let res = float_check(res, a, b)?;
+            Ok(if *ty == DataType::Float4 {
+                let f = res as f32;
+                if f.is_infinite() && res.is_finite() {
+                    return Err(SqlError::out_of_range("value out of range: overflow"));
+                }
+                Value::Float4(f)
+            } else {
+                Value::Float8(res)
+            })
+        }
+        DataType::Numeric { .. } => {
+            let a = as_decimal(&l).ok_or_else(|| SqlError::internal("numeric operand expected"))?;
+            let b = as_decimal(&r).ok_or_else(|| SqlError::internal("numeric operand expected"))?;
+            let overflow = || SqlError::out_of_range("value overflows numeric format");
+            let res = match op {
+                BinOp::Add => a.checked_add(b).ok_or_else(overflow)?,
+                BinOp::Sub => a.checked_sub(b).ok_or_else(overflow)?,
+                BinOp::Mul => a.checked_mul(b).ok_or_else(overflow)?,
+                BinOp::Div => numeric_div(a, b)?,
+                BinOp::Mod => {
+                    if b.is_zero() {
+                        return Err(SqlError::division_by_zero());
+                    }
+                    a.checked_rem(b).ok_or_else(overflow)?
+                }
+                _ => return Err(SqlError::internal("unexpected operator")),
+            };
+            Ok(Value::Numeric(res))
+        }
+        other => Err(SqlError::undefined_function(format!(
+            "operator does not exist: {} {} {}",
+            other.name(),
+            op_symbol(op),
+            other.name()
+        ))),
+    }
+}
+
+fn unreachable_op() -> SqlResult<f64> {
+    Err(SqlError::internal("unexpected operator"))
+}
+
+pub(crate) fn op_symbol(op: BinOp) -> &'static str {
+    match op {
+        BinOp::Add => "+",
+        BinOp::Sub => "-",
+        BinOp::Mul => "*",
+        BinOp::Div => "/",
+        BinOp::Mod => "%",
+        BinOp::Concat => "||",
+        BinOp::Eq => "=",
+        BinOp::NotEq => "<>",
+        BinOp::Lt => "<",
+        BinOp::LtEq => "<=",
+        BinOp::Gt => ">",
+        BinOp::GtEq => ">=",
+    }
+}
+
+fn int_value(v: i64, ty: &DataType) -> SqlResult<Value> {
+    Ok(match ty {
+        DataType::Int2 => Value::Int2(i16::try_from(v).map_err(|_| int_range_error(ty))?),
+        DataType::Int4 => Value::Int4(i32::try_from(v).map_err(|_| int_range_error(ty))?),
+        _ => Value::Int8(v),
+    })
+}
+
+/// Base-10000 weight and first digit of a non-zero decimal, as PostgreSQL's NumericVar has them.
+fn weight_and_first_digit(d: Decimal) -> (i64, u32) {
+    let d = d.abs().normalize();
+    let digits = d.mantissa().to_string();
+    let exp10 = digits.len() as i64 - d.scale() as i64 - 1; // position of the leading digit
+    let weight = exp10.div_euclid(4);
+    // First base-10000 digit = leading digits within that group.
+    let lead_len = (exp10.rem_euclid(4) + 1) as usize;
+    let first: String = digits.chars().take(lead_len).collect();
+    let mut first: u32 = first.parse().unwrap_or(0);
+    for _ in digits.len()..lead_len {
+        first *= 10;
+    }
+    (weight, first)
+}
+
+/// numeric division with PostgreSQL's result scale (select_div_scale): at least 16 significant
+/// digits, at least the operands' scales.
+pub(crate) fn numeric_div(a: Decimal, b: Decimal) -> SqlResult<Decimal> {
+    if b.is_zero() {
+        return Err(SqlError::division_by_zero());
+    }
+    let (w1, f1) = if a.is_zero() { (0, 0) } else { weight_and_first_digit(a) };
+    let (w2, f2) = weight_and_first_digit(b);
+    let mut qweight = w1 - w2;
+    if f1 <= f2 {
+        qweight -= 1;
+    }
+    let rscale = (16 - qweight * 4).max(a.scale() as i64).max(b.scale() as i64).clamp(0, 28) as u32;
+    let q = a.checked_div(b).ok_or_else(|| SqlError::out_of_range("value overflows numeric format"))?;
+    let mut q = q.round_dp_with_strategy(rscale, RoundingStrategy::MidpointAwayFromZero);
+    q.rescale(rscale);
+    Ok(q)
+}
+
+/// Applies numeric(p,s): rounds to s digits and checks the integer digits fit p - s.
+pub(crate) fn apply_numeric_typmod(d: Decimal, precision: Option<u32>, scale: Option<u32>) -> SqlResult<Decimal> {
+    let Some(p) = precision else { return Ok(d) };
+    let s = scale.unwrap_or(0);
+    let mut r = d.round_dp_with_strategy(s, RoundingStrategy::MidpointAwayFromZero);
+    r.rescale(s);
+    let int_digits = {
+        let t = r.trunc().abs();
+        if t.is_zero() {
+            0
+        } else {
+            t.normalize().mantissa().to_string().len() as i64 + (t.normalize().scale() as i64 * -1).max(0)
+        }
+    };
+    if int_digits > p as i64 - s as i64 {
+        return Err(SqlError::out_of_range("numeric field overflow").with_detail(format!(
+            "A field with precision {p}, scale {s} must round to an absolute value less than 10^{}.",
+            p as i64 - s as i64
+        )));
+    }
+    Ok(r)
+}
+
+/// Converts `v` to `ty`. `explicit` casts truncate varchar(n); assignment and implicit ones
+/// fail with 22001 instead.
+pub(crate) fn cast(v: Value, ty: &DataType, explicit: bool) -> SqlResult<Value> {
+    if v.is_null() {
+        return Ok(Value::Null);
+    }
+    let cannot = |v: &Value| {
+        SqlError::new(
+            SqlState::CANNOT_COERCE,
+            format!("cannot cast type {} to {}", v.data_type().name(), ty.name()),
+        )
+    };
+    Ok(match ty {
+        DataType::Unknown => v,
+        DataType::Text | DataType::Varchar(_) | DataType::Bpchar(_) => {
+            let s = match &v {
+                Value::Text(s) => s.clone(),
+                Value::Bool(b) => if *b { "true" } else { "false" }.to_string(),
+                other => other.to_text().unwrap_or_default(),
+            };
+            Value::Text(apply_length(s, ty, explicit)?)
+        }
+        _ if matches!(v, Value::Text(_)) => {
+            let Value::Text(s) = &v else { return Err(cannot(&v)) };
+            let parsed = Value::from_text(s, ty)?;
+            match ty {
+                DataType::Numeric { precision, scale } => match parsed {
+                    Value::Numeric(d) => Value::Numeric(apply_numeric_typmod(d, *precision, *scale)?),
+                    other => other,
+                },
+                _ => parsed,
+            }
+        }
+        DataType::Bool => match v {
+            Value::Bool(b) => Value::Bool(b),
+            Value::Int4(x) => Value::Bool(x != 0),
+            other => return Err(cannot(&other)),
+        },
+        DataType::Int2 | DataType::Int4 | DataType::Int8 => {
+            let i: i64 = match &v {
+                Value::Int2(_) | Value::Int4(_) | Value::Int8(_) => as_i64(&v).unwrap_or(0),
+                Value::Bool(b) if *ty == DataType::Int4 => *b as i64,
+                Value::Float4(_) | Value::Float8(_) => {
+                    let f = as_f64(&v).unwrap_or(0.0).round_ties_even();
+                    if !f.is_finite() || f < i64::MIN as f64 || f >= i64::MAX as f64 {
+                        return Err(int_range_error(ty));
+                    }
+                    f as i64
+                }
+                Value::Numeric(d) => d
+                    .round_dp_with_strategy(0, RoundingStrategy::MidpointAwayFromZero)
+                    .to_i64()
+                    .ok_or_else(|| int_range_error(ty))?,
+                other => return Err(cannot(other)),
+            };
+            int_value(i, ty)?
+        }
+        DataType::Float4 | DataType::Float8 => {
+            let f = match &v {
+                Value::Int2(_) | Value::Int4(_) | Value::Int8(_) | Value::Float4(_) | Value::Float8(_) => {
+                    as_f64(&v).unwrap_or(0.0)
+                }
+                Value::Numeric(d) => d.to_string().parse::<f64>().unwrap_or(0.0),
+                other => return Err(cannot(other)),
+            };
+            if *ty == DataType::Float4 {
+                let g = f as f32;
+                if g.is_infinite() && f.is_finite() {
+                    return Err(SqlError::out_of_range("value out of range: overflow"));
+                }
+                Value::Float4(g)
+            } else {
+                Value::Float8(f)
+            }
+        }
+        DataType::Numeric { precision, scale } => {
+            let d = match &v {
+                Value::Int2(_) | Value::Int4(_) | Value::Int8(_) => as_decimal(&v).unwrap_or_default(),
+                Value::Numeric(d) => *d,
+                Value::Float4(_) | Value::Float8(_) => {
+                    let f = as_f64(&v).unwrap_or(0.0);
+                    if !f.is_finite() {
+                        return Err(SqlError::unsupported("numeric NaN or Infinity"));
+                    }
+                    let text = v.to_text().unwrap_or_default();
+                    parse_decimal(&text)
+                        .or_else(|| Decimal::from_f64(f))
+                        .ok_or_else(|| SqlError::out_of_range("value overflows numeric format"))?
+                }
+                other => return Err(cannot(other)),
+            };
+            Value::Numeric(apply_numeric_typmod(d, *precision, *scale)?)
+        }
+        DataType::Bytea => match v {
+            Value::Bytea(b) => Value::Bytea(b),
+            other => return Err(cannot(&other)),
+        },
+        DataType::Date => match v {
+            Value::Date(d) => Value::Date(d),
+            Value::Timestamp(t) | Value::Timestamptz(t) => Value::Date(timestamp_to_date(t)),
+            other => return Err(cannot(&other)),
+        },
+        DataType::Timestamp => match v {
+            Value::Date(d) => Value::Timestamp(date_to_timestamp(d)),
+            Value::Timestamp(t) | Value::Timestamptz(t) => Value::Timestamp(t),
+            other => return Err(cannot(&other)),
+        },
+        DataType::Timestamptz => match v {
+            Value::Date(d) => Value::Timestamptz(date_to_timestamp(d)),
+            Value::Timestamp(t) | Value::Timestamptz(t) => Value::Timestamptz(t),
+            other => return Err(cannot(&other)),
+        },
+    })
+}
+
+/// varchar(n)/char(n) length rules.
+fn apply_length(s: String, ty: &DataType, explicit: bool) -> SqlResult<String> {
+    match ty {
+        DataType::Varchar(Some(n)) | DataType::Bpchar(Some(n)) => {
+            let n = *n as usize;
+            let len = s.chars().count();
+            let mut s = s;
+            if len > n {
+                let kept: String = s.chars().take(n).collect();
+                let rest_blank = s.chars().skip(n).all(|c| c == ' ');
+                if !explicit && !rest_blank {
+                    let tyname = if matches!(ty, DataType::Varchar(_)) { "character varying" } else { "character" };
+                    return Err(SqlError::new(
+                        SqlState::STRING_DATA_RIGHT_TRUNCATION,
+                        format!("value too long for type {tyname}({n})"),
+                    ));
+                }
+                s = kept;
+            }
+            if matches!(ty, DataType::Bpchar(_)) {
+                let len = s.chars().count();
+                s.extend(std::iter::repeat_n(' ', n.saturating_sub(len)));
+            }
+            Ok(s)
+        }
+        _ => Ok(s),
+    }
+}
+
+/// SQL LIKE with `%`, `_` and backslash escapes.
+pub(crate) fn like(s: &str, pattern: &str) -> SqlResult<bool> {
+    let s: Vec<char> = s.chars().collect();
+    let p: Vec<char> = pattern.chars().collect();
+    // Tokenise the pattern.
+    #[derive(Clone, Copy, PartialEq)]
+    enum Tok {
+        Any,
+        One,
+        Lit(char),
+    }
+    let mut toks = Vec::with_capacity(p.len());
+    let mut i = 0;
+    while i < p.len() {
+        match p[i] {
+            '%' => toks.push(Tok::Any),
+            '_' => toks.push(Tok::One),
+            '\\' => {
+                i += 1;
+                let c = *p.get(i).ok_or_else(|| {
+                    SqlError::new(SqlState::INVALID_ESCAPE_SEQUENCE, "LIKE pattern must not end with escape character")
+                })?;
+                toks.push(Tok::Lit(c));
+            }
+            c => toks.push(Tok::Lit(c)),
+        }
+        i += 1;
+    }
+    // Iterative matcher with backtracking to the last '%'.
+    let (mut si, mut ti) = (0usize, 0usize);
+    let mut star: Option<(usize, usize)> = None;
+    while si < s.len() {
+        if ti < toks.len() && (toks[ti] == Tok::One || toks[ti] == Tok::Lit(s[si])) {
+            si += 1;
+            ti += 1;
+        } else if ti < toks.len() && toks[ti] == Tok::Any {
+            star = Some((ti, si));
+            ti += 1;
+        } else if let Some((st, ss)) = star {
+            ti = st + 1;
+            si = ss + 1;
+            star = Some((st, ss + 1));
+        } else {
+            return Ok(false);
+        }
+    }
+    while ti < toks.len() && toks[ti] == Tok::Any {
+        ti += 1;
+    }
+    Ok(ti == toks.len())
+}
+
+fn call(f: Func, args: Vec<Value>) -> SqlResult<Value> {
+    if matches!(f, Func::Greatest | Func::Least) {
+        let mut best: Option<Value> = None;
+        for v in args.into_iter().filter(|v| !v.is_null()) {
+            best = Some(match best {
+                None => v,
+                Some(b) => {
+                    let o = compare_values(&v, &b).unwrap_or(Ordering::Equal);
+                    if (f == Func::Greatest && o == Ordering::Greater) || (f == Func::Least && o == Ordering::Less) {
+                        v
+                    } else {
+                        b
+                    }
+                }
+            });
+        }
+        return Ok(best.unwrap_or(Value::Null));
+    }
+    let Some(a) = args.first() else { return Ok(Value::Null) };
+    if a.is_null() {
+        return Ok(Value::Null);
+    }
+    Ok(match (f, a) {
+        (Func::Lower, Value::Text(s)) => Value::Text(s.to_lowercase()),
+        (Func::Upper, Value::Text(s)) => Value::Text(s.to_uppercase()),
+        (Func::Length, Value::Text(s)) => Value::Int4(s.chars().count() as i32),
+        (Func::Length, Value::Bytea(b)) => Value::Int4(b.len() as i32),
+        (Func::Abs, v) => match v {
+            Value::Int2(x) => Value::Int2(x.checked_abs().ok_or_else(|| int_range_error(&DataType::Int2))?),
+            Value::Int4(x) => Value::Int4(x.checked_abs().ok_or_else(|| int_range_error(&DataType::Int4))?),
+            Value::Int8(x) => Value::Int8(x.checked_abs().ok_or_else(|| int_range_error(&DataType::Int8))?),
+            Value::Float4(x) => Value::Float4(x.abs()),
+            Value::Float8(x) => Value::Float8(x.abs()),
+            Value::Numeric(d) => Value::Numeric(d.abs()),
+            _ => return Err(SqlError::undefined_function("function abs does not exist")),
+        },
+        (Func::Round, v) => {
+            let places = args.get(1).and_then(as_i64).unwrap_or(0);
+            match v {
+                Value::Float8(x) if args.len() == 1 => Value::Float8(x.round_ties_even()),
+                _ => {
+                    let d = match v {
+                        Value::Float8(x) => Decimal::from_f64(*x).unwrap_or_default(),
+                        other => as_decimal(other).unwrap_or_default(),
+                    };
+                    let places = places.clamp(0, 28) as u32;
+                    let mut r = d.round_dp_with_strategy(places, RoundingStrategy::MidpointAwayFromZero);
+                    r.rescale(places);
+                    Value::Numeric(r)
+                }
+            }
+        }
+        _ => return Err(SqlError::undefined_function(format!("function {f:?} does not exist for this argument type"))),
+    })
+}
+
+/// The type binary arithmetic between `a` and `b` is carried out in.
+pub(crate) fn arithmetic_type(a: &DataType, b: &DataType) -> Option<DataType> {
+    let a = if *a == DataType::Unknown { *b } else { *a };
+    let b = if *b == DataType::Unknown { a } else { *b };
+    if !a.is_numeric() || !b.is_numeric() {
+        return None;
+    }
+    Some(match (a, b) {
+        (DataType::Float4, DataType::Float4) => DataType::Float4,
+        _ if a == DataType::Float4 || b == DataType::Float4 => DataType::Float8,
+        _ if a.numeric_rank() >= b.numeric_rank() => widen(a),
+        _ => widen(b),
+    })
+}
+
+fn widen(t: DataType) -> DataType {
+    match t {
+        DataType::Numeric { .. } => NUMERIC,
+        other => other,
+    }
+}
+
+/// The type two operands of a comparison are compared as; None if they are not comparable.
+pub(crate) fn comparison_type(a: &DataType, b: &DataType) -> Option<DataType> {
+    use DataType::*;
+    Some(match (a, b) {
+        (Unknown, Unknown) => Text,
+        (Unknown, x) | (x, Unknown) => *x,
+        _ if a.is_numeric() && b.is_numeric() => arithmetic_type(a, b)?,
+        _ if a.is_string() && b.is_string() => Text,
+        (Date, Date) => Date,
+        _ if a.is_datetime() && b.is_datetime() => {
+            if *a == Timestamptz || *b == Timestamptz {
+                Timestamptz
+            } else {
+                Timestamp
+            }
+        }
+        (Bool, Bool) => Bool,
+        (Bytea, Bytea) => Bytea,
+        _ => return None,
+    })
+}
+
+/// Whether a value of type `from` may be stored into a column of type `to` (assignment cast).
+pub(crate) fn assignable(from: &DataType, to: &DataType) -> bool {
+    from == to
+        || *from == DataType::Unknown
+        || (from.is_numeric() && to.is_numeric())
+        || to.is_string()
+        || (from.is_datetime() && to.is_datetime())
+}
+
+/// Whether `from` may be cast to `to` with CAST / `::`.
+pub(crate) fn castable(from: &DataType, to: &DataType) -> bool {
+    assignable(from, to)
+        || from.is_string()
+        || (*from == DataType::Bool && *to == DataType::Int4)
+        || (*from == DataType::Int4 && *to == DataType::Bool)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::str::FromStr;
+
+    #[test]
+    fn like_matches_postgres_semantics() {
+        assert!(like("hello", "h%o").unwrap());
+        assert!(like("hello", "h_llo").unwrap());
+        assert!(!like("hello", "h_lo").unwrap());
+        assert!(like("50%", "50\\%").unwrap());
+        assert!(like("", "%").unwrap());
+        assert!(like("abcabc", "%abc").unwrap());
+    }
+
+    #[test]
+    fn numeric_division_uses_postgres_scale() {
+        let d = |s: &str| Decimal::from_str(s).unwrap();
+        assert_eq!(numeric_div(d("3"), d("2")).unwrap().to_string(), "1.5000000000000000");
+        assert_eq!(numeric_div(d("1"), d("3")).unwrap().to_string(), "0.33333333333333333333");
+        assert_eq!(numeric_div(d("100000"), d("3")).unwrap().to_string(), "33333.333333333333");
+    }
+
+    #[test]
+    fn numeric_typmod_rounds_and_checks_precision() {
+        let d = |s: &str| Decimal::from_str(s).unwrap();
+        assert_eq!(apply_numeric_typmod(d("1.005"), Some(5), Some(2)).unwrap().to_string(), "1.01");
+        assert_eq!(apply_numeric_typmod(d("7"), Some(5), Some(2)).unwrap().to_string(), "7.00");
+        assert!(apply_numeric_typmod(d("1000"), Some(5), Some(2)).is_err());
+    }
+}

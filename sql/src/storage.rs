@@ -1,0 +1,56 @@
+//! The narrow interface through which the SQL layer reads and writes the MVCC key space.
+//!
+//! Executors see storage only through [`Transaction`]: point reads, ordered range scans and
+//! buffered writes, all inside one transaction. Transaction control (begin, commit, savepoints)
+//! stays in the session, which owns the concrete `gnomon_mvcc::Txn`. Keeping the trait this
+//! small lets the executor be tested against anything that orders keys, and keeps SQL from
+//! reaching around the MVCC layer into the engine.
+
+use std::ops::Bound;
+
+use bytes::Bytes;
+
+use crate::error::SqlResult;
+
+/// Bounds of a key range scan.
+pub type KeyRange = (Bound<Vec<u8>>, Bound<Vec<u8>>);
+
+/// Reads and writes of one transaction. Reads see the transaction's own writes.
+pub trait Transaction {
+    /// The value under `key`, or None.
+    fn get(&self, key: &[u8]) -> SqlResult<Option<Bytes>>;
+    /// Up to `limit` pairs in `range`, in key order (descending when `reverse`).
+    fn scan(&self, range: KeyRange, reverse: bool, limit: Option<usize>)
+        -> SqlResult<Vec<(Vec<u8>, Bytes)>>;
+    /// Writes `value` under `key` (taking the row's write lock; may wait or fail with 40001/40P01).
+    fn put(&mut self, key: &[u8], value: Bytes) -> SqlResult<()>;
+    /// Deletes `key`.
+    fn delete(&mut self, key: &[u8]) -> SqlResult<()>;
+}
+
+impl Transaction for gnomon_mvcc::Txn {
+    fn get(&self, key: &[u8]) -> SqlResult<Option<Bytes>> {
+        Ok(gnomon_mvcc::Txn::get(self, key)?)
+    }
+
+    fn scan(
+        &self,
+        range: KeyRange,
+        reverse: bool,
+        limit: Option<usize>,
+    ) -> SqlResult<Vec<(Vec<u8>, Bytes)>> {
+        let iter = self.scan_iter(range.0, range.1, reverse)?;
+        Ok(match limit {
+            Some(n) => iter.take(n).collect(),
+            None => iter.collect(),
+        })
+    }
+
+    fn put(&mut self, key: &[u8], value: Bytes) -> SqlResult<()> {
+        Ok(gnomon_mvcc::Txn::put(self, key, value)?)
+    }
+
+    fn delete(&mut self, key: &[u8]) -> SqlResult<()> {
+        Ok(gnomon_mvcc::Txn::delete(self, key)?)
+    }
+}
