@@ -148,3 +148,53 @@ pub(crate) fn newest_at(source: &dyn Source, user: &[u8], at: Version) -> Option
         .lower_bound(std::ops::Bound::Included(Probe::new(user, at)))
         .filter(|found| found.user.as_ref() == user)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_sort_newest_first_within_a_key_and_keys_ascending() {
+        let key = |user: &'static [u8], v: u128| VersionedKey {
+            user: Bytes::from_static(user),
+            version: Version(v),
+        };
+        let mut keys = vec![
+            key(b"b", 1),
+            key(b"a", 1),
+            key(b"a\0", 9),
+            key(b"a", 9),
+            key(b"", 5),
+            key(b"a", 5),
+        ];
+        keys.sort();
+        let order: Vec<_> = keys
+            .iter()
+            .map(|k| (k.user.as_ref(), k.version.0))
+            .collect();
+        assert_eq!(
+            order,
+            [
+                (&b""[..], 5),
+                (b"a", 9),
+                (b"a", 5),
+                (b"a", 1),
+                (b"a\0", 9),
+                (b"b", 1)
+            ]
+        );
+    }
+
+    #[test]
+    fn probe_and_stored_key_compare_alike() {
+        let stored = VersionedKey {
+            user: Bytes::from_static(b"k"),
+            version: Version(7),
+        };
+        let stored_view: &dyn KeyView = &stored;
+        let newer = Probe::new(b"k", Version(8));
+        let same = Probe::new(b"k", Version(7));
+        assert!((&newer as &dyn KeyView) < stored_view);
+        assert!((&same as &dyn KeyView) == stored_view);
+    }
+}

@@ -60,8 +60,16 @@ impl MemTable {
     /// Blocks until no batch is being inserted. Only meaningful once the memtable is frozen
     /// (no new writer can start on it).
     pub(crate) fn wait_for_writers(&self) {
+        let mut spins = 0u32;
         while self.writers.load(Ordering::Acquire) != 0 {
-            std::thread::yield_now();
+            // Batches insert in microseconds; back off to sleeping if one takes longer so the
+            // checkpoint thread does not hog a core.
+            if spins < 100 {
+                std::thread::yield_now();
+                spins += 1;
+            } else {
+                std::thread::sleep(std::time::Duration::from_micros(100));
+            }
         }
     }
 
