@@ -159,7 +159,7 @@ mod tests {
             user: Bytes::from_static(user),
             version: Version(v),
         };
-        let mut keys = vec![
+        let mut keys = [
             key(b"b", 1),
             key(b"a", 1),
             key(b"a\0", 9),
