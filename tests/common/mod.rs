@@ -1,0 +1,143 @@
+//! Shared helpers for the end-to-end tests: start the real `gnomon` binary on a free port with
+//! its own data directory, connect clients to it, and kill it when the test ends.
+
+#![allow(dead_code)] // each test binary uses a different subset
+
+use std::ffi::OsString;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+/// Upper bound for the server to come up (opening the data dir, recovery); only guards
+/// against a hung test, it is not a performance assertion.
+const START_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// A running `gnomon` process, killed (SIGKILL) when dropped.
+pub struct Server {
+    child: Option<Child>,
+    /// Port it listens on (127.0.0.1).
+    pub port: u16,
+    /// Its data directory.
+    pub data_dir: PathBuf,
+}
+
+impl Server {
+    /// Starts the server on `data_dir` listening on a free loopback port.
+    pub fn start(data_dir: &Path) -> Server {
+        Self::start_with(data_dir, &[])
+    }
+
+    /// Like [`Server::start`] with extra command-line arguments.
+    pub fn start_with(data_dir: &Path, extra: &[&str]) -> Server {
+        let mut args = vec![
+            "--data-dir".into(),
+            data_dir.as_os_str().to_owned(),
+            // Port 0: the kernel picks a free port; the server logs the one it got.
+            "--listen".into(),
+            "127.0.0.1:0".into(),
+        ];
+        args.extend(extra.iter().map(OsString::from));
+        Self::spawn(data_dir, &args)
+    }
+
+    /// Starts `gnomon` with exactly `args`; `data_dir` is where the caller expects its data.
+    pub fn spawn(data_dir: &Path, args: &[OsString]) -> Server {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_gnomon"))
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn gnomon");
+        let stderr = child.stderr.take().expect("stderr is piped");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut tx = Some(tx);
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                eprintln!("[gnomon] {line}");
+                if let Some(addr) = line.strip_prefix("gnomon: listening on ") {
+                    if let Some(tx) = tx.take() {
+                        let _ = tx.send(addr.to_string());
+                    }
+                }
+            }
+        });
+        let addr = match rx.recv_timeout(START_TIMEOUT) {
+            Ok(addr) => addr,
+            Err(_) => {
+                let _ = child.kill();
+                let status = child.wait();
+                panic!("gnomon did not start listening (exit: {status:?})");
+            }
+        };
+        let port = addr
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| panic!("cannot parse listen address {addr:?}"));
+        Server {
+            child: Some(child),
+            port,
+            data_dir: data_dir.to_path_buf(),
+        }
+    }
+
+    /// OS process id.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map(|c| c.id()).unwrap_or(0)
+    }
+
+    /// libpq-style connection string for user/database `gnomon`.
+    pub fn conn_str(&self) -> String {
+        format!(
+            "host=127.0.0.1 port={} user=gnomon dbname=gnomon",
+            self.port
+        )
+    }
+
+    /// Connects a tokio-postgres client (its connection task runs in the background).
+    pub async fn connect(&self) -> tokio_postgres::Client {
+        let (client, connection) = tokio_postgres::connect(&self.conn_str(), tokio_postgres::NoTls)
+            .await
+            .expect("connect to gnomon");
+        tokio::spawn(async move {
+            let _ = connection.await;
+        });
+        client
+    }
+
+    /// SIGKILL: the process dies without any chance to clean up.
+    pub fn kill9(mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// SIGTERM, then waits for the process to exit.
+    pub fn terminate(mut self) -> ExitStatus {
+        let mut child = self.child.take().expect("server is running");
+        // SAFETY: kill(2) with a pid we own and a valid signal number has no memory effects.
+        unsafe {
+            libc::kill(child.id() as libc::pid_t, libc::SIGTERM);
+        }
+        child.wait().expect("wait for gnomon")
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// The SQLSTATE of a tokio-postgres error ("" if it carries none).
+pub fn sqlstate(e: &tokio_postgres::Error) -> String {
+    e.code().map(|c| c.code().to_string()).unwrap_or_default()
+}

@@ -1,0 +1,277 @@
+//! Raw wire-protocol checks against the real server, for what client libraries hide: the
+//! startup greeting, ParameterStatus after SET, skip-until-Sync, malformed frames.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::Duration;
+
+use common::Server;
+
+/// A backend message: type byte and body.
+#[derive(Debug)]
+struct Msg {
+    kind: u8,
+    body: Vec<u8>,
+}
+
+impl Msg {
+    /// NUL-separated strings of the body (for S, C, E, N).
+    fn strings(&self) -> Vec<String> {
+        self.body
+            .split(|&b| b == 0)
+            .map(|s| String::from_utf8_lossy(s).into_owned())
+            .collect()
+    }
+
+    /// Field `code` of an ErrorResponse/NoticeResponse.
+    fn field(&self, code: char) -> Option<String> {
+        self.strings()
+            .into_iter()
+            .find_map(|s| s.strip_prefix(code).map(str::to_string))
+    }
+}
+
+struct Raw {
+    stream: TcpStream,
+}
+
+impl Raw {
+    fn connect(server: &Server) -> Raw {
+        let stream = TcpStream::connect(("127.0.0.1", server.port)).expect("connect");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(30)))
+            .expect("timeout");
+        Raw { stream }
+    }
+
+    fn send_untyped(&mut self, body: &[u8]) {
+        let mut frame = ((body.len() + 4) as i32).to_be_bytes().to_vec();
+        frame.extend_from_slice(body);
+        self.stream.write_all(&frame).expect("write");
+    }
+
+    fn send(&mut self, kind: u8, body: &[u8]) {
+        let mut frame = vec![kind];
+        frame.extend_from_slice(&((body.len() + 4) as i32).to_be_bytes());
+        frame.extend_from_slice(body);
+        self.stream.write_all(&frame).expect("write");
+    }
+
+    fn startup(&mut self, user: &str, database: &str, extra: &[(&str, &str)]) {
+        let mut body = 196_608i32.to_be_bytes().to_vec();
+        for (k, v) in [("user", user), ("database", database)].iter().chain(extra) {
+            body.extend_from_slice(k.as_bytes());
+            body.push(0);
+            body.extend_from_slice(v.as_bytes());
+            body.push(0);
+        }
+        body.push(0);
+        self.send_untyped(&body);
+    }
+
+    fn recv(&mut self) -> Option<Msg> {
+        let mut head = [0u8; 5];
+        self.stream.read_exact(&mut head).ok()?;
+        let len = i32::from_be_bytes([head[1], head[2], head[3], head[4]]) as usize;
+        let mut body = vec![0u8; len - 4];
+        self.stream.read_exact(&mut body).ok()?;
+        Some(Msg {
+            kind: head[0],
+            body,
+        })
+    }
+
+    /// Messages up to and including ReadyForQuery (or until the server closes).
+    fn until_ready(&mut self) -> Vec<Msg> {
+        let mut out = Vec::new();
+        while let Some(m) = self.recv() {
+            let done = m.kind == b'Z';
+            out.push(m);
+            if done {
+                break;
+            }
+        }
+        out
+    }
+
+    fn query(&mut self, sql: &str) -> Vec<Msg> {
+        let mut body = sql.as_bytes().to_vec();
+        body.push(0);
+        self.send(b'Q', &body);
+        self.until_ready()
+    }
+}
+
+fn kinds(msgs: &[Msg]) -> String {
+    msgs.iter().map(|m| m.kind as char).collect()
+}
+
+fn cstr(s: &str) -> Vec<u8> {
+    let mut v = s.as_bytes().to_vec();
+    v.push(0);
+    v
+}
+
+#[test]
+fn ssl_is_refused_and_the_greeting_matches_postgres_15() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let server = Server::start(dir.path());
+    let mut raw = Raw::connect(&server);
+    raw.send_untyped(&80_877_103i32.to_be_bytes());
+    let mut answer = [0u8; 1];
+    raw.stream.read_exact(&mut answer).expect("ssl answer");
+    assert_eq!(&answer, b"N");
+
+    raw.startup("gnomon", "gnomon", &[("application_name", "rawtest")]);
+    let greeting = raw.until_ready();
+    assert_eq!(greeting[0].kind, b'R');
+    assert_eq!(greeting[0].body, vec![0, 0, 0, 0], "AuthenticationOk");
+    let params: Vec<(String, String)> = greeting
+        .iter()
+        .filter(|m| m.kind == b'S')
+        .map(|m| {
+            let s = m.strings();
+            (s[0].clone(), s[1].clone())
+        })
+        .collect();
+    let names: Vec<&str> = params.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "application_name",
+            "client_encoding",
+            "DateStyle",
+            "default_transaction_read_only",
+            "in_hot_standby",
+            "integer_datetimes",
+            "IntervalStyle",
+            "is_superuser",
+            "server_encoding",
+            "server_version",
+            "session_authorization",
+            "standard_conforming_strings",
+            "TimeZone",
+        ]
+    );
+    let value = |n: &str| params.iter().find(|(k, _)| k == n).map(|(_, v)| v.as_str());
+    assert_eq!(value("application_name"), Some("rawtest"));
+    assert_eq!(value("client_encoding"), Some("UTF8"));
+    assert_eq!(value("DateStyle"), Some("ISO, MDY"));
+    assert_eq!(value("integer_datetimes"), Some("on"));
+    assert_eq!(value("session_authorization"), Some("gnomon"));
+    assert_eq!(value("standard_conforming_strings"), Some("on"));
+    assert!(value("server_version").is_some_and(|v| v.starts_with("15.")));
+    let tail = kinds(&greeting[greeting.len() - 2..]);
+    assert_eq!(tail, "KZ", "BackendKeyData then ReadyForQuery");
+    assert_eq!(greeting.last().map(|m| m.body.clone()), Some(b"I".to_vec()));
+}
+
+#[test]
+fn set_of_a_reported_setting_sends_parameter_status() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let server = Server::start(dir.path());
+    let mut raw = Raw::connect(&server);
+    raw.startup("gnomon", "gnomon", &[]);
+    raw.until_ready();
+    let reply = raw.query("SET application_name = 'renamed'");
+    assert_eq!(kinds(&reply), "CSZ");
+    assert_eq!(reply[1].strings()[..2], ["application_name", "renamed"]);
+    let reply = raw.query("SET application_name = 'renamed'");
+    assert_eq!(
+        kinds(&reply),
+        "CZ",
+        "no ParameterStatus when nothing changed"
+    );
+}
+
+#[test]
+fn simple_query_answers_each_statement_and_empty_queries() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let server = Server::start(dir.path());
+    let mut raw = Raw::connect(&server);
+    raw.startup("gnomon", "gnomon", &[]);
+    raw.until_ready();
+    let reply = raw.query("SELECT 1; SELECT 2");
+    assert_eq!(kinds(&reply), "TDCTDCZ");
+    assert_eq!(reply[2].strings()[0], "SELECT 1");
+    assert_eq!(kinds(&raw.query("")), "IZ");
+    let reply = raw.query("BEGIN; SELECT 1/0; SELECT 1");
+    assert_eq!(kinds(&reply), "CEZ");
+    assert_eq!(reply[1].field('C').as_deref(), Some("22012"));
+    assert_eq!(reply.last().map(|m| m.body.clone()), Some(b"E".to_vec()));
+    let reply = raw.query("COMMIT");
+    assert_eq!(reply[0].strings()[0], "ROLLBACK");
+    assert_eq!(reply.last().map(|m| m.body.clone()), Some(b"I".to_vec()));
+}
+
+#[test]
+fn extended_protocol_error_skips_to_sync_and_portals_suspend() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let server = Server::start(dir.path());
+    let mut raw = Raw::connect(&server);
+    raw.startup("gnomon", "gnomon", &[]);
+    raw.until_ready();
+
+    // Bind to a statement that does not exist: error, then everything until Sync is skipped.
+    let mut bind = cstr("");
+    bind.extend(cstr("nosuch"));
+    bind.extend([0, 0, 0, 0, 0, 0]);
+    raw.send(b'B', &bind);
+    let mut exec = cstr("");
+    exec.extend(0i32.to_be_bytes());
+    raw.send(b'E', &exec);
+    raw.send(b'S', &[]);
+    let reply = raw.until_ready();
+    assert_eq!(kinds(&reply), "EZ");
+    assert_eq!(reply[0].field('C').as_deref(), Some("26000"));
+
+    // A three-row result fetched two rows at a time.
+    raw.query("CREATE TABLE s (id int PRIMARY KEY); INSERT INTO s VALUES (1), (2), (3)");
+    raw.query("BEGIN");
+    let mut parse = cstr("st");
+    parse.extend(cstr("SELECT id FROM s ORDER BY id"));
+    parse.extend([0, 0]);
+    raw.send(b'P', &parse);
+    let mut bind = cstr("pt");
+    bind.extend(cstr("st"));
+    bind.extend([0, 0, 0, 0, 0, 0]);
+    raw.send(b'B', &bind);
+    let mut describe = vec![b'P'];
+    describe.extend(cstr("pt"));
+    raw.send(b'D', &describe);
+    let mut exec = cstr("pt");
+    exec.extend(2i32.to_be_bytes());
+    raw.send(b'E', &exec);
+    raw.send(b'E', &exec);
+    raw.send(b'S', &[]);
+    let reply = raw.until_ready();
+    assert_eq!(kinds(&reply), "12TDDsDCZ");
+    assert_eq!(reply[7].strings()[0], "SELECT 1");
+    raw.query("COMMIT");
+}
+
+#[test]
+fn malformed_frame_is_fatal_for_its_connection_only() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let server = Server::start(dir.path());
+    let mut raw = Raw::connect(&server);
+    raw.startup("gnomon", "gnomon", &[]);
+    raw.until_ready();
+    // A Bind whose parameter claims 2 GiB of data.
+    let mut bind = cstr("");
+    bind.extend(cstr(""));
+    bind.extend([0, 0, 0, 1]);
+    bind.extend(i32::MAX.to_be_bytes());
+    raw.send(b'B', &bind);
+    let reply = raw.until_ready();
+    assert_eq!(kinds(&reply), "E");
+    assert_eq!(reply[0].field('S').as_deref(), Some("FATAL"));
+    assert_eq!(reply[0].field('C').as_deref(), Some("08P01"));
+
+    let mut other = Raw::connect(&server);
+    other.startup("gnomon", "gnomon", &[]);
+    other.until_ready();
+    assert_eq!(kinds(&other.query("SELECT 1")), "TDCZ");
+}
