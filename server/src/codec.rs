@@ -241,8 +241,12 @@ pub enum FrontendMessage {
     Flush,
     /// `X`: the client is leaving.
     Terminate,
-    /// `d`, `c`, `f`: COPY sub-protocol messages; ignored outside COPY (as PostgreSQL does).
-    CopyMessage,
+    /// `d`: `data bytes`: a chunk of COPY FROM STDIN data.
+    CopyData(Bytes),
+    /// `c`: the client finished sending COPY data.
+    CopyDone,
+    /// `f`: `message cstr`: the client aborts the COPY.
+    CopyFail(String),
     /// `p`: a password message; unexpected with trust authentication.
     Password,
 }
@@ -332,7 +336,12 @@ pub fn decode_message(kind: u8, body: &[u8]) -> Result<FrontendMessage, Protocol
         b'S' => Ok(FrontendMessage::Sync),
         b'H' => Ok(FrontendMessage::Flush),
         b'X' => Ok(FrontendMessage::Terminate),
-        b'd' | b'c' | b'f' => Ok(FrontendMessage::CopyMessage),
+        b'd' => Ok(FrontendMessage::CopyData(Bytes::copy_from_slice(body))),
+        b'c' => Ok(FrontendMessage::CopyDone),
+        b'f' => {
+            let mut r = BodyReader::new("CopyFail", body);
+            Ok(FrontendMessage::CopyFail(r.cstr()?))
+        }
         b'p' => Ok(FrontendMessage::Password),
         other => Err(ProtocolError::UnknownType(other)),
     }
@@ -567,6 +576,18 @@ impl Output {
     /// `s | 4`: PortalSuspended.
     pub fn portal_suspended(&mut self) {
         self.frame(b's', |_| {});
+    }
+
+    /// `G | len | format i8 (0 text) | n i16 | format i16 * n`: CopyInResponse.
+    pub fn copy_in_response(&mut self, columns: usize) {
+        self.frame(b'G', |b| {
+            b.put_i8(0);
+            let n = i16::try_from(columns).unwrap_or(i16::MAX);
+            b.put_i16(n);
+            for _ in 0..n {
+                b.put_i16(0);
+            }
+        });
     }
 
     /// `t | len | n i16 | oid i32 * n`: ParameterDescription.

@@ -34,6 +34,7 @@ use crate::codec::{
     self, ErrorFields, FieldDescription, FrontendMessage, Output, ProtocolError, ReadyStatus,
     StartupPacket, Target,
 };
+use crate::copy::{self, BadLine, CopyFrom, CopyStatement, LineSplitter};
 
 /// Reported in ParameterStatus `server_version`: must start with the PostgreSQL major version
 /// clients should assume (SQLAlchemy and drivers parse it).
@@ -501,7 +502,10 @@ impl Backend {
                     wire.flush().await?;
                     Ok(())
                 }
-                FrontendMessage::CopyMessage => Ok(()),
+                // NB: COPY messages outside a COPY are ignored, as PostgreSQL does.
+                FrontendMessage::CopyData(_)
+                | FrontendMessage::CopyDone
+                | FrontendMessage::CopyFail(_) => Ok(()),
                 FrontendMessage::Password => Err(ErrorFields::error(
                     "08P01",
                     "unexpected password message: authentication is not in progress",
@@ -525,6 +529,15 @@ impl Backend {
         // NB: PostgreSQL drops the unnamed statement and portal when a Query arrives.
         self.statements.remove("");
         self.portals.remove("");
+        match copy::parse_copy_from_stdin(sql) {
+            CopyStatement::NotCopy => {}
+            CopyStatement::From(target) => return self.copy_from_stdin(wire, &target).await,
+            CopyStatement::Unsupported(message) => {
+                wire.out
+                    .error_response(&ErrorFields::error("0A000", message));
+                return self.ready(wire).await;
+            }
+        }
         let Ok((results, notices)) = self.run(|s| {
             let results = s.execute_simple(sql);
             (results, s.take_notices())
@@ -556,6 +569,101 @@ impl Backend {
                 Ok(Outcome::Empty) => wire.out.empty_query(),
                 Err(e) => wire.out.error_response(&sql_error_fields(&e)),
             }
+        }
+        self.ready(wire).await
+    }
+
+    /// COPY ... FROM STDIN: CopyInResponse, then CopyData until CopyDone or CopyFail.
+    ///
+    /// Outside a transaction block the whole COPY is one transaction, as in PostgreSQL.
+    async fn copy_from_stdin(
+        &mut self,
+        wire: &mut Wire,
+        target: &CopyFrom,
+    ) -> Result<(), ConnError> {
+        let implicit = self.session.transaction_status() == TxnStatus::Idle;
+        let Ok(setup) = self.run(|s| {
+            if implicit {
+                first_error(s.execute_simple("BEGIN"))?;
+            }
+            prepare_copy_insert(s, target)
+        }) else {
+            return fatal_internal(wire).await;
+        };
+        let insert = match setup {
+            Ok(insert) => insert,
+            Err(e) => {
+                if implicit {
+                    let _ = self.run(|s| s.execute_simple("ROLLBACK"));
+                }
+                wire.out.error_response(&sql_error_fields(&e));
+                return self.ready(wire).await;
+            }
+        };
+        wire.out.copy_in_response(insert.param_types().len());
+        wire.flush().await?;
+
+        let mut lines = LineSplitter::default();
+        let mut rows = 0u64;
+        let mut failure: Option<ErrorFields> = None;
+        let mut ended = false;
+        loop {
+            let Some(message) = wire.read_message().await? else {
+                return Ok(());
+            };
+            let batch = match message {
+                FrontendMessage::CopyData(data) => lines.push(&data),
+                FrontendMessage::CopyDone => {
+                    ended = true;
+                    lines.finish().into_iter().collect()
+                }
+                FrontendMessage::CopyFail(reason) => {
+                    failure.get_or_insert_with(|| {
+                        ErrorFields::error("57014", format!("COPY from stdin failed: {reason}"))
+                    });
+                    break;
+                }
+                // NB: Flush and Sync are ignored during COPY (protocol rule).
+                FrontendMessage::Flush | FrontendMessage::Sync => Vec::new(),
+                _ => {
+                    failure.get_or_insert_with(|| {
+                        ErrorFields::error(
+                            "08P01",
+                            "unexpected message type during COPY from stdin",
+                        )
+                    });
+                    break;
+                }
+            };
+            if failure.is_none() && !batch.is_empty() {
+                let inserted = self.run(|s| insert_copy_lines(s, &insert, &batch, &mut rows));
+                match inserted {
+                    Err(Panicked) => return fatal_internal(wire).await,
+                    Ok(Err(e)) => failure = Some(e),
+                    Ok(Ok(())) => {}
+                }
+            }
+            if ended {
+                break;
+            }
+        }
+        if implicit {
+            let end = if failure.is_some() {
+                "ROLLBACK"
+            } else {
+                "COMMIT"
+            };
+            match self.run(|s| first_error(s.execute_simple(end))) {
+                Err(Panicked) => return fatal_internal(wire).await,
+                Ok(Err(e)) => {
+                    failure.get_or_insert_with(|| sql_error_fields(&e));
+                }
+                Ok(Ok(())) => {}
+            }
+        }
+        match failure {
+            Some(e) => wire.out.error_response(&e),
+            None => wire.out.command_complete(&format!("COPY {rows}")),
         }
         self.ready(wire).await
     }
@@ -803,6 +911,81 @@ impl Backend {
         }
         Ok(Ok(()))
     }
+}
+
+/// The first error among a simple query's results.
+fn first_error(results: Vec<Result<Outcome, SqlError>>) -> Result<(), SqlError> {
+    results.into_iter().try_for_each(|r| r.map(|_| ()))
+}
+
+/// Prepares `INSERT INTO table (columns) VALUES ($1, ...)` for a COPY target; without a column
+/// list, the table's columns come from describing `SELECT * FROM table`.
+fn prepare_copy_insert(session: &mut Session, target: &CopyFrom) -> Result<Prepared, SqlError> {
+    let columns = match &target.columns {
+        Some(columns) => columns.clone(),
+        None => {
+            let select = session.prepare(&format!("SELECT * FROM {}", target.table), &[])?;
+            select
+                .columns()
+                .iter()
+                .map(|c| format!("\"{}\"", c.name.replace('"', "\"\"")))
+                .collect()
+        }
+    };
+    let placeholders: Vec<String> = (1..=columns.len()).map(|i| format!("${i}")).collect();
+    let sql = format!(
+        "INSERT INTO {} ({}) VALUES ({})",
+        target.table,
+        columns.join(", "),
+        placeholders.join(", ")
+    );
+    session.prepare(&sql, &vec![None; columns.len()])
+}
+
+/// Inserts decoded COPY lines; `rows` counts the inserted ones.
+fn insert_copy_lines(
+    session: &mut Session,
+    insert: &Prepared,
+    lines: &[Vec<u8>],
+    rows: &mut u64,
+) -> Result<(), ErrorFields> {
+    let types = insert.param_types();
+    for line in lines {
+        let line_no = *rows + 1;
+        let fields = match copy::decode_line(line) {
+            Ok(Some(fields)) => fields,
+            Ok(None) => continue, // `\.` end marker
+            Err(BadLine(why)) => {
+                return Err(ErrorFields::error(
+                    "22P04",
+                    format!("{why} (COPY line {line_no})"),
+                ));
+            }
+        };
+        if fields.len() != types.len() {
+            let message = if fields.len() < types.len() {
+                "missing data for a column"
+            } else {
+                "extra data after last expected column"
+            };
+            return Err(ErrorFields::error(
+                "22P04",
+                format!("{message} (COPY line {line_no})"),
+            ));
+        }
+        let mut values = Vec::with_capacity(fields.len());
+        for (field, ty) in fields.iter().zip(types) {
+            values.push(match field {
+                None => Value::Null,
+                Some(text) => Value::from_text(text, ty).map_err(|e| sql_error_fields(&e))?,
+            });
+        }
+        session
+            .execute_prepared(insert, values)
+            .map_err(|e| sql_error_fields(&e))?;
+        *rows += 1;
+    }
+    Ok(())
 }
 
 /// The sql layer panicked: the session's state is unknown.

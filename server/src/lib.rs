@@ -48,6 +48,7 @@ pub mod cancel;
 pub mod codec;
 pub mod config;
 pub mod connection;
+pub mod copy;
 pub mod error;
 
 use std::sync::Arc;
