@@ -304,8 +304,10 @@ enum PortalState {
         rows: VecDeque<Vec<Value>>,
         tag: String,
     },
-    /// Everything was sent; a further Execute answers with this tag.
+    /// Everything was sent; a further Execute answers with this tag (None: empty query).
     Done { tag: Option<String> },
+    /// Its execution failed; it cannot be run again.
+    Failed,
 }
 
 /// A statement bound to parameter values by Bind.
@@ -845,7 +847,7 @@ impl Backend {
                 Err(Panicked) => return Ok(Err(StepError::Panicked)),
                 Ok(Err(e)) => {
                     if let Some(p) = self.portals.get_mut(name) {
-                        p.state = PortalState::Done { tag: None };
+                        p.state = PortalState::Failed;
                     }
                     return Ok(Err(e.into()));
                 }
@@ -877,11 +879,20 @@ impl Backend {
         };
         match &mut portal.state {
             PortalState::Ready => {}
+            // NB: as in PostgreSQL, a finished portal is not run again: a query reports zero
+            // more rows, a command repeats its tag.
             PortalState::Done { tag } => match tag {
-                Some(tag) if !tag.starts_with("SELECT") => {}
-                Some(_) => wire.out.command_complete("SELECT 0"),
-                None => {}
+                Some(tag) if tag.starts_with("SELECT") => wire.out.command_complete("SELECT 0"),
+                Some(tag) => wire.out.command_complete(tag),
+                None => wire.out.empty_query(),
             },
+            PortalState::Failed => {
+                return Ok(Err(ErrorFields::error(
+                    "55000",
+                    format!("portal \"{name}\" cannot be run"),
+                )
+                .into()));
+            }
             PortalState::Streaming { rows, tag } => {
                 let limit = if max_rows > 0 {
                     max_rows as usize
