@@ -52,16 +52,19 @@
 //! ## Group commit
 //!
 //! ```text
-//!  committer threads                 Queue (Mutex)                   writer thread
-//!  encode + crc  --submit-->  frames[], next_lsn (LSN assigned)  --take all-->  one write,
-//!  wait on batch_done  <----  durable_lsn / failure  <--publish + notify_all--  one fdatasync
+//!  committer threads                  Queue (Mutex)                      writer thread
+//!  encode + crc  --submit-->  frames[], next_lsn, open_batch  --take all-->  one write,
+//!                             (LSN assigned, joins open_batch)                one fdatasync
+//!  wait on own batch's signal  <------  Durable | Failed | Poisoned  <------  finish(batch)
 //! ```
 //!
 //! Committers encode and checksum their frame on their own thread, then take the queue lock
 //! just long enough to get an LSN and push the frame. One writer thread takes *everything*
 //! queued as one batch, issues one `write` and one `fdatasync`, then publishes the batch's end as
-//! `durable_lsn` and wakes all waiters. While it syncs, new committers pile up in the queue and
-//! form the next batch, so batches grow with load without any timer.
+//! `durable_lsn` and finishes the batch's signal, which wakes exactly that batch's committers
+//! (each batch has its own signal, so committers already queued for the next one sleep on).
+//! While it syncs, new committers pile up in the queue and form the next batch, so batches
+//! grow with load without any timer.
 //!
 //! ## Invariants
 //!

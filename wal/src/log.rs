@@ -31,8 +31,6 @@ struct Shared {
     queue: Mutex<Queue>,
     /// The writer waits here for work.
     work_ready: Condvar,
-    /// Committers wait here for `durable_lsn` to pass their record (or for a failure).
-    batch_done: Condvar,
     /// Every segment, oldest first; the last one is the active segment.
     segments: Mutex<Vec<SegmentMeta>>,
 }
@@ -42,6 +40,10 @@ struct Shared {
 struct Queue {
     /// Encoded frames handed in but not yet taken by the writer, in LSN order.
     frames: Vec<Vec<u8>>,
+    /// The signal of the batch `frames` will form: its committers wait on it.
+    open_batch: Arc<BatchSignal>,
+    /// The writer is waiting on `work_ready` (so a submitter must wake it).
+    writer_idle: bool,
     /// LSN the next submitted record gets.
     next_lsn: u64,
     /// Every record ending at or before this LSN is durable (per the sync policy).
@@ -58,9 +60,55 @@ struct Queue {
 struct Failure {
     op: &'static str,
     source: Arc<io::Error>,
-    /// Records starting at or after this LSN and before `batch_end` were in the failed batch.
-    batch_start: u64,
-    batch_end: u64,
+}
+
+/// How a batch ended, as its committers learn it.
+#[derive(Clone)]
+enum BatchOutcome {
+    /// Written and synced (per policy).
+    Durable,
+    /// This batch's write or sync failed.
+    Failed(Failure),
+    /// An earlier batch failed; this one was never written.
+    Poisoned(Failure),
+    /// The writer stopped before writing it.
+    Closed,
+}
+
+/// One batch's completion. Each batch has its own, so finishing a batch wakes exactly its
+/// committers, not those already queued for the next batch.
+struct BatchSignal {
+    outcome: Mutex<Option<BatchOutcome>>,
+    done: Condvar,
+}
+
+impl BatchSignal {
+    fn new() -> Arc<BatchSignal> {
+        Arc::new(BatchSignal {
+            outcome: Mutex::new(None),
+            done: Condvar::new(),
+        })
+    }
+
+    /// Publishes the outcome (first one wins) and wakes every committer of the batch.
+    fn finish(&self, outcome: BatchOutcome) {
+        let mut slot = lock(&self.outcome);
+        if slot.is_none() {
+            *slot = Some(outcome);
+        }
+        drop(slot);
+        self.done.notify_all();
+    }
+}
+
+/// Held by the writer for the batch it is working on: if the writer unwinds without
+/// finishing the batch, its committers learn `Closed` instead of waiting forever.
+struct InFlight(Arc<BatchSignal>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.finish(BatchOutcome::Closed);
+    }
 }
 
 /// A record handed to the writer; [`Pending::wait`] blocks until it is durable.
@@ -70,11 +118,7 @@ pub struct Pending {
 }
 
 enum PendingState {
-    Queued {
-        shared: Arc<Shared>,
-        lsn: u64,
-        end: u64,
-    },
+    Queued { batch: Arc<BatchSignal>, lsn: u64 },
     Refused(WalError),
 }
 
@@ -91,34 +135,32 @@ impl Pending {
     /// prevented it. `Ok` is never returned before the record's bytes were synced (under
     /// [`SyncPolicy::Fsync`]).
     pub fn wait(self) -> Result<Lsn, WalError> {
-        let (shared, lsn, end) = match self.state {
-            PendingState::Queued { shared, lsn, end } => (shared, lsn, end),
+        let (batch, lsn) = match self.state {
+            PendingState::Queued { batch, lsn } => (batch, lsn),
             PendingState::Refused(err) => return Err(err),
         };
-        let mut queue = lock(&shared.queue);
+        let mut outcome = lock(&batch.outcome);
         loop {
-            if queue.durable_lsn >= end {
-                return Ok(Lsn(lsn));
-            }
-            if let Some(failure) = &queue.failure {
-                return Err(if lsn >= failure.batch_start && lsn < failure.batch_end {
-                    WalError::WriteFailed {
+            match &*outcome {
+                None => {}
+                Some(BatchOutcome::Durable) => return Ok(Lsn(lsn)),
+                Some(BatchOutcome::Failed(failure)) => {
+                    return Err(WalError::WriteFailed {
                         op: failure.op,
                         source: Arc::clone(&failure.source),
-                    }
-                } else {
-                    WalError::Poisoned {
+                    })
+                }
+                Some(BatchOutcome::Poisoned(failure)) => {
+                    return Err(WalError::Poisoned {
                         op: failure.op,
                         source: Arc::clone(&failure.source),
-                    }
-                });
+                    })
+                }
+                Some(BatchOutcome::Closed) => return Err(WalError::Closed),
             }
-            if queue.writer_gone {
-                return Err(WalError::Closed);
-            }
-            queue = shared
-                .batch_done
-                .wait(queue)
+            outcome = batch
+                .done
+                .wait(outcome)
                 .unwrap_or_else(|poisoned| poisoned.into_inner());
         }
     }
@@ -191,6 +233,8 @@ impl Wal {
             opts,
             queue: Mutex::new(Queue {
                 frames: Vec::new(),
+                open_batch: BatchSignal::new(),
+                writer_idle: false,
                 next_lsn: end_lsn,
                 durable_lsn: end_lsn,
                 failure: None,
@@ -198,7 +242,6 @@ impl Wal {
                 writer_gone: false,
             }),
             work_ready: Condvar::new(),
-            batch_done: Condvar::new(),
             segments: Mutex::new(segments),
         });
         let writer = Writer {
@@ -256,17 +299,18 @@ impl Wal {
             return refused(WalError::Closed);
         }
         let lsn = queue.next_lsn;
-        let end = lsn + frame.len() as u64;
-        queue.next_lsn = end;
+        queue.next_lsn = lsn + frame.len() as u64;
         queue.frames.push(frame);
+        let batch = Arc::clone(&queue.open_batch);
+        // NB: a busy writer re-checks the queue before sleeping, so only an idle one needs a
+        // wake-up; this saves a futex call per record under load.
+        let wake_writer = queue.writer_idle;
         drop(queue);
-        self.shared.work_ready.notify_one();
+        if wake_writer {
+            self.shared.work_ready.notify_one();
+        }
         Pending {
-            state: PendingState::Queued {
-                shared: Arc::clone(&self.shared),
-                lsn,
-                end,
-            },
+            state: PendingState::Queued { batch, lsn },
         }
     }
 
@@ -385,8 +429,16 @@ struct WriterExit(Arc<Shared>);
 
 impl Drop for WriterExit {
     fn drop(&mut self) {
-        lock(&self.0.queue).writer_gone = true;
-        self.0.batch_done.notify_all();
+        let mut queue = lock(&self.0.queue);
+        queue.writer_gone = true;
+        let open = Arc::clone(&queue.open_batch);
+        let failure = queue.failure.clone();
+        drop(queue);
+        // Records still queued were never written.
+        open.finish(match failure {
+            Some(failure) => BatchOutcome::Poisoned(failure),
+            None => BatchOutcome::Closed,
+        });
     }
 }
 
@@ -397,41 +449,44 @@ impl Writer {
     fn run(mut self) {
         let _exit = WriterExit(Arc::clone(&self.shared));
         loop {
-            let frames = {
+            let (frames, batch) = {
                 let mut queue = lock(&self.shared.queue);
                 while queue.frames.is_empty() && !queue.closing {
+                    queue.writer_idle = true;
                     queue = self
                         .shared
                         .work_ready
                         .wait(queue)
                         .unwrap_or_else(|poisoned| poisoned.into_inner());
+                    queue.writer_idle = false;
                 }
                 if queue.frames.is_empty() {
                     return; // closing and drained
                 }
-                std::mem::take(&mut queue.frames)
+                let frames = std::mem::take(&mut queue.frames);
+                let batch = std::mem::replace(&mut queue.open_batch, BatchSignal::new());
+                (frames, InFlight(batch))
             };
-            let batch_start = self.written_lsn;
-            let batch_end = batch_start + frames.iter().map(|f| f.len() as u64).sum::<u64>();
-            let outcome = self.write_batch(&frames);
+            let batch_end = self.written_lsn + frames.iter().map(|f| f.len() as u64).sum::<u64>();
+            let outcome = match self.write_batch(&frames) {
+                Ok(()) => BatchOutcome::Durable,
+                Err((op, source)) => BatchOutcome::Failed(Failure {
+                    op,
+                    source: Arc::new(source),
+                }),
+            };
             let mut queue = lock(&self.shared.queue);
-            match outcome {
-                Ok(()) => queue.durable_lsn = batch_end,
-                Err((op, source)) => {
-                    queue.failure = Some(Failure {
-                        op,
-                        source: Arc::new(source),
-                        batch_start,
-                        batch_end,
-                    });
-                }
+            match &outcome {
+                BatchOutcome::Durable => queue.durable_lsn = batch_end,
+                BatchOutcome::Failed(failure) => queue.failure = Some(failure.clone()),
+                BatchOutcome::Poisoned(_) | BatchOutcome::Closed => {}
             }
             let failed = queue.failure.is_some();
             drop(queue);
-            self.shared.batch_done.notify_all();
+            batch.0.finish(outcome);
             if failed {
-                // Poisoned: records queued after the failed batch are failed by Pending::wait
-                // (they see `failure`), and submit refuses new ones. Never retry an fsync: after
+                // Poisoned: records queued after the failed batch are failed by WriterExit
+                // (their batch ends Poisoned), and submit refuses new ones. Never retry an fsync: after
                 // a failed fsync the kernel may have dropped the dirty pages.
                 return;
             }
