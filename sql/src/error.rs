@@ -25,6 +25,10 @@ impl SqlState {
     pub const DATATYPE_MISMATCH: SqlState = SqlState("42804");
     /// 42846 cannot_coerce.
     pub const CANNOT_COERCE: SqlState = SqlState("42846");
+    /// 3F000 invalid_schema_name.
+    pub const INVALID_SCHEMA_NAME: SqlState = SqlState("3F000");
+    /// 55P02 cant_change_runtime_param.
+    pub const CANT_CHANGE_RUNTIME_PARAM: SqlState = SqlState("55P02");
     /// 42883 undefined_function.
     pub const UNDEFINED_FUNCTION: SqlState = SqlState("42883");
     /// 42704 undefined_object.

@@ -148,16 +148,6 @@ impl DataType {
         }
     }
 
-    /// The type without modifiers (for messages about operator input types).
-    pub(crate) fn base_name(&self) -> String {
-        match self {
-            DataType::Varchar(_) => "character varying".into(),
-            DataType::Bpchar(_) => "character".into(),
-            DataType::Numeric { .. } => "numeric".into(),
-            other => other.name(),
-        }
-    }
-
     pub(crate) fn is_integer(&self) -> bool {
         matches!(self, DataType::Int2 | DataType::Int4 | DataType::Int8)
     }

@@ -1,0 +1,2271 @@
+//! Binding (names and types), planning (access paths) and execution of SELECT, INSERT,
+//! UPDATE and DELETE.
+//!
+//! A statement is bound against the catalog as the current transaction sees it, producing a
+//! [`Plan`] of typed [`Expr`]s. The only optimisation is the access path of a table: a WHERE
+//! that fixes every primary-key column with `=` becomes a point read ([`Access::Point`], one
+//! `Transaction::get`), equalities on a key prefix plus an optional range on the next key
+//! column become a range scan, anything else a full scan of the table's key range. The WHERE
+//! clause is always re-checked on the rows read, so the access path only narrows the read.
+
+use std::cmp::Ordering;
+use std::collections::{HashMap, HashSet};
+use std::ops::Bound;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use rust_decimal::Decimal;
+use sqlparser::ast;
+use sqlparser::dialect::PostgreSqlDialect;
+use sqlparser::parser::Parser;
+
+use crate::catalog::{decode_table_row, Catalog, TableDef};
+use crate::encoding::{encode_key_value, encode_row, prefix_range, prefix_successor, KeyPrefix};
+use crate::error::{SqlError, SqlResult, SqlState};
+use crate::expr::{
+    arithmetic_type, assignable, cast, castable, comparison_type, numeric_div, op_symbol, truth,
+    BinOp, EvalContext, Expr, Func,
+};
+use crate::session::{Column, Interrupt, Outcome};
+use crate::storage::Transaction;
+use crate::types::{compare_values, DataType, Value, NUMERIC};
+
+/// Case-folds an identifier as PostgreSQL does (unquoted -> lower case).
+pub(crate) fn ident_name(id: &ast::Ident) -> String {
+    if id.quote_style.is_some() {
+        id.value.clone()
+    } else {
+        id.value.to_lowercase()
+    }
+}
+
+/// The last part of an object name (schema qualifiers `public.` / `pg_catalog.` are ignored).
+pub(crate) fn object_name(name: &ast::ObjectName) -> SqlResult<String> {
+    let parts: Vec<String> = name
+        .0
+        .iter()
+        .map(|p| match p {
+            ast::ObjectNamePart::Identifier(id) => Ok(ident_name(id)),
+            _ => Err(SqlError::unsupported("this kind of object name")),
+        })
+        .collect::<SqlResult<_>>()?;
+    match parts.as_slice() {
+        [name] => Ok(name.clone()),
+        [schema, name] if schema == "public" || schema == "pg_catalog" => Ok(name.clone()),
+        [schema, _] => Err(SqlError::new(
+            SqlState::INVALID_SCHEMA_NAME,
+            format!("schema \"{schema}\" does not exist"),
+        )),
+        _ => Err(SqlError::unsupported("cross-database references")),
+    }
+}
+
+/// Maps a parsed SQL type to a Gnomon type.
+pub(crate) fn convert_type(t: &ast::DataType) -> SqlResult<DataType> {
+    use ast::DataType as A;
+    let len = |l: &Option<ast::CharacterLength>| -> Option<u32> {
+        match l {
+            Some(ast::CharacterLength::IntegerLength { length, .. }) => Some(*length as u32),
+            _ => None,
+        }
+    };
+    let numeric = |info: &ast::ExactNumberInfo| match info {
+        ast::ExactNumberInfo::None => NUMERIC,
+        ast::ExactNumberInfo::Precision(p) => {
+            DataType::Numeric { precision: Some(*p as u32), scale: Some(0) }
+        }
+        ast::ExactNumberInfo::PrecisionAndScale(p, s) => {
+            DataType::Numeric { precision: Some(*p as u32), scale: Some((*s).max(0) as u32) }
+        }
+    };
+    Ok(match t {
+        A::SmallInt(_) | A::Int2(_) => DataType::Int2,
+        A::Int(_) | A::Integer(_) | A::Int4(_) => DataType::Int4,
+        A::BigInt(_) | A::Int8(_) => DataType::Int8,
+        A::Real | A::Float4 => DataType::Float4,
+        A::DoublePrecision | A::Float8 | A::Double(_) => DataType::Float8,
+        A::Float(ast::ExactNumberInfo::Precision(p)) if *p <= 24 => DataType::Float4,
+        A::Float(_) => DataType::Float8,
+        A::Numeric(i) | A::Decimal(i) | A::Dec(i) => numeric(i),
+        A::Text | A::String(None) => DataType::Text,
+        A::Varchar(l) | A::CharacterVarying(l) | A::CharVarying(l) => DataType::Varchar(len(l)),
+        A::Char(l) | A::Character(l) => DataType::Bpchar(Some(len(l).unwrap_or(1))),
+        A::Bool | A::Boolean => DataType::Bool,
+        A::Date => DataType::Date,
+        A::Timestamp(_, tz) => match tz {
+            ast::TimezoneInfo::WithTimeZone | ast::TimezoneInfo::Tz => DataType::Timestamptz,
+            _ => DataType::Timestamp,
+        },
+        A::Bytea => DataType::Bytea,
+        A::Custom(name, mods) => {
+            let n = object_name(name)?;
+            let first_mod = mods.first().and_then(|m| m.to_string().parse::<u32>().ok());
+            match n.as_str() {
+                "int2" => DataType::Int2,
+                "int4" => DataType::Int4,
+                "int8" => DataType::Int8,
+                "float4" => DataType::Float4,
+                "float8" => DataType::Float8,
+                "bpchar" => DataType::Bpchar(first_mod),
+                "varchar" => DataType::Varchar(first_mod),
+                "timestamptz" => DataType::Timestamptz,
+                "bool" => DataType::Bool,
+                "text" => DataType::Text,
+                "name" => DataType::Text,
+                _ => {
+                    return Err(SqlError::new(
+                        SqlState::UNDEFINED_OBJECT,
+                        format!("type \"{n}\" does not exist"),
+                    ))
+                }
+            }
+        }
+        other => return Err(SqlError::unsupported(format!("type {other}"))),
+    })
+}
+
+/// PostgreSQL's short type name (used for `?column?`-less cast column names).
+fn short_type_name(t: &DataType) -> &'static str {
+    match t {
+        DataType::Bool => "bool",
+        DataType::Int2 => "int2",
+        DataType::Int4 => "int4",
+        DataType::Int8 => "int8",
+        DataType::Float4 => "float4",
+        DataType::Float8 => "float8",
+        DataType::Numeric { .. } => "numeric",
+        DataType::Text => "text",
+        DataType::Varchar(_) => "varchar",
+        DataType::Bpchar(_) => "bpchar",
+        DataType::Bytea => "bytea",
+        DataType::Date => "date",
+        DataType::Timestamp => "timestamp",
+        DataType::Timestamptz => "timestamptz",
+        DataType::Unknown => "unknown",
+    }
+}
+
+/// Who is asking, for functions like `current_user`.
+#[derive(Debug, Clone)]
+pub(crate) struct SessionInfo {
+    pub user: String,
+    pub database: String,
+}
+
+// ---------------------------------------------------------------------------------------
+// Plans.
+
+/// How rows of a table are read.
+#[derive(Debug, Clone)]
+pub(crate) enum Access {
+    /// Every row of the table.
+    Full,
+    /// Exactly one key: one expression per primary-key column, in key order.
+    Point(Vec<Expr>),
+    /// Equalities on a key prefix plus optional bounds on the next key column.
+    Range { prefix: Vec<Expr>, lower: Option<(Expr, bool)>, upper: Option<(Expr, bool)> },
+}
+
+#[derive(Debug, Clone)]
+pub(crate) enum Source {
+    /// SELECT without FROM: one empty row.
+    Single,
+    Table { def: Arc<TableDef>, access: Access },
+    Series { start: Expr, stop: Expr, step: Option<Expr>, ty: DataType },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum AggFunc {
+    CountStar,
+    Count,
+    Sum,
+    Avg,
+    Min,
+    Max,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct AggCall {
+    func: AggFunc,
+    arg: Option<Expr>,
+    arg_ty: DataType,
+    distinct: bool,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct AggPlan {
+    group_by: Vec<Expr>,
+    aggs: Vec<AggCall>,
+    having: Option<Expr>,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct SortKey {
+    index: usize,
+    desc: bool,
+    nulls_first: bool,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct SelectPlan {
+    source: Source,
+    filter: Option<Expr>,
+    agg: Option<AggPlan>,
+    project: Vec<Expr>,
+    visible: usize,
+    distinct: bool,
+    order: Vec<SortKey>,
+    limit: Option<Expr>,
+    offset: Option<Expr>,
+    pub(crate) columns: Vec<Column>,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) enum InsertSource {
+    /// Rows of expressions; None = DEFAULT.
+    Values(Vec<Vec<Option<Expr>>>),
+    Query(Box<SelectPlan>),
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct Returning {
+    exprs: Vec<Expr>,
+    columns: Vec<Column>,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) enum Plan {
+    Select(SelectPlan),
+    Insert {
+        table: Arc<TableDef>,
+        targets: Vec<usize>,
+        source: InsertSource,
+        defaults: Vec<Option<Expr>>,
+        returning: Option<Returning>,
+    },
+    Update {
+        table: Arc<TableDef>,
+        access: Access,
+        filter: Option<Expr>,
+        sets: Vec<(usize, Expr)>,
+        returning: Option<Returning>,
+    },
+    Delete {
+        table: Arc<TableDef>,
+        access: Access,
+        filter: Option<Expr>,
+        returning: Option<Returning>,
+    },
+}
+
+impl Plan {
+    /// Result columns (empty for statements without RETURNING).
+    pub(crate) fn columns(&self) -> Vec<Column> {
+        match self {
+            Plan::Select(s) => s.columns.clone(),
+            Plan::Insert { returning, .. }
+            | Plan::Update { returning, .. }
+            | Plan::Delete { returning, .. } => {
+                returning.as_ref().map(|r| r.columns.clone()).unwrap_or_default()
+            }
+        }
+    }
+
+    /// A one-line description of how the statement reads its table (EXPLAIN output).
+    pub(crate) fn explain(&self) -> String {
+        fn access(def: &TableDef, a: &Access) -> String {
+            let pk: Vec<&str> = def.primary_key.iter().map(|&i| def.columns[i].name.as_str()).collect();
+            match a {
+                Access::Full => format!("Seq Scan on {}", def.name),
+                Access::Point(_) => format!("Point Get on {} using {} ({})", def.name, def.pkey_name(), pk.join(", ")),
+                Access::Range { .. } => format!("Range Scan on {} using {} ({})", def.name, def.pkey_name(), pk.join(", ")),
+            }
+        }
+        match self {
+            Plan::Select(s) => match &s.source {
+                Source::Single => "Result".into(),
+                Source::Series { .. } => "Function Scan on generate_series".into(),
+                Source::Table { def, access: a } => access(def, a),
+            },
+            Plan::Insert { table, .. } => format!("Insert on {}", table.name),
+            Plan::Update { table, access: a, .. } => format!("Update on {}: {}", table.name, access(table, a)),
+            Plan::Delete { table, access: a, .. } => format!("Delete on {}: {}", table.name, access(table, a)),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Binder.
+
+#[derive(Debug, Clone)]
+struct ScopeColumn {
+    qualifier: Option<String>,
+    name: String,
+    ty: DataType,
+    table_oid: u32,
+    column_id: i16,
+}
+
+#[derive(Debug, Clone, Default)]
+struct Scope {
+    cols: Vec<ScopeColumn>,
+}
+
+impl Scope {
+    fn of_table(def: &TableDef, alias: Option<String>) -> Scope {
+        let q = alias.unwrap_or_else(|| def.name.clone());
+        Scope {
+            cols: def
+                .columns
+                .iter()
+                .enumerate()
+                .map(|(i, c)| ScopeColumn {
+                    qualifier: Some(q.clone()),
+                    name: c.name.clone(),
+                    ty: c.ty,
+                    table_oid: def.id.0,
+                    column_id: i as i16 + 1,
+                })
+                .collect(),
+        }
+    }
+
+    fn find(&self, qualifier: Option<&str>, name: &str) -> SqlResult<usize> {
+        let hits: Vec<usize> = self
+            .cols
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| c.name == name && qualifier.is_none_or(|q| c.qualifier.as_deref() == Some(q)))
+            .map(|(i, _)| i)
+            .collect();
+        match hits.as_slice() {
+            [i] => Ok(*i),
+            [] => {
+                if let Some(q) = qualifier {
+                    if !self.cols.iter().any(|c| c.qualifier.as_deref() == Some(q)) {
+                        return Err(SqlError::new(
+                            SqlState::UNDEFINED_TABLE,
+                            format!("missing FROM-clause entry for table \"{q}\""),
+                        ));
+                    }
+                    Err(SqlError::new(
+                        SqlState::UNDEFINED_COLUMN,
+                        format!("column {q}.{name} does not exist"),
+                    ))
+                } else {
+                    Err(SqlError::new(SqlState::UNDEFINED_COLUMN, format!("column \"{name}\" does not exist")))
+                }
+            }
+            _ => Err(SqlError::new(
+                SqlState::AMBIGUOUS_COLUMN,
+                format!("column reference \"{name}\" is ambiguous"),
+            )),
+        }
+    }
+}
+
+/// Aggregation context while binding the select list, HAVING and ORDER BY of a grouped query.
+struct AggState {
+    group_exprs: Vec<Expr>,
+    group_types: Vec<DataType>,
+    aggs: Vec<AggCall>,
+}
+
+impl AggState {
+    fn output_index(&self, agg: usize) -> usize {
+        self.group_exprs.len() + agg
+    }
+}
+
+/// Binds statements: resolves names against the catalog and assigns types.
+pub(crate) struct Binder<'a> {
+    pub catalog: &'a Catalog,
+    pub txn: &'a dyn Transaction,
+    pub info: &'a SessionInfo,
+    /// Parameter types: declared by the client or inferred here (None = not yet known).
+    pub params: Vec<Option<DataType>>,
+}
+
+fn is_aggregate_name(n: &str) -> bool {
+    matches!(n, "count" | "sum" | "avg" | "min" | "max")
+}
+
+fn function_name(f: &ast::Function) -> String {
+    f.name
+        .0
+        .last()
+        .and_then(|p| match p {
+            ast::ObjectNamePart::Identifier(id) => Some(ident_name(id)),
+            _ => None,
+        })
+        .unwrap_or_default()
+}
+
+/// Whether an AST expression contains an aggregate call (outside subqueries).
+fn contains_aggregate(e: &ast::Expr) -> bool {
+    use ast::Expr as E;
+    match e {
+        E::Function(f) => {
+            if is_aggregate_name(&function_name(f)) && !matches!(f.args, ast::FunctionArguments::None) {
+                return true;
+            }
+            match &f.args {
+                ast::FunctionArguments::List(l) => l.args.iter().any(|a| match a {
+                    ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(x)) => contains_aggregate(x),
+                    _ => false,
+                }),
+                _ => false,
+            }
+        }
+        E::BinaryOp { left, right, .. } => contains_aggregate(left) || contains_aggregate(right),
+        E::UnaryOp { expr, .. }
+        | E::Nested(expr)
+        | E::Cast { expr, .. }
+        | E::IsNull(expr)
+        | E::IsNotNull(expr)
+        | E::IsTrue(expr)
+        | E::IsFalse(expr)
+        | E::IsNotTrue(expr)
+        | E::IsNotFalse(expr) => contains_aggregate(expr),
+        E::Between { expr, low, high, .. } => {
+            contains_aggregate(expr) || contains_aggregate(low) || contains_aggregate(high)
+        }
+        E::In { expr, target: ast::InTarget::List(list), .. } => contains_aggregate(expr) || list.iter().any(contains_aggregate),
+        E::Case { operand, conditions, else_result, .. } => {
+            operand.as_deref().is_some_and(contains_aggregate)
+                || conditions.iter().any(|c| contains_aggregate(&c.condition) || contains_aggregate(&c.result))
+                || else_result.as_deref().is_some_and(contains_aggregate)
+        }
+        _ => false,
+    }
+}
+
+/// The column name PostgreSQL gives an unaliased select-list expression.
+fn column_name(e: &ast::Expr) -> String {
+    use ast::Expr as E;
+    match e {
+        E::Identifier(id) => ident_name(id),
+        E::CompoundIdentifier(ids) => ids.last().map(ident_name).unwrap_or_else(|| "?column?".into()),
+        E::Function(f) => function_name(f),
+        E::Nested(inner) => column_name(inner),
+        E::Cast { expr, data_type, .. } => {
+            let inner = column_name(expr);
+            if inner == "?column?" {
+                convert_type(data_type).map(|t| short_type_name(&t).to_string()).unwrap_or(inner)
+            } else {
+                inner
+            }
+        }
+        E::TypedString(ts) => convert_type(&ts.data_type)
+            .map(|t| short_type_name(&t).to_string())
+            .unwrap_or_else(|_| "?column?".into()),
+        E::Case { .. } => "case".into(),
+        _ => "?column?".into(),
+    }
+}
+
+fn parse_number(s: &str) -> SqlResult<(Value, DataType)> {
+    if !s.contains(['.', 'e', 'E']) {
+        if let Ok(v) = s.parse::<i32>() {
+            return Ok((Value::Int4(v), DataType::Int4));
+        }
+        if let Ok(v) = s.parse::<i64>() {
+            return Ok((Value::Int8(v), DataType::Int8));
+        }
+    }
+    let d = crate::types::parse_decimal(s)
+        .ok_or_else(|| SqlError::out_of_range(format!("numeric literal {s} does not fit Gnomon's numeric")))?;
+    Ok((Value::Numeric(d), NUMERIC))
+}
+
+impl Binder<'_> {
+    fn param_type(&self, i: usize) -> DataType {
+        self.params.get(i).copied().flatten().unwrap_or(DataType::Unknown)
+    }
+
+    /// Gives an untyped constant or parameter the type `to`, or inserts an implicit cast.
+    fn coerce(&mut self, e: Expr, from: DataType, to: DataType) -> SqlResult<Expr> {
+        if from == to || to == DataType::Unknown {
+            return Ok(e);
+        }
+        match e {
+            Expr::Const(v) if from == DataType::Unknown => Ok(Expr::Const(cast(v, &to, false)?)),
+            Expr::Param(i) if from == DataType::Unknown => {
+                if self.params.len() <= i {
+                    self.params.resize(i + 1, None);
+                }
+                self.params[i] = Some(to);
+                Ok(Expr::Param(i))
+            }
+            other => Ok(Expr::Cast { expr: Box::new(other), ty: to, explicit: false }),
+        }
+    }
+
+    fn bind_bool(&mut self, ast: &ast::Expr, scope: &Scope, agg: Option<&mut AggState>, clause: &str) -> SqlResult<Expr> {
+        let (e, t) = self.bind_expr(ast, scope, agg)?;
+        if t == DataType::Bool {
+            return Ok(e);
+        }
+        if t == DataType::Unknown {
+            return self.coerce(e, t, DataType::Bool);
+        }
+        Err(SqlError::mismatch(format!("argument of {clause} must be type boolean, not type {}", t.name())))
+    }
+
+    /// Binds an expression in `scope`. With `agg`, the expression is evaluated on grouped rows:
+    /// group-by expressions and aggregate calls become columns of the grouped row.
+    fn bind_expr(&mut self, ast: &ast::Expr, scope: &Scope, mut agg: Option<&mut AggState>) -> SqlResult<(Expr, DataType)> {
+        use ast::Expr as E;
+        if let Some(state) = agg.as_deref_mut() {
+            if !matches!(ast, E::Value(_) | E::Nested(_)) {
+                let saved = self.params.clone();
+                if let Ok((e, _)) = self.bind_expr(ast, scope, None) {
+                    if let Some(i) = state.group_exprs.iter().position(|g| *g == e) {
+                        return Ok((Expr::Column(i), state.group_types[i]));
+                    }
+                }
+                self.params = saved;
+            }
+        }
+        match ast {
+            E::Identifier(id) => {
+                let name = ident_name(id);
+                self.column_ref(None, &name, scope, agg.is_some())
+            }
+            E::CompoundIdentifier(ids) => {
+                let names: Vec<String> = ids.iter().map(ident_name).collect();
+                match names.as_slice() {
+                    [q, c] => self.column_ref(Some(q), c, scope, agg.is_some()),
+                    [_, q, c] | [_, _, q, c] => self.column_ref(Some(q), c, scope, agg.is_some()),
+                    _ => Err(SqlError::syntax("improper qualified name")),
+                }
+            }
+            E::Value(v) => self.bind_value(&v.value),
+            E::TypedString(ts) => {
+                let ty = convert_type(&ts.data_type)?;
+                let text = match &ts.value.value {
+                    ast::Value::SingleQuotedString(s) | ast::Value::EscapedStringLiteral(s) => s.clone(),
+                    other => other.to_string(),
+                };
+                Ok((Expr::Const(cast(Value::Text(text), &ty, true)?), ty))
+            }
+            E::Nested(inner) => self.bind_expr(inner, scope, agg),
+            E::Cast { expr, data_type, kind, .. } => {
+                if matches!(kind, ast::CastKind::TryCast | ast::CastKind::SafeCast) {
+                    return Err(SqlError::unsupported("TRY_CAST"));
+                }
+                let to = convert_type(data_type)?;
+                let (e, from) = self.bind_expr(expr, scope, agg)?;
+                if from == DataType::Unknown {
+                    return match e {
+                        Expr::Const(v) => Ok((Expr::Const(cast(v, &to, true)?), to)),
+                        other => Ok((self.coerce(other, from, to)?, to)),
+                    };
+                }
+                if !castable(&from, &to) {
+                    return Err(SqlError::new(
+                        SqlState::CANNOT_COERCE,
+                        format!("cannot cast type {} to {}", from.name(), to.name()),
+                    ));
+                }
+                if let Expr::Const(v) = &e {
+                    return Ok((Expr::Const(cast(v.clone(), &to, true)?), to));
+                }
+                Ok((Expr::Cast { expr: Box::new(e), ty: to, explicit: true }, to))
+            }
+            E::UnaryOp { op, expr } => match op {
+                ast::UnaryOperator::Minus => {
+                    if let E::Value(v) = expr.as_ref() {
+                        if let ast::Value::Number(n, _) = &v.value {
+                            let (val, ty) = parse_number(&format!("-{n}"))?;
+                            return Ok((Expr::Const(val), ty));
+                        }
+                    }
+                    let (e, t) = self.bind_expr(expr, scope, agg)?;
+                    let (e, t) = if t == DataType::Unknown {
+                        (self.coerce(e, t, NUMERIC)?, NUMERIC)
+                    } else {
+                        (e, t)
+                    };
+                    if !t.is_numeric() {
+                        return Err(SqlError::undefined_function(format!("operator does not exist: - {}", t.name())));
+                    }
+                    Ok((Expr::Neg(Box::new(e)), t))
+                }
+                ast::UnaryOperator::Plus => self.bind_expr(expr, scope, agg),
+                ast::UnaryOperator::Not => {
+                    let e = self.bind_bool(expr, scope, agg, "NOT")?;
+                    Ok((Expr::Not(Box::new(e)), DataType::Bool))
+                }
+                other => Err(SqlError::unsupported(format!("operator {other}"))),
+            },
+            E::BinaryOp { left, op, right } => self.bind_binary(left, op, right, scope, agg),
+            E::IsNull(e) | E::IsNotNull(e) => {
+                let (b, _) = self.bind_expr(e, scope, agg)?;
+                Ok((Expr::IsNull(Box::new(b), matches!(ast, E::IsNotNull(_))), DataType::Bool))
+            }
+            E::IsTrue(e) | E::IsNotTrue(e) | E::IsFalse(e) | E::IsNotFalse(e) | E::IsUnknown(e) | E::IsNotUnknown(e) => {
+                let b = self.bind_bool(e, scope, agg, "IS")?;
+                let out = match ast {
+                    E::IsTrue(_) => Expr::IsBool { expr: Box::new(b), value: true, negated: false },
+                    E::IsNotTrue(_) => Expr::IsBool { expr: Box::new(b), value: true, negated: true },
+                    E::IsFalse(_) => Expr::IsBool { expr: Box::new(b), value: false, negated: false },
+                    E::IsNotFalse(_) => Expr::IsBool { expr: Box::new(b), value: false, negated: true },
+                    E::IsUnknown(_) => Expr::IsNull(Box::new(b), false),
+                    _ => Expr::IsNull(Box::new(b), true),
+                };
+                Ok((out, DataType::Bool))
+            }
+            E::IsDistinctFrom(a, b) | E::IsNotDistinctFrom(a, b) => {
+                let (l, r, _) = self.bind_comparison_operands(a, b, scope, agg, "IS DISTINCT FROM")?;
+                Ok((
+                    Expr::IsDistinct { left: Box::new(l), right: Box::new(r), negated: matches!(ast, E::IsNotDistinctFrom(..)) },
+                    DataType::Bool,
+                ))
+            }
+            E::Between { expr, negated, low, high } => {
+                let (l1, r1, t) = self.bind_comparison_operands(expr, low, scope, agg.as_deref_mut(), ">=")?;
+                let (l2, r2, _) = self.bind_comparison_operands(expr, high, scope, agg, "<=")?;
+                let ge = Expr::Binary { op: BinOp::GtEq, left: Box::new(l1), right: Box::new(r1), ty: t };
+                let le = Expr::Binary { op: BinOp::LtEq, left: Box::new(l2), right: Box::new(r2), ty: t };
+                let both = Expr::And(Box::new(ge), Box::new(le));
+                Ok((if *negated { Expr::Not(Box::new(both)) } else { both }, DataType::Bool))
+            }
+            E::In { expr, target: ast::InTarget::List(list), negated, .. } => {
+                let (mut e, mut et) = self.bind_expr(expr, scope, agg.as_deref_mut())?;
+                let mut items = Vec::with_capacity(list.len());
+                for item in list {
+                    items.push(self.bind_expr(item, scope, agg.as_deref_mut())?);
+                }
+                let mut target = et;
+                for (_, t) in &items {
+                    target = comparison_type(&target, t).ok_or_else(|| {
+                        SqlError::undefined_function(format!("operator does not exist: {} = {}", et.name(), t.name()))
+                    })?;
+                }
+                if et == DataType::Unknown {
+                    e = self.coerce(e, et, target)?;
+                    et = target;
+                }
+                let mut bound = Vec::with_capacity(items.len());
+                for (x, t) in items {
+                    bound.push(if t == DataType::Unknown { self.coerce(x, t, et)? } else { x });
+                }
+                Ok((Expr::InList { expr: Box::new(e), list: bound, negated: *negated }, DataType::Bool))
+            }
+            E::Like { negated, expr, pattern, escape_char, any, .. }
+            | E::ILike { negated, expr, pattern, escape_char, any, .. } => {
+                if escape_char.is_some() || *any {
+                    return Err(SqlError::unsupported("LIKE ... ESCAPE / ANY"));
+                }
+                let (e, t) = self.bind_expr(expr, scope, agg.as_deref_mut())?;
+                let (p, pt) = self.bind_expr(pattern, scope, agg)?;
+                let e = self.text_operand(e, t, "~~")?;
+                let p = self.text_operand(p, pt, "~~")?;
+                Ok((
+                    Expr::Like { expr: Box::new(e), pattern: Box::new(p), negated: *negated, case_insensitive: matches!(ast, E::ILike { .. }) },
+                    DataType::Bool,
+                ))
+            }
+            E::Case { operand, conditions, else_result, .. } => {
+                let op = match operand {
+                    Some(o) => Some(self.bind_expr(o, scope, agg.as_deref_mut())?),
+                    None => None,
+                };
+                let mut whens = Vec::new();
+                let mut results = Vec::new();
+                for c in conditions {
+                    let cond = match &op {
+                        Some((_, ot)) => {
+                            let (ce, ct) = self.bind_expr(&c.condition, scope, agg.as_deref_mut())?;
+                            let target = comparison_type(ot, &ct).ok_or_else(|| {
+                                SqlError::undefined_function(format!("operator does not exist: {} = {}", ot.name(), ct.name()))
+                            })?;
+                            self.coerce(ce, ct, if ct == DataType::Unknown { target } else { ct })?
+                        }
+                        None => self.bind_bool(&c.condition, scope, agg.as_deref_mut(), "CASE/WHEN")?,
+                    };
+                    whens.push(cond);
+                    results.push(self.bind_expr(&c.result, scope, agg.as_deref_mut())?);
+                }
+                let otherwise = match else_result {
+                    Some(e) => Some(self.bind_expr(e, scope, agg)?),
+                    None => None,
+                };
+                let mut all: Vec<(Expr, DataType)> = results;
+                if let Some(o) = otherwise {
+                    all.push(o);
+                }
+                let (unified, ty) = self.unify(all, "CASE")?;
+                let mut unified = unified.into_iter();
+                let whens: Vec<(Expr, Expr)> = whens.into_iter().zip(unified.by_ref()).collect();
+                let otherwise = unified.next().map(Box::new);
+                Ok((Expr::Case { operand: op.map(|(e, _)| Box::new(e)), whens, otherwise }, ty))
+            }
+            E::Function(f) => self.bind_function(f, scope, agg),
+            E::Subquery(_) | E::Exists { .. } | E::In { .. } => Err(SqlError::unsupported("subqueries")),
+            other => Err(SqlError::unsupported(format!("expression {other}"))),
+        }
+    }
+
+    fn column_ref(&mut self, q: Option<&str>, name: &str, scope: &Scope, in_agg: bool) -> SqlResult<(Expr, DataType)> {
+        let i = scope.find(q, name)?;
+        if in_agg {
+            let full = match q {
+                Some(q) => format!("{q}.{name}"),
+                None => format!("{}.{}", scope.cols[i].qualifier.clone().unwrap_or_default(), name),
+            };
+            return Err(SqlError::new(
+                SqlState::GROUPING_ERROR,
+                format!("column \"{full}\" must appear in the GROUP BY clause or be used in an aggregate function"),
+            ));
+        }
+        Ok((Expr::Column(i), scope.cols[i].ty))
+    }
+
+    fn text_operand(&mut self, e: Expr, t: DataType, op: &str) -> SqlResult<Expr> {
+        if t.is_string() {
+            Ok(e)
+        } else if t == DataType::Unknown {
+            self.coerce(e, t, DataType::Text)
+        } else {
+            Err(SqlError::undefined_function(format!("operator does not exist: {} {op} unknown", t.name())))
+        }
+    }
+
+    /// Unifies branch types (CASE, COALESCE): the first known type wins; untyped literals
+    /// adopt it; numeric branches widen.
+    fn unify(&mut self, items: Vec<(Expr, DataType)>, what: &str) -> SqlResult<(Vec<Expr>, DataType)> {
+        let mut ty = DataType::Unknown;
+        for (_, t) in &items {
+            if *t == DataType::Unknown {
+                continue;
+            }
+            ty = if ty == DataType::Unknown {
+                *t
+            } else if ty == *t {
+                ty
+            } else if ty.is_numeric() && t.is_numeric() {
+                arithmetic_type(&ty, t).unwrap_or(ty)
+            } else if ty.is_string() && t.is_string() {
+                DataType::Text
+            } else if ty.is_datetime() && t.is_datetime() {
+                comparison_type(&ty, t).unwrap_or(ty)
+            } else {
+                return Err(SqlError::mismatch(format!("{what} types {} and {} cannot be matched", ty.name(), t.name())));
+            };
+        }
+        if ty == DataType::Unknown {
+            ty = DataType::Text;
+        }
+        let mut out = Vec::with_capacity(items.len());
+        for (e, t) in items {
+            out.push(self.coerce(e, t, ty)?);
+        }
+        Ok((out, ty))
+    }
+
+    fn bind_comparison_operands(
+        &mut self,
+        a: &ast::Expr,
+        b: &ast::Expr,
+        scope: &Scope,
+        mut agg: Option<&mut AggState>,
+        op: &str,
+    ) -> SqlResult<(Expr, Expr, DataType)> {
+        let (l, lt) = self.bind_expr(a, scope, agg.as_deref_mut())?;
+        let (r, rt) = self.bind_expr(b, scope, agg)?;
+        let ct = comparison_type(&lt, &rt).ok_or_else(|| {
+            SqlError::undefined_function(format!("operator does not exist: {} {op} {}", lt.name(), rt.name()))
+                .with_hint("No operator matches the given name and argument types. You might need to add explicit type casts.")
+        })?;
+        let l = if lt == DataType::Unknown { self.coerce(l, lt, ct)? } else { l };
+        let r = if rt == DataType::Unknown { self.coerce(r, rt, ct)? } else { r };
+        Ok((l, r, ct))
+    }
+
+    fn bind_binary(
+        &mut self,
+        left: &ast::Expr,
+        op: &ast::BinaryOperator,
+        right: &ast::Expr,
+        scope: &Scope,
+        mut agg: Option<&mut AggState>,
+    ) -> SqlResult<(Expr, DataType)> {
+        use ast::BinaryOperator as B;
+        let cmp = match op {
+            B::Eq => Some(BinOp::Eq),
+            B::NotEq => Some(BinOp::NotEq),
+            B::Lt => Some(BinOp::Lt),
+            B::LtEq => Some(BinOp::LtEq),
+            B::Gt => Some(BinOp::Gt),
+            B::GtEq => Some(BinOp::GtEq),
+            _ => None,
+        };
+        if let Some(c) = cmp {
+            let (l, r, t) = self.bind_comparison_operands(left, right, scope, agg, op_symbol(c))?;
+            return Ok((Expr::Binary { op: c, left: Box::new(l), right: Box::new(r), ty: t }, DataType::Bool));
+        }
+        match op {
+            B::And | B::Or => {
+                let what = if matches!(op, B::And) { "AND" } else { "OR" };
+                let l = self.bind_bool(left, scope, agg.as_deref_mut(), what)?;
+                let r = self.bind_bool(right, scope, agg, what)?;
+                let e = if matches!(op, B::And) {
+                    Expr::And(Box::new(l), Box::new(r))
+                } else {
+                    Expr::Or(Box::new(l), Box::new(r))
+                };
+                Ok((e, DataType::Bool))
+            }
+            B::StringConcat => {
+                let (l, lt) = self.bind_expr(left, scope, agg.as_deref_mut())?;
+                let (r, rt) = self.bind_expr(right, scope, agg)?;
+                let l = self.coerce(l, lt, if lt == DataType::Unknown { DataType::Text } else { lt })?;
+                let r = self.coerce(r, rt, if rt == DataType::Unknown { DataType::Text } else { rt })?;
+                Ok((Expr::Binary { op: BinOp::Concat, left: Box::new(l), right: Box::new(r), ty: DataType::Text }, DataType::Text))
+            }
+            B::Plus | B::Minus | B::Multiply | B::Divide | B::Modulo => {
+                let bop = match op {
+                    B::Plus => BinOp::Add,
+                    B::Minus => BinOp::Sub,
+                    B::Multiply => BinOp::Mul,
+                    B::Divide => BinOp::Div,
+                    _ => BinOp::Mod,
+                };
+                let (l, lt) = self.bind_expr(left, scope, agg.as_deref_mut())?;
+                let (r, rt) = self.bind_expr(right, scope, agg)?;
+                // Date arithmetic: date ± integer, date - date.
+                if lt == DataType::Date || rt == DataType::Date {
+                    let (l, lt2) = if lt == DataType::Unknown { (self.coerce(l, lt, DataType::Int4)?, DataType::Int4) } else { (l, lt) };
+                    let (r, rt2) = if rt == DataType::Unknown {
+                        let to = if lt == DataType::Date && bop == BinOp::Sub { DataType::Int4 } else { DataType::Int4 };
+                        (self.coerce(r, rt, to)?, to)
+                    } else {
+                        (r, rt)
+                    };
+                    let ty = match (lt2, rt2, bop) {
+                        (DataType::Date, t, BinOp::Add | BinOp::Sub) if t.is_integer() => DataType::Date,
+                        (t, DataType::Date, BinOp::Add) if t.is_integer() => DataType::Date,
+                        (DataType::Date, DataType::Date, BinOp::Sub) => DataType::Int4,
+                        _ => {
+                            return Err(SqlError::undefined_function(format!(
+                                "operator does not exist: {} {} {}",
+                                lt2.name(),
+                                op_symbol(bop),
+                                rt2.name()
+                            )))
+                        }
+                    };
+                    return Ok((Expr::Binary { op: bop, left: Box::new(l), right: Box::new(r), ty }, ty));
+                }
+                let ty = arithmetic_type(&lt, &rt).ok_or_else(|| {
+                    SqlError::undefined_function(format!(
+                        "operator does not exist: {} {} {}",
+                        lt.name(),
+                        op_symbol(bop),
+                        rt.name()
+                    ))
+                    .with_hint("No operator matches the given name and argument types. You might need to add explicit type casts.")
+                })?;
+                let ty = if lt == DataType::Unknown && rt == DataType::Unknown { DataType::Int4 } else { ty };
+                let l = if lt == DataType::Unknown { self.coerce(l, lt, ty)? } else { l };
+                let r = if rt == DataType::Unknown { self.coerce(r, rt, ty)? } else { r };
+                if ty == DataType::Float4 && bop == BinOp::Mod {
+                    return Err(SqlError::undefined_function("operator does not exist: real % real"));
+                }
+                Ok((Expr::Binary { op: bop, left: Box::new(l), right: Box::new(r), ty }, ty))
+            }
+            other => Err(SqlError::unsupported(format!("operator {other}"))),
+        }
+    }
+
+    fn bind_value(&mut self, v: &ast::Value) -> SqlResult<(Expr, DataType)> {
+        use ast::Value as V;
+        Ok(match v {
+            V::Number(n, _) => {
+                let (val, ty) = parse_number(n)?;
+                (Expr::Const(val), ty)
+            }
+            V::SingleQuotedString(s) | V::EscapedStringLiteral(s) | V::UnicodeStringLiteral(s) | V::NationalStringLiteral(s) => {
+                (Expr::Const(Value::Text(s.clone())), DataType::Unknown)
+            }
+            V::DollarQuotedString(d) => (Expr::Const(Value::Text(d.value.clone())), DataType::Unknown),
+            V::Boolean(b) => (Expr::Const(Value::Bool(*b)), DataType::Bool),
+            V::Null => (Expr::Const(Value::Null), DataType::Unknown),
+            V::Placeholder(p) => {
+                let n: usize = p
+                    .strip_prefix('$')
+                    .and_then(|d| d.parse().ok())
+                    .filter(|n| *n >= 1)
+                    .ok_or_else(|| SqlError::syntax(format!("syntax error at or near \"{p}\"")))?;
+                if self.params.len() < n {
+                    self.params.resize(n, None);
+                }
+                (Expr::Param(n - 1), self.param_type(n - 1))
+            }
+            other => return Err(SqlError::unsupported(format!("literal {other}"))),
+        })
+    }
+
+    fn function_args<'b>(&self, f: &'b ast::Function) -> SqlResult<(Vec<&'b ast::Expr>, bool, bool)> {
+        match &f.args {
+            ast::FunctionArguments::None => Ok((vec![], false, false)),
+            ast::FunctionArguments::Subquery(_) => Err(SqlError::unsupported("subqueries")),
+            ast::FunctionArguments::List(l) => {
+                let distinct = matches!(l.duplicate_treatment, Some(ast::DuplicateTreatment::Distinct));
+                let mut star = false;
+                let mut out = Vec::new();
+                for a in &l.args {
+                    match a {
+                        ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(e)) => out.push(e),
+                        ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Wildcard) => star = true,
+                        _ => return Err(SqlError::unsupported("named or qualified function arguments")),
+                    }
+                }
+                Ok((out, distinct, star))
+            }
+        }
+    }
+
+    fn bind_function(&mut self, f: &ast::Function, scope: &Scope, mut agg: Option<&mut AggState>) -> SqlResult<(Expr, DataType)> {
+        if f.over.is_some() || f.filter.is_some() || !f.within_group.is_empty() {
+            return Err(SqlError::unsupported("window functions, FILTER and WITHIN GROUP"));
+        }
+        let name = function_name(f);
+        let (args, distinct, star) = self.function_args(f)?;
+        let no_parens = matches!(f.args, ast::FunctionArguments::None);
+        if is_aggregate_name(&name) && !no_parens {
+            let Some(state) = agg else {
+                return Err(SqlError::new(SqlState::GROUPING_ERROR, format!("aggregate functions are not allowed in this context ({name})")));
+            };
+            let (func, arg) = match (name.as_str(), star, args.as_slice()) {
+                ("count", true, []) => (AggFunc::CountStar, None),
+                ("count", false, [a]) => (AggFunc::Count, Some(*a)),
+                ("sum", false, [a]) => (AggFunc::Sum, Some(*a)),
+                ("avg", false, [a]) => (AggFunc::Avg, Some(*a)),
+                ("min", false, [a]) => (AggFunc::Min, Some(*a)),
+                ("max", false, [a]) => (AggFunc::Max, Some(*a)),
+                _ => return Err(SqlError::undefined_function(format!("function {name} with these arguments does not exist"))),
+            };
+            let (arg, arg_ty) = match arg {
+                Some(a) => {
+                    if contains_aggregate(a) {
+                        return Err(SqlError::new(SqlState::GROUPING_ERROR, "aggregate function calls cannot be nested"));
+                    }
+                    let (e, t) = self.bind_expr(a, scope, None)?;
+                    let t2 = if t == DataType::Unknown && func != AggFunc::Count { DataType::Text } else { t };
+                    (Some(self.coerce(e, t, t2)?), t2)
+                }
+                None => (None, DataType::Int8),
+            };
+            let result_ty = agg_result_type(func, &arg_ty).ok_or_else(|| {
+                SqlError::undefined_function(format!("function {name}({}) does not exist", arg_ty.name()))
+                    .with_hint("No function matches the given name and argument types. You might need to add explicit type casts.")
+            })?;
+            let call = AggCall { func, arg, arg_ty, distinct };
+            let idx = match state.aggs.iter().position(|c| *c == call) {
+                Some(i) => i,
+                None => {
+                    state.aggs.push(call);
+                    state.aggs.len() - 1
+                }
+            };
+            return Ok((Expr::Column(state.output_index(idx)), result_ty));
+        }
+        let text = |s: String| Ok((Expr::Const(Value::Text(s)), DataType::Text));
+        match (name.as_str(), args.len()) {
+            ("version", 0) => text(crate::VERSION_STRING.to_string()),
+            ("current_database", 0) | ("current_catalog", 0) => text(self.info.database.clone()),
+            ("current_schema", 0) => text("public".into()),
+            ("current_user", 0) | ("session_user", 0) | ("user", 0) | ("current_role", 0) => text(self.info.user.clone()),
+            ("now", 0) | ("current_timestamp", 0) | ("transaction_timestamp", 0) | ("statement_timestamp", 0) => {
+                Ok((Expr::Const(Value::Timestamptz(crate::types::now_timestamp())), DataType::Timestamptz))
+            }
+            ("current_date", 0) => Ok((
+                Expr::Const(Value::Date(crate::types::timestamp_to_date(crate::types::now_timestamp()))),
+                DataType::Date,
+            )),
+            ("coalesce", n) if n > 0 => {
+                let mut items = Vec::new();
+                for a in &args {
+                    items.push(self.bind_expr(a, scope, agg.as_deref_mut())?);
+                }
+                let (items, ty) = self.unify(items, "COALESCE")?;
+                Ok((Expr::Coalesce(items), ty))
+            }
+            ("nullif", 2) => {
+                let (l, r, _) = self.bind_comparison_operands(args[0], args[1], scope, agg, "=")?;
+                let ty = match &l {
+                    Expr::Const(v) => v.data_type(),
+                    _ => DataType::Unknown,
+                };
+                let (_, lt) = self.bind_expr(args[0], scope, None).unwrap_or((Expr::Const(Value::Null), ty));
+                Ok((Expr::NullIf(Box::new(l), Box::new(r)), if lt == DataType::Unknown { DataType::Text } else { lt }))
+            }
+            ("greatest", n) | ("least", n) if n > 0 => {
+                let mut items = Vec::new();
+                for a in &args {
+                    items.push(self.bind_expr(a, scope, agg.as_deref_mut())?);
+                }
+                let (items, ty) = self.unify(items, &name.to_uppercase())?;
+                let func = if name == "greatest" { Func::Greatest } else { Func::Least };
+                Ok((Expr::Func(func, items), ty))
+            }
+            ("lower", 1) | ("upper", 1) | ("length", 1) | ("char_length", 1) | ("character_length", 1) => {
+                let (e, t) = self.bind_expr(args[0], scope, agg)?;
+                let e = if t == DataType::Bytea && name == "length" { e } else { self.text_operand(e, t, &name)? };
+                let (func, ty) = match name.as_str() {
+                    "lower" => (Func::Lower, DataType::Text),
+                    "upper" => (Func::Upper, DataType::Text),
+                    _ => (Func::Length, DataType::Int4),
+                };
+                Ok((Expr::Func(func, vec![e]), ty))
+            }
+            ("abs", 1) => {
+                let (e, t) = self.bind_expr(args[0], scope, agg)?;
+                let (e, t) = if t == DataType::Unknown { (self.coerce(e, t, DataType::Float8)?, DataType::Float8) } else { (e, t) };
+                if !t.is_numeric() {
+                    return Err(SqlError::undefined_function(format!("function abs({}) does not exist", t.name())));
+                }
+                Ok((Expr::Func(Func::Abs, vec![e]), t))
+            }
+            ("round", 1) | ("round", 2) => {
+                let mut bound = Vec::new();
+                for a in &args {
+                    let (e, t) = self.bind_expr(a, scope, agg.as_deref_mut())?;
+                    if !t.is_numeric() && t != DataType::Unknown {
+                        return Err(SqlError::undefined_function(format!("function round({}) does not exist", t.name())));
+                    }
+                    let to = if bound.is_empty() { if t == DataType::Unknown { NUMERIC } else { t } } else { DataType::Int4 };
+                    bound.push((self.coerce(e, t, to)?, to));
+                }
+                let first = bound[0].1;
+                let ty = if args.len() == 1 && matches!(first, DataType::Float8 | DataType::Float4) { DataType::Float8 } else { NUMERIC };
+                let mut exprs: Vec<Expr> = bound.into_iter().map(|(e, _)| e).collect();
+                if ty == DataType::Float8 {
+                    exprs[0] = Expr::Cast { expr: Box::new(exprs[0].clone()), ty: DataType::Float8, explicit: false };
+                } else if !matches!(first, DataType::Numeric { .. }) {
+                    exprs[0] = Expr::Cast { expr: Box::new(exprs[0].clone()), ty: NUMERIC, explicit: false };
+                }
+                Ok((Expr::Func(Func::Round, exprs), ty))
+            }
+            _ => Err(SqlError::undefined_function(format!("function {name}() does not exist"))
+                .with_hint("No function matches the given name and argument types. You might need to add explicit type casts.")),
+        }
+    }
+
+    // -----------------------------------------------------------------------------------
+    // Statements.
+
+    pub(crate) fn bind_query(&mut self, q: &ast::Query) -> SqlResult<SelectPlan> {
+        if q.with.is_some() {
+            return Err(SqlError::unsupported("WITH"));
+        }
+        if q.fetch.is_some() || !q.locks.is_empty() {
+            return Err(SqlError::unsupported("FETCH / FOR UPDATE"));
+        }
+        let select = match q.body.as_ref() {
+            ast::SetExpr::Select(s) => s,
+            ast::SetExpr::Query(inner) if q.order_by.is_none() && q.limit_clause.is_none() => return self.bind_query(inner),
+            ast::SetExpr::Values(v) => return self.bind_values_query(v),
+            ast::SetExpr::SetOperation { .. } => return Err(SqlError::unsupported("UNION / INTERSECT / EXCEPT")),
+            _ => return Err(SqlError::unsupported("this query form")),
+        };
+        // FROM.
+        let (source, scope) = self.bind_from(&select.from)?;
+        let filter = match &select.selection {
+            Some(w) => Some(self.bind_bool(w, &scope, None, "WHERE")?),
+            None => None,
+        };
+        let group_asts: Vec<&ast::Expr> = match &select.group_by {
+            ast::GroupByExpr::Expressions(exprs, mods) if mods.is_empty() => exprs.iter().collect(),
+            _ => return Err(SqlError::unsupported("GROUP BY ALL / ROLLUP")),
+        };
+        let order_asts: Vec<&ast::OrderByExpr> = match &q.order_by {
+            Some(ob) => match &ob.kind {
+                ast::OrderByKind::Expressions(v) => v.iter().collect(),
+                ast::OrderByKind::All(_) => return Err(SqlError::unsupported("ORDER BY ALL")),
+            },
+            None => vec![],
+        };
+        let projection_has_agg = select.projection.iter().any(|p| match p {
+            ast::SelectItem::UnnamedExpr(e) | ast::SelectItem::ExprWithAlias { expr: e, .. } => contains_aggregate(e),
+            _ => false,
+        });
+        let grouped = !group_asts.is_empty()
+            || projection_has_agg
+            || select.having.as_ref().is_some_and(contains_aggregate)
+            || select.having.is_some()
+            || order_asts.iter().any(|o| contains_aggregate(&o.expr));
+        let mut agg_state = if grouped {
+            let mut st = AggState { group_exprs: vec![], group_types: vec![], aggs: vec![] };
+            for g in &group_asts {
+                // GROUP BY may name an output column by position.
+                let target = match g {
+                    ast::Expr::Value(v) => match &v.value {
+                        ast::Value::Number(n, _) => {
+                            let pos: usize = n.parse().unwrap_or(0);
+                            match select.projection.get(pos.wrapping_sub(1)) {
+                                Some(ast::SelectItem::UnnamedExpr(e)) | Some(ast::SelectItem::ExprWithAlias { expr: e, .. }) => e,
+                                _ => {
+                                    return Err(SqlError::new(
+                                        SqlState::INVALID_COLUMN_REFERENCE,
+                                        format!("GROUP BY position {n} is not in select list"),
+                                    ))
+                                }
+                            }
+                        }
+                        _ => *g,
+                    },
+                    ast::Expr::Identifier(id) if scope.find(None, &ident_name(id)).is_err() => {
+                        // An output alias.
+                        let name = ident_name(id);
+                        match select.projection.iter().find_map(|p| match p {
+                            ast::SelectItem::ExprWithAlias { expr, alias } if ident_name(alias) == name => Some(expr),
+                            _ => None,
+                        }) {
+                            Some(e) => e,
+                            None => *g,
+                        }
+                    }
+                    _ => *g,
+                };
+                let (e, t) = self.bind_expr(target, &scope, None)?;
+                st.group_exprs.push(e);
+                st.group_types.push(t);
+            }
+            Some(st)
+        } else {
+            None
+        };
+        // Select list.
+        let mut project = Vec::new();
+        let mut columns = Vec::new();
+        for item in &select.projection {
+            match item {
+                ast::SelectItem::Wildcard(_) | ast::SelectItem::QualifiedWildcard(..) => {
+                    let qualifier = match item {
+                        ast::SelectItem::QualifiedWildcard(ast::SelectItemQualifiedWildcardKind::ObjectName(n), _) => {
+                            Some(object_name(n)?)
+                        }
+                        _ => None,
+                    };
+                    if scope.cols.is_empty() {
+                        return Err(SqlError::syntax("SELECT * with no tables specified is not valid"));
+                    }
+                    for (i, c) in scope.cols.iter().enumerate() {
+                        if qualifier.as_ref().is_some_and(|q| c.qualifier.as_ref() != Some(q)) {
+                            continue;
+                        }
+                        let e = match agg_state.as_ref() {
+                            Some(st) => match st.group_exprs.iter().position(|g| *g == Expr::Column(i)) {
+                                Some(gi) => Expr::Column(gi),
+                                None => {
+                                    return Err(SqlError::new(
+                                        SqlState::GROUPING_ERROR,
+                                        format!(
+                                            "column \"{}.{}\" must appear in the GROUP BY clause or be used in an aggregate function",
+                                            c.qualifier.clone().unwrap_or_default(),
+                                            c.name
+                                        ),
+                                    ))
+                                }
+                            },
+                            None => Expr::Column(i),
+                        };
+                        project.push(e);
+                        columns.push(Column { name: c.name.clone(), ty: c.ty, table_oid: c.table_oid, column_id: c.column_id });
+                    }
+                }
+                ast::SelectItem::UnnamedExpr(e) | ast::SelectItem::ExprWithAlias { expr: e, .. } => {
+                    let (b, t) = self.bind_expr(e, &scope, agg_state.as_mut())?;
+                    let t = if t == DataType::Unknown { DataType::Text } else { t };
+                    let name = match item {
+                        ast::SelectItem::ExprWithAlias { alias, .. } => ident_name(alias),
+                        _ => column_name(e),
+                    };
+                    let (table_oid, column_id) = match (&b, agg_state.is_none()) {
+                        (Expr::Column(i), true) => (scope.cols[*i].table_oid, scope.cols[*i].column_id),
+                        _ => (0, 0),
+                    };
+                    project.push(b);
+                    columns.push(Column { name, ty: t, table_oid, column_id });
+                }
+                _ => return Err(SqlError::unsupported("this select item")),
+            }
+        }
+        let having = match &select.having {
+            Some(h) => Some(self.bind_bool(h, &scope, agg_state.as_mut(), "HAVING")?),
+            None => None,
+        };
+        let visible = project.len();
+        // ORDER BY.
+        let mut order = Vec::new();
+        for o in order_asts {
+            let desc = matches!(o.options.sort, Some(ast::OrderBySort::Desc));
+            if matches!(o.options.sort, Some(ast::OrderBySort::Using(_))) {
+                return Err(SqlError::unsupported("ORDER BY USING"));
+            }
+            let nulls_first = o.options.nulls_first.unwrap_or(desc);
+            let index = match &o.expr {
+                ast::Expr::Value(v) if matches!(v.value, ast::Value::Number(..)) => {
+                    let ast::Value::Number(n, _) = &v.value else { return Err(SqlError::internal("expected a number")) };
+                    let pos: usize = n.parse().unwrap_or(0);
+                    if pos == 0 || pos > visible {
+                        return Err(SqlError::new(
+                            SqlState::INVALID_COLUMN_REFERENCE,
+                            format!("ORDER BY position {n} is not in select list"),
+                        ));
+                    }
+                    pos - 1
+                }
+                ast::Expr::Identifier(id)
+                    if columns.iter().filter(|c| c.name == ident_name(id)).count() == 1
+                        && select.projection.iter().any(|p| matches!(p, ast::SelectItem::ExprWithAlias { alias, .. } if ident_name(alias) == ident_name(id))) =>
+                {
+                    columns.iter().position(|c| c.name == ident_name(id)).unwrap_or(0)
+                }
+                e => {
+                    let (b, _) = self.bind_expr(e, &scope, agg_state.as_mut())?;
+                    match project[..visible].iter().position(|p| *p == b) {
+                        Some(i) => i,
+                        None => {
+                            if select.distinct.is_some() {
+                                return Err(SqlError::new(
+                                    SqlState::INVALID_COLUMN_REFERENCE,
+                                    "for SELECT DISTINCT, ORDER BY expressions must appear in select list",
+                                ));
+                            }
+                            project.push(b);
+                            project.len() - 1
+                        }
+                    }
+                }
+            };
+            order.push(SortKey { index, desc, nulls_first });
+        }
+        let distinct = match &select.distinct {
+            None | Some(ast::Distinct::All) => false,
+            Some(ast::Distinct::Distinct) => true,
+            Some(ast::Distinct::On(_)) => return Err(SqlError::unsupported("DISTINCT ON")),
+        };
+        let (limit, offset) = self.bind_limit(q)?;
+        let agg = agg_state.map(|st| AggPlan { group_by: st.group_exprs, aggs: st.aggs, having });
+        let source = match source {
+            Source::Table { def, .. } => {
+                let access = choose_access(&def, filter.as_ref());
+                Source::Table { def, access }
+            }
+            other => other,
+        };
+        Ok(SelectPlan { source, filter, agg, project, visible, distinct, order, limit, offset, columns })
+    }
+
+    fn bind_limit(&mut self, q: &ast::Query) -> SqlResult<(Option<Expr>, Option<Expr>)> {
+        let bind_count = |b: &mut Self, e: &ast::Expr| -> SqlResult<Expr> {
+            let (x, t) = b.bind_expr(e, &Scope::default(), None)?;
+            if t != DataType::Unknown && !t.is_numeric() {
+                return Err(SqlError::mismatch(format!("argument of LIMIT must be type bigint, not type {}", t.name())));
+            }
+            Ok(Expr::Cast { expr: Box::new(b.coerce(x, t, DataType::Int8)?), ty: DataType::Int8, explicit: false })
+        };
+        match &q.limit_clause {
+            None => Ok((None, None)),
+            Some(ast::LimitClause::LimitOffset { limit, offset, limit_by }) => {
+                if !limit_by.is_empty() {
+                    return Err(SqlError::unsupported("LIMIT BY"));
+                }
+                let l = match limit {
+                    Some(e) => Some(bind_count(self, e)?),
+                    None => None,
+                };
+                let o = match offset {
+                    Some(off) => Some(bind_count(self, &off.value)?),
+                    None => None,
+                };
+                Ok((l, o))
+            }
+            Some(ast::LimitClause::OffsetCommaLimit { .. }) => Err(SqlError::syntax("LIMIT #,# syntax is not supported")),
+        }
+    }
+
+    fn bind_values_query(&mut self, v: &ast::Values) -> SqlResult<SelectPlan> {
+        // VALUES as a standalone query: only single-row VALUES of constants is supported here.
+        let _ = v;
+        Err(SqlError::unsupported("VALUES outside INSERT"))
+    }
+
+    fn bind_from(&mut self, from: &[ast::TableWithJoins]) -> SqlResult<(Source, Scope)> {
+        match from {
+            [] => Ok((Source::Single, Scope::default())),
+            [twj] if twj.joins.is_empty() => match &twj.relation {
+                ast::TableFactor::Table { name, alias, args: None, .. } => {
+                    let tname = object_name(name)?;
+                    let def = self.catalog.require(self.txn, &tname)?;
+                    if let Some(a) = alias {
+                        if !a.columns.is_empty() {
+                            return Err(SqlError::unsupported("column aliases on tables"));
+                        }
+                    }
+                    let scope = Scope::of_table(&def, alias.as_ref().map(|a| ident_name(&a.name)));
+                    Ok((Source::Table { def, access: Access::Full }, scope))
+                }
+                ast::TableFactor::Table { name, alias, args: Some(args), .. } => {
+                    let fname = object_name(name)?;
+                    if fname != "generate_series" {
+                        return Err(SqlError::undefined_function(format!("function {fname} does not exist")));
+                    }
+                    let mut exprs = Vec::new();
+                    for a in &args.args {
+                        match a {
+                            ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(e)) => {
+                                exprs.push(self.bind_expr(e, &Scope::default(), None)?)
+                            }
+                            _ => return Err(SqlError::unsupported("named arguments")),
+                        }
+                    }
+                    if !(2..=3).contains(&exprs.len()) {
+                        return Err(SqlError::undefined_function("function generate_series with these arguments does not exist"));
+                    }
+                    let mut ty = DataType::Int4;
+                    for (_, t) in &exprs {
+                        match t {
+                            DataType::Int8 => ty = DataType::Int8,
+                            DataType::Int2 | DataType::Int4 | DataType::Unknown => {}
+                            DataType::Numeric { .. } if ty != DataType::Int8 => ty = NUMERIC,
+                            other => {
+                                return Err(SqlError::undefined_function(format!(
+                                    "function generate_series({}) does not exist",
+                                    other.name()
+                                )))
+                            }
+                        }
+                    }
+                    if exprs.iter().any(|(_, t)| matches!(t, DataType::Numeric { .. })) {
+                        ty = NUMERIC;
+                    }
+                    let mut bound = Vec::new();
+                    for (e, t) in exprs {
+                        let c = self.coerce(e, t, ty)?;
+                        bound.push(Expr::Cast { expr: Box::new(c), ty, explicit: false });
+                    }
+                    let step = if bound.len() == 3 { bound.pop() } else { None };
+                    let stop = bound.pop().unwrap_or(Expr::Const(Value::Null));
+                    let start = bound.pop().unwrap_or(Expr::Const(Value::Null));
+                    let (qualifier, col) = match alias {
+                        Some(a) => {
+                            let q = ident_name(&a.name);
+                            let c = a.columns.first().map(|c| ident_name(&c.name)).unwrap_or_else(|| q.clone());
+                            (q, c)
+                        }
+                        None => ("generate_series".to_string(), "generate_series".to_string()),
+                    };
+                    let scope = Scope {
+                        cols: vec![ScopeColumn { qualifier: Some(qualifier), name: col, ty, table_oid: 0, column_id: 0 }],
+                    };
+                    Ok((Source::Series { start, stop, step, ty }, scope))
+                }
+                ast::TableFactor::Derived { .. } => Err(SqlError::unsupported("subqueries in FROM")),
+                _ => Err(SqlError::unsupported("this FROM item")),
+            },
+            _ => Err(SqlError::unsupported("joins")),
+        }
+    }
+
+    fn bind_returning(&mut self, items: &Option<Vec<ast::SelectItem>>, scope: &Scope) -> SqlResult<Option<Returning>> {
+        let Some(items) = items else { return Ok(None) };
+        let mut exprs = Vec::new();
+        let mut columns = Vec::new();
+        for item in items {
+            match item {
+                ast::SelectItem::Wildcard(_) => {
+                    for (i, c) in scope.cols.iter().enumerate() {
+                        exprs.push(Expr::Column(i));
+                        columns.push(Column { name: c.name.clone(), ty: c.ty, table_oid: c.table_oid, column_id: c.column_id });
+                    }
+                }
+                ast::SelectItem::UnnamedExpr(e) | ast::SelectItem::ExprWithAlias { expr: e, .. } => {
+                    let (b, t) = self.bind_expr(e, scope, None)?;
+                    let name = match item {
+                        ast::SelectItem::ExprWithAlias { alias, .. } => ident_name(alias),
+                        _ => column_name(e),
+                    };
+                    let (table_oid, column_id) = match &b {
+                        Expr::Column(i) => (scope.cols[*i].table_oid, scope.cols[*i].column_id),
+                        _ => (0, 0),
+                    };
+                    exprs.push(b);
+                    columns.push(Column { name, ty: if t == DataType::Unknown { DataType::Text } else { t }, table_oid, column_id });
+                }
+                _ => return Err(SqlError::unsupported("this RETURNING item")),
+            }
+        }
+        Ok(Some(Returning { exprs, columns }))
+    }
+
+    /// Binds the DEFAULT expression of a column (stored as SQL text).
+    pub(crate) fn bind_default(&mut self, text: &str, ty: DataType, column: &str) -> SqlResult<Expr> {
+        let ast = Parser::new(&PostgreSqlDialect {})
+            .try_with_sql(text)
+            .and_then(|mut p| p.parse_expr())
+            .map_err(|e| SqlError::syntax(e.to_string()))?;
+        let (e, t) = self.bind_expr(&ast, &Scope::default(), None)?;
+        self.assign_expr(e, t, ty, column)
+    }
+
+    /// Coerces an expression for storing into a column of type `to` (42804 if not assignable).
+    fn assign_expr(&mut self, e: Expr, from: DataType, to: DataType, column: &str) -> SqlResult<Expr> {
+        if !assignable(&from, &to) {
+            return Err(SqlError::mismatch(format!(
+                "column \"{column}\" is of type {} but expression is of type {}",
+                to.name(),
+                from.name()
+            ))
+            .with_hint("You will need to rewrite or cast the expression."));
+        }
+        if from == DataType::Unknown {
+            if let Expr::Param(_) = e {
+                return self.coerce(e, from, to);
+            }
+        }
+        Ok(e)
+    }
+
+    pub(crate) fn bind_insert(&mut self, ins: &ast::Insert) -> SqlResult<Plan> {
+        let tname = match &ins.table {
+            ast::TableObject::TableName(n) => object_name(n)?,
+            _ => return Err(SqlError::unsupported("INSERT into a table function")),
+        };
+        if ins.on.is_some() {
+            return Err(SqlError::unsupported("ON CONFLICT"));
+        }
+        let table = self.catalog.require(self.txn, &tname)?;
+        let mut targets = Vec::new();
+        if ins.columns.is_empty() {
+            targets = (0..table.columns.len()).collect();
+        } else {
+            for c in &ins.columns {
+                let name = object_name(c)?;
+                let i = table.column_index(&name).ok_or_else(|| {
+                    SqlError::new(
+                        SqlState::UNDEFINED_COLUMN,
+                        format!("column \"{name}\" of relation \"{}\" does not exist", table.name),
+                    )
+                })?;
+                if targets.contains(&i) {
+                    return Err(SqlError::new(SqlState::DUPLICATE_COLUMN, format!("column \"{name}\" specified more than once")));
+                }
+                targets.push(i);
+            }
+        }
+        let mut defaults = Vec::with_capacity(table.columns.len());
+        for c in &table.columns {
+            defaults.push(match &c.default {
+                Some(text) => Some(self.bind_default(text, c.ty, &c.name)?),
+                None => None,
+            });
+        }
+        let source_q = ins.source.as_ref().ok_or_else(|| SqlError::unsupported("INSERT without VALUES or SELECT"))?;
+        let source = match source_q.body.as_ref() {
+            ast::SetExpr::Values(values) if source_q.order_by.is_none() && source_q.limit_clause.is_none() => {
+                let mut rows = Vec::with_capacity(values.rows.len());
+                for r in &values.rows {
+                    if r.len() > targets.len() {
+                        return Err(SqlError::syntax("INSERT has more expressions than target columns"));
+                    }
+                    if r.len() < targets.len() && !ins.columns.is_empty() {
+                        return Err(SqlError::syntax("INSERT has more target columns than expressions"));
+                    }
+                    let mut row = Vec::with_capacity(r.len());
+                    for (j, e) in r.iter().enumerate() {
+                        let col = &table.columns[targets[j]];
+                        if let ast::Expr::Identifier(id) = e {
+                            if id.quote_style.is_none() && id.value.eq_ignore_ascii_case("default") {
+                                row.push(None);
+                                continue;
+                            }
+                        }
+                        let (b, t) = self.bind_expr(e, &Scope::default(), None)?;
+                        row.push(Some(self.assign_expr(b, t, col.ty, &col.name)?));
+                    }
+                    rows.push(row);
+                }
+                InsertSource::Values(rows)
+            }
+            _ => {
+                let plan = self.bind_query(source_q)?;
+                if plan.columns.len() > targets.len() {
+                    return Err(SqlError::syntax("INSERT has more expressions than target columns"));
+                }
+                for (j, c) in plan.columns.iter().enumerate() {
+                    let col = &table.columns[targets[j]];
+                    if !assignable(&c.ty, &col.ty) {
+                        return Err(SqlError::mismatch(format!(
+                            "column \"{}\" is of type {} but expression is of type {}",
+                            col.name,
+                            col.ty.name(),
+                            c.ty.name()
+                        )));
+                    }
+                }
+                InsertSource::Query(Box::new(plan))
+            }
+        };
+        let scope = Scope::of_table(&table, None);
+        let returning = self.bind_returning(&ins.returning, &scope)?;
+        Ok(Plan::Insert { table, targets, source, defaults, returning })
+    }
+
+    fn single_table(&mut self, t: &ast::TableWithJoins) -> SqlResult<(Arc<TableDef>, Scope)> {
+        if !t.joins.is_empty() {
+            return Err(SqlError::unsupported("joins"));
+        }
+        match &t.relation {
+            ast::TableFactor::Table { name, alias, args: None, .. } => {
+                let def = self.catalog.require(self.txn, &object_name(name)?)?;
+                let scope = Scope::of_table(&def, alias.as_ref().map(|a| ident_name(&a.name)));
+                Ok((def, scope))
+            }
+            _ => Err(SqlError::unsupported("this target table")),
+        }
+    }
+
+    pub(crate) fn bind_update(&mut self, u: &ast::Update) -> SqlResult<Plan> {
+        if u.from.is_some() {
+            return Err(SqlError::unsupported("UPDATE ... FROM"));
+        }
+        let (table, scope) = self.single_table(&u.table)?;
+        let mut sets = Vec::new();
+        for a in &u.assignments {
+            let name = match &a.target {
+                ast::AssignmentTarget::ColumnName(n) => object_name(n)?,
+                ast::AssignmentTarget::Tuple(_) => return Err(SqlError::unsupported("multi-column SET")),
+            };
+            let i = table.column_index(&name).ok_or_else(|| {
+                SqlError::new(
+                    SqlState::UNDEFINED_COLUMN,
+                    format!("column \"{name}\" of relation \"{}\" does not exist", table.name),
+                )
+            })?;
+            let col = &table.columns[i];
+            let e = match &a.value {
+                ast::Expr::Identifier(id) if id.quote_style.is_none() && id.value.eq_ignore_ascii_case("default") => {
+                    match &col.default {
+                        Some(text) => self.bind_default(text, col.ty, &col.name)?,
+                        None => Expr::Const(Value::Null),
+                    }
+                }
+                v => {
+                    let (b, t) = self.bind_expr(v, &scope, None)?;
+                    self.assign_expr(b, t, col.ty, &col.name)?
+                }
+            };
+            sets.push((i, e));
+        }
+        let filter = match &u.selection {
+            Some(w) => Some(self.bind_bool(w, &scope, None, "WHERE")?),
+            None => None,
+        };
+        let returning = self.bind_returning(&u.returning, &scope)?;
+        let access = choose_access(&table, filter.as_ref());
+        Ok(Plan::Update { table, access, filter, sets, returning })
+    }
+
+    pub(crate) fn bind_delete(&mut self, d: &ast::Delete) -> SqlResult<Plan> {
+        if d.using.is_some() || !d.tables.is_empty() {
+            return Err(SqlError::unsupported("DELETE ... USING"));
+        }
+        let from = match &d.from {
+            ast::FromTable::WithFromKeyword(v) | ast::FromTable::WithoutKeyword(v) => v,
+        };
+        let [t] = from.as_slice() else {
+            return Err(SqlError::unsupported("DELETE from several tables"));
+        };
+        let (table, scope) = self.single_table(t)?;
+        let filter = match &d.selection {
+            Some(w) => Some(self.bind_bool(w, &scope, None, "WHERE")?),
+            None => None,
+        };
+        let returning = self.bind_returning(&d.returning, &scope)?;
+        let access = choose_access(&table, filter.as_ref());
+        Ok(Plan::Delete { table, access, filter, returning })
+    }
+
+    /// Final parameter types: declared or inferred; still-unknown ones default to text.
+    pub(crate) fn final_param_types(&self) -> Vec<DataType> {
+        self.params.iter().map(|p| p.unwrap_or(DataType::Text)).collect()
+    }
+}
+
+
+fn agg_result_type(func: AggFunc, arg: &DataType) -> Option<DataType> {
+    Some(match func {
+        AggFunc::CountStar | AggFunc::Count => DataType::Int8,
+        AggFunc::Sum => match arg {
+            DataType::Int2 | DataType::Int4 => DataType::Int8,
+            DataType::Int8 | DataType::Numeric { .. } => NUMERIC,
+            DataType::Float4 => DataType::Float4,
+            DataType::Float8 => DataType::Float8,
+            _ => return None,
+        },
+        AggFunc::Avg => match arg {
+            DataType::Int2 | DataType::Int4 | DataType::Int8 | DataType::Numeric { .. } => NUMERIC,
+            DataType::Float4 | DataType::Float8 => DataType::Float8,
+            _ => return None,
+        },
+        AggFunc::Min | AggFunc::Max => match arg {
+            DataType::Bytea => return None,
+            DataType::Numeric { .. } => NUMERIC,
+            DataType::Varchar(_) | DataType::Bpchar(_) => DataType::Text,
+            other => *other,
+        },
+    })
+}
+
+/// Whether a constant of type `c` can seek a key column of type `col` without changing
+/// which rows compare equal (a cast that rounds would seek the wrong key).
+fn seekable(col: &DataType, c: &DataType) -> bool {
+    match col {
+        DataType::Int2 | DataType::Int4 | DataType::Int8 => c.is_integer(),
+        DataType::Numeric { .. } => c.is_integer() || matches!(c, DataType::Numeric { .. }),
+        DataType::Float4 | DataType::Float8 => matches!(c, DataType::Float8 | DataType::Float4) || c.is_integer(),
+        t if t.is_string() => c.is_string(),
+        other => other == c,
+    }
+}
+
+fn const_type(e: &Expr, col: &DataType) -> Option<DataType> {
+    match e {
+        Expr::Const(v) if !v.is_null() => Some(v.data_type()),
+        // Parameters were typed from the column they are compared with.
+        Expr::Param(_) => Some(*col),
+        Expr::Cast { ty, expr, .. } if expr.is_row_independent() => Some(*ty),
+        _ => None,
+    }
+}
+
+/// Picks the access path for a table from the conjuncts of its WHERE clause.
+pub(crate) fn choose_access(def: &TableDef, filter: Option<&Expr>) -> Access {
+    let Some(filter) = filter else { return Access::Full };
+    if def.has_rowid() {
+        return Access::Full;
+    }
+    let mut conjuncts = Vec::new();
+    fn split<'e>(e: &'e Expr, out: &mut Vec<&'e Expr>) {
+        if let Expr::And(a, b) = e {
+            split(a, out);
+            split(b, out);
+        } else {
+            out.push(e);
+        }
+    }
+    split(filter, &mut conjuncts);
+    // (column, op, constant) with the column on the left.
+    let mut preds: Vec<(usize, BinOp, Expr)> = Vec::new();
+    for c in conjuncts {
+        if let Expr::Binary { op, left, right, .. } = c {
+            let flipped = match op {
+                BinOp::Lt => BinOp::Gt,
+                BinOp::LtEq => BinOp::GtEq,
+                BinOp::Gt => BinOp::Lt,
+                BinOp::GtEq => BinOp::LtEq,
+                other => *other,
+            };
+            match (left.as_ref(), right.as_ref()) {
+                (Expr::Column(i), r) if r.is_row_independent() => preds.push((*i, *op, r.clone())),
+                (l, Expr::Column(i)) if l.is_row_independent() => preds.push((*i, flipped, l.clone())),
+                _ => {}
+            }
+        }
+    }
+    let usable = |col: usize, e: &Expr| {
+        let ty = &def.columns[col].ty;
+        const_type(e, ty).is_some_and(|ct| seekable(ty, &ct))
+    };
+    let mut prefix = Vec::new();
+    for &col in &def.primary_key {
+        match preds.iter().find(|(c, op, e)| *c == col && *op == BinOp::Eq && usable(col, e)) {
+            Some((_, _, e)) => prefix.push(e.clone()),
+            None => break,
+        }
+    }
+    if prefix.len() == def.primary_key.len() {
+        return Access::Point(prefix);
+    }
+    let next = def.primary_key[prefix.len()];
+    let mut lower = None;
+    let mut upper = None;
+    for (c, op, e) in &preds {
+        if *c != next || !usable(next, e) {
+            continue;
+        }
+        match op {
+            BinOp::Gt if lower.is_none() => lower = Some((e.clone(), false)),
+            BinOp::GtEq if lower.is_none() => lower = Some((e.clone(), true)),
+            BinOp::Lt if upper.is_none() => upper = Some((e.clone(), false)),
+            BinOp::LtEq if upper.is_none() => upper = Some((e.clone(), true)),
+            _ => {}
+        }
+    }
+    if prefix.is_empty() && lower.is_none() && upper.is_none() {
+        return Access::Full;
+    }
+    Access::Range { prefix, lower, upper }
+}
+
+// ---------------------------------------------------------------------------------------
+// Execution.
+
+/// Counters of what execution read, for tests and EXPLAIN-like checks.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ExecStats {
+    /// Rows decoded from storage.
+    pub rows_read: u64,
+    /// Point reads (`Transaction::get`) of rows.
+    pub point_gets: u64,
+    /// Range scans of part of a table.
+    pub range_scans: u64,
+    /// Scans of a whole table.
+    pub full_scans: u64,
+}
+
+/// Everything execution needs.
+pub(crate) struct ExecContext<'a> {
+    pub txn: &'a mut dyn Transaction,
+    pub catalog: &'a Catalog,
+    pub params: &'a [Value],
+    pub interrupt: &'a Interrupt,
+    pub stats: &'a mut ExecStats,
+}
+
+impl ExecContext<'_> {
+    fn eval(&self, e: &Expr, row: &[Value]) -> SqlResult<Value> {
+        e.eval(row, &EvalContext { params: self.params })
+    }
+}
+
+/// Reads the rows selected by `access` (before the residual filter) with their keys.
+fn read_table(ctx: &mut ExecContext<'_>, def: &TableDef, access: &Access) -> SqlResult<Vec<(Vec<u8>, Vec<Value>)>> {
+    let key_value = |ctx: &ExecContext<'_>, e: &Expr, col: usize| -> SqlResult<Option<Value>> {
+        let v = ctx.eval(e, &[])?;
+        if v.is_null() {
+            return Ok(None);
+        }
+        Ok(cast(v, &def.columns[col].ty, false).ok())
+    };
+    let prefix_bytes = |ctx: &ExecContext<'_>, exprs: &[Expr]| -> SqlResult<Option<Vec<u8>>> {
+        let mut key = KeyPrefix::Rows(def.id).encode();
+        for (j, e) in exprs.iter().enumerate() {
+            match key_value(ctx, e, def.primary_key[j])? {
+                Some(v) => encode_key_value(&v, &mut key),
+                None => return Ok(None),
+            }
+        }
+        Ok(Some(key))
+    };
+    let decode = |ctx: &mut ExecContext<'_>, pairs: Vec<(Vec<u8>, Bytes)>| -> SqlResult<Vec<(Vec<u8>, Vec<Value>)>> {
+        let mut out = Vec::with_capacity(pairs.len());
+        for (k, v) in pairs {
+            ctx.interrupt.check()?;
+            ctx.stats.rows_read += 1;
+            out.push((k, decode_table_row(def, &v)?));
+        }
+        Ok(out)
+    };
+    match access {
+        Access::Full => {
+            ctx.stats.full_scans += 1;
+            let pairs = ctx.txn.scan(KeyPrefix::Rows(def.id).range(), false, None)?;
+            decode(ctx, pairs)
+        }
+        Access::Point(exprs) => {
+            ctx.stats.point_gets += 1;
+            let Some(key) = prefix_bytes(ctx, exprs)? else { return Ok(vec![]) };
+            match ctx.txn.get(&key)? {
+                Some(v) => decode(ctx, vec![(key, v)]),
+                None => Ok(vec![]),
+            }
+        }
+        Access::Range { prefix, lower, upper } => {
+            ctx.stats.range_scans += 1;
+            let Some(base) = prefix_bytes(ctx, prefix)? else { return Ok(vec![]) };
+            let (mut start, mut end) = prefix_range(&base);
+            let col = def.primary_key[prefix.len()];
+            if let Some((e, inclusive)) = lower {
+                match key_value(ctx, e, col)? {
+                    Some(v) => {
+                        let mut k = base.clone();
+                        encode_key_value(&v, &mut k);
+                        start = if *inclusive {
+                            Bound::Included(k)
+                        } else {
+                            match prefix_successor(&k) {
+                                Some(s) => Bound::Included(s),
+                                None => return Ok(vec![]),
+                            }
+                        };
+                    }
+                    None => return Ok(vec![]),
+                }
+            }
+            if let Some((e, inclusive)) = upper {
+                match key_value(ctx, e, col)? {
+                    Some(v) => {
+                        let mut k = base.clone();
+                        encode_key_value(&v, &mut k);
+                        end = if *inclusive {
+                            match prefix_successor(&k) {
+                                Some(s) => Bound::Excluded(s),
+                                None => end,
+                            }
+                        } else {
+                            Bound::Excluded(k)
+                        };
+                    }
+                    None => return Ok(vec![]),
+                }
+            }
+            let pairs = ctx.txn.scan((start, end), false, None)?;
+            decode(ctx, pairs)
+        }
+    }
+}
+
+fn passes(ctx: &ExecContext<'_>, filter: Option<&Expr>, row: &[Value]) -> SqlResult<bool> {
+    match filter {
+        None => Ok(true),
+        Some(f) => Ok(truth(&ctx.eval(f, row)?) == Some(true)),
+    }
+}
+
+fn series(ctx: &ExecContext<'_>, start: &Expr, stop: &Expr, step: Option<&Expr>, ty: &DataType) -> SqlResult<Vec<Vec<Value>>> {
+    let a = ctx.eval(start, &[])?;
+    let b = ctx.eval(stop, &[])?;
+    let s = match step {
+        Some(e) => ctx.eval(e, &[])?,
+        None => cast(Value::Int4(1), ty, false)?,
+    };
+    if a.is_null() || b.is_null() || s.is_null() {
+        return Ok(vec![]);
+    }
+    let mut out = Vec::new();
+    if let (Some(a), Some(b), Some(s)) = (crate::types::as_i64(&a), crate::types::as_i64(&b), crate::types::as_i64(&s)) {
+        if s == 0 {
+            return Err(SqlError::new(SqlState::INVALID_PARAMETER_VALUE, "step size cannot equal zero"));
+        }
+        let mut x = a;
+        while (s > 0 && x <= b) || (s < 0 && x >= b) {
+            ctx.interrupt.check()?;
+            out.push(vec![if *ty == DataType::Int8 { Value::Int8(x) } else { Value::Int4(x as i32) }]);
+            match x.checked_add(s) {
+                Some(n) => x = n,
+                None => break,
+            }
+        }
+        return Ok(out);
+    }
+    let (Some(a), Some(b), Some(s)) = (crate::types::as_decimal(&a), crate::types::as_decimal(&b), crate::types::as_decimal(&s)) else {
+        return Err(SqlError::internal("generate_series arguments"));
+    };
+    if s.is_zero() {
+        return Err(SqlError::new(SqlState::INVALID_PARAMETER_VALUE, "step size cannot equal zero"));
+    }
+    let mut x = a;
+    while (s > Decimal::ZERO && x <= b) || (s < Decimal::ZERO && x >= b) {
+        ctx.interrupt.check()?;
+        out.push(vec![Value::Numeric(x)]);
+        x = x.checked_add(s).ok_or_else(|| SqlError::out_of_range("value overflows numeric format"))?;
+    }
+    Ok(out)
+}
+
+/// Accumulator of one aggregate call in one group.
+#[derive(Debug, Clone)]
+enum Acc {
+    Count(i64),
+    SumInt(Option<i128>),
+    SumDec(Option<Decimal>),
+    SumFloat(Option<f64>),
+    AvgInt(i128, i64),
+    AvgDec(Decimal, i64),
+    AvgFloat(f64, i64),
+    MinMax(Option<Value>),
+}
+
+fn new_acc(call: &AggCall) -> Acc {
+    let int = call.arg_ty.is_integer();
+    let float = matches!(call.arg_ty, DataType::Float4 | DataType::Float8);
+    match call.func {
+        AggFunc::CountStar | AggFunc::Count => Acc::Count(0),
+        AggFunc::Sum if int && call.arg_ty != DataType::Int8 => Acc::SumInt(None),
+        AggFunc::Sum if float => Acc::SumFloat(None),
+        AggFunc::Sum => Acc::SumDec(None),
+        AggFunc::Avg if int => Acc::AvgInt(0, 0),
+        AggFunc::Avg if float => Acc::AvgFloat(0.0, 0),
+        AggFunc::Avg => Acc::AvgDec(Decimal::ZERO, 0),
+        AggFunc::Min | AggFunc::Max => Acc::MinMax(None),
+    }
+}
+
+fn accumulate(acc: &mut Acc, call: &AggCall, v: Value) -> SqlResult<()> {
+    if call.func == AggFunc::CountStar {
+        if let Acc::Count(n) = acc {
+            *n += 1;
+        }
+        return Ok(());
+    }
+    if v.is_null() {
+        return Ok(());
+    }
+    let overflow = || SqlError::out_of_range("value overflows numeric format");
+    match acc {
+        Acc::Count(n) => *n += 1,
+        Acc::SumInt(s) => *s = Some(s.unwrap_or(0) + crate::types::as_i64(&v).unwrap_or(0) as i128),
+        Acc::SumDec(s) => {
+            let d = crate::types::as_decimal(&v).ok_or_else(overflow)?;
+            *s = Some(s.unwrap_or(Decimal::ZERO).checked_add(d).ok_or_else(overflow)?);
+        }
+        Acc::SumFloat(s) => *s = Some(s.unwrap_or(0.0) + crate::types::as_f64(&v).unwrap_or(0.0)),
+        Acc::AvgInt(s, n) => {
+            *s += crate::types::as_i64(&v).unwrap_or(0) as i128;
+            *n += 1;
+        }
+        Acc::AvgDec(s, n) => {
+            *s = s.checked_add(crate::types::as_decimal(&v).ok_or_else(overflow)?).ok_or_else(overflow)?;
+            *n += 1;
+        }
+        Acc::AvgFloat(s, n) => {
+            *s += crate::types::as_f64(&v).unwrap_or(0.0);
+            *n += 1;
+        }
+        Acc::MinMax(cur) => {
+            let replace = match cur {
+                None => true,
+                Some(c) => {
+                    let o = compare_values(&v, c).unwrap_or(Ordering::Equal);
+                    (call.func == AggFunc::Min && o == Ordering::Less) || (call.func == AggFunc::Max && o == Ordering::Greater)
+                }
+            };
+            if replace {
+                *cur = Some(v);
+            }
+        }
+    }
+    Ok(())
+}
+
+fn finish(acc: Acc, call: &AggCall) -> SqlResult<Value> {
+    let overflow = || SqlError::out_of_range("value overflows numeric format");
+    Ok(match acc {
+        Acc::Count(n) => Value::Int8(n),
+        Acc::SumInt(s) => match s {
+            None => Value::Null,
+            Some(s) => Value::Int8(i64::try_from(s).map_err(|_| SqlError::out_of_range("bigint out of range"))?),
+        },
+        Acc::SumDec(s) => s.map(Value::Numeric).unwrap_or(Value::Null),
+        Acc::SumFloat(s) => match s {
+            None => Value::Null,
+            Some(f) if call.arg_ty == DataType::Float4 => Value::Float4(f as f32),
+            Some(f) => Value::Float8(f),
+        },
+        Acc::AvgInt(_, 0) | Acc::AvgDec(_, 0) | Acc::AvgFloat(_, 0) => Value::Null,
+        Acc::AvgInt(s, n) => {
+            let sum = Decimal::try_from_i128_with_scale(s, 0).map_err(|_| overflow())?;
+            Value::Numeric(numeric_div(sum, Decimal::from(n))?)
+        }
+        Acc::AvgDec(s, n) => Value::Numeric(numeric_div(s, Decimal::from(n))?),
+        Acc::AvgFloat(s, n) => Value::Float8(s / n as f64),
+        Acc::MinMax(v) => v.unwrap_or(Value::Null),
+    })
+}
+
+fn group_key(values: &[Value]) -> Vec<u8> {
+    let mut k = Vec::new();
+    for v in values {
+        encode_key_value(v, &mut k);
+    }
+    k
+}
+
+fn aggregate(ctx: &ExecContext<'_>, plan: &AggPlan, rows: Vec<Vec<Value>>) -> SqlResult<Vec<Vec<Value>>> {
+    struct Group {
+        keys: Vec<Value>,
+        accs: Vec<Acc>,
+        seen: Vec<HashSet<Vec<u8>>>,
+    }
+    let mut groups: Vec<Group> = Vec::new();
+    let mut index: HashMap<Vec<u8>, usize> = HashMap::new();
+    for row in rows {
+        ctx.interrupt.check()?;
+        let keys = plan.group_by.iter().map(|g| ctx.eval(g, &row)).collect::<SqlResult<Vec<_>>>()?;
+        let gk = group_key(&keys);
+        let gi = match index.get(&gk) {
+            Some(i) => *i,
+            None => {
+                groups.push(Group {
+                    keys,
+                    accs: plan.aggs.iter().map(new_acc).collect(),
+                    seen: plan.aggs.iter().map(|_| HashSet::new()).collect(),
+                });
+                index.insert(gk, groups.len() - 1);
+                groups.len() - 1
+            }
+        };
+        let g = &mut groups[gi];
+        for (j, call) in plan.aggs.iter().enumerate() {
+            let v = match &call.arg {
+                Some(a) => ctx.eval(a, &row)?,
+                None => Value::Null,
+            };
+            if call.distinct && !v.is_null() && !g.seen[j].insert(group_key(std::slice::from_ref(&v))) {
+                continue;
+            }
+            accumulate(&mut g.accs[j], call, v)?;
+        }
+    }
+    if groups.is_empty() && plan.group_by.is_empty() {
+        groups.push(Group {
+            keys: vec![],
+            accs: plan.aggs.iter().map(new_acc).collect(),
+            seen: vec![],
+        });
+    }
+    let mut out = Vec::with_capacity(groups.len());
+    for g in groups {
+        let mut row = g.keys;
+        for (acc, call) in g.accs.into_iter().zip(&plan.aggs) {
+            row.push(finish(acc, call)?);
+        }
+        if passes(ctx, plan.having.as_ref(), &row)? {
+            out.push(row);
+        }
+    }
+    Ok(out)
+}
+
+fn count_arg(ctx: &ExecContext<'_>, e: Option<&Expr>, what: &str) -> SqlResult<Option<i64>> {
+    let Some(e) = e else { return Ok(None) };
+    match ctx.eval(e, &[])? {
+        Value::Null => Ok(None),
+        v => {
+            let n = crate::types::as_i64(&v).unwrap_or(0);
+            if n < 0 {
+                let (code, msg) = if what == "LIMIT" {
+                    (SqlState::INVALID_ROW_COUNT_IN_LIMIT, "LIMIT must not be negative")
+                } else {
+                    (SqlState::INVALID_ROW_COUNT_IN_OFFSET, "OFFSET must not be negative")
+                };
+                return Err(SqlError::new(code, msg));
+            }
+            Ok(Some(n))
+        }
+    }
+}
+
+/// Runs a SELECT and returns its (visible) rows.
+pub(crate) fn run_select(ctx: &mut ExecContext<'_>, plan: &SelectPlan) -> SqlResult<Vec<Vec<Value>>> {
+    let input: Vec<Vec<Value>> = match &plan.source {
+        Source::Single => vec![vec![]],
+        Source::Table { def, access } => read_table(ctx, def, access)?.into_iter().map(|(_, r)| r).collect(),
+        Source::Series { start, stop, step, ty } => series(ctx, start, stop, step.as_ref(), ty)?,
+    };
+    let mut rows = Vec::with_capacity(input.len());
+    for r in input {
+        ctx.interrupt.check()?;
+        if passes(ctx, plan.filter.as_ref(), &r)? {
+            rows.push(r);
+        }
+    }
+    if let Some(agg) = &plan.agg {
+        rows = aggregate(ctx, agg, rows)?;
+    }
+    let mut projected = Vec::with_capacity(rows.len());
+    for r in &rows {
+        ctx.interrupt.check()?;
+        projected.push(plan.project.iter().map(|e| ctx.eval(e, r)).collect::<SqlResult<Vec<_>>>()?);
+    }
+    if plan.distinct {
+        let mut seen = HashSet::new();
+        projected.retain(|r| seen.insert(group_key(&r[..plan.visible])));
+    }
+    if !plan.order.is_empty() {
+        projected.sort_by(|a, b| {
+            for k in &plan.order {
+                let (x, y) = (&a[k.index], &b[k.index]);
+                let o = match (x.is_null(), y.is_null()) {
+                    (true, true) => Ordering::Equal,
+                    (true, false) => if k.nulls_first { Ordering::Less } else { Ordering::Greater },
+                    (false, true) => if k.nulls_first { Ordering::Greater } else { Ordering::Less },
+                    _ => {
+                        let o = compare_values(x, y).unwrap_or(Ordering::Equal);
+                        if k.desc { o.reverse() } else { o }
+                    }
+                };
+                if o != Ordering::Equal {
+                    return o;
+                }
+            }
+            Ordering::Equal
+        });
+    }
+    let offset = count_arg(ctx, plan.offset.as_ref(), "OFFSET")?.unwrap_or(0) as usize;
+    let limit = count_arg(ctx, plan.limit.as_ref(), "LIMIT")?;
+    let mut out: Vec<Vec<Value>> = projected.into_iter().skip(offset).collect();
+    if let Some(l) = limit {
+        out.truncate(l as usize);
+    }
+    for r in &mut out {
+        r.truncate(plan.visible);
+    }
+    Ok(out)
+}
+
+/// Converts a value for storing into column `col` of `def` (typmods, NOT NULL).
+fn store_value(def: &TableDef, col: usize, v: Value) -> SqlResult<Value> {
+    let c = &def.columns[col];
+    if v.is_null() {
+        if c.not_null {
+            return Err(SqlError::new(
+                SqlState::NOT_NULL_VIOLATION,
+                format!("null value in column \"{}\" of relation \"{}\" violates not-null constraint", c.name, def.name),
+            ));
+        }
+        return Ok(v);
+    }
+    cast(v, &c.ty, false)
+}
+
+fn key_detail(def: &TableDef, row: &[Value]) -> String {
+    let names: Vec<&str> = def.primary_key.iter().map(|&i| def.columns[i].name.as_str()).collect();
+    let vals: Vec<String> = def.primary_key.iter().map(|&i| row[i].to_text().unwrap_or_else(|| "null".into())).collect();
+    format!("Key ({})=({}) already exists.", names.join(", "), vals.join(", "))
+}
+
+fn duplicate_key(def: &TableDef, row: &[Value]) -> SqlError {
+    SqlError::new(
+        SqlState::UNIQUE_VIOLATION,
+        format!("duplicate key value violates unique constraint \"{}\"", def.pkey_name()),
+    )
+    .with_detail(key_detail(def, row))
+}
+
+fn returning_row(ctx: &ExecContext<'_>, r: &Option<Returning>, row: &[Value], out: &mut Vec<Vec<Value>>) -> SqlResult<()> {
+    if let Some(r) = r {
+        out.push(r.exprs.iter().map(|e| ctx.eval(e, row)).collect::<SqlResult<Vec<_>>>()?);
+    }
+    Ok(())
+}
+
+fn dml_outcome(tag: String, returning: &Option<Returning>, rows: Vec<Vec<Value>>) -> Outcome {
+    match returning {
+        Some(r) => Outcome::Rows { columns: r.columns.clone(), rows, tag },
+        None => Outcome::Command { tag },
+    }
+}
+
+/// Executes a plan.
+pub(crate) fn execute(ctx: &mut ExecContext<'_>, plan: &Plan) -> SqlResult<Outcome> {
+    match plan {
+        Plan::Select(s) => {
+            let rows = run_select(ctx, s)?;
+            let tag = format!("SELECT {}", rows.len());
+            Ok(Outcome::Rows { columns: s.columns.clone(), rows, tag })
+        }
+        Plan::Insert { table, targets, source, defaults, returning } => {
+            let input: Vec<Vec<Option<Value>>> = match source {
+                InsertSource::Values(rows) => {
+                    let mut out = Vec::with_capacity(rows.len());
+                    for r in rows {
+                        let mut vals = Vec::with_capacity(r.len());
+                        for e in r {
+                            vals.push(match e {
+                                Some(e) => Some(ctx.eval(e, &[])?),
+                                None => None,
+                            });
+                        }
+                        out.push(vals);
+                    }
+                    out
+                }
+                InsertSource::Query(q) => run_select(ctx, q)?.into_iter().map(|r| r.into_iter().map(Some).collect()).collect(),
+            };
+            let mut out_rows = Vec::new();
+            let mut n = 0u64;
+            for vals in input {
+                ctx.interrupt.check()?;
+                let mut row: Vec<Option<Value>> = vec![None; table.columns.len()];
+                for (j, v) in vals.into_iter().enumerate() {
+                    row[targets[j]] = v;
+                }
+                let mut full = Vec::with_capacity(row.len());
+                for (i, v) in row.into_iter().enumerate() {
+                    let v = match v {
+                        Some(v) => v,
+                        None => match &defaults[i] {
+                            Some(d) => ctx.eval(d, &[])?,
+                            None => Value::Null,
+                        },
+                    };
+                    full.push(store_value(table, i, v)?);
+                }
+                let key = if table.has_rowid() {
+                    let id = ctx.catalog.next_rowid(&*ctx.txn, table)?;
+                    table.rowid_key(id)
+                } else {
+                    let key = table.row_key(&full);
+                    if ctx.txn.get(&key)?.is_some() {
+                        return Err(duplicate_key(table, &full));
+                    }
+                    key
+                };
+                ctx.txn.put(&key, Bytes::from(encode_row(&full)))?;
+                returning_row(ctx, returning, &full, &mut out_rows)?;
+                n += 1;
+            }
+            Ok(dml_outcome(format!("INSERT 0 {n}"), returning, out_rows))
+        }
+        Plan::Update { table, access, filter, sets, returning } => {
+            let rows = read_table(ctx, table, access)?;
+            let mut out_rows = Vec::new();
+            let mut n = 0u64;
+            for (key, row) in rows {
+                ctx.interrupt.check()?;
+                if !passes(ctx, filter.as_ref(), &row)? {
+                    continue;
+                }
+                let mut new_row = row.clone();
+                for (i, e) in sets {
+                    new_row[*i] = store_value(table, *i, ctx.eval(e, &row)?)?;
+                }
+                let new_key = if table.has_rowid() { key.clone() } else { table.row_key(&new_row) };
+                if new_key != key {
+                    if ctx.txn.get(&new_key)?.is_some() {
+                        return Err(duplicate_key(table, &new_row));
+                    }
+                    ctx.txn.delete(&key)?;
+                }
+                ctx.txn.put(&new_key, Bytes::from(encode_row(&new_row)))?;
+                returning_row(ctx, returning, &new_row, &mut out_rows)?;
+                n += 1;
+            }
+            Ok(dml_outcome(format!("UPDATE {n}"), returning, out_rows))
+        }
+        Plan::Delete { table, access, filter, returning } => {
+            let rows = read_table(ctx, table, access)?;
+            let mut out_rows = Vec::new();
+            let mut n = 0u64;
+            for (key, row) in rows {
+                ctx.interrupt.check()?;
+                if !passes(ctx, filter.as_ref(), &row)? {
+                    continue;
+                }
+                ctx.txn.delete(&key)?;
+                returning_row(ctx, returning, &row, &mut out_rows)?;
+                n += 1;
+            }
+            Ok(dml_outcome(format!("DELETE {n}"), returning, out_rows))
+        }
+    }
+}
+

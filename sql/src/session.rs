@@ -1,0 +1,1044 @@
+//! Sessions: transaction blocks, settings, prepared statements, DDL, and the engine handle.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use gnomon_mvcc::{Db, Isolation, Savepoint, Txn};
+use sqlparser::ast;
+use sqlparser::dialect::PostgreSqlDialect;
+use sqlparser::parser::Parser;
+
+use crate::catalog::{Catalog, ColumnDef, CATALOG_FORMAT_VERSION};
+use crate::encoding::{Key, KeyPrefix, TableId};
+use crate::error::{Notice, SqlError, SqlResult, SqlState};
+use crate::query::{
+    convert_type, execute, ident_name, object_name, Binder, ExecContext, ExecStats, Plan, SessionInfo,
+};
+use crate::storage::Transaction;
+use crate::types::{DataType, Value};
+
+/// A result column.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Column {
+    /// Column name (`?column?` when PostgreSQL would use it).
+    pub name: String,
+    /// Type.
+    pub ty: DataType,
+    /// OID of the source table, 0 if computed.
+    pub table_oid: u32,
+    /// Attribute number in the source table (1-based), 0 if computed.
+    pub column_id: i16,
+}
+
+/// What one statement produced.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    /// A statement that returns rows (SELECT, ... RETURNING, SHOW).
+    Rows {
+        /// Result shape.
+        columns: Vec<Column>,
+        /// All rows.
+        rows: Vec<Vec<Value>>,
+        /// Command tag, e.g. `SELECT 3`, `INSERT 0 1`.
+        tag: String,
+    },
+    /// Any other statement: its command tag.
+    Command {
+        /// e.g. `CREATE TABLE`, `UPDATE 2`.
+        tag: String,
+    },
+    /// Empty query string.
+    Empty,
+}
+
+/// Transaction status as ReadyForQuery reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TxnStatus {
+    /// 'I': not in a transaction block.
+    Idle,
+    /// 'T': in a transaction block.
+    InBlock,
+    /// 'E': in a failed transaction block.
+    Failed,
+}
+
+/// Checks for cancellation and statement timeout inside row loops.
+pub(crate) struct Interrupt {
+    cancel: Arc<AtomicBool>,
+    deadline: Option<Instant>,
+}
+
+impl Interrupt {
+    pub(crate) fn check(&self) -> SqlResult<()> {
+        if self.cancel.swap(false, Ordering::AcqRel) {
+            return Err(SqlError::new(SqlState::QUERY_CANCELED, "canceling statement due to user request"));
+        }
+        if let Some(d) = self.deadline {
+            if Instant::now() >= d {
+                return Err(SqlError::new(SqlState::QUERY_CANCELED, "canceling statement due to statement timeout"));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The server version string: `version()` returns it.
+pub const VERSION_STRING: &str = "PostgreSQL 15.0 (Gnomon 0.1.0) on x86_64-pc-linux-gnu, compiled by rustc, 64-bit";
+
+/// One per database process. Owns the catalog cache; opens on an `Arc<gnomon_mvcc::Db>`.
+pub struct SqlEngine {
+    db: Arc<Db>,
+    catalog: Catalog,
+    databases: Vec<String>,
+    roles: Vec<String>,
+}
+
+impl SqlEngine {
+    /// Opens the SQL layer on `db`, bootstrapping the catalog on first open (database `gnomon`,
+    /// superuser `gnomon`).
+    pub fn open(db: Arc<Db>) -> Result<Arc<SqlEngine>, SqlError> {
+        let mut txn = db.begin(Isolation::RepeatableRead);
+        match Transaction::get(&txn, &Key::Meta.encode())? {
+            None => {
+                Transaction::put(&mut txn, &Key::Meta.encode(), Bytes::copy_from_slice(&CATALOG_FORMAT_VERSION.to_be_bytes()))?;
+                Transaction::put(&mut txn, &Key::Database("gnomon".into()).encode(), Bytes::new())?;
+                Transaction::put(&mut txn, &Key::Role("gnomon".into()).encode(), Bytes::new())?;
+            }
+            Some(v) => {
+                if v.as_ref() != CATALOG_FORMAT_VERSION.to_be_bytes() {
+                    return Err(SqlError::corrupt(format!("unsupported catalog format {:02x?}", v.as_ref())));
+                }
+            }
+        }
+        let catalog = Catalog::load(&txn)?;
+        let names = |prefix: KeyPrefix, txn: &Txn| -> SqlResult<Vec<String>> {
+            let mut out = Vec::new();
+            for (k, _) in Transaction::scan(txn, prefix.range(), false, None)? {
+                match Key::decode(&k)? {
+                    Key::Database(n) | Key::Role(n) => out.push(n),
+                    _ => {}
+                }
+            }
+            Ok(out)
+        };
+        let databases = names(KeyPrefix::Database, &txn)?;
+        let roles = names(KeyPrefix::Role, &txn)?;
+        txn.commit()?;
+        Ok(Arc::new(SqlEngine { db, catalog, databases, roles }))
+    }
+
+    /// Whether a database of this name exists.
+    pub fn database_exists(&self, name: &str) -> bool {
+        self.databases.iter().any(|d| d == name)
+    }
+
+    /// Whether a role of this name exists.
+    pub fn role_exists(&self, name: &str) -> bool {
+        self.roles.iter().any(|r| r == name)
+    }
+
+    /// Version of the catalog (changes whenever DDL commits).
+    pub fn catalog_version(&self) -> u64 {
+        self.catalog.version()
+    }
+}
+
+/// A parsed, bound statement. `param_types()` are final (declared or inferred), `columns()`
+/// the result shape.
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    sql: String,
+    statement: Option<ast::Statement>,
+    param_types: Vec<DataType>,
+    columns: Vec<Column>,
+}
+
+impl Prepared {
+    /// Parameter types: declared by the client or inferred (unknown ones default to text).
+    pub fn param_types(&self) -> &[DataType] {
+        &self.param_types
+    }
+    /// Result columns; empty when the statement returns no rows.
+    pub fn columns(&self) -> &[Column] {
+        &self.columns
+    }
+    /// The statement text.
+    pub fn sql(&self) -> &str {
+        &self.sql
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Block {
+    /// Autocommit transaction opened for the current statements (simple query message or
+    /// extended-protocol messages up to Sync).
+    Implicit,
+    /// BEGIN ... COMMIT.
+    Explicit,
+}
+
+struct ActiveTxn {
+    txn: Txn,
+    block: Block,
+    failed: bool,
+    savepoints: Vec<(String, Savepoint)>,
+    dropped: Vec<TableId>,
+    ddl: bool,
+    statements: u64,
+}
+
+/// Settings shown by SHOW, with PostgreSQL's canonical names and defaults.
+const SETTINGS: &[(&str, &str)] = &[
+    ("application_name", ""),
+    ("client_encoding", "UTF8"),
+    ("DateStyle", "ISO, MDY"),
+    ("extra_float_digits", "1"),
+    ("TimeZone", "UTC"),
+    ("search_path", "\"$user\", public"),
+    ("statement_timeout", "0"),
+    ("default_transaction_isolation", "read committed"),
+    ("server_version", "15.0"),
+    ("server_encoding", "UTF8"),
+    ("integer_datetimes", "on"),
+    ("standard_conforming_strings", "on"),
+    ("IntervalStyle", "postgres"),
+    ("is_superuser", "on"),
+    ("lc_messages", "C"),
+    ("max_identifier_length", "63"),
+];
+
+fn canonical_setting(name: &str) -> Option<&'static str> {
+    SETTINGS.iter().map(|(n, _)| *n).find(|n| n.eq_ignore_ascii_case(name))
+}
+
+fn isolation_name(i: Isolation) -> &'static str {
+    match i {
+        Isolation::ReadCommitted => "read committed",
+        Isolation::RepeatableRead => "repeatable read",
+        Isolation::Serializable => "serializable",
+    }
+}
+
+fn parse_isolation(s: &str) -> SqlResult<Isolation> {
+    match s.trim().to_ascii_lowercase().as_str() {
+        "read committed" | "read uncommitted" => Ok(Isolation::ReadCommitted),
+        "repeatable read" => Ok(Isolation::RepeatableRead),
+        "serializable" => Ok(Isolation::Serializable),
+        other => Err(SqlError::new(
+            SqlState::INVALID_PARAMETER_VALUE,
+            format!("invalid value for parameter \"transaction_isolation\": \"{other}\""),
+        )),
+    }
+}
+
+fn ast_isolation(l: &ast::TransactionIsolationLevel) -> Isolation {
+    match l {
+        ast::TransactionIsolationLevel::ReadCommitted | ast::TransactionIsolationLevel::ReadUncommitted => {
+            Isolation::ReadCommitted
+        }
+        ast::TransactionIsolationLevel::RepeatableRead | ast::TransactionIsolationLevel::Snapshot => {
+            Isolation::RepeatableRead
+        }
+        ast::TransactionIsolationLevel::Serializable => Isolation::Serializable,
+    }
+}
+
+/// Parses a statement_timeout value into milliseconds.
+fn parse_timeout_ms(v: &str) -> SqlResult<u64> {
+    let t = v.trim().to_ascii_lowercase();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: u64 = num.parse().map_err(|_| {
+        SqlError::new(SqlState::INVALID_PARAMETER_VALUE, format!("invalid value for parameter \"statement_timeout\": \"{v}\""))
+    })?;
+    let mult = match unit.trim() {
+        "" | "ms" => 1,
+        "s" => 1000,
+        "min" => 60_000,
+        "h" => 3_600_000,
+        "d" => 86_400_000,
+        _ => {
+            return Err(SqlError::new(
+                SqlState::INVALID_PARAMETER_VALUE,
+                format!("invalid value for parameter \"statement_timeout\": \"{v}\""),
+            ))
+        }
+    };
+    Ok(n * mult)
+}
+
+fn format_timeout(ms: u64) -> String {
+    if ms == 0 {
+        return "0".into();
+    }
+    for (unit, size) in [("d", 86_400_000), ("h", 3_600_000), ("min", 60_000), ("s", 1000)] {
+        if ms % size == 0 {
+            return format!("{}{unit}", ms / size);
+        }
+    }
+    format!("{ms}ms")
+}
+
+fn statement_kind(stmt: &ast::Statement) -> &'static str {
+    match stmt {
+        ast::Statement::StartTransaction { .. } => "begin",
+        ast::Statement::Commit { .. } => "commit",
+        ast::Statement::Rollback { savepoint: None, .. } => "rollback",
+        ast::Statement::Rollback { savepoint: Some(_), .. } => "rollback_to",
+        _ => "other",
+    }
+}
+
+/// Per connection: transaction state, settings (SET/SHOW), prepared statements.
+pub struct Session {
+    engine: Arc<SqlEngine>,
+    info: SessionInfo,
+    txn: Option<ActiveTxn>,
+    settings: HashMap<String, String>,
+    default_isolation: Isolation,
+    cancel: Arc<AtomicBool>,
+    notices: Vec<Notice>,
+    stats: ExecStats,
+    sync_error: Option<SqlError>,
+}
+
+impl Session {
+    /// A session for `user` on `database` (3D000 / 28000 if they do not exist).
+    pub fn new(engine: Arc<SqlEngine>, user: &str, database: &str) -> Result<Session, SqlError> {
+        if !engine.database_exists(database) {
+            return Err(SqlError::new(SqlState::INVALID_CATALOG_NAME, format!("database \"{database}\" does not exist")));
+        }
+        if !engine.role_exists(user) {
+            return Err(SqlError::new(SqlState::INVALID_AUTHORIZATION, format!("role \"{user}\" does not exist")));
+        }
+        Ok(Session {
+            engine,
+            info: SessionInfo { user: user.to_string(), database: database.to_string() },
+            txn: None,
+            settings: SETTINGS.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            default_isolation: Isolation::ReadCommitted,
+            cancel: Arc::new(AtomicBool::new(false)),
+            notices: Vec::new(),
+            stats: ExecStats::default(),
+            sync_error: None,
+        })
+    }
+
+    /// Cancellation flag: the server sets it on CancelRequest; execution checks it in row
+    /// loops and fails with 57014. It is cleared when a statement observes it and after each
+    /// call that executes statements.
+    pub fn cancel_handle(&self) -> Arc<AtomicBool> {
+        self.cancel.clone()
+    }
+
+    /// Counters of rows and reads performed by this session (point gets vs scans).
+    pub fn stats(&self) -> ExecStats {
+        self.stats
+    }
+
+    /// Notices raised since the last call (drained).
+    pub fn take_notices(&mut self) -> Vec<Notice> {
+        std::mem::take(&mut self.notices)
+    }
+
+    /// Transaction status for ReadyForQuery.
+    pub fn transaction_status(&self) -> TxnStatus {
+        match &self.txn {
+            None => TxnStatus::Idle,
+            Some(t) if t.failed => TxnStatus::Failed,
+            Some(t) if t.block == Block::Explicit => TxnStatus::InBlock,
+            // An implicit transaction between extended-protocol messages is reported idle.
+            Some(_) => TxnStatus::Idle,
+        }
+    }
+
+    /// Current value of a runtime setting (for ParameterStatus after SET).
+    pub fn setting(&self, name: &str) -> Option<String> {
+        if name.eq_ignore_ascii_case("transaction_isolation") {
+            let iso = self.txn.as_ref().map(|t| t.txn.state().isolation).unwrap_or(self.default_isolation);
+            return Some(isolation_name(iso).into());
+        }
+        if name.eq_ignore_ascii_case("default_transaction_isolation") {
+            return Some(isolation_name(self.default_isolation).into());
+        }
+        let key = canonical_setting(name).map(str::to_string).unwrap_or_else(|| name.to_ascii_lowercase());
+        self.settings.get(&key).cloned()
+    }
+
+    fn notice(&mut self, severity: &'static str, code: &'static str, message: impl Into<String>) {
+        self.notices.push(Notice { code, message: message.into(), severity });
+    }
+
+    fn interrupt(&self) -> Interrupt {
+        let ms = self.settings.get("statement_timeout").and_then(|v| parse_timeout_ms(v).ok()).unwrap_or(0);
+        Interrupt {
+            cancel: self.cancel.clone(),
+            deadline: if ms > 0 { Some(Instant::now() + Duration::from_millis(ms)) } else { None },
+        }
+    }
+
+    /// Simple query protocol: one string, possibly several statements, with PostgreSQL's
+    /// implicit-transaction rules. Returns one result per statement executed; stops at the
+    /// first error (which is the last element).
+    pub fn execute_simple(&mut self, sql: &str) -> Vec<Result<Outcome, SqlError>> {
+        let stmts = match Parser::parse_sql(&PostgreSqlDialect {}, sql) {
+            Ok(s) => s,
+            Err(e) => {
+                let err = SqlError::syntax(e.to_string());
+                self.fail_current();
+                return vec![Err(err)];
+            }
+        };
+        if stmts.is_empty() {
+            return vec![Ok(Outcome::Empty)];
+        }
+        let mut results = Vec::with_capacity(stmts.len());
+        let n = stmts.len();
+        for (i, stmt) in stmts.iter().enumerate() {
+            let r = self.run_statement(stmt, &[]);
+            let failed = r.is_err();
+            results.push(r);
+            if failed {
+                self.fail_current();
+                break;
+            }
+            // End of the message: an implicit transaction commits.
+            if i + 1 == n {
+                if let Err(e) = self.finish_implicit() {
+                    results.push(Err(e));
+                }
+            }
+        }
+        self.cancel.store(false, Ordering::Release);
+        results
+    }
+
+    /// After an error: an implicit transaction rolls back; an explicit one becomes failed.
+    fn fail_current(&mut self) {
+        match self.txn.as_mut() {
+            Some(t) if t.block == Block::Explicit => t.failed = true,
+            Some(_) => {
+                if let Some(t) = self.txn.take() {
+                    t.txn.rollback();
+                }
+            }
+            None => {}
+        }
+    }
+
+    fn finish_implicit(&mut self) -> SqlResult<()> {
+        if self.txn.as_ref().is_some_and(|t| t.block == Block::Implicit) {
+            if let Some(t) = self.txn.take() {
+                if t.failed {
+                    t.txn.rollback();
+                } else {
+                    self.commit_txn(t)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn commit_txn(&mut self, t: ActiveTxn) -> SqlResult<()> {
+        let ddl = t.ddl;
+        let dropped = t.dropped;
+        t.txn.commit()?;
+        if ddl {
+            self.engine.catalog.ddl_committed(&dropped);
+        }
+        Ok(())
+    }
+
+    fn begin_txn(&mut self, block: Block, iso: Option<Isolation>) -> &mut ActiveTxn {
+        let txn = self.engine.db.begin(iso.unwrap_or(self.default_isolation));
+        self.txn.insert(ActiveTxn { txn, block, failed: false, savepoints: vec![], dropped: vec![], ddl: false, statements: 0 })
+    }
+
+    fn run_statement(&mut self, stmt: &ast::Statement, params: &[Value]) -> SqlResult<Outcome> {
+        let kind = statement_kind(stmt);
+        if self.txn.as_ref().is_some_and(|t| t.failed) && !matches!(kind, "commit" | "rollback" | "rollback_to") {
+            return Err(SqlError::new(
+                SqlState::IN_FAILED_SQL_TRANSACTION,
+                "current transaction is aborted, commands ignored until end of transaction block",
+            ));
+        }
+        use ast::Statement as S;
+        match stmt {
+            S::StartTransaction { modes, begin, .. } => {
+                let iso = modes.iter().find_map(|m| match m {
+                    ast::TransactionMode::IsolationLevel(l) => Some(ast_isolation(l)),
+                    _ => None,
+                });
+                match self.txn.as_mut() {
+                    Some(t) if t.block == Block::Explicit => {
+                        self.notice("WARNING", "25001", "there is already a transaction in progress");
+                    }
+                    Some(t) => {
+                        t.block = Block::Explicit;
+                        if let Some(i) = iso {
+                            if t.statements == 0 && t.txn.state().isolation != i {
+                                self.begin_txn(Block::Explicit, Some(i));
+                            }
+                        }
+                    }
+                    None => {
+                        self.begin_txn(Block::Explicit, iso);
+                    }
+                }
+                Ok(Outcome::Command { tag: if *begin { "BEGIN" } else { "START TRANSACTION" }.into() })
+            }
+            S::Commit { chain, .. } => {
+                if *chain {
+                    return Err(SqlError::unsupported("COMMIT AND CHAIN"));
+                }
+                match self.txn.take() {
+                    None => {
+                        self.notice("WARNING", "25P01", "there is no transaction in progress");
+                        Ok(Outcome::Command { tag: "COMMIT".into() })
+                    }
+                    Some(t) if t.failed => {
+                        t.txn.rollback();
+                        Ok(Outcome::Command { tag: "ROLLBACK".into() })
+                    }
+                    Some(t) => {
+                        if t.block == Block::Implicit && t.statements == 0 {
+                            self.notice("WARNING", "25P01", "there is no transaction in progress");
+                        }
+                        self.commit_txn(t)?;
+                        Ok(Outcome::Command { tag: "COMMIT".into() })
+                    }
+                }
+            }
+            S::Rollback { savepoint: None, chain, .. } => {
+                if *chain {
+                    return Err(SqlError::unsupported("ROLLBACK AND CHAIN"));
+                }
+                match self.txn.take() {
+                    None => self.notice("WARNING", "25P01", "there is no transaction in progress"),
+                    Some(t) => t.txn.rollback(),
+                }
+                Ok(Outcome::Command { tag: "ROLLBACK".into() })
+            }
+            S::Rollback { savepoint: Some(name), .. } => {
+                let name = ident_name(name);
+                let Some(t) = self.txn.as_mut().filter(|t| t.block == Block::Explicit) else {
+                    return Err(SqlError::new(SqlState::NO_ACTIVE_SQL_TRANSACTION, "ROLLBACK TO SAVEPOINT can only be used in transaction blocks"));
+                };
+                let Some(pos) = t.savepoints.iter().rposition(|(n, _)| *n == name) else {
+                    return Err(SqlError::new(SqlState::INVALID_SAVEPOINT, format!("savepoint \"{name}\" does not exist")));
+                };
+                let sp = t.savepoints[pos].1;
+                t.savepoints.truncate(pos + 1);
+                t.txn.rollback_to(sp);
+                t.failed = false;
+                Ok(Outcome::Command { tag: "ROLLBACK".into() })
+            }
+            S::Savepoint { name } => {
+                let name = ident_name(name);
+                let Some(t) = self.txn.as_mut().filter(|t| t.block == Block::Explicit) else {
+                    return Err(SqlError::new(SqlState::NO_ACTIVE_SQL_TRANSACTION, "SAVEPOINT can only be used in transaction blocks"));
+                };
+                let sp = t.txn.savepoint();
+                t.savepoints.push((name, sp));
+                Ok(Outcome::Command { tag: "SAVEPOINT".into() })
+            }
+            S::ReleaseSavepoint { name } => {
+                let name = ident_name(name);
+                let Some(t) = self.txn.as_mut().filter(|t| t.block == Block::Explicit) else {
+                    return Err(SqlError::new(SqlState::NO_ACTIVE_SQL_TRANSACTION, "RELEASE SAVEPOINT can only be used in transaction blocks"));
+                };
+                let Some(pos) = t.savepoints.iter().rposition(|(n, _)| *n == name) else {
+                    return Err(SqlError::new(SqlState::INVALID_SAVEPOINT, format!("savepoint \"{name}\" does not exist")));
+                };
+                t.savepoints.truncate(pos);
+                Ok(Outcome::Command { tag: "RELEASE".into() })
+            }
+            S::Set(set) => self.run_set(set),
+            S::ShowVariable { variable } => self.run_show(variable),
+            S::Reset(r) => {
+                match &r.reset {
+                    ast::Reset::ALL => {
+                        self.settings = SETTINGS.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+                        self.default_isolation = Isolation::ReadCommitted;
+                    }
+                    ast::Reset::ConfigurationParameter(name) => {
+                        let n = object_name(name)?;
+                        self.set_setting(&n, None)?;
+                    }
+                    ast::Reset::SessionAuthorization => {}
+                }
+                Ok(Outcome::Command { tag: "RESET".into() })
+            }
+            S::Deallocate { .. } => Ok(Outcome::Command { tag: "DEALLOCATE".into() }),
+            S::Discard { object_type } => Ok(Outcome::Command {
+                tag: match object_type {
+                    ast::DiscardObject::ALL => "DISCARD ALL",
+                    ast::DiscardObject::PLANS => "DISCARD PLANS",
+                    ast::DiscardObject::SEQUENCES => "DISCARD SEQUENCES",
+                    ast::DiscardObject::TEMP => "DISCARD TEMP",
+                }
+                .into(),
+            }),
+            _ => self.run_in_txn(stmt, params),
+        }
+    }
+
+    fn run_set(&mut self, set: &ast::Set) -> SqlResult<Outcome> {
+        match set {
+            ast::Set::SingleAssignment { variable, values, .. } => {
+                let name = variable
+                    .0
+                    .iter()
+                    .map(|p| match p {
+                        ast::ObjectNamePart::Identifier(id) => id.value.clone(),
+                        _ => String::new(),
+                    })
+                    .collect::<Vec<_>>()
+                    .join(".");
+                let vals: Vec<String> = values
+                    .iter()
+                    .map(|v| match v {
+                        ast::Expr::Value(v) => match &v.value {
+                            ast::Value::SingleQuotedString(s) => s.clone(),
+                            other => other.to_string(),
+                        },
+                        ast::Expr::Identifier(id) => id.value.clone(),
+                        other => other.to_string(),
+                    })
+                    .collect();
+                let is_default = vals.len() == 1 && vals[0].eq_ignore_ascii_case("default") && matches!(values[0], ast::Expr::Identifier(_));
+                let value = if is_default { None } else { Some(vals.join(", ")) };
+                self.set_setting(&name, value)?;
+                Ok(Outcome::Command { tag: "SET".into() })
+            }
+            ast::Set::SetTimeZone { value, .. } => {
+                let v = match value {
+                    ast::Expr::Value(v) => match &v.value {
+                        ast::Value::SingleQuotedString(s) => s.clone(),
+                        other => other.to_string(),
+                    },
+                    other => other.to_string(),
+                };
+                self.set_setting("TimeZone", Some(v))?;
+                Ok(Outcome::Command { tag: "SET".into() })
+            }
+            ast::Set::SetTransaction { modes, session, .. } => {
+                let iso = modes.iter().find_map(|m| match m {
+                    ast::TransactionMode::IsolationLevel(l) => Some(ast_isolation(l)),
+                    _ => None,
+                });
+                if let Some(i) = iso {
+                    if *session {
+                        self.default_isolation = i;
+                    } else {
+                        self.set_txn_isolation(i)?;
+                    }
+                }
+                Ok(Outcome::Command { tag: "SET".into() })
+            }
+            ast::Set::SetNames { .. } | ast::Set::SetNamesDefault {} => Ok(Outcome::Command { tag: "SET".into() }),
+            _ => Err(SqlError::unsupported("this form of SET")),
+        }
+    }
+
+    fn set_txn_isolation(&mut self, i: Isolation) -> SqlResult<()> {
+        match self.txn.as_ref() {
+            Some(t) if t.block == Block::Explicit => {
+                if t.statements > 0 {
+                    return Err(SqlError::new(SqlState::ACTIVE_SQL_TRANSACTION, "SET TRANSACTION ISOLATION LEVEL must be called before any query"));
+                }
+                if t.txn.state().isolation != i {
+                    self.begin_txn(Block::Explicit, Some(i));
+                }
+                Ok(())
+            }
+            _ => {
+                self.notice("WARNING", "25P01", "SET TRANSACTION can only be used in transaction blocks");
+                Ok(())
+            }
+        }
+    }
+
+    fn set_setting(&mut self, name: &str, value: Option<String>) -> SqlResult<()> {
+        let lower = name.to_ascii_lowercase();
+        match lower.as_str() {
+            "transaction_isolation" => {
+                if let Some(v) = value {
+                    self.set_txn_isolation(parse_isolation(&v)?)?;
+                }
+                return Ok(());
+            }
+            "default_transaction_isolation" => {
+                self.default_isolation = match value {
+                    Some(v) => parse_isolation(&v)?,
+                    None => Isolation::ReadCommitted,
+                };
+                return Ok(());
+            }
+            "statement_timeout" => {
+                if let Some(v) = &value {
+                    let ms = parse_timeout_ms(v)?;
+                    self.settings.insert("statement_timeout".into(), format_timeout(ms));
+                    return Ok(());
+                }
+            }
+            "extra_float_digits" => {
+                if let Some(v) = &value {
+                    v.trim().parse::<i32>().map_err(|_| {
+                        SqlError::new(SqlState::INVALID_PARAMETER_VALUE, format!("invalid value for parameter \"extra_float_digits\": \"{v}\""))
+                    })?;
+                }
+            }
+            "client_encoding" => {
+                if let Some(v) = &value {
+                    let norm = v.to_ascii_uppercase().replace(['-', '_'], "");
+                    if norm != "UTF8" && norm != "UNICODE" {
+                        return Err(SqlError::new(
+                            SqlState::FEATURE_NOT_SUPPORTED,
+                            format!("conversion between {v} and UTF8 is not supported"),
+                        ));
+                    }
+                    self.settings.insert("client_encoding".into(), "UTF8".into());
+                    return Ok(());
+                }
+            }
+            _ => {}
+        }
+        let key = match canonical_setting(name) {
+            Some(k) => k.to_string(),
+            None if lower.contains('.') => lower.clone(),
+            None => {
+                return Err(SqlError::new(SqlState::UNDEFINED_OBJECT, format!("unrecognized configuration parameter \"{lower}\"")));
+            }
+        };
+        if matches!(key.as_str(), "server_version" | "server_encoding" | "integer_datetimes" | "is_superuser" | "max_identifier_length") {
+            return Err(SqlError::new(SqlState::CANT_CHANGE_RUNTIME_PARAM, format!("parameter \"{lower}\" cannot be changed")));
+        }
+        match value {
+            Some(v) => self.settings.insert(key, v),
+            None => {
+                let default = SETTINGS.iter().find(|(k, _)| *k == key).map(|(_, v)| v.to_string()).unwrap_or_default();
+                self.settings.insert(key, default)
+            }
+        };
+        Ok(())
+    }
+
+    fn run_show(&mut self, variable: &[ast::Ident]) -> SqlResult<Outcome> {
+        let name = variable.iter().map(|i| i.value.clone()).collect::<Vec<_>>().join(" ");
+        let text_col = |n: &str| Column { name: n.to_string(), ty: DataType::Text, table_oid: 0, column_id: 0 };
+        if name.eq_ignore_ascii_case("all") {
+            let mut rows: Vec<Vec<Value>> = SETTINGS
+                .iter()
+                .map(|(k, _)| vec![Value::Text(k.to_string()), Value::Text(self.setting(k).unwrap_or_default()), Value::Text(String::new())])
+                .collect();
+            rows.push(vec![
+                Value::Text("transaction_isolation".into()),
+                Value::Text(self.setting("transaction_isolation").unwrap_or_default()),
+                Value::Text(String::new()),
+            ]);
+            let tag = format!("SHOW {}", rows.len());
+            let _ = tag;
+            return Ok(Outcome::Rows { columns: vec![text_col("name"), text_col("setting"), text_col("description")], rows, tag: "SHOW".into() });
+        }
+        let lower = name.to_ascii_lowercase();
+        let (col, value) = if lower == "transaction isolation level" || lower == "transaction_isolation" {
+            ("transaction_isolation".to_string(), self.setting("transaction_isolation"))
+        } else if lower == "time zone" {
+            ("TimeZone".to_string(), self.setting("TimeZone"))
+        } else {
+            let canon = canonical_setting(&lower).map(str::to_string).unwrap_or(lower.clone());
+            (canon.clone(), self.setting(&canon))
+        };
+        let Some(value) = value else {
+            return Err(SqlError::new(SqlState::UNDEFINED_OBJECT, format!("unrecognized configuration parameter \"{lower}\"")));
+        };
+        Ok(Outcome::Rows { columns: vec![text_col(&col)], rows: vec![vec![Value::Text(value)]], tag: "SHOW".into() })
+    }
+
+    /// Runs a data or DDL statement inside the current transaction, opening an implicit one if
+    /// needed.
+    fn run_in_txn(&mut self, stmt: &ast::Statement, params: &[Value]) -> SqlResult<Outcome> {
+        if self.txn.is_none() {
+            self.begin_txn(Block::Implicit, None);
+        }
+        let interrupt = self.interrupt();
+        let engine = self.engine.clone();
+        let info = self.info.clone();
+        let Some(t) = self.txn.as_mut() else { return Err(SqlError::internal("no transaction")) };
+        if t.statements > 0 {
+            t.txn.new_statement();
+        }
+        t.statements += 1;
+        let mut notices = Vec::new();
+        let result = run_in(&engine, &info, t, stmt, params, &interrupt, &mut self.stats, &mut notices);
+        self.notices.extend(notices);
+        result
+    }
+
+    /// Extended protocol: parses and binds one statement. `param_types` are the client-declared
+    /// types (None = infer from context; still unknown ones become text).
+    pub fn prepare(&mut self, sql: &str, param_types: &[Option<DataType>]) -> Result<Prepared, SqlError> {
+        let mut stmts = Parser::parse_sql(&PostgreSqlDialect {}, sql).map_err(|e| SqlError::syntax(e.to_string()))?;
+        if stmts.len() > 1 {
+            return Err(SqlError::syntax("cannot insert multiple commands into a prepared statement"));
+        }
+        let Some(statement) = stmts.pop() else {
+            return Ok(Prepared { sql: sql.to_string(), statement: None, param_types: vec![], columns: vec![] });
+        };
+        let declared: Vec<Option<DataType>> = param_types.iter().map(|t| t.filter(|t| *t != DataType::Unknown)).collect();
+        let (types, columns) = match &statement {
+            ast::Statement::Query(_) | ast::Statement::Insert(_) | ast::Statement::Update(_) | ast::Statement::Delete(_) => {
+                let engine = self.engine.clone();
+                let bind = |txn: &dyn Transaction| -> SqlResult<(Vec<DataType>, Vec<Column>)> {
+                    let mut binder = Binder { catalog: &engine.catalog, txn, info: &self.info, params: declared.clone() };
+                    let plan = bind_plan(&mut binder, &statement)?;
+                    Ok((binder.final_param_types(), plan.columns()))
+                };
+                match self.txn.as_ref() {
+                    Some(t) => bind(&t.txn)?,
+                    None => {
+                        let txn = self.engine.db.begin(Isolation::ReadCommitted);
+                        let r = bind(&txn);
+                        txn.rollback();
+                        r?
+                    }
+                }
+            }
+            ast::Statement::ShowVariable { variable } => {
+                let name = variable.iter().map(|i| i.value.clone()).collect::<Vec<_>>().join(" ");
+                let cols = if name.eq_ignore_ascii_case("all") {
+                    ["name", "setting", "description"].iter().map(|n| Column { name: n.to_string(), ty: DataType::Text, table_oid: 0, column_id: 0 }).collect()
+                } else {
+                    let canon = canonical_setting(&name).map(str::to_string).unwrap_or(name.to_ascii_lowercase());
+                    vec![Column { name: canon, ty: DataType::Text, table_oid: 0, column_id: 0 }]
+                };
+                (declared.iter().map(|t| t.unwrap_or(DataType::Text)).collect(), cols)
+            }
+            _ => (declared.iter().map(|t| t.unwrap_or(DataType::Text)).collect(), vec![]),
+        };
+        Ok(Prepared { sql: sql.to_string(), statement: Some(statement), param_types: types, columns })
+    }
+
+    /// Extended protocol: executes a prepared statement with parameters already decoded by
+    /// their types. Outside an explicit block the statement runs in an implicit transaction
+    /// that [`Session::sync`] ends.
+    pub fn execute_prepared(&mut self, p: &Prepared, params: Vec<Value>) -> Result<Outcome, SqlError> {
+        let Some(stmt) = &p.statement else { return Ok(Outcome::Empty) };
+        // Parameters sent as text for a typed slot are converted here.
+        let mut converted = Vec::with_capacity(params.len());
+        for (i, v) in params.into_iter().enumerate() {
+            converted.push(match (v, p.param_types.get(i)) {
+                (Value::Text(s), Some(ty)) if !ty.is_string() && *ty != DataType::Unknown => Value::from_text(&s, ty)?,
+                (v, _) => v,
+            });
+        }
+        let r = self.run_statement(stmt, &converted);
+        if r.is_err() {
+            match self.txn.as_mut() {
+                Some(t) => t.failed = true,
+                None => {}
+            }
+        }
+        self.cancel.store(false, Ordering::Release);
+        r
+    }
+
+    /// Extended protocol Sync: ends an implicit transaction (commit, or rollback if it
+    /// failed). A commit failure is kept for [`Session::take_sync_error`].
+    pub fn sync(&mut self) {
+        if let Err(e) = self.sync_result() {
+            self.sync_error = Some(e);
+        }
+    }
+
+    /// Like [`Session::sync`] but returns a commit failure so the server can report it.
+    pub fn sync_result(&mut self) -> Result<(), SqlError> {
+        self.finish_implicit()
+    }
+
+    /// The commit error of the last [`Session::sync`], if any (drained).
+    pub fn take_sync_error(&mut self) -> Option<SqlError> {
+        self.sync_error.take()
+    }
+}
+
+fn bind_plan(binder: &mut Binder<'_>, stmt: &ast::Statement) -> SqlResult<Plan> {
+    match stmt {
+        ast::Statement::Query(q) => Ok(Plan::Select(binder.bind_query(q)?)),
+        ast::Statement::Insert(i) => binder.bind_insert(i),
+        ast::Statement::Update(u) => binder.bind_update(u),
+        ast::Statement::Delete(d) => binder.bind_delete(d),
+        _ => Err(SqlError::unsupported("this statement")),
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn run_in(
+    engine: &SqlEngine,
+    info: &SessionInfo,
+    t: &mut ActiveTxn,
+    stmt: &ast::Statement,
+    params: &[Value],
+    interrupt: &Interrupt,
+    stats: &mut ExecStats,
+    notices: &mut Vec<Notice>,
+) -> SqlResult<Outcome> {
+    use ast::Statement as S;
+    let catalog = &engine.catalog;
+    match stmt {
+        S::Query(_) | S::Insert(_) | S::Update(_) | S::Delete(_) => {
+            let mut binder = Binder { catalog, txn: &t.txn, info, params: params.iter().map(|v| Some(v.data_type()).filter(|t| *t != DataType::Unknown)).collect() };
+            let plan = bind_plan(&mut binder, stmt)?;
+            let mut ctx = ExecContext { txn: &mut t.txn, catalog, params, interrupt, stats };
+            execute(&mut ctx, &plan)
+        }
+        S::Explain { statement, analyze, .. } => {
+            if *analyze {
+                return Err(SqlError::unsupported("EXPLAIN ANALYZE"));
+            }
+            let mut binder = Binder { catalog, txn: &t.txn, info, params: vec![] };
+            let plan = bind_plan(&mut binder, statement)?;
+            Ok(Outcome::Rows {
+                columns: vec![Column { name: "QUERY PLAN".into(), ty: DataType::Text, table_oid: 0, column_id: 0 }],
+                rows: vec![vec![Value::Text(plan.explain())]],
+                tag: "EXPLAIN".into(),
+            })
+        }
+        S::CreateTable(ct) => {
+            create_table(engine, info, t, ct, notices)?;
+            Ok(Outcome::Command { tag: "CREATE TABLE".into() })
+        }
+        S::Drop { object_type, if_exists, names, .. } => {
+            if *object_type != ast::ObjectType::Table {
+                return Err(SqlError::unsupported(format!("DROP {object_type}")));
+            }
+            let mut defs = Vec::new();
+            for n in names {
+                let name = object_name(n)?;
+                match catalog.lookup(&t.txn, &name)? {
+                    Some(def) => defs.push(def),
+                    None if *if_exists => notices.push(Notice {
+                        code: "00000",
+                        message: format!("table \"{name}\" does not exist, skipping"),
+                        severity: "NOTICE",
+                    }),
+                    None => {
+                        return Err(SqlError::new(SqlState::UNDEFINED_TABLE, format!("table \"{name}\" does not exist")));
+                    }
+                }
+            }
+            for def in defs {
+                catalog.drop_table(&mut t.txn, &def)?;
+                t.dropped.push(def.id);
+                t.ddl = true;
+            }
+            Ok(Outcome::Command { tag: "DROP TABLE".into() })
+        }
+        S::Truncate(tr) => {
+            let mut defs = Vec::new();
+            for target in &tr.table_names {
+                defs.push(catalog.require(&t.txn, &object_name(&target.name)?)?);
+            }
+            for def in defs {
+                interrupt.check()?;
+                catalog.delete_rows(&mut t.txn, &def)?;
+            }
+            Ok(Outcome::Command { tag: "TRUNCATE TABLE".into() })
+        }
+        S::CreateIndex(_) => Err(SqlError::unsupported("CREATE INDEX")),
+        other => Err(SqlError::unsupported(format!("statement \"{}\"", other.to_string().split_whitespace().take(2).collect::<Vec<_>>().join(" ")))),
+    }
+}
+
+fn create_table(engine: &SqlEngine, info: &SessionInfo, t: &mut ActiveTxn, ct: &ast::CreateTable, notices: &mut Vec<Notice>) -> SqlResult<()> {
+    if ct.query.is_some() || ct.like.is_some() || ct.clone.is_some() {
+        return Err(SqlError::unsupported("CREATE TABLE AS / LIKE"));
+    }
+    if ct.temporary {
+        return Err(SqlError::unsupported("temporary tables"));
+    }
+    let name = object_name(&ct.name)?;
+    if engine.catalog.lookup(&t.txn, &name)?.is_some() {
+        if ct.if_not_exists {
+            notices.push(Notice { code: "42P07", message: format!("relation \"{name}\" already exists, skipping"), severity: "NOTICE" });
+            return Ok(());
+        }
+        return Err(SqlError::new(SqlState::DUPLICATE_TABLE, format!("relation \"{name}\" already exists")));
+    }
+    if let ast::CreateTableOptions::With(opts) = &ct.table_options {
+        for o in opts {
+            if let ast::SqlOption::KeyValue { key, .. } = o {
+                let k = object_name(key)?;
+                if k != "fillfactor" {
+                    return Err(SqlError::new(SqlState::INVALID_PARAMETER_VALUE, format!("unrecognized parameter \"{k}\"")));
+                }
+            }
+        }
+    }
+    let mut columns: Vec<ColumnDef> = Vec::new();
+    let mut primary_key: Option<Vec<usize>> = None;
+    let multiple_pk = || SqlError::new(SqlState::INVALID_TABLE_DEFINITION, format!("multiple primary keys for table \"{name}\" are not allowed"));
+    for c in &ct.columns {
+        let cname = ident_name(&c.name);
+        if columns.iter().any(|x| x.name == cname) {
+            return Err(SqlError::new(SqlState::DUPLICATE_COLUMN, format!("column \"{cname}\" specified more than once")));
+        }
+        let ty = convert_type(&c.data_type)?;
+        let mut def = ColumnDef { name: cname.clone(), ty, not_null: false, default: None };
+        for opt in &c.options {
+            match &opt.option {
+                ast::ColumnOption::NotNull => def.not_null = true,
+                ast::ColumnOption::Null => {}
+                ast::ColumnOption::Default(e) => def.default = Some(e.to_string()),
+                ast::ColumnOption::PrimaryKey(_) => {
+                    if primary_key.is_some() {
+                        return Err(multiple_pk());
+                    }
+                    primary_key = Some(vec![columns.len()]);
+                    def.not_null = true;
+                }
+                other => return Err(SqlError::unsupported(format!("column constraint {other}"))),
+            }
+        }
+        columns.push(def);
+    }
+    for con in &ct.constraints {
+        match con {
+            ast::TableConstraint::PrimaryKey(pk) => {
+                if primary_key.is_some() {
+                    return Err(multiple_pk());
+                }
+                let mut idx = Vec::new();
+                for ic in &pk.columns {
+                    let cname = match &ic.column.expr {
+                        ast::Expr::Identifier(id) => ident_name(id),
+                        other => return Err(SqlError::unsupported(format!("primary key expression {other}"))),
+                    };
+                    let i = columns.iter().position(|c| c.name == cname).ok_or_else(|| {
+                        SqlError::new(SqlState::UNDEFINED_COLUMN, format!("column \"{cname}\" named in key does not exist"))
+                    })?;
+                    columns[i].not_null = true;
+                    idx.push(i);
+                }
+                primary_key = Some(idx);
+            }
+            other => return Err(SqlError::unsupported(format!("table constraint {other}"))),
+        }
+    }
+    // Defaults must bind and be assignable to their column.
+    {
+        let mut binder = Binder { catalog: &engine.catalog, txn: &t.txn, info, params: vec![] };
+        for c in &columns {
+            if let Some(d) = &c.default {
+                binder.bind_default(d, c.ty, &c.name)?;
+            }
+        }
+    }
+    engine.catalog.create_table(&mut t.txn, name, columns, primary_key.unwrap_or_default())?;
+    t.ddl = true;
+    Ok(())
+}
