@@ -116,7 +116,9 @@ impl TableDef {
         let mut r = Reader::new(bytes);
         let version = r.u8()?;
         if version != TABLE_DEF_VERSION {
-            return Err(SqlError::corrupt(format!("unknown table definition version {version}")));
+            return Err(SqlError::corrupt(format!(
+                "unknown table definition version {version}"
+            )));
         }
         let id = TableId(u32::from_be_bytes(r.array()?));
         let name = r.string()?;
@@ -126,8 +128,17 @@ impl TableDef {
             let cname = r.string()?;
             let ty = read_type(&mut r)?;
             let flags = r.u8()?;
-            let default = if flags & 2 != 0 { Some(r.string()?) } else { None };
-            columns.push(ColumnDef { name: cname, ty, not_null: flags & 1 != 0, default });
+            let default = if flags & 2 != 0 {
+                Some(r.string()?)
+            } else {
+                None
+            };
+            columns.push(ColumnDef {
+                name: cname,
+                ty,
+                not_null: flags & 1 != 0,
+                default,
+            });
         }
         let npk = r.varint()? as usize;
         let mut primary_key = Vec::with_capacity(npk.min(32));
@@ -141,7 +152,12 @@ impl TableDef {
         if !r.is_empty() {
             return Err(SqlError::corrupt("trailing bytes after table definition"));
         }
-        Ok(TableDef { id, name, columns, primary_key })
+        Ok(TableDef {
+            id,
+            name,
+            columns,
+            primary_key,
+        })
     }
 }
 
@@ -196,12 +212,18 @@ impl Catalog {
     }
 
     /// The table named `name` as `txn` sees it.
-    pub(crate) fn lookup(&self, txn: &dyn Transaction, name: &str) -> SqlResult<Option<Arc<TableDef>>> {
+    pub(crate) fn lookup(
+        &self,
+        txn: &dyn Transaction,
+        name: &str,
+    ) -> SqlResult<Option<Arc<TableDef>>> {
         let Some(idb) = txn.get(&Key::TableName(name.to_string()).encode())? else {
             return Ok(None);
         };
         let id = TableId(u32::from_be_bytes(
-            idb.as_ref().try_into().map_err(|_| SqlError::corrupt("bad table name entry"))?,
+            idb.as_ref()
+                .try_into()
+                .map_err(|_| SqlError::corrupt("bad table name entry"))?,
         ));
         if let Ok(defs) = self.defs.read() {
             if let Some(def) = defs.get(&id) {
@@ -209,7 +231,9 @@ impl Catalog {
             }
         }
         let Some(bytes) = txn.get(&Key::Table(id).encode())? else {
-            return Err(SqlError::corrupt(format!("table \"{name}\" has a name but no definition")));
+            return Err(SqlError::corrupt(format!(
+                "table \"{name}\" has a name but no definition"
+            )));
         };
         let def = Arc::new(TableDef::decode(&bytes)?);
         if let Ok(mut defs) = self.defs.write() {
@@ -221,7 +245,10 @@ impl Catalog {
     /// Lookup that fails with 42P01 when the table is missing.
     pub(crate) fn require(&self, txn: &dyn Transaction, name: &str) -> SqlResult<Arc<TableDef>> {
         self.lookup(txn, name)?.ok_or_else(|| {
-            SqlError::new(SqlState::UNDEFINED_TABLE, format!("relation \"{name}\" does not exist"))
+            SqlError::new(
+                SqlState::UNDEFINED_TABLE,
+                format!("relation \"{name}\" does not exist"),
+            )
         })
     }
 
@@ -234,8 +261,16 @@ impl Catalog {
         primary_key: Vec<usize>,
     ) -> SqlResult<Arc<TableDef>> {
         let id = TableId(self.next_table_id.fetch_add(1, Ordering::AcqRel));
-        let def = TableDef { id, name, columns, primary_key };
-        txn.put(&Key::TableName(def.name.clone()).encode(), Bytes::copy_from_slice(&id.0.to_be_bytes()))?;
+        let def = TableDef {
+            id,
+            name,
+            columns,
+            primary_key,
+        };
+        txn.put(
+            &Key::TableName(def.name.clone()).encode(),
+            Bytes::copy_from_slice(&id.0.to_be_bytes()),
+        )?;
         txn.put(&Key::Table(id).encode(), Bytes::from(def.encode()))?;
         Ok(Arc::new(def))
     }
@@ -261,7 +296,10 @@ impl Catalog {
     /// the largest rowid stored when the table is first used in this process, so concurrent
     /// inserters never contend on a shared sequence key.
     pub(crate) fn next_rowid(&self, txn: &dyn Transaction, def: &TableDef) -> SqlResult<i64> {
-        let mut rowids = self.rowids.lock().map_err(|_| SqlError::internal("rowid lock poisoned"))?;
+        let mut rowids = self
+            .rowids
+            .lock()
+            .map_err(|_| SqlError::internal("rowid lock poisoned"))?;
         if let Some(next) = rowids.get_mut(&def.id) {
             *next += 1;
             return Ok(*next);
@@ -272,7 +310,9 @@ impl Catalog {
             // The last key's body is the flipped big-endian rowid after a 0x01 tag.
             let prefix_len = KeyPrefix::Rows(def.id).encode().len();
             if let Some(body) = k.get(prefix_len + 1..prefix_len + 9) {
-                let b: [u8; 8] = body.try_into().map_err(|_| SqlError::corrupt("bad rowid key"))?;
+                let b: [u8; 8] = body
+                    .try_into()
+                    .map_err(|_| SqlError::corrupt("bad rowid key"))?;
                 start = (u64::from_be_bytes(b) ^ (1u64 << 63)) as i64;
             }
         }
@@ -285,7 +325,10 @@ impl Catalog {
 pub(crate) fn decode_table_row(def: &TableDef, bytes: &[u8]) -> SqlResult<Vec<Value>> {
     let mut row = decode_row(bytes)?;
     if row.len() > def.columns.len() {
-        return Err(SqlError::corrupt(format!("row of \"{}\" has too many columns", def.name)));
+        return Err(SqlError::corrupt(format!(
+            "row of \"{}\" has too many columns",
+            def.name
+        )));
     }
     // Rows written before a column existed read it as NULL.
     row.resize(def.columns.len(), Value::Null);
@@ -302,14 +345,27 @@ mod tests {
             id: TableId(16390),
             name: "accounts".into(),
             columns: vec![
-                ColumnDef { name: "id".into(), ty: DataType::Int8, not_null: true, default: None },
+                ColumnDef {
+                    name: "id".into(),
+                    ty: DataType::Int8,
+                    not_null: true,
+                    default: None,
+                },
                 ColumnDef {
                     name: "balance".into(),
-                    ty: DataType::Numeric { precision: Some(12), scale: Some(2) },
+                    ty: DataType::Numeric {
+                        precision: Some(12),
+                        scale: Some(2),
+                    },
                     not_null: false,
                     default: Some("0".into()),
                 },
-                ColumnDef { name: "name".into(), ty: DataType::Varchar(Some(20)), not_null: false, default: None },
+                ColumnDef {
+                    name: "name".into(),
+                    ty: DataType::Varchar(Some(20)),
+                    not_null: false,
+                    default: None,
+                },
             ],
             primary_key: vec![0],
         };

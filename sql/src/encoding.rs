@@ -263,9 +263,19 @@ pub fn encode_key_value(v: &Value, out: &mut Vec<u8>) {
 
 fn float_key(x: f64) -> [u8; 8] {
     // Normalise -0 to 0 and every NaN to one NaN (which sorts above +Infinity).
-    let x = if x == 0.0 { 0.0 } else if x.is_nan() { f64::NAN } else { x };
+    let x = if x == 0.0 {
+        0.0
+    } else if x.is_nan() {
+        f64::NAN
+    } else {
+        x
+    };
     let bits = x.to_bits();
-    let bits = if bits >> 63 == 1 { !bits } else { bits | (1u64 << 63) };
+    let bits = if bits >> 63 == 1 {
+        !bits
+    } else {
+        bits | (1u64 << 63)
+    };
     bits.to_be_bytes()
 }
 
@@ -385,7 +395,9 @@ pub fn decode_row(bytes: &[u8]) -> SqlResult<Vec<Value>> {
     let mut r = Reader::new(bytes);
     let version = r.u8()?;
     if version != ROW_FORMAT_VERSION {
-        return Err(SqlError::corrupt(format!("unknown row format version {version}")));
+        return Err(SqlError::corrupt(format!(
+            "unknown row format version {version}"
+        )));
     }
     let n = r.varint()? as usize;
     let mut values = Vec::with_capacity(n.min(4096));
@@ -416,7 +428,11 @@ pub fn decode_row(bytes: &[u8]) -> SqlResult<Vec<Value>> {
             T_DATE => Value::Date(i32::from_be_bytes(r.array()?)),
             T_TIMESTAMP => Value::Timestamp(i64::from_be_bytes(r.array()?)),
             T_TIMESTAMPTZ => Value::Timestamptz(i64::from_be_bytes(r.array()?)),
-            other => return Err(SqlError::corrupt(format!("unknown value tag {other} in row"))),
+            other => {
+                return Err(SqlError::corrupt(format!(
+                    "unknown value tag {other} in row"
+                )))
+            }
         });
     }
     Ok(values)
@@ -461,7 +477,8 @@ impl<'a> Reader<'a> {
 
     pub(crate) fn array<const N: usize>(&mut self) -> SqlResult<[u8; N]> {
         let s = self.bytes(N)?;
-        s.try_into().map_err(|_| SqlError::corrupt("stored value is truncated"))
+        s.try_into()
+            .map_err(|_| SqlError::corrupt("stored value is truncated"))
     }
 
     pub(crate) fn u8(&mut self) -> SqlResult<u8> {
@@ -548,7 +565,11 @@ pub(crate) fn read_type(r: &mut Reader<'_>) -> SqlResult<DataType> {
         13 => DataType::Timestamp,
         14 => DataType::Timestamptz,
         15 => DataType::Unknown,
-        other => return Err(SqlError::corrupt(format!("unknown type tag {other} in catalog"))),
+        other => {
+            return Err(SqlError::corrupt(format!(
+                "unknown type tag {other} in catalog"
+            )))
+        }
     })
 }
 
@@ -583,24 +604,56 @@ mod tests {
         }
         // Rows of another table fall outside the range.
         let other = Key::Row(TableId(16385), vec![]).encode();
-        assert!(!std::ops::RangeBounds::contains(&KeyPrefix::Rows(t).range(), &other));
+        assert!(!std::ops::RangeBounds::contains(
+            &KeyPrefix::Rows(t).range(),
+            &other
+        ));
     }
 
     #[test]
     fn key_encoding_preserves_value_order() {
         let ordered = [
-            vec![Value::Int8(i64::MIN), Value::Int8(-1), Value::Int8(0), Value::Int8(7), Value::Int8(i64::MAX), Value::Null],
-            vec![Value::Text("".into()), Value::Text("a".into()), Value::Text("a\0".into()), Value::Text("ab".into()), Value::Text("b".into())],
-            vec![Value::Float8(f64::NEG_INFINITY), Value::Float8(-2.5), Value::Float8(-0.0), Value::Float8(1e-300), Value::Float8(3.0), Value::Float8(f64::INFINITY), Value::Float8(f64::NAN)],
-            ["-100.5", "-100", "-9.99", "-0.001", "0", "0.001", "0.0011", "1", "1.5", "9.99", "10", "100.25"]
-                .iter()
-                .map(|s| Value::Numeric(Decimal::from_str(s).unwrap()))
-                .collect(),
+            vec![
+                Value::Int8(i64::MIN),
+                Value::Int8(-1),
+                Value::Int8(0),
+                Value::Int8(7),
+                Value::Int8(i64::MAX),
+                Value::Null,
+            ],
+            vec![
+                Value::Text("".into()),
+                Value::Text("a".into()),
+                Value::Text("a\0".into()),
+                Value::Text("ab".into()),
+                Value::Text("b".into()),
+            ],
+            vec![
+                Value::Float8(f64::NEG_INFINITY),
+                Value::Float8(-2.5),
+                Value::Float8(-0.0),
+                Value::Float8(1e-300),
+                Value::Float8(3.0),
+                Value::Float8(f64::INFINITY),
+                Value::Float8(f64::NAN),
+            ],
+            [
+                "-100.5", "-100", "-9.99", "-0.001", "0", "0.001", "0.0011", "1", "1.5", "9.99",
+                "10", "100.25",
+            ]
+            .iter()
+            .map(|s| Value::Numeric(Decimal::from_str(s).unwrap()))
+            .collect(),
             vec![Value::Date(-5), Value::Date(0), Value::Date(3)],
         ];
         for list in ordered {
             for pair in list.windows(2) {
-                assert!(key_of(pair[0].clone()) < key_of(pair[1].clone()), "{:?} < {:?}", pair[0], pair[1]);
+                assert!(
+                    key_of(pair[0].clone()) < key_of(pair[1].clone()),
+                    "{:?} < {:?}",
+                    pair[0],
+                    pair[1]
+                );
             }
         }
         let a = Value::Numeric(Decimal::from_str("1.0").unwrap());

@@ -135,7 +135,12 @@ pub struct SqlError {
 impl SqlError {
     /// An error with a code and message and no detail or hint.
     pub fn new(code: SqlState, message: impl Into<String>) -> SqlError {
-        SqlError { code, message: message.into(), detail: None, hint: None }
+        SqlError {
+            code,
+            message: message.into(),
+            detail: None,
+            hint: None,
+        }
     }
 
     /// Adds a DETAIL line.
@@ -160,7 +165,10 @@ impl SqlError {
     }
 
     pub(crate) fn unsupported(what: impl fmt::Display) -> SqlError {
-        SqlError::new(SqlState::FEATURE_NOT_SUPPORTED, format!("{what} is not supported"))
+        SqlError::new(
+            SqlState::FEATURE_NOT_SUPPORTED,
+            format!("{what} is not supported"),
+        )
     }
 
     pub(crate) fn internal(message: impl Into<String>) -> SqlError {

@@ -38,18 +38,48 @@ pub(crate) enum Expr {
     Neg(Box<Expr>),
     Not(Box<Expr>),
     /// Arithmetic/comparison carried out in `ty` (operands are cast to it first).
-    Binary { op: BinOp, left: Box<Expr>, right: Box<Expr>, ty: DataType },
+    Binary {
+        op: BinOp,
+        left: Box<Expr>,
+        right: Box<Expr>,
+        ty: DataType,
+    },
     And(Box<Expr>, Box<Expr>),
     Or(Box<Expr>, Box<Expr>),
     IsNull(Box<Expr>, bool),
-    IsBool { expr: Box<Expr>, value: bool, negated: bool },
-    IsDistinct { left: Box<Expr>, right: Box<Expr>, negated: bool },
-    InList { expr: Box<Expr>, list: Vec<Expr>, negated: bool },
-    Like { expr: Box<Expr>, pattern: Box<Expr>, negated: bool, case_insensitive: bool },
-    Case { operand: Option<Box<Expr>>, whens: Vec<(Expr, Expr)>, otherwise: Option<Box<Expr>> },
+    IsBool {
+        expr: Box<Expr>,
+        value: bool,
+        negated: bool,
+    },
+    IsDistinct {
+        left: Box<Expr>,
+        right: Box<Expr>,
+        negated: bool,
+    },
+    InList {
+        expr: Box<Expr>,
+        list: Vec<Expr>,
+        negated: bool,
+    },
+    Like {
+        expr: Box<Expr>,
+        pattern: Box<Expr>,
+        negated: bool,
+        case_insensitive: bool,
+    },
+    Case {
+        operand: Option<Box<Expr>>,
+        whens: Vec<(Expr, Expr)>,
+        otherwise: Option<Box<Expr>>,
+    },
     Coalesce(Vec<Expr>),
     NullIf(Box<Expr>, Box<Expr>),
-    Cast { expr: Box<Expr>, ty: DataType, explicit: bool },
+    Cast {
+        expr: Box<Expr>,
+        ty: DataType,
+        explicit: bool,
+    },
     Func(Func, Vec<Expr>),
 }
 
@@ -74,16 +104,27 @@ impl Expr {
     pub(crate) fn eval(&self, row: &[Value], ctx: &EvalContext<'_>) -> SqlResult<Value> {
         Ok(match self {
             Expr::Const(v) => v.clone(),
-            Expr::Column(i) => row.get(*i).cloned().ok_or_else(|| SqlError::internal("column index out of range"))?,
+            Expr::Column(i) => row
+                .get(*i)
+                .cloned()
+                .ok_or_else(|| SqlError::internal("column index out of range"))?,
             Expr::Param(i) => ctx.params.get(*i).cloned().ok_or_else(|| {
-                SqlError::new(SqlState::PROTOCOL_VIOLATION, format!("no value bound for parameter ${}", i + 1))
+                SqlError::new(
+                    SqlState::PROTOCOL_VIOLATION,
+                    format!("no value bound for parameter ${}", i + 1),
+                )
             })?,
             Expr::Neg(e) => negate(e.eval(row, ctx)?)?,
             Expr::Not(e) => match e.eval(row, ctx)? {
                 Value::Bool(b) => Value::Bool(!b),
                 _ => Value::Null,
             },
-            Expr::Binary { op, left, right, ty } => {
+            Expr::Binary {
+                op,
+                left,
+                right,
+                ty,
+            } => {
                 let l = left.eval(row, ctx)?;
                 let r = right.eval(row, ctx)?;
                 binary(*op, l, r, ty)?
@@ -111,11 +152,19 @@ impl Expr {
                 }
             }
             Expr::IsNull(e, negated) => Value::Bool(e.eval(row, ctx)?.is_null() != *negated),
-            Expr::IsBool { expr, value, negated } => {
+            Expr::IsBool {
+                expr,
+                value,
+                negated,
+            } => {
                 let t = truth(&expr.eval(row, ctx)?);
                 Value::Bool((t == Some(*value)) != *negated)
             }
-            Expr::IsDistinct { left, right, negated } => {
+            Expr::IsDistinct {
+                left,
+                right,
+                negated,
+            } => {
                 let l = left.eval(row, ctx)?;
                 let r = right.eval(row, ctx)?;
                 let distinct = match (l.is_null(), r.is_null()) {
@@ -125,7 +174,11 @@ impl Expr {
                 };
                 Value::Bool(distinct != *negated)
             }
-            Expr::InList { expr, list, negated } => {
+            Expr::InList {
+                expr,
+                list,
+                negated,
+            } => {
                 let v = expr.eval(row, ctx)?;
                 if v.is_null() {
                     return Ok(Value::Null);
@@ -145,7 +198,12 @@ impl Expr {
                     Value::Bool(*negated)
                 }
             }
-            Expr::Like { expr, pattern, negated, case_insensitive } => {
+            Expr::Like {
+                expr,
+                pattern,
+                negated,
+                case_insensitive,
+            } => {
                 let v = expr.eval(row, ctx)?;
                 let p = pattern.eval(row, ctx)?;
                 match (v, p) {
@@ -160,7 +218,11 @@ impl Expr {
                     _ => Value::Null,
                 }
             }
-            Expr::Case { operand, whens, otherwise } => {
+            Expr::Case {
+                operand,
+                whens,
+                otherwise,
+            } => {
                 let op = match operand {
                     Some(o) => Some(o.eval(row, ctx)?),
                     None => None,
@@ -168,7 +230,11 @@ impl Expr {
                 for (cond, result) in whens {
                     let c = cond.eval(row, ctx)?;
                     let hit = match &op {
-                        Some(o) => !o.is_null() && !c.is_null() && compare_values(o, &c) == Some(Ordering::Equal),
+                        Some(o) => {
+                            !o.is_null()
+                                && !c.is_null()
+                                && compare_values(o, &c) == Some(Ordering::Equal)
+                        }
                         None => truth(&c) == Some(true),
                     };
                     if hit {
@@ -200,7 +266,10 @@ impl Expr {
             }
             Expr::Cast { expr, ty, explicit } => cast(expr.eval(row, ctx)?, ty, *explicit)?,
             Expr::Func(f, args) => {
-                let vals = args.iter().map(|a| a.eval(row, ctx)).collect::<SqlResult<Vec<_>>>()?;
+                let vals = args
+                    .iter()
+                    .map(|a| a.eval(row, ctx))
+                    .collect::<SqlResult<Vec<_>>>()?;
                 call(*f, vals)?
             }
         })
@@ -213,7 +282,9 @@ impl Expr {
             Expr::Column(_) => false,
             Expr::Neg(e) | Expr::Not(e) | Expr::IsNull(e, _) => e.is_row_independent(),
             Expr::Cast { expr, .. } => expr.is_row_independent(),
-            Expr::Binary { left, right, .. } => left.is_row_independent() && right.is_row_independent(),
+            Expr::Binary { left, right, .. } => {
+                left.is_row_independent() && right.is_row_independent()
+            }
             _ => false,
         }
     }
@@ -230,13 +301,27 @@ pub(crate) fn truth(v: &Value) -> Option<bool> {
 fn negate(v: Value) -> SqlResult<Value> {
     Ok(match v {
         Value::Null => Value::Null,
-        Value::Int2(x) => Value::Int2(x.checked_neg().ok_or_else(|| SqlError::out_of_range("smallint out of range"))?),
-        Value::Int4(x) => Value::Int4(x.checked_neg().ok_or_else(|| SqlError::out_of_range("integer out of range"))?),
-        Value::Int8(x) => Value::Int8(x.checked_neg().ok_or_else(|| SqlError::out_of_range("bigint out of range"))?),
+        Value::Int2(x) => Value::Int2(
+            x.checked_neg()
+                .ok_or_else(|| SqlError::out_of_range("smallint out of range"))?,
+        ),
+        Value::Int4(x) => Value::Int4(
+            x.checked_neg()
+                .ok_or_else(|| SqlError::out_of_range("integer out of range"))?,
+        ),
+        Value::Int8(x) => Value::Int8(
+            x.checked_neg()
+                .ok_or_else(|| SqlError::out_of_range("bigint out of range"))?,
+        ),
         Value::Float4(x) => Value::Float4(-x),
         Value::Float8(x) => Value::Float8(-x),
         Value::Numeric(d) => Value::Numeric(-d),
-        other => return Err(SqlError::undefined_function(format!("operator does not exist: - {}", other.data_type().name()))),
+        other => {
+            return Err(SqlError::undefined_function(format!(
+                "operator does not exist: - {}",
+                other.data_type().name()
+            )))
+        }
     })
 }
 
@@ -297,12 +382,14 @@ fn binary(op: BinOp, l: Value, r: Value, ty: &DataType) -> SqlResult<Value> {
         (Value::Date(d), _, BinOp::Add | BinOp::Sub) if as_i64(&r).is_some() => {
             let n = as_i64(&r).unwrap_or(0);
             let n = if op == BinOp::Sub { -n } else { n };
-            let days = i32::try_from(*d as i64 + n).map_err(|_| SqlError::out_of_range("date out of range"))?;
+            let days = i32::try_from(*d as i64 + n)
+                .map_err(|_| SqlError::out_of_range("date out of range"))?;
             return Ok(Value::Date(days));
         }
         (_, Value::Date(d), BinOp::Add) if as_i64(&l).is_some() => {
             let n = as_i64(&l).unwrap_or(0);
-            let days = i32::try_from(*d as i64 + n).map_err(|_| SqlError::out_of_range("date out of range"))?;
+            let days = i32::try_from(*d as i64 + n)
+                .map_err(|_| SqlError::out_of_range("date out of range"))?;
             return Ok(Value::Date(days));
         }
         (Value::Date(a), Value::Date(b), BinOp::Sub) => return Ok(Value::Int4(a - b)),
@@ -443,33 +530,45 @@ pub(crate) fn numeric_div(a: Decimal, b: Decimal) -> SqlResult<Decimal> {
     if b.is_zero() {
         return Err(SqlError::division_by_zero());
     }
-    let (w1, f1) = if a.is_zero() { (0, 0) } else { weight_and_first_digit(a) };
+    let (w1, f1) = if a.is_zero() {
+        (0, 0)
+    } else {
+        weight_and_first_digit(a)
+    };
     let (w2, f2) = weight_and_first_digit(b);
     let mut qweight = w1 - w2;
     if f1 <= f2 {
         qweight -= 1;
     }
-    let rscale = (16 - qweight * 4).max(a.scale() as i64).max(b.scale() as i64).clamp(0, 28) as u32;
-    let q = a.checked_div(b).ok_or_else(|| SqlError::out_of_range("value overflows numeric format"))?;
+    let rscale = (16 - qweight * 4)
+        .max(a.scale() as i64)
+        .max(b.scale() as i64)
+        .clamp(0, 28) as u32;
+    let q = a
+        .checked_div(b)
+        .ok_or_else(|| SqlError::out_of_range("value overflows numeric format"))?;
     let mut q = q.round_dp_with_strategy(rscale, RoundingStrategy::MidpointAwayFromZero);
     q.rescale(rscale);
     Ok(q)
 }
 
 /// Applies numeric(p,s): rounds to s digits and checks the integer digits fit p - s.
-pub(crate) fn apply_numeric_typmod(d: Decimal, precision: Option<u32>, scale: Option<u32>) -> SqlResult<Decimal> {
+pub(crate) fn apply_numeric_typmod(
+    d: Decimal,
+    precision: Option<u32>,
+    scale: Option<u32>,
+) -> SqlResult<Decimal> {
     let Some(p) = precision else { return Ok(d) };
     let s = scale.unwrap_or(0);
     let mut r = d.round_dp_with_strategy(s, RoundingStrategy::MidpointAwayFromZero);
     r.rescale(s);
-    let int_digits = {
-        let t = r.trunc().abs();
-        if t.is_zero() {
-            0
-        } else {
-            t.normalize().mantissa().to_string().len() as i64 + (t.normalize().scale() as i64 * -1).max(0)
-        }
-    };
+    let int_part = r.abs().trunc().to_string();
+    let int_digits = int_part
+        .split('.')
+        .next()
+        .unwrap_or("")
+        .trim_start_matches('0')
+        .len() as i64;
     if int_digits > p as i64 - s as i64 {
         return Err(SqlError::out_of_range("numeric field overflow").with_detail(format!(
             "A field with precision {p}, scale {s} must round to an absolute value less than 10^{}.",
@@ -502,11 +601,15 @@ pub(crate) fn cast(v: Value, ty: &DataType, explicit: bool) -> SqlResult<Value> 
             Value::Text(apply_length(s, ty, explicit)?)
         }
         _ if matches!(v, Value::Text(_)) => {
-            let Value::Text(s) = &v else { return Err(cannot(&v)) };
+            let Value::Text(s) = &v else {
+                return Err(cannot(&v));
+            };
             let parsed = Value::from_text(s, ty)?;
             match ty {
                 DataType::Numeric { precision, scale } => match parsed {
-                    Value::Numeric(d) => Value::Numeric(apply_numeric_typmod(d, *precision, *scale)?),
+                    Value::Numeric(d) => {
+                        Value::Numeric(apply_numeric_typmod(d, *precision, *scale)?)
+                    }
                     other => other,
                 },
                 _ => parsed,
@@ -538,9 +641,11 @@ pub(crate) fn cast(v: Value, ty: &DataType, explicit: bool) -> SqlResult<Value> 
         }
         DataType::Float4 | DataType::Float8 => {
             let f = match &v {
-                Value::Int2(_) | Value::Int4(_) | Value::Int8(_) | Value::Float4(_) | Value::Float8(_) => {
-                    as_f64(&v).unwrap_or(0.0)
-                }
+                Value::Int2(_)
+                | Value::Int4(_)
+                | Value::Int8(_)
+                | Value::Float4(_)
+                | Value::Float8(_) => as_f64(&v).unwrap_or(0.0),
                 Value::Numeric(d) => d.to_string().parse::<f64>().unwrap_or(0.0),
                 other => return Err(cannot(other)),
             };
@@ -556,7 +661,9 @@ pub(crate) fn cast(v: Value, ty: &DataType, explicit: bool) -> SqlResult<Value> 
         }
         DataType::Numeric { precision, scale } => {
             let d = match &v {
-                Value::Int2(_) | Value::Int4(_) | Value::Int8(_) => as_decimal(&v).unwrap_or_default(),
+                Value::Int2(_) | Value::Int4(_) | Value::Int8(_) => {
+                    as_decimal(&v).unwrap_or_default()
+                }
                 Value::Numeric(d) => *d,
                 Value::Float4(_) | Value::Float8(_) => {
                     let f = as_f64(&v).unwrap_or(0.0);
@@ -605,7 +712,11 @@ fn apply_length(s: String, ty: &DataType, explicit: bool) -> SqlResult<String> {
                 let kept: String = s.chars().take(n).collect();
                 let rest_blank = s.chars().skip(n).all(|c| c == ' ');
                 if !explicit && !rest_blank {
-                    let tyname = if matches!(ty, DataType::Varchar(_)) { "character varying" } else { "character" };
+                    let tyname = if matches!(ty, DataType::Varchar(_)) {
+                        "character varying"
+                    } else {
+                        "character"
+                    };
                     return Err(SqlError::new(
                         SqlState::STRING_DATA_RIGHT_TRUNCATION,
                         format!("value too long for type {tyname}({n})"),
@@ -643,7 +754,10 @@ pub(crate) fn like(s: &str, pattern: &str) -> SqlResult<bool> {
             '\\' => {
                 i += 1;
                 let c = *p.get(i).ok_or_else(|| {
-                    SqlError::new(SqlState::INVALID_ESCAPE_SEQUENCE, "LIKE pattern must not end with escape character")
+                    SqlError::new(
+                        SqlState::INVALID_ESCAPE_SEQUENCE,
+                        "LIKE pattern must not end with escape character",
+                    )
                 })?;
                 toks.push(Tok::Lit(c));
             }
@@ -683,7 +797,9 @@ fn call(f: Func, args: Vec<Value>) -> SqlResult<Value> {
                 None => v,
                 Some(b) => {
                     let o = compare_values(&v, &b).unwrap_or(Ordering::Equal);
-                    if (f == Func::Greatest && o == Ordering::Greater) || (f == Func::Least && o == Ordering::Less) {
+                    if (f == Func::Greatest && o == Ordering::Greater)
+                        || (f == Func::Least && o == Ordering::Less)
+                    {
                         v
                     } else {
                         b
@@ -693,7 +809,9 @@ fn call(f: Func, args: Vec<Value>) -> SqlResult<Value> {
         }
         return Ok(best.unwrap_or(Value::Null));
     }
-    let Some(a) = args.first() else { return Ok(Value::Null) };
+    let Some(a) = args.first() else {
+        return Ok(Value::Null);
+    };
     if a.is_null() {
         return Ok(Value::Null);
     }
@@ -703,9 +821,18 @@ fn call(f: Func, args: Vec<Value>) -> SqlResult<Value> {
         (Func::Length, Value::Text(s)) => Value::Int4(s.chars().count() as i32),
         (Func::Length, Value::Bytea(b)) => Value::Int4(b.len() as i32),
         (Func::Abs, v) => match v {
-            Value::Int2(x) => Value::Int2(x.checked_abs().ok_or_else(|| int_range_error(&DataType::Int2))?),
-            Value::Int4(x) => Value::Int4(x.checked_abs().ok_or_else(|| int_range_error(&DataType::Int4))?),
-            Value::Int8(x) => Value::Int8(x.checked_abs().ok_or_else(|| int_range_error(&DataType::Int8))?),
+            Value::Int2(x) => Value::Int2(
+                x.checked_abs()
+                    .ok_or_else(|| int_range_error(&DataType::Int2))?,
+            ),
+            Value::Int4(x) => Value::Int4(
+                x.checked_abs()
+                    .ok_or_else(|| int_range_error(&DataType::Int4))?,
+            ),
+            Value::Int8(x) => Value::Int8(
+                x.checked_abs()
+                    .ok_or_else(|| int_range_error(&DataType::Int8))?,
+            ),
             Value::Float4(x) => Value::Float4(x.abs()),
             Value::Float8(x) => Value::Float8(x.abs()),
             Value::Numeric(d) => Value::Numeric(d.abs()),
@@ -721,13 +848,18 @@ fn call(f: Func, args: Vec<Value>) -> SqlResult<Value> {
                         other => as_decimal(other).unwrap_or_default(),
                     };
                     let places = places.clamp(0, 28) as u32;
-                    let mut r = d.round_dp_with_strategy(places, RoundingStrategy::MidpointAwayFromZero);
+                    let mut r =
+                        d.round_dp_with_strategy(places, RoundingStrategy::MidpointAwayFromZero);
                     r.rescale(places);
                     Value::Numeric(r)
                 }
             }
         }
-        _ => return Err(SqlError::undefined_function(format!("function {f:?} does not exist for this argument type"))),
+        _ => {
+            return Err(SqlError::undefined_function(format!(
+                "function {f:?} does not exist for this argument type"
+            )))
+        }
     })
 }
 
@@ -810,16 +942,35 @@ mod tests {
     #[test]
     fn numeric_division_uses_postgres_scale() {
         let d = |s: &str| Decimal::from_str(s).unwrap();
-        assert_eq!(numeric_div(d("3"), d("2")).unwrap().to_string(), "1.5000000000000000");
-        assert_eq!(numeric_div(d("1"), d("3")).unwrap().to_string(), "0.33333333333333333333");
-        assert_eq!(numeric_div(d("100000"), d("3")).unwrap().to_string(), "33333.333333333333");
+        assert_eq!(
+            numeric_div(d("3"), d("2")).unwrap().to_string(),
+            "1.5000000000000000"
+        );
+        assert_eq!(
+            numeric_div(d("1"), d("3")).unwrap().to_string(),
+            "0.33333333333333333333"
+        );
+        assert_eq!(
+            numeric_div(d("100000"), d("3")).unwrap().to_string(),
+            "33333.333333333333"
+        );
     }
 
     #[test]
     fn numeric_typmod_rounds_and_checks_precision() {
         let d = |s: &str| Decimal::from_str(s).unwrap();
-        assert_eq!(apply_numeric_typmod(d("1.005"), Some(5), Some(2)).unwrap().to_string(), "1.01");
-        assert_eq!(apply_numeric_typmod(d("7"), Some(5), Some(2)).unwrap().to_string(), "7.00");
+        assert_eq!(
+            apply_numeric_typmod(d("1.005"), Some(5), Some(2))
+                .unwrap()
+                .to_string(),
+            "1.01"
+        );
+        assert_eq!(
+            apply_numeric_typmod(d("7"), Some(5), Some(2))
+                .unwrap()
+                .to_string(),
+            "7.00"
+        );
         assert!(apply_numeric_typmod(d("1000"), Some(5), Some(2)).is_err());
     }
 }

@@ -1,4 +1,66 @@
-//! gnomon-sql (WIP)
+//! # gnomon-sql: parse, bind, plan, execute, catalog
+//!
+//! The SQL layer turns PostgreSQL-dialect statements (parsed by `sqlparser` with
+//! `PostgreSqlDialect`) into reads and writes of the MVCC key space, and keeps per-connection
+//! state (transaction blocks, settings) in a [`Session`]. The server calls it only through
+//! [`SqlEngine`], [`Session`], [`Prepared`], [`Value`] and [`DataType`].
+//!
+//! ## Guarantees
+//!
+//! - Every statement runs inside one MVCC transaction: autocommit (implicit) outside a block,
+//!   the block's transaction inside BEGIN ... COMMIT. Statements of one simple-query message
+//!   share one implicit transaction unless BEGIN/COMMIT appear inside it, and an error aborts
+//!   the rest of the message, as in PostgreSQL.
+//! - DDL is transactional: the catalog lives in the same key space as the rows, so CREATE
+//!   and DROP commit, roll back (also to a savepoint) and recover exactly like data.
+//! - Every error a client can cause is a [`SqlError`] with a SQLSTATE; nothing a client sends
+//!   can panic the layer.
+//!
+//! ## Invariants
+//!
+//! 1. Every key starts with one prefix tag ([`encoding::KeyPrefix`]); all rows of a table are
+//!    one contiguous key range, ordered by primary key.
+//! 2. Primary-key encodings are memcomparable and prefix-free per value, so a key prefix
+//!    selects exactly the rows whose leading key columns are equal.
+//! 3. A stored row holds every column (key columns included); keys are only for order and
+//!    lookup and are never decoded back into values (except the hidden rowid).
+//! 4. A table definition never changes under its id; a dropped id is never reused.
+//! 5. A WHERE clause is always re-evaluated on the rows read: the access path only narrows
+//!    what is read, never decides what matches.
+//!
+//! ## Data layout
+//!
+//! ```text
+//!  0x01                         Meta       catalog format version
+//!  0x02 "gnomon"\0\1            Database
+//!  0x03 "gnomon"\0\1            Role
+//!  0x04 "accounts"\0\1          TableName  -> 16384
+//!  0x05 00 00 40 00             Table      -> TableDef(16384: id int8 PK, balance numeric)
+//!  0x10 00 00 40 00 01 80..01   Row        -> [v1][2][tag int8][..][tag numeric][..]
+//!  0x10 00 00 40 00 01 80..02   Row
+//!       ^table id   ^pk value (tag 0x01 + sign-flipped big-endian)
+//! ```
+//! Byte-level formats are documented in [`encoding`] and [`catalog::TableDef::encode`].
+//!
+//! ## Layers
+//!
+//! ```text
+//!  Session ── parse (sqlparser) ── Binder (names, types, params) ── Plan (access path)
+//!     │                                                              │
+//!     └── transaction control, SET/SHOW                 execute ── storage::Transaction
+//!                                                                    │ (narrow trait)
+//!                                                           gnomon_mvcc::Txn
+//! ```
+//!
+//! ## Deliberately left out (v1)
+//!
+//! Joins, subqueries, UNION, views, secondary indexes, UNIQUE/CHECK/foreign keys, ALTER
+//! TABLE, sequences/serial, interval and time types, arrays, non-UTC time zones (TimeZone may
+//! be SET but output stays UTC), locale collations (text compares bytewise, like `C`),
+//! numeric beyond 28 significant digits and numeric NaN, and extra_float_digits < 1 output.
+//! Results are materialised in memory (no streaming portals). SET is not rolled back with
+//! its transaction.
+
 pub mod catalog;
 pub mod encoding;
 pub mod error;
@@ -8,7 +70,7 @@ pub mod session;
 pub mod storage;
 pub mod types;
 
-pub use error::{Notice, SqlError, SqlState};
+pub use error::{Notice, SqlError, SqlResult, SqlState};
 pub use query::ExecStats;
 pub use session::{Column, Outcome, Prepared, Session, SqlEngine, TxnStatus, VERSION_STRING};
 pub use types::{DataType, Value};

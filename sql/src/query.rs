@@ -71,12 +71,14 @@ pub(crate) fn convert_type(t: &ast::DataType) -> SqlResult<DataType> {
     };
     let numeric = |info: &ast::ExactNumberInfo| match info {
         ast::ExactNumberInfo::None => NUMERIC,
-        ast::ExactNumberInfo::Precision(p) => {
-            DataType::Numeric { precision: Some(*p as u32), scale: Some(0) }
-        }
-        ast::ExactNumberInfo::PrecisionAndScale(p, s) => {
-            DataType::Numeric { precision: Some(*p as u32), scale: Some((*s).max(0) as u32) }
-        }
+        ast::ExactNumberInfo::Precision(p) => DataType::Numeric {
+            precision: Some(*p as u32),
+            scale: Some(0),
+        },
+        ast::ExactNumberInfo::PrecisionAndScale(p, s) => DataType::Numeric {
+            precision: Some(*p as u32),
+            scale: Some((*s).max(0) as u32),
+        },
     };
     Ok(match t {
         A::SmallInt(_) | A::Int2(_) => DataType::Int2,
@@ -163,15 +165,27 @@ pub(crate) enum Access {
     /// Exactly one key: one expression per primary-key column, in key order.
     Point(Vec<Expr>),
     /// Equalities on a key prefix plus optional bounds on the next key column.
-    Range { prefix: Vec<Expr>, lower: Option<(Expr, bool)>, upper: Option<(Expr, bool)> },
+    Range {
+        prefix: Vec<Expr>,
+        lower: Option<(Expr, bool)>,
+        upper: Option<(Expr, bool)>,
+    },
 }
 
 #[derive(Debug, Clone)]
 pub(crate) enum Source {
     /// SELECT without FROM: one empty row.
     Single,
-    Table { def: Arc<TableDef>, access: Access },
-    Series { start: Expr, stop: Expr, step: Option<Expr>, ty: DataType },
+    Table {
+        def: Arc<TableDef>,
+        access: Access,
+    },
+    Series {
+        start: Expr,
+        stop: Expr,
+        step: Option<Expr>,
+        ty: DataType,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -235,7 +249,7 @@ pub(crate) struct Returning {
 
 #[derive(Debug, Clone)]
 pub(crate) enum Plan {
-    Select(SelectPlan),
+    Select(Box<SelectPlan>),
     Insert {
         table: Arc<TableDef>,
         targets: Vec<usize>,
@@ -265,20 +279,35 @@ impl Plan {
             Plan::Select(s) => s.columns.clone(),
             Plan::Insert { returning, .. }
             | Plan::Update { returning, .. }
-            | Plan::Delete { returning, .. } => {
-                returning.as_ref().map(|r| r.columns.clone()).unwrap_or_default()
-            }
+            | Plan::Delete { returning, .. } => returning
+                .as_ref()
+                .map(|r| r.columns.clone())
+                .unwrap_or_default(),
         }
     }
 
     /// A one-line description of how the statement reads its table (EXPLAIN output).
     pub(crate) fn explain(&self) -> String {
         fn access(def: &TableDef, a: &Access) -> String {
-            let pk: Vec<&str> = def.primary_key.iter().map(|&i| def.columns[i].name.as_str()).collect();
+            let pk: Vec<&str> = def
+                .primary_key
+                .iter()
+                .map(|&i| def.columns[i].name.as_str())
+                .collect();
             match a {
                 Access::Full => format!("Seq Scan on {}", def.name),
-                Access::Point(_) => format!("Point Get on {} using {} ({})", def.name, def.pkey_name(), pk.join(", ")),
-                Access::Range { .. } => format!("Range Scan on {} using {} ({})", def.name, def.pkey_name(), pk.join(", ")),
+                Access::Point(_) => format!(
+                    "Point Get on {} using {} ({})",
+                    def.name,
+                    def.pkey_name(),
+                    pk.join(", ")
+                ),
+                Access::Range { .. } => format!(
+                    "Range Scan on {} using {} ({})",
+                    def.name,
+                    def.pkey_name(),
+                    pk.join(", ")
+                ),
             }
         }
         match self {
@@ -288,8 +317,12 @@ impl Plan {
                 Source::Table { def, access: a } => access(def, a),
             },
             Plan::Insert { table, .. } => format!("Insert on {}", table.name),
-            Plan::Update { table, access: a, .. } => format!("Update on {}: {}", table.name, access(table, a)),
-            Plan::Delete { table, access: a, .. } => format!("Delete on {}: {}", table.name, access(table, a)),
+            Plan::Update {
+                table, access: a, ..
+            } => format!("Update on {}: {}", table.name, access(table, a)),
+            Plan::Delete {
+                table, access: a, ..
+            } => format!("Delete on {}: {}", table.name, access(table, a)),
         }
     }
 }
@@ -335,7 +368,9 @@ impl Scope {
             .cols
             .iter()
             .enumerate()
-            .filter(|(_, c)| c.name == name && qualifier.is_none_or(|q| c.qualifier.as_deref() == Some(q)))
+            .filter(|(_, c)| {
+                c.name == name && qualifier.is_none_or(|q| c.qualifier.as_deref() == Some(q))
+            })
             .map(|(i, _)| i)
             .collect();
         match hits.as_slice() {
@@ -353,7 +388,10 @@ impl Scope {
                         format!("column {q}.{name} does not exist"),
                     ))
                 } else {
-                    Err(SqlError::new(SqlState::UNDEFINED_COLUMN, format!("column \"{name}\" does not exist")))
+                    Err(SqlError::new(
+                        SqlState::UNDEFINED_COLUMN,
+                        format!("column \"{name}\" does not exist"),
+                    ))
                 }
             }
             _ => Err(SqlError::new(
@@ -406,12 +444,16 @@ fn contains_aggregate(e: &ast::Expr) -> bool {
     use ast::Expr as E;
     match e {
         E::Function(f) => {
-            if is_aggregate_name(&function_name(f)) && !matches!(f.args, ast::FunctionArguments::None) {
+            if is_aggregate_name(&function_name(f))
+                && !matches!(f.args, ast::FunctionArguments::None)
+            {
                 return true;
             }
             match &f.args {
                 ast::FunctionArguments::List(l) => l.args.iter().any(|a| match a {
-                    ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(x)) => contains_aggregate(x),
+                    ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(x)) => {
+                        contains_aggregate(x)
+                    }
                     _ => false,
                 }),
                 _ => false,
@@ -427,13 +469,24 @@ fn contains_aggregate(e: &ast::Expr) -> bool {
         | E::IsFalse(expr)
         | E::IsNotTrue(expr)
         | E::IsNotFalse(expr) => contains_aggregate(expr),
-        E::Between { expr, low, high, .. } => {
-            contains_aggregate(expr) || contains_aggregate(low) || contains_aggregate(high)
-        }
-        E::In { expr, target: ast::InTarget::List(list), .. } => contains_aggregate(expr) || list.iter().any(contains_aggregate),
-        E::Case { operand, conditions, else_result, .. } => {
+        E::Between {
+            expr, low, high, ..
+        } => contains_aggregate(expr) || contains_aggregate(low) || contains_aggregate(high),
+        E::In {
+            expr,
+            target: ast::InTarget::List(list),
+            ..
+        } => contains_aggregate(expr) || list.iter().any(contains_aggregate),
+        E::Case {
+            operand,
+            conditions,
+            else_result,
+            ..
+        } => {
             operand.as_deref().is_some_and(contains_aggregate)
-                || conditions.iter().any(|c| contains_aggregate(&c.condition) || contains_aggregate(&c.result))
+                || conditions
+                    .iter()
+                    .any(|c| contains_aggregate(&c.condition) || contains_aggregate(&c.result))
                 || else_result.as_deref().is_some_and(contains_aggregate)
         }
         _ => false,
@@ -445,13 +498,20 @@ fn column_name(e: &ast::Expr) -> String {
     use ast::Expr as E;
     match e {
         E::Identifier(id) => ident_name(id),
-        E::CompoundIdentifier(ids) => ids.last().map(ident_name).unwrap_or_else(|| "?column?".into()),
+        E::CompoundIdentifier(ids) => ids
+            .last()
+            .map(ident_name)
+            .unwrap_or_else(|| "?column?".into()),
         E::Function(f) => function_name(f),
         E::Nested(inner) => column_name(inner),
-        E::Cast { expr, data_type, .. } => {
+        E::Cast {
+            expr, data_type, ..
+        } => {
             let inner = column_name(expr);
             if inner == "?column?" {
-                convert_type(data_type).map(|t| short_type_name(&t).to_string()).unwrap_or(inner)
+                convert_type(data_type)
+                    .map(|t| short_type_name(&t).to_string())
+                    .unwrap_or(inner)
             } else {
                 inner
             }
@@ -473,14 +533,19 @@ fn parse_number(s: &str) -> SqlResult<(Value, DataType)> {
             return Ok((Value::Int8(v), DataType::Int8));
         }
     }
-    let d = crate::types::parse_decimal(s)
-        .ok_or_else(|| SqlError::out_of_range(format!("numeric literal {s} does not fit Gnomon's numeric")))?;
+    let d = crate::types::parse_decimal(s).ok_or_else(|| {
+        SqlError::out_of_range(format!("numeric literal {s} does not fit Gnomon's numeric"))
+    })?;
     Ok((Value::Numeric(d), NUMERIC))
 }
 
 impl Binder<'_> {
     fn param_type(&self, i: usize) -> DataType {
-        self.params.get(i).copied().flatten().unwrap_or(DataType::Unknown)
+        self.params
+            .get(i)
+            .copied()
+            .flatten()
+            .unwrap_or(DataType::Unknown)
     }
 
     /// Gives an untyped constant or parameter the type `to`, or inserts an implicit cast.
@@ -497,11 +562,21 @@ impl Binder<'_> {
                 self.params[i] = Some(to);
                 Ok(Expr::Param(i))
             }
-            other => Ok(Expr::Cast { expr: Box::new(other), ty: to, explicit: false }),
+            other => Ok(Expr::Cast {
+                expr: Box::new(other),
+                ty: to,
+                explicit: false,
+            }),
         }
     }
 
-    fn bind_bool(&mut self, ast: &ast::Expr, scope: &Scope, agg: Option<&mut AggState>, clause: &str) -> SqlResult<Expr> {
+    fn bind_bool(
+        &mut self,
+        ast: &ast::Expr,
+        scope: &Scope,
+        agg: Option<&mut AggState>,
+        clause: &str,
+    ) -> SqlResult<Expr> {
         let (e, t) = self.bind_expr(ast, scope, agg)?;
         if t == DataType::Bool {
             return Ok(e);
@@ -509,12 +584,20 @@ impl Binder<'_> {
         if t == DataType::Unknown {
             return self.coerce(e, t, DataType::Bool);
         }
-        Err(SqlError::mismatch(format!("argument of {clause} must be type boolean, not type {}", t.name())))
+        Err(SqlError::mismatch(format!(
+            "argument of {clause} must be type boolean, not type {}",
+            t.name()
+        )))
     }
 
     /// Binds an expression in `scope`. With `agg`, the expression is evaluated on grouped rows:
     /// group-by expressions and aggregate calls become columns of the grouped row.
-    fn bind_expr(&mut self, ast: &ast::Expr, scope: &Scope, mut agg: Option<&mut AggState>) -> SqlResult<(Expr, DataType)> {
+    fn bind_expr(
+        &mut self,
+        ast: &ast::Expr,
+        scope: &Scope,
+        mut agg: Option<&mut AggState>,
+    ) -> SqlResult<(Expr, DataType)> {
         use ast::Expr as E;
         if let Some(state) = agg.as_deref_mut() {
             if !matches!(ast, E::Value(_) | E::Nested(_)) {
@@ -544,13 +627,20 @@ impl Binder<'_> {
             E::TypedString(ts) => {
                 let ty = convert_type(&ts.data_type)?;
                 let text = match &ts.value.value {
-                    ast::Value::SingleQuotedString(s) | ast::Value::EscapedStringLiteral(s) => s.clone(),
+                    ast::Value::SingleQuotedString(s) | ast::Value::EscapedStringLiteral(s) => {
+                        s.clone()
+                    }
                     other => other.to_string(),
                 };
                 Ok((Expr::Const(cast(Value::Text(text), &ty, true)?), ty))
             }
             E::Nested(inner) => self.bind_expr(inner, scope, agg),
-            E::Cast { expr, data_type, kind, .. } => {
+            E::Cast {
+                expr,
+                data_type,
+                kind,
+                ..
+            } => {
                 if matches!(kind, ast::CastKind::TryCast | ast::CastKind::SafeCast) {
                     return Err(SqlError::unsupported("TRY_CAST"));
                 }
@@ -571,7 +661,14 @@ impl Binder<'_> {
                 if let Expr::Const(v) = &e {
                     return Ok((Expr::Const(cast(v.clone(), &to, true)?), to));
                 }
-                Ok((Expr::Cast { expr: Box::new(e), ty: to, explicit: true }, to))
+                Ok((
+                    Expr::Cast {
+                        expr: Box::new(e),
+                        ty: to,
+                        explicit: true,
+                    },
+                    to,
+                ))
             }
             E::UnaryOp { op, expr } => match op {
                 ast::UnaryOperator::Minus => {
@@ -588,7 +685,10 @@ impl Binder<'_> {
                         (e, t)
                     };
                     if !t.is_numeric() {
-                        return Err(SqlError::undefined_function(format!("operator does not exist: - {}", t.name())));
+                        return Err(SqlError::undefined_function(format!(
+                            "operator does not exist: - {}",
+                            t.name()
+                        )));
                     }
                     Ok((Expr::Neg(Box::new(e)), t))
                 }
@@ -602,36 +702,93 @@ impl Binder<'_> {
             E::BinaryOp { left, op, right } => self.bind_binary(left, op, right, scope, agg),
             E::IsNull(e) | E::IsNotNull(e) => {
                 let (b, _) = self.bind_expr(e, scope, agg)?;
-                Ok((Expr::IsNull(Box::new(b), matches!(ast, E::IsNotNull(_))), DataType::Bool))
+                Ok((
+                    Expr::IsNull(Box::new(b), matches!(ast, E::IsNotNull(_))),
+                    DataType::Bool,
+                ))
             }
-            E::IsTrue(e) | E::IsNotTrue(e) | E::IsFalse(e) | E::IsNotFalse(e) | E::IsUnknown(e) | E::IsNotUnknown(e) => {
+            E::IsTrue(e)
+            | E::IsNotTrue(e)
+            | E::IsFalse(e)
+            | E::IsNotFalse(e)
+            | E::IsUnknown(e)
+            | E::IsNotUnknown(e) => {
                 let b = self.bind_bool(e, scope, agg, "IS")?;
                 let out = match ast {
-                    E::IsTrue(_) => Expr::IsBool { expr: Box::new(b), value: true, negated: false },
-                    E::IsNotTrue(_) => Expr::IsBool { expr: Box::new(b), value: true, negated: true },
-                    E::IsFalse(_) => Expr::IsBool { expr: Box::new(b), value: false, negated: false },
-                    E::IsNotFalse(_) => Expr::IsBool { expr: Box::new(b), value: false, negated: true },
+                    E::IsTrue(_) => Expr::IsBool {
+                        expr: Box::new(b),
+                        value: true,
+                        negated: false,
+                    },
+                    E::IsNotTrue(_) => Expr::IsBool {
+                        expr: Box::new(b),
+                        value: true,
+                        negated: true,
+                    },
+                    E::IsFalse(_) => Expr::IsBool {
+                        expr: Box::new(b),
+                        value: false,
+                        negated: false,
+                    },
+                    E::IsNotFalse(_) => Expr::IsBool {
+                        expr: Box::new(b),
+                        value: false,
+                        negated: true,
+                    },
                     E::IsUnknown(_) => Expr::IsNull(Box::new(b), false),
                     _ => Expr::IsNull(Box::new(b), true),
                 };
                 Ok((out, DataType::Bool))
             }
             E::IsDistinctFrom(a, b) | E::IsNotDistinctFrom(a, b) => {
-                let (l, r, _) = self.bind_comparison_operands(a, b, scope, agg, "IS DISTINCT FROM")?;
+                let (l, r, _) =
+                    self.bind_comparison_operands(a, b, scope, agg, "IS DISTINCT FROM")?;
                 Ok((
-                    Expr::IsDistinct { left: Box::new(l), right: Box::new(r), negated: matches!(ast, E::IsNotDistinctFrom(..)) },
+                    Expr::IsDistinct {
+                        left: Box::new(l),
+                        right: Box::new(r),
+                        negated: matches!(ast, E::IsNotDistinctFrom(..)),
+                    },
                     DataType::Bool,
                 ))
             }
-            E::Between { expr, negated, low, high } => {
-                let (l1, r1, t) = self.bind_comparison_operands(expr, low, scope, agg.as_deref_mut(), ">=")?;
+            E::Between {
+                expr,
+                negated,
+                low,
+                high,
+            } => {
+                let (l1, r1, t) =
+                    self.bind_comparison_operands(expr, low, scope, agg.as_deref_mut(), ">=")?;
                 let (l2, r2, _) = self.bind_comparison_operands(expr, high, scope, agg, "<=")?;
-                let ge = Expr::Binary { op: BinOp::GtEq, left: Box::new(l1), right: Box::new(r1), ty: t };
-                let le = Expr::Binary { op: BinOp::LtEq, left: Box::new(l2), right: Box::new(r2), ty: t };
+                let ge = Expr::Binary {
+                    op: BinOp::GtEq,
+                    left: Box::new(l1),
+                    right: Box::new(r1),
+                    ty: t,
+                };
+                let le = Expr::Binary {
+                    op: BinOp::LtEq,
+                    left: Box::new(l2),
+                    right: Box::new(r2),
+                    ty: t,
+                };
                 let both = Expr::And(Box::new(ge), Box::new(le));
-                Ok((if *negated { Expr::Not(Box::new(both)) } else { both }, DataType::Bool))
+                Ok((
+                    if *negated {
+                        Expr::Not(Box::new(both))
+                    } else {
+                        both
+                    },
+                    DataType::Bool,
+                ))
             }
-            E::In { expr, target: ast::InTarget::List(list), negated, .. } => {
+            E::In {
+                expr,
+                target: ast::InTarget::List(list),
+                negated,
+                ..
+            } => {
                 let (mut e, mut et) = self.bind_expr(expr, scope, agg.as_deref_mut())?;
                 let mut items = Vec::with_capacity(list.len());
                 for item in list {
@@ -640,7 +797,11 @@ impl Binder<'_> {
                 let mut target = et;
                 for (_, t) in &items {
                     target = comparison_type(&target, t).ok_or_else(|| {
-                        SqlError::undefined_function(format!("operator does not exist: {} = {}", et.name(), t.name()))
+                        SqlError::undefined_function(format!(
+                            "operator does not exist: {} = {}",
+                            et.name(),
+                            t.name()
+                        ))
                     })?;
                 }
                 if et == DataType::Unknown {
@@ -649,12 +810,37 @@ impl Binder<'_> {
                 }
                 let mut bound = Vec::with_capacity(items.len());
                 for (x, t) in items {
-                    bound.push(if t == DataType::Unknown { self.coerce(x, t, et)? } else { x });
+                    bound.push(if t == DataType::Unknown {
+                        self.coerce(x, t, et)?
+                    } else {
+                        x
+                    });
                 }
-                Ok((Expr::InList { expr: Box::new(e), list: bound, negated: *negated }, DataType::Bool))
+                Ok((
+                    Expr::InList {
+                        expr: Box::new(e),
+                        list: bound,
+                        negated: *negated,
+                    },
+                    DataType::Bool,
+                ))
             }
-            E::Like { negated, expr, pattern, escape_char, any, .. }
-            | E::ILike { negated, expr, pattern, escape_char, any, .. } => {
+            E::Like {
+                negated,
+                expr,
+                pattern,
+                escape_char,
+                any,
+                ..
+            }
+            | E::ILike {
+                negated,
+                expr,
+                pattern,
+                escape_char,
+                any,
+                ..
+            } => {
                 if escape_char.is_some() || *any {
                     return Err(SqlError::unsupported("LIKE ... ESCAPE / ANY"));
                 }
@@ -663,11 +849,21 @@ impl Binder<'_> {
                 let e = self.text_operand(e, t, "~~")?;
                 let p = self.text_operand(p, pt, "~~")?;
                 Ok((
-                    Expr::Like { expr: Box::new(e), pattern: Box::new(p), negated: *negated, case_insensitive: matches!(ast, E::ILike { .. }) },
+                    Expr::Like {
+                        expr: Box::new(e),
+                        pattern: Box::new(p),
+                        negated: *negated,
+                        case_insensitive: matches!(ast, E::ILike { .. }),
+                    },
                     DataType::Bool,
                 ))
             }
-            E::Case { operand, conditions, else_result, .. } => {
+            E::Case {
+                operand,
+                conditions,
+                else_result,
+                ..
+            } => {
                 let op = match operand {
                     Some(o) => Some(self.bind_expr(o, scope, agg.as_deref_mut())?),
                     None => None,
@@ -677,13 +873,20 @@ impl Binder<'_> {
                 for c in conditions {
                     let cond = match &op {
                         Some((_, ot)) => {
-                            let (ce, ct) = self.bind_expr(&c.condition, scope, agg.as_deref_mut())?;
+                            let (ce, ct) =
+                                self.bind_expr(&c.condition, scope, agg.as_deref_mut())?;
                             let target = comparison_type(ot, &ct).ok_or_else(|| {
-                                SqlError::undefined_function(format!("operator does not exist: {} = {}", ot.name(), ct.name()))
+                                SqlError::undefined_function(format!(
+                                    "operator does not exist: {} = {}",
+                                    ot.name(),
+                                    ct.name()
+                                ))
                             })?;
                             self.coerce(ce, ct, if ct == DataType::Unknown { target } else { ct })?
                         }
-                        None => self.bind_bool(&c.condition, scope, agg.as_deref_mut(), "CASE/WHEN")?,
+                        None => {
+                            self.bind_bool(&c.condition, scope, agg.as_deref_mut(), "CASE/WHEN")?
+                        }
                     };
                     whens.push(cond);
                     results.push(self.bind_expr(&c.result, scope, agg.as_deref_mut())?);
@@ -700,20 +903,39 @@ impl Binder<'_> {
                 let mut unified = unified.into_iter();
                 let whens: Vec<(Expr, Expr)> = whens.into_iter().zip(unified.by_ref()).collect();
                 let otherwise = unified.next().map(Box::new);
-                Ok((Expr::Case { operand: op.map(|(e, _)| Box::new(e)), whens, otherwise }, ty))
+                Ok((
+                    Expr::Case {
+                        operand: op.map(|(e, _)| Box::new(e)),
+                        whens,
+                        otherwise,
+                    },
+                    ty,
+                ))
             }
             E::Function(f) => self.bind_function(f, scope, agg),
-            E::Subquery(_) | E::Exists { .. } | E::In { .. } => Err(SqlError::unsupported("subqueries")),
+            E::Subquery(_) | E::Exists { .. } | E::In { .. } => {
+                Err(SqlError::unsupported("subqueries"))
+            }
             other => Err(SqlError::unsupported(format!("expression {other}"))),
         }
     }
 
-    fn column_ref(&mut self, q: Option<&str>, name: &str, scope: &Scope, in_agg: bool) -> SqlResult<(Expr, DataType)> {
+    fn column_ref(
+        &mut self,
+        q: Option<&str>,
+        name: &str,
+        scope: &Scope,
+        in_agg: bool,
+    ) -> SqlResult<(Expr, DataType)> {
         let i = scope.find(q, name)?;
         if in_agg {
             let full = match q {
                 Some(q) => format!("{q}.{name}"),
-                None => format!("{}.{}", scope.cols[i].qualifier.clone().unwrap_or_default(), name),
+                None => format!(
+                    "{}.{}",
+                    scope.cols[i].qualifier.clone().unwrap_or_default(),
+                    name
+                ),
             };
             return Err(SqlError::new(
                 SqlState::GROUPING_ERROR,
@@ -729,13 +951,20 @@ impl Binder<'_> {
         } else if t == DataType::Unknown {
             self.coerce(e, t, DataType::Text)
         } else {
-            Err(SqlError::undefined_function(format!("operator does not exist: {} {op} unknown", t.name())))
+            Err(SqlError::undefined_function(format!(
+                "operator does not exist: {} {op} unknown",
+                t.name()
+            )))
         }
     }
 
     /// Unifies branch types (CASE, COALESCE): the first known type wins; untyped literals
     /// adopt it; numeric branches widen.
-    fn unify(&mut self, items: Vec<(Expr, DataType)>, what: &str) -> SqlResult<(Vec<Expr>, DataType)> {
+    fn unify(
+        &mut self,
+        items: Vec<(Expr, DataType)>,
+        what: &str,
+    ) -> SqlResult<(Vec<Expr>, DataType)> {
         let mut ty = DataType::Unknown;
         for (_, t) in &items {
             if *t == DataType::Unknown {
@@ -752,7 +981,11 @@ impl Binder<'_> {
             } else if ty.is_datetime() && t.is_datetime() {
                 comparison_type(&ty, t).unwrap_or(ty)
             } else {
-                return Err(SqlError::mismatch(format!("{what} types {} and {} cannot be matched", ty.name(), t.name())));
+                return Err(SqlError::mismatch(format!(
+                    "{what} types {} and {} cannot be matched",
+                    ty.name(),
+                    t.name()
+                )));
             };
         }
         if ty == DataType::Unknown {
@@ -779,8 +1012,16 @@ impl Binder<'_> {
             SqlError::undefined_function(format!("operator does not exist: {} {op} {}", lt.name(), rt.name()))
                 .with_hint("No operator matches the given name and argument types. You might need to add explicit type casts.")
         })?;
-        let l = if lt == DataType::Unknown { self.coerce(l, lt, ct)? } else { l };
-        let r = if rt == DataType::Unknown { self.coerce(r, rt, ct)? } else { r };
+        let l = if lt == DataType::Unknown {
+            self.coerce(l, lt, ct)?
+        } else {
+            l
+        };
+        let r = if rt == DataType::Unknown {
+            self.coerce(r, rt, ct)?
+        } else {
+            r
+        };
         Ok((l, r, ct))
     }
 
@@ -804,7 +1045,15 @@ impl Binder<'_> {
         };
         if let Some(c) = cmp {
             let (l, r, t) = self.bind_comparison_operands(left, right, scope, agg, op_symbol(c))?;
-            return Ok((Expr::Binary { op: c, left: Box::new(l), right: Box::new(r), ty: t }, DataType::Bool));
+            return Ok((
+                Expr::Binary {
+                    op: c,
+                    left: Box::new(l),
+                    right: Box::new(r),
+                    ty: t,
+                },
+                DataType::Bool,
+            ));
         }
         match op {
             B::And | B::Or => {
@@ -821,9 +1070,33 @@ impl Binder<'_> {
             B::StringConcat => {
                 let (l, lt) = self.bind_expr(left, scope, agg.as_deref_mut())?;
                 let (r, rt) = self.bind_expr(right, scope, agg)?;
-                let l = self.coerce(l, lt, if lt == DataType::Unknown { DataType::Text } else { lt })?;
-                let r = self.coerce(r, rt, if rt == DataType::Unknown { DataType::Text } else { rt })?;
-                Ok((Expr::Binary { op: BinOp::Concat, left: Box::new(l), right: Box::new(r), ty: DataType::Text }, DataType::Text))
+                let l = self.coerce(
+                    l,
+                    lt,
+                    if lt == DataType::Unknown {
+                        DataType::Text
+                    } else {
+                        lt
+                    },
+                )?;
+                let r = self.coerce(
+                    r,
+                    rt,
+                    if rt == DataType::Unknown {
+                        DataType::Text
+                    } else {
+                        rt
+                    },
+                )?;
+                Ok((
+                    Expr::Binary {
+                        op: BinOp::Concat,
+                        left: Box::new(l),
+                        right: Box::new(r),
+                        ty: DataType::Text,
+                    },
+                    DataType::Text,
+                ))
             }
             B::Plus | B::Minus | B::Multiply | B::Divide | B::Modulo => {
                 let bop = match op {
@@ -837,15 +1110,21 @@ impl Binder<'_> {
                 let (r, rt) = self.bind_expr(right, scope, agg)?;
                 // Date arithmetic: date ± integer, date - date.
                 if lt == DataType::Date || rt == DataType::Date {
-                    let (l, lt2) = if lt == DataType::Unknown { (self.coerce(l, lt, DataType::Int4)?, DataType::Int4) } else { (l, lt) };
+                    let (l, lt2) = if lt == DataType::Unknown {
+                        (self.coerce(l, lt, DataType::Int4)?, DataType::Int4)
+                    } else {
+                        (l, lt)
+                    };
                     let (r, rt2) = if rt == DataType::Unknown {
-                        let to = if lt == DataType::Date && bop == BinOp::Sub { DataType::Int4 } else { DataType::Int4 };
+                        let to = DataType::Int4;
                         (self.coerce(r, rt, to)?, to)
                     } else {
                         (r, rt)
                     };
                     let ty = match (lt2, rt2, bop) {
-                        (DataType::Date, t, BinOp::Add | BinOp::Sub) if t.is_integer() => DataType::Date,
+                        (DataType::Date, t, BinOp::Add | BinOp::Sub) if t.is_integer() => {
+                            DataType::Date
+                        }
                         (t, DataType::Date, BinOp::Add) if t.is_integer() => DataType::Date,
                         (DataType::Date, DataType::Date, BinOp::Sub) => DataType::Int4,
                         _ => {
@@ -857,7 +1136,15 @@ impl Binder<'_> {
                             )))
                         }
                     };
-                    return Ok((Expr::Binary { op: bop, left: Box::new(l), right: Box::new(r), ty }, ty));
+                    return Ok((
+                        Expr::Binary {
+                            op: bop,
+                            left: Box::new(l),
+                            right: Box::new(r),
+                            ty,
+                        },
+                        ty,
+                    ));
                 }
                 let ty = arithmetic_type(&lt, &rt).ok_or_else(|| {
                     SqlError::undefined_function(format!(
@@ -868,13 +1155,35 @@ impl Binder<'_> {
                     ))
                     .with_hint("No operator matches the given name and argument types. You might need to add explicit type casts.")
                 })?;
-                let ty = if lt == DataType::Unknown && rt == DataType::Unknown { DataType::Int4 } else { ty };
-                let l = if lt == DataType::Unknown { self.coerce(l, lt, ty)? } else { l };
-                let r = if rt == DataType::Unknown { self.coerce(r, rt, ty)? } else { r };
+                let ty = if lt == DataType::Unknown && rt == DataType::Unknown {
+                    DataType::Int4
+                } else {
+                    ty
+                };
+                let l = if lt == DataType::Unknown {
+                    self.coerce(l, lt, ty)?
+                } else {
+                    l
+                };
+                let r = if rt == DataType::Unknown {
+                    self.coerce(r, rt, ty)?
+                } else {
+                    r
+                };
                 if ty == DataType::Float4 && bop == BinOp::Mod {
-                    return Err(SqlError::undefined_function("operator does not exist: real % real"));
+                    return Err(SqlError::undefined_function(
+                        "operator does not exist: real % real",
+                    ));
                 }
-                Ok((Expr::Binary { op: bop, left: Box::new(l), right: Box::new(r), ty }, ty))
+                Ok((
+                    Expr::Binary {
+                        op: bop,
+                        left: Box::new(l),
+                        right: Box::new(r),
+                        ty,
+                    },
+                    ty,
+                ))
             }
             other => Err(SqlError::unsupported(format!("operator {other}"))),
         }
@@ -887,10 +1196,15 @@ impl Binder<'_> {
                 let (val, ty) = parse_number(n)?;
                 (Expr::Const(val), ty)
             }
-            V::SingleQuotedString(s) | V::EscapedStringLiteral(s) | V::UnicodeStringLiteral(s) | V::NationalStringLiteral(s) => {
+            V::SingleQuotedString(s)
+            | V::EscapedStringLiteral(s)
+            | V::UnicodeStringLiteral(s)
+            | V::NationalStringLiteral(s) => {
                 (Expr::Const(Value::Text(s.clone())), DataType::Unknown)
             }
-            V::DollarQuotedString(d) => (Expr::Const(Value::Text(d.value.clone())), DataType::Unknown),
+            V::DollarQuotedString(d) => {
+                (Expr::Const(Value::Text(d.value.clone())), DataType::Unknown)
+            }
             V::Boolean(b) => (Expr::Const(Value::Bool(*b)), DataType::Bool),
             V::Null => (Expr::Const(Value::Null), DataType::Unknown),
             V::Placeholder(p) => {
@@ -908,19 +1222,29 @@ impl Binder<'_> {
         })
     }
 
-    fn function_args<'b>(&self, f: &'b ast::Function) -> SqlResult<(Vec<&'b ast::Expr>, bool, bool)> {
+    fn function_args<'b>(
+        &self,
+        f: &'b ast::Function,
+    ) -> SqlResult<(Vec<&'b ast::Expr>, bool, bool)> {
         match &f.args {
             ast::FunctionArguments::None => Ok((vec![], false, false)),
             ast::FunctionArguments::Subquery(_) => Err(SqlError::unsupported("subqueries")),
             ast::FunctionArguments::List(l) => {
-                let distinct = matches!(l.duplicate_treatment, Some(ast::DuplicateTreatment::Distinct));
+                let distinct = matches!(
+                    l.duplicate_treatment,
+                    Some(ast::DuplicateTreatment::Distinct)
+                );
                 let mut star = false;
                 let mut out = Vec::new();
                 for a in &l.args {
                     match a {
                         ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(e)) => out.push(e),
                         ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Wildcard) => star = true,
-                        _ => return Err(SqlError::unsupported("named or qualified function arguments")),
+                        _ => {
+                            return Err(SqlError::unsupported(
+                                "named or qualified function arguments",
+                            ))
+                        }
                     }
                 }
                 Ok((out, distinct, star))
@@ -928,16 +1252,26 @@ impl Binder<'_> {
         }
     }
 
-    fn bind_function(&mut self, f: &ast::Function, scope: &Scope, mut agg: Option<&mut AggState>) -> SqlResult<(Expr, DataType)> {
+    fn bind_function(
+        &mut self,
+        f: &ast::Function,
+        scope: &Scope,
+        mut agg: Option<&mut AggState>,
+    ) -> SqlResult<(Expr, DataType)> {
         if f.over.is_some() || f.filter.is_some() || !f.within_group.is_empty() {
-            return Err(SqlError::unsupported("window functions, FILTER and WITHIN GROUP"));
+            return Err(SqlError::unsupported(
+                "window functions, FILTER and WITHIN GROUP",
+            ));
         }
         let name = function_name(f);
         let (args, distinct, star) = self.function_args(f)?;
         let no_parens = matches!(f.args, ast::FunctionArguments::None);
         if is_aggregate_name(&name) && !no_parens {
             let Some(state) = agg else {
-                return Err(SqlError::new(SqlState::GROUPING_ERROR, format!("aggregate functions are not allowed in this context ({name})")));
+                return Err(SqlError::new(
+                    SqlState::GROUPING_ERROR,
+                    format!("aggregate functions are not allowed in this context ({name})"),
+                ));
             };
             let (func, arg) = match (name.as_str(), star, args.as_slice()) {
                 ("count", true, []) => (AggFunc::CountStar, None),
@@ -946,15 +1280,26 @@ impl Binder<'_> {
                 ("avg", false, [a]) => (AggFunc::Avg, Some(*a)),
                 ("min", false, [a]) => (AggFunc::Min, Some(*a)),
                 ("max", false, [a]) => (AggFunc::Max, Some(*a)),
-                _ => return Err(SqlError::undefined_function(format!("function {name} with these arguments does not exist"))),
+                _ => {
+                    return Err(SqlError::undefined_function(format!(
+                        "function {name} with these arguments does not exist"
+                    )))
+                }
             };
             let (arg, arg_ty) = match arg {
                 Some(a) => {
                     if contains_aggregate(a) {
-                        return Err(SqlError::new(SqlState::GROUPING_ERROR, "aggregate function calls cannot be nested"));
+                        return Err(SqlError::new(
+                            SqlState::GROUPING_ERROR,
+                            "aggregate function calls cannot be nested",
+                        ));
                     }
                     let (e, t) = self.bind_expr(a, scope, None)?;
-                    let t2 = if t == DataType::Unknown && func != AggFunc::Count { DataType::Text } else { t };
+                    let t2 = if t == DataType::Unknown && func != AggFunc::Count {
+                        DataType::Text
+                    } else {
+                        t
+                    };
                     (Some(self.coerce(e, t, t2)?), t2)
                 }
                 None => (None, DataType::Int8),
@@ -963,7 +1308,12 @@ impl Binder<'_> {
                 SqlError::undefined_function(format!("function {name}({}) does not exist", arg_ty.name()))
                     .with_hint("No function matches the given name and argument types. You might need to add explicit type casts.")
             })?;
-            let call = AggCall { func, arg, arg_ty, distinct };
+            let call = AggCall {
+                func,
+                arg,
+                arg_ty,
+                distinct,
+            };
             let idx = match state.aggs.iter().position(|c| *c == call) {
                 Some(i) => i,
                 None => {
@@ -1067,9 +1417,13 @@ impl Binder<'_> {
         }
         let select = match q.body.as_ref() {
             ast::SetExpr::Select(s) => s,
-            ast::SetExpr::Query(inner) if q.order_by.is_none() && q.limit_clause.is_none() => return self.bind_query(inner),
+            ast::SetExpr::Query(inner) if q.order_by.is_none() && q.limit_clause.is_none() => {
+                return self.bind_query(inner)
+            }
             ast::SetExpr::Values(v) => return self.bind_values_query(v),
-            ast::SetExpr::SetOperation { .. } => return Err(SqlError::unsupported("UNION / INTERSECT / EXCEPT")),
+            ast::SetExpr::SetOperation { .. } => {
+                return Err(SqlError::unsupported("UNION / INTERSECT / EXCEPT"))
+            }
             _ => return Err(SqlError::unsupported("this query form")),
         };
         // FROM.
@@ -1090,7 +1444,9 @@ impl Binder<'_> {
             None => vec![],
         };
         let projection_has_agg = select.projection.iter().any(|p| match p {
-            ast::SelectItem::UnnamedExpr(e) | ast::SelectItem::ExprWithAlias { expr: e, .. } => contains_aggregate(e),
+            ast::SelectItem::UnnamedExpr(e) | ast::SelectItem::ExprWithAlias { expr: e, .. } => {
+                contains_aggregate(e)
+            }
             _ => false,
         });
         let grouped = !group_asts.is_empty()
@@ -1099,7 +1455,11 @@ impl Binder<'_> {
             || select.having.is_some()
             || order_asts.iter().any(|o| contains_aggregate(&o.expr));
         let mut agg_state = if grouped {
-            let mut st = AggState { group_exprs: vec![], group_types: vec![], aggs: vec![] };
+            let mut st = AggState {
+                group_exprs: vec![],
+                group_types: vec![],
+                aggs: vec![],
+            };
             for g in &group_asts {
                 // GROUP BY may name an output column by position.
                 let target = match g {
@@ -1107,7 +1467,8 @@ impl Binder<'_> {
                         ast::Value::Number(n, _) => {
                             let pos: usize = n.parse().unwrap_or(0);
                             match select.projection.get(pos.wrapping_sub(1)) {
-                                Some(ast::SelectItem::UnnamedExpr(e)) | Some(ast::SelectItem::ExprWithAlias { expr: e, .. }) => e,
+                                Some(ast::SelectItem::UnnamedExpr(e))
+                                | Some(ast::SelectItem::ExprWithAlias { expr: e, .. }) => e,
                                 _ => {
                                     return Err(SqlError::new(
                                         SqlState::INVALID_COLUMN_REFERENCE,
@@ -1122,7 +1483,11 @@ impl Binder<'_> {
                         // An output alias.
                         let name = ident_name(id);
                         match select.projection.iter().find_map(|p| match p {
-                            ast::SelectItem::ExprWithAlias { expr, alias } if ident_name(alias) == name => Some(expr),
+                            ast::SelectItem::ExprWithAlias { expr, alias }
+                                if ident_name(alias) == name =>
+                            {
+                                Some(expr)
+                            }
                             _ => None,
                         }) {
                             Some(e) => e,
@@ -1146,16 +1511,22 @@ impl Binder<'_> {
             match item {
                 ast::SelectItem::Wildcard(_) | ast::SelectItem::QualifiedWildcard(..) => {
                     let qualifier = match item {
-                        ast::SelectItem::QualifiedWildcard(ast::SelectItemQualifiedWildcardKind::ObjectName(n), _) => {
-                            Some(object_name(n)?)
-                        }
+                        ast::SelectItem::QualifiedWildcard(
+                            ast::SelectItemQualifiedWildcardKind::ObjectName(n),
+                            _,
+                        ) => Some(object_name(n)?),
                         _ => None,
                     };
                     if scope.cols.is_empty() {
-                        return Err(SqlError::syntax("SELECT * with no tables specified is not valid"));
+                        return Err(SqlError::syntax(
+                            "SELECT * with no tables specified is not valid",
+                        ));
                     }
                     for (i, c) in scope.cols.iter().enumerate() {
-                        if qualifier.as_ref().is_some_and(|q| c.qualifier.as_ref() != Some(q)) {
+                        if qualifier
+                            .as_ref()
+                            .is_some_and(|q| c.qualifier.as_ref() != Some(q))
+                        {
                             continue;
                         }
                         let e = match agg_state.as_ref() {
@@ -1175,22 +1546,39 @@ impl Binder<'_> {
                             None => Expr::Column(i),
                         };
                         project.push(e);
-                        columns.push(Column { name: c.name.clone(), ty: c.ty, table_oid: c.table_oid, column_id: c.column_id });
+                        columns.push(Column {
+                            name: c.name.clone(),
+                            ty: c.ty,
+                            table_oid: c.table_oid,
+                            column_id: c.column_id,
+                        });
                     }
                 }
-                ast::SelectItem::UnnamedExpr(e) | ast::SelectItem::ExprWithAlias { expr: e, .. } => {
+                ast::SelectItem::UnnamedExpr(e)
+                | ast::SelectItem::ExprWithAlias { expr: e, .. } => {
                     let (b, t) = self.bind_expr(e, &scope, agg_state.as_mut())?;
-                    let t = if t == DataType::Unknown { DataType::Text } else { t };
+                    let t = if t == DataType::Unknown {
+                        DataType::Text
+                    } else {
+                        t
+                    };
                     let name = match item {
                         ast::SelectItem::ExprWithAlias { alias, .. } => ident_name(alias),
                         _ => column_name(e),
                     };
                     let (table_oid, column_id) = match (&b, agg_state.is_none()) {
-                        (Expr::Column(i), true) => (scope.cols[*i].table_oid, scope.cols[*i].column_id),
+                        (Expr::Column(i), true) => {
+                            (scope.cols[*i].table_oid, scope.cols[*i].column_id)
+                        }
                         _ => (0, 0),
                     };
                     project.push(b);
-                    columns.push(Column { name, ty: t, table_oid, column_id });
+                    columns.push(Column {
+                        name,
+                        ty: t,
+                        table_oid,
+                        column_id,
+                    });
                 }
                 _ => return Err(SqlError::unsupported("this select item")),
             }
@@ -1243,7 +1631,11 @@ impl Binder<'_> {
                     }
                 }
             };
-            order.push(SortKey { index, desc, nulls_first });
+            order.push(SortKey {
+                index,
+                desc,
+                nulls_first,
+            });
         }
         let distinct = match &select.distinct {
             None | Some(ast::Distinct::All) => false,
@@ -1251,7 +1643,11 @@ impl Binder<'_> {
             Some(ast::Distinct::On(_)) => return Err(SqlError::unsupported("DISTINCT ON")),
         };
         let (limit, offset) = self.bind_limit(q)?;
-        let agg = agg_state.map(|st| AggPlan { group_by: st.group_exprs, aggs: st.aggs, having });
+        let agg = agg_state.map(|st| AggPlan {
+            group_by: st.group_exprs,
+            aggs: st.aggs,
+            having,
+        });
         let source = match source {
             Source::Table { def, .. } => {
                 let access = choose_access(&def, filter.as_ref());
@@ -1259,20 +1655,42 @@ impl Binder<'_> {
             }
             other => other,
         };
-        Ok(SelectPlan { source, filter, agg, project, visible, distinct, order, limit, offset, columns })
+        Ok(SelectPlan {
+            source,
+            filter,
+            agg,
+            project,
+            visible,
+            distinct,
+            order,
+            limit,
+            offset,
+            columns,
+        })
     }
 
     fn bind_limit(&mut self, q: &ast::Query) -> SqlResult<(Option<Expr>, Option<Expr>)> {
         let bind_count = |b: &mut Self, e: &ast::Expr| -> SqlResult<Expr> {
             let (x, t) = b.bind_expr(e, &Scope::default(), None)?;
             if t != DataType::Unknown && !t.is_numeric() {
-                return Err(SqlError::mismatch(format!("argument of LIMIT must be type bigint, not type {}", t.name())));
+                return Err(SqlError::mismatch(format!(
+                    "argument of LIMIT must be type bigint, not type {}",
+                    t.name()
+                )));
             }
-            Ok(Expr::Cast { expr: Box::new(b.coerce(x, t, DataType::Int8)?), ty: DataType::Int8, explicit: false })
+            Ok(Expr::Cast {
+                expr: Box::new(b.coerce(x, t, DataType::Int8)?),
+                ty: DataType::Int8,
+                explicit: false,
+            })
         };
         match &q.limit_clause {
             None => Ok((None, None)),
-            Some(ast::LimitClause::LimitOffset { limit, offset, limit_by }) => {
+            Some(ast::LimitClause::LimitOffset {
+                limit,
+                offset,
+                limit_by,
+            }) => {
                 if !limit_by.is_empty() {
                     return Err(SqlError::unsupported("LIMIT BY"));
                 }
@@ -1286,7 +1704,9 @@ impl Binder<'_> {
                 };
                 Ok((l, o))
             }
-            Some(ast::LimitClause::OffsetCommaLimit { .. }) => Err(SqlError::syntax("LIMIT #,# syntax is not supported")),
+            Some(ast::LimitClause::OffsetCommaLimit { .. }) => {
+                Err(SqlError::syntax("LIMIT #,# syntax is not supported"))
+            }
         }
     }
 
@@ -1300,7 +1720,12 @@ impl Binder<'_> {
         match from {
             [] => Ok((Source::Single, Scope::default())),
             [twj] if twj.joins.is_empty() => match &twj.relation {
-                ast::TableFactor::Table { name, alias, args: None, .. } => {
+                ast::TableFactor::Table {
+                    name,
+                    alias,
+                    args: None,
+                    ..
+                } => {
                     let tname = object_name(name)?;
                     let def = self.catalog.require(self.txn, &tname)?;
                     if let Some(a) = alias {
@@ -1309,12 +1734,25 @@ impl Binder<'_> {
                         }
                     }
                     let scope = Scope::of_table(&def, alias.as_ref().map(|a| ident_name(&a.name)));
-                    Ok((Source::Table { def, access: Access::Full }, scope))
+                    Ok((
+                        Source::Table {
+                            def,
+                            access: Access::Full,
+                        },
+                        scope,
+                    ))
                 }
-                ast::TableFactor::Table { name, alias, args: Some(args), .. } => {
+                ast::TableFactor::Table {
+                    name,
+                    alias,
+                    args: Some(args),
+                    ..
+                } => {
                     let fname = object_name(name)?;
                     if fname != "generate_series" {
-                        return Err(SqlError::undefined_function(format!("function {fname} does not exist")));
+                        return Err(SqlError::undefined_function(format!(
+                            "function {fname} does not exist"
+                        )));
                     }
                     let mut exprs = Vec::new();
                     for a in &args.args {
@@ -1326,7 +1764,9 @@ impl Binder<'_> {
                         }
                     }
                     if !(2..=3).contains(&exprs.len()) {
-                        return Err(SqlError::undefined_function("function generate_series with these arguments does not exist"));
+                        return Err(SqlError::undefined_function(
+                            "function generate_series with these arguments does not exist",
+                        ));
                     }
                     let mut ty = DataType::Int4;
                     for (_, t) in &exprs {
@@ -1342,13 +1782,20 @@ impl Binder<'_> {
                             }
                         }
                     }
-                    if exprs.iter().any(|(_, t)| matches!(t, DataType::Numeric { .. })) {
+                    if exprs
+                        .iter()
+                        .any(|(_, t)| matches!(t, DataType::Numeric { .. }))
+                    {
                         ty = NUMERIC;
                     }
                     let mut bound = Vec::new();
                     for (e, t) in exprs {
                         let c = self.coerce(e, t, ty)?;
-                        bound.push(Expr::Cast { expr: Box::new(c), ty, explicit: false });
+                        bound.push(Expr::Cast {
+                            expr: Box::new(c),
+                            ty,
+                            explicit: false,
+                        });
                     }
                     let step = if bound.len() == 3 { bound.pop() } else { None };
                     let stop = bound.pop().unwrap_or(Expr::Const(Value::Null));
@@ -1356,24 +1803,48 @@ impl Binder<'_> {
                     let (qualifier, col) = match alias {
                         Some(a) => {
                             let q = ident_name(&a.name);
-                            let c = a.columns.first().map(|c| ident_name(&c.name)).unwrap_or_else(|| q.clone());
+                            let c = a
+                                .columns
+                                .first()
+                                .map(|c| ident_name(&c.name))
+                                .unwrap_or_else(|| q.clone());
                             (q, c)
                         }
                         None => ("generate_series".to_string(), "generate_series".to_string()),
                     };
                     let scope = Scope {
-                        cols: vec![ScopeColumn { qualifier: Some(qualifier), name: col, ty, table_oid: 0, column_id: 0 }],
+                        cols: vec![ScopeColumn {
+                            qualifier: Some(qualifier),
+                            name: col,
+                            ty,
+                            table_oid: 0,
+                            column_id: 0,
+                        }],
                     };
-                    Ok((Source::Series { start, stop, step, ty }, scope))
+                    Ok((
+                        Source::Series {
+                            start,
+                            stop,
+                            step,
+                            ty,
+                        },
+                        scope,
+                    ))
                 }
-                ast::TableFactor::Derived { .. } => Err(SqlError::unsupported("subqueries in FROM")),
+                ast::TableFactor::Derived { .. } => {
+                    Err(SqlError::unsupported("subqueries in FROM"))
+                }
                 _ => Err(SqlError::unsupported("this FROM item")),
             },
             _ => Err(SqlError::unsupported("joins")),
         }
     }
 
-    fn bind_returning(&mut self, items: &Option<Vec<ast::SelectItem>>, scope: &Scope) -> SqlResult<Option<Returning>> {
+    fn bind_returning(
+        &mut self,
+        items: &Option<Vec<ast::SelectItem>>,
+        scope: &Scope,
+    ) -> SqlResult<Option<Returning>> {
         let Some(items) = items else { return Ok(None) };
         let mut exprs = Vec::new();
         let mut columns = Vec::new();
@@ -1382,10 +1853,16 @@ impl Binder<'_> {
                 ast::SelectItem::Wildcard(_) => {
                     for (i, c) in scope.cols.iter().enumerate() {
                         exprs.push(Expr::Column(i));
-                        columns.push(Column { name: c.name.clone(), ty: c.ty, table_oid: c.table_oid, column_id: c.column_id });
+                        columns.push(Column {
+                            name: c.name.clone(),
+                            ty: c.ty,
+                            table_oid: c.table_oid,
+                            column_id: c.column_id,
+                        });
                     }
                 }
-                ast::SelectItem::UnnamedExpr(e) | ast::SelectItem::ExprWithAlias { expr: e, .. } => {
+                ast::SelectItem::UnnamedExpr(e)
+                | ast::SelectItem::ExprWithAlias { expr: e, .. } => {
                     let (b, t) = self.bind_expr(e, scope, None)?;
                     let name = match item {
                         ast::SelectItem::ExprWithAlias { alias, .. } => ident_name(alias),
@@ -1396,7 +1873,16 @@ impl Binder<'_> {
                         _ => (0, 0),
                     };
                     exprs.push(b);
-                    columns.push(Column { name, ty: if t == DataType::Unknown { DataType::Text } else { t }, table_oid, column_id });
+                    columns.push(Column {
+                        name,
+                        ty: if t == DataType::Unknown {
+                            DataType::Text
+                        } else {
+                            t
+                        },
+                        table_oid,
+                        column_id,
+                    });
                 }
                 _ => return Err(SqlError::unsupported("this RETURNING item")),
             }
@@ -1405,7 +1891,12 @@ impl Binder<'_> {
     }
 
     /// Binds the DEFAULT expression of a column (stored as SQL text).
-    pub(crate) fn bind_default(&mut self, text: &str, ty: DataType, column: &str) -> SqlResult<Expr> {
+    pub(crate) fn bind_default(
+        &mut self,
+        text: &str,
+        ty: DataType,
+        column: &str,
+    ) -> SqlResult<Expr> {
         let ast = Parser::new(&PostgreSqlDialect {})
             .try_with_sql(text)
             .and_then(|mut p| p.parse_expr())
@@ -1415,7 +1906,13 @@ impl Binder<'_> {
     }
 
     /// Coerces an expression for storing into a column of type `to` (42804 if not assignable).
-    fn assign_expr(&mut self, e: Expr, from: DataType, to: DataType, column: &str) -> SqlResult<Expr> {
+    fn assign_expr(
+        &mut self,
+        e: Expr,
+        from: DataType,
+        to: DataType,
+        column: &str,
+    ) -> SqlResult<Expr> {
         if !assignable(&from, &to) {
             return Err(SqlError::mismatch(format!(
                 "column \"{column}\" is of type {} but expression is of type {}",
@@ -1450,11 +1947,17 @@ impl Binder<'_> {
                 let i = table.column_index(&name).ok_or_else(|| {
                     SqlError::new(
                         SqlState::UNDEFINED_COLUMN,
-                        format!("column \"{name}\" of relation \"{}\" does not exist", table.name),
+                        format!(
+                            "column \"{name}\" of relation \"{}\" does not exist",
+                            table.name
+                        ),
                     )
                 })?;
                 if targets.contains(&i) {
-                    return Err(SqlError::new(SqlState::DUPLICATE_COLUMN, format!("column \"{name}\" specified more than once")));
+                    return Err(SqlError::new(
+                        SqlState::DUPLICATE_COLUMN,
+                        format!("column \"{name}\" specified more than once"),
+                    ));
                 }
                 targets.push(i);
             }
@@ -1466,22 +1969,32 @@ impl Binder<'_> {
                 None => None,
             });
         }
-        let source_q = ins.source.as_ref().ok_or_else(|| SqlError::unsupported("INSERT without VALUES or SELECT"))?;
+        let source_q = ins
+            .source
+            .as_ref()
+            .ok_or_else(|| SqlError::unsupported("INSERT without VALUES or SELECT"))?;
         let source = match source_q.body.as_ref() {
-            ast::SetExpr::Values(values) if source_q.order_by.is_none() && source_q.limit_clause.is_none() => {
+            ast::SetExpr::Values(values)
+                if source_q.order_by.is_none() && source_q.limit_clause.is_none() =>
+            {
                 let mut rows = Vec::with_capacity(values.rows.len());
                 for r in &values.rows {
                     if r.len() > targets.len() {
-                        return Err(SqlError::syntax("INSERT has more expressions than target columns"));
+                        return Err(SqlError::syntax(
+                            "INSERT has more expressions than target columns",
+                        ));
                     }
                     if r.len() < targets.len() && !ins.columns.is_empty() {
-                        return Err(SqlError::syntax("INSERT has more target columns than expressions"));
+                        return Err(SqlError::syntax(
+                            "INSERT has more target columns than expressions",
+                        ));
                     }
                     let mut row = Vec::with_capacity(r.len());
                     for (j, e) in r.iter().enumerate() {
                         let col = &table.columns[targets[j]];
                         if let ast::Expr::Identifier(id) = e {
-                            if id.quote_style.is_none() && id.value.eq_ignore_ascii_case("default") {
+                            if id.quote_style.is_none() && id.value.eq_ignore_ascii_case("default")
+                            {
                                 row.push(None);
                                 continue;
                             }
@@ -1496,7 +2009,9 @@ impl Binder<'_> {
             _ => {
                 let plan = self.bind_query(source_q)?;
                 if plan.columns.len() > targets.len() {
-                    return Err(SqlError::syntax("INSERT has more expressions than target columns"));
+                    return Err(SqlError::syntax(
+                        "INSERT has more expressions than target columns",
+                    ));
                 }
                 for (j, c) in plan.columns.iter().enumerate() {
                     let col = &table.columns[targets[j]];
@@ -1514,7 +2029,13 @@ impl Binder<'_> {
         };
         let scope = Scope::of_table(&table, None);
         let returning = self.bind_returning(&ins.returning, &scope)?;
-        Ok(Plan::Insert { table, targets, source, defaults, returning })
+        Ok(Plan::Insert {
+            table,
+            targets,
+            source,
+            defaults,
+            returning,
+        })
     }
 
     fn single_table(&mut self, t: &ast::TableWithJoins) -> SqlResult<(Arc<TableDef>, Scope)> {
@@ -1522,7 +2043,12 @@ impl Binder<'_> {
             return Err(SqlError::unsupported("joins"));
         }
         match &t.relation {
-            ast::TableFactor::Table { name, alias, args: None, .. } => {
+            ast::TableFactor::Table {
+                name,
+                alias,
+                args: None,
+                ..
+            } => {
                 let def = self.catalog.require(self.txn, &object_name(name)?)?;
                 let scope = Scope::of_table(&def, alias.as_ref().map(|a| ident_name(&a.name)));
                 Ok((def, scope))
@@ -1540,17 +2066,24 @@ impl Binder<'_> {
         for a in &u.assignments {
             let name = match &a.target {
                 ast::AssignmentTarget::ColumnName(n) => object_name(n)?,
-                ast::AssignmentTarget::Tuple(_) => return Err(SqlError::unsupported("multi-column SET")),
+                ast::AssignmentTarget::Tuple(_) => {
+                    return Err(SqlError::unsupported("multi-column SET"))
+                }
             };
             let i = table.column_index(&name).ok_or_else(|| {
                 SqlError::new(
                     SqlState::UNDEFINED_COLUMN,
-                    format!("column \"{name}\" of relation \"{}\" does not exist", table.name),
+                    format!(
+                        "column \"{name}\" of relation \"{}\" does not exist",
+                        table.name
+                    ),
                 )
             })?;
             let col = &table.columns[i];
             let e = match &a.value {
-                ast::Expr::Identifier(id) if id.quote_style.is_none() && id.value.eq_ignore_ascii_case("default") => {
+                ast::Expr::Identifier(id)
+                    if id.quote_style.is_none() && id.value.eq_ignore_ascii_case("default") =>
+                {
                     match &col.default {
                         Some(text) => self.bind_default(text, col.ty, &col.name)?,
                         None => Expr::Const(Value::Null),
@@ -1569,7 +2102,13 @@ impl Binder<'_> {
         };
         let returning = self.bind_returning(&u.returning, &scope)?;
         let access = choose_access(&table, filter.as_ref());
-        Ok(Plan::Update { table, access, filter, sets, returning })
+        Ok(Plan::Update {
+            table,
+            access,
+            filter,
+            sets,
+            returning,
+        })
     }
 
     pub(crate) fn bind_delete(&mut self, d: &ast::Delete) -> SqlResult<Plan> {
@@ -1589,15 +2128,22 @@ impl Binder<'_> {
         };
         let returning = self.bind_returning(&d.returning, &scope)?;
         let access = choose_access(&table, filter.as_ref());
-        Ok(Plan::Delete { table, access, filter, returning })
+        Ok(Plan::Delete {
+            table,
+            access,
+            filter,
+            returning,
+        })
     }
 
     /// Final parameter types: declared or inferred; still-unknown ones default to text.
     pub(crate) fn final_param_types(&self) -> Vec<DataType> {
-        self.params.iter().map(|p| p.unwrap_or(DataType::Text)).collect()
+        self.params
+            .iter()
+            .map(|p| p.unwrap_or(DataType::Text))
+            .collect()
     }
 }
-
 
 fn agg_result_type(func: AggFunc, arg: &DataType) -> Option<DataType> {
     Some(match func {
@@ -1629,7 +2175,9 @@ fn seekable(col: &DataType, c: &DataType) -> bool {
     match col {
         DataType::Int2 | DataType::Int4 | DataType::Int8 => c.is_integer(),
         DataType::Numeric { .. } => c.is_integer() || matches!(c, DataType::Numeric { .. }),
-        DataType::Float4 | DataType::Float8 => matches!(c, DataType::Float8 | DataType::Float4) || c.is_integer(),
+        DataType::Float4 | DataType::Float8 => {
+            matches!(c, DataType::Float8 | DataType::Float4) || c.is_integer()
+        }
         t if t.is_string() => c.is_string(),
         other => other == c,
     }
@@ -1647,7 +2195,9 @@ fn const_type(e: &Expr, col: &DataType) -> Option<DataType> {
 
 /// Picks the access path for a table from the conjuncts of its WHERE clause.
 pub(crate) fn choose_access(def: &TableDef, filter: Option<&Expr>) -> Access {
-    let Some(filter) = filter else { return Access::Full };
+    let Some(filter) = filter else {
+        return Access::Full;
+    };
     if def.has_rowid() {
         return Access::Full;
     }
@@ -1664,7 +2214,10 @@ pub(crate) fn choose_access(def: &TableDef, filter: Option<&Expr>) -> Access {
     // (column, op, constant) with the column on the left.
     let mut preds: Vec<(usize, BinOp, Expr)> = Vec::new();
     for c in conjuncts {
-        if let Expr::Binary { op, left, right, .. } = c {
+        if let Expr::Binary {
+            op, left, right, ..
+        } = c
+        {
             let flipped = match op {
                 BinOp::Lt => BinOp::Gt,
                 BinOp::LtEq => BinOp::GtEq,
@@ -1674,7 +2227,9 @@ pub(crate) fn choose_access(def: &TableDef, filter: Option<&Expr>) -> Access {
             };
             match (left.as_ref(), right.as_ref()) {
                 (Expr::Column(i), r) if r.is_row_independent() => preds.push((*i, *op, r.clone())),
-                (l, Expr::Column(i)) if l.is_row_independent() => preds.push((*i, flipped, l.clone())),
+                (l, Expr::Column(i)) if l.is_row_independent() => {
+                    preds.push((*i, flipped, l.clone()))
+                }
                 _ => {}
             }
         }
@@ -1685,7 +2240,10 @@ pub(crate) fn choose_access(def: &TableDef, filter: Option<&Expr>) -> Access {
     };
     let mut prefix = Vec::new();
     for &col in &def.primary_key {
-        match preds.iter().find(|(c, op, e)| *c == col && *op == BinOp::Eq && usable(col, e)) {
+        match preds
+            .iter()
+            .find(|(c, op, e)| *c == col && *op == BinOp::Eq && usable(col, e))
+        {
             Some((_, _, e)) => prefix.push(e.clone()),
             None => break,
         }
@@ -1711,7 +2269,11 @@ pub(crate) fn choose_access(def: &TableDef, filter: Option<&Expr>) -> Access {
     if prefix.is_empty() && lower.is_none() && upper.is_none() {
         return Access::Full;
     }
-    Access::Range { prefix, lower, upper }
+    Access::Range {
+        prefix,
+        lower,
+        upper,
+    }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1741,12 +2303,21 @@ pub(crate) struct ExecContext<'a> {
 
 impl ExecContext<'_> {
     fn eval(&self, e: &Expr, row: &[Value]) -> SqlResult<Value> {
-        e.eval(row, &EvalContext { params: self.params })
+        e.eval(
+            row,
+            &EvalContext {
+                params: self.params,
+            },
+        )
     }
 }
 
 /// Reads the rows selected by `access` (before the residual filter) with their keys.
-fn read_table(ctx: &mut ExecContext<'_>, def: &TableDef, access: &Access) -> SqlResult<Vec<(Vec<u8>, Vec<Value>)>> {
+fn read_table(
+    ctx: &mut ExecContext<'_>,
+    def: &TableDef,
+    access: &Access,
+) -> SqlResult<Vec<(Vec<u8>, Vec<Value>)>> {
     let key_value = |ctx: &ExecContext<'_>, e: &Expr, col: usize| -> SqlResult<Option<Value>> {
         let v = ctx.eval(e, &[])?;
         if v.is_null() {
@@ -1764,7 +2335,9 @@ fn read_table(ctx: &mut ExecContext<'_>, def: &TableDef, access: &Access) -> Sql
         }
         Ok(Some(key))
     };
-    let decode = |ctx: &mut ExecContext<'_>, pairs: Vec<(Vec<u8>, Bytes)>| -> SqlResult<Vec<(Vec<u8>, Vec<Value>)>> {
+    let decode = |ctx: &mut ExecContext<'_>,
+                  pairs: Vec<(Vec<u8>, Bytes)>|
+     -> SqlResult<Vec<(Vec<u8>, Vec<Value>)>> {
         let mut out = Vec::with_capacity(pairs.len());
         for (k, v) in pairs {
             ctx.interrupt.check()?;
@@ -1781,15 +2354,23 @@ fn read_table(ctx: &mut ExecContext<'_>, def: &TableDef, access: &Access) -> Sql
         }
         Access::Point(exprs) => {
             ctx.stats.point_gets += 1;
-            let Some(key) = prefix_bytes(ctx, exprs)? else { return Ok(vec![]) };
+            let Some(key) = prefix_bytes(ctx, exprs)? else {
+                return Ok(vec![]);
+            };
             match ctx.txn.get(&key)? {
                 Some(v) => decode(ctx, vec![(key, v)]),
                 None => Ok(vec![]),
             }
         }
-        Access::Range { prefix, lower, upper } => {
+        Access::Range {
+            prefix,
+            lower,
+            upper,
+        } => {
             ctx.stats.range_scans += 1;
-            let Some(base) = prefix_bytes(ctx, prefix)? else { return Ok(vec![]) };
+            let Some(base) = prefix_bytes(ctx, prefix)? else {
+                return Ok(vec![]);
+            };
             let (mut start, mut end) = prefix_range(&base);
             let col = def.primary_key[prefix.len()];
             if let Some((e, inclusive)) = lower {
@@ -1839,7 +2420,13 @@ fn passes(ctx: &ExecContext<'_>, filter: Option<&Expr>, row: &[Value]) -> SqlRes
     }
 }
 
-fn series(ctx: &ExecContext<'_>, start: &Expr, stop: &Expr, step: Option<&Expr>, ty: &DataType) -> SqlResult<Vec<Vec<Value>>> {
+fn series(
+    ctx: &ExecContext<'_>,
+    start: &Expr,
+    stop: &Expr,
+    step: Option<&Expr>,
+    ty: &DataType,
+) -> SqlResult<Vec<Vec<Value>>> {
     let a = ctx.eval(start, &[])?;
     let b = ctx.eval(stop, &[])?;
     let s = match step {
@@ -1850,14 +2437,25 @@ fn series(ctx: &ExecContext<'_>, start: &Expr, stop: &Expr, step: Option<&Expr>,
         return Ok(vec![]);
     }
     let mut out = Vec::new();
-    if let (Some(a), Some(b), Some(s)) = (crate::types::as_i64(&a), crate::types::as_i64(&b), crate::types::as_i64(&s)) {
+    if let (Some(a), Some(b), Some(s)) = (
+        crate::types::as_i64(&a),
+        crate::types::as_i64(&b),
+        crate::types::as_i64(&s),
+    ) {
         if s == 0 {
-            return Err(SqlError::new(SqlState::INVALID_PARAMETER_VALUE, "step size cannot equal zero"));
+            return Err(SqlError::new(
+                SqlState::INVALID_PARAMETER_VALUE,
+                "step size cannot equal zero",
+            ));
         }
         let mut x = a;
         while (s > 0 && x <= b) || (s < 0 && x >= b) {
             ctx.interrupt.check()?;
-            out.push(vec![if *ty == DataType::Int8 { Value::Int8(x) } else { Value::Int4(x as i32) }]);
+            out.push(vec![if *ty == DataType::Int8 {
+                Value::Int8(x)
+            } else {
+                Value::Int4(x as i32)
+            }]);
             match x.checked_add(s) {
                 Some(n) => x = n,
                 None => break,
@@ -1865,17 +2463,26 @@ fn series(ctx: &ExecContext<'_>, start: &Expr, stop: &Expr, step: Option<&Expr>,
         }
         return Ok(out);
     }
-    let (Some(a), Some(b), Some(s)) = (crate::types::as_decimal(&a), crate::types::as_decimal(&b), crate::types::as_decimal(&s)) else {
+    let (Some(a), Some(b), Some(s)) = (
+        crate::types::as_decimal(&a),
+        crate::types::as_decimal(&b),
+        crate::types::as_decimal(&s),
+    ) else {
         return Err(SqlError::internal("generate_series arguments"));
     };
     if s.is_zero() {
-        return Err(SqlError::new(SqlState::INVALID_PARAMETER_VALUE, "step size cannot equal zero"));
+        return Err(SqlError::new(
+            SqlState::INVALID_PARAMETER_VALUE,
+            "step size cannot equal zero",
+        ));
     }
     let mut x = a;
     while (s > Decimal::ZERO && x <= b) || (s < Decimal::ZERO && x >= b) {
         ctx.interrupt.check()?;
         out.push(vec![Value::Numeric(x)]);
-        x = x.checked_add(s).ok_or_else(|| SqlError::out_of_range("value overflows numeric format"))?;
+        x = x
+            .checked_add(s)
+            .ok_or_else(|| SqlError::out_of_range("value overflows numeric format"))?;
     }
     Ok(out)
 }
@@ -1924,7 +2531,11 @@ fn accumulate(acc: &mut Acc, call: &AggCall, v: Value) -> SqlResult<()> {
         Acc::SumInt(s) => *s = Some(s.unwrap_or(0) + crate::types::as_i64(&v).unwrap_or(0) as i128),
         Acc::SumDec(s) => {
             let d = crate::types::as_decimal(&v).ok_or_else(overflow)?;
-            *s = Some(s.unwrap_or(Decimal::ZERO).checked_add(d).ok_or_else(overflow)?);
+            *s = Some(
+                s.unwrap_or(Decimal::ZERO)
+                    .checked_add(d)
+                    .ok_or_else(overflow)?,
+            );
         }
         Acc::SumFloat(s) => *s = Some(s.unwrap_or(0.0) + crate::types::as_f64(&v).unwrap_or(0.0)),
         Acc::AvgInt(s, n) => {
@@ -1932,7 +2543,9 @@ fn accumulate(acc: &mut Acc, call: &AggCall, v: Value) -> SqlResult<()> {
             *n += 1;
         }
         Acc::AvgDec(s, n) => {
-            *s = s.checked_add(crate::types::as_decimal(&v).ok_or_else(overflow)?).ok_or_else(overflow)?;
+            *s = s
+                .checked_add(crate::types::as_decimal(&v).ok_or_else(overflow)?)
+                .ok_or_else(overflow)?;
             *n += 1;
         }
         Acc::AvgFloat(s, n) => {
@@ -1944,7 +2557,8 @@ fn accumulate(acc: &mut Acc, call: &AggCall, v: Value) -> SqlResult<()> {
                 None => true,
                 Some(c) => {
                     let o = compare_values(&v, c).unwrap_or(Ordering::Equal);
-                    (call.func == AggFunc::Min && o == Ordering::Less) || (call.func == AggFunc::Max && o == Ordering::Greater)
+                    (call.func == AggFunc::Min && o == Ordering::Less)
+                        || (call.func == AggFunc::Max && o == Ordering::Greater)
                 }
             };
             if replace {
@@ -1961,7 +2575,9 @@ fn finish(acc: Acc, call: &AggCall) -> SqlResult<Value> {
         Acc::Count(n) => Value::Int8(n),
         Acc::SumInt(s) => match s {
             None => Value::Null,
-            Some(s) => Value::Int8(i64::try_from(s).map_err(|_| SqlError::out_of_range("bigint out of range"))?),
+            Some(s) => Value::Int8(
+                i64::try_from(s).map_err(|_| SqlError::out_of_range("bigint out of range"))?,
+            ),
         },
         Acc::SumDec(s) => s.map(Value::Numeric).unwrap_or(Value::Null),
         Acc::SumFloat(s) => match s {
@@ -1988,7 +2604,11 @@ fn group_key(values: &[Value]) -> Vec<u8> {
     k
 }
 
-fn aggregate(ctx: &ExecContext<'_>, plan: &AggPlan, rows: Vec<Vec<Value>>) -> SqlResult<Vec<Vec<Value>>> {
+fn aggregate(
+    ctx: &ExecContext<'_>,
+    plan: &AggPlan,
+    rows: Vec<Vec<Value>>,
+) -> SqlResult<Vec<Vec<Value>>> {
     struct Group {
         keys: Vec<Value>,
         accs: Vec<Acc>,
@@ -1998,7 +2618,11 @@ fn aggregate(ctx: &ExecContext<'_>, plan: &AggPlan, rows: Vec<Vec<Value>>) -> Sq
     let mut index: HashMap<Vec<u8>, usize> = HashMap::new();
     for row in rows {
         ctx.interrupt.check()?;
-        let keys = plan.group_by.iter().map(|g| ctx.eval(g, &row)).collect::<SqlResult<Vec<_>>>()?;
+        let keys = plan
+            .group_by
+            .iter()
+            .map(|g| ctx.eval(g, &row))
+            .collect::<SqlResult<Vec<_>>>()?;
         let gk = group_key(&keys);
         let gi = match index.get(&gk) {
             Some(i) => *i,
@@ -2018,7 +2642,10 @@ fn aggregate(ctx: &ExecContext<'_>, plan: &AggPlan, rows: Vec<Vec<Value>>) -> Sq
                 Some(a) => ctx.eval(a, &row)?,
                 None => Value::Null,
             };
-            if call.distinct && !v.is_null() && !g.seen[j].insert(group_key(std::slice::from_ref(&v))) {
+            if call.distinct
+                && !v.is_null()
+                && !g.seen[j].insert(group_key(std::slice::from_ref(&v)))
+            {
                 continue;
             }
             accumulate(&mut g.accs[j], call, v)?;
@@ -2052,9 +2679,15 @@ fn count_arg(ctx: &ExecContext<'_>, e: Option<&Expr>, what: &str) -> SqlResult<O
             let n = crate::types::as_i64(&v).unwrap_or(0);
             if n < 0 {
                 let (code, msg) = if what == "LIMIT" {
-                    (SqlState::INVALID_ROW_COUNT_IN_LIMIT, "LIMIT must not be negative")
+                    (
+                        SqlState::INVALID_ROW_COUNT_IN_LIMIT,
+                        "LIMIT must not be negative",
+                    )
                 } else {
-                    (SqlState::INVALID_ROW_COUNT_IN_OFFSET, "OFFSET must not be negative")
+                    (
+                        SqlState::INVALID_ROW_COUNT_IN_OFFSET,
+                        "OFFSET must not be negative",
+                    )
                 };
                 return Err(SqlError::new(code, msg));
             }
@@ -2064,11 +2697,22 @@ fn count_arg(ctx: &ExecContext<'_>, e: Option<&Expr>, what: &str) -> SqlResult<O
 }
 
 /// Runs a SELECT and returns its (visible) rows.
-pub(crate) fn run_select(ctx: &mut ExecContext<'_>, plan: &SelectPlan) -> SqlResult<Vec<Vec<Value>>> {
+pub(crate) fn run_select(
+    ctx: &mut ExecContext<'_>,
+    plan: &SelectPlan,
+) -> SqlResult<Vec<Vec<Value>>> {
     let input: Vec<Vec<Value>> = match &plan.source {
         Source::Single => vec![vec![]],
-        Source::Table { def, access } => read_table(ctx, def, access)?.into_iter().map(|(_, r)| r).collect(),
-        Source::Series { start, stop, step, ty } => series(ctx, start, stop, step.as_ref(), ty)?,
+        Source::Table { def, access } => read_table(ctx, def, access)?
+            .into_iter()
+            .map(|(_, r)| r)
+            .collect(),
+        Source::Series {
+            start,
+            stop,
+            step,
+            ty,
+        } => series(ctx, start, stop, step.as_ref(), ty)?,
     };
     let mut rows = Vec::with_capacity(input.len());
     for r in input {
@@ -2083,7 +2727,12 @@ pub(crate) fn run_select(ctx: &mut ExecContext<'_>, plan: &SelectPlan) -> SqlRes
     let mut projected = Vec::with_capacity(rows.len());
     for r in &rows {
         ctx.interrupt.check()?;
-        projected.push(plan.project.iter().map(|e| ctx.eval(e, r)).collect::<SqlResult<Vec<_>>>()?);
+        projected.push(
+            plan.project
+                .iter()
+                .map(|e| ctx.eval(e, r))
+                .collect::<SqlResult<Vec<_>>>()?,
+        );
     }
     if plan.distinct {
         let mut seen = HashSet::new();
@@ -2095,11 +2744,27 @@ pub(crate) fn run_select(ctx: &mut ExecContext<'_>, plan: &SelectPlan) -> SqlRes
                 let (x, y) = (&a[k.index], &b[k.index]);
                 let o = match (x.is_null(), y.is_null()) {
                     (true, true) => Ordering::Equal,
-                    (true, false) => if k.nulls_first { Ordering::Less } else { Ordering::Greater },
-                    (false, true) => if k.nulls_first { Ordering::Greater } else { Ordering::Less },
+                    (true, false) => {
+                        if k.nulls_first {
+                            Ordering::Less
+                        } else {
+                            Ordering::Greater
+                        }
+                    }
+                    (false, true) => {
+                        if k.nulls_first {
+                            Ordering::Greater
+                        } else {
+                            Ordering::Less
+                        }
+                    }
                     _ => {
                         let o = compare_values(x, y).unwrap_or(Ordering::Equal);
-                        if k.desc { o.reverse() } else { o }
+                        if k.desc {
+                            o.reverse()
+                        } else {
+                            o
+                        }
                     }
                 };
                 if o != Ordering::Equal {
@@ -2128,7 +2793,10 @@ fn store_value(def: &TableDef, col: usize, v: Value) -> SqlResult<Value> {
         if c.not_null {
             return Err(SqlError::new(
                 SqlState::NOT_NULL_VIOLATION,
-                format!("null value in column \"{}\" of relation \"{}\" violates not-null constraint", c.name, def.name),
+                format!(
+                    "null value in column \"{}\" of relation \"{}\" violates not-null constraint",
+                    c.name, def.name
+                ),
             ));
         }
         return Ok(v);
@@ -2137,29 +2805,58 @@ fn store_value(def: &TableDef, col: usize, v: Value) -> SqlResult<Value> {
 }
 
 fn key_detail(def: &TableDef, row: &[Value]) -> String {
-    let names: Vec<&str> = def.primary_key.iter().map(|&i| def.columns[i].name.as_str()).collect();
-    let vals: Vec<String> = def.primary_key.iter().map(|&i| row[i].to_text().unwrap_or_else(|| "null".into())).collect();
-    format!("Key ({})=({}) already exists.", names.join(", "), vals.join(", "))
+    let names: Vec<&str> = def
+        .primary_key
+        .iter()
+        .map(|&i| def.columns[i].name.as_str())
+        .collect();
+    let vals: Vec<String> = def
+        .primary_key
+        .iter()
+        .map(|&i| row[i].to_text().unwrap_or_else(|| "null".into()))
+        .collect();
+    format!(
+        "Key ({})=({}) already exists.",
+        names.join(", "),
+        vals.join(", ")
+    )
 }
 
 fn duplicate_key(def: &TableDef, row: &[Value]) -> SqlError {
     SqlError::new(
         SqlState::UNIQUE_VIOLATION,
-        format!("duplicate key value violates unique constraint \"{}\"", def.pkey_name()),
+        format!(
+            "duplicate key value violates unique constraint \"{}\"",
+            def.pkey_name()
+        ),
     )
     .with_detail(key_detail(def, row))
 }
 
-fn returning_row(ctx: &ExecContext<'_>, r: &Option<Returning>, row: &[Value], out: &mut Vec<Vec<Value>>) -> SqlResult<()> {
+fn returning_row(
+    ctx: &ExecContext<'_>,
+    r: &Option<Returning>,
+    row: &[Value],
+    out: &mut Vec<Vec<Value>>,
+) -> SqlResult<()> {
     if let Some(r) = r {
-        out.push(r.exprs.iter().map(|e| ctx.eval(e, row)).collect::<SqlResult<Vec<_>>>()?);
+        out.push(
+            r.exprs
+                .iter()
+                .map(|e| ctx.eval(e, row))
+                .collect::<SqlResult<Vec<_>>>()?,
+        );
     }
     Ok(())
 }
 
 fn dml_outcome(tag: String, returning: &Option<Returning>, rows: Vec<Vec<Value>>) -> Outcome {
     match returning {
-        Some(r) => Outcome::Rows { columns: r.columns.clone(), rows, tag },
+        Some(r) => Outcome::Rows {
+            columns: r.columns.clone(),
+            rows,
+            tag,
+        },
         None => Outcome::Command { tag },
     }
 }
@@ -2170,9 +2867,19 @@ pub(crate) fn execute(ctx: &mut ExecContext<'_>, plan: &Plan) -> SqlResult<Outco
         Plan::Select(s) => {
             let rows = run_select(ctx, s)?;
             let tag = format!("SELECT {}", rows.len());
-            Ok(Outcome::Rows { columns: s.columns.clone(), rows, tag })
+            Ok(Outcome::Rows {
+                columns: s.columns.clone(),
+                rows,
+                tag,
+            })
         }
-        Plan::Insert { table, targets, source, defaults, returning } => {
+        Plan::Insert {
+            table,
+            targets,
+            source,
+            defaults,
+            returning,
+        } => {
             let input: Vec<Vec<Option<Value>>> = match source {
                 InsertSource::Values(rows) => {
                     let mut out = Vec::with_capacity(rows.len());
@@ -2188,7 +2895,10 @@ pub(crate) fn execute(ctx: &mut ExecContext<'_>, plan: &Plan) -> SqlResult<Outco
                     }
                     out
                 }
-                InsertSource::Query(q) => run_select(ctx, q)?.into_iter().map(|r| r.into_iter().map(Some).collect()).collect(),
+                InsertSource::Query(q) => run_select(ctx, q)?
+                    .into_iter()
+                    .map(|r| r.into_iter().map(Some).collect())
+                    .collect(),
             };
             let mut out_rows = Vec::new();
             let mut n = 0u64;
@@ -2225,7 +2935,13 @@ pub(crate) fn execute(ctx: &mut ExecContext<'_>, plan: &Plan) -> SqlResult<Outco
             }
             Ok(dml_outcome(format!("INSERT 0 {n}"), returning, out_rows))
         }
-        Plan::Update { table, access, filter, sets, returning } => {
+        Plan::Update {
+            table,
+            access,
+            filter,
+            sets,
+            returning,
+        } => {
             let rows = read_table(ctx, table, access)?;
             let mut out_rows = Vec::new();
             let mut n = 0u64;
@@ -2238,7 +2954,11 @@ pub(crate) fn execute(ctx: &mut ExecContext<'_>, plan: &Plan) -> SqlResult<Outco
                 for (i, e) in sets {
                     new_row[*i] = store_value(table, *i, ctx.eval(e, &row)?)?;
                 }
-                let new_key = if table.has_rowid() { key.clone() } else { table.row_key(&new_row) };
+                let new_key = if table.has_rowid() {
+                    key.clone()
+                } else {
+                    table.row_key(&new_row)
+                };
                 if new_key != key {
                     if ctx.txn.get(&new_key)?.is_some() {
                         return Err(duplicate_key(table, &new_row));
@@ -2251,7 +2971,12 @@ pub(crate) fn execute(ctx: &mut ExecContext<'_>, plan: &Plan) -> SqlResult<Outco
             }
             Ok(dml_outcome(format!("UPDATE {n}"), returning, out_rows))
         }
-        Plan::Delete { table, access, filter, returning } => {
+        Plan::Delete {
+            table,
+            access,
+            filter,
+            returning,
+        } => {
             let rows = read_table(ctx, table, access)?;
             let mut out_rows = Vec::new();
             let mut n = 0u64;
@@ -2268,4 +2993,3 @@ pub(crate) fn execute(ctx: &mut ExecContext<'_>, plan: &Plan) -> SqlResult<Outco
         }
     }
 }
-

@@ -15,7 +15,8 @@ use crate::catalog::{Catalog, ColumnDef, CATALOG_FORMAT_VERSION};
 use crate::encoding::{Key, KeyPrefix, TableId};
 use crate::error::{Notice, SqlError, SqlResult, SqlState};
 use crate::query::{
-    convert_type, execute, ident_name, object_name, Binder, ExecContext, ExecStats, Plan, SessionInfo,
+    convert_type, execute, ident_name, object_name, Binder, ExecContext, ExecStats, Plan,
+    SessionInfo,
 };
 use crate::storage::Transaction;
 use crate::types::{DataType, Value};
@@ -74,11 +75,17 @@ pub(crate) struct Interrupt {
 impl Interrupt {
     pub(crate) fn check(&self) -> SqlResult<()> {
         if self.cancel.swap(false, Ordering::AcqRel) {
-            return Err(SqlError::new(SqlState::QUERY_CANCELED, "canceling statement due to user request"));
+            return Err(SqlError::new(
+                SqlState::QUERY_CANCELED,
+                "canceling statement due to user request",
+            ));
         }
         if let Some(d) = self.deadline {
             if Instant::now() >= d {
-                return Err(SqlError::new(SqlState::QUERY_CANCELED, "canceling statement due to statement timeout"));
+                return Err(SqlError::new(
+                    SqlState::QUERY_CANCELED,
+                    "canceling statement due to statement timeout",
+                ));
             }
         }
         Ok(())
@@ -86,7 +93,8 @@ impl Interrupt {
 }
 
 /// The server version string: `version()` returns it.
-pub const VERSION_STRING: &str = "PostgreSQL 15.0 (Gnomon 0.1.0) on x86_64-pc-linux-gnu, compiled by rustc, 64-bit";
+pub const VERSION_STRING: &str =
+    "PostgreSQL 15.0 (Gnomon 0.1.0) on x86_64-pc-linux-gnu, compiled by rustc, 64-bit";
 
 /// One per database process. Owns the catalog cache; opens on an `Arc<gnomon_mvcc::Db>`.
 pub struct SqlEngine {
@@ -103,13 +111,24 @@ impl SqlEngine {
         let mut txn = db.begin(Isolation::RepeatableRead);
         match Transaction::get(&txn, &Key::Meta.encode())? {
             None => {
-                Transaction::put(&mut txn, &Key::Meta.encode(), Bytes::copy_from_slice(&CATALOG_FORMAT_VERSION.to_be_bytes()))?;
-                Transaction::put(&mut txn, &Key::Database("gnomon".into()).encode(), Bytes::new())?;
+                Transaction::put(
+                    &mut txn,
+                    &Key::Meta.encode(),
+                    Bytes::copy_from_slice(&CATALOG_FORMAT_VERSION.to_be_bytes()),
+                )?;
+                Transaction::put(
+                    &mut txn,
+                    &Key::Database("gnomon".into()).encode(),
+                    Bytes::new(),
+                )?;
                 Transaction::put(&mut txn, &Key::Role("gnomon".into()).encode(), Bytes::new())?;
             }
             Some(v) => {
                 if v.as_ref() != CATALOG_FORMAT_VERSION.to_be_bytes() {
-                    return Err(SqlError::corrupt(format!("unsupported catalog format {:02x?}", v.as_ref())));
+                    return Err(SqlError::corrupt(format!(
+                        "unsupported catalog format {:02x?}",
+                        v.as_ref()
+                    )));
                 }
             }
         }
@@ -127,7 +146,12 @@ impl SqlEngine {
         let databases = names(KeyPrefix::Database, &txn)?;
         let roles = names(KeyPrefix::Role, &txn)?;
         txn.commit()?;
-        Ok(Arc::new(SqlEngine { db, catalog, databases, roles }))
+        Ok(Arc::new(SqlEngine {
+            db,
+            catalog,
+            databases,
+            roles,
+        }))
     }
 
     /// Whether a database of this name exists.
@@ -211,7 +235,10 @@ const SETTINGS: &[(&str, &str)] = &[
 ];
 
 fn canonical_setting(name: &str) -> Option<&'static str> {
-    SETTINGS.iter().map(|(n, _)| *n).find(|n| n.eq_ignore_ascii_case(name))
+    SETTINGS
+        .iter()
+        .map(|(n, _)| *n)
+        .find(|n| n.eq_ignore_ascii_case(name))
 }
 
 fn isolation_name(i: Isolation) -> &'static str {
@@ -236,12 +263,10 @@ fn parse_isolation(s: &str) -> SqlResult<Isolation> {
 
 fn ast_isolation(l: &ast::TransactionIsolationLevel) -> Isolation {
     match l {
-        ast::TransactionIsolationLevel::ReadCommitted | ast::TransactionIsolationLevel::ReadUncommitted => {
-            Isolation::ReadCommitted
-        }
-        ast::TransactionIsolationLevel::RepeatableRead | ast::TransactionIsolationLevel::Snapshot => {
-            Isolation::RepeatableRead
-        }
+        ast::TransactionIsolationLevel::ReadCommitted
+        | ast::TransactionIsolationLevel::ReadUncommitted => Isolation::ReadCommitted,
+        ast::TransactionIsolationLevel::RepeatableRead
+        | ast::TransactionIsolationLevel::Snapshot => Isolation::RepeatableRead,
         ast::TransactionIsolationLevel::Serializable => Isolation::Serializable,
     }
 }
@@ -252,7 +277,10 @@ fn parse_timeout_ms(v: &str) -> SqlResult<u64> {
     let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
     let (num, unit) = t.split_at(split);
     let n: u64 = num.parse().map_err(|_| {
-        SqlError::new(SqlState::INVALID_PARAMETER_VALUE, format!("invalid value for parameter \"statement_timeout\": \"{v}\""))
+        SqlError::new(
+            SqlState::INVALID_PARAMETER_VALUE,
+            format!("invalid value for parameter \"statement_timeout\": \"{v}\""),
+        )
     })?;
     let mult = match unit.trim() {
         "" | "ms" => 1,
@@ -274,8 +302,13 @@ fn format_timeout(ms: u64) -> String {
     if ms == 0 {
         return "0".into();
     }
-    for (unit, size) in [("d", 86_400_000), ("h", 3_600_000), ("min", 60_000), ("s", 1000)] {
-        if ms % size == 0 {
+    for (unit, size) in [
+        ("d", 86_400_000),
+        ("h", 3_600_000),
+        ("min", 60_000),
+        ("s", 1000),
+    ] {
+        if ms.is_multiple_of(size) {
             return format!("{}{unit}", ms / size);
         }
     }
@@ -286,8 +319,12 @@ fn statement_kind(stmt: &ast::Statement) -> &'static str {
     match stmt {
         ast::Statement::StartTransaction { .. } => "begin",
         ast::Statement::Commit { .. } => "commit",
-        ast::Statement::Rollback { savepoint: None, .. } => "rollback",
-        ast::Statement::Rollback { savepoint: Some(_), .. } => "rollback_to",
+        ast::Statement::Rollback {
+            savepoint: None, ..
+        } => "rollback",
+        ast::Statement::Rollback {
+            savepoint: Some(_), ..
+        } => "rollback_to",
         _ => "other",
     }
 }
@@ -309,16 +346,28 @@ impl Session {
     /// A session for `user` on `database` (3D000 / 28000 if they do not exist).
     pub fn new(engine: Arc<SqlEngine>, user: &str, database: &str) -> Result<Session, SqlError> {
         if !engine.database_exists(database) {
-            return Err(SqlError::new(SqlState::INVALID_CATALOG_NAME, format!("database \"{database}\" does not exist")));
+            return Err(SqlError::new(
+                SqlState::INVALID_CATALOG_NAME,
+                format!("database \"{database}\" does not exist"),
+            ));
         }
         if !engine.role_exists(user) {
-            return Err(SqlError::new(SqlState::INVALID_AUTHORIZATION, format!("role \"{user}\" does not exist")));
+            return Err(SqlError::new(
+                SqlState::INVALID_AUTHORIZATION,
+                format!("role \"{user}\" does not exist"),
+            ));
         }
         Ok(Session {
             engine,
-            info: SessionInfo { user: user.to_string(), database: database.to_string() },
+            info: SessionInfo {
+                user: user.to_string(),
+                database: database.to_string(),
+            },
             txn: None,
-            settings: SETTINGS.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            settings: SETTINGS
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
             default_isolation: Isolation::ReadCommitted,
             cancel: Arc::new(AtomicBool::new(false)),
             notices: Vec::new(),
@@ -358,25 +407,43 @@ impl Session {
     /// Current value of a runtime setting (for ParameterStatus after SET).
     pub fn setting(&self, name: &str) -> Option<String> {
         if name.eq_ignore_ascii_case("transaction_isolation") {
-            let iso = self.txn.as_ref().map(|t| t.txn.state().isolation).unwrap_or(self.default_isolation);
+            let iso = self
+                .txn
+                .as_ref()
+                .map(|t| t.txn.state().isolation)
+                .unwrap_or(self.default_isolation);
             return Some(isolation_name(iso).into());
         }
         if name.eq_ignore_ascii_case("default_transaction_isolation") {
             return Some(isolation_name(self.default_isolation).into());
         }
-        let key = canonical_setting(name).map(str::to_string).unwrap_or_else(|| name.to_ascii_lowercase());
+        let key = canonical_setting(name)
+            .map(str::to_string)
+            .unwrap_or_else(|| name.to_ascii_lowercase());
         self.settings.get(&key).cloned()
     }
 
     fn notice(&mut self, severity: &'static str, code: &'static str, message: impl Into<String>) {
-        self.notices.push(Notice { code, message: message.into(), severity });
+        self.notices.push(Notice {
+            code,
+            message: message.into(),
+            severity,
+        });
     }
 
     fn interrupt(&self) -> Interrupt {
-        let ms = self.settings.get("statement_timeout").and_then(|v| parse_timeout_ms(v).ok()).unwrap_or(0);
+        let ms = self
+            .settings
+            .get("statement_timeout")
+            .and_then(|v| parse_timeout_ms(v).ok())
+            .unwrap_or(0);
         Interrupt {
             cancel: self.cancel.clone(),
-            deadline: if ms > 0 { Some(Instant::now() + Duration::from_millis(ms)) } else { None },
+            deadline: if ms > 0 {
+                Some(Instant::now() + Duration::from_millis(ms))
+            } else {
+                None
+            },
         }
     }
 
@@ -430,7 +497,11 @@ impl Session {
     }
 
     fn finish_implicit(&mut self) -> SqlResult<()> {
-        if self.txn.as_ref().is_some_and(|t| t.block == Block::Implicit) {
+        if self
+            .txn
+            .as_ref()
+            .is_some_and(|t| t.block == Block::Implicit)
+        {
             if let Some(t) = self.txn.take() {
                 if t.failed {
                     t.txn.rollback();
@@ -454,12 +525,22 @@ impl Session {
 
     fn begin_txn(&mut self, block: Block, iso: Option<Isolation>) -> &mut ActiveTxn {
         let txn = self.engine.db.begin(iso.unwrap_or(self.default_isolation));
-        self.txn.insert(ActiveTxn { txn, block, failed: false, savepoints: vec![], dropped: vec![], ddl: false, statements: 0 })
+        self.txn.insert(ActiveTxn {
+            txn,
+            block,
+            failed: false,
+            savepoints: vec![],
+            dropped: vec![],
+            ddl: false,
+            statements: 0,
+        })
     }
 
     fn run_statement(&mut self, stmt: &ast::Statement, params: &[Value]) -> SqlResult<Outcome> {
         let kind = statement_kind(stmt);
-        if self.txn.as_ref().is_some_and(|t| t.failed) && !matches!(kind, "commit" | "rollback" | "rollback_to") {
+        if self.txn.as_ref().is_some_and(|t| t.failed)
+            && !matches!(kind, "commit" | "rollback" | "rollback_to")
+        {
             return Err(SqlError::new(
                 SqlState::IN_FAILED_SQL_TRANSACTION,
                 "current transaction is aborted, commands ignored until end of transaction block",
@@ -474,7 +555,11 @@ impl Session {
                 });
                 match self.txn.as_mut() {
                     Some(t) if t.block == Block::Explicit => {
-                        self.notice("WARNING", "25001", "there is already a transaction in progress");
+                        self.notice(
+                            "WARNING",
+                            "25001",
+                            "there is already a transaction in progress",
+                        );
                     }
                     Some(t) => {
                         t.block = Block::Explicit;
@@ -488,7 +573,9 @@ impl Session {
                         self.begin_txn(Block::Explicit, iso);
                     }
                 }
-                Ok(Outcome::Command { tag: if *begin { "BEGIN" } else { "START TRANSACTION" }.into() })
+                Ok(Outcome::Command {
+                    tag: if *begin { "BEGIN" } else { "START TRANSACTION" }.into(),
+                })
             }
             S::Commit { chain, .. } => {
                 if *chain {
@@ -497,22 +584,32 @@ impl Session {
                 match self.txn.take() {
                     None => {
                         self.notice("WARNING", "25P01", "there is no transaction in progress");
-                        Ok(Outcome::Command { tag: "COMMIT".into() })
+                        Ok(Outcome::Command {
+                            tag: "COMMIT".into(),
+                        })
                     }
                     Some(t) if t.failed => {
                         t.txn.rollback();
-                        Ok(Outcome::Command { tag: "ROLLBACK".into() })
+                        Ok(Outcome::Command {
+                            tag: "ROLLBACK".into(),
+                        })
                     }
                     Some(t) => {
                         if t.block == Block::Implicit && t.statements == 0 {
                             self.notice("WARNING", "25P01", "there is no transaction in progress");
                         }
                         self.commit_txn(t)?;
-                        Ok(Outcome::Command { tag: "COMMIT".into() })
+                        Ok(Outcome::Command {
+                            tag: "COMMIT".into(),
+                        })
                     }
                 }
             }
-            S::Rollback { savepoint: None, chain, .. } => {
+            S::Rollback {
+                savepoint: None,
+                chain,
+                ..
+            } => {
                 if *chain {
                     return Err(SqlError::unsupported("ROLLBACK AND CHAIN"));
                 }
@@ -520,48 +617,77 @@ impl Session {
                     None => self.notice("WARNING", "25P01", "there is no transaction in progress"),
                     Some(t) => t.txn.rollback(),
                 }
-                Ok(Outcome::Command { tag: "ROLLBACK".into() })
+                Ok(Outcome::Command {
+                    tag: "ROLLBACK".into(),
+                })
             }
-            S::Rollback { savepoint: Some(name), .. } => {
+            S::Rollback {
+                savepoint: Some(name),
+                ..
+            } => {
                 let name = ident_name(name);
                 let Some(t) = self.txn.as_mut().filter(|t| t.block == Block::Explicit) else {
-                    return Err(SqlError::new(SqlState::NO_ACTIVE_SQL_TRANSACTION, "ROLLBACK TO SAVEPOINT can only be used in transaction blocks"));
+                    return Err(SqlError::new(
+                        SqlState::NO_ACTIVE_SQL_TRANSACTION,
+                        "ROLLBACK TO SAVEPOINT can only be used in transaction blocks",
+                    ));
                 };
                 let Some(pos) = t.savepoints.iter().rposition(|(n, _)| *n == name) else {
-                    return Err(SqlError::new(SqlState::INVALID_SAVEPOINT, format!("savepoint \"{name}\" does not exist")));
+                    return Err(SqlError::new(
+                        SqlState::INVALID_SAVEPOINT,
+                        format!("savepoint \"{name}\" does not exist"),
+                    ));
                 };
                 let sp = t.savepoints[pos].1;
                 t.savepoints.truncate(pos + 1);
                 t.txn.rollback_to(sp);
                 t.failed = false;
-                Ok(Outcome::Command { tag: "ROLLBACK".into() })
+                Ok(Outcome::Command {
+                    tag: "ROLLBACK".into(),
+                })
             }
             S::Savepoint { name } => {
                 let name = ident_name(name);
                 let Some(t) = self.txn.as_mut().filter(|t| t.block == Block::Explicit) else {
-                    return Err(SqlError::new(SqlState::NO_ACTIVE_SQL_TRANSACTION, "SAVEPOINT can only be used in transaction blocks"));
+                    return Err(SqlError::new(
+                        SqlState::NO_ACTIVE_SQL_TRANSACTION,
+                        "SAVEPOINT can only be used in transaction blocks",
+                    ));
                 };
                 let sp = t.txn.savepoint();
                 t.savepoints.push((name, sp));
-                Ok(Outcome::Command { tag: "SAVEPOINT".into() })
+                Ok(Outcome::Command {
+                    tag: "SAVEPOINT".into(),
+                })
             }
             S::ReleaseSavepoint { name } => {
                 let name = ident_name(name);
                 let Some(t) = self.txn.as_mut().filter(|t| t.block == Block::Explicit) else {
-                    return Err(SqlError::new(SqlState::NO_ACTIVE_SQL_TRANSACTION, "RELEASE SAVEPOINT can only be used in transaction blocks"));
+                    return Err(SqlError::new(
+                        SqlState::NO_ACTIVE_SQL_TRANSACTION,
+                        "RELEASE SAVEPOINT can only be used in transaction blocks",
+                    ));
                 };
                 let Some(pos) = t.savepoints.iter().rposition(|(n, _)| *n == name) else {
-                    return Err(SqlError::new(SqlState::INVALID_SAVEPOINT, format!("savepoint \"{name}\" does not exist")));
+                    return Err(SqlError::new(
+                        SqlState::INVALID_SAVEPOINT,
+                        format!("savepoint \"{name}\" does not exist"),
+                    ));
                 };
                 t.savepoints.truncate(pos);
-                Ok(Outcome::Command { tag: "RELEASE".into() })
+                Ok(Outcome::Command {
+                    tag: "RELEASE".into(),
+                })
             }
             S::Set(set) => self.run_set(set),
             S::ShowVariable { variable } => self.run_show(variable),
             S::Reset(r) => {
                 match &r.reset {
                     ast::Reset::ALL => {
-                        self.settings = SETTINGS.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+                        self.settings = SETTINGS
+                            .iter()
+                            .map(|(k, v)| (k.to_string(), v.to_string()))
+                            .collect();
                         self.default_isolation = Isolation::ReadCommitted;
                     }
                     ast::Reset::ConfigurationParameter(name) => {
@@ -570,9 +696,13 @@ impl Session {
                     }
                     ast::Reset::SessionAuthorization => {}
                 }
-                Ok(Outcome::Command { tag: "RESET".into() })
+                Ok(Outcome::Command {
+                    tag: "RESET".into(),
+                })
             }
-            S::Deallocate { .. } => Ok(Outcome::Command { tag: "DEALLOCATE".into() }),
+            S::Deallocate { .. } => Ok(Outcome::Command {
+                tag: "DEALLOCATE".into(),
+            }),
             S::Discard { object_type } => Ok(Outcome::Command {
                 tag: match object_type {
                     ast::DiscardObject::ALL => "DISCARD ALL",
@@ -588,7 +718,9 @@ impl Session {
 
     fn run_set(&mut self, set: &ast::Set) -> SqlResult<Outcome> {
         match set {
-            ast::Set::SingleAssignment { variable, values, .. } => {
+            ast::Set::SingleAssignment {
+                variable, values, ..
+            } => {
                 let name = variable
                     .0
                     .iter()
@@ -609,8 +741,14 @@ impl Session {
                         other => other.to_string(),
                     })
                     .collect();
-                let is_default = vals.len() == 1 && vals[0].eq_ignore_ascii_case("default") && matches!(values[0], ast::Expr::Identifier(_));
-                let value = if is_default { None } else { Some(vals.join(", ")) };
+                let is_default = vals.len() == 1
+                    && vals[0].eq_ignore_ascii_case("default")
+                    && matches!(values[0], ast::Expr::Identifier(_));
+                let value = if is_default {
+                    None
+                } else {
+                    Some(vals.join(", "))
+                };
                 self.set_setting(&name, value)?;
                 Ok(Outcome::Command { tag: "SET".into() })
             }
@@ -639,7 +777,9 @@ impl Session {
                 }
                 Ok(Outcome::Command { tag: "SET".into() })
             }
-            ast::Set::SetNames { .. } | ast::Set::SetNamesDefault {} => Ok(Outcome::Command { tag: "SET".into() }),
+            ast::Set::SetNames { .. } | ast::Set::SetNamesDefault {} => {
+                Ok(Outcome::Command { tag: "SET".into() })
+            }
             _ => Err(SqlError::unsupported("this form of SET")),
         }
     }
@@ -648,7 +788,10 @@ impl Session {
         match self.txn.as_ref() {
             Some(t) if t.block == Block::Explicit => {
                 if t.statements > 0 {
-                    return Err(SqlError::new(SqlState::ACTIVE_SQL_TRANSACTION, "SET TRANSACTION ISOLATION LEVEL must be called before any query"));
+                    return Err(SqlError::new(
+                        SqlState::ACTIVE_SQL_TRANSACTION,
+                        "SET TRANSACTION ISOLATION LEVEL must be called before any query",
+                    ));
                 }
                 if t.txn.state().isolation != i {
                     self.begin_txn(Block::Explicit, Some(i));
@@ -656,7 +799,11 @@ impl Session {
                 Ok(())
             }
             _ => {
-                self.notice("WARNING", "25P01", "SET TRANSACTION can only be used in transaction blocks");
+                self.notice(
+                    "WARNING",
+                    "25P01",
+                    "SET TRANSACTION can only be used in transaction blocks",
+                );
                 Ok(())
             }
         }
@@ -681,14 +828,18 @@ impl Session {
             "statement_timeout" => {
                 if let Some(v) = &value {
                     let ms = parse_timeout_ms(v)?;
-                    self.settings.insert("statement_timeout".into(), format_timeout(ms));
+                    self.settings
+                        .insert("statement_timeout".into(), format_timeout(ms));
                     return Ok(());
                 }
             }
             "extra_float_digits" => {
                 if let Some(v) = &value {
                     v.trim().parse::<i32>().map_err(|_| {
-                        SqlError::new(SqlState::INVALID_PARAMETER_VALUE, format!("invalid value for parameter \"extra_float_digits\": \"{v}\""))
+                        SqlError::new(
+                            SqlState::INVALID_PARAMETER_VALUE,
+                            format!("invalid value for parameter \"extra_float_digits\": \"{v}\""),
+                        )
                     })?;
                 }
             }
@@ -701,7 +852,8 @@ impl Session {
                             format!("conversion between {v} and UTF8 is not supported"),
                         ));
                     }
-                    self.settings.insert("client_encoding".into(), "UTF8".into());
+                    self.settings
+                        .insert("client_encoding".into(), "UTF8".into());
                     return Ok(());
                 }
             }
@@ -711,16 +863,33 @@ impl Session {
             Some(k) => k.to_string(),
             None if lower.contains('.') => lower.clone(),
             None => {
-                return Err(SqlError::new(SqlState::UNDEFINED_OBJECT, format!("unrecognized configuration parameter \"{lower}\"")));
+                return Err(SqlError::new(
+                    SqlState::UNDEFINED_OBJECT,
+                    format!("unrecognized configuration parameter \"{lower}\""),
+                ));
             }
         };
-        if matches!(key.as_str(), "server_version" | "server_encoding" | "integer_datetimes" | "is_superuser" | "max_identifier_length") {
-            return Err(SqlError::new(SqlState::CANT_CHANGE_RUNTIME_PARAM, format!("parameter \"{lower}\" cannot be changed")));
+        if matches!(
+            key.as_str(),
+            "server_version"
+                | "server_encoding"
+                | "integer_datetimes"
+                | "is_superuser"
+                | "max_identifier_length"
+        ) {
+            return Err(SqlError::new(
+                SqlState::CANT_CHANGE_RUNTIME_PARAM,
+                format!("parameter \"{lower}\" cannot be changed"),
+            ));
         }
         match value {
             Some(v) => self.settings.insert(key, v),
             None => {
-                let default = SETTINGS.iter().find(|(k, _)| *k == key).map(|(_, v)| v.to_string()).unwrap_or_default();
+                let default = SETTINGS
+                    .iter()
+                    .find(|(k, _)| *k == key)
+                    .map(|(_, v)| v.to_string())
+                    .unwrap_or_default();
                 self.settings.insert(key, default)
             }
         };
@@ -728,12 +897,27 @@ impl Session {
     }
 
     fn run_show(&mut self, variable: &[ast::Ident]) -> SqlResult<Outcome> {
-        let name = variable.iter().map(|i| i.value.clone()).collect::<Vec<_>>().join(" ");
-        let text_col = |n: &str| Column { name: n.to_string(), ty: DataType::Text, table_oid: 0, column_id: 0 };
+        let name = variable
+            .iter()
+            .map(|i| i.value.clone())
+            .collect::<Vec<_>>()
+            .join(" ");
+        let text_col = |n: &str| Column {
+            name: n.to_string(),
+            ty: DataType::Text,
+            table_oid: 0,
+            column_id: 0,
+        };
         if name.eq_ignore_ascii_case("all") {
             let mut rows: Vec<Vec<Value>> = SETTINGS
                 .iter()
-                .map(|(k, _)| vec![Value::Text(k.to_string()), Value::Text(self.setting(k).unwrap_or_default()), Value::Text(String::new())])
+                .map(|(k, _)| {
+                    vec![
+                        Value::Text(k.to_string()),
+                        Value::Text(self.setting(k).unwrap_or_default()),
+                        Value::Text(String::new()),
+                    ]
+                })
                 .collect();
             rows.push(vec![
                 Value::Text("transaction_isolation".into()),
@@ -742,21 +926,42 @@ impl Session {
             ]);
             let tag = format!("SHOW {}", rows.len());
             let _ = tag;
-            return Ok(Outcome::Rows { columns: vec![text_col("name"), text_col("setting"), text_col("description")], rows, tag: "SHOW".into() });
+            return Ok(Outcome::Rows {
+                columns: vec![
+                    text_col("name"),
+                    text_col("setting"),
+                    text_col("description"),
+                ],
+                rows,
+                tag: "SHOW".into(),
+            });
         }
         let lower = name.to_ascii_lowercase();
-        let (col, value) = if lower == "transaction isolation level" || lower == "transaction_isolation" {
-            ("transaction_isolation".to_string(), self.setting("transaction_isolation"))
-        } else if lower == "time zone" {
-            ("TimeZone".to_string(), self.setting("TimeZone"))
-        } else {
-            let canon = canonical_setting(&lower).map(str::to_string).unwrap_or(lower.clone());
-            (canon.clone(), self.setting(&canon))
-        };
+        let (col, value) =
+            if lower == "transaction isolation level" || lower == "transaction_isolation" {
+                (
+                    "transaction_isolation".to_string(),
+                    self.setting("transaction_isolation"),
+                )
+            } else if lower == "time zone" {
+                ("TimeZone".to_string(), self.setting("TimeZone"))
+            } else {
+                let canon = canonical_setting(&lower)
+                    .map(str::to_string)
+                    .unwrap_or(lower.clone());
+                (canon.clone(), self.setting(&canon))
+            };
         let Some(value) = value else {
-            return Err(SqlError::new(SqlState::UNDEFINED_OBJECT, format!("unrecognized configuration parameter \"{lower}\"")));
+            return Err(SqlError::new(
+                SqlState::UNDEFINED_OBJECT,
+                format!("unrecognized configuration parameter \"{lower}\""),
+            ));
         };
-        Ok(Outcome::Rows { columns: vec![text_col(&col)], rows: vec![vec![Value::Text(value)]], tag: "SHOW".into() })
+        Ok(Outcome::Rows {
+            columns: vec![text_col(&col)],
+            rows: vec![vec![Value::Text(value)]],
+            tag: "SHOW".into(),
+        })
     }
 
     /// Runs a data or DDL statement inside the current transaction, opening an implicit one if
@@ -768,33 +973,67 @@ impl Session {
         let interrupt = self.interrupt();
         let engine = self.engine.clone();
         let info = self.info.clone();
-        let Some(t) = self.txn.as_mut() else { return Err(SqlError::internal("no transaction")) };
+        let Some(t) = self.txn.as_mut() else {
+            return Err(SqlError::internal("no transaction"));
+        };
         if t.statements > 0 {
             t.txn.new_statement();
         }
         t.statements += 1;
         let mut notices = Vec::new();
-        let result = run_in(&engine, &info, t, stmt, params, &interrupt, &mut self.stats, &mut notices);
+        let result = run_in(
+            &engine,
+            &info,
+            t,
+            stmt,
+            params,
+            &interrupt,
+            &mut self.stats,
+            &mut notices,
+        );
         self.notices.extend(notices);
         result
     }
 
     /// Extended protocol: parses and binds one statement. `param_types` are the client-declared
     /// types (None = infer from context; still unknown ones become text).
-    pub fn prepare(&mut self, sql: &str, param_types: &[Option<DataType>]) -> Result<Prepared, SqlError> {
-        let mut stmts = Parser::parse_sql(&PostgreSqlDialect {}, sql).map_err(|e| SqlError::syntax(e.to_string()))?;
+    pub fn prepare(
+        &mut self,
+        sql: &str,
+        param_types: &[Option<DataType>],
+    ) -> Result<Prepared, SqlError> {
+        let mut stmts = Parser::parse_sql(&PostgreSqlDialect {}, sql)
+            .map_err(|e| SqlError::syntax(e.to_string()))?;
         if stmts.len() > 1 {
-            return Err(SqlError::syntax("cannot insert multiple commands into a prepared statement"));
+            return Err(SqlError::syntax(
+                "cannot insert multiple commands into a prepared statement",
+            ));
         }
         let Some(statement) = stmts.pop() else {
-            return Ok(Prepared { sql: sql.to_string(), statement: None, param_types: vec![], columns: vec![] });
+            return Ok(Prepared {
+                sql: sql.to_string(),
+                statement: None,
+                param_types: vec![],
+                columns: vec![],
+            });
         };
-        let declared: Vec<Option<DataType>> = param_types.iter().map(|t| t.filter(|t| *t != DataType::Unknown)).collect();
+        let declared: Vec<Option<DataType>> = param_types
+            .iter()
+            .map(|t| t.filter(|t| *t != DataType::Unknown))
+            .collect();
         let (types, columns) = match &statement {
-            ast::Statement::Query(_) | ast::Statement::Insert(_) | ast::Statement::Update(_) | ast::Statement::Delete(_) => {
+            ast::Statement::Query(_)
+            | ast::Statement::Insert(_)
+            | ast::Statement::Update(_)
+            | ast::Statement::Delete(_) => {
                 let engine = self.engine.clone();
                 let bind = |txn: &dyn Transaction| -> SqlResult<(Vec<DataType>, Vec<Column>)> {
-                    let mut binder = Binder { catalog: &engine.catalog, txn, info: &self.info, params: declared.clone() };
+                    let mut binder = Binder {
+                        catalog: &engine.catalog,
+                        txn,
+                        info: &self.info,
+                        params: declared.clone(),
+                    };
                     let plan = bind_plan(&mut binder, &statement)?;
                     Ok((binder.final_param_types(), plan.columns()))
                 };
@@ -809,38 +1048,81 @@ impl Session {
                 }
             }
             ast::Statement::ShowVariable { variable } => {
-                let name = variable.iter().map(|i| i.value.clone()).collect::<Vec<_>>().join(" ");
+                let name = variable
+                    .iter()
+                    .map(|i| i.value.clone())
+                    .collect::<Vec<_>>()
+                    .join(" ");
                 let cols = if name.eq_ignore_ascii_case("all") {
-                    ["name", "setting", "description"].iter().map(|n| Column { name: n.to_string(), ty: DataType::Text, table_oid: 0, column_id: 0 }).collect()
+                    ["name", "setting", "description"]
+                        .iter()
+                        .map(|n| Column {
+                            name: n.to_string(),
+                            ty: DataType::Text,
+                            table_oid: 0,
+                            column_id: 0,
+                        })
+                        .collect()
                 } else {
-                    let canon = canonical_setting(&name).map(str::to_string).unwrap_or(name.to_ascii_lowercase());
-                    vec![Column { name: canon, ty: DataType::Text, table_oid: 0, column_id: 0 }]
+                    let canon = canonical_setting(&name)
+                        .map(str::to_string)
+                        .unwrap_or(name.to_ascii_lowercase());
+                    vec![Column {
+                        name: canon,
+                        ty: DataType::Text,
+                        table_oid: 0,
+                        column_id: 0,
+                    }]
                 };
-                (declared.iter().map(|t| t.unwrap_or(DataType::Text)).collect(), cols)
+                (
+                    declared
+                        .iter()
+                        .map(|t| t.unwrap_or(DataType::Text))
+                        .collect(),
+                    cols,
+                )
             }
-            _ => (declared.iter().map(|t| t.unwrap_or(DataType::Text)).collect(), vec![]),
+            _ => (
+                declared
+                    .iter()
+                    .map(|t| t.unwrap_or(DataType::Text))
+                    .collect(),
+                vec![],
+            ),
         };
-        Ok(Prepared { sql: sql.to_string(), statement: Some(statement), param_types: types, columns })
+        Ok(Prepared {
+            sql: sql.to_string(),
+            statement: Some(statement),
+            param_types: types,
+            columns,
+        })
     }
 
     /// Extended protocol: executes a prepared statement with parameters already decoded by
     /// their types. Outside an explicit block the statement runs in an implicit transaction
     /// that [`Session::sync`] ends.
-    pub fn execute_prepared(&mut self, p: &Prepared, params: Vec<Value>) -> Result<Outcome, SqlError> {
-        let Some(stmt) = &p.statement else { return Ok(Outcome::Empty) };
+    pub fn execute_prepared(
+        &mut self,
+        p: &Prepared,
+        params: Vec<Value>,
+    ) -> Result<Outcome, SqlError> {
+        let Some(stmt) = &p.statement else {
+            return Ok(Outcome::Empty);
+        };
         // Parameters sent as text for a typed slot are converted here.
         let mut converted = Vec::with_capacity(params.len());
         for (i, v) in params.into_iter().enumerate() {
             converted.push(match (v, p.param_types.get(i)) {
-                (Value::Text(s), Some(ty)) if !ty.is_string() && *ty != DataType::Unknown => Value::from_text(&s, ty)?,
+                (Value::Text(s), Some(ty)) if !ty.is_string() && *ty != DataType::Unknown => {
+                    Value::from_text(&s, ty)?
+                }
                 (v, _) => v,
             });
         }
         let r = self.run_statement(stmt, &converted);
         if r.is_err() {
-            match self.txn.as_mut() {
-                Some(t) => t.failed = true,
-                None => {}
+            if let Some(t) = self.txn.as_mut() {
+                t.failed = true;
             }
         }
         self.cancel.store(false, Ordering::Release);
@@ -868,7 +1150,7 @@ impl Session {
 
 fn bind_plan(binder: &mut Binder<'_>, stmt: &ast::Statement) -> SqlResult<Plan> {
     match stmt {
-        ast::Statement::Query(q) => Ok(Plan::Select(binder.bind_query(q)?)),
+        ast::Statement::Query(q) => Ok(Plan::Select(Box::new(binder.bind_query(q)?))),
         ast::Statement::Insert(i) => binder.bind_insert(i),
         ast::Statement::Update(u) => binder.bind_update(u),
         ast::Statement::Delete(d) => binder.bind_delete(d),
@@ -891,28 +1173,61 @@ fn run_in(
     let catalog = &engine.catalog;
     match stmt {
         S::Query(_) | S::Insert(_) | S::Update(_) | S::Delete(_) => {
-            let mut binder = Binder { catalog, txn: &t.txn, info, params: params.iter().map(|v| Some(v.data_type()).filter(|t| *t != DataType::Unknown)).collect() };
+            let mut binder = Binder {
+                catalog,
+                txn: &t.txn,
+                info,
+                params: params
+                    .iter()
+                    .map(|v| Some(v.data_type()).filter(|t| *t != DataType::Unknown))
+                    .collect(),
+            };
             let plan = bind_plan(&mut binder, stmt)?;
-            let mut ctx = ExecContext { txn: &mut t.txn, catalog, params, interrupt, stats };
+            let mut ctx = ExecContext {
+                txn: &mut t.txn,
+                catalog,
+                params,
+                interrupt,
+                stats,
+            };
             execute(&mut ctx, &plan)
         }
-        S::Explain { statement, analyze, .. } => {
+        S::Explain {
+            statement, analyze, ..
+        } => {
             if *analyze {
                 return Err(SqlError::unsupported("EXPLAIN ANALYZE"));
             }
-            let mut binder = Binder { catalog, txn: &t.txn, info, params: vec![] };
+            let mut binder = Binder {
+                catalog,
+                txn: &t.txn,
+                info,
+                params: vec![],
+            };
             let plan = bind_plan(&mut binder, statement)?;
             Ok(Outcome::Rows {
-                columns: vec![Column { name: "QUERY PLAN".into(), ty: DataType::Text, table_oid: 0, column_id: 0 }],
+                columns: vec![Column {
+                    name: "QUERY PLAN".into(),
+                    ty: DataType::Text,
+                    table_oid: 0,
+                    column_id: 0,
+                }],
                 rows: vec![vec![Value::Text(plan.explain())]],
                 tag: "EXPLAIN".into(),
             })
         }
         S::CreateTable(ct) => {
             create_table(engine, info, t, ct, notices)?;
-            Ok(Outcome::Command { tag: "CREATE TABLE".into() })
+            Ok(Outcome::Command {
+                tag: "CREATE TABLE".into(),
+            })
         }
-        S::Drop { object_type, if_exists, names, .. } => {
+        S::Drop {
+            object_type,
+            if_exists,
+            names,
+            ..
+        } => {
             if *object_type != ast::ObjectType::Table {
                 return Err(SqlError::unsupported(format!("DROP {object_type}")));
             }
@@ -927,7 +1242,10 @@ fn run_in(
                         severity: "NOTICE",
                     }),
                     None => {
-                        return Err(SqlError::new(SqlState::UNDEFINED_TABLE, format!("table \"{name}\" does not exist")));
+                        return Err(SqlError::new(
+                            SqlState::UNDEFINED_TABLE,
+                            format!("table \"{name}\" does not exist"),
+                        ));
                     }
                 }
             }
@@ -936,7 +1254,9 @@ fn run_in(
                 t.dropped.push(def.id);
                 t.ddl = true;
             }
-            Ok(Outcome::Command { tag: "DROP TABLE".into() })
+            Ok(Outcome::Command {
+                tag: "DROP TABLE".into(),
+            })
         }
         S::Truncate(tr) => {
             let mut defs = Vec::new();
@@ -947,14 +1267,30 @@ fn run_in(
                 interrupt.check()?;
                 catalog.delete_rows(&mut t.txn, &def)?;
             }
-            Ok(Outcome::Command { tag: "TRUNCATE TABLE".into() })
+            Ok(Outcome::Command {
+                tag: "TRUNCATE TABLE".into(),
+            })
         }
         S::CreateIndex(_) => Err(SqlError::unsupported("CREATE INDEX")),
-        other => Err(SqlError::unsupported(format!("statement \"{}\"", other.to_string().split_whitespace().take(2).collect::<Vec<_>>().join(" ")))),
+        other => Err(SqlError::unsupported(format!(
+            "statement \"{}\"",
+            other
+                .to_string()
+                .split_whitespace()
+                .take(2)
+                .collect::<Vec<_>>()
+                .join(" ")
+        ))),
     }
 }
 
-fn create_table(engine: &SqlEngine, info: &SessionInfo, t: &mut ActiveTxn, ct: &ast::CreateTable, notices: &mut Vec<Notice>) -> SqlResult<()> {
+fn create_table(
+    engine: &SqlEngine,
+    info: &SessionInfo,
+    t: &mut ActiveTxn,
+    ct: &ast::CreateTable,
+    notices: &mut Vec<Notice>,
+) -> SqlResult<()> {
     if ct.query.is_some() || ct.like.is_some() || ct.clone.is_some() {
         return Err(SqlError::unsupported("CREATE TABLE AS / LIKE"));
     }
@@ -964,31 +1300,54 @@ fn create_table(engine: &SqlEngine, info: &SessionInfo, t: &mut ActiveTxn, ct: &
     let name = object_name(&ct.name)?;
     if engine.catalog.lookup(&t.txn, &name)?.is_some() {
         if ct.if_not_exists {
-            notices.push(Notice { code: "42P07", message: format!("relation \"{name}\" already exists, skipping"), severity: "NOTICE" });
+            notices.push(Notice {
+                code: "42P07",
+                message: format!("relation \"{name}\" already exists, skipping"),
+                severity: "NOTICE",
+            });
             return Ok(());
         }
-        return Err(SqlError::new(SqlState::DUPLICATE_TABLE, format!("relation \"{name}\" already exists")));
+        return Err(SqlError::new(
+            SqlState::DUPLICATE_TABLE,
+            format!("relation \"{name}\" already exists"),
+        ));
     }
     if let ast::CreateTableOptions::With(opts) = &ct.table_options {
         for o in opts {
             if let ast::SqlOption::KeyValue { key, .. } = o {
                 let k = object_name(key)?;
                 if k != "fillfactor" {
-                    return Err(SqlError::new(SqlState::INVALID_PARAMETER_VALUE, format!("unrecognized parameter \"{k}\"")));
+                    return Err(SqlError::new(
+                        SqlState::INVALID_PARAMETER_VALUE,
+                        format!("unrecognized parameter \"{k}\""),
+                    ));
                 }
             }
         }
     }
     let mut columns: Vec<ColumnDef> = Vec::new();
     let mut primary_key: Option<Vec<usize>> = None;
-    let multiple_pk = || SqlError::new(SqlState::INVALID_TABLE_DEFINITION, format!("multiple primary keys for table \"{name}\" are not allowed"));
+    let multiple_pk = || {
+        SqlError::new(
+            SqlState::INVALID_TABLE_DEFINITION,
+            format!("multiple primary keys for table \"{name}\" are not allowed"),
+        )
+    };
     for c in &ct.columns {
         let cname = ident_name(&c.name);
         if columns.iter().any(|x| x.name == cname) {
-            return Err(SqlError::new(SqlState::DUPLICATE_COLUMN, format!("column \"{cname}\" specified more than once")));
+            return Err(SqlError::new(
+                SqlState::DUPLICATE_COLUMN,
+                format!("column \"{cname}\" specified more than once"),
+            ));
         }
         let ty = convert_type(&c.data_type)?;
-        let mut def = ColumnDef { name: cname.clone(), ty, not_null: false, default: None };
+        let mut def = ColumnDef {
+            name: cname.clone(),
+            ty,
+            not_null: false,
+            default: None,
+        };
         for opt in &c.options {
             match &opt.option {
                 ast::ColumnOption::NotNull => def.not_null = true,
@@ -1016,11 +1375,21 @@ fn create_table(engine: &SqlEngine, info: &SessionInfo, t: &mut ActiveTxn, ct: &
                 for ic in &pk.columns {
                     let cname = match &ic.column.expr {
                         ast::Expr::Identifier(id) => ident_name(id),
-                        other => return Err(SqlError::unsupported(format!("primary key expression {other}"))),
+                        other => {
+                            return Err(SqlError::unsupported(format!(
+                                "primary key expression {other}"
+                            )))
+                        }
                     };
-                    let i = columns.iter().position(|c| c.name == cname).ok_or_else(|| {
-                        SqlError::new(SqlState::UNDEFINED_COLUMN, format!("column \"{cname}\" named in key does not exist"))
-                    })?;
+                    let i = columns
+                        .iter()
+                        .position(|c| c.name == cname)
+                        .ok_or_else(|| {
+                            SqlError::new(
+                                SqlState::UNDEFINED_COLUMN,
+                                format!("column \"{cname}\" named in key does not exist"),
+                            )
+                        })?;
                     columns[i].not_null = true;
                     idx.push(i);
                 }
@@ -1031,14 +1400,21 @@ fn create_table(engine: &SqlEngine, info: &SessionInfo, t: &mut ActiveTxn, ct: &
     }
     // Defaults must bind and be assignable to their column.
     {
-        let mut binder = Binder { catalog: &engine.catalog, txn: &t.txn, info, params: vec![] };
+        let mut binder = Binder {
+            catalog: &engine.catalog,
+            txn: &t.txn,
+            info,
+            params: vec![],
+        };
         for c in &columns {
             if let Some(d) = &c.default {
                 binder.bind_default(d, c.ty, &c.name)?;
             }
         }
     }
-    engine.catalog.create_table(&mut t.txn, name, columns, primary_key.unwrap_or_default())?;
+    engine
+        .catalog
+        .create_table(&mut t.txn, name, columns, primary_key.unwrap_or_default())?;
     t.ddl = true;
     Ok(())
 }

@@ -20,8 +20,12 @@ pub trait Transaction {
     /// The value under `key`, or None.
     fn get(&self, key: &[u8]) -> SqlResult<Option<Bytes>>;
     /// Up to `limit` pairs in `range`, in key order (descending when `reverse`).
-    fn scan(&self, range: KeyRange, reverse: bool, limit: Option<usize>)
-        -> SqlResult<Vec<(Vec<u8>, Bytes)>>;
+    fn scan(
+        &self,
+        range: KeyRange,
+        reverse: bool,
+        limit: Option<usize>,
+    ) -> SqlResult<Vec<(Vec<u8>, Bytes)>>;
     /// Writes `value` under `key` (taking the row's write lock; may wait or fail with 40001/40P01).
     fn put(&mut self, key: &[u8], value: Bytes) -> SqlResult<()>;
     /// Deletes `key`.

@@ -53,7 +53,10 @@ pub enum DataType {
 }
 
 /// Unconstrained numeric, the type of decimal literals and of `sum(bigint)`, `avg(int)`.
-pub const NUMERIC: DataType = DataType::Numeric { precision: None, scale: None };
+pub const NUMERIC: DataType = DataType::Numeric {
+    precision: None,
+    scale: None,
+};
 
 impl DataType {
     /// The type's OID in pg_type.
@@ -93,9 +96,10 @@ impl DataType {
     pub fn typmod(&self) -> i32 {
         match self {
             DataType::Varchar(Some(n)) | DataType::Bpchar(Some(n)) => *n as i32 + 4,
-            DataType::Numeric { precision: Some(p), scale } => {
-                (((*p as i32) << 16) | scale.unwrap_or(0) as i32) + 4
-            }
+            DataType::Numeric {
+                precision: Some(p),
+                scale,
+            } => (((*p as i32) << 16) | scale.unwrap_or(0) as i32) + 4,
             _ => -1,
         }
     }
@@ -131,7 +135,10 @@ impl DataType {
             DataType::Int8 => "bigint".into(),
             DataType::Float4 => "real".into(),
             DataType::Float8 => "double precision".into(),
-            DataType::Numeric { precision: Some(p), scale } => {
+            DataType::Numeric {
+                precision: Some(p),
+                scale,
+            } => {
                 format!("numeric({},{})", p, scale.unwrap_or(0))
             }
             DataType::Numeric { .. } => "numeric".into(),
@@ -165,11 +172,17 @@ impl DataType {
     }
 
     pub(crate) fn is_string(&self) -> bool {
-        matches!(self, DataType::Text | DataType::Varchar(_) | DataType::Bpchar(_))
+        matches!(
+            self,
+            DataType::Text | DataType::Varchar(_) | DataType::Bpchar(_)
+        )
     }
 
     pub(crate) fn is_datetime(&self) -> bool {
-        matches!(self, DataType::Date | DataType::Timestamp | DataType::Timestamptz)
+        matches!(
+            self,
+            DataType::Date | DataType::Timestamp | DataType::Timestamptz
+        )
     }
 
     /// Rank in the numeric promotion ladder int2 < int4 < int8 < numeric < float4 < float8.
@@ -233,7 +246,10 @@ fn invalid_input(ty: &DataType, s: &str) -> SqlError {
     } else {
         SqlState::INVALID_TEXT_REPRESENTATION
     };
-    SqlError::new(code, format!("invalid input syntax for type {name}: \"{s}\""))
+    SqlError::new(
+        code,
+        format!("invalid input syntax for type {name}: \"{s}\""),
+    )
 }
 
 impl Value {
@@ -322,17 +338,23 @@ impl Value {
     pub fn from_text(s: &str, ty: &DataType) -> Result<Value, SqlError> {
         let t = s.trim();
         match ty {
-            DataType::Bool => parse_bool(t).map(Value::Bool).ok_or_else(|| invalid_input(ty, s)),
+            DataType::Bool => parse_bool(t)
+                .map(Value::Bool)
+                .ok_or_else(|| invalid_input(ty, s)),
             DataType::Int2 => {
                 let v = parse_int(t, ty, s)?;
                 i16::try_from(v).map(Value::Int2).map_err(|_| {
-                    SqlError::out_of_range(format!("value \"{s}\" is out of range for type smallint"))
+                    SqlError::out_of_range(format!(
+                        "value \"{s}\" is out of range for type smallint"
+                    ))
                 })
             }
             DataType::Int4 => {
                 let v = parse_int(t, ty, s)?;
                 i32::try_from(v).map(Value::Int4).map_err(|_| {
-                    SqlError::out_of_range(format!("value \"{s}\" is out of range for type integer"))
+                    SqlError::out_of_range(format!(
+                        "value \"{s}\" is out of range for type integer"
+                    ))
                 })
             }
             DataType::Int8 => {
@@ -351,7 +373,9 @@ impl Value {
                 }
                 Ok(Value::Float4(f))
             }
-            DataType::Float8 => parse_float(t).map(Value::Float8).ok_or_else(|| invalid_input(ty, s)),
+            DataType::Float8 => parse_float(t)
+                .map(Value::Float8)
+                .ok_or_else(|| invalid_input(ty, s)),
             DataType::Numeric { .. } => {
                 let d = parse_decimal(t).ok_or_else(|| invalid_input(ty, s))?;
                 Ok(Value::Numeric(d))
@@ -360,9 +384,14 @@ impl Value {
                 Ok(Value::Text(s.to_string()))
             }
             DataType::Bytea => parse_bytea(s).map(Value::Bytea).ok_or_else(|| {
-                SqlError::new(SqlState::INVALID_TEXT_REPRESENTATION, "invalid input syntax for type bytea")
+                SqlError::new(
+                    SqlState::INVALID_TEXT_REPRESENTATION,
+                    "invalid input syntax for type bytea",
+                )
             }),
-            DataType::Date => parse_date(t).map(Value::Date).ok_or_else(|| invalid_input(ty, s)),
+            DataType::Date => parse_date(t)
+                .map(Value::Date)
+                .ok_or_else(|| invalid_input(ty, s)),
             DataType::Timestamp => {
                 let (us, _offset) = parse_timestamp(t).ok_or_else(|| invalid_input(ty, s))?;
                 Ok(Value::Timestamp(us))
@@ -421,10 +450,18 @@ fn format_float(
         return "NaN".into();
     }
     if inf {
-        return if v > 0.0 { "Infinity".into() } else { "-Infinity".into() };
+        return if v > 0.0 {
+            "Infinity".into()
+        } else {
+            "-Infinity".into()
+        };
     }
     if v == 0.0 {
-        return if v.is_sign_negative() { "-0".into() } else { "0".into() };
+        return if v.is_sign_negative() {
+            "-0".into()
+        } else {
+            "0".into()
+        };
     }
     let sci = render(true);
     let (mantissa, exp) = match sci.split_once('e') {
@@ -489,7 +526,7 @@ pub(crate) fn parse_decimal(t: &str) -> Option<Decimal> {
 fn parse_bytea(s: &str) -> Option<Vec<u8>> {
     if let Some(hex) = s.strip_prefix("\\x") {
         let clean: Vec<u8> = hex.bytes().filter(|c| !c.is_ascii_whitespace()).collect();
-        if clean.len() % 2 != 0 {
+        if !clean.len().is_multiple_of(2) {
             return None;
         }
         clean
@@ -560,7 +597,10 @@ fn days_in_month(y: i64, m: u32) -> u32 {
 
 /// Builds a PostgreSQL date (days since 2000-01-01) from year, month, day; None if invalid.
 pub(crate) fn make_date(y: i64, m: u32, d: u32) -> Option<i32> {
-    if !(1..=12).contains(&m) || d == 0 || d > days_in_month(y, m) || !(-4713..=5874897).contains(&y)
+    if !(1..=12).contains(&m)
+        || d == 0
+        || d > days_in_month(y, m)
+        || !(-4713..=5874897).contains(&y)
     {
         return None;
     }
@@ -720,9 +760,15 @@ fn numeric_to_binary(d: &Decimal) -> Vec<u8> {
     let mantissa = d.mantissa().unsigned_abs().to_string();
     // Split into integer and fraction digit strings.
     let (int_part, frac_part) = if mantissa.len() > scale {
-        (mantissa[..mantissa.len() - scale].to_string(), mantissa[mantissa.len() - scale..].to_string())
+        (
+            mantissa[..mantissa.len() - scale].to_string(),
+            mantissa[mantissa.len() - scale..].to_string(),
+        )
     } else {
-        ("0".to_string(), format!("{}{}", "0".repeat(scale - mantissa.len()), mantissa))
+        (
+            "0".to_string(),
+            format!("{}{}", "0".repeat(scale - mantissa.len()), mantissa),
+        )
     };
     let int_part = int_part.trim_start_matches('0');
     // Left-pad the integer part and right-pad the fraction to multiples of 4 digits.
@@ -731,7 +777,11 @@ fn numeric_to_binary(d: &Decimal) -> Vec<u8> {
     let frac_pad = (4 - frac_part.len() % 4) % 4;
     let frac_s = format!("{}{}", frac_part, "0".repeat(frac_pad));
     let mut groups: Vec<i16> = Vec::new();
-    for chunk in int_s.as_bytes().chunks(4).chain(frac_s.as_bytes().chunks(4)) {
+    for chunk in int_s
+        .as_bytes()
+        .chunks(4)
+        .chain(frac_s.as_bytes().chunks(4))
+    {
         let s = std::str::from_utf8(chunk).unwrap_or("0");
         groups.push(s.parse().unwrap_or(0));
     }
@@ -753,7 +803,11 @@ fn numeric_to_binary(d: &Decimal) -> Vec<u8> {
     let mut out = Vec::with_capacity(8 + digits.len() * 2);
     out.extend_from_slice(&(digits.len() as i16).to_be_bytes());
     out.extend_from_slice(&weight.to_be_bytes());
-    let sign: u16 = if d.is_sign_negative() && !d.is_zero() { 0x4000 } else { 0 };
+    let sign: u16 = if d.is_sign_negative() && !d.is_zero() {
+        0x4000
+    } else {
+        0
+    };
     out.extend_from_slice(&sign.to_be_bytes());
     out.extend_from_slice(&(scale as u16).to_be_bytes());
     for g in digits {
@@ -764,7 +818,10 @@ fn numeric_to_binary(d: &Decimal) -> Vec<u8> {
 
 fn numeric_from_binary(b: &[u8]) -> SqlResult<Decimal> {
     let bad = || {
-        SqlError::new(SqlState::INVALID_BINARY_REPRESENTATION, "invalid numeric binary format")
+        SqlError::new(
+            SqlState::INVALID_BINARY_REPRESENTATION,
+            "invalid numeric binary format",
+        )
     };
     if b.len() < 8 {
         return Err(bad());
@@ -805,7 +862,11 @@ fn numeric_from_binary(b: &[u8]) -> SqlResult<Decimal> {
         }
     }
     let int_digits = int_digits.trim_start_matches('0');
-    text.push_str(if int_digits.is_empty() { "0" } else { int_digits });
+    text.push_str(if int_digits.is_empty() {
+        "0"
+    } else {
+        int_digits
+    });
     let mut frac: String = frac_digits.chars().take(dscale as usize).collect();
     while frac.len() < dscale as usize {
         frac.push('0');
@@ -814,9 +875,8 @@ fn numeric_from_binary(b: &[u8]) -> SqlResult<Decimal> {
         text.push('.');
         text.push_str(&frac);
     }
-    Decimal::from_str(&text).map_err(|_| {
-        SqlError::out_of_range("numeric value does not fit Gnomon's 28-digit numeric")
-    })
+    Decimal::from_str(&text)
+        .map_err(|_| SqlError::out_of_range("numeric value does not fit Gnomon's 28-digit numeric"))
 }
 
 /// Compares two non-NULL values of comparable types (numbers across widths, strings,
@@ -888,10 +948,19 @@ mod tests {
         assert_eq!(Value::Float8(0.1).to_text().as_deref(), Some("0.1"));
         assert_eq!(Value::Float8(1e20).to_text().as_deref(), Some("1e+20"));
         assert_eq!(Value::Float8(1.5e-5).to_text().as_deref(), Some("1.5e-05"));
-        assert_eq!(Value::Float8(123456789012345.0).to_text().as_deref(), Some("123456789012345"));
-        assert_eq!(Value::Float8(1234567890123456.0).to_text().as_deref(), Some("1.234567890123456e+15"));
+        assert_eq!(
+            Value::Float8(123456789012345.0).to_text().as_deref(),
+            Some("123456789012345")
+        );
+        assert_eq!(
+            Value::Float8(1234567890123456.0).to_text().as_deref(),
+            Some("1.234567890123456e+15")
+        );
         assert_eq!(Value::Float4(1.1).to_text().as_deref(), Some("1.1"));
-        assert_eq!(Value::Float8(f64::INFINITY).to_text().as_deref(), Some("Infinity"));
+        assert_eq!(
+            Value::Float8(f64::INFINITY).to_text().as_deref(),
+            Some("Infinity")
+        );
         assert_eq!(Value::Float8(f64::NAN).to_text().as_deref(), Some("NaN"));
     }
 
@@ -901,13 +970,24 @@ mod tests {
         assert_eq!(v.to_text().as_deref(), Some("2024-01-02 03:04:05.123456"));
         let v = Value::from_text("2024-01-02 03:04:05.5+02", &DataType::Timestamptz).unwrap();
         assert_eq!(v.to_text().as_deref(), Some("2024-01-02 01:04:05.5+00"));
-        assert_eq!(Value::from_text("2000-01-01", &DataType::Date).unwrap(), Value::Date(0));
+        assert_eq!(
+            Value::from_text("2000-01-01", &DataType::Date).unwrap(),
+            Value::Date(0)
+        );
         assert_eq!(Value::Date(-1).to_text().as_deref(), Some("1999-12-31"));
     }
 
     #[test]
     fn numeric_binary_round_trips() {
-        for s in ["0", "1.50", "-12345.6789", "10000", "0.0001", "123456789.000001", "-0.5"] {
+        for s in [
+            "0",
+            "1.50",
+            "-12345.6789",
+            "10000",
+            "0.0001",
+            "123456789.000001",
+            "-0.5",
+        ] {
             let d = Decimal::from_str(s).unwrap();
             let back = numeric_from_binary(&numeric_to_binary(&d)).unwrap();
             assert_eq!(back.to_string(), d.to_string(), "{s}");

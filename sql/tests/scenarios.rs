@@ -7,8 +7,12 @@ use gnomon_mvcc::{Db, DbOptions, SyncPolicy};
 use gnomon_sql::{DataType, Outcome, Session, SqlEngine, TxnStatus, Value};
 
 fn open(dir: &std::path::Path) -> Arc<SqlEngine> {
-    let db = Db::open(DbOptions { dir: dir.to_path_buf(), sync: SyncPolicy::OffUnsafeNoDurability, ..Default::default() })
-        .expect("open db");
+    let db = Db::open(DbOptions {
+        dir: dir.to_path_buf(),
+        sync: SyncPolicy::OffUnsafeNoDurability,
+        ..Default::default()
+    })
+    .expect("open db");
     SqlEngine::open(db).expect("open sql")
 }
 
@@ -23,7 +27,12 @@ fn run(s: &mut Session, sql: &str) -> String {
         match r {
             Ok(Outcome::Rows { rows, tag, .. }) => {
                 for row in rows {
-                    out.push(row.iter().map(|v| v.to_text().unwrap_or_else(|| "NULL".into())).collect::<Vec<_>>().join("|"));
+                    out.push(
+                        row.iter()
+                            .map(|v| v.to_text().unwrap_or_else(|| "NULL".into()))
+                            .collect::<Vec<_>>()
+                            .join("|"),
+                    );
                 }
                 out.push(tag);
             }
@@ -53,14 +62,33 @@ fn setup() -> (tempfile::TempDir, Arc<SqlEngine>, Session) {
 fn select_without_from_has_postgres_types_and_names() {
     let (_d, _e, mut s) = setup();
     let r = s.execute_simple("SELECT 1, 3000000000, 1.50, 'x', 7/2, 7.0/2, true AS ok");
-    let Some(Ok(Outcome::Rows { columns, rows, tag })) = r.into_iter().next() else { panic!("no rows") };
+    let Some(Ok(Outcome::Rows { columns, rows, tag })) = r.into_iter().next() else {
+        panic!("no rows")
+    };
     assert_eq!(tag, "SELECT 1");
     let names: Vec<&str> = columns.iter().map(|c| c.name.as_str()).collect();
-    assert_eq!(names, ["?column?", "?column?", "?column?", "?column?", "?column?", "?column?", "ok"]);
+    assert_eq!(
+        names,
+        ["?column?", "?column?", "?column?", "?column?", "?column?", "?column?", "ok"]
+    );
     let types: Vec<u32> = columns.iter().map(|c| c.ty.oid()).collect();
     assert_eq!(types, [23, 20, 1700, 25, 23, 1700, 16]);
-    let texts: Vec<String> = rows[0].iter().map(|v| v.to_text().unwrap_or_default()).collect();
-    assert_eq!(texts, ["1", "3000000000", "1.50", "x", "3", "3.5000000000000000", "t"]);
+    let texts: Vec<String> = rows[0]
+        .iter()
+        .map(|v| v.to_text().unwrap_or_default())
+        .collect();
+    assert_eq!(
+        texts,
+        [
+            "1",
+            "3000000000",
+            "1.50",
+            "x",
+            "3",
+            "3.5000000000000000",
+            "t"
+        ]
+    );
 }
 
 #[test]
@@ -74,7 +102,10 @@ fn arithmetic_errors_carry_sqlstates() {
     assert_eq!(code(&mut s, "SELECT * FROM nope"), "42P01");
     assert_eq!(code(&mut s, "SELECT 1 + 'a'::text"), "42883");
     assert_eq!(code(&mut s, "SELECT nosuchfn(1)"), "42883");
-    assert_eq!(run(&mut s, "SELECT 9223372036854775807::int8 + 0"), "9223372036854775807\nSELECT 1");
+    assert_eq!(
+        run(&mut s, "SELECT 9223372036854775807::int8 + 0"),
+        "9223372036854775807\nSELECT 1"
+    );
 }
 
 #[test]
@@ -95,7 +126,13 @@ fn casts_and_type_output_match_postgres() {
         "2024-01-02|2024-01-02 03:04:05.123456|2024-01-02 03:04:05+00|0.1|\\x0aff|1.01|true\nSELECT 1"
     );
     assert!(run(&mut s, "SELECT version()").starts_with("PostgreSQL 15."));
-    assert_eq!(run(&mut s, "SELECT current_database(), current_user, current_schema()"), "gnomon|gnomon|public\nSELECT 1");
+    assert_eq!(
+        run(
+            &mut s,
+            "SELECT current_database(), current_user, current_schema()"
+        ),
+        "gnomon|gnomon|public\nSELECT 1"
+    );
 }
 
 #[test]
@@ -106,71 +143,175 @@ fn ddl_dml_and_constraint_errors() {
         "CREATE TABLE"
     );
     assert_eq!(code(&mut s, "CREATE TABLE t (a int)"), "42P07");
-    assert_eq!(run(&mut s, "CREATE TABLE IF NOT EXISTS t (a int)"), "CREATE TABLE");
-    assert_eq!(run(&mut s, "INSERT INTO t VALUES (1, 'a', 1.5), (2, 'b', NULL)"), "INSERT 0 2");
-    assert_eq!(run(&mut s, "INSERT INTO t (id) VALUES (3) RETURNING id, name"), "3|x\nINSERT 0 1");
+    assert_eq!(
+        run(&mut s, "CREATE TABLE IF NOT EXISTS t (a int)"),
+        "CREATE TABLE"
+    );
+    assert_eq!(
+        run(&mut s, "INSERT INTO t VALUES (1, 'a', 1.5), (2, 'b', NULL)"),
+        "INSERT 0 2"
+    );
+    assert_eq!(
+        run(&mut s, "INSERT INTO t (id) VALUES (3) RETURNING id, name"),
+        "3|x\nINSERT 0 1"
+    );
     assert_eq!(code(&mut s, "INSERT INTO t VALUES (1, 'dup', 0)"), "23505");
     assert_eq!(code(&mut s, "INSERT INTO t VALUES (4, NULL, 0)"), "23502");
-    assert_eq!(code(&mut s, "INSERT INTO t VALUES (5, 'toolong', 0)"), "22001");
+    assert_eq!(
+        code(&mut s, "INSERT INTO t VALUES (5, 'toolong', 0)"),
+        "22001"
+    );
     assert_eq!(code(&mut s, "INSERT INTO t (nope) VALUES (1)"), "42703");
     assert_eq!(code(&mut s, "INSERT INTO t VALUES (true, 'a', 0)"), "42804");
-    assert_eq!(run(&mut s, "UPDATE t SET score = score + 1 WHERE id <= 2 RETURNING id, score"), "1|2.50\n2|NULL\nUPDATE 2");
+    assert_eq!(
+        run(
+            &mut s,
+            "UPDATE t SET score = score + 1 WHERE id <= 2 RETURNING id, score"
+        ),
+        "1|2.50\n2|NULL\nUPDATE 2"
+    );
     assert_eq!(run(&mut s, "DELETE FROM t WHERE id = 3"), "DELETE 1");
-    assert_eq!(run(&mut s, "SELECT id, name, score FROM t ORDER BY id"), "1|a|2.50\n2|b|NULL\nSELECT 2");
-    assert_eq!(run(&mut s, "CREATE TABLE u (a int); INSERT INTO u SELECT x FROM generate_series(1, 5) AS x"), "CREATE TABLE\nINSERT 0 5");
-    assert_eq!(run(&mut s, "SELECT count(*), sum(a) FROM u"), "5|15\nSELECT 1");
+    assert_eq!(
+        run(&mut s, "SELECT id, name, score FROM t ORDER BY id"),
+        "1|a|2.50\n2|b|NULL\nSELECT 2"
+    );
+    assert_eq!(
+        run(
+            &mut s,
+            "CREATE TABLE u (a int); INSERT INTO u SELECT x FROM generate_series(1, 5) AS x"
+        ),
+        "CREATE TABLE\nINSERT 0 5"
+    );
+    assert_eq!(
+        run(&mut s, "SELECT count(*), sum(a) FROM u"),
+        "5|15\nSELECT 1"
+    );
     assert_eq!(run(&mut s, "TRUNCATE t, u"), "TRUNCATE TABLE");
     assert_eq!(run(&mut s, "SELECT count(*) FROM u"), "0\nSELECT 1");
     assert_eq!(run(&mut s, "DROP TABLE IF EXISTS t, missing"), "DROP TABLE");
     let notices = s.take_notices();
-    assert!(notices.iter().any(|n| n.message == "table \"missing\" does not exist, skipping"), "{notices:?}");
+    assert!(
+        notices
+            .iter()
+            .any(|n| n.message == "table \"missing\" does not exist, skipping"),
+        "{notices:?}"
+    );
     assert_eq!(code(&mut s, "DROP TABLE t"), "42P01");
 }
 
 #[test]
 fn aggregates_group_by_having_order_limit() {
     let (_d, _e, mut s) = setup();
-    run(&mut s, "CREATE TABLE sales (id int PRIMARY KEY, region text, amount int)");
-    run(&mut s, "INSERT INTO sales VALUES (1,'n',10),(2,'s',20),(3,'n',30),(4,'e',NULL),(5,'s',5)");
+    run(
+        &mut s,
+        "CREATE TABLE sales (id int PRIMARY KEY, region text, amount int)",
+    );
+    run(
+        &mut s,
+        "INSERT INTO sales VALUES (1,'n',10),(2,'s',20),(3,'n',30),(4,'e',NULL),(5,'s',5)",
+    );
     assert_eq!(
         run(&mut s, "SELECT region, count(*), count(amount), sum(amount), avg(amount), min(amount), max(amount) FROM sales GROUP BY region HAVING count(*) > 0 ORDER BY region"),
         "e|1|0|NULL|NULL|NULL|NULL\nn|2|2|40|20.0000000000000000|10|30\ns|2|2|25|12.5000000000000000|5|20\nSELECT 3"
     );
-    assert_eq!(run(&mut s, "SELECT amount FROM sales ORDER BY amount"), "5\n10\n20\n30\nNULL\nSELECT 5");
-    assert_eq!(run(&mut s, "SELECT amount FROM sales ORDER BY amount DESC LIMIT 2"), "NULL\n30\nSELECT 2");
-    assert_eq!(run(&mut s, "SELECT amount FROM sales ORDER BY 1 NULLS FIRST LIMIT 2 OFFSET 1"), "5\n10\nSELECT 2");
-    assert_eq!(run(&mut s, "SELECT DISTINCT region FROM sales ORDER BY region DESC"), "s\nn\ne\nSELECT 3");
-    assert_eq!(code(&mut s, "SELECT region, amount FROM sales GROUP BY region"), "42803");
-    assert_eq!(run(&mut s, "SELECT count(*) FROM sales WHERE false"), "0\nSELECT 1");
-    assert_eq!(run(&mut s, "SELECT sum(x), count(*) AS n FROM generate_series(1, 10, 3) AS t(x)"), "22|4\nSELECT 1");
+    assert_eq!(
+        run(&mut s, "SELECT amount FROM sales ORDER BY amount"),
+        "5\n10\n20\n30\nNULL\nSELECT 5"
+    );
+    assert_eq!(
+        run(
+            &mut s,
+            "SELECT amount FROM sales ORDER BY amount DESC LIMIT 2"
+        ),
+        "NULL\n30\nSELECT 2"
+    );
+    assert_eq!(
+        run(
+            &mut s,
+            "SELECT amount FROM sales ORDER BY 1 NULLS FIRST LIMIT 2 OFFSET 1"
+        ),
+        "5\n10\nSELECT 2"
+    );
+    assert_eq!(
+        run(
+            &mut s,
+            "SELECT DISTINCT region FROM sales ORDER BY region DESC"
+        ),
+        "s\nn\ne\nSELECT 3"
+    );
+    assert_eq!(
+        code(&mut s, "SELECT region, amount FROM sales GROUP BY region"),
+        "42803"
+    );
+    assert_eq!(
+        run(&mut s, "SELECT count(*) FROM sales WHERE false"),
+        "0\nSELECT 1"
+    );
+    assert_eq!(
+        run(
+            &mut s,
+            "SELECT sum(x), count(*) AS n FROM generate_series(1, 10, 3) AS t(x)"
+        ),
+        "22|4\nSELECT 1"
+    );
 }
 
 #[test]
 fn full_primary_key_equality_is_a_point_get() {
     let (_d, _e, mut s) = setup();
-    run(&mut s, "CREATE TABLE kv (a int, b text, v int, PRIMARY KEY (a, b))");
-    run(&mut s, "INSERT INTO kv SELECT x % 10, 'k' || x, x FROM generate_series(1, 100) AS x");
+    run(
+        &mut s,
+        "CREATE TABLE kv (a int, b text, v int, PRIMARY KEY (a, b))",
+    );
+    run(
+        &mut s,
+        "INSERT INTO kv SELECT x % 10, 'k' || x, x FROM generate_series(1, 100) AS x",
+    );
     let before = s.stats();
-    assert_eq!(run(&mut s, "SELECT v FROM kv WHERE a = 3 AND b = 'k13'"), "13\nSELECT 1");
+    assert_eq!(
+        run(&mut s, "SELECT v FROM kv WHERE a = 3 AND b = 'k13'"),
+        "13\nSELECT 1"
+    );
     let after = s.stats();
     assert_eq!(after.point_gets - before.point_gets, 1);
     assert_eq!(after.rows_read - before.rows_read, 1);
     assert_eq!(after.full_scans, before.full_scans);
-    assert_eq!(run(&mut s, "EXPLAIN SELECT v FROM kv WHERE b = 'k13' AND 3 = a"), "Point Get on kv using kv_pkey (a, b)\nEXPLAIN");
-    assert_eq!(run(&mut s, "EXPLAIN SELECT v FROM kv WHERE a = 3"), "Range Scan on kv using kv_pkey (a, b)\nEXPLAIN");
-    assert_eq!(run(&mut s, "EXPLAIN SELECT v FROM kv WHERE v = 3"), "Seq Scan on kv\nEXPLAIN");
+    assert_eq!(
+        run(&mut s, "EXPLAIN SELECT v FROM kv WHERE b = 'k13' AND 3 = a"),
+        "Point Get on kv using kv_pkey (a, b)\nEXPLAIN"
+    );
+    assert_eq!(
+        run(&mut s, "EXPLAIN SELECT v FROM kv WHERE a = 3"),
+        "Range Scan on kv using kv_pkey (a, b)\nEXPLAIN"
+    );
+    assert_eq!(
+        run(&mut s, "EXPLAIN SELECT v FROM kv WHERE v = 3"),
+        "Seq Scan on kv\nEXPLAIN"
+    );
     let before = s.stats();
-    assert_eq!(run(&mut s, "SELECT count(*) FROM kv WHERE a = 3"), "10\nSELECT 1");
+    assert_eq!(
+        run(&mut s, "SELECT count(*) FROM kv WHERE a = 3"),
+        "10\nSELECT 1"
+    );
     assert_eq!(s.stats().rows_read - before.rows_read, 10);
-    assert_eq!(run(&mut s, "SELECT count(*) FROM kv WHERE a >= 2 AND a < 4"), "20\nSELECT 1");
+    assert_eq!(
+        run(&mut s, "SELECT count(*) FROM kv WHERE a >= 2 AND a < 4"),
+        "20\nSELECT 1"
+    );
     // Prepared point query with an inferred parameter type.
-    let p = s.prepare("SELECT v FROM kv WHERE a = $1 AND b = $2", &[None, None]).expect("prepare");
+    let p = s
+        .prepare("SELECT v FROM kv WHERE a = $1 AND b = $2", &[None, None])
+        .expect("prepare");
     assert_eq!(p.param_types(), &[DataType::Int4, DataType::Text]);
     let before = s.stats();
-    let out = s.execute_prepared(&p, vec![Value::Int4(7), Value::Text("k97".into())]).expect("execute");
+    let out = s
+        .execute_prepared(&p, vec![Value::Int4(7), Value::Text("k97".into())])
+        .expect("execute");
     s.sync();
     assert_eq!(s.stats().point_gets - before.point_gets, 1);
-    let Outcome::Rows { rows, .. } = out else { panic!("rows") };
+    let Outcome::Rows { rows, .. } = out else {
+        panic!("rows")
+    };
     assert_eq!(rows, vec![vec![Value::Int4(97)]]);
 }
 
@@ -189,15 +330,39 @@ fn transactions_savepoints_and_failed_blocks() {
     assert_eq!(s.transaction_status(), TxnStatus::Idle);
     // ROLLBACK TO SAVEPOINT recovers a failed block.
     assert_eq!(run(&mut s, "START TRANSACTION ISOLATION LEVEL REPEATABLE READ; SAVEPOINT s; INSERT INTO t VALUES (1)"), "START TRANSACTION\nSAVEPOINT\nERROR 23505 duplicate key value violates unique constraint \"t_pkey\"");
-    assert_eq!(run(&mut s, "ROLLBACK TO SAVEPOINT s; INSERT INTO t VALUES (5); END"), "ROLLBACK\nINSERT 0 1\nCOMMIT");
+    assert_eq!(
+        run(
+            &mut s,
+            "ROLLBACK TO SAVEPOINT s; INSERT INTO t VALUES (5); END"
+        ),
+        "ROLLBACK\nINSERT 0 1\nCOMMIT"
+    );
     // An error in a multi-statement implicit transaction rolls back the whole message.
-    assert_eq!(code(&mut s, "INSERT INTO t VALUES (10); SELECT 1/0"), "22012");
-    assert_eq!(run(&mut s, "SELECT count(*) FROM t WHERE id = 10"), "0\nSELECT 1");
+    assert_eq!(
+        code(&mut s, "INSERT INTO t VALUES (10); SELECT 1/0"),
+        "22012"
+    );
+    assert_eq!(
+        run(&mut s, "SELECT count(*) FROM t WHERE id = 10"),
+        "0\nSELECT 1"
+    );
     // Explicit COMMIT inside the message commits what came before.
-    assert_eq!(code(&mut s, "INSERT INTO t VALUES (11); COMMIT; INSERT INTO t VALUES (12); SELECT 1/0"), "22012");
-    assert_eq!(run(&mut s, "SELECT id FROM t WHERE id > 9 ORDER BY id"), "11\nSELECT 1");
+    assert_eq!(
+        code(
+            &mut s,
+            "INSERT INTO t VALUES (11); COMMIT; INSERT INTO t VALUES (12); SELECT 1/0"
+        ),
+        "22012"
+    );
+    assert_eq!(
+        run(&mut s, "SELECT id FROM t WHERE id > 9 ORDER BY id"),
+        "11\nSELECT 1"
+    );
     // Rolled back DDL leaves no table; another session sees committed data.
-    assert_eq!(run(&mut s, "BEGIN; CREATE TABLE gone (a int); ROLLBACK"), "BEGIN\nCREATE TABLE\nROLLBACK");
+    assert_eq!(
+        run(&mut s, "BEGIN; CREATE TABLE gone (a int); ROLLBACK"),
+        "BEGIN\nCREATE TABLE\nROLLBACK"
+    );
     assert_eq!(code(&mut s, "SELECT * FROM gone"), "42P01");
     let mut other = session(&e);
     assert_eq!(run(&mut other, "SELECT count(*) FROM t"), "3\nSELECT 1");
@@ -207,8 +372,14 @@ fn transactions_savepoints_and_failed_blocks() {
 fn write_conflict_at_repeatable_read_is_40001() {
     let (_d, e, mut a) = setup();
     let mut b = session(&e);
-    run(&mut a, "CREATE TABLE c (id int PRIMARY KEY, n int); INSERT INTO c VALUES (1, 0)");
-    run(&mut a, "BEGIN ISOLATION LEVEL REPEATABLE READ; SELECT n FROM c WHERE id = 1");
+    run(
+        &mut a,
+        "CREATE TABLE c (id int PRIMARY KEY, n int); INSERT INTO c VALUES (1, 0)",
+    );
+    run(
+        &mut a,
+        "BEGIN ISOLATION LEVEL REPEATABLE READ; SELECT n FROM c WHERE id = 1",
+    );
     assert_eq!(run(&mut b, "UPDATE c SET n = 1 WHERE id = 1"), "UPDATE 1");
     assert_eq!(code(&mut a, "UPDATE c SET n = 2 WHERE id = 1"), "40001");
     assert_eq!(run(&mut a, "ROLLBACK"), "ROLLBACK");
@@ -217,13 +388,25 @@ fn write_conflict_at_repeatable_read_is_40001() {
 #[test]
 fn settings_set_show_reset() {
     let (_d, _e, mut s) = setup();
-    assert_eq!(run(&mut s, "SET application_name = 'app'; SHOW application_name"), "SET\napp\nSHOW");
+    assert_eq!(
+        run(
+            &mut s,
+            "SET application_name = 'app'; SHOW application_name"
+        ),
+        "SET\napp\nSHOW"
+    );
     assert_eq!(s.setting("application_name").as_deref(), Some("app"));
     assert_eq!(run(&mut s, "SET statement_timeout = 5000; SHOW statement_timeout; RESET statement_timeout; SHOW statement_timeout"), "SET\n5s\nSHOW\nRESET\n0\nSHOW");
-    assert_eq!(run(&mut s, "SHOW TimeZone; SHOW transaction_isolation"), "UTC\nSHOW\nread committed\nSHOW");
+    assert_eq!(
+        run(&mut s, "SHOW TimeZone; SHOW transaction_isolation"),
+        "UTC\nSHOW\nread committed\nSHOW"
+    );
     assert_eq!(run(&mut s, "SET SESSION CHARACTERISTICS AS TRANSACTION ISOLATION LEVEL SERIALIZABLE; SHOW default_transaction_isolation"), "SET\nserializable\nSHOW");
     assert_eq!(code(&mut s, "SET no_such_setting = 1"), "42704");
-    assert_eq!(run(&mut s, "SET my.custom = 'x'; DISCARD ALL; DEALLOCATE ALL"), "SET\nDISCARD ALL\nDEALLOCATE");
+    assert_eq!(
+        run(&mut s, "SET my.custom = 'x'; DISCARD ALL; DEALLOCATE ALL"),
+        "SET\nDISCARD ALL\nDEALLOCATE"
+    );
     assert_eq!(run(&mut s, ""), "EMPTY");
 }
 
@@ -231,7 +414,10 @@ fn settings_set_show_reset() {
 fn cancel_flag_stops_a_long_query_with_57014() {
     let (_d, _e, mut s) = setup();
     s.cancel_handle().store(true, Ordering::Release);
-    assert_eq!(code(&mut s, "SELECT count(*) FROM generate_series(1, 1000000)"), "57014");
+    assert_eq!(
+        code(&mut s, "SELECT count(*) FROM generate_series(1, 1000000)"),
+        "57014"
+    );
     // The flag is consumed: the next statement runs.
     assert_eq!(run(&mut s, "SELECT 1"), "1\nSELECT 1");
 }
@@ -243,7 +429,13 @@ fn text_and_binary_parameter_formats_round_trip() {
         ("-7", DataType::Int2),
         ("9000000000", DataType::Int8),
         ("1.5", DataType::Float8),
-        ("12.340", DataType::Numeric { precision: None, scale: None }),
+        (
+            "12.340",
+            DataType::Numeric {
+                precision: None,
+                scale: None,
+            },
+        ),
         ("t", DataType::Bool),
         ("2024-02-29", DataType::Date),
         ("2024-01-02 03:04:05.5", DataType::Timestamp),
@@ -264,14 +456,35 @@ fn ddl_and_data_survive_reopen() {
     {
         let e = open(dir.path());
         let mut s = session(&e);
-        assert_eq!(run(&mut s, "CREATE TABLE keep (id bigint PRIMARY KEY, note text DEFAULT 'n')"), "CREATE TABLE");
+        assert_eq!(
+            run(
+                &mut s,
+                "CREATE TABLE keep (id bigint PRIMARY KEY, note text DEFAULT 'n')"
+            ),
+            "CREATE TABLE"
+        );
         assert_eq!(run(&mut s, "CREATE TABLE norow (x int)"), "CREATE TABLE");
-        assert_eq!(run(&mut s, "INSERT INTO keep (id) VALUES (1), (2); INSERT INTO norow VALUES (1), (1)"), "INSERT 0 2\nINSERT 0 2");
+        assert_eq!(
+            run(
+                &mut s,
+                "INSERT INTO keep (id) VALUES (1), (2); INSERT INTO norow VALUES (1), (1)"
+            ),
+            "INSERT 0 2\nINSERT 0 2"
+        );
     }
     let e = open(dir.path());
     let mut s = session(&e);
-    assert_eq!(run(&mut s, "SELECT id, note FROM keep ORDER BY id DESC"), "2|n\n1|n\nSELECT 2");
-    assert_eq!(run(&mut s, "INSERT INTO norow VALUES (2); SELECT count(*) FROM norow"), "INSERT 0 1\n3\nSELECT 1");
+    assert_eq!(
+        run(&mut s, "SELECT id, note FROM keep ORDER BY id DESC"),
+        "2|n\n1|n\nSELECT 2"
+    );
+    assert_eq!(
+        run(
+            &mut s,
+            "INSERT INTO norow VALUES (2); SELECT count(*) FROM norow"
+        ),
+        "INSERT 0 1\n3\nSELECT 1"
+    );
     assert_eq!(run(&mut s, "CREATE TABLE later (a int)"), "CREATE TABLE");
     assert_eq!(run(&mut s, "SELECT count(*) FROM later"), "0\nSELECT 1");
 }
