@@ -423,13 +423,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("clock");
         let wall = ManualClock::default();
-        wall.0.store(50_000_000, Ordering::SeqCst);
+        const HOUR_US: u64 = 3_600_000_000;
+        wall.0.store(2 * HOUR_US, Ordering::SeqCst);
         let before = clock(&wall, Some(path.clone())).now().unwrap();
         // The machine restarts with its wall clock an hour behind.
-        wall.0.store(
-            50_000_000 - 3_600_000_000u64.min(50_000_000),
-            Ordering::SeqCst,
-        );
+        wall.0.store(HOUR_US, Ordering::SeqCst);
         let after = clock(&wall, Some(path)).now().unwrap();
         assert!(after > before, "{after} must be after {before}");
     }

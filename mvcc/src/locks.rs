@@ -18,7 +18,7 @@
 //! cross-node detection.
 
 use std::collections::HashMap;
-use std::hash::{BuildHasher, Hash, Hasher};
+use std::hash::BuildHasher;
 use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -77,9 +77,7 @@ fn relock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 impl LockManager {
     fn shard_of(&self, key: &[u8]) -> usize {
-        let mut h = self.hasher.build_hasher();
-        key.hash(&mut h);
-        (h.finish() as usize) % SHARDS
+        (self.hasher.hash_one(key) as usize) % SHARDS
     }
 
     /// Takes the write lock on `key` for `txn`, waiting while another transaction holds it.

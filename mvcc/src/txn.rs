@@ -165,7 +165,7 @@ impl Txn {
         end: Bound<Vec<u8>>,
         reverse: bool,
     ) -> Result<ScanIter<'_>, MvccError> {
-        let own: Box<dyn Iterator<Item = (&Vec<u8>, &Option<Bytes>)> + '_> = {
+        let own: OwnWrites<'_> = {
             let range = self
                 .state
                 .writes
@@ -293,10 +293,13 @@ impl Drop for Txn {
     }
 }
 
+/// The transaction's own writes in a key range, in scan direction.
+type OwnWrites<'a> = Box<dyn Iterator<Item = (&'a Vec<u8>, &'a Option<Bytes>)> + 'a>;
+
 /// Merges the committed snapshot with the transaction's own writes, in key order.
 pub struct ScanIter<'a> {
     committed: std::iter::Peekable<gnomon_engine::Scan>,
-    own: std::iter::Peekable<Box<dyn Iterator<Item = (&'a Vec<u8>, &'a Option<Bytes>)> + 'a>>,
+    own: std::iter::Peekable<OwnWrites<'a>>,
     reverse: bool,
 }
 
