@@ -2804,6 +2804,21 @@ fn store_value(def: &TableDef, col: usize, v: Value) -> SqlResult<Value> {
     cast(v, &c.ty, false)
 }
 
+/// Takes the write lock on a row found by a scan and returns its current version, to which
+/// UPDATE and DELETE re-apply their WHERE clause (PostgreSQL's EvalPlanQual re-check): at READ
+/// COMMITTED a row changed by a transaction that committed while we waited is seen as it is now
+/// (or skipped if deleted); at REPEATABLE READ such a change is a serialization failure (40001).
+fn lock_current_row(
+    ctx: &mut ExecContext<'_>,
+    table: &TableDef,
+    key: &[u8],
+) -> SqlResult<Option<Vec<Value>>> {
+    match ctx.txn.get_for_update(key)? {
+        Some(bytes) => Ok(Some(decode_table_row(table, &bytes)?)),
+        None => Ok(None),
+    }
+}
+
 fn key_detail(def: &TableDef, row: &[Value]) -> String {
     let names: Vec<&str> = def
         .primary_key
@@ -2924,7 +2939,9 @@ pub(crate) fn execute(ctx: &mut ExecContext<'_>, plan: &Plan) -> SqlResult<Outco
                     table.rowid_key(id)
                 } else {
                     let key = table.row_key(&full);
-                    if ctx.txn.get(&key)?.is_some() {
+                    // Locks the key first: a concurrent inserter of the same key is waited for,
+                    // and its committed row is seen (23505) instead of being overwritten.
+                    if ctx.txn.get_for_update(&key)?.is_some() {
                         return Err(duplicate_key(table, &full));
                     }
                     key
@@ -2945,8 +2962,11 @@ pub(crate) fn execute(ctx: &mut ExecContext<'_>, plan: &Plan) -> SqlResult<Outco
             let rows = read_table(ctx, table, access)?;
             let mut out_rows = Vec::new();
             let mut n = 0u64;
-            for (key, row) in rows {
+            for (key, _) in rows {
                 ctx.interrupt.check()?;
+                let Some(row) = lock_current_row(ctx, table, &key)? else {
+                    continue;
+                };
                 if !passes(ctx, filter.as_ref(), &row)? {
                     continue;
                 }
@@ -2960,7 +2980,7 @@ pub(crate) fn execute(ctx: &mut ExecContext<'_>, plan: &Plan) -> SqlResult<Outco
                     table.row_key(&new_row)
                 };
                 if new_key != key {
-                    if ctx.txn.get(&new_key)?.is_some() {
+                    if ctx.txn.get_for_update(&new_key)?.is_some() {
                         return Err(duplicate_key(table, &new_row));
                     }
                     ctx.txn.delete(&key)?;
@@ -2980,8 +3000,11 @@ pub(crate) fn execute(ctx: &mut ExecContext<'_>, plan: &Plan) -> SqlResult<Outco
             let rows = read_table(ctx, table, access)?;
             let mut out_rows = Vec::new();
             let mut n = 0u64;
-            for (key, row) in rows {
+            for (key, _) in rows {
                 ctx.interrupt.check()?;
+                let Some(row) = lock_current_row(ctx, table, &key)? else {
+                    continue;
+                };
                 if !passes(ctx, filter.as_ref(), &row)? {
                     continue;
                 }

@@ -26,6 +26,10 @@ pub trait Transaction {
         reverse: bool,
         limit: Option<usize>,
     ) -> SqlResult<Vec<(Vec<u8>, Bytes)>>;
+    /// Locks `key` for writing (may wait for another writer; may fail with 40001/40P01) and
+    /// returns the row a write would replace: the newest committed version at READ COMMITTED
+    /// (PostgreSQL's re-check of a concurrently updated row), the snapshot's at REPEATABLE READ.
+    fn get_for_update(&mut self, key: &[u8]) -> SqlResult<Option<Bytes>>;
     /// Writes `value` under `key` (taking the row's write lock; may wait or fail with 40001/40P01).
     fn put(&mut self, key: &[u8], value: Bytes) -> SqlResult<()>;
     /// Deletes `key`.
@@ -48,6 +52,10 @@ impl Transaction for gnomon_mvcc::Txn {
             Some(n) => iter.take(n).collect(),
             None => iter.collect(),
         })
+    }
+
+    fn get_for_update(&mut self, key: &[u8]) -> SqlResult<Option<Bytes>> {
+        Ok(gnomon_mvcc::Txn::get_for_update(self, key)?)
     }
 
     fn put(&mut self, key: &[u8], value: Bytes) -> SqlResult<()> {

@@ -488,3 +488,55 @@ fn ddl_and_data_survive_reopen() {
     assert_eq!(run(&mut s, "CREATE TABLE later (a int)"), "CREATE TABLE");
     assert_eq!(run(&mut s, "SELECT count(*) FROM later"), "0\nSELECT 1");
 }
+
+#[test]
+fn concurrent_read_committed_updates_lose_nothing() {
+    // TPC-B's `UPDATE ... SET balance = balance + delta` from many sessions at once: each
+    // writer waits for the previous one and re-reads the row it committed.
+    let (_dir, engine, mut s) = setup();
+    run(
+        &mut s,
+        "CREATE TABLE acct (id int PRIMARY KEY, balance bigint NOT NULL)",
+    );
+    run(&mut s, "INSERT INTO acct VALUES (1, 0), (2, 0)");
+    let workers: Vec<_> = (0..4)
+        .map(|_| {
+            let engine = engine.clone();
+            std::thread::spawn(move || {
+                let mut s = session(&engine);
+                for _ in 0..50 {
+                    assert_eq!(
+                        run(&mut s, "BEGIN; UPDATE acct SET balance = balance + 1 WHERE id = 1; UPDATE acct SET balance = balance - 1 WHERE balance > -1000000 AND id = 2; COMMIT"),
+                        "BEGIN\nUPDATE 1\nUPDATE 1\nCOMMIT"
+                    );
+                }
+            })
+        })
+        .collect();
+    for w in workers {
+        w.join().expect("worker");
+    }
+    assert_eq!(
+        run(&mut s, "SELECT id, balance FROM acct ORDER BY id"),
+        "1|200\n2|-200\nSELECT 2"
+    );
+}
+
+#[test]
+fn concurrent_insert_of_the_same_key_waits_then_fails_with_23505() {
+    let (_dir, engine, mut s) = setup();
+    run(&mut s, "CREATE TABLE t (id int PRIMARY KEY, v text)");
+    let mut first = session(&engine);
+    assert_eq!(
+        run(&mut first, "BEGIN; INSERT INTO t VALUES (1, 'first')"),
+        "BEGIN\nINSERT 0 1"
+    );
+    let second = std::thread::spawn(move || {
+        let mut second = session(&engine);
+        code(&mut second, "INSERT INTO t VALUES (1, 'second')")
+    });
+    std::thread::sleep(std::time::Duration::from_millis(50));
+    assert_eq!(run(&mut first, "COMMIT"), "COMMIT");
+    assert_eq!(second.join().expect("second"), "23505");
+    assert_eq!(run(&mut s, "SELECT v FROM t"), "first\nSELECT 1");
+}
