@@ -56,6 +56,14 @@ pub enum MvccError {
         /// The file.
         path: PathBuf,
     },
+    /// The WAL ends before the checkpoint's position: WAL segments were deleted by hand.
+    #[error("write-ahead log ends at {wal_end}, before the checkpoint at {checkpoint_lsn}: WAL files are missing")]
+    WalBehindCheckpoint {
+        /// Where the log ends.
+        wal_end: u64,
+        /// Where the newest checkpoint says replay starts.
+        checkpoint_lsn: u64,
+    },
     /// A WAL record passed its checksum but does not decode as a commit record.
     #[error("malformed commit record at LSN {lsn}: {reason}")]
     MalformedRecord {
@@ -67,6 +75,13 @@ pub enum MvccError {
 }
 
 impl MvccError {
+    /// True for a commit whose outcome is unknown: the log failed after the commit record was
+    /// handed to it, so the record may or may not be on disk (and may reappear after a restart).
+    /// The client must not be told the transaction rolled back.
+    pub fn is_commit_in_doubt(&self) -> bool {
+        matches!(self, MvccError::Wal(_))
+    }
+
     /// True when running the whole transaction again may succeed (serialization failures and
     /// deadlock victims); false for errors that will repeat.
     pub fn is_retryable(&self) -> bool {

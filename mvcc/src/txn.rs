@@ -252,7 +252,9 @@ impl Txn {
 
     /// Commits: one WAL record, group fsync, then visibility. When this returns `Ok`, the
     /// transaction is durable and every snapshot taken afterwards sees it. A read-only
-    /// transaction writes nothing and returns its snapshot.
+    /// transaction writes nothing and returns its snapshot. NB: an error for which
+    /// [`MvccError::is_commit_in_doubt`] holds does not mean "rolled back": the log failed with
+    /// the record in flight, and it may be found committed after a restart.
     pub fn commit(mut self) -> Result<Timestamp, MvccError> {
         self.finished = true;
         let result = if self.state.writes.is_empty() {
