@@ -494,8 +494,11 @@ impl Backend {
                 }
                 FrontendMessage::Sync => {
                     self.skip_until_sync = false;
-                    if self.run(|s| s.sync()).is_err() {
-                        return fatal_internal(wire).await;
+                    match self.run(|s| s.sync_result()) {
+                        Err(Panicked) => return fatal_internal(wire).await,
+                        // The implicit transaction's commit failed (e.g. 40001).
+                        Ok(Err(e)) => wire.out.error_response(&sql_error_fields(&e)),
+                        Ok(Ok(())) => {}
                     }
                     self.ready(wire).await?;
                     Ok(())
