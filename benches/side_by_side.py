@@ -392,6 +392,8 @@ def git_commit() -> str:
 
 def ensure_gnomon_binary(binary: Path, rebuild: bool) -> None:
     if binary.exists() and not rebuild:
+        if "release" not in binary.parts:
+            log(f"{GN}: warning: {binary} is not a release build; its figures say little about Gnomon")
         return
     if binary != DEFAULT_GNOMON_BIN:
         if not binary.exists():
@@ -513,8 +515,9 @@ def parse_summary(out: str) -> dict[str, float]:
     return found
 
 
-def p99_from_logs(prefix: Path) -> float | None:
-    """P99 latency in ms over all transactions in pgbench's per-transaction logs (`-l`).
+def latencies_from_logs(prefix: Path) -> tuple[float | None, float | None]:
+    """(mean, P99) latency in ms over the successful transactions in pgbench's per-transaction
+    logs (`-l`), which are deleted after reading.
 
     Each line is `client_id transaction_no time script_no time_epoch time_us [...]` where
     `time` is the transaction's latency in microseconds, or `failed`/`skipped`."""
@@ -526,9 +529,10 @@ def p99_from_logs(prefix: Path) -> float | None:
                 if len(parts) >= 3 and parts[2].isdigit():
                     latencies.append(int(parts[2]))
         path.unlink()
+    if not latencies:
+        return None, None
     latencies.sort()
-    p = percentile(latencies, 99)
-    return p / 1000.0 if p is not None else None
+    return sum(latencies) / len(latencies) / 1000.0, percentile(latencies, 99) / 1000.0
 
 
 def run_pgbench(server: Server, w: Workload, args: argparse.Namespace, work: Path, tag: str,
@@ -559,10 +563,13 @@ def run_pgbench(server: Server, w: Workload, args: argparse.Namespace, work: Pat
             stale.unlink()
         return RunResult(error=f"pgbench exit {r.returncode}: {first_error(r.stderr)}\n"
                                f"stderr tail:\n{tail(r.stderr, 15)}")
+    avg, p99 = latencies_from_logs(prefix)
     return RunResult(
         tps=summary["tps"],
-        latency_avg_ms=summary.get("latency_avg_ms"),
-        latency_p99_ms=p99_from_logs(prefix),
+        # pgbench's own "latency average" of a -T run is duration * clients / transactions,
+        # which counts time spent on failed tries; the log's mean is of completed transactions.
+        latency_avg_ms=avg if avg is not None else summary.get("latency_avg_ms"),
+        latency_p99_ms=p99,
         transactions=int(summary.get("transactions", 0)),
         failed=int(summary.get("failed", 0)),
         retried=int(summary.get("retried", 0)),
@@ -707,7 +714,7 @@ def svg_chart(workloads: list[Workload], cells: dict[tuple[str, str], Cell], ser
     for s in servers:
         out.append(f'<rect x="{lx}" y="32" width="12" height="12" fill="{colors[s]}"/>')
         out.append(f'<text x="{lx + 17}" y="42">{escape(s)} (median tps)</text>')
-        lx += 170
+        lx += 220
     base_y = top + panel_h
     for i, w in enumerate(workloads):
         x0 = left + i * panel_w
@@ -740,7 +747,7 @@ def svg_chart(workloads: list[Workload], cells: dict[tuple[str, str], Cell], ser
                    f'font-weight="bold">{escape(w.name)}</text>')
         r = ratio(vals.get(GN), vals.get(PG)) if n == 2 else None
         if n == 2:
-            label = f"G/PG {r:.2f}x" if r is not None else "G/PG -"
+            label = f"Gnomon/PG {r:.2f}\u00d7" if r is not None else "Gnomon/PG -"
             out.append(f'<text x="{x0 + panel_w / 2}" y="{base_y + 36}" text-anchor="middle" '
                        f'fill="#333">{label}</text>')
     out.append(f'<text x="{left}" y="{height - 6}" font-size="10" fill="#666">Each panel has its own '
@@ -762,7 +769,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     )
     p.add_argument("--scale", type=int, default=10, help="pgbench -i scale factor (default 10)")
     p.add_argument("--duration", type=int, default=20, help="seconds per pgbench run (default 20)")
-    p.add_argument("--rounds", type=int, default=3, help="runs per workload and server; medians are reported (default 3)")
+    p.add_argument("--rounds", type=int, default=3,
+                   help="runs per workload and server; medians are reported (default 3)")
     p.add_argument("--workloads", default=",".join(w.name for w in WORKLOADS),
                    help=f"comma-separated subset of: {names} (default all)")
     only = p.add_mutually_exclusive_group()
@@ -786,6 +794,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     if unknown or not wanted:
         p.error(f"unknown workload(s) {', '.join(unknown) or '(none given)'}; choose from {names}")
     args.selected = [WORKLOADS_BY_NAME[n] for n in dict.fromkeys(wanted)]
+    args.gnomon_bin = args.gnomon_bin.resolve()
     for name in ("scale", "duration", "rounds"):
         if getattr(args, name) < 1:
             p.error(f"--{name} must be at least 1")
@@ -920,7 +929,7 @@ def main(argv: list[str]) -> int:
     md_path = args.out_dir / f"side_by_side-{stamp}.md"
     svg_path = args.out_dir / f"side_by_side-{stamp}.svg"
     title = f"pgbench side by side, scale {args.scale}, {args.duration}s x {args.rounds} rounds, {started:%Y-%m-%d}"
-    svg_path.write_text(svg_chart(args.selected, cells, server_names, title))
+    svg_path.write_text(svg_chart(args.selected, cells, server_names, title), encoding="utf-8")
     md = [
         f"# Gnomon vs PostgreSQL: pgbench side by side ({started:%Y-%m-%d %H:%M})",
         "",
@@ -930,14 +939,15 @@ def main(argv: list[str]) -> int:
         "",
         f"Medians over {args.rounds} round(s) of {args.duration}s per workload and server, servers alternating; "
         f"all runs `-M prepared`{', `--max-tries=10`' if pgbench_supports('--max-tries') else ''}; "
-        f"P99 from pgbench's per-transaction log. failed/retried: totals over all rounds "
+        f"average and P99 latency from pgbench's per-transaction log. failed/retried: totals over all rounds "
         f"(P = PostgreSQL, G = Gnomon).{' Run was interrupted: figures are partial.' if interrupted else ''}",
         "",
         "## Run",
         "",
         md_kv({"started": f"{started:%Y-%m-%d %H:%M:%S}", "finished": f"{finished:%Y-%m-%d %H:%M:%S}",
                "command": " ".join(["python3", "benches/side_by_side.py", *argv]),
-               "scale": str(args.scale), "pgbench -i steps": args.init_steps, "duration": f"{args.duration}s", "rounds": str(args.rounds),
+               "scale": str(args.scale), "pgbench -i steps": args.init_steps,
+               "duration": f"{args.duration}s", "rounds": str(args.rounds),
                **{f"pgbench -i time ({s})": f"{t:.1f}s" for s, t in init_times.items()}}),
         "",
         "## Machine",
@@ -964,7 +974,7 @@ def main(argv: list[str]) -> int:
         md += ["", "## Errors", ""]
         for s, what, err in errors:
             md += [f"### {s}: {what}", "", "```", err.rstrip(), "```", ""]
-    md_path.write_text("\n".join(md).rstrip() + "\n")
+    md_path.write_text("\n".join(md).rstrip() + "\n", encoding="utf-8")
     print(f"\nwrote {md_path}\nwrote {svg_path}")
     return 130 if interrupted else 0
 
