@@ -275,3 +275,73 @@ fn malformed_frame_is_fatal_for_its_connection_only() {
     other.until_ready();
     assert_eq!(kinds(&other.query("SELECT 1")), "TDCZ");
 }
+
+#[test]
+fn deallocate_all_forgets_protocol_prepared_statements() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let server = Server::start(dir.path());
+    let mut raw = Raw::connect(&server);
+    raw.startup("gnomon", "gnomon", &[]);
+    raw.until_ready();
+    let mut parse = cstr("st");
+    parse.extend(cstr("SELECT 1"));
+    parse.extend([0, 0]);
+    raw.send(b'P', &parse);
+    raw.send(b'S', &[]);
+    assert_eq!(kinds(&raw.until_ready()), "1Z");
+    raw.send(b'P', &parse);
+    raw.send(b'S', &[]);
+    let reply = raw.until_ready();
+    assert_eq!(kinds(&reply), "EZ");
+    assert_eq!(reply[0].field('C').as_deref(), Some("42P05"));
+    assert_eq!(kinds(&raw.query("DEALLOCATE ALL")), "CZ");
+    raw.send(b'P', &parse);
+    raw.send(b'S', &[]);
+    assert_eq!(kinds(&raw.until_ready()), "1Z", "the name is free again");
+}
+
+#[test]
+fn copy_from_stdin_loads_text_format_rows() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let server = Server::start(dir.path());
+    let mut raw = Raw::connect(&server);
+    raw.startup("gnomon", "gnomon", &[]);
+    raw.until_ready();
+    raw.query("CREATE TABLE cp (id int PRIMARY KEY, note text)");
+
+    let mut copy = cstr("COPY cp FROM STDIN");
+    raw.send(b'Q', &copy);
+    let response = raw.recv().expect("CopyInResponse");
+    assert_eq!(response.kind, b'G');
+    assert_eq!(
+        response.body,
+        vec![0, 0, 2, 0, 0, 0, 0],
+        "text, 2 text columns"
+    );
+    // Lines split across CopyData messages, a NULL, and escapes.
+    raw.send(b'd', b"1\tone\n2\t\\N\n3\ttab\\there");
+    raw.send(b'd', b"\n");
+    raw.send(b'c', &[]);
+    let reply = raw.until_ready();
+    assert_eq!(kinds(&reply), "CZ");
+    assert_eq!(reply[0].strings()[0], "COPY 3");
+
+    // A bad line fails the whole COPY: nothing of it is kept.
+    copy = cstr("COPY cp (id, note) FROM STDIN");
+    raw.send(b'Q', &copy);
+    assert_eq!(raw.recv().map(|m| m.kind), Some(b'G'));
+    raw.send(b'd', b"4\tfour\nnot-a-number\tx\n");
+    raw.send(b'c', &[]);
+    let reply = raw.until_ready();
+    assert_eq!(kinds(&reply), "EZ");
+    assert_eq!(reply[0].field('C').as_deref(), Some("22P02"));
+
+    let rows = raw.query("SELECT id, note FROM cp ORDER BY id");
+    assert_eq!(kinds(&rows), "TDDDCZ");
+    assert_eq!(rows[4].strings()[0], "SELECT 3");
+    let third = &rows[3].body;
+    assert!(
+        third.windows(8).any(|w| w == b"tab\there"),
+        "escape decoded: {third:?}"
+    );
+}

@@ -681,9 +681,15 @@ impl Backend {
                 self.statements.clear();
                 self.portals.clear();
             }
+            // NB: the sql layer may tag `DEALLOCATE ALL` as plain `DEALLOCATE`: look at the text.
             "DEALLOCATE" => {
-                for name in deallocated_names(sql) {
-                    self.statements.remove(&name);
+                for d in deallocated(sql) {
+                    match d {
+                        Deallocated::All => self.statements.clear(),
+                        Deallocated::Named(name) => {
+                            self.statements.remove(&name);
+                        }
+                    }
                 }
             }
             _ => {}
@@ -1154,9 +1160,18 @@ fn parse_options(options: &str) -> Vec<(String, String)> {
     out
 }
 
-/// Names in `DEALLOCATE [PREPARE] name` statements of a query string (lower-cased unless quoted).
-fn deallocated_names(sql: &str) -> Vec<String> {
-    let mut names = Vec::new();
+/// What a `DEALLOCATE [PREPARE] name | ALL` statement drops.
+#[derive(Debug, PartialEq, Eq)]
+enum Deallocated {
+    /// Every prepared statement.
+    All,
+    /// One statement (lower-cased unless it was quoted).
+    Named(String),
+}
+
+/// The DEALLOCATE statements of a query string.
+fn deallocated(sql: &str) -> Vec<Deallocated> {
+    let mut found = Vec::new();
     for statement in sql.split(';') {
         let mut words = statement.split_whitespace();
         if !words
@@ -1169,14 +1184,16 @@ fn deallocated_names(sql: &str) -> Vec<String> {
         if name.is_some_and(|w| w.eq_ignore_ascii_case("prepare")) {
             name = words.next();
         }
-        if let Some(name) = name {
-            match name.strip_prefix('"').and_then(|n| n.strip_suffix('"')) {
-                Some(quoted) => names.push(quoted.to_string()),
-                None => names.push(name.to_ascii_lowercase()),
-            }
+        match name {
+            None => {}
+            Some(n) if n.eq_ignore_ascii_case("all") => found.push(Deallocated::All),
+            Some(n) => match n.strip_prefix('"').and_then(|n| n.strip_suffix('"')) {
+                Some(quoted) => found.push(Deallocated::Named(quoted.to_string())),
+                None => found.push(Deallocated::Named(n.to_ascii_lowercase())),
+            },
         }
     }
-    names
+    found
 }
 
 #[cfg(test)]
@@ -1196,12 +1213,16 @@ mod tests {
     }
 
     #[test]
-    fn deallocate_names_are_found() {
+    fn deallocate_statements_are_recognised() {
         assert_eq!(
-            deallocated_names("DEALLOCATE s1; deallocate prepare \"S2\""),
-            vec!["s1".to_string(), "S2".to_string()]
+            deallocated("DEALLOCATE s1; deallocate prepare \"S2\"; DEALLOCATE ALL"),
+            vec![
+                Deallocated::Named("s1".to_string()),
+                Deallocated::Named("S2".to_string()),
+                Deallocated::All,
+            ]
         );
-        assert!(deallocated_names("SELECT 1").is_empty());
+        assert!(deallocated("SELECT 1").is_empty());
     }
 
     #[test]
