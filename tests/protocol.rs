@@ -345,3 +345,34 @@ fn copy_from_stdin_loads_text_format_rows() {
         "escape decoded: {third:?}"
     );
 }
+
+#[test]
+fn notices_reach_the_client_in_both_protocols() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let server = Server::start(dir.path());
+    let mut raw = Raw::connect(&server);
+    raw.startup("gnomon", "gnomon", &[]);
+    raw.until_ready();
+    let reply = raw.query("DROP TABLE IF EXISTS nothere");
+    assert_eq!(kinds(&reply), "NCZ");
+    assert_eq!(
+        reply[0].field('M').as_deref(),
+        Some("table \"nothere\" does not exist, skipping")
+    );
+
+    let mut parse = cstr("");
+    parse.extend(cstr("DROP TABLE IF EXISTS nothere"));
+    parse.extend([0, 0]);
+    raw.send(b'P', &parse);
+    let mut bind = cstr("");
+    bind.extend(cstr(""));
+    bind.extend([0, 0, 0, 0, 0, 0]);
+    raw.send(b'B', &bind);
+    let mut exec = cstr("");
+    exec.extend(0i32.to_be_bytes());
+    raw.send(b'E', &exec);
+    raw.send(b'S', &[]);
+    let reply = raw.until_ready();
+    assert_eq!(kinds(&reply), "12NCZ");
+    assert_eq!(reply[2].field('C').as_deref(), Some("00000"));
+}

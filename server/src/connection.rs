@@ -401,6 +401,13 @@ impl Backend {
             .unwrap_or_default()
     }
 
+    /// Sends the notices the session raised since the last call.
+    fn send_notices(&mut self, out: &mut Output) {
+        for n in self.session.take_notices() {
+            out.notice_response(&notice_fields(&n));
+        }
+    }
+
     /// Sends ParameterStatus for every reported setting that changed (invariant 4).
     fn report_changed_settings(&mut self, out: &mut Output) {
         for (name, _) in REPORTED {
@@ -426,6 +433,7 @@ impl Backend {
         if status == ReadyStatus::Idle {
             self.portals.clear();
         }
+        self.send_notices(&mut wire.out);
         self.report_changed_settings(&mut wire.out);
         wire.out.ready_for_query(status);
         wire.flush().await
@@ -852,7 +860,9 @@ impl Backend {
                 return Ok(Ok(()));
             };
             let params = std::mem::take(&mut portal.params);
-            let outcome = match self.run(|s| s.execute_prepared(&prepared, params)) {
+            let result = self.run(|s| s.execute_prepared(&prepared, params));
+            self.send_notices(&mut wire.out);
+            let outcome = match result {
                 Err(Panicked) => return Ok(Err(StepError::Panicked)),
                 Ok(Err(e)) => {
                     if let Some(p) = self.portals.get_mut(name) {
@@ -877,10 +887,14 @@ impl Backend {
                     PortalState::Done { tag: None }
                 }
             };
-            match self.portals.get_mut(name) {
-                Some(p) => p.state = state,
-                // DISCARD ALL dropped the portal itself: nothing more to send.
-                None => return Ok(Ok(())),
+            let streaming = matches!(state, PortalState::Streaming { .. });
+            if let Some(p) = self.portals.get_mut(name) {
+                p.state = state;
+            }
+            // Commands and empty queries are answered above; only rows remain to be sent.
+            // (If DISCARD ALL dropped the portal itself, there is nothing more either.)
+            if !streaming {
+                return Ok(Ok(()));
             }
         }
         let Some(portal) = self.portals.get_mut(name) else {
