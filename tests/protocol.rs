@@ -376,3 +376,78 @@ fn notices_reach_the_client_in_both_protocols() {
     assert_eq!(kinds(&reply), "12NCZ");
     assert_eq!(reply[2].field('C').as_deref(), Some("00000"));
 }
+
+/// Parse + Bind + Describe portal + Execute + Sync as psycopg 3 and pgjdbc send them.
+fn run_extended(raw: &mut Raw, sql: &str, oids: &[u32], params: &[(i16, &[u8])]) -> Vec<Msg> {
+    let mut parse = cstr("");
+    parse.extend(cstr(sql));
+    parse.extend((oids.len() as i16).to_be_bytes());
+    for oid in oids {
+        parse.extend(oid.to_be_bytes());
+    }
+    raw.send(b'P', &parse);
+    let mut bind = cstr("");
+    bind.extend(cstr(""));
+    bind.extend((params.len() as i16).to_be_bytes());
+    for (format, _) in params {
+        bind.extend(format.to_be_bytes());
+    }
+    bind.extend((params.len() as i16).to_be_bytes());
+    for (_, value) in params {
+        bind.extend((value.len() as i32).to_be_bytes());
+        bind.extend(*value);
+    }
+    bind.extend([0, 0]);
+    raw.send(b'B', &bind);
+    let mut describe = vec![b'P'];
+    describe.extend(cstr(""));
+    raw.send(b'D', &describe);
+    let mut exec = cstr("");
+    exec.extend(0i32.to_be_bytes());
+    raw.send(b'E', &exec);
+    raw.send(b'S', &[]);
+    raw.until_ready()
+}
+
+/// Text values of a DataRow.
+fn data_row_texts(row: &Msg) -> Vec<String> {
+    let body = &row.body;
+    let n = i16::from_be_bytes([body[0], body[1]]) as usize;
+    let mut at = 2;
+    let mut out = Vec::new();
+    for _ in 0..n {
+        let len = i32::from_be_bytes([body[at], body[at + 1], body[at + 2], body[at + 3]]);
+        at += 4;
+        let len = len as usize;
+        out.push(String::from_utf8_lossy(&body[at..at + len]).into_owned());
+        at += len;
+    }
+    out
+}
+
+#[test]
+fn parameters_are_decoded_by_the_type_the_driver_declared() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let server = Server::start(dir.path());
+    let mut raw = Raw::connect(&server);
+    raw.startup("gnomon", "gnomon", &[]);
+    raw.until_ready();
+    // psycopg 3: binary int2 and an untyped text parameter.
+    let reply = run_extended(
+        &mut raw,
+        "SELECT $1::int + 1, $2",
+        &[21, 0],
+        &[(1, &[0, 41]), (0, b"x")],
+    );
+    assert_eq!(kinds(&reply), "12TDCZ");
+    assert_eq!(data_row_texts(&reply[3]), ["42", "x"]);
+    // pgjdbc: binary int4 and varchar as text.
+    let reply = run_extended(
+        &mut raw,
+        "SELECT $1::int + 1, $2",
+        &[23, 1043],
+        &[(1, &[0, 0, 0, 41]), (0, b"x")],
+    );
+    assert_eq!(kinds(&reply), "12TDCZ");
+    assert_eq!(data_row_texts(&reply[3]), ["42", "x"]);
+}
