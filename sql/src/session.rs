@@ -11,7 +11,7 @@ use sqlparser::ast;
 use sqlparser::dialect::PostgreSqlDialect;
 use sqlparser::parser::Parser;
 
-use crate::catalog::{Catalog, ColumnDef, CATALOG_FORMAT_VERSION};
+use crate::catalog::{decode_table_row, Catalog, ColumnDef, TableDef, CATALOG_FORMAT_VERSION};
 use crate::encoding::{Key, KeyPrefix, TableId};
 use crate::error::{Notice, SqlError, SqlResult, SqlState};
 use crate::query::{
@@ -451,6 +451,14 @@ impl Session {
     /// implicit-transaction rules. Returns one result per statement executed; stops at the
     /// first error (which is the last element).
     pub fn execute_simple(&mut self, sql: &str) -> Vec<Result<Outcome, SqlError>> {
+        if let Some(vacuum) = parse_vacuum(sql) {
+            let r = vacuum.and_then(|tables| self.run_vacuum(&tables));
+            if r.is_err() {
+                self.fail_current();
+            }
+            self.cancel.store(false, Ordering::Release);
+            return vec![r];
+        }
         let stmts = match Parser::parse_sql(&PostgreSqlDialect {}, sql) {
             Ok(s) => s,
             Err(e) => {
@@ -714,6 +722,30 @@ impl Session {
             }),
             _ => self.run_in_txn(stmt, params),
         }
+    }
+
+    /// VACUUM [ANALYZE] [tables]: checks the tables exist, then collects old versions (the
+    /// engine's GC at the database's safe point). Refused inside a transaction block, as in
+    /// PostgreSQL.
+    fn run_vacuum(&mut self, tables: &[String]) -> SqlResult<Outcome> {
+        if self.txn.is_some() {
+            return Err(SqlError::new(
+                SqlState::ACTIVE_SQL_TRANSACTION,
+                "VACUUM cannot run inside a transaction block",
+            ));
+        }
+        let txn = self.engine.db.begin(Isolation::ReadCommitted);
+        for t in tables {
+            self.engine.catalog.require(&txn, t)?;
+        }
+        txn.rollback();
+        self.engine
+            .db
+            .gc()
+            .map_err(|e| SqlError::internal(format!("vacuum: {e}")))?;
+        Ok(Outcome::Command {
+            tag: "VACUUM".into(),
+        })
     }
 
     fn run_set(&mut self, set: &ast::Set) -> SqlResult<Outcome> {
@@ -1271,6 +1303,20 @@ fn run_in(
                 tag: "TRUNCATE TABLE".into(),
             })
         }
+        S::Analyze(a) => {
+            if let Some(name) = &a.table_name {
+                catalog.require(&t.txn, &object_name(name)?)?;
+            }
+            Ok(Outcome::Command {
+                tag: "ANALYZE".into(),
+            })
+        }
+        S::AlterTable(at) => {
+            alter_table(engine, t, at, interrupt)?;
+            Ok(Outcome::Command {
+                tag: "ALTER TABLE".into(),
+            })
+        }
         S::CreateIndex(_) => Err(SqlError::unsupported("CREATE INDEX")),
         other => Err(SqlError::unsupported(format!(
             "statement \"{}\"",
@@ -1282,6 +1328,168 @@ fn run_in(
                 .join(" ")
         ))),
     }
+}
+
+/// ALTER TABLE: only `ADD PRIMARY KEY (cols)` for now (what `pgbench -i` needs).
+fn alter_table(
+    engine: &SqlEngine,
+    t: &mut ActiveTxn,
+    at: &ast::AlterTable,
+    interrupt: &Interrupt,
+) -> SqlResult<()> {
+    let name = object_name(&at.name)?;
+    let Some(def) = engine.catalog.lookup(&t.txn, &name)? else {
+        if at.if_exists {
+            return Ok(());
+        }
+        return Err(SqlError::new(
+            SqlState::UNDEFINED_TABLE,
+            format!("relation \"{name}\" does not exist"),
+        ));
+    };
+    let mut def = def;
+    for op in &at.operations {
+        match op {
+            ast::AlterTableOperation::AddConstraint {
+                constraint: ast::TableConstraint::PrimaryKey(pk),
+                ..
+            } => {
+                let mut cols = Vec::with_capacity(pk.columns.len());
+                for ic in &pk.columns {
+                    let cname = match &ic.column.expr {
+                        ast::Expr::Identifier(id) => ident_name(id),
+                        other => {
+                            return Err(SqlError::unsupported(format!(
+                                "primary key expression {other}"
+                            )))
+                        }
+                    };
+                    cols.push(cname);
+                }
+                def = add_primary_key(engine, t, &def, &cols, interrupt)?;
+            }
+            other => {
+                return Err(SqlError::unsupported(format!("ALTER TABLE ... {other}")));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Gives a table without a primary key one: the rows are re-keyed by the new key under a new
+/// table id (definitions are immutable per id, so cached definitions stay valid), the old id's
+/// rows and definition are deleted. Fails with 23502 if a key column holds NULL and with 23505
+/// on a duplicate key, leaving the transaction to roll everything back.
+fn add_primary_key(
+    engine: &SqlEngine,
+    t: &mut ActiveTxn,
+    old: &TableDef,
+    cols: &[String],
+    interrupt: &Interrupt,
+) -> SqlResult<Arc<TableDef>> {
+    if !old.primary_key.is_empty() {
+        return Err(SqlError::new(
+            SqlState::INVALID_TABLE_DEFINITION,
+            format!(
+                "multiple primary keys for table \"{}\" are not allowed",
+                old.name
+            ),
+        ));
+    }
+    let mut key = Vec::with_capacity(cols.len());
+    for c in cols {
+        let i = old.column_index(c).ok_or_else(|| {
+            SqlError::new(
+                SqlState::UNDEFINED_COLUMN,
+                format!("column \"{c}\" of relation \"{}\" does not exist", old.name),
+            )
+        })?;
+        key.push(i);
+    }
+    let mut columns = old.columns.clone();
+    for &i in &key {
+        columns[i].not_null = true;
+    }
+    let new = engine
+        .catalog
+        .create_table(&mut t.txn, old.name.clone(), columns, key.clone())?;
+    let rows = Transaction::scan(&t.txn, KeyPrefix::Rows(old.id).range(), false, None)?;
+    for (old_key, bytes) in rows {
+        interrupt.check()?;
+        let row = decode_table_row(old, &bytes)?;
+        if let Some(&i) = key.iter().find(|&&i| row[i].is_null()) {
+            return Err(SqlError::new(
+                SqlState::NOT_NULL_VIOLATION,
+                format!(
+                    "column \"{}\" of relation \"{}\" contains null values",
+                    old.columns[i].name, old.name
+                ),
+            ));
+        }
+        let new_key = new.row_key(&row);
+        if t.txn.get(&new_key)?.is_some() {
+            let names: Vec<&str> = key.iter().map(|&i| old.columns[i].name.as_str()).collect();
+            let vals: Vec<String> = key
+                .iter()
+                .map(|&i| row[i].to_text().unwrap_or_default())
+                .collect();
+            return Err(SqlError::new(
+                SqlState::UNIQUE_VIOLATION,
+                format!("could not create unique index \"{}\"", new.pkey_name()),
+            )
+            .with_detail(format!(
+                "Key ({})=({}) is duplicated.",
+                names.join(", "),
+                vals.join(", ")
+            )));
+        }
+        t.txn.put(&new_key, bytes)?;
+        t.txn.delete(&old_key)?;
+    }
+    t.txn.delete(&Key::Table(old.id).encode())?;
+    t.dropped.push(old.id);
+    t.ddl = true;
+    Ok(new)
+}
+
+/// Recognises PostgreSQL's `VACUUM [FULL] [FREEZE] [VERBOSE] [ANALYZE] [(options)] [table, ...]`
+/// (sqlparser only knows Redshift's form). `None` if `sql` is not a VACUUM; otherwise the
+/// table names, or a syntax error.
+fn parse_vacuum(sql: &str) -> Option<SqlResult<Vec<String>>> {
+    let text = sql.trim().trim_end_matches(';').trim();
+    let first = text.split_whitespace().next()?;
+    if !first.eq_ignore_ascii_case("vacuum") {
+        return None;
+    }
+    let mut rest = text[first.len()..].trim_start();
+    if let Some(after) = rest.strip_prefix('(') {
+        let Some(close) = after.find(')') else {
+            return Some(Err(SqlError::syntax("syntax error at end of input")));
+        };
+        rest = after[close + 1..].trim_start();
+    }
+    let mut tables = Vec::new();
+    for word in rest.split(',').flat_map(|w| w.split_whitespace()) {
+        let lower = word.to_ascii_lowercase();
+        if tables.is_empty()
+            && matches!(
+                lower.as_str(),
+                "full" | "freeze" | "verbose" | "analyze" | "analyse"
+            )
+        {
+            continue;
+        }
+        if word.contains(['(', ')', ';', '\'']) {
+            return Some(Err(SqlError::unsupported("VACUUM with column lists")));
+        }
+        let name = match word.strip_prefix('"').and_then(|w| w.strip_suffix('"')) {
+            Some(quoted) => quoted.to_string(),
+            None => lower,
+        };
+        let name = name.rsplit('.').next().unwrap_or_default().to_string();
+        tables.push(name);
+    }
+    Some(Ok(tables))
 }
 
 fn create_table(

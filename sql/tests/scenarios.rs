@@ -540,3 +540,58 @@ fn concurrent_insert_of_the_same_key_waits_then_fails_with_23505() {
     assert_eq!(second.join().expect("second"), "23505");
     assert_eq!(run(&mut s, "SELECT v FROM t"), "first\nSELECT 1");
 }
+
+#[test]
+fn pgbench_init_statements_vacuum_analyze_and_add_primary_key() {
+    let (_dir, _engine, mut s) = setup();
+    run(
+        &mut s,
+        "create table acc(aid int not null, bid int, filler char(10)) with (fillfactor=100)",
+    );
+    run(&mut s, "insert into acc(aid, bid, filler) select aid, (aid - 1) / 10 + 1, '' from generate_series(1, 50) as aid");
+    assert_eq!(run(&mut s, "vacuum analyze acc"), "VACUUM");
+    assert_eq!(run(&mut s, "VACUUM"), "VACUUM");
+    assert_eq!(run(&mut s, "analyze acc"), "ANALYZE");
+    assert_eq!(code(&mut s, "vacuum nosuch"), "42P01");
+    assert_eq!(run(&mut s, "BEGIN"), "BEGIN");
+    assert_eq!(code(&mut s, "vacuum acc"), "25001");
+    run(&mut s, "ROLLBACK");
+    assert_eq!(
+        run(&mut s, "alter table acc add primary key (aid)"),
+        "ALTER TABLE"
+    );
+    // The key is now a point seek, and enforced.
+    assert_eq!(
+        run(&mut s, "select bid from acc where aid = 42"),
+        "5\nSELECT 1"
+    );
+    assert_eq!(s.stats().point_gets, 1);
+    assert_eq!(code(&mut s, "insert into acc values (42, 1, '')"), "23505");
+    assert_eq!(
+        run(&mut s, "select count(*), sum(aid) from acc"),
+        "50|1275\nSELECT 1"
+    );
+    assert_eq!(
+        code(&mut s, "alter table acc add primary key (bid)"),
+        "42P16"
+    );
+}
+
+#[test]
+fn add_primary_key_over_duplicates_fails_with_23505_and_changes_nothing() {
+    let (_dir, _engine, mut s) = setup();
+    run(&mut s, "create table t(a int, b int)");
+    run(&mut s, "insert into t values (1, 1), (2, 1), (NULL, 3)");
+    assert_eq!(code(&mut s, "alter table t add primary key (b)"), "23505");
+    assert_eq!(code(&mut s, "alter table t add primary key (a)"), "23502");
+    assert_eq!(run(&mut s, "select count(*) from t"), "3\nSELECT 1");
+    run(&mut s, "delete from t where a is null");
+    assert_eq!(
+        run(&mut s, "alter table t add primary key (a)"),
+        "ALTER TABLE"
+    );
+    assert_eq!(
+        run(&mut s, "select a, b from t order by a"),
+        "1|1\n2|1\nSELECT 2"
+    );
+}
