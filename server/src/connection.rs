@@ -286,7 +286,10 @@ async fn startup(
     }
     wire.out.backend_key_data(cancel_key.pid, cancel_key.secret);
     wire.out.ready_for_query(ReadyStatus::Idle);
-    wire.flush().await?;
+    if let Err(e) = wire.flush().await {
+        shared.cancels.remove(cancel_key);
+        return Err(e);
+    }
     Ok(Some(backend))
 }
 
