@@ -663,6 +663,12 @@ impl Backend {
                 break;
             }
         }
+        if !implicit && failure.is_some() {
+            // A bad line the server found itself fails the surrounding block, as any error would.
+            if self.run(|s| s.fail_transaction()).is_err() {
+                return fatal_internal(wire).await;
+            }
+        }
         if implicit {
             let end = if failure.is_some() {
                 "ROLLBACK"

@@ -93,11 +93,15 @@ pub(crate) enum Func {
     Round,
     Greatest,
     Least,
+    /// `pg_sleep(seconds)`: waits, checking for cancellation and statement_timeout.
+    PgSleep,
 }
 
 /// What evaluation needs besides the row.
 pub(crate) struct EvalContext<'a> {
     pub params: &'a [Value],
+    /// Cancellation and statement_timeout, for functions that run long (pg_sleep).
+    pub interrupt: Option<&'a crate::session::Interrupt>,
 }
 
 impl Expr {
@@ -270,7 +274,11 @@ impl Expr {
                     .iter()
                     .map(|a| a.eval(row, ctx))
                     .collect::<SqlResult<Vec<_>>>()?;
-                call(*f, vals)?
+                if *f == Func::PgSleep {
+                    sleep(vals.first(), ctx)?
+                } else {
+                    call(*f, vals)?
+                }
             }
         })
     }
@@ -787,6 +795,29 @@ pub(crate) fn like(s: &str, pattern: &str) -> SqlResult<bool> {
         ti += 1;
     }
     Ok(ti == toks.len())
+}
+
+/// `pg_sleep`: sleeps in short slices so a cancel or statement_timeout ends it promptly.
+fn sleep(seconds: Option<&Value>, ctx: &EvalContext<'_>) -> SqlResult<Value> {
+    let secs = match seconds {
+        Some(Value::Float8(s)) => *s,
+        Some(Value::Null) | None => return Ok(Value::Null),
+        Some(other) => return Err(SqlError::internal(format!("pg_sleep({other:?})"))),
+    };
+    if !secs.is_finite() || secs <= 0.0 {
+        return Ok(Value::Null);
+    }
+    let end = std::time::Instant::now() + std::time::Duration::from_secs_f64(secs.min(1e7));
+    loop {
+        if let Some(i) = ctx.interrupt {
+            i.check()?;
+        }
+        let now = std::time::Instant::now();
+        if now >= end {
+            return Ok(Value::Null);
+        }
+        std::thread::sleep((end - now).min(std::time::Duration::from_millis(10)));
+    }
 }
 
 fn call(f: Func, args: Vec<Value>) -> SqlResult<Value> {

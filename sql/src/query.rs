@@ -1372,6 +1372,14 @@ impl Binder<'_> {
                 };
                 Ok((Expr::Func(func, vec![e]), ty))
             }
+            ("pg_sleep", 1) => {
+                let (e, t) = self.bind_expr(args[0], scope, agg)?;
+                if !t.is_numeric() && t != DataType::Unknown {
+                    return Err(SqlError::undefined_function(format!("function pg_sleep({}) does not exist", t.name())));
+                }
+                let e = self.coerce(e, t, DataType::Float8)?;
+                Ok((Expr::Func(Func::PgSleep, vec![e]), DataType::Text))
+            }
             ("abs", 1) => {
                 let (e, t) = self.bind_expr(args[0], scope, agg)?;
                 let (e, t) = if t == DataType::Unknown { (self.coerce(e, t, DataType::Float8)?, DataType::Float8) } else { (e, t) };
@@ -2307,6 +2315,7 @@ impl ExecContext<'_> {
             row,
             &EvalContext {
                 params: self.params,
+                interrupt: Some(self.interrupt),
             },
         )
     }

@@ -298,6 +298,40 @@ fn parse_timeout_ms(v: &str) -> SqlResult<u64> {
     Ok(n * mult)
 }
 
+/// PostgreSQL's DateStyle assignment: each of the two parts (output format, field order) may
+/// be given alone and the other is kept, so `SET DateStyle = 'ISO'` yields `ISO, MDY`. Only the
+/// ISO output format is implemented; others are refused rather than silently ignored.
+fn merge_datestyle(current: &str, new: &str) -> SqlResult<String> {
+    let mut parts = current.split(',').map(str::trim);
+    let mut format = parts.next().unwrap_or("ISO").to_string();
+    let mut order = parts.next().unwrap_or("MDY").to_string();
+    for word in new
+        .split(|c: char| c == ',' || c.is_whitespace())
+        .filter(|w| !w.is_empty())
+    {
+        match word.to_ascii_uppercase().as_str() {
+            "ISO" => format = "ISO".into(),
+            "MDY" | "US" | "NONEUROPEAN" | "NON-EUROPEAN" => order = "MDY".into(),
+            "DMY" | "EUROPEAN" | "EURO" => order = "DMY".into(),
+            "YMD" => order = "YMD".into(),
+            "DEFAULT" => {}
+            "POSTGRES" | "SQL" | "GERMAN" => {
+                return Err(SqlError::unsupported(format!(
+                    "DateStyle output format {word}"
+                )))
+            }
+            _ => {
+                return Err(SqlError::new(
+                    SqlState::INVALID_PARAMETER_VALUE,
+                    format!("invalid value for parameter \"DateStyle\": \"{new}\""),
+                )
+                .with_detail(format!("Unrecognized key word: \"{word}\".")))
+            }
+        }
+    }
+    Ok(format!("{format}, {order}"))
+}
+
 fn format_timeout(ms: u64) -> String {
     if ms == 0 {
         return "0".into();
@@ -708,8 +742,13 @@ impl Session {
                     tag: "RESET".into(),
                 })
             }
-            S::Deallocate { .. } => Ok(Outcome::Command {
-                tag: "DEALLOCATE".into(),
+            S::Deallocate { name, .. } => Ok(Outcome::Command {
+                tag: if name.value.eq_ignore_ascii_case("all") && name.quote_style.is_none() {
+                    "DEALLOCATE ALL"
+                } else {
+                    "DEALLOCATE"
+                }
+                .into(),
             }),
             S::Discard { object_type } => Ok(Outcome::Command {
                 tag: match object_type {
@@ -862,6 +901,18 @@ impl Session {
                     let ms = parse_timeout_ms(v)?;
                     self.settings
                         .insert("statement_timeout".into(), format_timeout(ms));
+                    return Ok(());
+                }
+            }
+            "datestyle" => {
+                if let Some(v) = &value {
+                    let merged = merge_datestyle(
+                        &self
+                            .setting("DateStyle")
+                            .unwrap_or_else(|| "ISO, MDY".into()),
+                        v,
+                    )?;
+                    self.settings.insert("DateStyle".into(), merged);
                     return Ok(());
                 }
             }
@@ -1159,6 +1210,13 @@ impl Session {
         }
         self.cancel.store(false, Ordering::Release);
         r
+    }
+
+    /// Marks the current transaction failed, as an error inside it would: for errors the server
+    /// detects itself in the middle of a statement (a malformed COPY line). An explicit block
+    /// then answers 25P02 until ROLLBACK; an implicit transaction is rolled back.
+    pub fn fail_transaction(&mut self) {
+        self.fail_current();
     }
 
     /// Extended protocol Sync: ends an implicit transaction (commit, or rollback if it

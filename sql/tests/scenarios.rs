@@ -405,7 +405,7 @@ fn settings_set_show_reset() {
     assert_eq!(code(&mut s, "SET no_such_setting = 1"), "42704");
     assert_eq!(
         run(&mut s, "SET my.custom = 'x'; DISCARD ALL; DEALLOCATE ALL"),
-        "SET\nDISCARD ALL\nDEALLOCATE"
+        "SET\nDISCARD ALL\nDEALLOCATE ALL"
     );
     assert_eq!(run(&mut s, ""), "EMPTY");
 }
@@ -594,4 +594,48 @@ fn add_primary_key_over_duplicates_fails_with_23505_and_changes_nothing() {
         run(&mut s, "select a, b from t order by a"),
         "1|1\n2|1\nSELECT 2"
     );
+}
+
+#[test]
+fn driver_settings_deallocate_and_datestyle_as_postgres_reports_them() {
+    let (_dir, _engine, mut s) = setup();
+    assert_eq!(run(&mut s, "DEALLOCATE ALL"), "DEALLOCATE ALL");
+    assert_eq!(run(&mut s, "SET DateStyle = 'ISO'"), "SET");
+    assert_eq!(run(&mut s, "SHOW DateStyle"), "ISO, MDY\nSHOW");
+    assert_eq!(run(&mut s, "SET datestyle TO 'ymd'"), "SET");
+    assert_eq!(s.setting("DateStyle").as_deref(), Some("ISO, YMD"));
+    assert_eq!(code(&mut s, "SET DateStyle = 'bogus'"), "22023");
+}
+
+#[test]
+fn pg_sleep_is_cancelled_by_the_cancel_flag_and_statement_timeout() {
+    let (_dir, _engine, mut s) = setup();
+    assert_eq!(run(&mut s, "select pg_sleep(0.01)"), "NULL\nSELECT 1");
+    run(&mut s, "SET statement_timeout = 50");
+    assert_eq!(code(&mut s, "select pg_sleep(30)"), "57014");
+    run(&mut s, "SET statement_timeout = 0");
+    let flag = s.cancel_handle();
+    let t = std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        flag.store(true, Ordering::SeqCst);
+    });
+    assert_eq!(code(&mut s, "select pg_sleep(30)"), "57014");
+    t.join().expect("canceller");
+    assert_eq!(
+        run(&mut s, "select 1"),
+        "1\nSELECT 1",
+        "the session stays usable"
+    );
+}
+
+#[test]
+fn fail_transaction_turns_an_explicit_block_into_a_failed_one() {
+    let (_dir, _engine, mut s) = setup();
+    run(&mut s, "CREATE TABLE t (a int)");
+    run(&mut s, "BEGIN; INSERT INTO t VALUES (1)");
+    s.fail_transaction();
+    assert_eq!(s.transaction_status(), TxnStatus::Failed);
+    assert_eq!(code(&mut s, "SELECT 1"), "25P02");
+    assert_eq!(run(&mut s, "COMMIT"), "ROLLBACK");
+    assert_eq!(run(&mut s, "SELECT count(*) FROM t"), "0\nSELECT 1");
 }
