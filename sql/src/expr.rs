@@ -93,6 +93,8 @@ pub(crate) enum Func {
     Round,
     Greatest,
     Least,
+    /// Drops trailing spaces (char(n) converted to text).
+    RtrimSpaces,
     /// `pg_sleep(seconds)`: waits, checking for cancellation and statement_timeout.
     PgSleep,
 }
@@ -848,6 +850,7 @@ fn call(f: Func, args: Vec<Value>) -> SqlResult<Value> {
     }
     Ok(match (f, a) {
         (Func::Lower, Value::Text(s)) => Value::Text(s.to_lowercase()),
+        (Func::RtrimSpaces, Value::Text(s)) => Value::Text(s.trim_end_matches(' ').to_string()),
         (Func::Upper, Value::Text(s)) => Value::Text(s.to_uppercase()),
         (Func::Length, Value::Text(s)) => Value::Int4(s.chars().count() as i32),
         (Func::Length, Value::Bytea(b)) => Value::Int4(b.len() as i32),

@@ -533,10 +533,18 @@ fn parse_number(s: &str) -> SqlResult<(Value, DataType)> {
             return Ok((Value::Int8(v), DataType::Int8));
         }
     }
-    let d = crate::types::parse_decimal(s).ok_or_else(|| {
-        SqlError::out_of_range(format!("numeric literal {s} does not fit Gnomon's numeric"))
-    })?;
-    Ok((Value::Numeric(d), NUMERIC))
+    if let Some(d) = crate::types::parse_decimal(s) {
+        return Ok((Value::Numeric(d), NUMERIC));
+    }
+    // NB: beyond numeric's 28 digits (e.g. 1e100 or 3.4028235e38) the literal is typed double
+    // precision, where PostgreSQL keeps an exact numeric; assigning it to a float column or
+    // computing in floats gives PostgreSQL's answer.
+    match s.parse::<f64>() {
+        Ok(f) if f.is_finite() => Ok((Value::Float8(f), DataType::Float8)),
+        _ => Err(SqlError::out_of_range(format!(
+            "numeric literal {s} does not fit Gnomon's numeric"
+        ))),
+    }
 }
 
 impl Binder<'_> {
@@ -1088,6 +1096,12 @@ impl Binder<'_> {
                         rt
                     },
                 )?;
+                // char(n) -> text drops the padding, as PostgreSQL's bpchar-to-text cast does.
+                let unpad = |e: Expr, t: DataType| match t {
+                    DataType::Bpchar(_) => Expr::Func(Func::RtrimSpaces, vec![e]),
+                    _ => e,
+                };
+                let (l, r) = (unpad(l, lt), unpad(r, rt));
                 Ok((
                     Expr::Binary {
                         op: BinOp::Concat,

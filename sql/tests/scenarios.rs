@@ -639,3 +639,24 @@ fn fail_transaction_turns_an_explicit_block_into_a_failed_one() {
     assert_eq!(run(&mut s, "COMMIT"), "ROLLBACK");
     assert_eq!(run(&mut s, "SELECT count(*) FROM t"), "0\nSELECT 1");
 }
+
+#[test]
+fn char_padding_is_dropped_in_concatenation_and_huge_literals_fit_float_columns() {
+    let (_dir, _engine, mut s) = setup();
+    assert_eq!(
+        run(&mut s, "select '  x  '::char(5) || '|'"),
+        "  x|\nSELECT 1"
+    );
+    run(
+        &mut s,
+        "create table f (a int primary key, r real, d double precision)",
+    );
+    assert_eq!(
+        run(&mut s, "insert into f values (1, 3.4028235e38, 1e100)"),
+        "INSERT 0 1"
+    );
+    assert_eq!(
+        run(&mut s, "select r, d from f"),
+        "3.4028235e+38|1e+100\nSELECT 1"
+    );
+}
