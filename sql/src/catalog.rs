@@ -3,9 +3,11 @@
 //! Definitions live under [`Key::TableName`] (name -> id) and [`Key::Table`] (id -> def), so
 //! CREATE and DROP commit, roll back, and recover exactly like row data. Lookups go through the
 //! statement's own transaction (one point read of the name key), so a transaction sees its own
-//! uncommitted DDL and a savepoint rollback undoes it. Definitions are immutable per id (there is
-//! no ALTER TABLE yet), so decoded definitions are cached by id; the cache carries a version
-//! that every committed DDL bumps and dropped ids are evicted then.
+//! uncommitted DDL and a savepoint rollback undoes it. Definitions are immutable per id (ALTER
+//! TABLE ADD PRIMARY KEY moves the table to a new id), so decoded definitions are cached by id;
+//! the cache carries a version that every committed DDL bumps and dropped ids are evicted then.
+//! [`Catalog::tagged_snapshot`] tells which version a transaction's snapshot sees, which is
+//! what prepared statements' cached plans are validated against.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
@@ -167,6 +169,9 @@ pub(crate) struct Catalog {
     defs: RwLock<HashMap<TableId, Arc<TableDef>>>,
     /// Bumped by every committed DDL statement.
     version: AtomicU64,
+    /// DDL commits under way (between [`Catalog::ddl_commit_begins`] and
+    /// [`Catalog::ddl_committed`]/[`Catalog::ddl_commit_failed`]).
+    ddl_in_flight: AtomicU64,
     next_table_id: AtomicU32,
     /// Next hidden rowid per table, initialised lazily from the largest stored rowid.
     rowids: Mutex<HashMap<TableId, i64>>,
@@ -186,6 +191,7 @@ impl Catalog {
         Ok(Catalog {
             defs: RwLock::new(defs),
             version: AtomicU64::new(1),
+            ddl_in_flight: AtomicU64::new(0),
             next_table_id: AtomicU32::new(max_id + 1),
             rowids: Mutex::new(HashMap::new()),
         })
@@ -193,10 +199,43 @@ impl Catalog {
 
     /// Current catalog version (changes after every committed DDL).
     pub(crate) fn version(&self) -> u64 {
-        self.version.load(Ordering::Acquire)
+        self.version.load(Ordering::SeqCst)
     }
 
-    /// Called after a transaction containing DDL commits.
+    /// Takes a snapshot with `take` and tells which catalog version it sees: `Some(v)` when
+    /// the snapshot sees exactly the DDL of the commits counted in version `v` (no DDL commit
+    /// overlapped it), `None` when that cannot be told. Cached plans are keyed by this: a plan
+    /// bound under a snapshot of version `v` is valid under every other snapshot of version `v`.
+    ///
+    /// Why it holds: a DDL transaction raises `ddl_in_flight` before its commit starts and
+    /// bumps `version` before lowering `ddl_in_flight` after its commit ends. Reading
+    /// `version`, `ddl_in_flight` (= 0), snapshot, `ddl_in_flight` (= 0), `version` (unchanged)
+    /// leaves no room for a DDL commit to have become visible to the snapshot without being
+    /// counted, or to be counted without being visible.
+    pub(crate) fn tagged_snapshot<T>(&self, take: impl FnOnce() -> T) -> (T, Option<u64>) {
+        let v1 = self.version.load(Ordering::SeqCst);
+        let quiet_before = self.ddl_in_flight.load(Ordering::SeqCst) == 0;
+        let snapshot = take();
+        let quiet_after = self.ddl_in_flight.load(Ordering::SeqCst) == 0;
+        let v2 = self.version.load(Ordering::SeqCst);
+        let tag = (quiet_before && quiet_after && v1 == v2).then_some(v1);
+        (snapshot, tag)
+    }
+
+    /// Called before a transaction containing DDL starts to commit; must be followed by
+    /// [`Catalog::ddl_committed`] or [`Catalog::ddl_commit_failed`].
+    pub(crate) fn ddl_commit_begins(&self) {
+        self.ddl_in_flight.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// A DDL commit begun with [`Catalog::ddl_commit_begins`] failed (it may still be found
+    /// committed after a restart): the version moves on, so plans are re-bound.
+    pub(crate) fn ddl_commit_failed(&self) {
+        self.version.fetch_add(1, Ordering::SeqCst);
+        self.ddl_in_flight.fetch_sub(1, Ordering::SeqCst);
+    }
+
+    /// Called after a transaction containing DDL commits (after [`Catalog::ddl_commit_begins`]).
     pub(crate) fn ddl_committed(&self, dropped: &[TableId]) {
         if let Ok(mut defs) = self.defs.write() {
             for id in dropped {
@@ -208,7 +247,8 @@ impl Catalog {
                 rowids.remove(id);
             }
         }
-        self.version.fetch_add(1, Ordering::AcqRel);
+        self.version.fetch_add(1, Ordering::SeqCst);
+        self.ddl_in_flight.fetch_sub(1, Ordering::SeqCst);
     }
 
     /// The table named `name` as `txn` sees it.

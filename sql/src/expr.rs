@@ -81,6 +81,29 @@ pub(crate) enum Expr {
         explicit: bool,
     },
     Func(Func, Vec<Expr>),
+    /// `now()` and friends, read from the [`EvalContext`] at execution (never folded into a
+    /// constant at bind time, so a cached plan sees each transaction's own clock).
+    Clock(Clock),
+}
+
+/// Which moment a time function reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Clock {
+    /// `now()`, `CURRENT_TIMESTAMP`, `transaction_timestamp()`: the transaction's start.
+    TransactionStart,
+    /// `statement_timestamp()`: the current statement's start.
+    StatementStart,
+    /// `CURRENT_DATE`: the date of the transaction's start (UTC).
+    CurrentDate,
+}
+
+/// The clock readings of the running statement (microseconds since 2000-01-01 UTC).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct StatementTimes {
+    /// When the transaction started (PostgreSQL's `now()`).
+    pub transaction: i64,
+    /// When the statement started.
+    pub statement: i64,
 }
 
 /// Scalar functions evaluated per row.
@@ -104,6 +127,8 @@ pub(crate) struct EvalContext<'a> {
     pub params: &'a [Value],
     /// Cancellation and statement_timeout, for functions that run long (pg_sleep).
     pub interrupt: Option<&'a crate::session::Interrupt>,
+    /// What `now()` and friends return.
+    pub times: StatementTimes,
 }
 
 impl Expr {
@@ -271,6 +296,11 @@ impl Expr {
                 }
             }
             Expr::Cast { expr, ty, explicit } => cast(expr.eval(row, ctx)?, ty, *explicit)?,
+            Expr::Clock(Clock::TransactionStart) => Value::Timestamptz(ctx.times.transaction),
+            Expr::Clock(Clock::StatementStart) => Value::Timestamptz(ctx.times.statement),
+            Expr::Clock(Clock::CurrentDate) => {
+                Value::Date(timestamp_to_date(ctx.times.transaction))
+            }
             Expr::Func(f, args) => {
                 let vals = args
                     .iter()
@@ -288,7 +318,7 @@ impl Expr {
     /// True when the expression reads no column (constants, parameters and operators on them).
     pub(crate) fn is_row_independent(&self) -> bool {
         match self {
-            Expr::Const(_) | Expr::Param(_) => true,
+            Expr::Const(_) | Expr::Param(_) | Expr::Clock(_) => true,
             Expr::Column(_) => false,
             Expr::Neg(e) | Expr::Not(e) | Expr::IsNull(e, _) => e.is_row_independent(),
             Expr::Cast { expr, .. } => expr.is_row_independent(),

@@ -27,6 +27,10 @@
 //! 4. A table definition never changes under its id; a dropped id is never reused.
 //! 5. A WHERE clause is always re-evaluated on the rows read: the access path only narrows
 //!    what is read, never decides what matches.
+//! 6. A cached plan runs only under a snapshot that sees the catalog version it was bound
+//!    under, in a transaction without DDL of its own (see "Plan cache" below).
+//! 7. Plans hold no clock readings: `now()` and friends are evaluated at execution from the
+//!    transaction's (statement's) start time.
 //!
 //! ## Data layout
 //!
@@ -50,6 +54,25 @@
 //!     └── transaction control, SET/SHOW                 execute ── storage::Transaction
 //!                                                                    │ (narrow trait)
 //!                                                           gnomon_mvcc::Txn
+//! ```
+//!
+//! ## Plan cache
+//!
+//! A [`Prepared`] query or DML statement keeps its bound plan (table definitions, typed
+//! expressions, access path), tagged with the catalog version its binding snapshot saw.
+//! The catalog version counts committed DDL transactions; a DDL commit raises an in-flight
+//! counter before it commits and bumps the version before lowering the counter, so reading
+//! (version, in-flight) before and after taking a snapshot tells exactly which version the
+//! snapshot sees (or that it cannot be told, when a DDL commit overlapped: then nothing is
+//! cached or reused). Executing a prepared statement compares two integers and runs the
+//! plan; on a mismatch (DDL by anyone since, or the transaction's own uncommitted DDL) it is
+//! re-bound with the parameter types fixed at prepare, as PostgreSQL re-plans, and a changed
+//! result type fails with 0A000 as in PostgreSQL.
+//!
+//! ```text
+//!  prepare ── parse ── bind ──► Prepared { ast, param types, columns, (version v, Arc<Plan>) }
+//!  execute ── snapshot sees v? ──yes──► execute(plan)
+//!                    └──no──► bind again ──► cache (if the version is known) ──► execute
 //! ```
 //!
 //! ## Deliberately left out (v1)

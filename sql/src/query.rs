@@ -24,7 +24,7 @@ use crate::encoding::{encode_key_value, encode_row, prefix_range, prefix_success
 use crate::error::{SqlError, SqlResult, SqlState};
 use crate::expr::{
     arithmetic_type, assignable, cast, castable, comparison_type, numeric_div, op_symbol, truth,
-    BinOp, EvalContext, Expr, Func,
+    BinOp, Clock, EvalContext, Expr, Func, StatementTimes,
 };
 use crate::session::{Column, Interrupt, Outcome};
 use crate::storage::Transaction;
@@ -284,6 +284,19 @@ impl Plan {
                 .map(|r| r.columns.clone())
                 .unwrap_or_default(),
         }
+    }
+
+    /// True when the plan returns columns of the same number and types as `columns`.
+    pub(crate) fn columns_match(&self, columns: &[Column]) -> bool {
+        let mine: &[Column] = match self {
+            Plan::Select(s) => &s.columns,
+            Plan::Insert { returning, .. }
+            | Plan::Update { returning, .. }
+            | Plan::Delete { returning, .. } => {
+                returning.as_ref().map_or(&[], |r| r.columns.as_slice())
+            }
+        };
+        mine.len() == columns.len() && mine.iter().zip(columns).all(|(a, b)| a.ty == b.ty)
     }
 
     /// A one-line description of how the statement reads its table (EXPLAIN output).
@@ -1343,13 +1356,11 @@ impl Binder<'_> {
             ("current_database", 0) | ("current_catalog", 0) => text(self.info.database.clone()),
             ("current_schema", 0) => text("public".into()),
             ("current_user", 0) | ("session_user", 0) | ("user", 0) | ("current_role", 0) => text(self.info.user.clone()),
-            ("now", 0) | ("current_timestamp", 0) | ("transaction_timestamp", 0) | ("statement_timestamp", 0) => {
-                Ok((Expr::Const(Value::Timestamptz(crate::types::now_timestamp())), DataType::Timestamptz))
+            ("now", 0) | ("current_timestamp", 0) | ("transaction_timestamp", 0) => {
+                Ok((Expr::Clock(Clock::TransactionStart), DataType::Timestamptz))
             }
-            ("current_date", 0) => Ok((
-                Expr::Const(Value::Date(crate::types::timestamp_to_date(crate::types::now_timestamp()))),
-                DataType::Date,
-            )),
+            ("statement_timestamp", 0) => Ok((Expr::Clock(Clock::StatementStart), DataType::Timestamptz)),
+            ("current_date", 0) => Ok((Expr::Clock(Clock::CurrentDate), DataType::Date)),
             ("coalesce", n) if n > 0 => {
                 let mut items = Vec::new();
                 for a in &args {
@@ -2312,6 +2323,9 @@ pub struct ExecStats {
     pub range_scans: u64,
     /// Scans of a whole table.
     pub full_scans: u64,
+    /// Statements bound for execution (names resolved, types assigned). Executing a prepared
+    /// statement whose cached plan is still valid binds nothing.
+    pub plans_bound: u64,
 }
 
 /// Everything execution needs.
@@ -2321,6 +2335,8 @@ pub(crate) struct ExecContext<'a> {
     pub params: &'a [Value],
     pub interrupt: &'a Interrupt,
     pub stats: &'a mut ExecStats,
+    /// What `now()` and friends return.
+    pub times: StatementTimes,
 }
 
 impl ExecContext<'_> {
@@ -2330,6 +2346,7 @@ impl ExecContext<'_> {
             &EvalContext {
                 params: self.params,
                 interrupt: Some(self.interrupt),
+                times: self.times,
             },
         )
     }

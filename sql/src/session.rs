@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -14,12 +14,13 @@ use sqlparser::parser::Parser;
 use crate::catalog::{decode_table_row, Catalog, ColumnDef, TableDef, CATALOG_FORMAT_VERSION};
 use crate::encoding::{Key, KeyPrefix, TableId};
 use crate::error::{Notice, SqlError, SqlResult, SqlState};
+use crate::expr::StatementTimes;
 use crate::query::{
     convert_type, execute, ident_name, object_name, Binder, ExecContext, ExecStats, Plan,
     SessionInfo,
 };
 use crate::storage::Transaction;
-use crate::types::{DataType, Value};
+use crate::types::{now_timestamp, DataType, Value};
 
 /// A result column.
 #[derive(Debug, Clone, PartialEq)]
@@ -172,12 +173,26 @@ impl SqlEngine {
 
 /// A parsed, bound statement. `param_types()` are final (declared or inferred), `columns()`
 /// the result shape.
+///
+/// A query or DML statement keeps its bound plan, tagged with the catalog version its
+/// binding saw; executing it again under a snapshot of the same version skips parsing and
+/// binding. Any committed DDL changes the version, and the statement is then re-bound
+/// transparently (with the parameter types fixed at prepare), as PostgreSQL re-plans.
 #[derive(Debug, Clone)]
 pub struct Prepared {
     sql: String,
     statement: Option<ast::Statement>,
     param_types: Vec<DataType>,
     columns: Vec<Column>,
+    /// The cached plan; shared by clones (they are the same statement).
+    plan: Arc<Mutex<Option<CachedPlan>>>,
+}
+
+/// A plan bound under a snapshot that sees catalog version `version`.
+#[derive(Debug, Clone)]
+struct CachedPlan {
+    version: u64,
+    plan: Arc<Plan>,
 }
 
 impl Prepared {
@@ -212,6 +227,30 @@ struct ActiveTxn {
     dropped: Vec<TableId>,
     ddl: bool,
     statements: u64,
+    /// When the transaction started (`now()`).
+    started_at: i64,
+    /// The catalog version the current snapshot sees ([`Catalog::tagged_snapshot`]); None when
+    /// unknown. Cached plans of that version are valid while `ddl` is false.
+    catalog_tag: Option<u64>,
+}
+
+impl ActiveTxn {
+    /// The catalog version under which a plan bound now may be cached and a cached plan of
+    /// that version may run: none once the transaction has DDL of its own.
+    fn plan_version(&self) -> Option<u64> {
+        self.catalog_tag.filter(|_| !self.ddl)
+    }
+
+    /// Starts the next statement: READ COMMITTED takes a fresh snapshot (whose catalog version
+    /// is read again).
+    fn next_statement(&mut self, catalog: &Catalog) {
+        if self.statements > 0 && self.txn.state().isolation == Isolation::ReadCommitted {
+            let txn = &mut self.txn;
+            let ((), tag) = catalog.tagged_snapshot(|| txn.new_statement());
+            self.catalog_tag = tag;
+        }
+        self.statements += 1;
+    }
 }
 
 /// Settings shown by SHOW, with PostgreSQL's canonical names and defaults.
@@ -556,17 +595,28 @@ impl Session {
     }
 
     fn commit_txn(&mut self, t: ActiveTxn) -> SqlResult<()> {
-        let ddl = t.ddl;
-        let dropped = t.dropped;
-        t.txn.commit()?;
-        if ddl {
-            self.engine.catalog.ddl_committed(&dropped);
+        if !t.ddl {
+            t.txn.commit()?;
+            return Ok(());
         }
-        Ok(())
+        let catalog = &self.engine.catalog;
+        catalog.ddl_commit_begins();
+        match t.txn.commit() {
+            Ok(_) => {
+                catalog.ddl_committed(&t.dropped);
+                Ok(())
+            }
+            Err(e) => {
+                catalog.ddl_commit_failed();
+                Err(e.into())
+            }
+        }
     }
 
     fn begin_txn(&mut self, block: Block, iso: Option<Isolation>) -> &mut ActiveTxn {
-        let txn = self.engine.db.begin(iso.unwrap_or(self.default_isolation));
+        let iso = iso.unwrap_or(self.default_isolation);
+        let db = &self.engine.db;
+        let (txn, catalog_tag) = self.engine.catalog.tagged_snapshot(|| db.begin(iso));
         self.txn.insert(ActiveTxn {
             txn,
             block,
@@ -575,6 +625,8 @@ impl Session {
             dropped: vec![],
             ddl: false,
             statements: 0,
+            started_at: now_timestamp(),
+            catalog_tag,
         })
     }
 
@@ -1059,10 +1111,7 @@ impl Session {
         let Some(t) = self.txn.as_mut() else {
             return Err(SqlError::internal("no transaction"));
         };
-        if t.statements > 0 {
-            t.txn.new_statement();
-        }
-        t.statements += 1;
+        t.next_statement(&engine.catalog);
         let mut notices = Vec::new();
         let result = run_in(
             &engine,
@@ -1098,19 +1147,21 @@ impl Session {
                 statement: None,
                 param_types: vec![],
                 columns: vec![],
+                plan: Arc::default(),
             });
         };
         let declared: Vec<Option<DataType>> = param_types
             .iter()
             .map(|t| t.filter(|t| *t != DataType::Unknown))
             .collect();
+        let mut cached = None;
         let (types, columns) = match &statement {
             ast::Statement::Query(_)
             | ast::Statement::Insert(_)
             | ast::Statement::Update(_)
             | ast::Statement::Delete(_) => {
                 let engine = self.engine.clone();
-                let bind = |txn: &dyn Transaction| -> SqlResult<(Vec<DataType>, Vec<Column>)> {
+                let bind = |txn: &dyn Transaction| -> SqlResult<(Vec<DataType>, Plan)> {
                     let mut binder = Binder {
                         catalog: &engine.catalog,
                         txn,
@@ -1118,17 +1169,31 @@ impl Session {
                         params: declared.clone(),
                     };
                     let plan = bind_plan(&mut binder, &statement)?;
-                    Ok((binder.final_param_types(), plan.columns()))
+                    Ok((binder.final_param_types(), plan))
                 };
-                match self.txn.as_ref() {
-                    Some(t) => bind(&t.txn)?,
+                let (types, plan, version) = match self.txn.as_ref() {
+                    Some(t) => {
+                        let (types, plan) = bind(&t.txn)?;
+                        (types, plan, t.plan_version())
+                    }
                     None => {
-                        let txn = self.engine.db.begin(Isolation::ReadCommitted);
+                        let db = &self.engine.db;
+                        let (txn, version) = self
+                            .engine
+                            .catalog
+                            .tagged_snapshot(|| db.begin(Isolation::ReadCommitted));
                         let r = bind(&txn);
                         txn.rollback();
-                        r?
+                        let (types, plan) = r?;
+                        (types, plan, version)
                     }
-                }
+                };
+                let columns = plan.columns();
+                cached = version.map(|version| CachedPlan {
+                    version,
+                    plan: Arc::new(plan),
+                });
+                (types, columns)
             }
             ast::Statement::ShowVariable { variable } => {
                 let name = variable
@@ -1178,6 +1243,7 @@ impl Session {
             statement: Some(statement),
             param_types: types,
             columns,
+            plan: Arc::new(Mutex::new(cached)),
         })
     }
 
@@ -1193,16 +1259,21 @@ impl Session {
             return Ok(Outcome::Empty);
         };
         // Parameters sent as text for a typed slot are converted here.
-        let mut converted = Vec::with_capacity(params.len());
-        for (i, v) in params.into_iter().enumerate() {
-            converted.push(match (v, p.param_types.get(i)) {
-                (Value::Text(s), Some(ty)) if !ty.is_string() && *ty != DataType::Unknown => {
-                    Value::from_text(&s, ty)?
+        let mut params = params;
+        for (v, ty) in params.iter_mut().zip(&p.param_types) {
+            if let Value::Text(s) = v {
+                if !ty.is_string() && *ty != DataType::Unknown {
+                    *v = Value::from_text(s, ty)?;
                 }
-                (v, _) => v,
-            });
+            }
         }
-        let r = self.run_statement(stmt, &converted);
+        let r = match stmt {
+            ast::Statement::Query(_)
+            | ast::Statement::Insert(_)
+            | ast::Statement::Update(_)
+            | ast::Statement::Delete(_) => self.run_prepared_plan(p, stmt, &params),
+            _ => self.run_statement(stmt, &params),
+        };
         if r.is_err() {
             if let Some(t) = self.txn.as_mut() {
                 t.failed = true;
@@ -1210,6 +1281,85 @@ impl Session {
         }
         self.cancel.store(false, Ordering::Release);
         r
+    }
+
+    /// Runs a prepared query or DML statement with its cached plan when the plan's catalog
+    /// version is the one the current snapshot sees; otherwise binds it again (with the
+    /// parameter types fixed at prepare) and caches the new plan when its version is known.
+    fn run_prepared_plan(
+        &mut self,
+        p: &Prepared,
+        stmt: &ast::Statement,
+        params: &[Value],
+    ) -> SqlResult<Outcome> {
+        if self.txn.as_ref().is_some_and(|t| t.failed) {
+            return Err(SqlError::new(
+                SqlState::IN_FAILED_SQL_TRANSACTION,
+                "current transaction is aborted, commands ignored until end of transaction block",
+            ));
+        }
+        if self.txn.is_none() {
+            self.begin_txn(Block::Implicit, None);
+        }
+        let interrupt = self.interrupt();
+        let engine = &self.engine;
+        let Some(t) = self.txn.as_mut() else {
+            return Err(SqlError::internal("no transaction"));
+        };
+        t.next_statement(&engine.catalog);
+        let version = t.plan_version();
+        let cached = {
+            let guard = p
+                .plan
+                .lock()
+                .map_err(|_| SqlError::internal("plan cache lock poisoned"))?;
+            guard
+                .as_ref()
+                .filter(|c| Some(c.version) == version)
+                .map(|c| c.plan.clone())
+        };
+        let plan = match cached {
+            Some(plan) => plan,
+            None => {
+                let mut binder = Binder {
+                    catalog: &engine.catalog,
+                    txn: &t.txn,
+                    info: &self.info,
+                    params: p.param_types.iter().map(|&t| Some(t)).collect(),
+                };
+                let plan = Arc::new(bind_plan(&mut binder, stmt)?);
+                self.stats.plans_bound += 1;
+                // The client was told the result shape at prepare (RowDescription).
+                let same_shape = plan.columns_match(&p.columns);
+                if !same_shape {
+                    return Err(SqlError::new(
+                        SqlState::FEATURE_NOT_SUPPORTED,
+                        "cached plan must not change result type",
+                    ));
+                }
+                if let Some(version) = version {
+                    if let Ok(mut guard) = p.plan.lock() {
+                        *guard = Some(CachedPlan {
+                            version,
+                            plan: plan.clone(),
+                        });
+                    }
+                }
+                plan
+            }
+        };
+        let mut ctx = ExecContext {
+            txn: &mut t.txn,
+            catalog: &engine.catalog,
+            params,
+            interrupt: &interrupt,
+            stats: &mut self.stats,
+            times: StatementTimes {
+                transaction: t.started_at,
+                statement: now_timestamp(),
+            },
+        };
+        execute(&mut ctx, &plan)
     }
 
     /// Marks the current transaction failed, as an error inside it would: for errors the server
@@ -1273,12 +1423,17 @@ fn run_in(
                     .collect(),
             };
             let plan = bind_plan(&mut binder, stmt)?;
+            stats.plans_bound += 1;
             let mut ctx = ExecContext {
                 txn: &mut t.txn,
                 catalog,
                 params,
                 interrupt,
                 stats,
+                times: StatementTimes {
+                    transaction: t.started_at,
+                    statement: now_timestamp(),
+                },
             };
             execute(&mut ctx, &plan)
         }
