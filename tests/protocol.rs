@@ -451,3 +451,49 @@ fn parameters_are_decoded_by_the_type_the_driver_declared() {
     assert_eq!(kinds(&reply), "12TDCZ");
     assert_eq!(data_row_texts(&reply[3]), ["42", "x"]);
 }
+
+#[test]
+fn sessions_beyond_max_connections_are_refused_with_53300() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let server = Server::start_with(dir.path(), &["--max-connections", "1"]);
+    let mut first = Raw::connect(&server);
+    first.startup("gnomon", "gnomon", &[]);
+    assert_eq!(first.until_ready().last().map(|m| m.kind), Some(b'Z'));
+
+    let mut second = Raw::connect(&server);
+    second.startup("gnomon", "gnomon", &[]);
+    let refusal = second.recv().expect("an answer before the close");
+    assert_eq!(refusal.kind, b'E');
+    assert_eq!(refusal.field('S').as_deref(), Some("FATAL"));
+    assert_eq!(refusal.field('C').as_deref(), Some("53300"));
+    assert_eq!(
+        refusal.field('M').as_deref(),
+        Some("sorry, too many clients already")
+    );
+    assert!(second.recv().is_none(), "the refused connection is closed");
+
+    let answer = first.query("SELECT 1");
+    assert_eq!(kinds(&answer), "TDCZ", "the admitted session still works");
+}
+
+#[test]
+fn idle_session_is_told_57p01_when_the_server_shuts_down() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let server = Server::start(dir.path());
+    let mut idle = Raw::connect(&server);
+    idle.startup("gnomon", "gnomon", &[]);
+    assert_eq!(idle.until_ready().last().map(|m| m.kind), Some(b'Z'));
+    let mut other_idle = Raw::connect(&server);
+    other_idle.startup("gnomon", "gnomon", &[]);
+    other_idle.until_ready();
+
+    let status = server.terminate();
+    assert!(status.success(), "clean exit on SIGTERM: {status}");
+    let goodbye = idle.recv().expect("a goodbye before the close");
+    assert_eq!(goodbye.kind, b'E');
+    assert_eq!(goodbye.field('S').as_deref(), Some("FATAL"));
+    assert_eq!(goodbye.field('C').as_deref(), Some("57P01"));
+    assert!(idle.recv().is_none(), "then the connection is closed");
+    let goodbye = other_idle.recv().expect("every idle session is told");
+    assert_eq!(goodbye.field('C').as_deref(), Some("57P01"));
+}

@@ -445,6 +445,16 @@ impl Output {
         self.buf.split()
     }
 
+    /// Everything encoded so far, to be written as one piece.
+    pub fn bytes(&self) -> &[u8] {
+        &self.buf
+    }
+
+    /// Forgets what was encoded (it was written), keeping the buffer's capacity.
+    pub fn clear(&mut self) {
+        self.buf.clear();
+    }
+
     /// A single unframed byte (the `N` answer to SSLRequest).
     pub fn raw_byte(&mut self, b: u8) {
         self.buf.put_u8(b);

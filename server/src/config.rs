@@ -6,6 +6,7 @@
 //! data_dir = "./gnomon-data"   # where the database lives
 //! listen = "127.0.0.1:5433"    # HOST:PORT; loopback only until authentication exists
 //! fsync = true                 # false = acknowledged commits may be lost on power failure
+//! max_connections = 100        # sessions at once; more are refused with FATAL 53300
 //! ```
 
 use std::net::{SocketAddr, ToSocketAddrs};
@@ -19,6 +20,8 @@ use crate::error::ServerError;
 pub const DEFAULT_DATA_DIR: &str = "./gnomon-data";
 /// Default listen address (PostgreSQL's port + 1, so both can run side by side).
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:5433";
+/// Default limit on concurrent sessions (PostgreSQL's `max_connections` default).
+pub const DEFAULT_MAX_CONNECTIONS: usize = 100;
 
 /// Usage text printed by `--help`.
 pub const USAGE: &str = "\
@@ -31,8 +34,10 @@ OPTIONS:
     --data-dir DIR        where the database files live (default ./gnomon-data)
     --listen HOST:PORT    address to accept connections on (default 127.0.0.1:5433);
                           loopback addresses only: there is no authentication yet
-    --config FILE         TOML file with keys data_dir, listen, fsync
-                          (flags override the file)
+    --max-connections N   sessions served at once (default 100); each session is
+                          one thread; further clients get FATAL 53300
+    --config FILE         TOML file with keys data_dir, listen, fsync,
+                          max_connections (flags override the file)
     -h, --help            print this help
 
 Connect with: psql -h 127.0.0.1 -p 5433 -U gnomon gnomon
@@ -47,6 +52,8 @@ pub struct Config {
     pub listen: String,
     /// Whether commits are fsynced before they are acknowledged.
     pub fsync: bool,
+    /// Most sessions served at once (at least 1); one more is refused with FATAL 53300.
+    pub max_connections: usize,
 }
 
 impl Default for Config {
@@ -55,6 +62,7 @@ impl Default for Config {
             data_dir: PathBuf::from(DEFAULT_DATA_DIR),
             listen: DEFAULT_LISTEN.to_string(),
             fsync: true,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
         }
     }
 }
@@ -75,6 +83,7 @@ struct FileConfig {
     data_dir: Option<PathBuf>,
     listen: Option<String>,
     fsync: Option<bool>,
+    max_connections: Option<usize>,
 }
 
 impl Command {
@@ -82,6 +91,7 @@ impl Command {
     pub fn from_args(args: impl IntoIterator<Item = String>) -> Result<Command, ServerError> {
         let mut data_dir = None;
         let mut listen = None;
+        let mut max_connections = None;
         let mut config_file = None;
         let mut args = args.into_iter();
         while let Some(arg) = args.next() {
@@ -99,6 +109,15 @@ impl Command {
                 "-h" | "--help" => return Ok(Command::Help),
                 "--data-dir" | "-D" => data_dir = Some(PathBuf::from(value("--data-dir")?)),
                 "--listen" => listen = Some(value("--listen")?),
+                "--max-connections" => {
+                    let text = value("--max-connections")?;
+                    let n = text.parse::<usize>().map_err(|_| {
+                        ServerError::Usage(format!(
+                            "--max-connections needs a positive number, not {text:?}"
+                        ))
+                    })?;
+                    max_connections = Some(n);
+                }
                 "--config" => config_file = Some(PathBuf::from(value("--config")?)),
                 other => {
                     return Err(ServerError::Usage(format!(
@@ -116,6 +135,9 @@ impl Command {
         }
         if let Some(addr) = listen {
             config.listen = addr;
+        }
+        if let Some(n) = max_connections {
+            config.max_connections = n;
         }
         Ok(Command::Run(config))
     }
@@ -141,6 +163,7 @@ impl Config {
             data_dir: file.data_dir.unwrap_or(defaults.data_dir),
             listen: file.listen.unwrap_or(defaults.listen),
             fsync: file.fsync.unwrap_or(defaults.fsync),
+            max_connections: file.max_connections.unwrap_or(defaults.max_connections),
         })
     }
 
@@ -149,6 +172,11 @@ impl Config {
     /// NB: deliberate restriction: with trust authentication, listening on a public address
     /// would hand the database to anyone on the network.
     pub fn validate(&self) -> Result<SocketAddr, ServerError> {
+        if self.max_connections == 0 {
+            return Err(ServerError::Usage(
+                "max_connections must be at least 1".to_string(),
+            ));
+        }
         let addrs: Vec<SocketAddr> = self
             .listen
             .to_socket_addrs()
@@ -214,8 +242,24 @@ mod tests {
                 data_dir: PathBuf::from("/tmp/from-file"),
                 listen: "127.0.0.1:7001".into(),
                 fsync: false,
+                max_connections: DEFAULT_MAX_CONNECTIONS,
             })
         );
+    }
+
+    #[test]
+    fn max_connections_comes_from_file_or_flag_and_zero_is_refused() {
+        let c = Config::from_toml("max_connections = 7\n").unwrap();
+        assert_eq!(c.max_connections, 7);
+        let cmd = Command::from_args(args(&["--max-connections", "3"])).unwrap();
+        let Command::Run(c) = cmd else { unreachable!() };
+        assert_eq!(c.max_connections, 3);
+        assert!(Command::from_args(args(&["--max-connections=x"])).is_err());
+        let zero = Config {
+            max_connections: 0,
+            ..Config::default()
+        };
+        assert!(zero.validate().is_err());
     }
 
     #[test]

@@ -1,10 +1,11 @@
 //! One client connection: startup handshake, then the simple and extended query protocols.
 //!
 //! ```text
-//!  socket bytes ──> inbuf ──decode──> FrontendMessage ──> Backend (Session, statements, portals)
-//!                                                              │ blocking Session calls run
-//!                                                              │ in block_in_place
-//!  socket <── flush (at ReadyForQuery, Flush, or 64 KiB) <── Output (encoded backend messages)
+//!  socket ──read──> InBuf (64 KiB) ──decode──> FrontendMessage ──> Backend (Session, statements,
+//!                                                                    │        portals)
+//!                                                                    │ Session calls run on
+//!                                                                    │ this connection's thread
+//!  socket <──one write── flush (ReadyForQuery, Flush, COPY, FATAL, 64 KiB) <── Output
 //! ```
 //!
 //! Invariants:
@@ -18,22 +19,22 @@
 //!    changed since it was last reported (SET, RESET, ROLLBACK of a SET...).
 
 use std::collections::{HashMap, VecDeque};
+use std::io::{self, Read, Write};
+use std::net::{Shutdown, TcpStream};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
+use std::time::Duration;
 
-use bytes::BytesMut;
 use gnomon_sql::{
     Column, DataType, Outcome, Prepared, Session, SqlEngine, SqlError, TxnStatus, Value,
 };
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
-use tokio::sync::watch;
 
 use crate::cancel::{CancelKey, CancelRegistry, CancelTarget};
 use crate::codec::{
     self, ErrorFields, FieldDescription, FrontendMessage, Output, ProtocolError, ReadyStatus,
     StartupPacket, Target,
 };
+use crate::conns::{Connections, SessionSlot};
 use crate::copy::{self, BadLine, CopyFrom, CopyStatement, LineSplitter};
 
 /// Reported in ParameterStatus `server_version`: must start with the PostgreSQL major version
@@ -42,6 +43,13 @@ pub const SERVER_VERSION: &str = concat!("15.0 (Gnomon ", env!("CARGO_PKG_VERSIO
 
 /// Output is written to the socket once this much is buffered, even mid-result.
 const FLUSH_THRESHOLD: usize = 64 * 1024;
+
+/// Size of the input buffer: one read usually takes a whole pipelined batch of messages.
+const READ_BUFFER: usize = 64 * 1024;
+
+/// How long a client may take to send its startup packet (PostgreSQL's
+/// `authentication_timeout` default).
+const STARTUP_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Settings PostgreSQL 15 reports with ParameterStatus (GUC_REPORT), in its order, with the
 /// value used when the session does not know the setting.
@@ -78,111 +86,179 @@ enum ConnError {
     Protocol(#[from] ProtocolError),
 }
 
-/// The socket with its input and output buffers.
-struct Wire {
-    stream: TcpStream,
-    inbuf: BytesMut,
-    out: Output,
+/// Bytes read from the socket and not yet decoded: `buf[start..end]`.
+struct InBuf {
+    buf: Vec<u8>,
+    start: usize,
+    end: usize,
 }
 
-impl Wire {
-    /// Reads until `inbuf` holds `n` bytes; false if the peer closed first.
-    async fn fill(&mut self, n: usize) -> Result<bool, ConnError> {
-        while self.inbuf.len() < n {
-            self.inbuf.reserve(n - self.inbuf.len());
-            if self.stream.read_buf(&mut self.inbuf).await? == 0 {
-                return Ok(false);
+impl InBuf {
+    fn new() -> Self {
+        InBuf {
+            buf: vec![0; READ_BUFFER],
+            start: 0,
+            end: 0,
+        }
+    }
+
+    fn available(&self) -> &[u8] {
+        &self.buf[self.start..self.end]
+    }
+
+    /// Drops the first `n` available bytes (a decoded frame).
+    fn consume(&mut self, n: usize) {
+        self.start += n;
+        if self.start >= self.end {
+            self.start = 0;
+            self.end = 0;
+            // NB: give back the memory of a huge message once it is decoded.
+            if self.buf.len() > 16 * READ_BUFFER {
+                self.buf = vec![0; READ_BUFFER];
+            }
+        }
+    }
+
+    /// Reads until `n` bytes are available; false if the peer closed first.
+    ///
+    /// NB: the buffer grows at most by doubling, so a client declaring a huge message must
+    /// actually send the bytes before the server holds that much memory.
+    fn fill(&mut self, mut stream: &TcpStream, n: usize) -> io::Result<bool> {
+        while self.end - self.start < n {
+            if self.buf.len() - self.start < n {
+                self.buf.copy_within(self.start..self.end, 0);
+                self.end -= self.start;
+                self.start = 0;
+                if self.buf.len() < n {
+                    let grown = n.min(self.buf.len().saturating_mul(2));
+                    self.buf.resize(grown, 0);
+                }
+            }
+            match stream.read(&mut self.buf[self.end..]) {
+                Ok(0) => return Ok(false),
+                Ok(got) => self.end += got,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
             }
         }
         Ok(true)
     }
+}
 
+/// The socket with its input and output buffers.
+struct Wire {
+    stream: Arc<TcpStream>,
+    inbuf: InBuf,
+    out: Output,
+}
+
+impl Wire {
     /// Next startup-phase packet, or None at end of stream.
-    async fn read_startup(&mut self) -> Result<Option<StartupPacket>, ConnError> {
-        if !self.fill(4).await? {
+    fn read_startup(&mut self) -> Result<Option<StartupPacket>, ConnError> {
+        if !self.inbuf.fill(&self.stream, 4)? {
             return Ok(None);
         }
-        let declared =
-            i32::from_be_bytes([self.inbuf[0], self.inbuf[1], self.inbuf[2], self.inbuf[3]]);
+        let head = self.inbuf.available();
+        let declared = i32::from_be_bytes([head[0], head[1], head[2], head[3]]);
         let body = codec::body_len(declared, codec::MAX_STARTUP_PACKET)?;
-        if !self.fill(4 + body).await? {
+        if !self.inbuf.fill(&self.stream, 4 + body)? {
             return Ok(None);
         }
-        let frame = self.inbuf.split_to(4 + body);
-        Ok(Some(codec::decode_startup(&frame[4..])?))
+        let packet = codec::decode_startup(&self.inbuf.available()[4..4 + body]);
+        self.inbuf.consume(4 + body);
+        Ok(Some(packet?))
     }
 
     /// Next regular message, or None at end of stream.
-    async fn read_message(&mut self) -> Result<Option<FrontendMessage>, ConnError> {
-        if !self.fill(5).await? {
+    fn read_message(&mut self) -> Result<Option<FrontendMessage>, ConnError> {
+        if !self.inbuf.fill(&self.stream, 5)? {
             return Ok(None);
         }
-        let kind = self.inbuf[0];
-        let declared =
-            i32::from_be_bytes([self.inbuf[1], self.inbuf[2], self.inbuf[3], self.inbuf[4]]);
+        let head = self.inbuf.available();
+        let kind = head[0];
+        let declared = i32::from_be_bytes([head[1], head[2], head[3], head[4]]);
         let body = codec::body_len(declared, codec::MAX_MESSAGE)?;
-        if !self.fill(5 + body).await? {
+        if !self.inbuf.fill(&self.stream, 5 + body)? {
             return Ok(None);
         }
-        let frame = self.inbuf.split_to(5 + body);
-        Ok(Some(codec::decode_message(kind, &frame[5..])?))
+        let message = codec::decode_message(kind, &self.inbuf.available()[5..5 + body]);
+        self.inbuf.consume(5 + body);
+        Ok(Some(message?))
     }
 
-    async fn flush(&mut self) -> Result<(), ConnError> {
+    /// Writes everything buffered: one write syscall per client round trip.
+    fn flush(&mut self) -> Result<(), ConnError> {
         if self.out.pending() > 0 {
-            let bytes = self.out.take();
-            self.stream.write_all(&bytes).await?;
+            let result = (&*self.stream).write_all(self.out.bytes());
+            self.out.clear();
+            result?;
         }
         Ok(())
     }
 
-    async fn flush_if_full(&mut self) -> Result<(), ConnError> {
+    fn flush_if_full(&mut self) -> Result<(), ConnError> {
         if self.out.pending() >= FLUSH_THRESHOLD {
-            self.flush().await?;
+            self.flush()?;
         }
         Ok(())
     }
 
     /// Sends a FATAL error and flushes; the caller then closes the connection.
-    async fn fatal(&mut self, e: ErrorFields) -> Result<(), ConnError> {
+    fn fatal(&mut self, e: ErrorFields) -> Result<(), ConnError> {
         self.out.error_response(&e);
-        self.flush().await
+        self.flush()
     }
 }
 
-/// Serves one client until it leaves, breaks the protocol, or the server shuts down.
-pub async fn serve(stream: TcpStream, shared: Arc<Shared>, shutdown: watch::Receiver<bool>) {
+/// Serves one client on the calling thread until it leaves, breaks the protocol, or the
+/// server shuts down. `connections` is the registry the socket was admitted to.
+pub fn serve(stream: Arc<TcpStream>, shared: Arc<Shared>, connections: &Arc<Connections>) {
     // NB: small result messages must not wait for Nagle; errors here only cost latency.
     let _ = stream.set_nodelay(true);
     let peer = stream.peer_addr().ok();
     let mut wire = Wire {
         stream,
-        inbuf: BytesMut::with_capacity(8 * 1024),
+        inbuf: InBuf::new(),
         out: Output::default(),
     };
-    if let Err(e) = run_connection(&mut wire, &shared, shutdown).await {
+    if let Err(e) = run_connection(&mut wire, &shared, connections) {
         match e {
             ConnError::Io(_) => {}
             ConnError::Protocol(p) => {
-                let _ = wire.fatal(ErrorFields::fatal("08P01", p.to_string())).await;
+                let _ = wire.fatal(ErrorFields::fatal("08P01", p.to_string()));
                 eprintln!("gnomon: connection from {peer:?} closed: {p}");
             }
         }
     }
-    let _ = wire.stream.shutdown().await;
+    let _ = wire.stream.shutdown(Shutdown::Write);
 }
 
-async fn run_connection(
+/// Refuses a client without serving it (too many connection threads): FATAL 53300.
+pub fn refuse(mut stream: &TcpStream, e: ErrorFields) {
+    let mut out = Output::default();
+    out.error_response(&e);
+    // NB: best effort: a fresh socket's send buffer takes this small message at once.
+    let _ = stream.write_all(out.bytes());
+    let _ = stream.shutdown(Shutdown::Write);
+}
+
+/// The FATAL 53300 PostgreSQL sends when `max_connections` sessions are open.
+pub fn too_many_clients() -> ErrorFields {
+    ErrorFields::fatal("53300", "sorry, too many clients already")
+}
+
+fn run_connection(
     wire: &mut Wire,
     shared: &Arc<Shared>,
-    mut shutdown: watch::Receiver<bool>,
+    connections: &Arc<Connections>,
 ) -> Result<(), ConnError> {
+    wire.stream.set_read_timeout(Some(STARTUP_TIMEOUT))?;
     let (version, params) = loop {
-        match wire.read_startup().await? {
+        match wire.read_startup()? {
             None => return Ok(()),
             Some(StartupPacket::SslRequest) | Some(StartupPacket::GssEncRequest) => {
                 wire.out.raw_byte(b'N');
-                wire.flush().await?;
+                wire.flush()?;
             }
             Some(StartupPacket::Cancel { pid, secret }) => {
                 shared.cancels.cancel(CancelKey { pid, secret });
@@ -191,20 +267,26 @@ async fn run_connection(
             Some(StartupPacket::Startup { version, params }) => break (version, params),
         }
     };
-    let Some(mut backend) = startup(wire, shared, version, params).await? else {
+    wire.stream.set_read_timeout(None)?;
+    let Some(slot) = connections.open_session() else {
+        wire.fatal(too_many_clients())?;
         return Ok(());
     };
-    let result = backend.message_loop(wire, &mut shutdown).await;
+    let Some(mut backend) = startup(wire, shared, version, params, slot)? else {
+        return Ok(());
+    };
+    let result = backend.message_loop(wire, connections);
     shared.cancels.remove(backend.cancel_key);
     result
 }
 
 /// Checks the startup packet, opens the session and sends the greeting; None = refused.
-async fn startup(
+fn startup(
     wire: &mut Wire,
     shared: &Arc<Shared>,
     version: i32,
     params: Vec<(String, String)>,
+    slot: SessionSlot,
 ) -> Result<Option<Backend>, ConnError> {
     let major = version >> 16;
     let minor = version & 0xffff;
@@ -213,7 +295,7 @@ async fn startup(
             "0A000",
             format!("unsupported frontend protocol {major}.{minor}: server supports 3.0 to 3.0"),
         );
-        wire.fatal(e).await?;
+        wire.fatal(e)?;
         return Ok(None);
     }
     let unsupported: Vec<String> = params
@@ -235,7 +317,7 @@ async fn startup(
             "28000",
             "no PostgreSQL user name specified in startup packet",
         );
-        wire.fatal(e).await?;
+        wire.fatal(e)?;
         return Ok(None);
     };
     let database = get("database")
@@ -245,28 +327,32 @@ async fn startup(
         wire.fatal(ErrorFields::fatal(
             "28000",
             format!("role \"{user}\" does not exist"),
-        ))
-        .await?;
+        ))?;
         return Ok(None);
     }
     if !shared.engine.database_exists(&database) {
         let e = ErrorFields::fatal("3D000", format!("database \"{database}\" does not exist"));
-        wire.fatal(e).await?;
+        wire.fatal(e)?;
         return Ok(None);
     }
     let engine = Arc::clone(&shared.engine);
-    let opened = tokio::task::block_in_place(|| Session::new(engine, &user, &database));
+    let opened = catch_unwind(AssertUnwindSafe(|| Session::new(engine, &user, &database)));
     let session = match opened {
-        Ok(s) => s,
-        Err(e) => {
+        Err(_) => {
+            fatal_internal(wire)?;
+            return Ok(None);
+        }
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => {
             let mut fields = sql_error_fields(&e);
             fields.severity = "FATAL";
-            wire.fatal(fields).await?;
+            wire.fatal(fields)?;
             return Ok(None);
         }
     };
     let (cancel_key, cancel_target) = shared.cancels.register(session.cancel_handle());
     let mut backend = Backend {
+        _slot: slot,
         session,
         cancel_key,
         cancel_target,
@@ -286,7 +372,7 @@ async fn startup(
     }
     wire.out.backend_key_data(cancel_key.pid, cancel_key.secret);
     wire.out.ready_for_query(ReadyStatus::Idle);
-    if let Err(e) = wire.flush().await {
+    if let Err(e) = wire.flush() {
         shared.cancels.remove(cancel_key);
         return Err(e);
     }
@@ -323,6 +409,8 @@ struct Portal {
 
 /// The protocol state of one session.
 struct Backend {
+    /// Held for the session's life: counts against `max_connections`.
+    _slot: SessionSlot,
     session: Session,
     cancel_key: CancelKey,
     cancel_target: Arc<CancelTarget>,
@@ -337,15 +425,14 @@ struct Backend {
 }
 
 impl Backend {
-    /// Runs a blocking Session call off the reactor, cancellable by CancelRequest.
+    /// Runs a Session call, cancellable by CancelRequest.
     ///
     /// NB: a panic inside the sql layer is contained here and becomes an internal error; the
     /// caller closes the connection because the session's state is then unknown.
     fn run<T>(&mut self, call: impl FnOnce(&mut Session) -> T) -> Result<T, Panicked> {
         self.cancel_target.begin_statement();
         let session = &mut self.session;
-        let result =
-            tokio::task::block_in_place(|| catch_unwind(AssertUnwindSafe(|| call(session))));
+        let result = catch_unwind(AssertUnwindSafe(|| call(session)));
         self.cancel_target.end_statement();
         result.map_err(|_| Panicked)
     }
@@ -431,7 +518,7 @@ impl Backend {
     }
 
     /// Ends a request cycle: settings, ReadyForQuery, flush. Portals die with their transaction.
-    async fn ready(&mut self, wire: &mut Wire) -> Result<(), ConnError> {
+    fn ready(&mut self, wire: &mut Wire) -> Result<(), ConnError> {
         let status = self.ready_status();
         if status == ReadyStatus::Idle {
             self.portals.clear();
@@ -439,24 +526,24 @@ impl Backend {
         self.send_notices(&mut wire.out);
         self.report_changed_settings(&mut wire.out);
         wire.out.ready_for_query(status);
-        wire.flush().await
+        wire.flush()
     }
 
-    async fn message_loop(
+    fn message_loop(
         &mut self,
         wire: &mut Wire,
-        shutdown: &mut watch::Receiver<bool>,
+        connections: &Connections,
     ) -> Result<(), ConnError> {
         loop {
-            let message = tokio::select! {
-                m = wire.read_message() => m?,
-                _ = shutdown.changed() => {
-                    let e = ErrorFields::fatal("57P01", "terminating connection due to administrator command");
-                    wire.fatal(e).await?;
-                    return Ok(());
+            let Some(message) = wire.read_message()? else {
+                // NB: shutdown cuts the socket's read side to wake this thread (conns.rs).
+                if connections.is_closing() {
+                    let e = ErrorFields::fatal(
+                        "57P01",
+                        "terminating connection due to administrator command",
+                    );
+                    wire.fatal(e)?;
                 }
-            };
-            let Some(message) = message else {
                 return Ok(());
             };
             if self.skip_until_sync
@@ -467,7 +554,7 @@ impl Backend {
             let step = match message {
                 FrontendMessage::Terminate => return Ok(()),
                 FrontendMessage::Query(sql) => {
-                    self.simple_query(wire, &sql).await?;
+                    self.simple_query(wire, &sql)?;
                     Ok(())
                 }
                 FrontendMessage::Parse {
@@ -493,7 +580,7 @@ impl Backend {
                     self.describe(&mut wire.out, target, &name)
                 }
                 FrontendMessage::Execute { portal, max_rows } => {
-                    self.execute(wire, &portal, max_rows).await?
+                    self.execute(wire, &portal, max_rows)?
                 }
                 FrontendMessage::Close { target, name } => {
                     match target {
@@ -506,16 +593,16 @@ impl Backend {
                 FrontendMessage::Sync => {
                     self.skip_until_sync = false;
                     match self.run(|s| s.sync_result()) {
-                        Err(Panicked) => return fatal_internal(wire).await,
+                        Err(Panicked) => return fatal_internal(wire),
                         // The implicit transaction's commit failed (e.g. 40001).
                         Ok(Err(e)) => wire.out.error_response(&sql_error_fields(&e)),
                         Ok(Ok(())) => {}
                     }
-                    self.ready(wire).await?;
+                    self.ready(wire)?;
                     Ok(())
                 }
                 FrontendMessage::Flush => {
-                    wire.flush().await?;
+                    wire.flush()?;
                     Ok(())
                 }
                 // NB: COPY messages outside a COPY are ignored, as PostgreSQL does.
@@ -534,31 +621,31 @@ impl Backend {
                     wire.out.error_response(&e);
                     self.skip_until_sync = true;
                 }
-                Err(StepError::Panicked) => return fatal_internal(wire).await,
+                Err(StepError::Panicked) => return fatal_internal(wire),
             }
-            wire.flush_if_full().await?;
+            wire.flush_if_full()?;
         }
     }
 
     /// Simple query protocol: every statement's result, then ReadyForQuery.
-    async fn simple_query(&mut self, wire: &mut Wire, sql: &str) -> Result<(), ConnError> {
+    fn simple_query(&mut self, wire: &mut Wire, sql: &str) -> Result<(), ConnError> {
         // NB: PostgreSQL drops the unnamed statement and portal when a Query arrives.
         self.statements.remove("");
         self.portals.remove("");
         match copy::parse_copy_from_stdin(sql) {
             CopyStatement::NotCopy => {}
-            CopyStatement::From(target) => return self.copy_from_stdin(wire, &target).await,
+            CopyStatement::From(target) => return self.copy_from_stdin(wire, &target),
             CopyStatement::Unsupported(message) => {
                 wire.out
                     .error_response(&ErrorFields::error("0A000", message));
-                return self.ready(wire).await;
+                return self.ready(wire);
             }
         }
         let Ok((results, notices)) = self.run(|s| {
             let results = s.execute_simple(sql);
             (results, s.take_notices())
         }) else {
-            return fatal_internal(wire).await;
+            return fatal_internal(wire);
         };
         // NB: notices come before the results they belong to; the sql layer reports them per
         // call, not per statement, so a multi-statement query gets them all up front.
@@ -574,7 +661,7 @@ impl Backend {
                     wire.out.row_description(&field_descriptions(&columns, &[]));
                     for row in &rows {
                         send_row(&mut wire.out, row, &[]);
-                        wire.flush_if_full().await?;
+                        wire.flush_if_full()?;
                     }
                     wire.out.command_complete(&tag);
                 }
@@ -586,17 +673,13 @@ impl Backend {
                 Err(e) => wire.out.error_response(&sql_error_fields(&e)),
             }
         }
-        self.ready(wire).await
+        self.ready(wire)
     }
 
     /// COPY ... FROM STDIN: CopyInResponse, then CopyData until CopyDone or CopyFail.
     ///
     /// Outside a transaction block the whole COPY is one transaction, as in PostgreSQL.
-    async fn copy_from_stdin(
-        &mut self,
-        wire: &mut Wire,
-        target: &CopyFrom,
-    ) -> Result<(), ConnError> {
+    fn copy_from_stdin(&mut self, wire: &mut Wire, target: &CopyFrom) -> Result<(), ConnError> {
         let implicit = self.session.transaction_status() == TxnStatus::Idle;
         let Ok(setup) = self.run(|s| {
             if implicit {
@@ -604,7 +687,7 @@ impl Backend {
             }
             prepare_copy_insert(s, target)
         }) else {
-            return fatal_internal(wire).await;
+            return fatal_internal(wire);
         };
         let insert = match setup {
             Ok(insert) => insert,
@@ -613,18 +696,18 @@ impl Backend {
                     let _ = self.run(|s| s.execute_simple("ROLLBACK"));
                 }
                 wire.out.error_response(&sql_error_fields(&e));
-                return self.ready(wire).await;
+                return self.ready(wire);
             }
         };
         wire.out.copy_in_response(insert.param_types().len());
-        wire.flush().await?;
+        wire.flush()?;
 
         let mut lines = LineSplitter::default();
         let mut rows = 0u64;
         let mut failure: Option<ErrorFields> = None;
         let mut ended = false;
         loop {
-            let Some(message) = wire.read_message().await? else {
+            let Some(message) = wire.read_message()? else {
                 return Ok(());
             };
             let batch = match message {
@@ -654,7 +737,7 @@ impl Backend {
             if failure.is_none() && !batch.is_empty() {
                 let inserted = self.run(|s| insert_copy_lines(s, &insert, &batch, &mut rows));
                 match inserted {
-                    Err(Panicked) => return fatal_internal(wire).await,
+                    Err(Panicked) => return fatal_internal(wire),
                     Ok(Err(e)) => failure = Some(e),
                     Ok(Ok(())) => {}
                 }
@@ -666,7 +749,7 @@ impl Backend {
         if !implicit && failure.is_some() {
             // A bad line the server found itself fails the surrounding block, as any error would.
             if self.run(|s| s.fail_transaction()).is_err() {
-                return fatal_internal(wire).await;
+                return fatal_internal(wire);
             }
         }
         if implicit {
@@ -676,7 +759,7 @@ impl Backend {
                 "COMMIT"
             };
             match self.run(|s| first_error(s.execute_simple(end))) {
-                Err(Panicked) => return fatal_internal(wire).await,
+                Err(Panicked) => return fatal_internal(wire),
                 Ok(Err(e)) => {
                     failure.get_or_insert_with(|| sql_error_fields(&e));
                 }
@@ -687,7 +770,7 @@ impl Backend {
             Some(e) => wire.out.error_response(&e),
             None => wire.out.command_complete(&format!("COPY {rows}")),
         }
-        self.ready(wire).await
+        self.ready(wire)
     }
 
     /// DEALLOCATE / DISCARD ALL also drop protocol-level prepared statements.
@@ -853,7 +936,7 @@ impl Backend {
         Ok(())
     }
 
-    async fn execute(
+    fn execute(
         &mut self,
         wire: &mut Wire,
         name: &str,
@@ -936,7 +1019,7 @@ impl Backend {
                     let Some(row) = rows.pop_front() else { break };
                     send_row(&mut wire.out, &row, &portal.result_formats);
                     sent += 1;
-                    wire.flush_if_full().await?;
+                    wire.flush_if_full()?;
                 }
                 if rows.is_empty() {
                     // NB: PostgreSQL's SELECT tag counts the rows of this Execute only.
@@ -1061,12 +1144,12 @@ impl From<Panicked> for StepError {
     }
 }
 
-async fn fatal_internal(wire: &mut Wire) -> Result<(), ConnError> {
+fn fatal_internal(wire: &mut Wire) -> Result<(), ConnError> {
     let e = ErrorFields::fatal(
         "XX000",
         "internal error in the SQL layer; closing the connection",
     );
-    wire.fatal(e).await
+    wire.fatal(e)
 }
 
 fn sql_error_fields(e: &SqlError) -> ErrorFields {
