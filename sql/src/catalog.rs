@@ -6,7 +6,7 @@
 //! uncommitted DDL and a savepoint rollback undoes it. Definitions are immutable per id (ALTER
 //! TABLE ADD PRIMARY KEY moves the table to a new id), so decoded definitions are cached by id;
 //! the cache carries a version that every committed DDL bumps and dropped ids are evicted then.
-//! [`Catalog::tagged_snapshot`] tells which version a transaction's snapshot sees, which is
+//! `Catalog::tagged_snapshot` tells which version a transaction's snapshot sees, which is
 //! what prepared statements' cached plans are validated against.
 
 use std::collections::HashMap;
@@ -16,8 +16,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use bytes::Bytes;
 
 use crate::encoding::{
-    decode_row, encode_primary_key, put_str, put_type, put_varint, read_type, Key, KeyPrefix,
-    Reader, TableId,
+    decode_row, put_str, put_type, put_varint, read_type, row_key, Key, KeyPrefix, Reader, TableId,
 };
 use crate::error::{SqlError, SqlResult, SqlState};
 use crate::storage::Transaction;
@@ -71,13 +70,12 @@ impl TableDef {
 
     /// The storage key of a row of this table with a primary key.
     pub fn row_key(&self, row: &[Value]) -> Vec<u8> {
-        let values: Vec<&Value> = self.primary_key.iter().map(|&i| &row[i]).collect();
-        Key::Row(self.id, encode_primary_key(&values)).encode()
+        row_key(self.id, self.primary_key.iter().map(|&i| &row[i]))
     }
 
     /// The storage key of a rowid table's row.
     pub fn rowid_key(&self, rowid: i64) -> Vec<u8> {
-        Key::Row(self.id, encode_primary_key(&[&Value::Int8(rowid)])).encode()
+        row_key(self.id, [&Value::Int8(rowid)])
     }
 
     /// Name of the primary-key constraint, as PostgreSQL names it.

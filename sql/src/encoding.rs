@@ -302,6 +302,23 @@ fn encode_decimal_key(d: &Decimal, out: &mut Vec<u8>) {
     }
 }
 
+/// `Key::Row(id, encode_primary_key(values)).encode()` built in one buffer (the per-row hot
+/// path: no intermediate vectors).
+pub fn row_key<'a>(id: TableId, values: impl IntoIterator<Item = &'a Value>) -> Vec<u8> {
+    let mut out = Vec::with_capacity(32);
+    append_rows_prefix(id, &mut out);
+    for v in values {
+        encode_key_value(v, &mut out);
+    }
+    out
+}
+
+/// Appends `KeyPrefix::Rows(id).encode()`.
+pub fn append_rows_prefix(id: TableId, out: &mut Vec<u8>) {
+    out.push(TAG_ROW);
+    out.extend_from_slice(&id.0.to_be_bytes());
+}
+
 /// Encodes a whole primary key (several values) for a [`Key::Row`].
 pub fn encode_primary_key(values: &[&Value]) -> Vec<u8> {
     let mut out = Vec::new();
@@ -662,6 +679,19 @@ mod tests {
         // Composite keys: (1, "b") < (1, "ba") < (2, "")
         let k = |i: i32, s: &str| encode_primary_key(&[&Value::Int4(i), &Value::Text(s.into())]);
         assert!(k(1, "b") < k(1, "ba") && k(1, "ba") < k(2, ""));
+    }
+
+    #[test]
+    fn row_key_matches_the_general_key_encoding() {
+        let values = [Value::Int4(7), Value::Text("k".into()), Value::Null];
+        let refs: Vec<&Value> = values.iter().collect();
+        assert_eq!(
+            row_key(TableId(16390), &values),
+            Key::Row(TableId(16390), encode_primary_key(&refs)).encode()
+        );
+        let mut prefix = Vec::new();
+        append_rows_prefix(TableId(16390), &mut prefix);
+        assert_eq!(prefix, KeyPrefix::Rows(TableId(16390)).encode());
     }
 
     #[test]

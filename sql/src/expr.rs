@@ -633,9 +633,9 @@ pub(crate) fn cast(v: Value, ty: &DataType, explicit: bool) -> SqlResult<Value> 
     Ok(match ty {
         DataType::Unknown => v,
         DataType::Text | DataType::Varchar(_) | DataType::Bpchar(_) => {
-            let s = match &v {
-                Value::Text(s) => s.clone(),
-                Value::Bool(b) => if *b { "true" } else { "false" }.to_string(),
+            let s = match v {
+                Value::Text(s) => s,
+                Value::Bool(b) => if b { "true" } else { "false" }.to_string(),
                 other => other.to_text().unwrap_or_default(),
             };
             Value::Text(apply_length(s, ty, explicit)?)
@@ -746,6 +746,9 @@ fn apply_length(s: String, ty: &DataType, explicit: bool) -> SqlResult<String> {
     match ty {
         DataType::Varchar(Some(n)) | DataType::Bpchar(Some(n)) => {
             let n = *n as usize;
+            if s.len() == n && (matches!(ty, DataType::Varchar(_)) || s.is_ascii()) {
+                return Ok(s); // Already exactly n characters (a stored char(n) value).
+            }
             let len = s.chars().count();
             let mut s = s;
             if len > n {

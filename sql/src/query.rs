@@ -20,7 +20,9 @@ use sqlparser::dialect::PostgreSqlDialect;
 use sqlparser::parser::Parser;
 
 use crate::catalog::{decode_table_row, Catalog, TableDef};
-use crate::encoding::{encode_key_value, encode_row, prefix_range, prefix_successor, KeyPrefix};
+use crate::encoding::{
+    append_rows_prefix, encode_key_value, encode_row, prefix_range, prefix_successor, KeyPrefix,
+};
 use crate::error::{SqlError, SqlResult, SqlState};
 use crate::expr::{
     arithmetic_type, assignable, cast, castable, comparison_type, numeric_div, op_symbol, truth,
@@ -2358,6 +2360,22 @@ fn read_table(
     def: &TableDef,
     access: &Access,
 ) -> SqlResult<Vec<(Vec<u8>, Vec<Value>)>> {
+    let pairs = read_raw(ctx, def, access)?;
+    let mut out = Vec::with_capacity(pairs.len());
+    for (k, v) in pairs {
+        ctx.interrupt.check()?;
+        out.push((k, decode_table_row(def, &v)?));
+    }
+    Ok(out)
+}
+
+/// The stored (undecoded) rows selected by `access`, with their keys. UPDATE and DELETE use
+/// only the keys: they lock each row and decode its current version.
+fn read_raw(
+    ctx: &mut ExecContext<'_>,
+    def: &TableDef,
+    access: &Access,
+) -> SqlResult<Vec<(Vec<u8>, Bytes)>> {
     let key_value = |ctx: &ExecContext<'_>, e: &Expr, col: usize| -> SqlResult<Option<Value>> {
         let v = ctx.eval(e, &[])?;
         if v.is_null() {
@@ -2366,7 +2384,8 @@ fn read_table(
         Ok(cast(v, &def.columns[col].ty, false).ok())
     };
     let prefix_bytes = |ctx: &ExecContext<'_>, exprs: &[Expr]| -> SqlResult<Option<Vec<u8>>> {
-        let mut key = KeyPrefix::Rows(def.id).encode();
+        let mut key = Vec::with_capacity(32);
+        append_rows_prefix(def.id, &mut key);
         for (j, e) in exprs.iter().enumerate() {
             match key_value(ctx, e, def.primary_key[j])? {
                 Some(v) => encode_key_value(&v, &mut key),
@@ -2377,14 +2396,9 @@ fn read_table(
     };
     let decode = |ctx: &mut ExecContext<'_>,
                   pairs: Vec<(Vec<u8>, Bytes)>|
-     -> SqlResult<Vec<(Vec<u8>, Vec<Value>)>> {
-        let mut out = Vec::with_capacity(pairs.len());
-        for (k, v) in pairs {
-            ctx.interrupt.check()?;
-            ctx.stats.rows_read += 1;
-            out.push((k, decode_table_row(def, &v)?));
-        }
-        Ok(out)
+     -> SqlResult<Vec<(Vec<u8>, Bytes)>> {
+        ctx.stats.rows_read += pairs.len() as u64;
+        Ok(pairs)
     };
     match access {
         Access::Full => {
@@ -2935,45 +2949,49 @@ pub(crate) fn execute(ctx: &mut ExecContext<'_>, plan: &Plan) -> SqlResult<Outco
             defaults,
             returning,
         } => {
+            // Each input row is placed into the table's columns (None = DEFAULT / not given).
+            let ncols = table.columns.len();
+            let placed = |vals: Vec<Value>| {
+                let mut row: Vec<Option<Value>> = vec![None; ncols];
+                for (j, v) in vals.into_iter().enumerate() {
+                    row[targets[j]] = Some(v);
+                }
+                row
+            };
             let input: Vec<Vec<Option<Value>>> = match source {
                 InsertSource::Values(rows) => {
                     let mut out = Vec::with_capacity(rows.len());
                     for r in rows {
-                        let mut vals = Vec::with_capacity(r.len());
-                        for e in r {
-                            vals.push(match e {
-                                Some(e) => Some(ctx.eval(e, &[])?),
-                                None => None,
-                            });
+                        let mut row: Vec<Option<Value>> = vec![None; ncols];
+                        for (j, e) in r.iter().enumerate() {
+                            if let Some(e) = e {
+                                row[targets[j]] = Some(ctx.eval(e, &[])?);
+                            }
                         }
-                        out.push(vals);
+                        out.push(row);
                     }
                     out
                 }
-                InsertSource::Query(q) => run_select(ctx, q)?
-                    .into_iter()
-                    .map(|r| r.into_iter().map(Some).collect())
-                    .collect(),
+                InsertSource::Query(q) => run_select(ctx, q)?.into_iter().map(placed).collect(),
             };
             let mut out_rows = Vec::new();
             let mut n = 0u64;
-            for vals in input {
+            for row in input {
                 ctx.interrupt.check()?;
-                let mut row: Vec<Option<Value>> = vec![None; table.columns.len()];
-                for (j, v) in vals.into_iter().enumerate() {
-                    row[targets[j]] = v;
-                }
-                let mut full = Vec::with_capacity(row.len());
-                for (i, v) in row.into_iter().enumerate() {
-                    let v = match v {
-                        Some(v) => v,
-                        None => match &defaults[i] {
-                            Some(d) => ctx.eval(d, &[])?,
-                            None => Value::Null,
-                        },
-                    };
-                    full.push(store_value(table, i, v)?);
-                }
+                let full = row
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, v)| {
+                        let v = match v {
+                            Some(v) => v,
+                            None => match &defaults[i] {
+                                Some(d) => ctx.eval(d, &[])?,
+                                None => Value::Null,
+                            },
+                        };
+                        store_value(table, i, v)
+                    })
+                    .collect::<SqlResult<Vec<Value>>>()?;
                 let key = if table.has_rowid() {
                     let id = ctx.catalog.next_rowid(&*ctx.txn, table)?;
                     table.rowid_key(id)
@@ -2999,25 +3017,31 @@ pub(crate) fn execute(ctx: &mut ExecContext<'_>, plan: &Plan) -> SqlResult<Outco
             sets,
             returning,
         } => {
-            let rows = read_table(ctx, table, access)?;
+            let rows = read_raw(ctx, table, access)?;
             let mut out_rows = Vec::new();
             let mut n = 0u64;
+            let moves_key = sets.iter().any(|(i, _)| table.primary_key.contains(i));
+            let mut new_values = Vec::with_capacity(sets.len());
             for (key, _) in rows {
                 ctx.interrupt.check()?;
-                let Some(row) = lock_current_row(ctx, table, &key)? else {
+                let Some(mut new_row) = lock_current_row(ctx, table, &key)? else {
                     continue;
                 };
-                if !passes(ctx, filter.as_ref(), &row)? {
+                if !passes(ctx, filter.as_ref(), &new_row)? {
                     continue;
                 }
-                let mut new_row = row.clone();
+                // Every SET expression reads the old row.
+                new_values.clear();
                 for (i, e) in sets {
-                    new_row[*i] = store_value(table, *i, ctx.eval(e, &row)?)?;
+                    new_values.push(store_value(table, *i, ctx.eval(e, &new_row)?)?);
                 }
-                let new_key = if table.has_rowid() {
-                    key.clone()
-                } else {
+                for ((i, _), v) in sets.iter().zip(new_values.drain(..)) {
+                    new_row[*i] = v;
+                }
+                let new_key = if moves_key {
                     table.row_key(&new_row)
+                } else {
+                    key.clone()
                 };
                 if new_key != key {
                     if ctx.txn.get_for_update(&new_key)?.is_some() {
@@ -3037,7 +3061,7 @@ pub(crate) fn execute(ctx: &mut ExecContext<'_>, plan: &Plan) -> SqlResult<Outco
             filter,
             returning,
         } => {
-            let rows = read_table(ctx, table, access)?;
+            let rows = read_raw(ctx, table, access)?;
             let mut out_rows = Vec::new();
             let mut n = 0u64;
             for (key, _) in rows {

@@ -413,6 +413,8 @@ pub struct Session {
     notices: Vec<Notice>,
     stats: ExecStats,
     sync_error: Option<SqlError>,
+    /// statement_timeout in milliseconds (0 = none), kept in step with `settings`.
+    statement_timeout_ms: u64,
 }
 
 impl Session {
@@ -446,6 +448,7 @@ impl Session {
             notices: Vec::new(),
             stats: ExecStats::default(),
             sync_error: None,
+            statement_timeout_ms: 0,
         })
     }
 
@@ -504,12 +507,17 @@ impl Session {
         });
     }
 
-    fn interrupt(&self) -> Interrupt {
-        let ms = self
+    /// Re-reads statement_timeout after SET/RESET (statements read the cached value).
+    fn refresh_statement_timeout(&mut self) {
+        self.statement_timeout_ms = self
             .settings
             .get("statement_timeout")
             .and_then(|v| parse_timeout_ms(v).ok())
             .unwrap_or(0);
+    }
+
+    fn interrupt(&self) -> Interrupt {
+        let ms = self.statement_timeout_ms;
         Interrupt {
             cancel: self.cancel.clone(),
             deadline: if ms > 0 {
@@ -773,7 +781,11 @@ impl Session {
                     tag: "RELEASE".into(),
                 })
             }
-            S::Set(set) => self.run_set(set),
+            S::Set(set) => {
+                let r = self.run_set(set);
+                self.refresh_statement_timeout();
+                r
+            }
             S::ShowVariable { variable } => self.run_show(variable),
             S::Reset(r) => {
                 match &r.reset {
@@ -790,6 +802,7 @@ impl Session {
                     }
                     ast::Reset::SessionAuthorization => {}
                 }
+                self.refresh_statement_timeout();
                 Ok(Outcome::Command {
                     tag: "RESET".into(),
                 })
