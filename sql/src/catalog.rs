@@ -16,7 +16,8 @@ use std::sync::{Arc, Mutex, RwLock};
 use bytes::Bytes;
 
 use crate::encoding::{
-    decode_row, put_str, put_type, put_varint, read_type, row_key, Key, KeyPrefix, Reader, TableId,
+    decode_row, decode_row_columns, put_str, put_type, put_varint, read_type, row_key, Key,
+    KeyPrefix, Reader, TableId,
 };
 use crate::error::{SqlError, SqlResult, SqlState};
 use crate::storage::Transaction;
@@ -357,6 +358,24 @@ impl Catalog {
         rowids.insert(def.id, start + 1);
         Ok(start + 1)
     }
+}
+
+/// Like [`decode_table_row`], but only the columns marked in `needed` are decoded; the
+/// others read as NULL.
+pub(crate) fn decode_table_columns(
+    def: &TableDef,
+    bytes: &[u8],
+    needed: &[bool],
+) -> SqlResult<Vec<Value>> {
+    let mut row = decode_row_columns(bytes, needed)?;
+    if row.len() > def.columns.len() {
+        return Err(SqlError::corrupt(format!(
+            "row of \"{}\" has too many columns",
+            def.name
+        )));
+    }
+    row.resize(def.columns.len(), Value::Null);
+    Ok(row)
 }
 
 /// Decodes a stored row of `def`, checking its width.

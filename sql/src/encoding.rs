@@ -409,6 +409,16 @@ pub fn encode_row(values: &[Value]) -> Vec<u8> {
 
 /// Decodes a row written by [`encode_row`].
 pub fn decode_row(bytes: &[u8]) -> SqlResult<Vec<Value>> {
+    decode_values(bytes, None)
+}
+
+/// Decodes only the columns marked in `needed` (beyond its end: not needed); the others are
+/// skipped without allocating and read as NULL.
+pub fn decode_row_columns(bytes: &[u8], needed: &[bool]) -> SqlResult<Vec<Value>> {
+    decode_values(bytes, Some(needed))
+}
+
+fn decode_values(bytes: &[u8], needed: Option<&[bool]>) -> SqlResult<Vec<Value>> {
     let mut r = Reader::new(bytes);
     let version = r.u8()?;
     if version != ROW_FORMAT_VERSION {
@@ -418,8 +428,15 @@ pub fn decode_row(bytes: &[u8]) -> SqlResult<Vec<Value>> {
     }
     let n = r.varint()? as usize;
     let mut values = Vec::with_capacity(n.min(4096));
-    for _ in 0..n {
+    for i in 0..n {
         let tag = r.u8()?;
+        let skip = needed.is_some_and(|m| !m.get(i).copied().unwrap_or(false));
+        if skip && (tag == T_TEXT || tag == T_BYTEA) {
+            let len = r.varint()? as usize;
+            r.bytes(len)?;
+            values.push(Value::Null);
+            continue;
+        }
         values.push(match tag {
             T_NULL => Value::Null,
             T_FALSE => Value::Bool(false),
@@ -692,6 +709,30 @@ mod tests {
         let mut prefix = Vec::new();
         append_rows_prefix(TableId(16390), &mut prefix);
         assert_eq!(prefix, KeyPrefix::Rows(TableId(16390)).encode());
+    }
+
+    #[test]
+    fn unneeded_columns_read_as_null_and_needed_ones_intact() {
+        let row = vec![
+            Value::Int4(1),
+            Value::Text("filler".into()),
+            Value::Bytea(vec![1, 2]),
+            Value::Text("kept".into()),
+        ];
+        let bytes = encode_row(&row);
+        let got = decode_row_columns(&bytes, &[true, false, false, true]).unwrap();
+        assert_eq!(
+            got,
+            vec![
+                Value::Int4(1),
+                Value::Null,
+                Value::Null,
+                Value::Text("kept".into())
+            ]
+        );
+        // Columns beyond the mask are not needed.
+        assert_eq!(decode_row_columns(&bytes, &[true]).unwrap()[3], Value::Null);
+        assert_eq!(decode_row(&bytes).unwrap(), row);
     }
 
     #[test]

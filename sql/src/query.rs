@@ -19,7 +19,7 @@ use sqlparser::ast;
 use sqlparser::dialect::PostgreSqlDialect;
 use sqlparser::parser::Parser;
 
-use crate::catalog::{decode_table_row, Catalog, TableDef};
+use crate::catalog::{decode_table_columns, decode_table_row, Catalog, TableDef};
 use crate::encoding::{
     append_rows_prefix, encode_key_value, encode_row, prefix_range, prefix_successor, KeyPrefix,
 };
@@ -234,6 +234,9 @@ pub(crate) struct SelectPlan {
     limit: Option<Expr>,
     offset: Option<Expr>,
     pub(crate) columns: Vec<Column>,
+    /// Which columns of a table source the query reads (filter, grouping, aggregates,
+    /// projection); the others are not decoded (they read as NULL, and nothing looks at them).
+    needed: Vec<bool>,
 }
 
 #[derive(Debug, Clone)]
@@ -1690,6 +1693,27 @@ impl Binder<'_> {
             }
             other => other,
         };
+        let mut needed = Vec::new();
+        if let Some(f) = &filter {
+            f.mark_columns(&mut needed);
+        }
+        match &agg {
+            Some(a) => {
+                for e in &a.group_by {
+                    e.mark_columns(&mut needed);
+                }
+                for c in &a.aggs {
+                    if let Some(e) = &c.arg {
+                        e.mark_columns(&mut needed);
+                    }
+                }
+            }
+            None => {
+                for e in &project {
+                    e.mark_columns(&mut needed);
+                }
+            }
+        }
         Ok(SelectPlan {
             source,
             filter,
@@ -1701,6 +1725,7 @@ impl Binder<'_> {
             limit,
             offset,
             columns,
+            needed,
         })
     }
 
@@ -2354,23 +2379,9 @@ impl ExecContext<'_> {
     }
 }
 
-/// Reads the rows selected by `access` (before the residual filter) with their keys.
-fn read_table(
-    ctx: &mut ExecContext<'_>,
-    def: &TableDef,
-    access: &Access,
-) -> SqlResult<Vec<(Vec<u8>, Vec<Value>)>> {
-    let pairs = read_raw(ctx, def, access)?;
-    let mut out = Vec::with_capacity(pairs.len());
-    for (k, v) in pairs {
-        ctx.interrupt.check()?;
-        out.push((k, decode_table_row(def, &v)?));
-    }
-    Ok(out)
-}
-
-/// The stored (undecoded) rows selected by `access`, with their keys. UPDATE and DELETE use
-/// only the keys: they lock each row and decode its current version.
+/// The stored (undecoded) rows selected by `access` (before the residual filter), with their
+/// keys. SELECT decodes the columns it needs; UPDATE and DELETE use only the keys: they lock
+/// each row and decode its current version.
 fn read_raw(
     ctx: &mut ExecContext<'_>,
     def: &TableDef,
@@ -2755,24 +2766,35 @@ pub(crate) fn run_select(
     ctx: &mut ExecContext<'_>,
     plan: &SelectPlan,
 ) -> SqlResult<Vec<Vec<Value>>> {
-    let input: Vec<Vec<Value>> = match &plan.source {
-        Source::Single => vec![vec![]],
-        Source::Table { def, access } => read_table(ctx, def, access)?
-            .into_iter()
-            .map(|(_, r)| r)
-            .collect(),
-        Source::Series {
-            start,
-            stop,
-            step,
-            ty,
-        } => series(ctx, start, stop, step.as_ref(), ty)?,
-    };
-    let mut rows = Vec::with_capacity(input.len());
-    for r in input {
-        ctx.interrupt.check()?;
-        if passes(ctx, plan.filter.as_ref(), &r)? {
-            rows.push(r);
+    let mut rows = Vec::new();
+    match &plan.source {
+        Source::Table { def, access } => {
+            let pairs = read_raw(ctx, def, access)?;
+            rows.reserve(pairs.len());
+            for (_, bytes) in pairs {
+                ctx.interrupt.check()?;
+                let r = decode_table_columns(def, &bytes, &plan.needed)?;
+                if passes(ctx, plan.filter.as_ref(), &r)? {
+                    rows.push(r);
+                }
+            }
+        }
+        other => {
+            let input = match other {
+                Source::Series {
+                    start,
+                    stop,
+                    step,
+                    ty,
+                } => series(ctx, start, stop, step.as_ref(), ty)?,
+                _ => vec![vec![]],
+            };
+            for r in input {
+                ctx.interrupt.check()?;
+                if passes(ctx, plan.filter.as_ref(), &r)? {
+                    rows.push(r);
+                }
+            }
         }
     }
     if let Some(agg) = &plan.agg {
@@ -2830,7 +2852,8 @@ pub(crate) fn run_select(
     }
     let offset = count_arg(ctx, plan.offset.as_ref(), "OFFSET")?.unwrap_or(0) as usize;
     let limit = count_arg(ctx, plan.limit.as_ref(), "LIMIT")?;
-    let mut out: Vec<Vec<Value>> = projected.into_iter().skip(offset).collect();
+    let mut out = projected;
+    out.drain(..offset.min(out.len()));
     if let Some(l) = limit {
         out.truncate(l as usize);
     }
