@@ -426,6 +426,34 @@ impl ErrorFields {
     }
 }
 
+/// Writes the values of one DataRow straight into the output buffer.
+pub struct RowWriter<'a> {
+    buf: &'a mut BytesMut,
+}
+
+impl RowWriter<'_> {
+    /// A NULL value: length -1.
+    pub fn null(&mut self) {
+        self.buf.put_i32(-1);
+    }
+
+    /// A value given as bytes.
+    pub fn bytes(&mut self, value: &[u8]) {
+        self.buf
+            .put_i32(i32::try_from(value.len()).unwrap_or(i32::MAX));
+        self.buf.put_slice(value);
+    }
+
+    /// A value `write` appends to the buffer; its length is filled in afterwards.
+    pub fn with(&mut self, write: impl FnOnce(&mut BytesMut)) {
+        let len_at = self.buf.len();
+        self.buf.put_i32(0);
+        write(self.buf);
+        let len = i32::try_from(self.buf.len() - len_at - 4).unwrap_or(i32::MAX);
+        self.buf[len_at..len_at + 4].copy_from_slice(&len.to_be_bytes());
+    }
+}
+
 /// Encoder of backend messages into an output buffer.
 ///
 /// Each method appends one complete frame: `type 1B | len 4B | body`.
@@ -550,6 +578,15 @@ impl Output {
                     }
                 }
             }
+        });
+    }
+
+    /// A DataRow of `columns` values written in place by `put` (no per-value buffers):
+    /// same bytes as [`Output::data_row`]. `put` must write exactly `columns` values.
+    pub fn data_row_with(&mut self, columns: usize, put: impl FnOnce(&mut RowWriter<'_>)) {
+        self.frame(b'D', |b| {
+            b.put_i16(i16::try_from(columns).unwrap_or(i16::MAX));
+            put(&mut RowWriter { buf: b });
         });
     }
 
@@ -738,6 +775,19 @@ mod tests {
         assert_eq!(&bytes[..5], &[b'C', 0, 0, 0, 13]);
         assert_eq!(&bytes[5..14], b"SELECT 1\0");
         assert_eq!(&bytes[14..], &[b'Z', 0, 0, 0, 5, b'T']);
+    }
+
+    #[test]
+    fn data_row_written_in_place_matches_the_value_list_encoding() {
+        let mut listed = Output::default();
+        listed.data_row([Some(&b"42"[..]), None, Some(&b""[..])].into_iter());
+        let mut in_place = Output::default();
+        in_place.data_row_with(3, |w| {
+            w.with(|b| b.put_slice(b"42"));
+            w.null();
+            w.bytes(b"");
+        });
+        assert_eq!(listed.take(), in_place.take());
     }
 
     #[test]

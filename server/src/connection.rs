@@ -19,6 +19,7 @@
 //!    changed since it was last reported (SET, RESET, ROLLBACK of a SET...).
 
 use std::collections::{HashMap, VecDeque};
+use std::hash::{BuildHasherDefault, Hasher};
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpStream};
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -359,9 +360,10 @@ fn startup(
         user,
         startup_settings: HashMap::new(),
         reported: HashMap::new(),
-        statements: HashMap::new(),
-        portals: HashMap::new(),
+        statements: NameMap::default(),
+        portals: NameMap::default(),
         skip_until_sync: false,
+        settings_dirty: false,
     };
     backend.apply_startup_settings(&params);
     wire.out.authentication_ok();
@@ -419,9 +421,11 @@ struct Backend {
     startup_settings: HashMap<String, String>,
     /// Last value sent in ParameterStatus per reported setting.
     reported: HashMap<&'static str, String>,
-    statements: HashMap<String, Statement>,
-    portals: HashMap<String, Portal>,
+    statements: NameMap<Statement>,
+    portals: NameMap<Portal>,
     skip_until_sync: bool,
+    /// A statement ran that may have changed a reported setting (invariant 4).
+    settings_dirty: bool,
 }
 
 impl Backend {
@@ -499,7 +503,13 @@ impl Backend {
     }
 
     /// Sends ParameterStatus for every reported setting that changed (invariant 4).
+    ///
+    /// NB: settings only change by utility commands (SET, RESET, DISCARD, transaction ends), so
+    /// a round trip that ran only queries and DML skips the comparison.
     fn report_changed_settings(&mut self, out: &mut Output) {
+        if !std::mem::take(&mut self.settings_dirty) {
+            return;
+        }
         for (name, _) in REPORTED {
             let value = self.current_setting(name);
             if self.reported.get(name) != Some(&value) {
@@ -629,6 +639,7 @@ impl Backend {
 
     /// Simple query protocol: every statement's result, then ReadyForQuery.
     fn simple_query(&mut self, wire: &mut Wire, sql: &str) -> Result<(), ConnError> {
+        self.settings_dirty = true;
         // NB: PostgreSQL drops the unnamed statement and portal when a Query arrives.
         self.statements.remove("");
         self.portals.remove("");
@@ -970,6 +981,7 @@ impl Backend {
                     tag,
                 },
                 Outcome::Command { tag } => {
+                    self.settings_dirty |= may_change_settings(&tag);
                     self.forget_deallocated(&tag, prepared.sql());
                     wire.out.command_complete(&tag);
                     PortalState::Done { tag: Some(tag) }
@@ -1036,6 +1048,41 @@ impl Backend {
             }
         }
         Ok(Ok(()))
+    }
+}
+
+/// Whether a command with this tag may change a setting reported with ParameterStatus: every
+/// utility command but the row-level ones.
+fn may_change_settings(tag: &str) -> bool {
+    let verb = tag.split(' ').next().unwrap_or("");
+    !matches!(
+        verb,
+        "INSERT" | "UPDATE" | "DELETE" | "SELECT" | "MERGE" | "BEGIN" | "START" | "FETCH" | "MOVE"
+    )
+}
+
+/// Statements and portals by name; FNV-1a hashing (names are short and only hurt their own
+/// session if crafted).
+type NameMap<V> = HashMap<String, V, BuildHasherDefault<NameHasher>>;
+
+/// FNV-1a, 64 bit.
+struct NameHasher(u64);
+
+impl Default for NameHasher {
+    fn default() -> Self {
+        NameHasher(0xcbf2_9ce4_8422_2325)
+    }
+}
+
+impl Hasher for NameHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
     }
 }
 
@@ -1227,19 +1274,55 @@ fn describe_columns(out: &mut Output, columns: &[Column], formats: &[i16]) {
     }
 }
 
+/// Encodes one result row in the requested formats, straight into the output buffer.
 fn send_row(out: &mut Output, row: &[Value], formats: &[i16]) {
-    let encoded: Vec<Option<Vec<u8>>> = row
-        .iter()
-        .enumerate()
-        .map(|(i, v)| {
-            if format_for(formats, i) == 1 {
-                v.to_binary()
-            } else {
-                v.to_text().map(String::into_bytes)
+    out.data_row_with(row.len(), |w| {
+        for (i, v) in row.iter().enumerate() {
+            let binary = format_for(formats, i) == 1;
+            // NB: the common types are written in place; the rest go through the sql layer's
+            // own encoders (same bytes, one allocation each).
+            match v {
+                Value::Null => w.null(),
+                Value::Text(s) => w.bytes(s.as_bytes()),
+                Value::Int4(n) if binary => w.bytes(&n.to_be_bytes()),
+                Value::Int8(n) if binary => w.bytes(&n.to_be_bytes()),
+                Value::Int2(n) if binary => w.bytes(&n.to_be_bytes()),
+                Value::Int4(n) => w.with(|b| put_decimal(b, i64::from(*n))),
+                Value::Int8(n) => w.with(|b| put_decimal(b, *n)),
+                Value::Int2(n) => w.with(|b| put_decimal(b, i64::from(*n))),
+                Value::Bool(t) if binary => w.bytes(&[u8::from(*t)]),
+                Value::Bool(t) => w.bytes(if *t { b"t" } else { b"f" }),
+                other if binary => match other.to_binary() {
+                    Some(bytes) => w.bytes(&bytes),
+                    None => w.null(),
+                },
+                other => match other.to_text() {
+                    Some(text) => w.bytes(text.as_bytes()),
+                    None => w.null(),
+                },
             }
-        })
-        .collect();
-    out.data_row(encoded.iter().map(|v| v.as_deref()));
+        }
+    });
+}
+
+/// Appends `n` in decimal, as `i64::to_string` would, without allocating.
+fn put_decimal(buf: &mut bytes::BytesMut, n: i64) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    let mut rest = n.unsigned_abs();
+    loop {
+        at -= 1;
+        // NB: `rest % 10` is below 10, so the cast is exact.
+        digits[at] = b'0' + (rest % 10) as u8;
+        rest /= 10;
+        if rest == 0 {
+            break;
+        }
+    }
+    if n < 0 {
+        buf.extend_from_slice(b"-");
+    }
+    buf.extend_from_slice(&digits[at..]);
 }
 
 /// True for a query string with no statement in it (only blanks and semicolons).
@@ -1339,6 +1422,37 @@ mod tests {
         assert_eq!(format_for(&[0, 1], 5), 0);
         assert!(check_format_codes(&[0, 1]).is_ok());
         assert!(check_format_codes(&[2]).is_err());
+    }
+
+    #[test]
+    fn rows_encode_as_the_sql_layers_text_and_binary_formats() {
+        let row = vec![
+            Value::Int4(-2_147_483_648),
+            Value::Int8(i64::MIN),
+            Value::Int8(0),
+            Value::Int2(-7),
+            Value::Bool(true),
+            Value::Text("h\u{e9}".to_string()),
+            Value::Null,
+            Value::Float8(1.5),
+        ];
+        for formats in [vec![0i16], vec![1i16]] {
+            let mut fast = Output::default();
+            send_row(&mut fast, &row, &formats);
+            let encoded: Vec<Option<Vec<u8>>> = row
+                .iter()
+                .map(|v| {
+                    if formats[0] == 1 {
+                        v.to_binary()
+                    } else {
+                        v.to_text().map(String::into_bytes)
+                    }
+                })
+                .collect();
+            let mut reference = Output::default();
+            reference.data_row(encoded.iter().map(|v| v.as_deref()));
+            assert_eq!(fast.take(), reference.take(), "formats {formats:?}");
+        }
     }
 
     #[test]
