@@ -348,7 +348,16 @@ const T_TIMESTAMPTZ: u8 = 13;
 
 /// Encodes a row (see the module docs for the format).
 pub fn encode_row(values: &[Value]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(2 + values.len() * 9);
+    let size: usize = values
+        .iter()
+        .map(|v| match v {
+            Value::Text(s) => 5 + s.len(),
+            Value::Bytea(b) => 5 + b.len(),
+            Value::Numeric(_) => 17,
+            _ => 9,
+        })
+        .sum();
+    let mut out = Vec::with_capacity(6 + size);
     out.push(ROW_FORMAT_VERSION);
     put_varint(&mut out, values.len() as u64);
     for v in values {

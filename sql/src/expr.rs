@@ -821,8 +821,15 @@ fn apply_length(s: String, ty: &DataType, explicit: bool) -> SqlResult<String> {
                 s = kept;
             }
             if matches!(ty, DataType::Bpchar(_)) {
-                let len = s.chars().count();
-                s.extend(std::iter::repeat_n(' ', n.saturating_sub(len)));
+                const SPACES: &str =
+                    "                                                                ";
+                let mut pad = n.saturating_sub(s.chars().count());
+                s.reserve(pad);
+                while pad > 0 {
+                    let k = pad.min(SPACES.len());
+                    s.push_str(&SPACES[..k]);
+                    pad -= k;
+                }
             }
             Ok(s)
         }

@@ -2878,7 +2878,30 @@ fn store_value(def: &TableDef, col: usize, v: Value) -> SqlResult<Value> {
         }
         return Ok(v);
     }
+    if v.data_type() == c.ty {
+        return Ok(v); // Already of the column's exact type (no typmod to apply).
+    }
     cast(v, &c.ty, false)
+}
+
+/// A command tag with a row count, e.g. `UPDATE 1` (without the formatting machinery: this
+/// runs once per statement).
+fn count_tag(prefix: &str, n: u64) -> String {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    let mut m = n;
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (m % 10) as u8;
+        m /= 10;
+        if m == 0 {
+            break;
+        }
+    }
+    let mut tag = String::with_capacity(prefix.len() + digits.len() - i);
+    tag.push_str(prefix);
+    tag.extend(digits[i..].iter().map(|&d| d as char));
+    tag
 }
 
 /// Takes the write lock on a row found by a scan and returns its current version, to which
@@ -2958,7 +2981,7 @@ pub(crate) fn execute(ctx: &mut ExecContext<'_>, plan: &Plan) -> SqlResult<Outco
     match plan {
         Plan::Select(s) => {
             let rows = run_select(ctx, s)?;
-            let tag = format!("SELECT {}", rows.len());
+            let tag = count_tag("SELECT ", rows.len() as u64);
             Ok(Outcome::Rows {
                 columns: s.columns.clone(),
                 rows,
@@ -3031,7 +3054,7 @@ pub(crate) fn execute(ctx: &mut ExecContext<'_>, plan: &Plan) -> SqlResult<Outco
                 returning_row(ctx, returning, &full, &mut out_rows)?;
                 n += 1;
             }
-            Ok(dml_outcome(format!("INSERT 0 {n}"), returning, out_rows))
+            Ok(dml_outcome(count_tag("INSERT 0 ", n), returning, out_rows))
         }
         Plan::Update {
             table,
@@ -3076,7 +3099,7 @@ pub(crate) fn execute(ctx: &mut ExecContext<'_>, plan: &Plan) -> SqlResult<Outco
                 returning_row(ctx, returning, &new_row, &mut out_rows)?;
                 n += 1;
             }
-            Ok(dml_outcome(format!("UPDATE {n}"), returning, out_rows))
+            Ok(dml_outcome(count_tag("UPDATE ", n), returning, out_rows))
         }
         Plan::Delete {
             table,
@@ -3099,7 +3122,7 @@ pub(crate) fn execute(ctx: &mut ExecContext<'_>, plan: &Plan) -> SqlResult<Outco
                 returning_row(ctx, returning, &row, &mut out_rows)?;
                 n += 1;
             }
-            Ok(dml_outcome(format!("DELETE {n}"), returning, out_rows))
+            Ok(dml_outcome(count_tag("DELETE ", n), returning, out_rows))
         }
     }
 }
