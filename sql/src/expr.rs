@@ -1057,6 +1057,26 @@ mod tests {
     use std::str::FromStr;
 
     #[test]
+    fn char_n_pads_with_blanks_to_its_length() {
+        let padded = cast(
+            Value::Text("ab".into()),
+            &DataType::Bpchar(Some(130)),
+            false,
+        );
+        let expected = format!("ab{}", " ".repeat(128));
+        assert_eq!(padded.unwrap(), Value::Text(expected.clone()));
+        // A value already of the right length is kept as is.
+        let again = cast(
+            Value::Text(expected.clone()),
+            &DataType::Bpchar(Some(130)),
+            false,
+        );
+        assert_eq!(again.unwrap(), Value::Text(expected));
+        let e = cast(Value::Text("é".into()), &DataType::Bpchar(Some(2)), false).unwrap();
+        assert_eq!(e, Value::Text("é ".into()));
+    }
+
+    #[test]
     fn like_matches_postgres_semantics() {
         assert!(like("hello", "h%o").unwrap());
         assert!(like("hello", "h_llo").unwrap());
