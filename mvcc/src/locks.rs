@@ -38,9 +38,13 @@ pub enum Acquired {
     AlreadyHeld,
 }
 
+/// Row keys are client data: the hash is keyed per process (foldhash's random seed), fast, and
+/// computed once per operation for both the shard choice and the shard's map.
+type KeyHasher = foldhash::fast::RandomState;
+
 #[derive(Default)]
 struct Shard {
-    holders: Mutex<HashMap<Vec<u8>, TxnId>>,
+    holders: Mutex<HashMap<Vec<u8>, TxnId, KeyHasher>>,
     released: Condvar,
 }
 
@@ -57,7 +61,7 @@ struct WaitGraph {
 pub struct LockManager {
     shards: Vec<Shard>,
     graph: Mutex<WaitGraph>,
-    hasher: std::collections::hash_map::RandomState,
+    hasher: KeyHasher,
 }
 
 impl Default for LockManager {
@@ -87,18 +91,16 @@ impl LockManager {
         let idx = self.shard_of(key);
         let shard = &self.shards[idx];
         let mut holders = relock(&shard.holders);
+        let mut waited = false;
         loop {
-            match holders.get(key) {
+            let acquired = match holders.get(key) {
                 None => {
                     holders.insert(key.to_vec(), txn);
-                    self.stop_waiting(txn);
-                    return Ok(Acquired::New);
+                    Acquired::New
                 }
-                Some(&h) if h == txn => {
-                    self.stop_waiting(txn);
-                    return Ok(Acquired::AlreadyHeld);
-                }
+                Some(&h) if h == txn => Acquired::AlreadyHeld,
                 Some(&holder) => {
+                    waited = true;
                     self.wait_edge(txn, holder, idx)?;
                     holders = shard
                         .released
@@ -111,8 +113,16 @@ impl LockManager {
                         g.waiting_in.remove(&txn);
                         return Err(MvccError::Deadlock { cycle });
                     }
+                    continue;
                 }
+            };
+            if waited {
+                // NB: only a transaction that waited has graph entries (edges are added, and
+                // victims chosen, only among waiters), so the uncontended path never takes
+                // the graph mutex.
+                self.stop_waiting(txn);
             }
+            return Ok(acquired);
         }
     }
 
@@ -132,7 +142,6 @@ impl LockManager {
                 self.shards[idx].released.notify_all();
             }
         }
-        self.stop_waiting(txn);
     }
 
     /// The current holder of `key`'s lock, if any (for diagnostics and tests).

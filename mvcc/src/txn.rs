@@ -278,10 +278,12 @@ impl Txn {
     }
 
     fn release(&mut self) {
-        self.db
-            .locks()
-            .release_all(self.state.id, self.locked.iter());
-        self.locked.clear();
+        if !self.locked.is_empty() {
+            self.db
+                .locks()
+                .release_all(self.state.id, self.locked.iter());
+            self.locked.clear();
+        }
         self.db.unregister_snapshot(self.state.snapshot);
     }
 }
