@@ -276,9 +276,7 @@ fn run_connection(
     let Some(mut backend) = startup(wire, shared, version, params, slot)? else {
         return Ok(());
     };
-    let result = backend.message_loop(wire, connections);
-    shared.cancels.remove(backend.cancel_key);
-    result
+    backend.message_loop(wire, connections)
 }
 
 /// Checks the startup packet, opens the session and sends the greeting; None = refused.
@@ -355,7 +353,10 @@ fn startup(
     let mut backend = Backend {
         _slot: slot,
         session,
-        cancel_key,
+        _registration: Registration {
+            shared: Arc::clone(shared),
+            key: cancel_key,
+        },
         cancel_target,
         user,
         startup_settings: HashMap::new(),
@@ -374,11 +375,20 @@ fn startup(
     }
     wire.out.backend_key_data(cancel_key.pid, cancel_key.secret);
     wire.out.ready_for_query(ReadyStatus::Idle);
-    if let Err(e) = wire.flush() {
-        shared.cancels.remove(cancel_key);
-        return Err(e);
-    }
+    wire.flush()?;
     Ok(Some(backend))
+}
+
+/// A session's entry in the cancel registry, removed when dropped (even by a panic).
+struct Registration {
+    shared: Arc<Shared>,
+    key: CancelKey,
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        self.shared.cancels.remove(self.key);
+    }
 }
 
 /// A statement created by Parse. `None` is the empty query (answered by EmptyQueryResponse).
@@ -414,7 +424,8 @@ struct Backend {
     /// Held for the session's life: counts against `max_connections`.
     _slot: SessionSlot,
     session: Session,
-    cancel_key: CancelKey,
+    /// Keeps the session cancellable; unregisters its key however the connection ends.
+    _registration: Registration,
     cancel_target: Arc<CancelTarget>,
     user: String,
     /// Values from the startup packet, shown when the session does not know the setting.
