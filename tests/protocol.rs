@@ -497,3 +497,23 @@ fn idle_session_is_told_57p01_when_the_server_shuts_down() {
     let goodbye = other_idle.recv().expect("every idle session is told");
     assert_eq!(goodbye.field('C').as_deref(), Some("57P01"));
 }
+
+#[test]
+fn a_running_statement_finishes_before_the_shutdown_goodbye() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let server = Server::start(dir.path());
+    let mut busy = Raw::connect(&server);
+    busy.startup("gnomon", "gnomon", &[]);
+    busy.until_ready();
+    busy.send(b'Q', &cstr("SELECT pg_sleep(0.3), 7"));
+    // NB: whether SIGTERM lands during or after the statement, the client must get its whole
+    // result and then the goodbye.
+    std::thread::sleep(Duration::from_millis(50));
+    let status = server.terminate();
+    assert!(status.success(), "clean exit on SIGTERM: {status}");
+    let answer = busy.until_ready();
+    assert_eq!(kinds(&answer), "TDCZ", "the statement's result arrives");
+    assert!(answer[1].body.ends_with(b"7"), "with its values");
+    let goodbye = busy.recv().expect("then the goodbye");
+    assert_eq!(goodbye.field('C').as_deref(), Some("57P01"));
+}
