@@ -3,24 +3,12 @@
 
 mod common;
 
-use std::path::PathBuf;
+use std::path::Path;
 use std::process::Command;
 
 use common::Server;
 
-fn find_pgbench() -> Option<PathBuf> {
-    let on_path = std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|dir| dir.join("pgbench"))
-            .find(|p| p.is_file())
-    });
-    on_path.or_else(|| {
-        let debian = PathBuf::from("/usr/lib/postgresql/15/bin/pgbench");
-        debian.is_file().then_some(debian)
-    })
-}
-
-fn pgbench(bin: &PathBuf, server: &Server, args: &[&str]) -> String {
+fn pgbench(bin: &Path, server: &Server, args: &[&str]) -> String {
     let out = Command::new(bin)
         .args([
             "-h",
@@ -46,7 +34,7 @@ fn pgbench(bin: &PathBuf, server: &Server, args: &[&str]) -> String {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn pgbench_initialises_and_runs_every_builtin_script_in_every_mode() {
-    let Some(bin) = find_pgbench() else {
+    let Some(bin) = common::find_pg_tool("pgbench") else {
         if std::env::var_os("GNOMON_REQUIRE_DRIVERS").is_some() {
             panic!("pgbench is required in CI but was not found");
         }

@@ -2,23 +2,10 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use common::Server;
-
-/// psql on PATH, else Debian's PostgreSQL 15 location; None if neither exists.
-fn find_psql() -> Option<PathBuf> {
-    let on_path = std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|dir| dir.join("psql"))
-            .find(|p| p.is_file())
-    });
-    on_path.or_else(|| {
-        let debian = PathBuf::from("/usr/lib/postgresql/15/bin/psql");
-        debian.is_file().then_some(debian)
-    })
-}
 
 fn run_script(psql: &Path, server: &Server, script: &Path) -> std::process::Output {
     Command::new(psql)
@@ -34,7 +21,7 @@ fn run_script(psql: &Path, server: &Server, script: &Path) -> std::process::Outp
 
 #[test]
 fn basic_script_output_matches_postgres() {
-    let Some(psql) = find_psql() else {
+    let Some(psql) = common::find_pg_tool("psql") else {
         eprintln!("SKIPPED: psql not found on PATH nor at /usr/lib/postgresql/15/bin/psql");
         return;
     };

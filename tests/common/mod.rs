@@ -141,3 +141,17 @@ impl Drop for Server {
 pub fn sqlstate(e: &tokio_postgres::Error) -> String {
     e.code().map(|c| c.code().to_string()).unwrap_or_default()
 }
+
+/// A PostgreSQL client tool (`psql`, `pgbench`): on PATH, else Debian's PostgreSQL 15 location;
+/// None if neither exists.
+pub fn find_pg_tool(name: &str) -> Option<PathBuf> {
+    let on_path = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|dir| dir.join(name))
+            .find(|p| p.is_file())
+    });
+    on_path.or_else(|| {
+        let debian = Path::new("/usr/lib/postgresql/15/bin").join(name);
+        debian.is_file().then_some(debian)
+    })
+}
