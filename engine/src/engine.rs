@@ -261,6 +261,36 @@ impl Engine {
         self.visibility.applied(ticket.version);
     }
 
+    /// Inserts a prepared batch without publishing it: its versions are in the memtable, seen
+    /// by reads at versions above `visible()` (`get(key, Version::MAX)`, `latest_version`) but by
+    /// no snapshot reader, until [`Engine::publish_batch`]. This is what lets the layer above
+    /// hand a row to the next writer before the batch is durable (early lock release).
+    pub fn insert_batch(&self, ticket: &BatchTicket, writes: Vec<(Vec<u8>, Option<Value>)>) {
+        self.insert_all(ticket.version, writes);
+    }
+
+    /// Publishes a batch inserted by [`Engine::insert_batch`]: `visible()` passes its version
+    /// once every earlier prepared batch is published or abandoned too.
+    pub fn publish_batch(&self, mut ticket: BatchTicket) {
+        ticket.settled = true;
+        self.visibility.applied(ticket.version);
+    }
+
+    /// Takes back a batch inserted by [`Engine::insert_batch`] that will never be published
+    /// (its WAL write failed): removes its versions from every memtable, then abandons it.
+    pub fn retract_batch(&self, mut ticket: BatchTicket, keys: impl IntoIterator<Item = Vec<u8>>) {
+        let layers = self.layers();
+        for key in keys {
+            let user = Bytes::from(key);
+            layers.active.remove(&user, ticket.version);
+            for frozen in &layers.frozen {
+                frozen.remove(&user, ticket.version);
+            }
+        }
+        ticket.settled = true;
+        self.visibility.abandon(ticket.version);
+    }
+
     /// Abandons a prepared batch (e.g. its WAL write failed) so visibility can move on.
     pub fn abandon_batch(&self, mut ticket: BatchTicket) {
         ticket.settled = true;

@@ -14,6 +14,10 @@
 //!   order and may be applied in any order; [`Engine::visible`] is a watermark that only
 //!   passes a version once every batch at or below it is completely applied (or abandoned).
 //!   A reader whose snapshot is <= `visible()` sees every batch entirely or not at all.
+//!   A batch may also be inserted first ([`Engine::insert_batch`]) and published later
+//!   ([`Engine::publish_batch`]) or taken back ([`Engine::retract_batch`]): in between its
+//!   versions are seen only by reads above the watermark (`Version::MAX`, `latest_version`),
+//!   which the layer above uses to hand a row to its next writer before the batch is durable.
 //! - **Readers never block on writers.** The memtable is a lock-free skiplist; the layer set
 //!   is an `Arc` swapped under a lock held only for a pointer copy. Checkpoints run alongside
 //!   reads and writes.

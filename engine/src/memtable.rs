@@ -39,6 +39,14 @@ impl MemTable {
         self.map.insert(VersionedKey { user, version }, value);
     }
 
+    /// Removes one version if present (a retracted batch).
+    pub(crate) fn remove(&self, user: &Bytes, version: Version) {
+        self.map.remove(&VersionedKey {
+            user: user.clone(),
+            version,
+        });
+    }
+
     pub(crate) fn len(&self) -> usize {
         self.map.len()
     }

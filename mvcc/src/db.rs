@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use gnomon_engine::{Engine, EngineOptions, GcStats};
-use gnomon_wal::{Lsn, RealFs, SyncPolicy, Wal, WalOptions};
+use gnomon_wal::{FileSystem, Lsn, RealFs, SyncPolicy, Wal, WalOptions};
 
 use crate::clock::{Clock, NodeId, SystemClock, Timestamp, WallClock};
 use crate::error::MvccError;
@@ -32,6 +32,9 @@ pub struct DbOptions {
     pub gc_delay: Duration,
     /// The wall clock (a trait object so tests can move time).
     pub wall_clock: Box<dyn WallClock>,
+    /// The file system the WAL writes through (tests inject `gnomon_wal::FaultyFs` to hold or
+    /// fail fsyncs).
+    pub wal_fs: Arc<dyn FileSystem>,
 }
 
 impl Default for DbOptions {
@@ -44,8 +47,17 @@ impl Default for DbOptions {
             max_clock_offset: Duration::from_millis(500),
             gc_delay: Duration::from_secs(300),
             wall_clock: Box::new(SystemClock),
+            wal_fs: Arc::new(RealFs),
         }
     }
+}
+
+/// A commit between [`Db::start_commit`] and [`Db::finish_commit`]: its record is queued in the
+/// log and its writes are in the engine, unpublished.
+pub(crate) struct InFlightCommit {
+    commit_ts: Timestamp,
+    ticket: gnomon_engine::BatchTicket,
+    pending: gnomon_wal::Pending,
 }
 
 /// What [`Db::open`] found and did during recovery.
@@ -103,7 +115,7 @@ impl Db {
             Some(opts.dir.join("clock")),
         )?;
         let wal = Wal::open(
-            Arc::new(RealFs),
+            opts.wal_fs,
             &opts.dir.join("wal"),
             WalOptions {
                 segment_size: opts.segment_size,
@@ -184,9 +196,13 @@ impl Db {
         &self.clock
     }
 
-    /// The commit pipeline (see the crate docs): timestamp + engine registration in order,
-    /// one WAL record with group fsync, apply, publish visibility in timestamp order.
-    pub(crate) fn commit(&self, state: &TxnState) -> Result<Timestamp, MvccError> {
+    /// First half of the commit pipeline (see the crate docs): timestamp + engine registration
+    /// in order, the commit record handed to the group-commit writer (its place in the log is
+    /// fixed from here on), and the writes inserted into the engine unpublished. After this
+    /// returns, the transaction's row locks may be released (early lock release): the next
+    /// writer of a row reads this version, and its own commit record comes later in the log, so
+    /// it cannot become durable without this one.
+    pub(crate) fn start_commit(&self, state: &TxnState) -> Result<InFlightCommit, MvccError> {
         let (commit_ts, ticket) = {
             let _order = relock(&self.commit_order);
             let ts = self.clock.now()?;
@@ -194,16 +210,40 @@ impl Db {
             (ts, ticket)
         };
         let payload = encode_commit(commit_ts, state.id, state.writes.iter());
-        if let Err(e) = self.wal.append(COMMIT_RECORD, &payload) {
-            self.engine.abandon_batch(ticket);
-            return Err(e.into());
-        }
+        let pending = self.wal.submit(COMMIT_RECORD, payload);
         let writes = state
             .writes
             .iter()
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
-        self.engine.apply_batch(ticket, writes);
+        self.engine.insert_batch(&ticket, writes);
+        Ok(InFlightCommit {
+            commit_ts,
+            ticket,
+            pending,
+        })
+    }
+
+    /// Second half: waits for the group fsync, then publishes visibility in timestamp order and
+    /// waits until every snapshot taken from now on includes the transaction. If the log
+    /// failed, the unpublished writes are taken back out of the engine (and the error is "in
+    /// doubt": see [`MvccError::is_commit_in_doubt`]).
+    pub(crate) fn finish_commit(
+        &self,
+        commit: InFlightCommit,
+        state: &TxnState,
+    ) -> Result<Timestamp, MvccError> {
+        let InFlightCommit {
+            commit_ts,
+            ticket,
+            pending,
+        } = commit;
+        if let Err(e) = pending.wait() {
+            self.engine
+                .retract_batch(ticket, state.writes.keys().cloned());
+            return Err(e.into());
+        }
+        self.engine.publish_batch(ticket);
         self.engine.wait_visible(commit_ts.to_version());
         Ok(commit_ts)
     }

@@ -24,16 +24,21 @@
 //!
 //! 1. Commit timestamps are taken and registered with the engine (`prepare_batch`) under one
 //!    mutex, so registered versions strictly increase.
-//! 2. A batch is registered *before* its WAL record is appended, and applied to the engine only
-//!    after the record is durable. Hence every WAL record before a position read at time t
-//!    belongs to a batch registered before t (what makes checkpoints correct).
+//! 2. A batch is registered *before* its commit record is handed to the log, and its writes
+//!    are inserted into the engine (unpublished) only after the record has its place in the
+//!    log. Hence every WAL record before a position read at time t belongs to a batch
+//!    registered before t (what makes checkpoints correct).
 //! 3. The engine's `visible()` watermark only passes a version when every batch at or below it
-//!    is fully applied (or abandoned after a WAL failure). Snapshots are taken from it, so no
-//!    snapshot ever sees part of a transaction.
+//!    is published (after its record is durable) or abandoned. Snapshots are taken from it, so
+//!    no snapshot ever sees part of a transaction, nor a transaction that is not yet durable.
 //! 4. `commit` returns only after `visible() >= commit_ts`: a snapshot taken after the client
 //!    was told "committed" includes the transaction.
-//! 5. Row locks are released only after the holder's writes are visible (or discarded), so the
-//!    next writer's conflict check sees the previous writer's version.
+//! 5. Early lock release: row locks are released once the writes are in the engine
+//!    (unpublished) and the commit record is queued, before the fsync. The next writer of the
+//!    row reads that newest version (`get_for_update`, or the REPEATABLE READ conflict check),
+//!    and its own commit record comes later in the same log, so it is durable only if its
+//!    predecessor is, and visible only after it (timestamp order). If the log fails, the
+//!    unpublished writes are retracted and every later commit fails too (the log is poisoned).
 //! 6. The GC safe point stays below every registered snapshot and at least Δgc in the past.
 //!
 //! ## Data
@@ -44,8 +49,8 @@
 //!   ▼
 //!  commit:  ┌ commit_order mutex ┐
 //!           │ ts = clock.now()   │  WAL record = ts | txn id | writes      (record.rs)
-//!           │ engine.prepare(ts) │──► wal.append ──► group fsync ──► engine.apply(ts, writes)
-//!           └────────────────────┘                                  └─► wait visible(ts) ─► Ok(ts)
+//!           │ engine.prepare(ts) │──► wal.submit ──► engine.insert (unpublished) ──► release row locks
+//!           └────────────────────┘        └──► group fsync ──► engine.publish(ts) ──► wait visible(ts) ─► Ok(ts)
 //!
 //!  engine keys:  user key bytes ++ version (newest first)   version = HLC ts as u128
 //!                ⟨physical µs:64 | logical:32 | node:32⟩

@@ -141,7 +141,9 @@ impl Txn {
             return Ok(own.clone());
         }
         let at = match self.state.isolation {
-            Isolation::ReadCommitted => self.db.engine().visible(),
+            // The newest version, published or not: with the lock held, an unpublished version
+            // can only be the previous holder's, whose commit record precedes ours in the log.
+            Isolation::ReadCommitted => gnomon_engine::Version::MAX,
             _ => self.state.snapshot.to_version(),
         };
         Ok(self.db.engine().get(key, at))
@@ -260,7 +262,16 @@ impl Txn {
         let result = if self.state.writes.is_empty() {
             Ok(self.state.snapshot)
         } else {
-            self.db.commit(&self.state)
+            let db = self.db.clone();
+            match db.start_commit(&self.state) {
+                Ok(in_flight) => {
+                    // Early lock release: the writes are in the engine (unpublished) and the
+                    // commit record is ordered in the log; the next writer may go on.
+                    self.release_locks();
+                    db.finish_commit(in_flight, &self.state)
+                }
+                Err(e) => Err(e),
+            }
         };
         self.state.status = match result {
             Ok(ts) => TxnStatus::Committed(ts),
@@ -277,13 +288,17 @@ impl Txn {
         self.release();
     }
 
-    fn release(&mut self) {
+    fn release_locks(&mut self) {
         if !self.locked.is_empty() {
             self.db
                 .locks()
                 .release_all(self.state.id, self.locked.iter());
             self.locked.clear();
         }
+    }
+
+    fn release(&mut self) {
+        self.release_locks();
         self.db.unregister_snapshot(self.state.snapshot);
     }
 }
