@@ -1,32 +1,39 @@
 //! Row write locks: the first form of Gnomon's lock manager.
 //!
-//! A row lock is exclusive and held by one transaction until it commits or rolls back. A second
-//! writer of the row waits (PostgreSQL's behaviour); every wait adds an edge `waiter → holder` to
-//! a wait-for graph, and the edge that closes a cycle is detected the moment it is added. The
-//! youngest transaction of the cycle (the largest [`TxnId`]) is the victim: it fails with
+//! A row lock is exclusive and held by one transaction until it commits (early lock release:
+//! until its commit record is queued in the log) or rolls back. A second writer of the row
+//! waits (PostgreSQL's behaviour); every wait adds an edge `waiter → holder` to a wait-for
+//! graph, and the edge that closes a cycle is detected the moment it is added. The youngest
+//! transaction of the cycle (the largest [`TxnId`]) is the victim: it fails with
 //! [`MvccError::Deadlock`] naming the cycle, the others go on.
 //!
 //! ```text
-//!   shards[hash(key) % N]: Mutex<HashMap<key, holder>> + Condvar
-//!   graph: Mutex<{ waits_for: waiter -> holder, waiting_in: waiter -> shard, doomed: {victim} }>
+//!   shards[hash(key) % N]: Mutex<HashMap<key, RowLock { holder, waiters, cv }>>
+//!   graph: Mutex<{ waits_for: waiter -> holder, waiting_on: waiter -> row cv, doomed: victim -> cycle }>
 //!   lock order: shard mutex, then graph mutex (never the reverse)
 //! ```
 //!
+//! Waking: each contended row has its own condition variable; a release wakes exactly one
+//! waiter of that row (no thundering herd on hot rows). A waiter that leaves without the lock
+//! (deadlock victim) passes the wake-up on if the row is free. A waiter's edge follows the row's
+//! current holder each time it wakes (at the latest every `RECHECK`), so a cycle formed behind
+//! a hand-off is found within milliseconds.
+//!
 //! Deliberately left out (the locking issue adds them): shared and intention modes, the
-//! table → partition → row hierarchy, escalation, FIFO hand-off to one waiter (waiters of a
-//! shard are all woken and race; fine while conflicts are rare), edges exported for
+//! table → partition → row hierarchy, escalation, strict FIFO order among waiters (the woken
+//! waiter may lose the row to a newcomer, which then wakes the next one), edges exported for
 //! cross-node detection.
 
 use std::collections::HashMap;
 use std::hash::BuildHasher;
-use std::sync::{Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Duration;
 
 use crate::error::MvccError;
 use crate::txn::TxnId;
 
 const SHARDS: usize = 64;
-/// Safety net for a wake-up that raced with a wait: a waiter re-checks its state this often.
+/// Safety net: a waiter re-checks its row and its wait-for edge at least this often.
 const RECHECK: Duration = Duration::from_millis(5);
 
 /// Whether [`LockManager::lock_row`] took a new lock or found it already held by the caller.
@@ -38,20 +45,26 @@ pub enum Acquired {
     AlreadyHeld,
 }
 
-/// Row keys are client data: the hash is keyed per process (foldhash's random seed), fast, and
-/// computed once per operation for both the shard choice and the shard's map.
+/// Row keys are client data: the hash is keyed per process (foldhash's random seed) and fast.
 type KeyHasher = foldhash::fast::RandomState;
+
+/// One locked (or waited-for) row. Kept while it has a holder or waiters.
+struct RowLock {
+    holder: Option<TxnId>,
+    waiters: u32,
+    /// Created by the first waiter; woken once per release.
+    cv: Option<Arc<Condvar>>,
+}
 
 #[derive(Default)]
 struct Shard {
-    holders: Mutex<HashMap<Vec<u8>, TxnId, KeyHasher>>,
-    released: Condvar,
+    rows: Mutex<HashMap<Vec<u8>, RowLock, KeyHasher>>,
 }
 
 #[derive(Default)]
 struct WaitGraph {
     waits_for: HashMap<TxnId, TxnId>,
-    waiting_in: HashMap<TxnId, usize>,
+    waiting_on: HashMap<TxnId, Arc<Condvar>>,
     /// Victims chosen while they wait, with the cycle that doomed them.
     doomed: HashMap<TxnId, Vec<TxnId>>,
 }
@@ -80,92 +93,125 @@ fn relock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl LockManager {
-    fn shard_of(&self, key: &[u8]) -> usize {
-        (self.hasher.hash_one(key) as usize) % SHARDS
+    fn shard_of(&self, key: &[u8]) -> &Shard {
+        &self.shards[(self.hasher.hash_one(key) as usize) % SHARDS]
     }
 
     /// Takes the write lock on `key` for `txn`, waiting while another transaction holds it.
     /// Fails with [`MvccError::Deadlock`] if waiting would close a cycle and `txn` is the
     /// youngest in it, or if `txn` is chosen as the victim of a cycle while it waits.
     pub fn lock_row(&self, txn: TxnId, key: &[u8]) -> Result<Acquired, MvccError> {
-        let idx = self.shard_of(key);
-        let shard = &self.shards[idx];
-        let mut holders = relock(&shard.holders);
+        let shard = self.shard_of(key);
+        let mut rows = relock(&shard.rows);
         let mut waited = false;
         loop {
-            let acquired = match holders.get(key) {
+            let row = rows.entry_ref_or_insert(key);
+            match row.holder {
                 None => {
-                    holders.insert(key.to_vec(), txn);
-                    Acquired::New
+                    row.holder = Some(txn);
+                    if waited {
+                        row.waiters -= 1;
+                        drop(rows);
+                        // NB: only a transaction that waited has graph entries (edges are added,
+                        // and victims chosen, only among waiters), so the uncontended path never
+                        // takes the graph mutex.
+                        self.stop_waiting(txn);
+                    }
+                    return Ok(Acquired::New);
                 }
-                Some(&h) if h == txn => Acquired::AlreadyHeld,
-                Some(&holder) => {
-                    waited = true;
-                    self.wait_edge(txn, holder, idx)?;
-                    holders = shard
-                        .released
-                        .wait_timeout(holders, RECHECK)
+                Some(h) if h == txn => {
+                    if waited {
+                        row.waiters -= 1;
+                        drop(rows);
+                        self.stop_waiting(txn);
+                    }
+                    return Ok(Acquired::AlreadyHeld);
+                }
+                Some(holder) => {
+                    if !waited {
+                        row.waiters += 1;
+                        waited = true;
+                    }
+                    let cv = row
+                        .cv
+                        .get_or_insert_with(|| Arc::new(Condvar::new()))
+                        .clone();
+                    if let Err(e) = self.wait_edge(txn, holder, &cv) {
+                        Self::leave_queue(&mut rows, key);
+                        return Err(e);
+                    }
+                    rows = cv
+                        .wait_timeout(rows, RECHECK)
                         .unwrap_or_else(|p| p.into_inner())
                         .0;
                     let mut g = relock(&self.graph);
                     if let Some(cycle) = g.doomed.remove(&txn) {
                         g.waits_for.remove(&txn);
-                        g.waiting_in.remove(&txn);
+                        g.waiting_on.remove(&txn);
+                        drop(g);
+                        Self::leave_queue(&mut rows, key);
                         return Err(MvccError::Deadlock { cycle });
                     }
-                    continue;
                 }
-            };
-            if waited {
-                // NB: only a transaction that waited has graph entries (edges are added, and
-                // victims chosen, only among waiters), so the uncontended path never takes
-                // the graph mutex.
-                self.stop_waiting(txn);
             }
-            return Ok(acquired);
         }
     }
 
-    /// Releases every lock in `keys` held by `txn` and wakes their waiters.
-    pub fn release_all<'a>(&self, txn: TxnId, keys: impl IntoIterator<Item = &'a Vec<u8>>) {
-        let mut touched = [false; SHARDS];
-        for key in keys {
-            let idx = self.shard_of(key);
-            let mut holders = relock(&self.shards[idx].holders);
-            if holders.get(key.as_slice()) == Some(&txn) {
-                holders.remove(key.as_slice());
-                touched[idx] = true;
+    /// A waiter gives up without the lock: it is no longer counted, and if the row is free its
+    /// wake-up goes to the next waiter (or the entry goes away).
+    fn leave_queue(rows: &mut HashMap<Vec<u8>, RowLock, KeyHasher>, key: &[u8]) {
+        let Some(row) = rows.get_mut(key) else { return };
+        row.waiters = row.waiters.saturating_sub(1);
+        if row.holder.is_none() {
+            if row.waiters == 0 {
+                rows.remove(key);
+            } else if let Some(cv) = &row.cv {
+                cv.notify_one();
             }
         }
-        for (idx, t) in touched.iter().enumerate() {
-            if *t {
-                self.shards[idx].released.notify_all();
+    }
+
+    /// Releases every lock in `keys` held by `txn`, waking one waiter of each.
+    pub fn release_all<'a>(&self, txn: TxnId, keys: impl IntoIterator<Item = &'a Vec<u8>>) {
+        for key in keys {
+            let mut rows = relock(&self.shard_of(key).rows);
+            let Some(row) = rows.get_mut(key.as_slice()) else {
+                continue;
+            };
+            if row.holder != Some(txn) {
+                continue;
+            }
+            row.holder = None;
+            if row.waiters == 0 {
+                rows.remove(key.as_slice());
+            } else if let Some(cv) = &row.cv {
+                cv.notify_one();
             }
         }
     }
 
     /// The current holder of `key`'s lock, if any (for diagnostics and tests).
     pub fn holder(&self, key: &[u8]) -> Option<TxnId> {
-        relock(&self.shards[self.shard_of(key)].holders)
+        relock(&self.shard_of(key).rows)
             .get(key)
-            .copied()
+            .and_then(|r| r.holder)
     }
 
     fn stop_waiting(&self, txn: TxnId) {
         let mut g = relock(&self.graph);
         g.waits_for.remove(&txn);
-        g.waiting_in.remove(&txn);
+        g.waiting_on.remove(&txn);
         g.doomed.remove(&txn);
     }
 
     /// Records `waiter → holder` and looks for the cycle this edge closes.
-    fn wait_edge(&self, waiter: TxnId, holder: TxnId, shard: usize) -> Result<(), MvccError> {
+    fn wait_edge(&self, waiter: TxnId, holder: TxnId, cv: &Arc<Condvar>) -> Result<(), MvccError> {
         let mut g = relock(&self.graph);
         if g.waits_for.get(&waiter) == Some(&holder) {
             return Ok(()); // already recorded on an earlier wake-up; nothing new to detect
         }
         g.waits_for.insert(waiter, holder);
-        g.waiting_in.insert(waiter, shard);
+        g.waiting_on.insert(waiter, cv.clone());
         let mut cycle = vec![waiter];
         let mut cur = holder;
         while let Some(&next) = g.waits_for.get(&cur) {
@@ -176,13 +222,15 @@ impl LockManager {
                 cycle.rotate_left(pos);
                 if victim == waiter {
                     g.waits_for.remove(&waiter);
-                    g.waiting_in.remove(&waiter);
+                    g.waiting_on.remove(&waiter);
                     return Err(MvccError::Deadlock { cycle });
                 }
+                let victim_cv = g.waiting_on.get(&victim).cloned();
                 g.doomed.insert(victim, cycle);
-                if let Some(&s) = g.waiting_in.get(&victim) {
-                    drop(g);
-                    self.shards[s].released.notify_all();
+                drop(g);
+                if let Some(cv) = victim_cv {
+                    // Wakes every waiter of the victim's row; the others re-check and sleep.
+                    cv.notify_all();
                 }
                 return Ok(());
             }
@@ -192,6 +240,31 @@ impl LockManager {
             cur = next;
         }
         Ok(())
+    }
+}
+
+/// `HashMap::entry` needs an owned key; the common case (row already present) should not
+/// allocate one.
+trait EntryRefOrInsert {
+    fn entry_ref_or_insert(&mut self, key: &[u8]) -> &mut RowLock;
+}
+
+impl EntryRefOrInsert for HashMap<Vec<u8>, RowLock, KeyHasher> {
+    fn entry_ref_or_insert(&mut self, key: &[u8]) -> &mut RowLock {
+        if !self.contains_key(key) {
+            self.insert(
+                key.to_vec(),
+                RowLock {
+                    holder: None,
+                    waiters: 0,
+                    cv: None,
+                },
+            );
+        }
+        match self.get_mut(key) {
+            Some(row) => row,
+            None => unreachable!("inserted above"),
+        }
     }
 }
 
