@@ -269,3 +269,77 @@ impl EntryRefOrInsert for HashMap<Vec<u8>, RowLock, KeyHasher> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::{mpsc, Arc};
+
+    #[test]
+    fn second_writer_waits_until_the_first_releases() {
+        let lm = Arc::new(LockManager::default());
+        let key = b"k".to_vec();
+        assert_eq!(lm.lock_row(TxnId(1), &key).unwrap(), Acquired::New);
+        assert_eq!(lm.lock_row(TxnId(1), &key).unwrap(), Acquired::AlreadyHeld);
+        let (tx, rx) = mpsc::channel();
+        let lm2 = lm.clone();
+        let k2 = key.clone();
+        let t = std::thread::spawn(move || {
+            let r = lm2.lock_row(TxnId(2), &k2);
+            tx.send(()).unwrap();
+            r
+        });
+        assert!(
+            rx.recv_timeout(Duration::from_millis(50)).is_err(),
+            "must wait"
+        );
+        lm.release_all(TxnId(1), [&key]);
+        rx.recv().unwrap();
+        assert_eq!(t.join().unwrap().unwrap(), Acquired::New);
+        assert_eq!(lm.holder(&key), Some(TxnId(2)));
+    }
+
+    #[test]
+    fn deadlock_aborts_the_youngest_and_the_other_goes_on() {
+        let lm = Arc::new(LockManager::default());
+        let (a, b) = (b"a".to_vec(), b"b".to_vec());
+        lm.lock_row(TxnId(10), &a).unwrap();
+        lm.lock_row(TxnId(20), &b).unwrap();
+        let lm2 = lm.clone();
+        let a2 = a.clone();
+        // Older transaction 10 waits for b (held by 20).
+        let older = std::thread::spawn(move || lm2.lock_row(TxnId(10), b"b"));
+        std::thread::sleep(Duration::from_millis(20));
+        // Younger 20 closes the cycle by waiting for a: it is the victim.
+        let err = lm.lock_row(TxnId(20), &a2).unwrap_err();
+        match err {
+            MvccError::Deadlock { cycle } => {
+                assert_eq!(cycle[0], TxnId(20));
+                assert!(cycle.contains(&TxnId(10)));
+            }
+            other => panic!("expected deadlock, got {other:?}"),
+        }
+        lm.release_all(TxnId(20), [&b]);
+        assert_eq!(older.join().unwrap().unwrap(), Acquired::New);
+    }
+
+    #[test]
+    fn a_waiting_victim_is_woken_with_the_deadlock_error() {
+        let lm = Arc::new(LockManager::default());
+        let (a, b) = (b"a".to_vec(), b"b".to_vec());
+        lm.lock_row(TxnId(10), &a).unwrap();
+        lm.lock_row(TxnId(20), &b).unwrap();
+        let lm2 = lm.clone();
+        // Younger 20 waits first; older 10 closes the cycle, so the waiting 20 is the victim.
+        let younger = std::thread::spawn(move || lm2.lock_row(TxnId(20), b"a"));
+        std::thread::sleep(Duration::from_millis(20));
+        let lm3 = lm.clone();
+        let older = std::thread::spawn(move || lm3.lock_row(TxnId(10), b"b"));
+        assert!(matches!(
+            younger.join().unwrap(),
+            Err(MvccError::Deadlock { .. })
+        ));
+        lm.release_all(TxnId(20), [&b]);
+        assert_eq!(older.join().unwrap().unwrap(), Acquired::New);
+    }
+}
