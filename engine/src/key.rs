@@ -39,48 +39,122 @@ pub(crate) fn cmp_versioned(
     a_user.cmp(b_user).then_with(|| b_version.cmp(&a_version))
 }
 
+/// Bytes of a user key copied into [`KeyHead`].
+pub(crate) const HEAD_LEN: usize = 16;
+
+/// The first [`HEAD_LEN`] bytes of a user key, big-endian, zero-padded.
+///
+/// Stored inline in every memtable key so a skiplist search decides most comparisons with one
+/// integer compare, without following the key's heap pointer (a cache miss per skiplist node
+/// over a big memtable) or calling `memcmp`. Sound because for keys `a`, `b`:
+/// `head(a) < head(b)` implies `a < b` (the first differing padded byte is either a real byte
+/// of both, or a zero pad of the shorter key, which is then a prefix of the longer one); and
+/// with equal heads, a key of at most `HEAD_LEN` bytes is a prefix of the other, so the
+/// shorter one is smaller (see [`cmp_user_after_head`]).
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]
+pub(crate) struct KeyHead(u128);
+
+impl KeyHead {
+    pub(crate) fn of(user: &[u8]) -> KeyHead {
+        let mut padded = [0u8; HEAD_LEN];
+        let n = user.len().min(HEAD_LEN);
+        padded[..n].copy_from_slice(&user[..n]);
+        KeyHead(u128::from_be_bytes(padded))
+    }
+}
+
+/// Order of two user keys whose [`KeyHead`]s are equal.
+fn cmp_user_after_head(a: &[u8], b: &[u8]) -> Ordering {
+    if a.len() <= HEAD_LEN || b.len() <= HEAD_LEN {
+        // The shorter key is wholly inside the equal heads: it is a prefix of the other.
+        a.len().cmp(&b.len())
+    } else {
+        a[HEAD_LEN..].cmp(&b[HEAD_LEN..])
+    }
+}
+
+/// What a memtable comparison looks at: the inline head, the key, the version.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct KeyParts<'a> {
+    head: KeyHead,
+    user: &'a [u8],
+    version: Version,
+}
+
+impl KeyParts<'_> {
+    /// Same order as [`cmp_versioned`], deciding most comparisons on the heads.
+    fn cmp(&self, other: &KeyParts<'_>) -> Ordering {
+        self.head
+            .cmp(&other.head)
+            .then_with(|| cmp_user_after_head(self.user, other.user))
+            .then_with(|| other.version.cmp(&self.version))
+    }
+}
+
 /// A key stored in the memtable: the user key plus the version that wrote it.
 #[derive(Clone, Debug)]
 pub(crate) struct VersionedKey {
+    head: KeyHead,
     pub(crate) user: Bytes,
     pub(crate) version: Version,
 }
 
-/// Borrowed view of a versioned key, so the skiplist can be searched with a `&[u8]` user key
-/// without allocating a `VersionedKey` per lookup.
-pub(crate) trait KeyView {
-    fn user(&self) -> &[u8];
-    fn version(&self) -> Version;
+impl VersionedKey {
+    pub(crate) fn new(user: Bytes, version: Version) -> Self {
+        VersionedKey {
+            head: KeyHead::of(&user),
+            user,
+            version,
+        }
+    }
+
+    fn parts(&self) -> KeyParts<'_> {
+        KeyParts {
+            head: self.head,
+            user: &self.user,
+            version: self.version,
+        }
+    }
 }
 
-/// A search key: a borrowed user key and a version.
+/// Borrowed view of a versioned key, so the skiplist can be searched with a `&[u8]` user key
+/// without allocating a `VersionedKey` per lookup. One call gives everything a comparison
+/// needs (a single dynamic dispatch per side).
+pub(crate) trait KeyView {
+    fn parts(&self) -> KeyParts<'_>;
+}
+
+/// A search key: a borrowed user key and a version (its head computed once per search).
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Probe<'a> {
+    head: KeyHead,
     pub(crate) user: &'a [u8],
     pub(crate) version: Version,
 }
 
 impl<'a> Probe<'a> {
     pub(crate) fn new(user: &'a [u8], version: Version) -> Self {
-        Probe { user, version }
+        Probe {
+            head: KeyHead::of(user),
+            user,
+            version,
+        }
     }
 }
 
 impl KeyView for VersionedKey {
-    fn user(&self) -> &[u8] {
-        &self.user
-    }
-    fn version(&self) -> Version {
-        self.version
+    fn parts(&self) -> KeyParts<'_> {
+        VersionedKey::parts(self)
     }
 }
 
 impl KeyView for Probe<'_> {
-    fn user(&self) -> &[u8] {
-        self.user
-    }
-    fn version(&self) -> Version {
-        self.version
+    fn parts(&self) -> KeyParts<'_> {
+        KeyParts {
+            head: self.head,
+            user: self.user,
+            version: self.version,
+        }
     }
 }
 
@@ -97,7 +171,7 @@ impl PartialOrd for dyn KeyView + '_ {
 }
 impl Ord for dyn KeyView + '_ {
     fn cmp(&self, other: &Self) -> Ordering {
-        cmp_versioned(self.user(), self.version(), other.user(), other.version())
+        self.parts().cmp(&other.parts())
     }
 }
 
@@ -120,7 +194,7 @@ impl PartialOrd for VersionedKey {
 }
 impl Ord for VersionedKey {
     fn cmp(&self, other: &Self) -> Ordering {
-        cmp_versioned(&self.user, self.version, &other.user, other.version)
+        self.parts().cmp(&other.parts())
     }
 }
 
@@ -140,10 +214,15 @@ pub(crate) trait Source: Send + Sync {
     fn lower_bound(&self, bound: std::ops::Bound<Probe<'_>>) -> Option<Found>;
     /// Last entry <= (`Included`) or < (`Excluded`) the probe; the very last if `Unbounded`.
     fn upper_bound(&self, bound: std::ops::Bound<Probe<'_>>) -> Option<Found>;
+    /// The point read: version and value (`None` = tombstone) of the newest version of `user`
+    /// <= `at`. A source may answer it without building a whole [`Found`].
+    fn newest_value_at(&self, user: &[u8], at: Version) -> Option<(Version, Option<Bytes>)> {
+        newest_at(self, user, at).map(|found| (found.version, found.value))
+    }
 }
 
 /// Newest version of `user` with version <= `at` in one source (tombstones included).
-pub(crate) fn newest_at(source: &dyn Source, user: &[u8], at: Version) -> Option<Found> {
+pub(crate) fn newest_at<S: Source + ?Sized>(source: &S, user: &[u8], at: Version) -> Option<Found> {
     source
         .lower_bound(std::ops::Bound::Included(Probe::new(user, at)))
         .filter(|found| found.user.as_ref() == user)
@@ -155,10 +234,8 @@ mod tests {
 
     #[test]
     fn versions_sort_newest_first_within_a_key_and_keys_ascending() {
-        let key = |user: &'static [u8], v: u128| VersionedKey {
-            user: Bytes::from_static(user),
-            version: Version(v),
-        };
+        let key =
+            |user: &'static [u8], v: u128| VersionedKey::new(Bytes::from_static(user), Version(v));
         let mut keys = [
             key(b"b", 1),
             key(b"a", 1),
@@ -187,14 +264,48 @@ mod tests {
 
     #[test]
     fn probe_and_stored_key_compare_alike() {
-        let stored = VersionedKey {
-            user: Bytes::from_static(b"k"),
-            version: Version(7),
-        };
+        let stored = VersionedKey::new(Bytes::from_static(b"k"), Version(7));
         let stored_view: &dyn KeyView = &stored;
         let newer = Probe::new(b"k", Version(8));
         let same = Probe::new(b"k", Version(7));
         assert!((&newer as &dyn KeyView) < stored_view);
         assert!((&same as &dyn KeyView) == stored_view);
+    }
+
+    #[test]
+    fn head_comparison_orders_keys_like_plain_bytes_around_the_head_length() {
+        // Keys of every length near HEAD_LEN built from bytes that stress zero padding.
+        let mut keys: Vec<Vec<u8>> = vec![vec![]];
+        let mut seed = 0x2545_F491_4F6C_DD1Du64;
+        for len in [1, 2, 15, 16, 17, 18, 31, 32, 33] {
+            for _ in 0..12 {
+                let key = (0..len)
+                    .map(|_| {
+                        seed ^= seed << 13;
+                        seed ^= seed >> 7;
+                        seed ^= seed << 17;
+                        [0x00, 0x01, b'a', 0xff][(seed % 4) as usize]
+                    })
+                    .collect();
+                keys.push(key);
+            }
+        }
+        // Shared prefixes: each key extended by a zero and by 0xff, and cut short by one.
+        for k in keys.clone() {
+            keys.push([k.as_slice(), &[0]].concat());
+            keys.push([k.as_slice(), &[0xff]].concat());
+            keys.push(k[..k.len().saturating_sub(1)].to_vec());
+        }
+        for a in &keys {
+            for b in &keys {
+                for (va, vb) in [(1, 1), (1, 2), (2, 1)] {
+                    let stored = VersionedKey::new(Bytes::copy_from_slice(a), Version(va));
+                    let probe = Probe::new(b, Version(vb));
+                    let expected = cmp_versioned(a, Version(va), b, Version(vb));
+                    let got = (&stored as &dyn KeyView).cmp(&probe as &dyn KeyView);
+                    assert_eq!(got, expected, "{a:?}@{va} vs {b:?}@{vb}");
+                }
+            }
+        }
     }
 }

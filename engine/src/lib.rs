@@ -19,8 +19,9 @@
 //!   versions are seen only by reads above the watermark (`Version::MAX`, `latest_version`),
 //!   which the layer above uses to hand a row to its next writer before the batch is durable.
 //! - **Readers never block on writers.** The memtable is a lock-free skiplist; the layer set
-//!   is an `Arc` swapped under a lock held only for a pointer copy. Checkpoints run alongside
-//!   reads and writes.
+//!   is an `Arc` swapped under a lock that scans and writers hold only for a pointer copy and
+//!   a point read for its one lookup (a layer swap, twice per checkpoint, waits for those).
+//!   Checkpoints run alongside reads and writes.
 //! - **Crash-safe checkpoints.** A checkpoint is written to a temp file, fsynced, renamed, and
 //!   the directory fsynced; every block is CRC-checked. Recovery loads the newest checkpoint
 //!   that validates and says which newer ones it skipped ([`Engine::recovery_report`]).
@@ -40,19 +41,27 @@
 //!    memtable, the checkpoint (duplicates across layers are allowed and are identical).
 //! 5. A checkpoint file is never modified after its rename; a newer one replaces it whole.
 //! 6. GC never removes the newest version <= the safe point of a key, even a tombstone.
+//! 7. A memtable key carries its user key's first 16 bytes inline (zero-padded, big-endian
+//!    `u128`) and orders by them first; this agrees with plain byte order (proof at `KeyHead`),
+//!    so most skiplist comparisons never touch the key's heap bytes.
+//! 8. A point read that finds a version in the active memtable stops there when there is no
+//!    frozen memtable and the checkpoint's newest version is not newer: no older layer can
+//!    hold a newer version of the key.
 //!
 //! ## Data layout
 //!
 //! ```text
 //!            readers/writers                       Engine::checkpoint (one at a time)
 //!                  |                                         |
-//!   RwLock<Arc<Layers>> (held only to clone the Arc)         | 1. freeze: swap in a new active
+//!   RwLock<Arc<Layers>> (held to clone the Arc / for 1 get)  | 1. freeze: swap in a new active
 //!                  |                                         | 2. merge frozen + old checkpoint
 //!   +--------------+------------------+-------------------+  |    (+ GC) into a new file
 //!   | active       | frozen...        | checkpoint        |  | 3. swap to (active, new ckpt)
 //!   | SkipMap      | SkipMap (no new  | mmapped file,     |  | 4. delete older files
 //!   | (all writes) |  writers)        | block index       |
 //!   +--------------+------------------+-------------------+
+//!
+//!   memtable key (skiplist node, inline):  head u128 = user[..16] zero-padded | user Bytes | version
 //!
 //!   key order inside every layer:
 //!     ("apple", v9) ("apple", v4) ("apple", v1 tombstone) ("pear", v7) ("pear", v2) ...

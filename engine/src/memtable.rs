@@ -36,15 +36,12 @@ impl MemTable {
     /// Inserts one version. Inserting the same (key, version) again replaces it with the same
     /// content, which is what makes WAL replay idempotent.
     pub(crate) fn insert(&self, user: Bytes, version: Version, value: Option<Bytes>) {
-        self.map.insert(VersionedKey { user, version }, value);
+        self.map.insert(VersionedKey::new(user, version), value);
     }
 
     /// Removes one version if present (a retracted batch).
     pub(crate) fn remove(&self, user: &Bytes, version: Version) {
-        self.map.remove(&VersionedKey {
-            user: user.clone(),
-            version,
-        });
+        self.map.remove(&VersionedKey::new(user.clone(), version));
     }
 
     pub(crate) fn len(&self) -> usize {
@@ -132,6 +129,15 @@ impl Source for MemTable {
 
     fn upper_bound(&self, bound: Bound<Probe<'_>>) -> Option<Found> {
         self.map.upper_bound(as_view(&bound)).map(|e| found(&e))
+    }
+
+    fn newest_value_at(&self, user: &[u8], at: Version) -> Option<(Version, Option<Bytes>)> {
+        let probe = Probe::new(user, at);
+        let entry = self
+            .map
+            .lower_bound(Bound::Included(&probe as &dyn KeyView))?;
+        let key = entry.key();
+        (key.user.as_ref() == user).then(|| (key.version, entry.value().clone()))
     }
 }
 
