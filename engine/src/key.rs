@@ -50,7 +50,7 @@ pub(crate) const HEAD_LEN: usize = 16;
 /// `head(a) < head(b)` implies `a < b` (the first differing padded byte is either a real byte
 /// of both, or a zero pad of the shorter key, which is then a prefix of the longer one); and
 /// with equal heads, a key of at most `HEAD_LEN` bytes is a prefix of the other, so the
-/// shorter one is smaller (see [`cmp_user_after_head`]).
+/// shorter one is smaller (see [`KeyParts::cmp`]).
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]
 pub(crate) struct KeyHead(u128);
 
@@ -63,20 +63,12 @@ impl KeyHead {
     }
 }
 
-/// Order of two user keys whose [`KeyHead`]s are equal.
-fn cmp_user_after_head(a: &[u8], b: &[u8]) -> Ordering {
-    if a.len() <= HEAD_LEN || b.len() <= HEAD_LEN {
-        // The shorter key is wholly inside the equal heads: it is a prefix of the other.
-        a.len().cmp(&b.len())
-    } else {
-        a[HEAD_LEN..].cmp(&b[HEAD_LEN..])
-    }
-}
-
-/// What a memtable comparison looks at: the inline head, the key, the version.
+/// What a memtable comparison looks at: the inline head, the key's length, its bytes (read
+/// only past the head, and only when both keys are longer than it), the version.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct KeyParts<'a> {
     head: KeyHead,
+    len: usize,
     user: &'a [u8],
     version: Version,
 }
@@ -86,8 +78,18 @@ impl KeyParts<'_> {
     fn cmp(&self, other: &KeyParts<'_>) -> Ordering {
         self.head
             .cmp(&other.head)
-            .then_with(|| cmp_user_after_head(self.user, other.user))
+            .then_with(|| self.cmp_user_after_head(other))
             .then_with(|| other.version.cmp(&self.version))
+    }
+
+    /// Order of two user keys whose [`KeyHead`]s are equal.
+    fn cmp_user_after_head(&self, other: &KeyParts<'_>) -> Ordering {
+        if self.len <= HEAD_LEN || other.len <= HEAD_LEN {
+            // The shorter key is wholly inside the equal heads: it is a prefix of the other.
+            self.len.cmp(&other.len)
+        } else {
+            self.user[HEAD_LEN..].cmp(&other.user[HEAD_LEN..])
+        }
     }
 }
 
@@ -95,6 +97,8 @@ impl KeyParts<'_> {
 #[derive(Clone, Debug)]
 pub(crate) struct VersionedKey {
     head: KeyHead,
+    /// `user.len()`, except in a [`VersionedKey::short_probe`].
+    len: usize,
     pub(crate) user: Bytes,
     pub(crate) version: Version,
 }
@@ -103,14 +107,28 @@ impl VersionedKey {
     pub(crate) fn new(user: Bytes, version: Version) -> Self {
         VersionedKey {
             head: KeyHead::of(&user),
+            len: user.len(),
             user,
             version,
         }
     }
 
+    /// A search key for a user key that fits in its head, searched without dynamic dispatch
+    /// or allocation: such a key compares on (head, length) alone, so its `user` is left
+    /// empty. Only for searching: it is never inserted. `None` for a longer key.
+    pub(crate) fn short_probe(user: &[u8], version: Version) -> Option<Self> {
+        (user.len() <= HEAD_LEN).then(|| VersionedKey {
+            head: KeyHead::of(user),
+            len: user.len(),
+            user: Bytes::new(),
+            version,
+        })
+    }
+
     fn parts(&self) -> KeyParts<'_> {
         KeyParts {
             head: self.head,
+            len: self.len,
             user: &self.user,
             version: self.version,
         }
@@ -152,6 +170,7 @@ impl KeyView for Probe<'_> {
     fn parts(&self) -> KeyParts<'_> {
         KeyParts {
             head: self.head,
+            len: self.user.len(),
             user: self.user,
             version: self.version,
         }
@@ -304,6 +323,9 @@ mod tests {
                     let expected = cmp_versioned(a, Version(va), b, Version(vb));
                     let got = (&stored as &dyn KeyView).cmp(&probe as &dyn KeyView);
                     assert_eq!(got, expected, "{a:?}@{va} vs {b:?}@{vb}");
+                    if let Some(short) = VersionedKey::short_probe(b, Version(vb)) {
+                        assert_eq!(stored.cmp(&short), expected, "{a:?}@{va} vs short {b:?}");
+                    }
                 }
             }
         }

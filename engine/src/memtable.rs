@@ -132,10 +132,14 @@ impl Source for MemTable {
     }
 
     fn newest_value_at(&self, user: &[u8], at: Version) -> Option<(Version, Option<Bytes>)> {
-        let probe = Probe::new(user, at);
-        let entry = self
-            .map
-            .lower_bound(Bound::Included(&probe as &dyn KeyView))?;
+        let entry = match VersionedKey::short_probe(user, at) {
+            Some(probe) => self.map.lower_bound(Bound::Included(&probe)),
+            None => {
+                let probe = Probe::new(user, at);
+                self.map
+                    .lower_bound(Bound::Included(&probe as &dyn KeyView))
+            }
+        }?;
         let key = entry.key();
         (key.user.as_ref() == user).then(|| (key.version, entry.value().clone()))
     }
