@@ -2379,6 +2379,33 @@ impl ExecContext<'_> {
     }
 }
 
+/// The stored row at the primary key `exprs` of `def` (an [`Access::Point`]), with its key.
+fn read_point(
+    ctx: &mut ExecContext<'_>,
+    def: &TableDef,
+    exprs: &[Expr],
+) -> SqlResult<Option<(Vec<u8>, Bytes)>> {
+    ctx.stats.point_gets += 1;
+    let mut key = Vec::with_capacity(32);
+    append_rows_prefix(def.id, &mut key);
+    for (e, &col) in exprs.iter().zip(&def.primary_key) {
+        let v = ctx.eval(e, &[])?;
+        if v.is_null() {
+            return Ok(None);
+        }
+        match cast(v, &def.columns[col].ty, false) {
+            Ok(v) => encode_key_value(&v, &mut key),
+            // A key value of another type that cannot be one of the column's: no such row.
+            Err(_) => return Ok(None),
+        }
+    }
+    let found = ctx.txn.get(&key)?;
+    if found.is_some() {
+        ctx.stats.rows_read += 1;
+    }
+    Ok(found.map(|v| (key, v)))
+}
+
 /// The stored (undecoded) rows selected by `access` (before the residual filter), with their
 /// keys. SELECT decodes the columns it needs; UPDATE and DELETE use only the keys: they lock
 /// each row and decode its current version.
@@ -2417,16 +2444,7 @@ fn read_raw(
             let pairs = ctx.txn.scan(KeyPrefix::Rows(def.id).range(), false, None)?;
             decode(ctx, pairs)
         }
-        Access::Point(exprs) => {
-            ctx.stats.point_gets += 1;
-            let Some(key) = prefix_bytes(ctx, exprs)? else {
-                return Ok(vec![]);
-            };
-            match ctx.txn.get(&key)? {
-                Some(v) => decode(ctx, vec![(key, v)]),
-                None => Ok(vec![]),
-            }
-        }
+        Access::Point(exprs) => Ok(read_point(ctx, def, exprs)?.into_iter().collect()),
         Access::Range {
             prefix,
             lower,
@@ -2766,17 +2784,26 @@ pub(crate) fn run_select(
     ctx: &mut ExecContext<'_>,
     plan: &SelectPlan,
 ) -> SqlResult<Vec<Vec<Value>>> {
+    // Without aggregation each row that passes the filter is projected at once; with it, the
+    // passing rows are collected, aggregated, and the groups projected.
     let mut rows = Vec::new();
     match &plan.source {
+        Source::Table {
+            def,
+            access: Access::Point(exprs),
+        } => {
+            if let Some((_, bytes)) = read_point(ctx, def, exprs)? {
+                let r = decode_table_columns(def, &bytes, &plan.needed)?;
+                accept_row(ctx, plan, r, &mut rows)?;
+            }
+        }
         Source::Table { def, access } => {
             let pairs = read_raw(ctx, def, access)?;
             rows.reserve(pairs.len());
             for (_, bytes) in pairs {
                 ctx.interrupt.check()?;
                 let r = decode_table_columns(def, &bytes, &plan.needed)?;
-                if passes(ctx, plan.filter.as_ref(), &r)? {
-                    rows.push(r);
-                }
+                accept_row(ctx, plan, r, &mut rows)?;
             }
         }
         other => {
@@ -2791,25 +2818,22 @@ pub(crate) fn run_select(
             };
             for r in input {
                 ctx.interrupt.check()?;
-                if passes(ctx, plan.filter.as_ref(), &r)? {
-                    rows.push(r);
-                }
+                accept_row(ctx, plan, r, &mut rows)?;
             }
         }
     }
-    if let Some(agg) = &plan.agg {
-        rows = aggregate(ctx, agg, rows)?;
-    }
-    let mut projected = Vec::with_capacity(rows.len());
-    for r in &rows {
-        ctx.interrupt.check()?;
-        projected.push(
-            plan.project
-                .iter()
-                .map(|e| ctx.eval(e, r))
-                .collect::<SqlResult<Vec<_>>>()?,
-        );
-    }
+    let mut projected = match &plan.agg {
+        None => rows,
+        Some(agg) => {
+            let groups = aggregate(ctx, agg, rows)?;
+            let mut projected = Vec::with_capacity(groups.len());
+            for r in &groups {
+                ctx.interrupt.check()?;
+                projected.push(project_row(ctx, plan, r)?);
+            }
+            projected
+        }
+    };
     if plan.distinct {
         let mut seen = HashSet::new();
         projected.retain(|r| seen.insert(group_key(&r[..plan.visible])));
@@ -2859,6 +2883,33 @@ pub(crate) fn run_select(
     }
     for r in &mut out {
         r.truncate(plan.visible);
+    }
+    Ok(out)
+}
+
+/// Keeps an input row of `plan` if it passes the filter: as it is when the plan aggregates,
+/// else projected.
+fn accept_row(
+    ctx: &ExecContext<'_>,
+    plan: &SelectPlan,
+    r: Vec<Value>,
+    out: &mut Vec<Vec<Value>>,
+) -> SqlResult<()> {
+    if !passes(ctx, plan.filter.as_ref(), &r)? {
+        return Ok(());
+    }
+    out.push(match plan.agg {
+        Some(_) => r,
+        None => project_row(ctx, plan, &r)?,
+    });
+    Ok(())
+}
+
+/// The select list of `plan` evaluated over one row (or group).
+fn project_row(ctx: &ExecContext<'_>, plan: &SelectPlan, r: &[Value]) -> SqlResult<Vec<Value>> {
+    let mut out = Vec::with_capacity(plan.project.len());
+    for e in &plan.project {
+        out.push(ctx.eval(e, r)?);
     }
     Ok(out)
 }
