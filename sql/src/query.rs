@@ -1686,9 +1686,15 @@ impl Binder<'_> {
             aggs: st.aggs,
             having,
         });
+        let mut filter = filter;
         let source = match source {
             Source::Table { def, .. } => {
                 let access = choose_access(&def, filter.as_ref());
+                if matches!(access, Access::Point(_))
+                    && filter.as_ref().is_some_and(|f| point_read_implies(&def, f))
+                {
+                    filter = None;
+                }
                 Source::Table { def, access }
             }
             other => other,
@@ -2253,6 +2259,58 @@ fn const_type(e: &Expr, col: &DataType) -> Option<DataType> {
     }
 }
 
+/// The operands of a chain of ANDs.
+fn split_conjuncts<'e>(e: &'e Expr, out: &mut Vec<&'e Expr>) {
+    if let Expr::And(a, b) = e {
+        split_conjuncts(a, out);
+        split_conjuncts(b, out);
+    } else {
+        out.push(e);
+    }
+}
+
+/// Whether a point read of `def` chosen for `filter` (by [`choose_access`]) already
+/// guarantees all of `filter`, so the row it finds need not be filtered again: every conjunct
+/// is `key column = constant` on a different integer key column with an integer constant.
+/// For those, finding the row at the encoded key is exactly SQL equality (the cast to the
+/// column's type is exact or fails, which reads no row; a NULL constant reads no row). Other
+/// types keep the filter: strings compare with padding rules, floats have -0 and NaN,
+/// numerics have scales.
+fn point_read_implies(def: &TableDef, filter: &Expr) -> bool {
+    let mut conjuncts = Vec::new();
+    split_conjuncts(filter, &mut conjuncts);
+    if conjuncts.len() != def.primary_key.len() {
+        return false;
+    }
+    let mut covered = vec![false; def.primary_key.len()];
+    for c in conjuncts {
+        let Expr::Binary {
+            op: BinOp::Eq,
+            left,
+            right,
+            ..
+        } = c
+        else {
+            return false;
+        };
+        let (col, constant) = match (left.as_ref(), right.as_ref()) {
+            (Expr::Column(i), r) if r.is_row_independent() => (*i, r),
+            (l, Expr::Column(i)) if l.is_row_independent() => (*i, l),
+            _ => return false,
+        };
+        let Some(pos) = def.primary_key.iter().position(|&k| k == col) else {
+            return false;
+        };
+        let ty = &def.columns[col].ty;
+        let exact = ty.is_integer() && const_type(constant, ty).is_some_and(|t| t.is_integer());
+        if covered[pos] || !exact {
+            return false;
+        }
+        covered[pos] = true;
+    }
+    true
+}
+
 /// Picks the access path for a table from the conjuncts of its WHERE clause.
 pub(crate) fn choose_access(def: &TableDef, filter: Option<&Expr>) -> Access {
     let Some(filter) = filter else {
@@ -2262,15 +2320,7 @@ pub(crate) fn choose_access(def: &TableDef, filter: Option<&Expr>) -> Access {
         return Access::Full;
     }
     let mut conjuncts = Vec::new();
-    fn split<'e>(e: &'e Expr, out: &mut Vec<&'e Expr>) {
-        if let Expr::And(a, b) = e {
-            split(a, out);
-            split(b, out);
-        } else {
-            out.push(e);
-        }
-    }
-    split(filter, &mut conjuncts);
+    split_conjuncts(filter, &mut conjuncts);
     // (column, op, constant) with the column on the left.
     let mut preds: Vec<(usize, BinOp, Expr)> = Vec::new();
     for c in conjuncts {

@@ -316,6 +316,48 @@ fn full_primary_key_equality_is_a_point_get() {
 }
 
 #[test]
+fn point_gets_on_integer_keys_match_exactly_what_equality_would() {
+    let (_d, _e, mut s) = setup();
+    run(&mut s, "CREATE TABLE t (id int PRIMARY KEY, v int)");
+    run(&mut s, "CREATE TABLE c (k char(4) PRIMARY KEY, v int)");
+    run(&mut s, "INSERT INTO t VALUES (1, 10), (2, 20), (-3, 30)");
+    run(&mut s, "INSERT INTO c VALUES ('ab', 1)");
+    let cases = [
+        ("SELECT v FROM t WHERE id = 2", "20\nSELECT 1"),
+        ("SELECT v FROM t WHERE -3 = id", "30\nSELECT 1"),
+        ("SELECT v FROM t WHERE id = 2::int8", "20\nSELECT 1"),
+        ("SELECT v FROM t WHERE id = 2 AND id = 1", "SELECT 0"),
+        ("SELECT v FROM t WHERE id = 2 AND v = 99", "SELECT 0"),
+        ("SELECT v FROM t WHERE id = 3000000000", "SELECT 0"),
+        ("SELECT v FROM t WHERE id = NULL", "SELECT 0"),
+        ("SELECT v FROM t WHERE id = 2.0", "20\nSELECT 1"),
+        ("SELECT v FROM t WHERE id = 1.5", "SELECT 0"),
+        ("SELECT id, v FROM t WHERE id = 1", "1|10\nSELECT 1"),
+        ("SELECT v FROM c WHERE k = 'ab  '", "1\nSELECT 1"),
+        ("SELECT v FROM c WHERE k = 'ab'", "1\nSELECT 1"),
+    ];
+    for (sql, expected) in cases {
+        assert_eq!(run(&mut s, sql), expected, "{sql}");
+    }
+    let p = s
+        .prepare("SELECT v FROM t WHERE id = $1", &[None])
+        .expect("prepare");
+    for (param, expected) in [(Value::Int4(-3), Some(30)), (Value::Null, None)] {
+        let Ok(Outcome::Rows { rows, .. }) = s.execute_prepared(&p, vec![param]) else {
+            panic!("rows")
+        };
+        s.sync();
+        assert_eq!(
+            rows,
+            expected
+                .map(|v| vec![Value::Int4(v)])
+                .into_iter()
+                .collect::<Vec<_>>()
+        );
+    }
+}
+
+#[test]
 fn transactions_savepoints_and_failed_blocks() {
     let (_d, e, mut s) = setup();
     run(&mut s, "CREATE TABLE t (id int PRIMARY KEY)");
