@@ -6,7 +6,10 @@
 //! that fixes every primary-key column with `=` becomes a point read ([`Access::Point`], one
 //! `Transaction::get`), equalities on a key prefix plus an optional range on the next key
 //! column become a range scan, anything else a full scan of the table's key range. The WHERE
-//! clause is always re-checked on the rows read, so the access path only narrows the read.
+//! clause is re-checked on the rows read, so the access path only narrows the read; the one
+//! exception is a SELECT point read whose WHERE is nothing but `integer key column = constant`
+//! per key column, where finding the row at the encoded key already is SQL equality
+//! (`point_read_implies`).
 
 use std::cmp::Ordering;
 use std::collections::{HashMap, HashSet};
