@@ -80,7 +80,9 @@ pub struct Db {
     commit_order: Mutex<()>,
     next_txn: AtomicU64,
     /// Snapshots in use, with their reference counts: the GC safe point stays below the oldest.
-    snapshots: Mutex<BTreeMap<Timestamp, usize>>,
+    /// Sharded by transaction id so concurrent begins rarely share a mutex; the GC holds all
+    /// shards at once while it computes the safe point.
+    snapshots: Vec<Mutex<BTreeMap<Timestamp, usize>>>,
     gc_delay: Duration,
     recovery: RecoveryStats,
 }
@@ -92,6 +94,9 @@ impl std::fmt::Debug for Db {
             .finish_non_exhaustive()
     }
 }
+
+/// Shards of the snapshot registry.
+const SNAPSHOT_SHARDS: usize = 16;
 
 fn relock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
@@ -151,7 +156,9 @@ impl Db {
             locks: LockManager::default(),
             commit_order: Mutex::new(()),
             next_txn: AtomicU64::new(first_txn),
-            snapshots: Mutex::new(BTreeMap::new()),
+            snapshots: (0..SNAPSHOT_SHARDS)
+                .map(|_| Mutex::new(BTreeMap::new()))
+                .collect(),
             gc_delay: opts.gc_delay,
             recovery,
         }))
@@ -165,7 +172,7 @@ impl Db {
     /// Starts a transaction at `isolation`, reading the newest fully committed state.
     pub fn begin(self: &Arc<Self>, isolation: Isolation) -> Txn {
         let id = TxnId(self.next_txn.fetch_add(1, Ordering::Relaxed));
-        let snapshot = self.register_snapshot();
+        let snapshot = self.register_snapshot(id);
         let state = TxnState {
             id,
             isolation,
@@ -187,7 +194,7 @@ impl Db {
             }
             locked.push(key.clone());
         }
-        self.register_snapshot_at(state.snapshot);
+        self.register_snapshot_at(state.id, state.snapshot);
         Ok(Txn::new(self.clone(), state, locked))
     }
 
@@ -276,7 +283,11 @@ impl Db {
             logical: 0,
             node: 0,
         };
-        let oldest = relock(&self.snapshots).keys().next().copied();
+        // NB: all shards are held together, so no snapshot can register below the result
+        // while it is computed (registration reads `visible` under its shard's lock).
+        let shards: Vec<_> = self.snapshots.iter().map(relock).collect();
+        let oldest = shards.iter().filter_map(|s| s.keys().next().copied()).min();
+        drop(shards);
         Ok(match oldest {
             Some(s) if s < delayed => s,
             _ => delayed,
@@ -291,20 +302,24 @@ impl Db {
         &self.locks
     }
 
-    pub(crate) fn register_snapshot(&self) -> Timestamp {
-        let mut snaps = relock(&self.snapshots);
+    fn snapshot_shard(&self, txn: TxnId) -> &Mutex<BTreeMap<Timestamp, usize>> {
+        &self.snapshots[(txn.0 % SNAPSHOT_SHARDS as u64) as usize]
+    }
+
+    pub(crate) fn register_snapshot(&self, txn: TxnId) -> Timestamp {
+        let mut snaps = relock(self.snapshot_shard(txn));
         // Read `visible` under the registry lock so the GC cannot pass it in between.
         let ts = Timestamp::from_version(self.engine.visible());
         *snaps.entry(ts).or_insert(0) += 1;
         ts
     }
 
-    fn register_snapshot_at(&self, ts: Timestamp) {
-        *relock(&self.snapshots).entry(ts).or_insert(0) += 1;
+    fn register_snapshot_at(&self, txn: TxnId, ts: Timestamp) {
+        *relock(self.snapshot_shard(txn)).entry(ts).or_insert(0) += 1;
     }
 
-    pub(crate) fn unregister_snapshot(&self, ts: Timestamp) {
-        let mut snaps = relock(&self.snapshots);
+    pub(crate) fn unregister_snapshot(&self, txn: TxnId, ts: Timestamp) {
+        let mut snaps = relock(self.snapshot_shard(txn));
         if let Some(n) = snaps.get_mut(&ts) {
             *n -= 1;
             if *n == 0 {

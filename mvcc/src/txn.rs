@@ -223,8 +223,9 @@ impl Txn {
     /// READ COMMITTED: the next statement reads a fresh snapshot. No effect at higher levels.
     pub fn new_statement(&mut self) {
         if self.state.isolation == Isolation::ReadCommitted {
-            let fresh = self.db.register_snapshot();
-            self.db.unregister_snapshot(self.state.snapshot);
+            let fresh = self.db.register_snapshot(self.state.id);
+            self.db
+                .unregister_snapshot(self.state.id, self.state.snapshot);
             self.state.snapshot = fresh;
         }
     }
@@ -299,7 +300,8 @@ impl Txn {
 
     fn release(&mut self) {
         self.release_locks();
-        self.db.unregister_snapshot(self.state.snapshot);
+        self.db
+            .unregister_snapshot(self.state.id, self.state.snapshot);
     }
 }
 
