@@ -39,6 +39,10 @@
 //!    and its own commit record comes later in the same log, so it is durable only if its
 //!    predecessor is, and visible only after it (timestamp order). If the log fails, the
 //!    unpublished writes are retracted and every later commit fails too (the log is poisoned).
+//!    NB: inside the dependent transaction, a statement may already return a value it read from
+//!    the not-yet-durable predecessor (`UPDATE ... RETURNING`); what is guaranteed is that no
+//!    commit is acknowledged before everything it read is durable, and no snapshot reader ever
+//!    sees unpublished data.
 //! 6. The GC safe point stays below every registered snapshot and at least Δgc in the past.
 //!
 //! ## Data
