@@ -194,6 +194,20 @@ impl Txn {
         self.write(key, Some(value))
     }
 
+    /// Writes a key that no other transaction can be writing, without a row lock: the caller
+    /// guarantees the key lies in a range only this transaction can reach (a table created by
+    /// this transaction and not yet committed, or a freshly allocated unique row id). For bulk
+    /// rewrites, where a lock per row is pure cost.
+    pub fn put_unlocked(&mut self, key: &[u8], value: Bytes) {
+        let previous = self.state.writes.insert(key.to_vec(), Some(value));
+        self.undo.push((key.to_vec(), previous));
+    }
+
+    /// True if this transaction itself has written `key` (put or delete).
+    pub fn wrote(&self, key: &[u8]) -> bool {
+        self.state.writes.contains_key(key)
+    }
+
     /// Deletes `key` (a tombstone at commit), taking the row's write lock.
     pub fn delete(&mut self, key: &[u8]) -> Result<(), MvccError> {
         self.write(key, None)

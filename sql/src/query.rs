@@ -3142,9 +3142,12 @@ pub(crate) fn execute(ctx: &mut ExecContext<'_>, plan: &Plan) -> SqlResult<Outco
                         store_value(table, i, v)
                     })
                     .collect::<SqlResult<Vec<Value>>>()?;
-                let key = if table.has_rowid() {
+                if table.has_rowid() {
+                    // A fresh row id is unique in this process (and above every stored one), so
+                    // no other transaction can write this key: no row lock needed.
                     let id = ctx.catalog.next_rowid(&*ctx.txn, table)?;
-                    table.rowid_key(id)
+                    ctx.txn
+                        .put_new(&table.rowid_key(id), Bytes::from(encode_row(&full)))?;
                 } else {
                     let key = table.row_key(&full);
                     // Locks the key first: a concurrent inserter of the same key is waited for,
@@ -3152,9 +3155,8 @@ pub(crate) fn execute(ctx: &mut ExecContext<'_>, plan: &Plan) -> SqlResult<Outco
                     if ctx.txn.get_for_update(&key)?.is_some() {
                         return Err(duplicate_key(table, &full));
                     }
-                    key
-                };
-                ctx.txn.put(&key, Bytes::from(encode_row(&full)))?;
+                    ctx.txn.put(&key, Bytes::from(encode_row(&full)))?;
+                }
                 returning_row(ctx, returning, &full, &mut out_rows)?;
                 n += 1;
             }

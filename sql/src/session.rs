@@ -1653,7 +1653,10 @@ fn add_primary_key(
             ));
         }
         let new_key = new.row_key(&row);
-        if t.txn.get(&new_key)?.is_some() {
+        // NB: the new table id was created by this transaction, so no committed row and no
+        // other transaction can hold its keys: only our own earlier puts can collide, and the
+        // puts need no row locks.
+        if t.txn.wrote(&new_key) {
             let names: Vec<&str> = key.iter().map(|&i| old.columns[i].name.as_str()).collect();
             let vals: Vec<String> = key
                 .iter()
@@ -1669,7 +1672,7 @@ fn add_primary_key(
                 vals.join(", ")
             )));
         }
-        t.txn.put(&new_key, bytes)?;
+        t.txn.put_unlocked(&new_key, bytes);
         t.txn.delete(&old_key)?;
     }
     t.txn.delete(&Key::Table(old.id).encode())?;

@@ -32,6 +32,9 @@ pub trait Transaction {
     fn get_for_update(&mut self, key: &[u8]) -> SqlResult<Option<Bytes>>;
     /// Writes `value` under `key` (taking the row's write lock; may wait or fail with 40001/40P01).
     fn put(&mut self, key: &[u8], value: Bytes) -> SqlResult<()>;
+    /// Writes a key no other transaction can be writing (a fresh hidden row id, a table created
+    /// in this transaction): like `put` without the row lock.
+    fn put_new(&mut self, key: &[u8], value: Bytes) -> SqlResult<()>;
     /// Deletes `key`.
     fn delete(&mut self, key: &[u8]) -> SqlResult<()>;
 }
@@ -60,6 +63,11 @@ impl Transaction for gnomon_mvcc::Txn {
 
     fn put(&mut self, key: &[u8], value: Bytes) -> SqlResult<()> {
         Ok(gnomon_mvcc::Txn::put(self, key, value)?)
+    }
+
+    fn put_new(&mut self, key: &[u8], value: Bytes) -> SqlResult<()> {
+        gnomon_mvcc::Txn::put_unlocked(self, key, value);
+        Ok(())
     }
 
     fn delete(&mut self, key: &[u8]) -> SqlResult<()> {
