@@ -730,6 +730,6 @@ fn concurrent_inserts_into_a_table_without_primary_key_keep_every_row() {
     }
     assert_eq!(
         run(&mut s, "SELECT count(*), sum(n) FROM log"),
-        "400|4900\nSELECT 1"
+        "400|9800\nSELECT 1"
     );
 }
