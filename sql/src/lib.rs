@@ -25,12 +25,18 @@
 //! 3. A stored row holds every column (key columns included); keys are only for order and
 //!    lookup and are never decoded back into values (except the hidden rowid).
 //! 4. A table definition never changes under its id; a dropped id is never reused.
-//! 5. A WHERE clause is always re-evaluated on the rows read: the access path only narrows
-//!    what is read, never decides what matches.
+//! 5. A WHERE clause is re-evaluated on the rows read: the access path only narrows what is
+//!    read, never decides what matches. The one exception is a point read whose WHERE is
+//!    exactly `integer key column = constant` per key column: there, finding the key is the
+//!    SQL equality (see `query.rs`).
 //! 6. A cached plan runs only under a snapshot that sees the catalog version it was bound
 //!    under, in a transaction without DDL of its own (see "Plan cache" below).
 //! 7. Plans hold no clock readings: `now()` and friends are evaluated at execution from the
 //!    transaction's (statement's) start time.
+//! 8. Every write takes the row's lock, except writes of keys no other transaction can reach
+//!    ([`storage::Transaction::put_new`]): a fresh hidden rowid (unique in the process and above
+//!    every stored one) and the rows of a table created by the writing transaction (the
+//!    rewrite of ADD PRIMARY KEY).
 //!
 //! ## Data layout
 //!
