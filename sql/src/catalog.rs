@@ -367,27 +367,22 @@ pub(crate) fn decode_table_columns(
     bytes: &[u8],
     needed: &[bool],
 ) -> SqlResult<Vec<Value>> {
-    let mut row = decode_row_columns(bytes, needed)?;
-    if row.len() > def.columns.len() {
-        return Err(SqlError::corrupt(format!(
-            "row of \"{}\" has too many columns",
-            def.name
-        )));
-    }
-    row.resize(def.columns.len(), Value::Null);
-    Ok(row)
+    fit_width(def, decode_row_columns(bytes, needed)?)
 }
 
 /// Decodes a stored row of `def`, checking its width.
 pub(crate) fn decode_table_row(def: &TableDef, bytes: &[u8]) -> SqlResult<Vec<Value>> {
-    let mut row = decode_row(bytes)?;
+    fit_width(def, decode_row(bytes)?)
+}
+
+/// Refuses a row wider than its table; rows written before a column existed read it as NULL.
+fn fit_width(def: &TableDef, mut row: Vec<Value>) -> SqlResult<Vec<Value>> {
     if row.len() > def.columns.len() {
         return Err(SqlError::corrupt(format!(
             "row of \"{}\" has too many columns",
             def.name
         )));
     }
-    // Rows written before a column existed read it as NULL.
     row.resize(def.columns.len(), Value::Null);
     Ok(row)
 }

@@ -3008,19 +3008,21 @@ fn count_tag(prefix: &str, n: u64) -> String {
     tag
 }
 
-/// Takes the write lock on a row found by a scan and returns its current version, to which
-/// UPDATE and DELETE re-apply their WHERE clause (PostgreSQL's EvalPlanQual re-check): at READ
-/// COMMITTED a row changed by a transaction that committed while we waited is seen as it is now
-/// (or skipped if deleted); at REPEATABLE READ such a change is a serialization failure (40001).
-fn lock_current_row(
+/// Takes the write lock on a row found by a scan and returns its current version if it still
+/// satisfies the WHERE clause (PostgreSQL's EvalPlanQual re-check): at READ COMMITTED a row
+/// changed by a transaction that committed while we waited is judged as it is now (or skipped
+/// if deleted); at REPEATABLE READ such a change is a serialization failure (40001).
+fn lock_matching_row(
     ctx: &mut ExecContext<'_>,
     table: &TableDef,
     key: &[u8],
+    filter: Option<&Expr>,
 ) -> SqlResult<Option<Vec<Value>>> {
-    match ctx.txn.get_for_update(key)? {
-        Some(bytes) => Ok(Some(decode_table_row(table, &bytes)?)),
-        None => Ok(None),
-    }
+    let Some(bytes) = ctx.txn.get_for_update(key)? else {
+        return Ok(None);
+    };
+    let row = decode_table_row(table, &bytes)?;
+    Ok(passes(ctx, filter, &row)?.then_some(row))
 }
 
 fn key_detail(def: &TableDef, row: &[Value]) -> String {
@@ -3176,12 +3178,10 @@ pub(crate) fn execute(ctx: &mut ExecContext<'_>, plan: &Plan) -> SqlResult<Outco
             let mut new_values = Vec::with_capacity(sets.len());
             for (key, _) in rows {
                 ctx.interrupt.check()?;
-                let Some(mut new_row) = lock_current_row(ctx, table, &key)? else {
+                let Some(mut new_row) = lock_matching_row(ctx, table, &key, filter.as_ref())?
+                else {
                     continue;
                 };
-                if !passes(ctx, filter.as_ref(), &new_row)? {
-                    continue;
-                }
                 // Every SET expression reads the old row.
                 new_values.clear();
                 for (i, e) in sets {
@@ -3218,12 +3218,9 @@ pub(crate) fn execute(ctx: &mut ExecContext<'_>, plan: &Plan) -> SqlResult<Outco
             let mut n = 0u64;
             for (key, _) in rows {
                 ctx.interrupt.check()?;
-                let Some(row) = lock_current_row(ctx, table, &key)? else {
+                let Some(row) = lock_matching_row(ctx, table, &key, filter.as_ref())? else {
                     continue;
                 };
-                if !passes(ctx, filter.as_ref(), &row)? {
-                    continue;
-                }
                 ctx.txn.delete(&key)?;
                 returning_row(ctx, returning, &row, &mut out_rows)?;
                 n += 1;

@@ -388,6 +388,31 @@ fn format_timeout(ms: u64) -> String {
     format!("{ms}ms")
 }
 
+/// The open explicit transaction block, or 25P01 naming the statement that needs one.
+fn explicit_block<'a>(txn: &'a mut Option<ActiveTxn>, what: &str) -> SqlResult<&'a mut ActiveTxn> {
+    txn.as_mut()
+        .filter(|t| t.block == Block::Explicit)
+        .ok_or_else(|| {
+            SqlError::new(
+                SqlState::NO_ACTIVE_SQL_TRANSACTION,
+                format!("{what} can only be used in transaction blocks"),
+            )
+        })
+}
+
+/// Position of the newest savepoint called `name`, or 3B001.
+fn find_savepoint(t: &ActiveTxn, name: &str) -> SqlResult<usize> {
+    t.savepoints
+        .iter()
+        .rposition(|(n, _)| n == name)
+        .ok_or_else(|| {
+            SqlError::new(
+                SqlState::INVALID_SAVEPOINT,
+                format!("savepoint \"{name}\" does not exist"),
+            )
+        })
+}
+
 fn statement_kind(stmt: &ast::Statement) -> &'static str {
     match stmt {
         ast::Statement::StartTransaction { .. } => "begin",
@@ -728,18 +753,8 @@ impl Session {
                 ..
             } => {
                 let name = ident_name(name);
-                let Some(t) = self.txn.as_mut().filter(|t| t.block == Block::Explicit) else {
-                    return Err(SqlError::new(
-                        SqlState::NO_ACTIVE_SQL_TRANSACTION,
-                        "ROLLBACK TO SAVEPOINT can only be used in transaction blocks",
-                    ));
-                };
-                let Some(pos) = t.savepoints.iter().rposition(|(n, _)| *n == name) else {
-                    return Err(SqlError::new(
-                        SqlState::INVALID_SAVEPOINT,
-                        format!("savepoint \"{name}\" does not exist"),
-                    ));
-                };
+                let t = explicit_block(&mut self.txn, "ROLLBACK TO SAVEPOINT")?;
+                let pos = find_savepoint(t, &name)?;
                 let sp = t.savepoints[pos].1;
                 t.savepoints.truncate(pos + 1);
                 t.txn.rollback_to(sp);
@@ -750,12 +765,7 @@ impl Session {
             }
             S::Savepoint { name } => {
                 let name = ident_name(name);
-                let Some(t) = self.txn.as_mut().filter(|t| t.block == Block::Explicit) else {
-                    return Err(SqlError::new(
-                        SqlState::NO_ACTIVE_SQL_TRANSACTION,
-                        "SAVEPOINT can only be used in transaction blocks",
-                    ));
-                };
+                let t = explicit_block(&mut self.txn, "SAVEPOINT")?;
                 let sp = t.txn.savepoint();
                 t.savepoints.push((name, sp));
                 Ok(Outcome::Command {
@@ -764,18 +774,8 @@ impl Session {
             }
             S::ReleaseSavepoint { name } => {
                 let name = ident_name(name);
-                let Some(t) = self.txn.as_mut().filter(|t| t.block == Block::Explicit) else {
-                    return Err(SqlError::new(
-                        SqlState::NO_ACTIVE_SQL_TRANSACTION,
-                        "RELEASE SAVEPOINT can only be used in transaction blocks",
-                    ));
-                };
-                let Some(pos) = t.savepoints.iter().rposition(|(n, _)| *n == name) else {
-                    return Err(SqlError::new(
-                        SqlState::INVALID_SAVEPOINT,
-                        format!("savepoint \"{name}\" does not exist"),
-                    ));
-                };
+                let t = explicit_block(&mut self.txn, "RELEASE SAVEPOINT")?;
+                let pos = find_savepoint(t, &name)?;
                 t.savepoints.truncate(pos);
                 Ok(Outcome::Command {
                     tag: "RELEASE".into(),
