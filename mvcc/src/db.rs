@@ -11,13 +11,15 @@ use gnomon_wal::{FileSystem, Lsn, RealFs, SyncPolicy, Wal, WalOptions};
 
 use crate::clock::{Clock, NodeId, SystemClock, Timestamp, WallClock};
 use crate::error::MvccError;
-use crate::locks::LockManager;
+use crate::locks::{LockManager, LockStats};
+use crate::logical::LogicalClocks;
 use crate::record::{decode_commit, encode_commit, COMMIT_RECORD};
 use crate::txn::{Isolation, Txn, TxnId, TxnState, TxnStatus};
 
 /// How to open a database.
 pub struct DbOptions {
-    /// The data directory (created if missing). Holds `LOCK`, checkpoints, `clock`, `wal/`.
+    /// The data directory (created if missing). Holds `LOCK`, checkpoints, `clock`,
+    /// `logical_clocks`, `wal/`.
     pub dir: PathBuf,
     /// This node's id, stamped into every timestamp.
     pub node: NodeId,
@@ -85,6 +87,27 @@ pub struct Db {
     snapshots: Vec<Mutex<BTreeMap<Timestamp, usize>>>,
     gc_delay: Duration,
     recovery: RecoveryStats,
+    /// Lamport clock, version vector and vector clock of this node (durable).
+    logical: LogicalClocks,
+    /// Transactions committed / rolled back (or failed to commit) since open.
+    commits: AtomicU64,
+    aborts: AtomicU64,
+}
+
+/// Counters of a running database since it was opened, for monitoring (`/metrics`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DbStats {
+    /// Transactions whose commit succeeded (read-only ones included).
+    pub commits: u64,
+    /// Transactions rolled back, dropped unfinished, or whose commit failed.
+    pub aborts: u64,
+    /// The largest amount (µs) a timestamp received from another node was ahead of the local
+    /// wall clock: the clock skew seen so far.
+    pub max_clock_offset_us: u64,
+    /// Row-lock waits and deadlocks.
+    pub locks: LockStats,
+    /// Group-commit writer figures.
+    pub wal: gnomon_wal::WalStats,
 }
 
 impl std::fmt::Debug for Db {
@@ -119,6 +142,7 @@ impl Db {
             opts.max_clock_offset,
             Some(opts.dir.join("clock")),
         )?;
+        let logical = LogicalClocks::open(opts.node, Some(&opts.dir))?;
         let wal = Wal::open(
             opts.wal_fs,
             &opts.dir.join("wal"),
@@ -161,6 +185,9 @@ impl Db {
                 .collect(),
             gc_delay: opts.gc_delay,
             recovery,
+            logical,
+            commits: AtomicU64::new(0),
+            aborts: AtomicU64::new(0),
         }))
     }
 
@@ -201,6 +228,32 @@ impl Db {
     /// The hybrid logical clock of this node.
     pub fn clock(&self) -> &Clock {
         &self.clock
+    }
+
+    /// The Lamport clock, version vector and vector clock of this node.
+    pub fn logical_clocks(&self) -> &LogicalClocks {
+        &self.logical
+    }
+
+    /// Counters since open (cheap: a handful of relaxed loads).
+    pub fn stats(&self) -> DbStats {
+        DbStats {
+            commits: self.commits.load(Ordering::Relaxed),
+            aborts: self.aborts.load(Ordering::Relaxed),
+            max_clock_offset_us: self.clock.max_observed_offset_us(),
+            locks: self.locks.stats(),
+            wal: self.wal.stats(),
+        }
+    }
+
+    /// Counts a finished transaction for [`Db::stats`].
+    pub(crate) fn count_finished(&self, committed: bool) {
+        let counter = if committed {
+            &self.commits
+        } else {
+            &self.aborts
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
     }
 
     /// First half of the commit pipeline (see the crate docs): timestamp + engine registration

@@ -18,7 +18,9 @@
 //!   and a READ COMMITTED writer goes on with the newest version ([`Txn::get_for_update`]); if
 //!   the first aborts, the second goes on. Lock cycles are found when the closing edge is added;
 //!   the youngest transaction of the cycle fails with a deadlock error.
-//! - **Time never goes backwards**, across restarts too: see [`clock`].
+//! - **Time never goes backwards**, across restarts too: see [`clock`]. The node's Lamport
+//!   clock, version vector and vector clock ([`logical`]) are durable before any value is
+//!   returned, and resume exactly where they were after a restart.
 //!
 //! ## Invariants
 //!
@@ -58,7 +60,7 @@
 //!
 //!  engine keys:  user key bytes ++ version (newest first)   version = HLC ts as u128
 //!                ⟨physical µs:64 | logical:32 | node:32⟩
-//!  data dir:     LOCK  checkpoint files  clock (HLC ceiling)  wal/<segments>
+//!  data dir:     LOCK  checkpoint files  clock (HLC ceiling)  logical_clocks  wal/<segments>
 //! ```
 //!
 //! ## Deliberately left out (for now)
@@ -74,12 +76,15 @@ pub mod clock;
 mod db;
 mod error;
 pub mod locks;
+pub mod logical;
 pub mod record;
 mod txn;
 
 pub use clock::{Clock, NodeId, SystemClock, Timestamp, WallClock};
-pub use db::{Db, DbOptions, RecoveryStats};
+pub use db::{Db, DbOptions, DbStats, RecoveryStats};
 pub use error::MvccError;
 pub use gnomon_engine::GcStats;
 pub use gnomon_wal::SyncPolicy;
+pub use locks::LockStats;
+pub use logical::{Causality, ClockValueError, LogicalClockError, LogicalClocks, VectorTime};
 pub use txn::{Isolation, Savepoint, ScanIter, Txn, TxnId, TxnState, TxnStatus};

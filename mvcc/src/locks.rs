@@ -26,6 +26,7 @@
 
 use std::collections::HashMap;
 use std::hash::BuildHasher;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -75,6 +76,18 @@ pub struct LockManager {
     shards: Vec<Shard>,
     graph: Mutex<WaitGraph>,
     hasher: KeyHasher,
+    /// Lock requests that had to wait, and deadlock victims ([`LockManager::stats`]).
+    waits: AtomicU64,
+    deadlocks: AtomicU64,
+}
+
+/// What the lock manager has counted since the database was opened.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LockStats {
+    /// Lock requests that found the row held by another transaction and waited.
+    pub waits: u64,
+    /// Transactions failed as the victim of a lock cycle.
+    pub deadlocks: u64,
 }
 
 impl Default for LockManager {
@@ -83,6 +96,8 @@ impl Default for LockManager {
             shards: (0..SHARDS).map(|_| Shard::default()).collect(),
             graph: Mutex::new(WaitGraph::default()),
             hasher: Default::default(),
+            waits: AtomicU64::new(0),
+            deadlocks: AtomicU64::new(0),
         }
     }
 }
@@ -93,6 +108,14 @@ fn relock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl LockManager {
+    /// Counters since the manager was created (relaxed reads).
+    pub fn stats(&self) -> LockStats {
+        LockStats {
+            waits: self.waits.load(Ordering::Relaxed),
+            deadlocks: self.deadlocks.load(Ordering::Relaxed),
+        }
+    }
+
     fn shard_of(&self, key: &[u8]) -> &Shard {
         &self.shards[(self.hasher.hash_one(key) as usize) % SHARDS]
     }
@@ -131,12 +154,14 @@ impl LockManager {
                     if !waited {
                         row.waiters += 1;
                         waited = true;
+                        self.waits.fetch_add(1, Ordering::Relaxed);
                     }
                     let cv = row
                         .cv
                         .get_or_insert_with(|| Arc::new(Condvar::new()))
                         .clone();
                     if let Err(e) = self.wait_edge(txn, holder, &cv) {
+                        self.deadlocks.fetch_add(1, Ordering::Relaxed);
                         Self::leave_queue(&mut rows, key);
                         return Err(e);
                     }
@@ -149,6 +174,7 @@ impl LockManager {
                         g.waits_for.remove(&txn);
                         g.waiting_on.remove(&txn);
                         drop(g);
+                        self.deadlocks.fetch_add(1, Ordering::Relaxed);
                         Self::leave_queue(&mut rows, key);
                         return Err(MvccError::Deadlock { cycle });
                     }

@@ -116,6 +116,11 @@ impl Txn {
         self.state.snapshot
     }
 
+    /// The node's logical clocks (the same for every transaction of the database).
+    pub fn logical_clocks(&self) -> &crate::logical::LogicalClocks {
+        self.db.logical_clocks()
+    }
+
     /// True if the transaction has buffered writes.
     pub fn has_writes(&self) -> bool {
         !self.state.writes.is_empty()
@@ -292,6 +297,7 @@ impl Txn {
             Ok(ts) => TxnStatus::Committed(ts),
             Err(_) => TxnStatus::Aborted,
         };
+        self.db.count_finished(result.is_ok());
         self.release();
         result
     }
@@ -300,6 +306,7 @@ impl Txn {
     pub fn rollback(mut self) {
         self.finished = true;
         self.state.status = TxnStatus::Aborted;
+        self.db.count_finished(false);
         self.release();
     }
 
@@ -323,6 +330,7 @@ impl Drop for Txn {
     fn drop(&mut self) {
         if !self.finished {
             self.state.status = TxnStatus::Aborted;
+            self.db.count_finished(false);
             self.release();
         }
     }

@@ -120,6 +120,8 @@ pub(crate) enum Func {
     RtrimSpaces,
     /// `pg_sleep(seconds)`: waits, checking for cancellation and statement_timeout.
     PgSleep,
+    /// A function of the node's logical clocks (`gnomon_lamport_tick()` ...).
+    Logical(crate::clock_functions::LogicalFn),
 }
 
 /// What evaluation needs besides the row.
@@ -129,6 +131,8 @@ pub(crate) struct EvalContext<'a> {
     pub interrupt: Option<&'a crate::session::Interrupt>,
     /// What `now()` and friends return.
     pub times: StatementTimes,
+    /// The node's logical clocks, for the `gnomon_lamport_*`/`version_*`/`vclock_*` functions.
+    pub clocks: Option<&'a gnomon_mvcc::LogicalClocks>,
 }
 
 impl Expr {
@@ -308,6 +312,8 @@ impl Expr {
                     .collect::<SqlResult<Vec<_>>>()?;
                 if *f == Func::PgSleep {
                     sleep(vals.first(), ctx)?
+                } else if let Func::Logical(lf) = f {
+                    crate::clock_functions::call(*lf, &vals, ctx.clocks)?
                 } else {
                     call(*f, vals)?
                 }

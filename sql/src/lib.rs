@@ -91,6 +91,7 @@
 //! its transaction.
 
 pub mod catalog;
+mod clock_functions;
 pub mod encoding;
 pub mod error;
 pub(crate) mod expr;

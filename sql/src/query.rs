@@ -1358,6 +1358,16 @@ impl Binder<'_> {
             };
             return Ok((Expr::Column(state.output_index(idx)), result_ty));
         }
+        if let Some((func, arg_types, result)) =
+            crate::clock_functions::signature(&name, args.len())
+        {
+            let mut bound = Vec::with_capacity(args.len());
+            for (a, to) in args.iter().zip(arg_types) {
+                let (e, t) = self.bind_expr(a, scope, agg.as_deref_mut())?;
+                bound.push(self.coerce(e, t, *to)?);
+            }
+            return Ok((Expr::Func(Func::Logical(func), bound), result));
+        }
         let text = |s: String| Ok((Expr::Const(Value::Text(s)), DataType::Text));
         match (name.as_str(), args.len()) {
             ("version", 0) => text(crate::VERSION_STRING.to_string()),
@@ -2427,6 +2437,7 @@ impl ExecContext<'_> {
                 params: self.params,
                 interrupt: Some(self.interrupt),
                 times: self.times,
+                clocks: self.txn.logical_clocks(),
             },
         )
     }

@@ -37,6 +37,11 @@ pub trait Transaction {
     fn put_new(&mut self, key: &[u8], value: Bytes) -> SqlResult<()>;
     /// Deletes `key`.
     fn delete(&mut self, key: &[u8]) -> SqlResult<()>;
+    /// The node's durable logical clocks (Lamport, version vector, vector clock), if this
+    /// storage has them.
+    fn logical_clocks(&self) -> Option<&gnomon_mvcc::LogicalClocks> {
+        None
+    }
 }
 
 impl Transaction for gnomon_mvcc::Txn {
@@ -72,5 +77,9 @@ impl Transaction for gnomon_mvcc::Txn {
 
     fn delete(&mut self, key: &[u8]) -> SqlResult<()> {
         Ok(gnomon_mvcc::Txn::delete(self, key)?)
+    }
+
+    fn logical_clocks(&self) -> Option<&gnomon_mvcc::LogicalClocks> {
+        Some(gnomon_mvcc::Txn::logical_clocks(self))
     }
 }

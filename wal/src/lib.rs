@@ -117,7 +117,7 @@ use std::fmt;
 pub use error::WalError;
 pub use format::MAX_PAYLOAD_LEN;
 pub use fs::{FaultyFs, FileSystem, RealFs, WalFile};
-pub use log::{Pending, Wal};
+pub use log::{Pending, Wal, WalStats, BATCH_SIZE_BOUNDS};
 pub use segment::Replay;
 
 /// Log sequence number: the logical byte offset of a record in the stream (segment headers

@@ -2,6 +2,7 @@
 
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 
@@ -33,6 +34,39 @@ struct Shared {
     work_ready: Condvar,
     /// Every segment, oldest first; the last one is the active segment.
     segments: Mutex<Vec<SegmentMeta>>,
+    /// Written by the writer thread only; read by [`Wal::stats`].
+    counters: Counters,
+}
+
+/// Upper bounds (inclusive) of the batch-size buckets in [`WalStats::batch_size_buckets`]; the
+/// last bucket counts everything larger.
+pub const BATCH_SIZE_BOUNDS: [u64; 9] = [1, 2, 4, 8, 16, 32, 64, 128, 256];
+
+#[derive(Default)]
+struct Counters {
+    batches: AtomicU64,
+    records: AtomicU64,
+    bytes: AtomicU64,
+    fsyncs: AtomicU64,
+    batch_sizes: [AtomicU64; BATCH_SIZE_BOUNDS.len() + 1],
+}
+
+/// What the group-commit writer has done since the log was opened.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WalStats {
+    /// Batches written (one `write`, then one fsync per segment touched).
+    pub batches: u64,
+    /// Records written in those batches.
+    pub records: u64,
+    /// Bytes written in those batches.
+    pub bytes: u64,
+    /// fdatasync calls that made written records durable (zero with
+    /// `SyncPolicy::OffUnsafeNoDurability`; the header syncs of a segment roll are not counted).
+    pub fsyncs: u64,
+    /// Batches by record count: `batch_size_buckets[i]` counts batches of at most
+    /// `BATCH_SIZE_BOUNDS[i]` records (and more than the previous bound); the last entry counts
+    /// batches larger than every bound. Not cumulative.
+    pub batch_size_buckets: [u64; BATCH_SIZE_BOUNDS.len() + 1],
 }
 
 /// The commit queue. One mutex guards it; the writer holds it only to take a batch and to
@@ -243,6 +277,7 @@ impl Wal {
             }),
             work_ready: Condvar::new(),
             segments: Mutex::new(segments),
+            counters: Counters::default(),
         });
         let writer = Writer {
             shared: Arc::clone(&shared),
@@ -333,6 +368,23 @@ impl Wal {
             from.0,
             stop,
         ))
+    }
+
+    /// What the group-commit writer has done since the log was opened (relaxed reads: each
+    /// figure is exact, the set is not one instant).
+    pub fn stats(&self) -> WalStats {
+        let c = &self.shared.counters;
+        let mut batch_size_buckets = [0; BATCH_SIZE_BOUNDS.len() + 1];
+        for (out, n) in batch_size_buckets.iter_mut().zip(&c.batch_sizes) {
+            *out = n.load(Ordering::Relaxed);
+        }
+        WalStats {
+            batches: c.batches.load(Ordering::Relaxed),
+            records: c.records.load(Ordering::Relaxed),
+            bytes: c.bytes.load(Ordering::Relaxed),
+            fsyncs: c.fsyncs.load(Ordering::Relaxed),
+            batch_size_buckets,
+        }
     }
 
     /// LSN the next record will get (end of the log).
@@ -467,9 +519,13 @@ impl Writer {
                 let batch = std::mem::replace(&mut queue.open_batch, BatchSignal::new());
                 (frames, InFlight(batch))
             };
-            let batch_end = self.written_lsn + frames.iter().map(|f| f.len() as u64).sum::<u64>();
+            let before = self.written_lsn;
+            let batch_end = before + frames.iter().map(|f| f.len() as u64).sum::<u64>();
             let outcome = match self.write_batch(&frames) {
-                Ok(()) => BatchOutcome::Durable,
+                Ok(()) => {
+                    self.count_batch(frames.len() as u64, batch_end - before);
+                    BatchOutcome::Durable
+                }
                 Err((op, source)) => BatchOutcome::Failed(Failure {
                     op,
                     source: Arc::new(source),
@@ -491,6 +547,18 @@ impl Writer {
                 return;
             }
         }
+    }
+
+    fn count_batch(&self, records: u64, bytes: u64) {
+        let c = &self.shared.counters;
+        c.batches.fetch_add(1, Ordering::Relaxed);
+        c.records.fetch_add(records, Ordering::Relaxed);
+        c.bytes.fetch_add(bytes, Ordering::Relaxed);
+        let bucket = BATCH_SIZE_BOUNDS
+            .iter()
+            .position(|&bound| records <= bound)
+            .unwrap_or(BATCH_SIZE_BOUNDS.len());
+        c.batch_sizes[bucket].fetch_add(1, Ordering::Relaxed);
     }
 
     fn write_batch(&mut self, frames: &[Vec<u8>]) -> Result<(), BatchError> {
@@ -521,6 +589,7 @@ impl Writer {
         self.written_lsn += buf.len() as u64;
         if self.shared.opts.sync == SyncPolicy::Fsync {
             self.active.sync_data().map_err(|e| ("fsync", e))?;
+            self.shared.counters.fsyncs.fetch_add(1, Ordering::Relaxed);
         }
         Ok(())
     }
