@@ -14,6 +14,7 @@ use crate::error::MvccError;
 use crate::locks::{LockManager, LockStats};
 use crate::logical::LogicalClocks;
 use crate::record::{decode_commit, encode_commit, COMMIT_RECORD};
+use crate::ssi::{Ssi, SsiStats};
 use crate::txn::{Isolation, Txn, TxnId, TxnState, TxnStatus};
 
 /// How to open a database.
@@ -77,6 +78,8 @@ pub struct Db {
     engine: Engine,
     clock: Clock,
     locks: LockManager,
+    /// rw-antidependency tracking of SERIALIZABLE transactions (see [`crate::ssi`]).
+    ssi: Ssi,
     /// Serialises "take a commit timestamp + register the batch with the engine", so that
     /// batches are registered in timestamp order (engine invariant: prepared versions increase).
     commit_order: Mutex<()>,
@@ -178,6 +181,7 @@ impl Db {
             engine,
             clock,
             locks: LockManager::default(),
+            ssi: Ssi::default(),
             commit_order: Mutex::new(()),
             next_txn: AtomicU64::new(first_txn),
             snapshots: (0..SNAPSHOT_SHARDS)
@@ -199,7 +203,11 @@ impl Db {
     /// Starts a transaction at `isolation`, reading the newest fully committed state.
     pub fn begin(self: &Arc<Self>, isolation: Isolation) -> Txn {
         let id = TxnId(self.next_txn.fetch_add(1, Ordering::Relaxed));
-        let snapshot = self.register_snapshot(id);
+        let snapshot = if isolation == Isolation::Serializable {
+            self.ssi.begin(id, || self.register_snapshot(id))
+        } else {
+            self.register_snapshot(id)
+        };
         let state = TxnState {
             id,
             isolation,
@@ -211,7 +219,9 @@ impl Db {
     }
 
     /// Turns a transaction's plain state (from another node or a persisted 2PC record) back into
-    /// a live handle: re-takes the row locks of its write set (waiting if needed).
+    /// a live handle: re-takes the row locks of its write set (waiting if needed). NB: a
+    /// SERIALIZABLE transaction's SIREAD locks are not part of its state; it is tracked again
+    /// from here on, without its earlier reads (see [`crate::ssi`]).
     pub fn resume(self: &Arc<Self>, state: TxnState) -> Result<Txn, MvccError> {
         let mut locked = Vec::with_capacity(state.writes.len());
         for key in state.writes.keys() {
@@ -221,7 +231,14 @@ impl Db {
             }
             locked.push(key.clone());
         }
-        self.register_snapshot_at(state.id, state.snapshot);
+        if state.isolation == Isolation::Serializable {
+            self.ssi.begin(state.id, || {
+                self.register_snapshot_at(state.id, state.snapshot);
+                state.snapshot
+            });
+        } else {
+            self.register_snapshot_at(state.id, state.snapshot);
+        }
         Ok(Txn::new(self.clone(), state, locked))
     }
 
@@ -263,11 +280,14 @@ impl Db {
     /// writer of a row reads this version, and its own commit record comes later in the log, so
     /// it cannot become durable without this one.
     pub(crate) fn start_commit(&self, state: &TxnState) -> Result<InFlightCommit, MvccError> {
-        let (commit_ts, ticket) = {
-            let _order = relock(&self.commit_order);
-            let ts = self.clock.now()?;
-            let ticket = self.engine.prepare_batch(ts.to_version())?;
-            (ts, ticket)
+        let (commit_ts, ticket) = if state.isolation == Isolation::Serializable {
+            // SSI's commit check and the timestamp in one step (crate::ssi invariant 1).
+            self.ssi
+                .pre_commit(state.id, state.writes.keys().cloned(), || {
+                    self.order_commit()
+                })?
+        } else {
+            self.order_commit()?
         };
         let payload = encode_commit(commit_ts, state.id, state.writes.iter());
         let pending = self.wal.submit(COMMIT_RECORD, payload);
@@ -282,6 +302,14 @@ impl Db {
             ticket,
             pending,
         })
+    }
+
+    /// Takes the commit timestamp and registers the batch with the engine, in timestamp order.
+    fn order_commit(&self) -> Result<(Timestamp, gnomon_engine::BatchTicket), MvccError> {
+        let _order = relock(&self.commit_order);
+        let ts = self.clock.now()?;
+        let ticket = self.engine.prepare_batch(ts.to_version())?;
+        Ok((ts, ticket))
     }
 
     /// Second half: waits for the group fsync, then publishes visibility in timestamp order and
@@ -353,6 +381,16 @@ impl Db {
 
     pub(crate) fn locks(&self) -> &LockManager {
         &self.locks
+    }
+
+    pub(crate) fn ssi(&self) -> &Ssi {
+        &self.ssi
+    }
+
+    /// Counters of the SERIALIZABLE (SSI) bookkeeping: tracked transactions, SIREAD locks,
+    /// rw-antidependencies found and serialization failures raised.
+    pub fn ssi_stats(&self) -> SsiStats {
+        self.ssi.stats()
     }
 
     fn snapshot_shard(&self, txn: TxnId) -> &Mutex<BTreeMap<Timestamp, usize>> {

@@ -17,6 +17,13 @@ pub enum MvccError {
         /// The contended key.
         key: Vec<u8>,
     },
+    /// SERIALIZABLE: this transaction is part of a dangerous structure of read-write
+    /// antidependencies (see [`crate::ssi`]) and must abort so the others can serialize.
+    #[error("could not serialize access due to read/write dependencies among transactions")]
+    SerializationDependencies {
+        /// PostgreSQL's detail line: `Reason code: ...`.
+        reason: String,
+    },
     /// This transaction was chosen as the victim of a lock cycle.
     #[error("deadlock detected")]
     Deadlock {
@@ -87,7 +94,9 @@ impl MvccError {
     pub fn is_retryable(&self) -> bool {
         matches!(
             self,
-            MvccError::Serialization { .. } | MvccError::Deadlock { .. }
+            MvccError::Serialization { .. }
+                | MvccError::SerializationDependencies { .. }
+                | MvccError::Deadlock { .. }
         )
     }
 }

@@ -31,8 +31,9 @@ pub enum Isolation {
     /// Snapshot isolation: the whole transaction sees one snapshot; writing a row that changed
     /// after the snapshot fails with a serialization error.
     RepeatableRead,
-    /// NB: currently the same as [`Isolation::RepeatableRead`] (write skew is possible); true
-    /// serializability (SSI) comes with the locking issue.
+    /// Repeatable read plus serializable snapshot isolation ([`crate::ssi`]): a transaction
+    /// that could make the outcome differ from every serial order of the SERIALIZABLE
+    /// transactions fails with [`MvccError::SerializationDependencies`].
     Serializable,
 }
 
@@ -132,6 +133,9 @@ impl Txn {
         if let Some(own) = self.state.writes.get(key) {
             return Ok(own.clone());
         }
+        if self.state.isolation == Isolation::Serializable {
+            self.db.ssi().read_key(self.state.id, key)?;
+        }
         Ok(self.db.engine().get(key, self.state.snapshot.to_version()))
     }
 
@@ -144,6 +148,10 @@ impl Txn {
         self.lock_for_write(key)?;
         if let Some(own) = self.state.writes.get(key) {
             return Ok(own.clone());
+        }
+        if self.state.isolation == Isolation::Serializable {
+            // A read too (SELECT ... FOR UPDATE may not write the row).
+            self.db.ssi().read_key(self.state.id, key)?;
         }
         let at = match self.state.isolation {
             // The newest version, published or not: with the lock held, an unpublished version
@@ -172,6 +180,10 @@ impl Txn {
         end: Bound<Vec<u8>>,
         reverse: bool,
     ) -> Result<ScanIter<'_>, MvccError> {
+        if self.state.isolation == Isolation::Serializable {
+            // The whole range is the predicate read, even if the caller stops early.
+            self.db.ssi().read_range(self.state.id, &start, &end)?;
+        }
         let own: OwnWrites<'_> = {
             let range = self
                 .state
@@ -280,7 +292,14 @@ impl Txn {
     pub fn commit(mut self) -> Result<Timestamp, MvccError> {
         self.finished = true;
         let result = if self.state.writes.is_empty() {
-            Ok(self.state.snapshot)
+            if self.state.isolation == Isolation::Serializable {
+                self.db
+                    .ssi()
+                    .commit_read_only(self.state.id)
+                    .map(|()| self.state.snapshot)
+            } else {
+                Ok(self.state.snapshot)
+            }
         } else {
             let db = self.db.clone();
             match db.start_commit(&self.state) {
@@ -321,6 +340,10 @@ impl Txn {
 
     fn release(&mut self) {
         self.release_locks();
+        if self.state.isolation == Isolation::Serializable {
+            let committed = matches!(self.state.status, TxnStatus::Committed(_));
+            self.db.ssi().end(self.state.id, committed);
+        }
         self.db
             .unregister_snapshot(self.state.id, self.state.snapshot);
     }

@@ -185,7 +185,7 @@ fn second_writer_goes_on_when_the_first_aborts() {
 #[test]
 fn write_skew_is_allowed_at_repeatable_read() {
     // Two doctors on call; each checks that the other is on call and goes off. Snapshot
-    // isolation lets both commit (the anomaly SERIALIZABLE will forbid later).
+    // isolation lets both commit (SERIALIZABLE forbids it: tests/ssi.rs).
     let dir = tempfile::tempdir().unwrap();
     let db = open(dir.path());
     seed(&db, &[("alice", "on"), ("bob", "on")]);

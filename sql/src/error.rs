@@ -201,6 +201,11 @@ impl From<gnomon_mvcc::MvccError> for SqlError {
         use gnomon_mvcc::MvccError;
         let code = match &e {
             MvccError::Serialization { .. } => SqlState::SERIALIZATION_FAILURE,
+            MvccError::SerializationDependencies { reason } => {
+                return SqlError::new(SqlState::SERIALIZATION_FAILURE, e.to_string())
+                    .with_detail(reason.clone())
+                    .with_hint("The transaction might succeed if retried.");
+            }
             MvccError::Deadlock { .. } => SqlState::DEADLOCK_DETECTED,
             MvccError::Io { .. } | MvccError::Wal(_) => SqlState::IO_ERROR,
             MvccError::MalformedRecord { .. } | MvccError::CorruptClockFile { .. } => {
