@@ -36,9 +36,12 @@
 //! - **write side**: W, in its commit step, looks for SIREAD locks of concurrent transactions
 //!   that meet its write set.
 //!
-//! Writes are registered only at commit (they are buffered in the transaction until then, so
-//! no reader can see them before), which is later than PostgreSQL (at the write) but finds
-//! every edge before either end of it commits, because both checks run under the same mutex.
+//! A write also checks the SIREAD locks on its key when it is made ([`Ssi::write_key`]), so
+//! a structure usually fails at the statement that completes it, as in PostgreSQL. The write
+//! set itself is registered only at commit (writes are buffered in the transaction until then,
+//! so no reader can see them before): a reader that comes after the write but before the
+//! commit is found by the commit's write-side check. Either way every edge is known before
+//! either end of it commits, because all checks run under the same mutex.
 //!
 //! ## Invariants
 //!
@@ -143,7 +146,6 @@ impl ReadSet {
     }
 
     /// True if this read set covers `key`.
-    #[cfg(test)]
     fn covers_key(&self, key: &[u8]) -> bool {
         self.points.contains(key) || self.ranges.iter().any(|r| in_range(key, r))
     }
@@ -199,7 +201,6 @@ fn bound_key(b: &Bound<Vec<u8>>) -> &[u8] {
     }
 }
 
-#[cfg(test)]
 fn in_range(key: &[u8], (start, end): &KeyRange) -> bool {
     let above = match start {
         Bound::Included(s) => key >= s.as_slice(),
@@ -386,6 +387,34 @@ impl Ssi {
         st.read_conflicts(id, writers)
     }
 
+    /// A write of `key` (before commit): the rw-antidependencies from concurrent readers of it,
+    /// found early, as PostgreSQL does at the write. The commit step finds them again (and any
+    /// reader that comes between), so this is for prompt failure, not for soundness.
+    pub(crate) fn write_key(&self, id: TxnId, key: &[u8]) -> Result<(), MvccError> {
+        let mut st = self.lock();
+        let Some(me) = st.xacts.get(&id) else {
+            return Ok(());
+        };
+        let snapshot = me.snapshot;
+        let readers: Vec<TxnId> = st
+            .xacts
+            .iter()
+            .filter(|(r, x)| {
+                **r != id && x.end().is_none_or(|end| end > snapshot) && x.reads.covers_key(key)
+            })
+            .map(|(r, _)| *r)
+            .collect();
+        for reader in readers {
+            if st.add_edge(reader, id) {
+                st.failures += 1;
+                return Err(failure(
+                    "Reason code: Canceled on identification as a pivot, during write.".into(),
+                ));
+            }
+        }
+        Ok(())
+    }
+
     /// The commit step of a serializable transaction with writes: the write-side conflict
     /// check, the dangerous-structure check, then `assign_ts` (the commit timestamp and engine
     /// registration), all under the SSI mutex (invariant 1). On `Err` the transaction must
@@ -430,9 +459,6 @@ impl Ssi {
             }
         }
         // We may be T3 of `T1 -rw-> T2 -rw-> us`, committing first: doom the pivot T2.
-        // NB: while writes are registered only at commit, an active T2 has no in-edges yet
-        // (they appear at its own commit, where the new edge's check catches the structure);
-        // this is PostgreSQL's pre-commit check, kept for when writes register earlier.
         let pivots: Vec<TxnId> = st.xacts[&id]
             .ins
             .iter()

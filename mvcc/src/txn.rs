@@ -232,6 +232,9 @@ impl Txn {
 
     fn write(&mut self, key: &[u8], value: Option<Bytes>) -> Result<(), MvccError> {
         self.lock_for_write(key)?;
+        if self.state.isolation == Isolation::Serializable {
+            self.db.ssi().write_key(self.state.id, key)?;
+        }
         let previous = self.state.writes.insert(key.to_vec(), value);
         self.undo.push((key.to_vec(), previous));
         Ok(())

@@ -112,9 +112,8 @@ fn a_read_after_the_conflicting_commit_fails_the_reader() {
     t1.commit().unwrap();
     // T2 -rw-> T1 found on T2's read of x (T1's write is newer than T2's snapshot).
     assert_eq!(read(&t2, "x").as_deref(), Some("0"));
-    t2.put(b"y", b("2")).unwrap();
-    // T1 -rw-> T2 found at T2's commit: a cycle with T1 committed first.
-    assert_dependency_failure(t2.commit());
+    // T1 -rw-> T2 found at T2's write of y (T1 read it): a cycle with T1 committed first.
+    assert_dependency_failure(t2.put(b"y", b("2")));
 }
 
 #[test]
@@ -140,8 +139,8 @@ fn read_only_anomaly_is_aborted() {
     assert!(scan_prefix(&report, "receipt/1/").is_empty());
     report.commit().unwrap();
     // T1 now inserts into batch 1, which the report showed as final and empty.
-    receipt.put(b"receipt/1/a", b("100")).unwrap();
-    assert_dependency_failure(receipt.commit());
+    // As in PostgreSQL, the insert that completes the structure fails.
+    assert_dependency_failure(receipt.put(b"receipt/1/a", b("100")));
 }
 
 #[test]
@@ -303,4 +302,21 @@ fn serial_retries_of_a_write_skew_loop_keep_the_invariant() {
         t.join().unwrap();
     }
     assert_eq!(db.ssi_stats().tracked, 0);
+}
+
+#[test]
+fn a_reader_between_the_write_and_the_commit_is_found_at_commit() {
+    // T2 reads alice after T1 wrote it (not yet committed): the write's early check could not
+    // see that read; T1's commit finds it and dooms the pivot T2.
+    let dir = tempfile::tempdir().unwrap();
+    let db = open(dir.path());
+    seed(&db, &[("alice", "on"), ("bob", "on")]);
+    let mut t1 = db.begin(Isolation::Serializable);
+    let mut t2 = db.begin(Isolation::Serializable);
+    assert_eq!(read(&t1, "bob").as_deref(), Some("on"));
+    t1.put(b"alice", b("off")).unwrap();
+    assert_eq!(read(&t2, "alice").as_deref(), Some("on"));
+    t2.put(b"bob", b("off")).unwrap();
+    t1.commit().unwrap();
+    assert_dependency_failure(t2.commit());
 }
