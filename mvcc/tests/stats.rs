@@ -32,7 +32,10 @@ fn commits_aborts_and_wal_batches_are_counted() {
     assert_eq!(after.wal.batches - before.wal.batches, 1);
     assert!(after.wal.fsyncs > before.wal.fsyncs);
     assert!(after.wal.bytes > before.wal.bytes);
-    assert_eq!(after.wal.batch_size_buckets[0] - before.wal.batch_size_buckets[0], 1);
+    assert_eq!(
+        after.wal.batch_size_buckets[0] - before.wal.batch_size_buckets[0],
+        1
+    );
 }
 
 #[test]
