@@ -175,6 +175,12 @@ impl Clock {
         self.node
     }
 
+    /// The wall clock's reading (µs since the Unix epoch), without touching the HLC: for
+    /// display times such as a transaction's start.
+    pub fn wall_now_us(&self) -> u64 {
+        self.wall.now_us()
+    }
+
     /// A timestamp for a local event (send or commit): strictly greater than every timestamp this
     /// clock issued or observed before.
     pub fn now(&self) -> Result<Timestamp, MvccError> {

@@ -13,8 +13,13 @@ use crate::clock::{Clock, NodeId, SystemClock, Timestamp, WallClock};
 use crate::error::MvccError;
 use crate::locks::{LockManager, LockStats};
 use crate::logical::LogicalClocks;
-use crate::record::{decode_commit, encode_commit, COMMIT_RECORD};
+use crate::record::{
+    decode_abort_prepared, decode_commit, decode_prepare, encode_commit, ABORT_PREPARED_RECORD,
+    COMMIT_RECORD, PREPARE_RECORD,
+};
+use crate::registry::{Registry, TxnInfo, TxnPhase};
 use crate::ssi::{Ssi, SsiStats};
+use crate::twopc::PreparedSet;
 use crate::txn::{Isolation, Txn, TxnId, TxnState, TxnStatus};
 
 /// How to open a database.
@@ -38,7 +43,18 @@ pub struct DbOptions {
     /// The file system the WAL writes through (tests inject `gnomon_wal::FaultyFs` to hold or
     /// fail fsyncs).
     pub wal_fs: Arc<dyn FileSystem>,
+    /// Most transactions prepared (two-phase commit) at once; 0 disables PREPARE TRANSACTION.
+    /// Default [`DEFAULT_MAX_PREPARED_TRANSACTIONS`].
+    pub max_prepared_transactions: usize,
 }
+
+/// Default limit on prepared transactions. NB: PostgreSQL ships 0 (disabled) because a
+/// forgotten prepared transaction holds locks and blocks vacuum forever. Gnomon is built to be
+/// a two-phase-commit participant of its own cluster, so 2PC is on by default; the limit is
+/// PostgreSQL's advice for servers that use 2PC (at least `max_connections`, default 100) and
+/// bounds what forgotten prepared transactions can pin: their write sets in memory, their row
+/// locks and the GC safe point. Set 0 to refuse PREPARE TRANSACTION as PostgreSQL does by default.
+pub const DEFAULT_MAX_PREPARED_TRANSACTIONS: usize = 100;
 
 impl Default for DbOptions {
     fn default() -> Self {
@@ -51,6 +67,7 @@ impl Default for DbOptions {
             gc_delay: Duration::from_secs(300),
             wall_clock: Box::new(SystemClock),
             wal_fs: Arc::new(RealFs),
+            max_prepared_transactions: DEFAULT_MAX_PREPARED_TRANSACTIONS,
         }
     }
 }
@@ -70,6 +87,8 @@ pub struct RecoveryStats {
     pub checkpoint_lsn: u64,
     /// Commit records replayed from the WAL.
     pub replayed_commits: u64,
+    /// Prepared transactions found unresolved and rebuilt (locks held, writes invisible).
+    pub prepared_restored: u64,
 }
 
 /// An open database: one per data directory and process. Share it as `Arc<Db>`.
@@ -84,10 +103,12 @@ pub struct Db {
     /// batches are registered in timestamp order (engine invariant: prepared versions increase).
     commit_order: Mutex<()>,
     next_txn: AtomicU64,
-    /// Snapshots in use, with their reference counts: the GC safe point stays below the oldest.
-    /// Sharded by transaction id so concurrent begins rarely share a mutex; the GC holds all
-    /// shards at once while it computes the safe point.
-    snapshots: Vec<Mutex<BTreeMap<Timestamp, usize>>>,
+    /// Snapshots in use (the GC safe point stays below the oldest) and writing transactions
+    /// (live and recently finished), sharded by transaction id ([`crate::registry`]).
+    registry: Registry,
+    /// Prepared (two-phase commit) transactions by gid ([`crate::twopc`]).
+    prepared: Mutex<PreparedSet>,
+    max_prepared: usize,
     gc_delay: Duration,
     recovery: RecoveryStats,
     /// Lamport clock, version vector and vector clock of this node (durable).
@@ -121,9 +142,6 @@ impl std::fmt::Debug for Db {
     }
 }
 
-/// Shards of the snapshot registry.
-const SNAPSHOT_SHARDS: usize = 16;
-
 fn relock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
@@ -156,27 +174,47 @@ impl Db {
         )?;
         let mut recovery = RecoveryStats {
             checkpoint_lsn,
-            replayed_commits: 0,
+            ..RecoveryStats::default()
         };
         let mut max_txn = 0u64;
+        // Prepare records not (yet) resolved by a later commit or abort-prepared record.
+        let mut in_doubt = BTreeMap::new();
         for record in wal.replay(Lsn(checkpoint_lsn))? {
             let record = record?;
-            if record.kind != COMMIT_RECORD {
-                continue;
+            let malformed = |reason| MvccError::MalformedRecord {
+                lsn: record.lsn.0,
+                reason,
+            };
+            match record.kind {
+                COMMIT_RECORD => {
+                    let commit = decode_commit(&record.payload).map_err(malformed)?;
+                    clock.observe_recovered(commit.commit_ts)?;
+                    max_txn = max_txn.max(commit.txn.0);
+                    in_doubt.remove(&commit.txn);
+                    engine.apply_recovered(commit.commit_ts.to_version(), commit.writes);
+                    recovery.replayed_commits += 1;
+                }
+                PREPARE_RECORD => {
+                    let prepare = decode_prepare(&record.payload).map_err(malformed)?;
+                    clock.observe_recovered(prepare.prepared_at)?;
+                    max_txn = max_txn.max(prepare.txn.0);
+                    in_doubt.insert(prepare.txn, (record.lsn, prepare));
+                }
+                ABORT_PREPARED_RECORD => {
+                    let (txn, _gid) = decode_abort_prepared(&record.payload).map_err(malformed)?;
+                    in_doubt.remove(&txn);
+                }
+                // NB: kinds of other layers or newer versions are not ours to interpret.
+                _ => {}
             }
-            let commit =
-                decode_commit(&record.payload).map_err(|reason| MvccError::MalformedRecord {
-                    lsn: record.lsn.0,
-                    reason,
-                })?;
-            clock.observe_recovered(commit.commit_ts)?;
-            max_txn = max_txn.max(commit.txn.0);
-            engine.apply_recovered(commit.commit_ts.to_version(), commit.writes);
-            recovery.replayed_commits += 1;
+        }
+        let mut prepared = PreparedSet::default();
+        for (_, (lsn, rec)) in in_doubt {
+            prepared.insert_recovered(lsn, rec);
         }
         // Ids grow from the clock so they stay unique (and "younger = larger") across restarts.
         let first_txn = clock.now()?.physical_us.max(max_txn + 1);
-        Ok(Arc::new(Db {
+        let mut db = Arc::new(Db {
             wal,
             engine,
             clock,
@@ -184,15 +222,20 @@ impl Db {
             ssi: Ssi::default(),
             commit_order: Mutex::new(()),
             next_txn: AtomicU64::new(first_txn),
-            snapshots: (0..SNAPSHOT_SHARDS)
-                .map(|_| Mutex::new(BTreeMap::new()))
-                .collect(),
+            registry: Registry::default(),
+            prepared: Mutex::new(prepared),
+            max_prepared: opts.max_prepared_transactions,
             gc_delay: opts.gc_delay,
             recovery,
             logical,
             commits: AtomicU64::new(0),
             aborts: AtomicU64::new(0),
-        }))
+        });
+        let restored = db.restore_prepared()? as u64;
+        if let Some(db) = Arc::get_mut(&mut db) {
+            db.recovery.prepared_restored = restored;
+        }
+        Ok(db)
     }
 
     /// What recovery found when this database was opened.
@@ -203,6 +246,7 @@ impl Db {
     /// Starts a transaction at `isolation`, reading the newest fully committed state.
     pub fn begin(self: &Arc<Self>, isolation: Isolation) -> Txn {
         let id = TxnId(self.next_txn.fetch_add(1, Ordering::Relaxed));
+        let started_us = self.clock.wall_now_us();
         let snapshot = if isolation == Isolation::Serializable {
             self.ssi.begin(id, || self.register_snapshot(id))
         } else {
@@ -215,7 +259,7 @@ impl Db {
             writes: BTreeMap::new(),
             status: TxnStatus::Active,
         };
-        Txn::new(self.clone(), state, Vec::new())
+        Txn::new(self.clone(), state, Vec::new(), started_us)
     }
 
     /// Turns a transaction's plain state (from another node or a persisted 2PC record) back into
@@ -233,13 +277,18 @@ impl Db {
         }
         if state.isolation == Isolation::Serializable {
             self.ssi.begin(state.id, || {
-                self.register_snapshot_at(state.id, state.snapshot);
+                self.registry.shard(state.id).add_snapshot(state.snapshot);
                 state.snapshot
             });
         } else {
-            self.register_snapshot_at(state.id, state.snapshot);
+            self.registry.shard(state.id).add_snapshot(state.snapshot);
         }
-        Ok(Txn::new(self.clone(), state, locked))
+        Ok(Txn::new(
+            self.clone(),
+            state,
+            locked,
+            self.clock.wall_now_us(),
+        ))
     }
 
     /// The hybrid logical clock of this node.
@@ -280,6 +329,8 @@ impl Db {
     /// writer of a row reads this version, and its own commit record comes later in the log, so
     /// it cannot become durable without this one.
     pub(crate) fn start_commit(&self, state: &TxnState) -> Result<InFlightCommit, MvccError> {
+        self.registry
+            .set_phase(state.id, TxnPhase::Committing, None);
         let (commit_ts, ticket) = if state.isolation == Isolation::Serializable {
             // SSI's commit check and the timestamp in one step (crate::ssi invariant 1).
             self.ssi
@@ -341,7 +392,12 @@ impl Db {
     pub fn checkpoint(&self) -> Result<u64, MvccError> {
         // Every record before `lsn` belongs to a batch prepared before we read `lsn` (batches
         // are prepared before their record is appended), so its version is <= `prepared`.
-        let lsn = self.wal.end_lsn();
+        let mut lsn = self.wal.end_lsn();
+        // Replay must still see every unresolved prepare record (twopc invariant 6). Read
+        // after the end of the log: a prepare begun since is at or after `lsn` anyway.
+        if let Some(oldest) = self.oldest_unresolved_prepare_lsn() {
+            lsn = lsn.min(oldest);
+        }
         let prepared = self.engine.max_prepared();
         self.engine.wait_visible(prepared);
         self.engine.checkpoint(lsn.0)?;
@@ -364,11 +420,7 @@ impl Db {
             logical: 0,
             node: 0,
         };
-        // NB: all shards are held together, so no snapshot can register below the result
-        // while it is computed (registration reads `visible` under its shard's lock).
-        let shards: Vec<_> = self.snapshots.iter().map(relock).collect();
-        let oldest = shards.iter().filter_map(|s| s.keys().next().copied()).min();
-        drop(shards);
+        let oldest = self.registry.oldest_snapshot();
         Ok(match oldest {
             Some(s) if s < delayed => s,
             _ => delayed,
@@ -393,29 +445,45 @@ impl Db {
         self.ssi.stats()
     }
 
-    fn snapshot_shard(&self, txn: TxnId) -> &Mutex<BTreeMap<Timestamp, usize>> {
-        &self.snapshots[(txn.0 % SNAPSHOT_SHARDS as u64) as usize]
+    pub(crate) fn wal(&self) -> &Wal {
+        &self.wal
+    }
+
+    pub(crate) fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    pub(crate) fn prepared_set(&self) -> MutexGuard<'_, PreparedSet> {
+        relock(&self.prepared)
+    }
+
+    pub(crate) fn max_prepared(&self) -> usize {
+        self.max_prepared
     }
 
     pub(crate) fn register_snapshot(&self, txn: TxnId) -> Timestamp {
-        let mut snaps = relock(self.snapshot_shard(txn));
+        let mut shard = self.registry.shard(txn);
         // Read `visible` under the registry lock so the GC cannot pass it in between.
         let ts = Timestamp::from_version(self.engine.visible());
-        *snaps.entry(ts).or_insert(0) += 1;
+        shard.add_snapshot(ts);
         ts
     }
 
-    fn register_snapshot_at(&self, txn: TxnId, ts: Timestamp) {
-        *relock(self.snapshot_shard(txn)).entry(ts).or_insert(0) += 1;
+    pub(crate) fn unregister_snapshot(&self, txn: TxnId, ts: Timestamp) {
+        self.registry.shard(txn).remove_snapshot(ts);
     }
 
-    pub(crate) fn unregister_snapshot(&self, txn: TxnId, ts: Timestamp) {
-        let mut snaps = relock(self.snapshot_shard(txn));
-        if let Some(n) = snaps.get_mut(&ts) {
-            *n -= 1;
-            if *n == 0 {
-                snaps.remove(&ts);
-            }
-        }
+    /// The life of transaction `id`, if it wrote something (or prepared) and is live or among
+    /// the recently finished ones ([`crate::registry::HISTORY_PER_SHARD`] per shard); `None`
+    /// for read-only transactions, ids never issued and ids too old to be remembered. In-doubt
+    /// (prepared) transactions are reported as [`TxnPhase::Prepared`] with their gid.
+    pub fn txn_status(&self, id: TxnId) -> Option<TxnInfo> {
+        self.registry.status(id)
+    }
+
+    /// Every writing transaction that is live or recently finished, by id
+    /// (`gnomon_transactions`).
+    pub fn transactions(&self) -> Vec<TxnInfo> {
+        self.registry.list()
     }
 }

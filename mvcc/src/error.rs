@@ -71,8 +71,44 @@ pub enum MvccError {
         /// Where the newest checkpoint says replay starts.
         checkpoint_lsn: u64,
     },
-    /// A WAL record passed its checksum but does not decode as a commit record.
-    #[error("malformed commit record at LSN {lsn}: {reason}")]
+    /// PREPARE TRANSACTION of a SERIALIZABLE transaction (not supported yet; see [`crate::twopc`]).
+    #[error("PREPARE TRANSACTION of a SERIALIZABLE transaction is not supported")]
+    PrepareSerializableUnsupported,
+    /// PREPARE TRANSACTION while `max_prepared_transactions` is 0.
+    #[error("prepared transactions are disabled")]
+    PreparedTransactionsDisabled,
+    /// PREPARE TRANSACTION with `max_prepared_transactions` transactions already prepared.
+    #[error("maximum number of prepared transactions reached")]
+    TooManyPrepared {
+        /// The configured limit.
+        max: usize,
+    },
+    /// PREPARE TRANSACTION with a gid that is in use.
+    #[error("transaction identifier \"{gid}\" is already in use")]
+    DuplicateGid {
+        /// The gid.
+        gid: String,
+    },
+    /// PREPARE TRANSACTION with a gid longer than [`crate::MAX_GID_LEN`] bytes.
+    #[error("transaction identifier \"{gid}\" is too long")]
+    GidTooLong {
+        /// The gid.
+        gid: String,
+    },
+    /// COMMIT/ROLLBACK PREPARED of a gid no transaction is prepared under.
+    #[error("prepared transaction with identifier \"{gid}\" does not exist")]
+    UnknownGid {
+        /// The gid.
+        gid: String,
+    },
+    /// COMMIT/ROLLBACK PREPARED of a gid another session is preparing or resolving.
+    #[error("prepared transaction with identifier \"{gid}\" is busy")]
+    PreparedBusy {
+        /// The gid.
+        gid: String,
+    },
+    /// A WAL record passed its checksum but does not decode as the record its kind says.
+    #[error("malformed WAL record at LSN {lsn}: {reason}")]
     MalformedRecord {
         /// Where it is.
         lsn: u64,

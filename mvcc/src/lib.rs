@@ -27,6 +27,13 @@
 //! - **Time never goes backwards**, across restarts too: see [`clock`]. The node's Lamport
 //!   clock, version vector and vector clock ([`logical`]) are durable before any value is
 //!   returned, and resume exactly where they were after a restart.
+//! - **Two-phase commit participant** ([`twopc`]): `Db::prepare` makes a transaction durable
+//!   as prepared (a fsynced prepare record with its write set and lock set); it survives
+//!   crashes with its locks held and its writes invisible until `Db::commit_prepared` (from
+//!   any session) or `Db::rollback_prepared`.
+//! - **Transaction status** ([`registry`]): every writing transaction, live or among the
+//!   recently finished (bounded history), can be looked up by id (`Db::txn_status`), including
+//!   in-doubt (prepared) ones with their gid.
 //!
 //! ## Invariants
 //!
@@ -52,7 +59,18 @@
 //!    commit is acknowledged before everything it read is durable, and no snapshot reader ever
 //!    sees unpublished data.
 //! 6. The GC safe point stays below every registered snapshot and at least Δgc in the past.
-//! 7. A SERIALIZABLE writer's SSI commit check and its commit timestamp are one step under the
+//!    A prepared transaction keeps its snapshot registered until it is resolved (also when
+//!    rebuilt by recovery), so the safe point covers it with no special case.
+//! 7. A checkpoint's replay position is never past an unresolved prepare record
+//!    (`Db::oldest_unresolved_prepare_lsn`), and WAL segments are only removed before that
+//!    position: whoever schedules checkpoints or removes segments must go through
+//!    `Db::checkpoint` or respect that bound. Replaying commit records that the checkpoint
+//!    already holds is harmless (applying a commit record is idempotent, and every later record
+//!    is replayed after it).
+//! 8. A prepared transaction's writes reach the engine only through its commit record (COMMIT
+//!    PREPARED repeats the write set under the same transaction id), so until then no
+//!    snapshot can see them, before or after a restart.
+//! 9. A SERIALIZABLE writer's SSI commit check and its commit timestamp are one step under the
 //!    SSI mutex (`ssi` → `commit_order`, never the reverse), so "committed first" among
 //!    serializable transactions is timestamp order and agrees with every snapshot; its SSI
 //!    state is forgotten only after its commit is published (see [`ssi`]).
@@ -71,6 +89,12 @@
 //!  engine keys:  user key bytes ++ version (newest first)   version = HLC ts as u128
 //!                ⟨physical µs:64 | logical:32 | node:32⟩
 //!  data dir:     LOCK  checkpoint files  clock (HLC ceiling)  logical_clocks  wal/<segments>
+//!  data dir:     LOCK  checkpoint files  clock (HLC ceiling)  wal/<segments>
+//!  WAL kinds:    1 commit   2 prepare (2PC)   3 abort-prepared (2PC)        (record.rs)
+//!
+//!  2PC:  active ──prepare──► prepared ──commit_prepared──► committed
+//!                   (fsync)      │ locks + snapshot held
+//!                                └──rollback_prepared──► rolled back
 //! ```
 //!
 //! ## Deliberately left out (for now)
@@ -88,15 +112,19 @@ mod error;
 pub mod locks;
 pub mod logical;
 pub mod record;
+pub mod registry;
 pub mod ssi;
+pub mod twopc;
 mod txn;
 
 pub use clock::{Clock, NodeId, SystemClock, Timestamp, WallClock};
-pub use db::{Db, DbOptions, DbStats, RecoveryStats};
+pub use db::{Db, DbOptions, DbStats, RecoveryStats, DEFAULT_MAX_PREPARED_TRANSACTIONS};
 pub use error::MvccError;
 pub use gnomon_engine::GcStats;
-pub use gnomon_wal::SyncPolicy;
+pub use gnomon_wal::{Lsn, SyncPolicy};
 pub use locks::LockStats;
 pub use logical::{Causality, ClockValueError, LogicalClockError, LogicalClocks, VectorTime};
+pub use registry::{TxnInfo, TxnPhase};
 pub use ssi::SsiStats;
+pub use twopc::{PreparedInfo, MAX_GID_LEN};
 pub use txn::{Isolation, Savepoint, ScanIter, Txn, TxnId, TxnState, TxnStatus};

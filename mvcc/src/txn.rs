@@ -46,6 +46,8 @@ pub enum TxnStatus {
     Committed(Timestamp),
     /// Rolled back; none of its writes are visible.
     Aborted,
+    /// Prepared (two-phase commit): durable, invisible, locks held, waiting for the decision.
+    Prepared,
 }
 
 /// Everything that defines a transaction, as plain data: what 2PC persists and sends between
@@ -77,6 +79,10 @@ pub struct Txn {
     undo: Vec<(Vec<u8>, Option<Option<Bytes>>)>,
     /// Row locks held, released at commit or rollback.
     locked: Vec<Vec<u8>>,
+    /// When it began (wall clock, µs since the Unix epoch).
+    started_us: u64,
+    /// Whether the registry knows it as a writer (from its first write on).
+    registered: bool,
     finished: bool,
 }
 
@@ -92,13 +98,45 @@ impl fmt::Debug for Txn {
 }
 
 impl Txn {
-    pub(crate) fn new(db: Arc<Db>, state: TxnState, locked: Vec<Vec<u8>>) -> Txn {
+    pub(crate) fn new(db: Arc<Db>, state: TxnState, locked: Vec<Vec<u8>>, started_us: u64) -> Txn {
         Txn {
             db,
             state,
             undo: Vec::new(),
             locked,
+            started_us,
+            registered: false,
             finished: false,
+        }
+    }
+
+    /// When the transaction began: wall clock, µs since the Unix epoch (what `now()` shows).
+    pub fn started_us(&self) -> u64 {
+        self.started_us
+    }
+
+    /// PREPARE: hands over the state, the row locks and the start time without releasing
+    /// anything; the snapshot stays registered. The handle is finished.
+    pub(crate) fn into_prepared(mut self) -> (TxnState, Vec<Vec<u8>>, u64) {
+        self.finished = true;
+        let state = TxnState {
+            id: self.state.id,
+            isolation: self.state.isolation,
+            snapshot: self.state.snapshot,
+            writes: std::mem::take(&mut self.state.writes),
+            status: self.state.status,
+        };
+        (state, std::mem::take(&mut self.locked), self.started_us)
+    }
+
+    /// The first write makes the transaction known to status look-ups (as PostgreSQL assigns
+    /// an xid at the first write).
+    fn note_write(&mut self) {
+        if !self.registered {
+            self.registered = true;
+            self.db
+                .registry()
+                .writer_started(self.state.id, self.started_us);
         }
     }
 
@@ -216,6 +254,7 @@ impl Txn {
     /// this transaction and not yet committed, or a freshly allocated unique row id). For bulk
     /// rewrites, where a lock per row is pure cost.
     pub fn put_unlocked(&mut self, key: &[u8], value: Bytes) {
+        self.note_write();
         let previous = self.state.writes.insert(key.to_vec(), Some(value));
         self.undo.push((key.to_vec(), previous));
     }
@@ -235,6 +274,7 @@ impl Txn {
         if self.state.isolation == Isolation::Serializable {
             self.db.ssi().write_key(self.state.id, key)?;
         }
+        self.note_write();
         let previous = self.state.writes.insert(key.to_vec(), value);
         self.undo.push((key.to_vec(), previous));
         Ok(())
@@ -347,8 +387,18 @@ impl Txn {
             let committed = matches!(self.state.status, TxnStatus::Committed(_));
             self.db.ssi().end(self.state.id, committed);
         }
-        self.db
-            .unregister_snapshot(self.state.id, self.state.snapshot);
+        let commit_ts = match self.state.status {
+            TxnStatus::Committed(ts) => Some(ts),
+            _ => None,
+        };
+        if self.registered {
+            self.db
+                .registry()
+                .finished(self.state.id, Some(self.state.snapshot), commit_ts);
+        } else {
+            self.db
+                .unregister_snapshot(self.state.id, self.state.snapshot);
+        }
     }
 }
 

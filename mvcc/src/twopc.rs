@@ -1,0 +1,390 @@
+//! Two-phase commit, participant side: `PREPARE TRANSACTION`, `COMMIT PREPARED`,
+//! `ROLLBACK PREPARED` with PostgreSQL's semantics.
+//!
+//! ## Protocol
+//!
+//! ```text
+//!            prepare(txn, gid)                 commit_prepared(gid)
+//!  active ───────────────────► preparing ──► prepared ───────────────► committing ──► committed
+//!    │      slot reserved,          │  PREPARE record   │  COMMIT record (same txn id,
+//!    │      lower-bound LSN         │  fsynced          │  write set repeated), fsynced,
+//!    │                              ▼                   │  published; then locks released
+//!    │                        (append fails:            │
+//!    │                         slot freed, rolled back) │ rollback_prepared(gid)
+//!    ▼                                                  └──────────────► rolling back ──► rolled back
+//!  rolled back                                             ABORT_PREPARED record fsynced,
+//!                                                          then locks released
+//! ```
+//!
+//! ## Invariants
+//!
+//! 1. `prepare` returns `Ok` only once the prepare record (write set, lock set, snapshot,
+//!    gid, owner, database: [`crate::record`]) is durable. From then on the transaction
+//!    survives crashes: recovery rebuilds it from that record, re-takes its row locks and
+//!    re-registers its snapshot before the database accepts any transaction.
+//! 2. A prepared transaction's writes are in no engine batch until COMMIT PREPARED: they are
+//!    invisible to every snapshot, exactly as an active transaction's.
+//! 3. A prepared transaction holds its row locks (every lock it held at PREPARE) and keeps its
+//!    snapshot registered, so the GC safe point stays below its snapshot with no special case.
+//! 4. Resolution is durable before it is acknowledged and before the locks are released:
+//!    COMMIT PREPARED goes through the ordinary commit pipeline (one commit record under the
+//!    same transaction id, repeating the write set, so replay never needs the prepare record
+//!    to apply it); ROLLBACK PREPARED appends an abort-prepared record and waits for its fsync.
+//! 5. Replay: a prepare record makes its transaction prepared; a later commit record or
+//!    abort-prepared record of the same id resolves it. What remains at the end of the log is
+//!    in doubt and is rebuilt.
+//! 6. A checkpoint never moves the replay start past an unresolved prepare record:
+//!    [`Db::oldest_unresolved_prepare_lsn`] bounds it (see [`Db::checkpoint`]). Replaying the
+//!    commit records between that record and the checkpoint again is harmless: applying a
+//!    commit record is idempotent, and every later record is replayed after it.
+//! 7. At most one session works on a prepared transaction at a time (the slot is busy while
+//!    it is being committed or rolled back); a second one gets "is busy", as in PostgreSQL.
+//!
+//! The slot of a transaction being prepared carries a WAL position read *before* its record
+//! was appended (a lower bound of the record's position), so a checkpoint that reads the end
+//! of the log first and the oldest unresolved position second can never skip it.
+//!
+//! Deliberately left out: PREPARE of a SERIALIZABLE transaction is refused (0A000): SSI's
+//! commit check is fused with taking the commit timestamp, and a prepared serializable
+//! transaction would need it at PREPARE with its SIREAD locks carried in the prepare record.
+//! Table-level locks are not in the lock set yet (the record's lock kinds leave room for them).
+
+use std::collections::HashMap;
+
+use gnomon_wal::Lsn;
+
+use crate::clock::Timestamp;
+use crate::db::Db;
+use crate::error::MvccError;
+use crate::record::{
+    encode_abort_prepared, encode_prepare, PrepareRecord, ABORT_PREPARED_RECORD, PREPARE_RECORD,
+};
+use crate::registry::TxnPhase;
+use crate::txn::{Isolation, Txn, TxnId, TxnState, TxnStatus};
+
+/// Longest global transaction identifier, in bytes (PostgreSQL's GIDSIZE minus its NUL).
+pub const MAX_GID_LEN: usize = 199;
+
+/// A prepared transaction as `pg_prepared_xacts` shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PreparedInfo {
+    /// The transaction id.
+    pub txn: TxnId,
+    /// The global identifier the client chose.
+    pub gid: String,
+    /// When it was prepared (HLC; the physical part is wall-clock µs).
+    pub prepared_at: Timestamp,
+    /// Who prepared it (opaque label from the caller; the SQL layer's role).
+    pub owner: String,
+    /// Where (opaque label from the caller; the SQL layer's database).
+    pub database: String,
+}
+
+/// A durable prepared transaction.
+pub(crate) struct Prepared {
+    state: TxnState,
+    row_locks: Vec<Vec<u8>>,
+    prepared_at: Timestamp,
+    started_us: u64,
+    owner: String,
+    database: String,
+}
+
+/// One gid in use.
+pub(crate) struct Slot {
+    /// Position of the prepare record; while it is being written, a position at or before it.
+    lsn: Lsn,
+    /// `None` while the transaction is being prepared, committed or rolled back (busy).
+    prepared: Option<Prepared>,
+}
+
+/// Prepared transactions by gid.
+#[derive(Default)]
+pub(crate) struct PreparedSet {
+    by_gid: HashMap<String, Slot>,
+}
+
+impl PreparedSet {
+    /// Recovery: the transactions whose prepare record was not resolved, to be rebuilt.
+    pub(crate) fn insert_recovered(&mut self, lsn: Lsn, rec: PrepareRecord) {
+        let PrepareRecord {
+            txn,
+            snapshot,
+            prepared_at,
+            isolation,
+            gid,
+            owner,
+            database,
+            writes,
+            row_locks,
+        } = rec;
+        let state = TxnState {
+            id: txn,
+            isolation,
+            snapshot,
+            writes: writes.into_iter().collect(),
+            status: TxnStatus::Prepared,
+        };
+        self.by_gid.insert(
+            gid,
+            Slot {
+                lsn,
+                prepared: Some(Prepared {
+                    state,
+                    row_locks,
+                    prepared_at,
+                    // NB: the begin time is not logged; the prepare time stands in for it.
+                    started_us: prepared_at.physical_us,
+                    owner,
+                    database,
+                }),
+            },
+        );
+    }
+}
+
+impl Db {
+    /// PREPARE TRANSACTION: makes `txn` durable as prepared under `gid` and ends it for the
+    /// caller. Its writes stay invisible and its locks held until [`Db::commit_prepared`] or
+    /// [`Db::rollback_prepared`], from any session, also after a crash. `owner` and `database`
+    /// are labels shown by [`Db::prepared_transactions`].
+    ///
+    /// On any error the transaction is rolled back (as PostgreSQL does): gid too long,
+    /// prepared transactions disabled (`max_prepared_transactions` = 0), too many, gid in use,
+    /// or the log failed (then the outcome is in doubt, as for a commit).
+    pub fn prepare(
+        &self,
+        txn: Txn,
+        gid: &str,
+        owner: &str,
+        database: &str,
+    ) -> Result<(), MvccError> {
+        if txn.state().isolation == Isolation::Serializable {
+            // NB: SSI's commit check is fused with taking the commit timestamp; a prepared
+            // transaction would need it at PREPARE (PostgreSQL runs it there), with its
+            // SIREAD locks carried in the prepare record. Refused rather than unsafe.
+            return Err(MvccError::PrepareSerializableUnsupported);
+        }
+        if gid.len() > MAX_GID_LEN {
+            return Err(MvccError::GidTooLong {
+                gid: gid.to_string(),
+            });
+        }
+        {
+            let mut set = self.prepared_set();
+            if self.max_prepared() == 0 {
+                return Err(MvccError::PreparedTransactionsDisabled);
+            }
+            if set.by_gid.contains_key(gid) {
+                return Err(MvccError::DuplicateGid {
+                    gid: gid.to_string(),
+                });
+            }
+            if set.by_gid.len() >= self.max_prepared() {
+                return Err(MvccError::TooManyPrepared {
+                    max: self.max_prepared(),
+                });
+            }
+            // Read under the set's mutex, before the record is appended: a lower bound of
+            // its position (invariant 6).
+            let lsn = self.wal().end_lsn();
+            set.by_gid.insert(
+                gid.to_string(),
+                Slot {
+                    lsn,
+                    prepared: None,
+                },
+            );
+        }
+        let (mut state, row_locks, started_us) = txn.into_prepared();
+        let id = state.id;
+        let registry = self.registry();
+        registry.writer_started(id, started_us);
+        registry.set_phase(id, TxnPhase::Preparing, Some(gid));
+        let appended = self.clock().now().and_then(|prepared_at| {
+            let payload = encode_prepare(
+                id,
+                state.snapshot,
+                prepared_at,
+                state.isolation,
+                gid,
+                owner,
+                database,
+                state.writes.iter(),
+                &row_locks,
+            );
+            Ok((self.wal().append(PREPARE_RECORD, &payload)?, prepared_at))
+        });
+        let mut set = self.prepared_set();
+        match appended {
+            Ok((lsn, prepared_at)) => {
+                state.status = TxnStatus::Prepared;
+                set.by_gid.insert(
+                    gid.to_string(),
+                    Slot {
+                        lsn,
+                        prepared: Some(Prepared {
+                            state,
+                            row_locks,
+                            prepared_at,
+                            started_us,
+                            owner: owner.to_string(),
+                            database: database.to_string(),
+                        }),
+                    },
+                );
+                drop(set);
+                registry.set_phase(id, TxnPhase::Prepared, None);
+                Ok(())
+            }
+            Err(e) => {
+                set.by_gid.remove(gid);
+                drop(set);
+                self.locks().release_all(id, row_locks.iter());
+                registry.finished(id, Some(state.snapshot), None);
+                self.count_finished(false);
+                Err(e)
+            }
+        }
+    }
+
+    /// COMMIT PREPARED: commits the transaction prepared as `gid` (durable and visible when
+    /// this returns `Ok`), then releases its locks. Returns its final state (status
+    /// `Committed(ts)`, with the write set). Errors: unknown gid, busy (another session is
+    /// resolving it), or the commit failed (it stays prepared; a log failure leaves the
+    /// outcome in doubt).
+    pub fn commit_prepared(&self, gid: &str) -> Result<TxnState, MvccError> {
+        let p = self.take_prepared(gid)?;
+        let id = p.state.id;
+        self.registry().set_phase(id, TxnPhase::Committing, None);
+        // NB: no early lock release here: if the commit fails, the transaction stays prepared
+        // with its locks.
+        let committed = self
+            .start_commit(&p.state)
+            .and_then(|c| self.finish_commit(c, &p.state));
+        match committed {
+            Ok(ts) => {
+                let Prepared {
+                    mut state,
+                    row_locks,
+                    ..
+                } = p;
+                self.prepared_set().by_gid.remove(gid);
+                self.locks().release_all(id, row_locks.iter());
+                self.registry().finished(id, Some(state.snapshot), Some(ts));
+                state.status = TxnStatus::Committed(ts);
+                Ok(state)
+            }
+            Err(e) => {
+                self.put_back(gid, p);
+                Err(e)
+            }
+        }
+    }
+
+    /// ROLLBACK PREPARED: discards the transaction prepared as `gid` once its abort record is
+    /// durable, then releases its locks. Errors as [`Db::commit_prepared`].
+    pub fn rollback_prepared(&self, gid: &str) -> Result<TxnState, MvccError> {
+        let p = self.take_prepared(gid)?;
+        let id = p.state.id;
+        self.registry().set_phase(id, TxnPhase::RollingBack, None);
+        match self
+            .wal()
+            .append(ABORT_PREPARED_RECORD, &encode_abort_prepared(id, gid))
+        {
+            Ok(_) => {
+                let Prepared {
+                    mut state,
+                    row_locks,
+                    ..
+                } = p;
+                self.prepared_set().by_gid.remove(gid);
+                self.locks().release_all(id, row_locks.iter());
+                self.registry().finished(id, Some(state.snapshot), None);
+                self.count_finished(false);
+                state.status = TxnStatus::Aborted;
+                Ok(state)
+            }
+            Err(e) => {
+                self.put_back(gid, p);
+                Err(e.into())
+            }
+        }
+    }
+
+    /// Every prepared transaction (not those being prepared or resolved right now), by gid.
+    pub fn prepared_transactions(&self) -> Vec<PreparedInfo> {
+        let set = self.prepared_set();
+        let mut out: Vec<PreparedInfo> = set
+            .by_gid
+            .iter()
+            .filter_map(|(gid, slot)| {
+                let p = slot.prepared.as_ref()?;
+                Some(PreparedInfo {
+                    txn: p.state.id,
+                    gid: gid.clone(),
+                    prepared_at: p.prepared_at,
+                    owner: p.owner.clone(),
+                    database: p.database.clone(),
+                })
+            })
+            .collect();
+        out.sort_by(|a, b| a.gid.cmp(&b.gid));
+        out
+    }
+
+    /// Runs `f` on the state of the transaction prepared as `gid` (its write set, snapshot,
+    /// isolation), if it exists and no session is resolving it.
+    pub fn with_prepared<R>(&self, gid: &str, f: impl FnOnce(&TxnState) -> R) -> Option<R> {
+        let set = self.prepared_set();
+        let p = set.by_gid.get(gid)?.prepared.as_ref()?;
+        Some(f(&p.state))
+    }
+
+    /// WAL position of the oldest prepare record not yet resolved (including one being
+    /// written: then a position at or before it). Recovery must replay from at or before it,
+    /// so no checkpoint may move the replay start (or remove log segments) past it.
+    pub fn oldest_unresolved_prepare_lsn(&self) -> Option<Lsn> {
+        self.prepared_set().by_gid.values().map(|s| s.lsn).min()
+    }
+
+    /// Recovery, after replay: re-takes the locks and snapshot of every transaction still
+    /// prepared and makes it visible to look-ups. Nothing else runs yet, so no lock waits.
+    pub(crate) fn restore_prepared(&self) -> Result<usize, MvccError> {
+        let set = self.prepared_set();
+        for (gid, slot) in set.by_gid.iter() {
+            let Some(p) = slot.prepared.as_ref() else {
+                continue;
+            };
+            let id = p.state.id;
+            for key in &p.row_locks {
+                self.locks().lock_row(id, key)?;
+            }
+            self.registry().shard(id).add_snapshot(p.state.snapshot);
+            self.registry().recovered_prepared(id, gid, p.started_us);
+        }
+        Ok(set.by_gid.len())
+    }
+
+    /// Marks `gid` busy and takes its transaction out for resolution.
+    fn take_prepared(&self, gid: &str) -> Result<Prepared, MvccError> {
+        let mut set = self.prepared_set();
+        let Some(slot) = set.by_gid.get_mut(gid) else {
+            return Err(MvccError::UnknownGid {
+                gid: gid.to_string(),
+            });
+        };
+        slot.prepared.take().ok_or_else(|| MvccError::PreparedBusy {
+            gid: gid.to_string(),
+        })
+    }
+
+    /// A resolution failed: the transaction is prepared again, with its locks.
+    fn put_back(&self, gid: &str, p: Prepared) {
+        let id = p.state.id;
+        if let Some(slot) = self.prepared_set().by_gid.get_mut(gid) {
+            slot.prepared = Some(p);
+        }
+        self.registry().set_phase(id, TxnPhase::Prepared, None);
+    }
+}

@@ -1,0 +1,327 @@
+//! Two-phase commit, participant side: a prepared transaction is durable, invisible and holds
+//! its locks until COMMIT/ROLLBACK PREPARED, across restarts, checkpoints and log cuts.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::{mpsc, Arc};
+use std::time::Duration;
+
+use bytes::Bytes;
+use gnomon_mvcc::{Db, DbOptions, Isolation, MvccError, SyncPolicy, TxnId, TxnPhase, TxnStatus};
+
+fn open_with(dir: &Path, max_prepared: usize) -> Arc<Db> {
+    Db::open(DbOptions {
+        dir: dir.to_path_buf(),
+        sync: SyncPolicy::OffUnsafeNoDurability,
+        gc_delay: Duration::ZERO,
+        max_prepared_transactions: max_prepared,
+        segment_size: 1 << 20,
+        ..DbOptions::default()
+    })
+    .unwrap()
+}
+
+fn open(dir: &Path) -> Arc<Db> {
+    open_with(dir, 10)
+}
+
+fn read(db: &Arc<Db>, key: &str) -> Option<String> {
+    let t = db.begin(Isolation::ReadCommitted);
+    t.get(key.as_bytes())
+        .unwrap()
+        .map(|v| String::from_utf8(v.to_vec()).unwrap())
+}
+
+fn commit_put(db: &Arc<Db>, key: &str, value: &str) {
+    let mut t = db.begin(Isolation::ReadCommitted);
+    t.put(key.as_bytes(), Bytes::from(value.to_string()))
+        .unwrap();
+    t.commit().unwrap();
+}
+
+/// Prepares {"k": "prepared", "locked-only" locked} under `gid`; returns the txn id.
+fn prepare_one(db: &Arc<Db>, gid: &str) -> TxnId {
+    let mut t = db.begin(Isolation::ReadCommitted);
+    t.put(b"k", Bytes::from_static(b"prepared")).unwrap();
+    t.get_for_update(b"locked-only").unwrap();
+    let id = t.id();
+    db.prepare(t, gid, "alice", "gnomon").unwrap();
+    id
+}
+
+/// Starts a writer of `key` on another thread; it reports the value it read under the lock.
+fn spawn_writer(db: &Arc<Db>, key: &'static str) -> mpsc::Receiver<Option<String>> {
+    let (tx, rx) = mpsc::channel();
+    let db = db.clone();
+    std::thread::spawn(move || {
+        let mut t = db.begin(Isolation::ReadCommitted);
+        let seen = t
+            .get_for_update(key.as_bytes())
+            .unwrap()
+            .map(|v| String::from_utf8(v.to_vec()).unwrap());
+        t.put(key.as_bytes(), Bytes::from_static(b"writer"))
+            .unwrap();
+        t.commit().unwrap();
+        drop(db); // before reporting: the test may reopen the directory next
+        let _ = tx.send(seen);
+    });
+    rx
+}
+
+/// The writer is still waiting for the lock. NB: can only pass wrongly on a very slow
+/// machine (the writer not yet started), never fail wrongly.
+fn still_waiting(rx: &mpsc::Receiver<Option<String>>) -> bool {
+    rx.recv_timeout(Duration::from_millis(200)).is_err()
+}
+
+#[test]
+fn prepared_writes_are_invisible_locked_and_durable_until_commit_prepared() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = open(dir.path());
+    commit_put(&db, "k", "before");
+    let id = prepare_one(&db, "g1");
+    assert_eq!(read(&db, "k").as_deref(), Some("before"));
+    let listed = db.prepared_transactions();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(
+        (
+            listed[0].txn,
+            listed[0].gid.as_str(),
+            listed[0].owner.as_str()
+        ),
+        (id, "g1", "alice")
+    );
+    assert_eq!(db.txn_status(id).unwrap().status, TxnPhase::Prepared);
+
+    let writer = spawn_writer(&db, "k");
+    assert!(still_waiting(&writer), "the prepared transaction holds k");
+    let state = db.commit_prepared("g1").unwrap();
+    assert!(matches!(state.status, TxnStatus::Committed(_)));
+    // READ COMMITTED re-reads the newest committed version once it has the lock.
+    assert_eq!(writer.recv().unwrap().as_deref(), Some("prepared"));
+    assert_eq!(read(&db, "k").as_deref(), Some("writer"));
+    assert!(db.prepared_transactions().is_empty());
+    let info = db.txn_status(id).unwrap();
+    assert_eq!(info.status, TxnPhase::Committed);
+    assert_eq!(info.gid.as_deref(), Some("g1"));
+    assert!(info.commit_ts.is_some());
+}
+
+#[test]
+fn a_prepared_transaction_survives_restart_with_its_locks_and_commits_afterwards() {
+    let dir = tempfile::tempdir().unwrap();
+    let id = {
+        let db = open(dir.path());
+        commit_put(&db, "k", "before");
+        prepare_one(&db, "g1")
+    };
+    let db = open(dir.path());
+    assert_eq!(db.recovery_stats().prepared_restored, 1);
+    assert_eq!(read(&db, "k").as_deref(), Some("before"), "still invisible");
+    assert_eq!(db.prepared_transactions()[0].txn, id);
+    assert_eq!(db.txn_status(id).unwrap().status, TxnPhase::Prepared);
+    // New transactions get younger ids than the recovered one.
+    assert!(db.begin(Isolation::ReadCommitted).id() > id);
+    // Both the written row and the row it only locked are locked again.
+    let on_k = spawn_writer(&db, "k");
+    let on_locked = spawn_writer(&db, "locked-only");
+    assert!(still_waiting(&on_k) && still_waiting(&on_locked));
+    db.commit_prepared("g1").unwrap();
+    assert_eq!(on_k.recv().unwrap().as_deref(), Some("prepared"));
+    assert_eq!(on_locked.recv().unwrap(), None);
+    drop(db);
+    let db = open(dir.path());
+    assert!(db.prepared_transactions().is_empty(), "resolved for good");
+    assert_eq!(read(&db, "k").as_deref(), Some("writer"));
+}
+
+#[test]
+fn rollback_prepared_discards_and_stays_discarded_after_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let db = open(dir.path());
+        commit_put(&db, "k", "before");
+        let id = prepare_one(&db, "g1");
+        let writer = spawn_writer(&db, "k");
+        assert!(still_waiting(&writer));
+        db.rollback_prepared("g1").unwrap();
+        assert_eq!(writer.recv().unwrap().as_deref(), Some("before"));
+        assert_eq!(db.txn_status(id).unwrap().status, TxnPhase::RolledBack);
+    }
+    let db = open(dir.path());
+    assert!(db.prepared_transactions().is_empty());
+    assert_eq!(read(&db, "k").as_deref(), Some("writer"));
+}
+
+#[test]
+fn errors_follow_postgresql() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = open_with(dir.path(), 1);
+    prepare_one(&db, "g1");
+    let mut t = db.begin(Isolation::ReadCommitted);
+    t.put(b"other", Bytes::from_static(b"x")).unwrap();
+    assert!(matches!(
+        db.prepare(t, "g1", "", ""),
+        Err(MvccError::DuplicateGid { .. })
+    ));
+    assert_eq!(read(&db, "other"), None, "a failed PREPARE rolls back");
+    let t = db.begin(Isolation::ReadCommitted);
+    assert!(matches!(
+        db.prepare(t, "g2", "", ""),
+        Err(MvccError::TooManyPrepared { max: 1 })
+    ));
+    let t = db.begin(Isolation::ReadCommitted);
+    let long = "x".repeat(gnomon_mvcc::MAX_GID_LEN + 1);
+    assert!(matches!(
+        db.prepare(t, &long, "", ""),
+        Err(MvccError::GidTooLong { .. })
+    ));
+    assert!(matches!(
+        db.commit_prepared("nope"),
+        Err(MvccError::UnknownGid { .. })
+    ));
+    assert!(matches!(
+        db.rollback_prepared("nope"),
+        Err(MvccError::UnknownGid { .. })
+    ));
+    // The refused transactions released their locks: "other" is writable.
+    commit_put(&db, "other", "y");
+    drop(db);
+    let db = open_with(dir.path(), 0);
+    let t = db.begin(Isolation::ReadCommitted);
+    assert!(matches!(
+        db.prepare(t, "g3", "", ""),
+        Err(MvccError::PreparedTransactionsDisabled)
+    ));
+    // A transaction prepared before the limit was lowered can still be resolved.
+    db.commit_prepared("g1").unwrap();
+}
+
+#[test]
+fn a_checkpoint_keeps_unresolved_prepare_records_and_the_gc_spares_their_snapshot() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let db = open(dir.path());
+        commit_put(&db, "k", "v1");
+        prepare_one(&db, "g1");
+        let prepare_lsn = db.oldest_unresolved_prepare_lsn().unwrap();
+        for i in 0..50 {
+            commit_put(&db, &format!("after{i}"), "x");
+        }
+        commit_put(&db, "k2", "v2");
+        let replay_from = db.checkpoint().unwrap();
+        assert!(replay_from <= prepare_lsn.0);
+        // The prepared snapshot bounds the safe point (Δgc = 0 here).
+        let snapshot = db.with_prepared("g1", |s| s.snapshot).unwrap();
+        assert!(db.safe_point().unwrap() <= snapshot);
+        db.gc().unwrap();
+    }
+    let db = open(dir.path());
+    assert_eq!(db.prepared_transactions().len(), 1);
+    assert_eq!(read(&db, "after49").as_deref(), Some("x"));
+    assert_eq!(read(&db, "k2").as_deref(), Some("v2"));
+    let snapshot = db.with_prepared("g1", |s| s.snapshot).unwrap();
+    assert!(db.safe_point().unwrap() <= snapshot, "also after restart");
+    db.commit_prepared("g1").unwrap();
+    // Resolved: the next checkpoint may move past the prepare record.
+    assert_eq!(db.oldest_unresolved_prepare_lsn(), None);
+    let end = db.checkpoint().unwrap();
+    drop(db);
+    let db = open(dir.path());
+    assert_eq!(db.recovery_stats().checkpoint_lsn, end);
+    assert!(db.prepared_transactions().is_empty());
+    assert_eq!(read(&db, "k").as_deref(), Some("prepared"));
+}
+
+#[test]
+fn read_only_transactions_are_not_tracked_but_prepared_read_only_ones_are() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = open(dir.path());
+    let t = db.begin(Isolation::ReadCommitted);
+    let reader = t.id();
+    t.commit().unwrap();
+    assert_eq!(db.txn_status(reader), None);
+    let t = db.begin(Isolation::RepeatableRead);
+    let id = t.id();
+    db.prepare(t, "ro", "", "").unwrap();
+    assert_eq!(db.txn_status(id).unwrap().gid.as_deref(), Some("ro"));
+    db.commit_prepared("ro").unwrap();
+    assert_eq!(db.txn_status(id).unwrap().status, TxnPhase::Committed);
+    let mut w = db.begin(Isolation::ReadCommitted);
+    w.put(b"a", Bytes::from_static(b"1")).unwrap();
+    let wid = w.id();
+    assert_eq!(db.txn_status(wid).unwrap().status, TxnPhase::Active);
+    let listed: Vec<TxnId> = db.transactions().iter().map(|i| i.id).collect();
+    assert!(listed.contains(&wid) && listed.contains(&id));
+    w.rollback();
+    assert_eq!(db.txn_status(wid).unwrap().status, TxnPhase::RolledBack);
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    fs::create_dir_all(to).unwrap();
+    for entry in fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else if entry.file_name() != "LOCK" {
+            fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+fn last_segment(dir: &Path) -> PathBuf {
+    let mut segs: Vec<PathBuf> = fs::read_dir(dir.join("wal"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "wal"))
+        .collect();
+    segs.sort();
+    segs.pop().unwrap()
+}
+
+#[test]
+fn a_log_cut_anywhere_in_the_prepare_and_commit_records_keeps_a_consistent_state() {
+    let base = tempfile::tempdir().unwrap();
+    let src = base.path().join("src");
+    let seg = {
+        let db = open(&src);
+        commit_put(&db, "k", "before");
+        let seg = last_segment(&src);
+        let start = fs::metadata(&seg).unwrap().len();
+        prepare_one(&db, "g1");
+        let prepared_end = fs::metadata(&seg).unwrap().len();
+        db.commit_prepared("g1").unwrap();
+        (
+            seg,
+            start,
+            prepared_end,
+            fs::metadata(last_segment(&src)).unwrap().len(),
+        )
+    };
+    let (seg, start, prepared_end, end) = seg;
+    let name = seg.file_name().unwrap().to_owned();
+    for cut in start..=end {
+        let dir = base.path().join(format!("cut{cut}"));
+        copy_dir(&src, &dir);
+        let f = fs::OpenOptions::new()
+            .write(true)
+            .open(dir.join("wal").join(&name))
+            .unwrap();
+        f.set_len(cut).unwrap();
+        drop(f);
+        let db = open(&dir);
+        let prepared = db.prepared_transactions().len();
+        let k = read(&db, "k");
+        match (prepared, k.as_deref()) {
+            // Before the prepare record is whole: as if it never happened.
+            (0, Some("before")) => assert!(cut < prepared_end, "cut {cut}"),
+            // Prepare record whole, commit record not: in doubt, locked, invisible.
+            (1, Some("before")) => assert!(cut >= prepared_end && cut < end, "cut {cut}"),
+            (0, Some("prepared")) => assert_eq!(cut, end),
+            other => panic!("cut {cut}: impossible state {other:?}"),
+        }
+        drop(db);
+        fs::remove_dir_all(&dir).unwrap();
+    }
+}
