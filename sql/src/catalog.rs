@@ -23,8 +23,8 @@ use crate::error::{SqlError, SqlResult, SqlState};
 use crate::storage::Transaction;
 use crate::types::{DataType, Value};
 
-/// Version byte of an encoded [`TableDef`]; readers reject others.
-pub const TABLE_DEF_VERSION: u8 = 1; // FROZEN
+/// Version byte of an encoded [`TableDef`]; readers accept 1 and 2 and reject others.
+pub const TABLE_DEF_VERSION: u8 = 2; // FROZEN (1: no definition id, checks or indexes)
 
 /// Version of the catalog layout, stored under [`Key::Meta`] at bootstrap.
 pub const CATALOG_FORMAT_VERSION: u32 = 1; // FROZEN
@@ -45,17 +45,48 @@ pub struct ColumnDef {
     pub default: Option<String>,
 }
 
+/// A CHECK constraint.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CheckDef {
+    /// Constraint name (PostgreSQL's `<table>_<column>_check` unless named).
+    pub name: String,
+    /// The boolean expression as SQL text, bound against the table's columns when used.
+    pub expr: String,
+}
+
+/// A secondary index (also what a UNIQUE constraint is).
+#[derive(Debug, Clone, PartialEq)]
+pub struct IndexDef {
+    /// Id (allocated like table ids; the index's OID): entries live under it.
+    pub id: u32,
+    /// Index name (unique among indexes).
+    pub name: String,
+    /// Indexes into the table's columns, in index order.
+    pub columns: Vec<usize>,
+    /// Two rows may not share the indexed values (unless one of them is NULL).
+    pub unique: bool,
+    /// Created by a UNIQUE constraint (dropped with ALTER TABLE DROP CONSTRAINT, not DROP INDEX).
+    pub constraint: bool,
+}
+
 /// A table definition.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TableDef {
-    /// Id (also the OID clients see).
+    /// Id (also the OID clients see); prefixes the table's row keys.
     pub id: TableId,
+    /// Key of this definition under [`Key::Table`]: a fresh id for every ALTER TABLE, so a
+    /// definition never changes under its key and decoded definitions can be cached by it.
+    pub def_id: TableId,
     /// Name (case-folded).
     pub name: String,
     /// Columns in declaration order.
     pub columns: Vec<ColumnDef>,
     /// Indexes into `columns` of the primary key; empty = the table uses a hidden rowid.
     pub primary_key: Vec<usize>,
+    /// CHECK constraints.
+    pub checks: Vec<CheckDef>,
+    /// Secondary indexes (UNIQUE constraints included).
+    pub indexes: Vec<IndexDef>,
 }
 
 impl TableDef {
@@ -84,17 +115,22 @@ impl TableDef {
         format!("{}_pkey", self.name)
     }
 
-    /// Encoding:
+    /// Encoding (version 2; version 1 lacks `def id` and everything after the key, and its
+    /// definition id is its table id):
     ///
     /// ```text
-    /// version 1B | id u32 BE | name str | ncols varint
+    /// version 1B | id u32 BE | def id u32 BE | name str | ncols varint
     ///   | ncols × (name str | type | flags 1B: bit0 NOT NULL, bit1 has default | [default str])
     ///   | npk varint | npk × column index varint
+    ///   | nchecks varint | nchecks × (name str | expr str)
+    ///   | nindexes varint | nindexes × (id u32 BE | name str | flags 1B: bit0 unique,
+    ///     bit1 constraint | ncols varint | ncols × column index varint)
     /// ```
     /// `str` is varint length + UTF-8; `type` is a tag byte plus varint modifiers.
     pub fn encode(&self) -> Vec<u8> {
         let mut out = vec![TABLE_DEF_VERSION];
         out.extend_from_slice(&self.id.0.to_be_bytes());
+        out.extend_from_slice(&self.def_id.0.to_be_bytes());
         put_str(&mut out, &self.name);
         put_varint(&mut out, self.columns.len() as u64);
         for c in &self.columns {
@@ -109,6 +145,21 @@ impl TableDef {
         for &i in &self.primary_key {
             put_varint(&mut out, i as u64);
         }
+        put_varint(&mut out, self.checks.len() as u64);
+        for c in &self.checks {
+            put_str(&mut out, &c.name);
+            put_str(&mut out, &c.expr);
+        }
+        put_varint(&mut out, self.indexes.len() as u64);
+        for ix in &self.indexes {
+            out.extend_from_slice(&ix.id.to_be_bytes());
+            put_str(&mut out, &ix.name);
+            out.push(ix.unique as u8 | ((ix.constraint as u8) << 1));
+            put_varint(&mut out, ix.columns.len() as u64);
+            for &c in &ix.columns {
+                put_varint(&mut out, c as u64);
+            }
+        }
         out
     }
 
@@ -116,12 +167,17 @@ impl TableDef {
     pub fn decode(bytes: &[u8]) -> SqlResult<TableDef> {
         let mut r = Reader::new(bytes);
         let version = r.u8()?;
-        if version != TABLE_DEF_VERSION {
+        if version != 1 && version != TABLE_DEF_VERSION {
             return Err(SqlError::corrupt(format!(
                 "unknown table definition version {version}"
             )));
         }
         let id = TableId(u32::from_be_bytes(r.array()?));
+        let def_id = if version >= 2 {
+            TableId(u32::from_be_bytes(r.array()?))
+        } else {
+            id
+        };
         let name = r.string()?;
         let ncols = r.varint()? as usize;
         let mut columns = Vec::with_capacity(ncols.min(1600));
@@ -150,14 +206,49 @@ impl TableDef {
             }
             primary_key.push(i);
         }
+        let mut checks = Vec::new();
+        let mut indexes = Vec::new();
+        if version >= 2 {
+            let n = r.varint()? as usize;
+            for _ in 0..n {
+                let name = r.string()?;
+                let expr = r.string()?;
+                checks.push(CheckDef { name, expr });
+            }
+            let n = r.varint()? as usize;
+            for _ in 0..n {
+                let id = u32::from_be_bytes(r.array()?);
+                let name = r.string()?;
+                let flags = r.u8()?;
+                let ncols = r.varint()? as usize;
+                let mut cols = Vec::with_capacity(ncols.min(32));
+                for _ in 0..ncols {
+                    let i = r.varint()? as usize;
+                    if i >= columns.len() {
+                        return Err(SqlError::corrupt("index column out of range"));
+                    }
+                    cols.push(i);
+                }
+                indexes.push(IndexDef {
+                    id,
+                    name,
+                    columns: cols,
+                    unique: flags & 1 != 0,
+                    constraint: flags & 2 != 0,
+                });
+            }
+        }
         if !r.is_empty() {
             return Err(SqlError::corrupt("trailing bytes after table definition"));
         }
         Ok(TableDef {
             id,
+            def_id,
             name,
             columns,
             primary_key,
+            checks,
+            indexes,
         })
     }
 }
@@ -174,17 +265,39 @@ pub(crate) struct Catalog {
     next_table_id: AtomicU32,
     /// Next hidden rowid per table, initialised lazily from the largest stored rowid.
     rowids: Mutex<HashMap<TableId, i64>>,
+    /// Sequence values (non-transactional).
+    pub(crate) sequences: Arc<crate::sequence::Sequences>,
+    /// CHECK constraints bound against their table, by definition id (immutable per id).
+    checks: RwLock<HashMap<TableId, Arc<Vec<crate::expr::Expr>>>>,
 }
 
 impl Catalog {
-    /// Loads ids from storage so new tables never reuse an id.
-    pub(crate) fn load(txn: &dyn Transaction) -> SqlResult<Catalog> {
+    /// Loads ids from storage so new tables, definitions, indexes and sequences never reuse
+    /// an id (they share one counter, like PostgreSQL's OIDs).
+    pub(crate) fn load(txn: &dyn Transaction, db: Arc<gnomon_mvcc::Db>) -> SqlResult<Catalog> {
         let mut max_id = FIRST_TABLE_ID - 1;
         let mut defs = HashMap::new();
         for (k, v) in txn.scan(KeyPrefix::Table.range(), false, None)? {
             if let Key::Table(id) = Key::decode(&k)? {
-                max_id = max_id.max(id.0);
-                defs.insert(id, Arc::new(TableDef::decode(&v)?));
+                let def = TableDef::decode(&v)?;
+                max_id = max_id.max(id.0).max(def.id.0);
+                for ix in &def.indexes {
+                    max_id = max_id.max(ix.id);
+                }
+                defs.insert(id, Arc::new(def));
+            }
+        }
+        for seq in crate::sequence::all(txn)? {
+            max_id = max_id.max(seq.id);
+        }
+        // Sequence values outlive dropped sequences: their ids count too.
+        let values = (
+            std::ops::Bound::Included(Key::SequenceValue(0).encode()),
+            std::ops::Bound::Included(Key::SequenceValue(u32::MAX).encode()),
+        );
+        for (k, _) in txn.scan(values, true, Some(1))? {
+            if let Key::SequenceValue(id) = Key::decode(&k)? {
+                max_id = max_id.max(id);
             }
         }
         Ok(Catalog {
@@ -193,7 +306,32 @@ impl Catalog {
             ddl_in_flight: AtomicU64::new(0),
             next_table_id: AtomicU32::new(max_id + 1),
             rowids: Mutex::new(HashMap::new()),
+            sequences: Arc::new(crate::sequence::Sequences::new(db)),
+            checks: RwLock::new(HashMap::new()),
         })
+    }
+
+    /// A fresh object id (table, definition, index or sequence); never reused.
+    pub(crate) fn allocate_id(&self) -> u32 {
+        self.next_table_id.fetch_add(1, Ordering::AcqRel)
+    }
+
+    /// The CHECK constraints of `def` bound against its columns, bound once per definition.
+    pub(crate) fn bound_checks(
+        &self,
+        def: &TableDef,
+        bind: impl FnOnce() -> SqlResult<Vec<crate::expr::Expr>>,
+    ) -> SqlResult<Arc<Vec<crate::expr::Expr>>> {
+        if let Ok(c) = self.checks.read() {
+            if let Some(b) = c.get(&def.def_id) {
+                return Ok(b.clone());
+            }
+        }
+        let bound = Arc::new(bind()?);
+        if let Ok(mut c) = self.checks.write() {
+            c.insert(def.def_id, bound.clone());
+        }
+        Ok(bound)
     }
 
     /// Current catalog version (changes after every committed DDL).
@@ -235,15 +373,19 @@ impl Catalog {
     }
 
     /// Called after a transaction containing DDL commits (after [`Catalog::ddl_commit_begins`]).
+    ///
+    /// `dropped` are definition ids no longer current (dropped or replaced by ALTER TABLE);
+    /// their cached definitions are evicted. NB: rowid counters are kept (a dropped table's
+    /// id is never reused, and an altered table keeps its id and its counter).
     pub(crate) fn ddl_committed(&self, dropped: &[TableId]) {
         if let Ok(mut defs) = self.defs.write() {
             for id in dropped {
                 defs.remove(id);
             }
         }
-        if let Ok(mut rowids) = self.rowids.lock() {
+        if let Ok(mut checks) = self.checks.write() {
             for id in dropped {
-                rowids.remove(id);
+                checks.remove(id);
             }
         }
         self.version.fetch_add(1, Ordering::SeqCst);
@@ -299,36 +441,86 @@ impl Catalog {
         columns: Vec<ColumnDef>,
         primary_key: Vec<usize>,
     ) -> SqlResult<Arc<TableDef>> {
-        let id = TableId(self.next_table_id.fetch_add(1, Ordering::AcqRel));
+        let id = TableId(self.allocate_id());
+        // NB: the definition id differs from the table id even for a new table, so evicting
+        // a replaced definition never touches state keyed by the table id.
+        let def_id = TableId(self.allocate_id());
         let def = TableDef {
             id,
+            def_id,
             name,
             columns,
             primary_key,
+            checks: vec![],
+            indexes: vec![],
         };
+        self.write_def(txn, &def)?;
+        Ok(Arc::new(def))
+    }
+
+    /// Writes `def` under its definition id and points its name at it.
+    pub(crate) fn write_def(&self, txn: &mut dyn Transaction, def: &TableDef) -> SqlResult<()> {
         txn.put(
             &Key::TableName(def.name.clone()).encode(),
-            Bytes::copy_from_slice(&id.0.to_be_bytes()),
+            Bytes::copy_from_slice(&def.def_id.0.to_be_bytes()),
         )?;
-        txn.put(&Key::Table(id).encode(), Bytes::from(def.encode()))?;
-        Ok(Arc::new(def))
+        txn.put(&Key::Table(def.def_id).encode(), Bytes::from(def.encode()))
+    }
+
+    /// ALTER TABLE: stores `new` (same table id as `old`, maybe another name) under a fresh
+    /// definition id and retires `old`'s. Returns the stored definition; the caller records
+    /// `old.def_id` as dropped so caches evict it at commit.
+    pub(crate) fn replace_table(
+        &self,
+        txn: &mut dyn Transaction,
+        old: &TableDef,
+        mut new: TableDef,
+    ) -> SqlResult<Arc<TableDef>> {
+        new.def_id = TableId(self.allocate_id());
+        if new.name != old.name {
+            txn.delete(&Key::TableName(old.name.clone()).encode())?;
+        }
+        txn.delete(&Key::Table(old.def_id).encode())?;
+        self.write_def(txn, &new)?;
+        Ok(Arc::new(new))
     }
 
     /// Deletes a table's catalog entries and all of its rows in `txn`.
     pub(crate) fn drop_table(&self, txn: &mut dyn Transaction, def: &TableDef) -> SqlResult<()> {
         self.delete_rows(txn, def)?;
+        for ix in &def.indexes {
+            txn.delete(&Key::IndexName(ix.name.clone()).encode())?;
+        }
         txn.delete(&Key::TableName(def.name.clone()).encode())?;
-        txn.delete(&Key::Table(def.id).encode())?;
+        txn.delete(&Key::Table(def.def_id).encode())?;
         Ok(())
     }
 
-    /// Deletes every row of a table (TRUNCATE); returns how many.
+    /// Deletes every row of a table (TRUNCATE) and its index entries; returns how many rows.
     pub(crate) fn delete_rows(&self, txn: &mut dyn Transaction, def: &TableDef) -> SqlResult<u64> {
         let rows = txn.scan(KeyPrefix::Rows(def.id).range(), false, None)?;
         for (k, _) in &rows {
             txn.delete(k)?;
         }
+        if !def.indexes.is_empty() {
+            for (k, _) in txn.scan(KeyPrefix::Indexes(def.id).range(), false, None)? {
+                txn.delete(&k)?;
+            }
+        }
         Ok(rows.len() as u64)
+    }
+
+    /// Every table `txn` sees, by name.
+    pub(crate) fn all_tables(&self, txn: &dyn Transaction) -> SqlResult<Vec<Arc<TableDef>>> {
+        let mut out = Vec::new();
+        for (k, _) in txn.scan(KeyPrefix::TableName.range(), false, None)? {
+            if let Key::TableName(name) = Key::decode(&k)? {
+                if let Some(def) = self.lookup(txn, &name)? {
+                    out.push(def);
+                }
+            }
+        }
+        Ok(out)
     }
 
     /// Allocates the next hidden rowid of a table. The counter lives in memory and starts after
@@ -395,6 +587,18 @@ mod tests {
     fn table_definitions_round_trip() {
         let def = TableDef {
             id: TableId(16390),
+            def_id: TableId(16391),
+            checks: vec![CheckDef {
+                name: "accounts_balance_check".into(),
+                expr: "balance >= 0".into(),
+            }],
+            indexes: vec![IndexDef {
+                id: 16392,
+                name: "accounts_name_key".into(),
+                columns: vec![2, 0],
+                unique: true,
+                constraint: true,
+            }],
             name: "accounts".into(),
             columns: vec![
                 ColumnDef {

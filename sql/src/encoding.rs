@@ -10,9 +10,23 @@
 //! 0x02 <str name>                        Database      -> empty
 //! 0x03 <str name>                        Role          -> empty
 //! 0x04 <str name>                        TableName     -> table id (u32 BE)
-//! 0x05 <u32 BE table id>                 Table         -> encoded TableDef
+//! 0x05 <u32 BE definition id>            Table         -> encoded TableDef
+//! 0x06 <str name>                        Sequence      -> encoded SequenceDef
+//! 0x07 <u32 BE sequence id>              SequenceValue -> last reserved value (i64 BE),
+//!                                                         written outside transactions
+//! 0x08 <str name>                        IndexName     -> table id (u32 BE)
+//! 0x09 <str name>                        Schema        -> empty
 //! 0x10 <u32 BE table id> <pk values...>  Row           -> encoded row
+//! 0x11 <u32 BE table id> <u32 BE index id> <values...> [<pk values...>]
+//!                                        IndexEntry    -> the row's full Row key
 //! ```
+//!
+//! A table's name entry points at its current definition id; ALTER TABLE writes the altered
+//! definition under a fresh definition id (definitions are immutable per id), while the
+//! table id that prefixes its rows stays. An index entry's key holds the indexed values in
+//! the primary-key encoding below; the row's key suffix follows them unless the index is
+//! unique and no indexed value is NULL (so one unique key is one KV key, whose row lock
+//! serializes concurrent inserters of that value).
 //!
 //! `<str>` is the UTF-8 bytes with `0x00` escaped as `0x00 0xFF`, then the terminator
 //! `0x00 0x01`: shorter strings sort first and no string's encoding is a prefix of another's.
@@ -78,6 +92,16 @@ pub enum Key {
     Table(TableId),
     /// A row: table id and the memcomparable encoding of its primary key values.
     Row(TableId, Vec<u8>),
+    /// A sequence definition by name (transactional).
+    Sequence(String),
+    /// A sequence's last reserved value (written by autonomous transactions).
+    SequenceValue(u32),
+    /// Index name -> table id; its write lock serializes CREATE/DROP INDEX of one name.
+    IndexName(String),
+    /// A schema name.
+    Schema(String),
+    /// An index entry: table id, index id, encoded values (and row key suffix).
+    IndexEntry(TableId, u32, Vec<u8>),
 }
 
 /// Prefixes that select one kind of key (and, for rows, one table).
@@ -95,6 +119,16 @@ pub enum KeyPrefix {
     Table,
     /// All rows of one table.
     Rows(TableId),
+    /// All [`Key::Sequence`] keys.
+    Sequence,
+    /// All [`Key::IndexName`] keys.
+    IndexName,
+    /// All [`Key::Schema`] keys.
+    Schema,
+    /// All index entries of one table.
+    Indexes(TableId),
+    /// All entries of one index.
+    Index(TableId, u32),
 }
 
 // FROZEN tag bytes.
@@ -103,7 +137,12 @@ const TAG_DATABASE: u8 = 0x02;
 const TAG_ROLE: u8 = 0x03;
 const TAG_TABLE_NAME: u8 = 0x04;
 const TAG_TABLE: u8 = 0x05;
+const TAG_SEQUENCE: u8 = 0x06;
+const TAG_SEQUENCE_VALUE: u8 = 0x07;
+const TAG_INDEX_NAME: u8 = 0x08;
+const TAG_SCHEMA: u8 = 0x09;
 const TAG_ROW: u8 = 0x10;
+const TAG_INDEX_ENTRY: u8 = 0x11;
 
 impl Key {
     /// The order-preserving byte encoding.
@@ -132,6 +171,28 @@ impl Key {
                 out.extend_from_slice(&id.0.to_be_bytes());
                 out.extend_from_slice(pk);
             }
+            Key::Sequence(name) => {
+                out.push(TAG_SEQUENCE);
+                encode_str(name.as_bytes(), &mut out);
+            }
+            Key::SequenceValue(id) => {
+                out.push(TAG_SEQUENCE_VALUE);
+                out.extend_from_slice(&id.to_be_bytes());
+            }
+            Key::IndexName(name) => {
+                out.push(TAG_INDEX_NAME);
+                encode_str(name.as_bytes(), &mut out);
+            }
+            Key::Schema(name) => {
+                out.push(TAG_SCHEMA);
+                encode_str(name.as_bytes(), &mut out);
+            }
+            Key::IndexEntry(id, index, body) => {
+                out.push(TAG_INDEX_ENTRY);
+                out.extend_from_slice(&id.0.to_be_bytes());
+                out.extend_from_slice(&index.to_be_bytes());
+                out.extend_from_slice(body);
+            }
         }
         out
     }
@@ -158,6 +219,13 @@ impl Key {
             TAG_TABLE_NAME => Key::TableName(name(rest)?),
             TAG_TABLE if rest.len() == 4 => Key::Table(table_id(rest)?),
             TAG_ROW => Key::Row(table_id(rest)?, rest[4..].to_vec()),
+            TAG_SEQUENCE => Key::Sequence(name(rest)?),
+            TAG_SEQUENCE_VALUE if rest.len() == 4 => Key::SequenceValue(table_id(rest)?.0),
+            TAG_INDEX_NAME => Key::IndexName(name(rest)?),
+            TAG_SCHEMA => Key::Schema(name(rest)?),
+            TAG_INDEX_ENTRY if rest.len() >= 8 => {
+                Key::IndexEntry(table_id(rest)?, table_id(&rest[4..])?.0, rest[8..].to_vec())
+            }
             _ => return Err(bad()),
         })
     }
@@ -175,6 +243,20 @@ impl KeyPrefix {
             KeyPrefix::Rows(id) => {
                 let mut v = vec![TAG_ROW];
                 v.extend_from_slice(&id.0.to_be_bytes());
+                v
+            }
+            KeyPrefix::Sequence => vec![TAG_SEQUENCE],
+            KeyPrefix::IndexName => vec![TAG_INDEX_NAME],
+            KeyPrefix::Schema => vec![TAG_SCHEMA],
+            KeyPrefix::Indexes(id) => {
+                let mut v = vec![TAG_INDEX_ENTRY];
+                v.extend_from_slice(&id.0.to_be_bytes());
+                v
+            }
+            KeyPrefix::Index(id, index) => {
+                let mut v = vec![TAG_INDEX_ENTRY];
+                v.extend_from_slice(&id.0.to_be_bytes());
+                v.extend_from_slice(&index.to_be_bytes());
                 v
             }
         }
@@ -637,6 +719,17 @@ mod tests {
             (KeyPrefix::TableName, Key::TableName("t\0x".into())),
             (KeyPrefix::Table, Key::Table(t)),
             (KeyPrefix::Rows(t), Key::Row(t, key_of(Value::Int4(-5)))),
+            (KeyPrefix::Sequence, Key::Sequence("t_id_seq".into())),
+            (KeyPrefix::IndexName, Key::IndexName("t_a_idx".into())),
+            (KeyPrefix::Schema, Key::Schema("public".into())),
+            (
+                KeyPrefix::Indexes(t),
+                Key::IndexEntry(t, 16390, key_of(Value::Int4(3))),
+            ),
+            (
+                KeyPrefix::Index(t, 16390),
+                Key::IndexEntry(t, 16390, key_of(Value::Text("x".into()))),
+            ),
         ];
         for (prefix, key) in cases {
             let k = key.encode();

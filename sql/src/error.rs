@@ -99,6 +99,24 @@ impl SqlState {
     pub const DATA_CORRUPTED: SqlState = SqlState("XX001");
     /// XX000 internal_error.
     pub const INTERNAL_ERROR: SqlState = SqlState("XX000");
+    /// check_violation
+    pub const CHECK_VIOLATION: SqlState = SqlState("23514");
+    /// sequence_generator_limit_exceeded
+    pub const SEQUENCE_LIMIT: SqlState = SqlState("2200H");
+    /// object_not_in_prerequisite_state (currval before nextval)
+    pub const NOT_IN_PREREQUISITE_STATE: SqlState = SqlState("55000");
+    /// duplicate_object (an index or constraint name in use)
+    pub const DUPLICATE_OBJECT: SqlState = SqlState("42710");
+    /// duplicate_database
+    pub const DUPLICATE_DATABASE: SqlState = SqlState("42P04");
+    /// duplicate_schema
+    pub const DUPLICATE_SCHEMA: SqlState = SqlState("42P06");
+    /// object_in_use (DROP DATABASE with connections)
+    pub const OBJECT_IN_USE: SqlState = SqlState("55006");
+    /// dependent_objects_still_exist
+    pub const DEPENDENT_OBJECTS: SqlState = SqlState("2BP01");
+    /// wrong_object_type
+    pub const WRONG_OBJECT_TYPE: SqlState = SqlState("42809");
 
     /// The five-character code, e.g. `"42P01"`.
     pub fn code(&self) -> &'static str {

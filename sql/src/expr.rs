@@ -84,6 +84,12 @@ pub(crate) enum Expr {
     /// `now()` and friends, read from the [`EvalContext`] at execution (never folded into a
     /// constant at bind time, so a cached plan sees each transaction's own clock).
     Clock(Clock),
+    /// `nextval` / `currval` / `setval` of a sequence resolved at bind time.
+    Sequence {
+        op: crate::sequence::SeqOp,
+        seq: std::sync::Arc<crate::sequence::SequenceDef>,
+        args: Vec<Expr>,
+    },
 }
 
 /// Which moment a time function reports.
@@ -133,6 +139,8 @@ pub(crate) struct EvalContext<'a> {
     pub times: StatementTimes,
     /// The node's logical clocks, for the `gnomon_lamport_*`/`version_*`/`vclock_*` functions.
     pub clocks: Option<&'a gnomon_mvcc::LogicalClocks>,
+    /// Sequence values and this session's `currval`s (None where sequences cannot be used).
+    pub sequences: Option<&'a crate::sequence::SessionSequences>,
 }
 
 impl Expr {
@@ -318,6 +326,16 @@ impl Expr {
                     call(*f, vals)?
                 }
             }
+            Expr::Sequence { op, seq, args } => {
+                let vals = args
+                    .iter()
+                    .map(|a| a.eval(row, ctx))
+                    .collect::<SqlResult<Vec<_>>>()?;
+                let Some(seqs) = ctx.sequences else {
+                    return Err(SqlError::unsupported("sequence functions here"));
+                };
+                seqs.call(*op, seq, &vals)?
+            }
         })
     }
 
@@ -370,7 +388,9 @@ impl Expr {
                     t.mark_columns(used);
                 }
             }
-            Expr::Coalesce(list) | Expr::Func(_, list) => all(list, used),
+            Expr::Coalesce(list) | Expr::Func(_, list) | Expr::Sequence { args: list, .. } => {
+                all(list, used)
+            }
         }
     }
 

@@ -24,7 +24,10 @@
 //!    selects exactly the rows whose leading key columns are equal.
 //! 3. A stored row holds every column (key columns included); keys are only for order and
 //!    lookup and are never decoded back into values (except the hidden rowid).
-//! 4. A table definition never changes under its id; a dropped id is never reused.
+//! 4. A table definition never changes under its definition id: ALTER TABLE, CREATE INDEX
+//!    and friends write a new definition under a fresh id (the table id, which prefixes the
+//!    rows, stays). Object ids (tables, definitions, indexes, sequences) come from one
+//!    counter and a dropped id is never reused.
 //! 5. A WHERE clause is re-evaluated on the rows read: the access path only narrows what is
 //!    read, never decides what matches. The one exception is a point read whose WHERE is
 //!    exactly `integer key column = constant` per key column: there, finding the key is the
@@ -36,7 +39,13 @@
 //! 8. Every write takes the row's lock, except writes of keys no other transaction can reach
 //!    ([`storage::Transaction::put_new`]): a fresh hidden rowid (unique in the process and above
 //!    every stored one) and the rows of a table created by the writing transaction (the
-//!    rewrite of ADD PRIMARY KEY).
+//!    rewrite of ADD PRIMARY KEY), and index entries that end with their row's key (only
+//!    the holder of that row's lock can write them).
+//! 9. Every row has exactly one entry per secondary index, written in the row's
+//!    transaction; a unique index's entry for non-NULL values is one key whose row lock
+//!    serializes concurrent inserters of the value (see `index.rs`).
+//! 10. Sequence values are not transactional: a value handed out is never handed out again,
+//!     also after a crash (see [`sequence`]).
 //!
 //! ## Data layout
 //!
@@ -44,11 +53,16 @@
 //!  0x01                         Meta       catalog format version
 //!  0x02 "gnomon"\0\1            Database
 //!  0x03 "gnomon"\0\1            Role
-//!  0x04 "accounts"\0\1          TableName  -> 16384
-//!  0x05 00 00 40 00             Table      -> TableDef(16384: id int8 PK, balance numeric)
+//!  0x04 "accounts"\0\1          TableName  -> 16385 (definition id)
+//!  0x05 00 00 40 01             Table      -> TableDef(16384 def 16385: id int8 PK,
+//!                                             balance numeric, index 16386 on balance)
+//!  0x06 "s"\0\1                 Sequence   -> SequenceDef
+//!  0x07 00 00 40 03             SequenceValue -> last reserved value
+//!  0x08 "accounts_balance_idx"..  IndexName -> 16384
 //!  0x10 00 00 40 00 01 80..01   Row        -> [v1][2][tag int8][..][tag numeric][..]
 //!  0x10 00 00 40 00 01 80..02   Row
 //!       ^table id   ^pk value (tag 0x01 + sign-flipped big-endian)
+//!  0x11 00 00 40 00 00 00 40 02 <balance> <pk>   IndexEntry -> row key
 //! ```
 //! Byte-level formats are documented in [`encoding`] and [`catalog::TableDef::encode`].
 //!
@@ -83,8 +97,9 @@
 //!
 //! ## Deliberately left out (v1)
 //!
-//! Joins, subqueries, UNION, views, secondary indexes, UNIQUE/CHECK/foreign keys, ALTER
-//! TABLE, sequences/serial, interval and time types, arrays, non-UTC time zones (TimeZone may
+//! Joins, subqueries, UNION, views, foreign keys, table locks around DDL (see `ddl.rs`),
+//! GENERATED ALWAYS refusing explicit values (it behaves as BY DEFAULT), interval and time
+//! types, arrays, non-UTC time zones (TimeZone may
 //! be SET but output stays UTC), locale collations (text compares bytewise, like `C`),
 //! numeric beyond 28 significant digits and numeric NaN, and extra_float_digits < 1 output.
 //! Results are materialised in memory (no streaming portals). SET is not rolled back with
@@ -92,10 +107,13 @@
 
 pub mod catalog;
 mod clock_functions;
+pub(crate) mod ddl;
 pub mod encoding;
 pub mod error;
 pub(crate) mod expr;
+pub(crate) mod index;
 pub(crate) mod query;
+pub mod sequence;
 pub mod session;
 pub mod storage;
 pub mod types;

@@ -1287,6 +1287,57 @@ impl Binder<'_> {
         }
     }
 
+    /// `nextval('seq')`, `currval('seq')`, `setval('seq', v [, is_called])`: the sequence is
+    /// resolved here (as PostgreSQL folds a `'name'::regclass` constant).
+    fn bind_sequence_call(
+        &mut self,
+        op: crate::sequence::SeqOp,
+        args: &[&ast::Expr],
+        scope: &Scope,
+    ) -> SqlResult<(Expr, DataType)> {
+        use crate::sequence::SeqOp;
+        let arity_ok = match op {
+            SeqOp::Next | SeqOp::Curr => args.len() == 1,
+            SeqOp::Set => args.len() == 2 || args.len() == 3,
+        };
+        let name = match args.first() {
+            Some(ast::Expr::Value(v)) => match &v.value {
+                ast::Value::SingleQuotedString(s) => Some(s.clone()),
+                _ => None,
+            },
+            Some(ast::Expr::Cast { expr, .. }) => match expr.as_ref() {
+                ast::Expr::Value(v) => match &v.value {
+                    ast::Value::SingleQuotedString(s) => Some(s.clone()),
+                    _ => None,
+                },
+                _ => None,
+            },
+            _ => None,
+        };
+        let (Some(name), true) = (name, arity_ok) else {
+            return Err(SqlError::undefined_function(
+                "sequence functions take a constant sequence name (and for setval a value)",
+            ));
+        };
+        let seq = Arc::new(crate::sequence::require(
+            self.txn,
+            &crate::sequence::sequence_name_arg(&name),
+        )?);
+        let mut bound = Vec::new();
+        for (a, ty) in args[1..].iter().zip([DataType::Int8, DataType::Bool]) {
+            let (e, t) = self.bind_expr(a, scope, None)?;
+            bound.push(self.coerce(e, t, ty)?);
+        }
+        Ok((
+            Expr::Sequence {
+                op,
+                seq,
+                args: bound,
+            },
+            DataType::Int8,
+        ))
+    }
+
     fn bind_function(
         &mut self,
         f: &ast::Function,
@@ -1367,6 +1418,9 @@ impl Binder<'_> {
                 bound.push(self.coerce(e, t, *to)?);
             }
             return Ok((Expr::Func(Func::Logical(func), bound), result));
+        }
+        if let Some(op) = crate::sequence::SeqOp::from_name(&name) {
+            return self.bind_sequence_call(op, &args, scope);
         }
         let text = |s: String| Ok((Expr::Const(Value::Text(s)), DataType::Text));
         match (name.as_str(), args.len()) {
@@ -1984,6 +2038,15 @@ impl Binder<'_> {
         self.assign_expr(e, t, ty, column)
     }
 
+    /// Binds a boolean expression over the columns of `table` (a CHECK constraint's text).
+    pub(crate) fn bind_table_expr(&mut self, text: &str, table: &TableDef) -> SqlResult<Expr> {
+        let ast = Parser::new(&PostgreSqlDialect {})
+            .try_with_sql(text)
+            .and_then(|mut p| p.parse_expr())
+            .map_err(|e| SqlError::syntax(e.to_string()))?;
+        self.bind_bool(&ast, &Scope::of_table(table, None), None, "CHECK")
+    }
+
     /// Coerces an expression for storing into a column of type `to` (42804 if not assignable).
     fn assign_expr(
         &mut self,
@@ -2048,10 +2111,18 @@ impl Binder<'_> {
                 None => None,
             });
         }
-        let source_q = ins
-            .source
-            .as_ref()
-            .ok_or_else(|| SqlError::unsupported("INSERT without VALUES or SELECT"))?;
+        let Some(source_q) = ins.source.as_ref() else {
+            // INSERT ... DEFAULT VALUES: one row of defaults.
+            let scope = Scope::of_table(&table, None);
+            let returning = self.bind_returning(&ins.returning, &scope)?;
+            return Ok(Plan::Insert {
+                table,
+                targets: vec![],
+                source: InsertSource::Values(vec![vec![]]),
+                defaults,
+                returning,
+            });
+        };
         let source = match source_q.body.as_ref() {
             ast::SetExpr::Values(values)
                 if source_q.order_by.is_none() && source_q.limit_clause.is_none() =>
@@ -2427,6 +2498,8 @@ pub(crate) struct ExecContext<'a> {
     pub stats: &'a mut ExecStats,
     /// What `now()` and friends return.
     pub times: StatementTimes,
+    /// Sequence values and this session's `currval`s.
+    pub sequences: &'a crate::sequence::SessionSequences,
 }
 
 impl ExecContext<'_> {
@@ -2438,9 +2511,45 @@ impl ExecContext<'_> {
                 interrupt: Some(self.interrupt),
                 times: self.times,
                 clocks: self.txn.logical_clocks(),
+                sequences: Some(self.sequences),
             },
         )
     }
+
+    /// Fails with 23514 if `row` violates a CHECK constraint of `table`.
+    pub(crate) fn check_row(&self, table: &TableDef, row: &[Value]) -> SqlResult<()> {
+        if table.checks.is_empty() {
+            return Ok(());
+        }
+        let checks = self
+            .catalog
+            .bound_checks(table, || bind_checks(self.catalog, &*self.txn, table))?;
+        crate::index::check_row(table, &checks, row, &|e, r| self.eval(e, r))
+    }
+}
+
+/// Binds the CHECK constraints of `table` against its columns. They depend on nothing but
+/// the row, so they are bound once per definition and shared by every session.
+pub(crate) fn bind_checks(
+    catalog: &Catalog,
+    txn: &dyn Transaction,
+    table: &TableDef,
+) -> SqlResult<Vec<Expr>> {
+    let info = SessionInfo {
+        user: String::new(),
+        database: String::new(),
+    };
+    let mut binder = Binder {
+        catalog,
+        txn,
+        info: &info,
+        params: vec![],
+    };
+    table
+        .checks
+        .iter()
+        .map(|c| binder.bind_table_expr(&c.expr, table))
+        .collect()
 }
 
 /// The stored row at the primary key `exprs` of `def` (an [`Access::Point`]), with its key.
@@ -3155,12 +3264,14 @@ pub(crate) fn execute(ctx: &mut ExecContext<'_>, plan: &Plan) -> SqlResult<Outco
                         store_value(table, i, v)
                     })
                     .collect::<SqlResult<Vec<Value>>>()?;
-                if table.has_rowid() {
+                ctx.check_row(table, &full)?;
+                let key = if table.has_rowid() {
                     // A fresh row id is unique in this process (and above every stored one), so
                     // no other transaction can write this key: no row lock needed.
                     let id = ctx.catalog.next_rowid(&*ctx.txn, table)?;
-                    ctx.txn
-                        .put_new(&table.rowid_key(id), Bytes::from(encode_row(&full)))?;
+                    let key = table.rowid_key(id);
+                    ctx.txn.put_new(&key, Bytes::from(encode_row(&full)))?;
+                    key
                 } else {
                     let key = table.row_key(&full);
                     // Locks the key first: a concurrent inserter of the same key is waited for,
@@ -3169,7 +3280,9 @@ pub(crate) fn execute(ctx: &mut ExecContext<'_>, plan: &Plan) -> SqlResult<Outco
                         return Err(duplicate_key(table, &full));
                     }
                     ctx.txn.put(&key, Bytes::from(encode_row(&full)))?;
-                }
+                    key
+                };
+                crate::index::insert_entries(ctx.txn, table, &key, &full)?;
                 returning_row(ctx, returning, &full, &mut out_rows)?;
                 n += 1;
             }
@@ -3193,6 +3306,7 @@ pub(crate) fn execute(ctx: &mut ExecContext<'_>, plan: &Plan) -> SqlResult<Outco
                 else {
                     continue;
                 };
+                let old_row = (!table.indexes.is_empty()).then(|| new_row.clone());
                 // Every SET expression reads the old row.
                 new_values.clear();
                 for (i, e) in sets {
@@ -3206,6 +3320,7 @@ pub(crate) fn execute(ctx: &mut ExecContext<'_>, plan: &Plan) -> SqlResult<Outco
                 } else {
                     key.clone()
                 };
+                ctx.check_row(table, &new_row)?;
                 if new_key != key {
                     if ctx.txn.get_for_update(&new_key)?.is_some() {
                         return Err(duplicate_key(table, &new_row));
@@ -3213,6 +3328,11 @@ pub(crate) fn execute(ctx: &mut ExecContext<'_>, plan: &Plan) -> SqlResult<Outco
                     ctx.txn.delete(&key)?;
                 }
                 ctx.txn.put(&new_key, Bytes::from(encode_row(&new_row)))?;
+                if let Some(old_row) = &old_row {
+                    crate::index::update_entries(
+                        ctx.txn, table, &key, old_row, &new_key, &new_row,
+                    )?;
+                }
                 returning_row(ctx, returning, &new_row, &mut out_rows)?;
                 n += 1;
             }
@@ -3233,6 +3353,7 @@ pub(crate) fn execute(ctx: &mut ExecContext<'_>, plan: &Plan) -> SqlResult<Outco
                     continue;
                 };
                 ctx.txn.delete(&key)?;
+                crate::index::delete_entries(ctx.txn, table, &key, &row)?;
                 returning_row(ctx, returning, &row, &mut out_rows)?;
                 n += 1;
             }

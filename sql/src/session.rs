@@ -11,14 +11,14 @@ use sqlparser::ast;
 use sqlparser::dialect::PostgreSqlDialect;
 use sqlparser::parser::Parser;
 
-use crate::catalog::{decode_table_row, Catalog, ColumnDef, TableDef, CATALOG_FORMAT_VERSION};
+use crate::catalog::{Catalog, CATALOG_FORMAT_VERSION};
 use crate::encoding::{Key, KeyPrefix, TableId};
 use crate::error::{Notice, SqlError, SqlResult, SqlState};
 use crate::expr::StatementTimes;
 use crate::query::{
-    convert_type, execute, ident_name, object_name, Binder, ExecContext, ExecStats, Plan,
-    SessionInfo,
+    execute, ident_name, object_name, Binder, ExecContext, ExecStats, Plan, SessionInfo,
 };
+use crate::sequence::SessionSequences;
 use crate::storage::Transaction;
 use crate::types::{now_timestamp, DataType, Value};
 
@@ -100,7 +100,7 @@ pub const VERSION_STRING: &str =
 /// One per database process. Owns the catalog cache; opens on an `Arc<gnomon_mvcc::Db>`.
 pub struct SqlEngine {
     db: Arc<Db>,
-    catalog: Catalog,
+    pub(crate) catalog: Catalog,
     databases: Vec<String>,
     roles: Vec<String>,
 }
@@ -133,7 +133,7 @@ impl SqlEngine {
                 }
             }
         }
-        let catalog = Catalog::load(&txn)?;
+        let catalog = Catalog::load(&txn, db.clone())?;
         let names = |prefix: KeyPrefix, txn: &Txn| -> SqlResult<Vec<String>> {
             let mut out = Vec::new();
             for (k, _) in Transaction::scan(txn, prefix.range(), false, None)? {
@@ -219,13 +219,16 @@ enum Block {
     Explicit,
 }
 
-struct ActiveTxn {
-    txn: Txn,
+/// The transaction a session is in.
+pub(crate) struct ActiveTxn {
+    pub(crate) txn: Txn,
     block: Block,
     failed: bool,
     savepoints: Vec<(String, Savepoint)>,
-    dropped: Vec<TableId>,
-    ddl: bool,
+    /// Definition ids dropped or replaced by this transaction's DDL (evicted at commit).
+    pub(crate) dropped: Vec<TableId>,
+    /// The transaction has DDL of its own.
+    pub(crate) ddl: bool,
     statements: u64,
     /// When the transaction started (`now()`).
     started_at: i64,
@@ -440,6 +443,8 @@ pub struct Session {
     sync_error: Option<SqlError>,
     /// statement_timeout in milliseconds (0 = none), kept in step with `settings`.
     statement_timeout_ms: u64,
+    /// Sequence values and this session's `currval`s.
+    sequences: Arc<SessionSequences>,
 }
 
 impl Session {
@@ -457,7 +462,9 @@ impl Session {
                 format!("role \"{user}\" does not exist"),
             ));
         }
+        let sequences = Arc::new(SessionSequences::new(engine.catalog.sequences.clone()));
         Ok(Session {
+            sequences,
             engine,
             info: SessionInfo {
                 user: user.to_string(),
@@ -1126,6 +1133,7 @@ impl Session {
         };
         t.next_statement(&engine.catalog);
         let mut notices = Vec::new();
+        let sequences = self.sequences.clone();
         let result = run_in(
             &engine,
             &info,
@@ -1135,6 +1143,7 @@ impl Session {
             &interrupt,
             &mut self.stats,
             &mut notices,
+            &sequences,
         );
         self.notices.extend(notices);
         result
@@ -1371,6 +1380,7 @@ impl Session {
                 transaction: t.started_at,
                 statement: now_timestamp(),
             },
+            sequences: &self.sequences,
         };
         execute(&mut ctx, &plan)
     }
@@ -1421,6 +1431,7 @@ fn run_in(
     interrupt: &Interrupt,
     stats: &mut ExecStats,
     notices: &mut Vec<Notice>,
+    sequences: &SessionSequences,
 ) -> SqlResult<Outcome> {
     use ast::Statement as S;
     let catalog = &engine.catalog;
@@ -1447,6 +1458,7 @@ fn run_in(
                     transaction: t.started_at,
                     statement: now_timestamp(),
                 },
+                sequences,
             };
             execute(&mut ctx, &plan)
         }
@@ -1475,7 +1487,7 @@ fn run_in(
             })
         }
         S::CreateTable(ct) => {
-            create_table(engine, info, t, ct, notices)?;
+            crate::ddl::create_table(engine, info, t, ct, notices)?;
             Ok(Outcome::Command {
                 tag: "CREATE TABLE".into(),
             })
@@ -1486,8 +1498,21 @@ fn run_in(
             names,
             ..
         } => {
-            if *object_type != ast::ObjectType::Table {
-                return Err(SqlError::unsupported(format!("DROP {object_type}")));
+            match object_type {
+                ast::ObjectType::Table => {}
+                ast::ObjectType::Index => {
+                    crate::ddl::drop_indexes(engine, t, names, *if_exists, notices)?;
+                    return Ok(Outcome::Command {
+                        tag: "DROP INDEX".into(),
+                    });
+                }
+                ast::ObjectType::Sequence => {
+                    crate::ddl::drop_sequences(t, names, *if_exists, notices)?;
+                    return Ok(Outcome::Command {
+                        tag: "DROP SEQUENCE".into(),
+                    });
+                }
+                _ => return Err(SqlError::unsupported(format!("DROP {object_type}"))),
             }
             let mut defs = Vec::new();
             for n in names {
@@ -1509,7 +1534,8 @@ fn run_in(
             }
             for def in defs {
                 catalog.drop_table(&mut t.txn, &def)?;
-                t.dropped.push(def.id);
+                crate::ddl::drop_owned_sequences(t, &def)?;
+                t.dropped.push(def.def_id);
                 t.ddl = true;
             }
             Ok(Outcome::Command {
@@ -1538,12 +1564,38 @@ fn run_in(
             })
         }
         S::AlterTable(at) => {
-            alter_table(engine, t, at, interrupt)?;
+            crate::ddl::alter_table(engine, info, t, at, interrupt, sequences, notices)?;
             Ok(Outcome::Command {
                 tag: "ALTER TABLE".into(),
             })
         }
-        S::CreateIndex(_) => Err(SqlError::unsupported("CREATE INDEX")),
+        S::CreateIndex(ci) => {
+            crate::ddl::create_index(engine, t, ci, interrupt, notices)?;
+            Ok(Outcome::Command {
+                tag: "CREATE INDEX".into(),
+            })
+        }
+        S::CreateSequence {
+            temporary,
+            if_not_exists,
+            name,
+            sequence_options,
+        } => {
+            if *temporary {
+                return Err(SqlError::unsupported("temporary sequences"));
+            }
+            crate::ddl::create_sequence(
+                engine,
+                t,
+                name,
+                *if_not_exists,
+                sequence_options,
+                notices,
+            )?;
+            Ok(Outcome::Command {
+                tag: "CREATE SEQUENCE".into(),
+            })
+        }
         other => Err(SqlError::unsupported(format!(
             "statement \"{}\"",
             other
@@ -1554,131 +1606,6 @@ fn run_in(
                 .join(" ")
         ))),
     }
-}
-
-/// ALTER TABLE: only `ADD PRIMARY KEY (cols)` for now (what `pgbench -i` needs).
-fn alter_table(
-    engine: &SqlEngine,
-    t: &mut ActiveTxn,
-    at: &ast::AlterTable,
-    interrupt: &Interrupt,
-) -> SqlResult<()> {
-    let name = object_name(&at.name)?;
-    let Some(def) = engine.catalog.lookup(&t.txn, &name)? else {
-        if at.if_exists {
-            return Ok(());
-        }
-        return Err(SqlError::new(
-            SqlState::UNDEFINED_TABLE,
-            format!("relation \"{name}\" does not exist"),
-        ));
-    };
-    let mut def = def;
-    for op in &at.operations {
-        match op {
-            ast::AlterTableOperation::AddConstraint {
-                constraint: ast::TableConstraint::PrimaryKey(pk),
-                ..
-            } => {
-                let mut cols = Vec::with_capacity(pk.columns.len());
-                for ic in &pk.columns {
-                    let cname = match &ic.column.expr {
-                        ast::Expr::Identifier(id) => ident_name(id),
-                        other => {
-                            return Err(SqlError::unsupported(format!(
-                                "primary key expression {other}"
-                            )))
-                        }
-                    };
-                    cols.push(cname);
-                }
-                def = add_primary_key(engine, t, &def, &cols, interrupt)?;
-            }
-            other => {
-                return Err(SqlError::unsupported(format!("ALTER TABLE ... {other}")));
-            }
-        }
-    }
-    Ok(())
-}
-
-/// Gives a table without a primary key one: the rows are re-keyed by the new key under a new
-/// table id (definitions are immutable per id, so cached definitions stay valid), the old id's
-/// rows and definition are deleted. Fails with 23502 if a key column holds NULL and with 23505
-/// on a duplicate key, leaving the transaction to roll everything back.
-fn add_primary_key(
-    engine: &SqlEngine,
-    t: &mut ActiveTxn,
-    old: &TableDef,
-    cols: &[String],
-    interrupt: &Interrupt,
-) -> SqlResult<Arc<TableDef>> {
-    if !old.primary_key.is_empty() {
-        return Err(SqlError::new(
-            SqlState::INVALID_TABLE_DEFINITION,
-            format!(
-                "multiple primary keys for table \"{}\" are not allowed",
-                old.name
-            ),
-        ));
-    }
-    let mut key = Vec::with_capacity(cols.len());
-    for c in cols {
-        let i = old.column_index(c).ok_or_else(|| {
-            SqlError::new(
-                SqlState::UNDEFINED_COLUMN,
-                format!("column \"{c}\" of relation \"{}\" does not exist", old.name),
-            )
-        })?;
-        key.push(i);
-    }
-    let mut columns = old.columns.clone();
-    for &i in &key {
-        columns[i].not_null = true;
-    }
-    let new = engine
-        .catalog
-        .create_table(&mut t.txn, old.name.clone(), columns, key.clone())?;
-    let rows = Transaction::scan(&t.txn, KeyPrefix::Rows(old.id).range(), false, None)?;
-    for (old_key, bytes) in rows {
-        interrupt.check()?;
-        let row = decode_table_row(old, &bytes)?;
-        if let Some(&i) = key.iter().find(|&&i| row[i].is_null()) {
-            return Err(SqlError::new(
-                SqlState::NOT_NULL_VIOLATION,
-                format!(
-                    "column \"{}\" of relation \"{}\" contains null values",
-                    old.columns[i].name, old.name
-                ),
-            ));
-        }
-        let new_key = new.row_key(&row);
-        // NB: the new table id was created by this transaction, so no committed row and no
-        // other transaction can hold its keys: only our own earlier puts can collide, and the
-        // puts need no row locks.
-        if t.txn.wrote(&new_key) {
-            let names: Vec<&str> = key.iter().map(|&i| old.columns[i].name.as_str()).collect();
-            let vals: Vec<String> = key
-                .iter()
-                .map(|&i| row[i].to_text().unwrap_or_default())
-                .collect();
-            return Err(SqlError::new(
-                SqlState::UNIQUE_VIOLATION,
-                format!("could not create unique index \"{}\"", new.pkey_name()),
-            )
-            .with_detail(format!(
-                "Key ({})=({}) is duplicated.",
-                names.join(", "),
-                vals.join(", ")
-            )));
-        }
-        t.txn.put_unlocked(&new_key, bytes);
-        t.txn.delete(&old_key)?;
-    }
-    t.txn.delete(&Key::Table(old.id).encode())?;
-    t.dropped.push(old.id);
-    t.ddl = true;
-    Ok(new)
 }
 
 /// Recognises PostgreSQL's `VACUUM [FULL] [FREEZE] [VERBOSE] [ANALYZE] [(options)] [table, ...]`
@@ -1719,139 +1646,4 @@ fn parse_vacuum(sql: &str) -> Option<SqlResult<Vec<String>>> {
         tables.push(name);
     }
     Some(Ok(tables))
-}
-
-fn create_table(
-    engine: &SqlEngine,
-    info: &SessionInfo,
-    t: &mut ActiveTxn,
-    ct: &ast::CreateTable,
-    notices: &mut Vec<Notice>,
-) -> SqlResult<()> {
-    if ct.query.is_some() || ct.like.is_some() || ct.clone.is_some() {
-        return Err(SqlError::unsupported("CREATE TABLE AS / LIKE"));
-    }
-    if ct.temporary {
-        return Err(SqlError::unsupported("temporary tables"));
-    }
-    let name = object_name(&ct.name)?;
-    if engine.catalog.lookup(&t.txn, &name)?.is_some() {
-        if ct.if_not_exists {
-            notices.push(Notice {
-                code: "42P07",
-                message: format!("relation \"{name}\" already exists, skipping"),
-                severity: "NOTICE",
-            });
-            return Ok(());
-        }
-        return Err(SqlError::new(
-            SqlState::DUPLICATE_TABLE,
-            format!("relation \"{name}\" already exists"),
-        ));
-    }
-    if let ast::CreateTableOptions::With(opts) = &ct.table_options {
-        for o in opts {
-            if let ast::SqlOption::KeyValue { key, .. } = o {
-                let k = object_name(key)?;
-                if k != "fillfactor" {
-                    return Err(SqlError::new(
-                        SqlState::INVALID_PARAMETER_VALUE,
-                        format!("unrecognized parameter \"{k}\""),
-                    ));
-                }
-            }
-        }
-    }
-    let mut columns: Vec<ColumnDef> = Vec::new();
-    let mut primary_key: Option<Vec<usize>> = None;
-    let multiple_pk = || {
-        SqlError::new(
-            SqlState::INVALID_TABLE_DEFINITION,
-            format!("multiple primary keys for table \"{name}\" are not allowed"),
-        )
-    };
-    for c in &ct.columns {
-        let cname = ident_name(&c.name);
-        if columns.iter().any(|x| x.name == cname) {
-            return Err(SqlError::new(
-                SqlState::DUPLICATE_COLUMN,
-                format!("column \"{cname}\" specified more than once"),
-            ));
-        }
-        let ty = convert_type(&c.data_type)?;
-        let mut def = ColumnDef {
-            name: cname.clone(),
-            ty,
-            not_null: false,
-            default: None,
-        };
-        for opt in &c.options {
-            match &opt.option {
-                ast::ColumnOption::NotNull => def.not_null = true,
-                ast::ColumnOption::Null => {}
-                ast::ColumnOption::Default(e) => def.default = Some(e.to_string()),
-                ast::ColumnOption::PrimaryKey(_) => {
-                    if primary_key.is_some() {
-                        return Err(multiple_pk());
-                    }
-                    primary_key = Some(vec![columns.len()]);
-                    def.not_null = true;
-                }
-                other => return Err(SqlError::unsupported(format!("column constraint {other}"))),
-            }
-        }
-        columns.push(def);
-    }
-    for con in &ct.constraints {
-        match con {
-            ast::TableConstraint::PrimaryKey(pk) => {
-                if primary_key.is_some() {
-                    return Err(multiple_pk());
-                }
-                let mut idx = Vec::new();
-                for ic in &pk.columns {
-                    let cname = match &ic.column.expr {
-                        ast::Expr::Identifier(id) => ident_name(id),
-                        other => {
-                            return Err(SqlError::unsupported(format!(
-                                "primary key expression {other}"
-                            )))
-                        }
-                    };
-                    let i = columns
-                        .iter()
-                        .position(|c| c.name == cname)
-                        .ok_or_else(|| {
-                            SqlError::new(
-                                SqlState::UNDEFINED_COLUMN,
-                                format!("column \"{cname}\" named in key does not exist"),
-                            )
-                        })?;
-                    columns[i].not_null = true;
-                    idx.push(i);
-                }
-                primary_key = Some(idx);
-            }
-            other => return Err(SqlError::unsupported(format!("table constraint {other}"))),
-        }
-    }
-    // Defaults must bind and be assignable to their column.
-    {
-        let mut binder = Binder {
-            catalog: &engine.catalog,
-            txn: &t.txn,
-            info,
-            params: vec![],
-        };
-        for c in &columns {
-            if let Some(d) = &c.default {
-                binder.bind_default(d, c.ty, &c.name)?;
-            }
-        }
-    }
-    engine
-        .catalog
-        .create_table(&mut t.txn, name, columns, primary_key.unwrap_or_default())?;
-    t.ddl = true;
-    Ok(())
 }
