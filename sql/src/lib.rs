@@ -97,7 +97,7 @@
 //!
 //! ## Deliberately left out (v1)
 //!
-//! Joins, subqueries, UNION, views, foreign keys, table locks around DDL (see `ddl.rs`),
+//! Joins, subqueries, UNION, views, foreign keys, ON CONFLICT ... WHERE index_predicate, table locks around DDL (see `ddl.rs`),
 //! GENERATED ALWAYS refusing explicit values (it behaves as BY DEFAULT), interval and time
 //! types, arrays, non-UTC time zones (TimeZone may
 //! be SET but output stays UTC), locale collations (text compares bytewise, like `C`),
@@ -117,6 +117,7 @@ pub mod sequence;
 pub mod session;
 pub mod storage;
 pub mod types;
+pub(crate) mod upsert;
 
 pub use error::{Notice, SqlError, SqlResult, SqlState};
 pub use query::ExecStats;

@@ -264,6 +264,8 @@ pub(crate) enum Plan {
         source: InsertSource,
         defaults: Vec<Option<Expr>>,
         returning: Option<Returning>,
+        /// ON CONFLICT (see `upsert.rs`).
+        on_conflict: Option<Box<crate::upsert::OnConflict>>,
     },
     Update {
         table: Arc<TableDef>,
@@ -2076,10 +2078,16 @@ impl Binder<'_> {
             ast::TableObject::TableName(n) => object_name(n)?,
             _ => return Err(SqlError::unsupported("INSERT into a table function")),
         };
-        if ins.on.is_some() {
-            return Err(SqlError::unsupported("ON CONFLICT"));
-        }
         let table = self.catalog.require(self.txn, &tname)?;
+        let on_conflict = match &ins.on {
+            None => None,
+            Some(ast::OnInsert::OnConflict(oc)) => Some(Box::new(self.bind_on_conflict(
+                &table,
+                oc,
+                ins.table_alias.as_ref().map(|a| ident_name(&a.alias)),
+            )?)),
+            Some(_) => return Err(SqlError::unsupported("ON DUPLICATE KEY UPDATE")),
+        };
         let mut targets = Vec::new();
         if ins.columns.is_empty() {
             targets = (0..table.columns.len()).collect();
@@ -2121,6 +2129,7 @@ impl Binder<'_> {
                 source: InsertSource::Values(vec![vec![]]),
                 defaults,
                 returning,
+                on_conflict,
             });
         };
         let source = match source_q.body.as_ref() {
@@ -2185,7 +2194,139 @@ impl Binder<'_> {
             source,
             defaults,
             returning,
+            on_conflict,
         })
+    }
+
+    /// Binds ON CONFLICT: the arbiter constraints and the DO UPDATE SET / WHERE over the
+    /// target row followed by the `excluded` row.
+    fn bind_on_conflict(
+        &mut self,
+        table: &Arc<TableDef>,
+        oc: &ast::OnConflict,
+        alias: Option<String>,
+    ) -> SqlResult<crate::upsert::OnConflict> {
+        use crate::upsert::{Arbiters, ConflictAction, OnConflict};
+        let mut arbiters = Arbiters::default();
+        match &oc.conflict_target {
+            None => {
+                if matches!(oc.action, ast::OnConflictAction::DoUpdate(_)) {
+                    return Err(SqlError::syntax(
+                        "ON CONFLICT DO UPDATE requires inference specification or constraint name",
+                    )
+                    .with_hint("For example, ON CONFLICT (column_name)."));
+                }
+                arbiters.primary = true;
+                arbiters.indexes = (0..table.indexes.len())
+                    .filter(|&i| table.indexes[i].unique)
+                    .collect();
+            }
+            Some(ast::ConflictTarget::Columns { columns, predicate }) => {
+                if predicate.is_some() {
+                    return Err(SqlError::unsupported(
+                        "ON CONFLICT ... WHERE index_predicate",
+                    ));
+                }
+                let mut cols = Vec::new();
+                for c in columns {
+                    let n = ident_name(c);
+                    let i = table.column_index(&n).ok_or_else(|| {
+                        SqlError::new(
+                            SqlState::UNDEFINED_COLUMN,
+                            format!("column \"{n}\" does not exist"),
+                        )
+                    })?;
+                    cols.push(i);
+                }
+                cols.sort_unstable();
+                cols.dedup();
+                let same = |other: &[usize]| {
+                    let mut o = other.to_vec();
+                    o.sort_unstable();
+                    o == cols
+                };
+                arbiters.primary = !table.primary_key.is_empty() && same(&table.primary_key);
+                arbiters.indexes = (0..table.indexes.len())
+                    .filter(|&i| table.indexes[i].unique && same(&table.indexes[i].columns))
+                    .collect();
+                if !arbiters.primary && arbiters.indexes.is_empty() {
+                    return Err(SqlError::new(
+                        SqlState::INVALID_COLUMN_REFERENCE,
+                        "there is no unique or exclusion constraint matching the ON CONFLICT specification",
+                    ));
+                }
+            }
+            Some(ast::ConflictTarget::OnConstraint(name)) => {
+                let n = object_name(name)?;
+                if !table.primary_key.is_empty() && n == table.pkey_name() {
+                    arbiters.primary = true;
+                } else if let Some(i) = table
+                    .indexes
+                    .iter()
+                    .position(|ix| ix.unique && ix.name == n)
+                {
+                    arbiters.indexes.push(i);
+                } else {
+                    return Err(SqlError::new(
+                        SqlState::UNDEFINED_OBJECT,
+                        format!(
+                            "constraint \"{n}\" for table \"{}\" does not exist",
+                            table.name
+                        ),
+                    ));
+                }
+            }
+        }
+        let action = match &oc.action {
+            ast::OnConflictAction::DoNothing => ConflictAction::Nothing,
+            ast::OnConflictAction::DoUpdate(du) => {
+                let mut scope = Scope::of_table(table, alias);
+                scope
+                    .cols
+                    .extend(Scope::of_table(table, Some("excluded".into())).cols);
+                let mut sets = Vec::new();
+                for a in &du.assignments {
+                    let name = match &a.target {
+                        ast::AssignmentTarget::ColumnName(n) => object_name(n)?,
+                        ast::AssignmentTarget::Tuple(_) => {
+                            return Err(SqlError::unsupported("multi-column SET"))
+                        }
+                    };
+                    let i = table.column_index(&name).ok_or_else(|| {
+                        SqlError::new(
+                            SqlState::UNDEFINED_COLUMN,
+                            format!(
+                                "column \"{name}\" of relation \"{}\" does not exist",
+                                table.name
+                            ),
+                        )
+                    })?;
+                    let col = &table.columns[i];
+                    let e = match &a.value {
+                        ast::Expr::Identifier(id)
+                            if id.quote_style.is_none()
+                                && id.value.eq_ignore_ascii_case("default") =>
+                        {
+                            match &col.default {
+                                Some(text) => self.bind_default(text, col.ty, &col.name)?,
+                                None => Expr::Const(Value::Null),
+                            }
+                        }
+                        v => {
+                            let (b, t) = self.bind_expr(v, &scope, None)?;
+                            self.assign_expr(b, t, col.ty, &col.name)?
+                        }
+                    };
+                    sets.push((i, e));
+                }
+                let filter = match &du.selection {
+                    Some(w) => Some(self.bind_bool(w, &scope, None, "WHERE")?),
+                    None => None,
+                };
+                ConflictAction::Update { sets, filter }
+            }
+        };
+        Ok(OnConflict { arbiters, action })
     }
 
     fn single_table(&mut self, t: &ast::TableWithJoins) -> SqlResult<(Arc<TableDef>, Scope)> {
@@ -2503,7 +2644,7 @@ pub(crate) struct ExecContext<'a> {
 }
 
 impl ExecContext<'_> {
-    fn eval(&self, e: &Expr, row: &[Value]) -> SqlResult<Value> {
+    pub(crate) fn eval(&self, e: &Expr, row: &[Value]) -> SqlResult<Value> {
         e.eval(
             row,
             &EvalContext {
@@ -3088,7 +3229,7 @@ fn project_row(ctx: &ExecContext<'_>, plan: &SelectPlan, r: &[Value]) -> SqlResu
 }
 
 /// Converts a value for storing into column `col` of `def` (typmods, NOT NULL).
-fn store_value(def: &TableDef, col: usize, v: Value) -> SqlResult<Value> {
+pub(crate) fn store_value(def: &TableDef, col: usize, v: Value) -> SqlResult<Value> {
     let c = &def.columns[col];
     if v.is_null() {
         if c.not_null {
@@ -3163,7 +3304,7 @@ fn key_detail(def: &TableDef, row: &[Value]) -> String {
     )
 }
 
-fn duplicate_key(def: &TableDef, row: &[Value]) -> SqlError {
+pub(crate) fn duplicate_key(def: &TableDef, row: &[Value]) -> SqlError {
     SqlError::new(
         SqlState::UNIQUE_VIOLATION,
         format!(
@@ -3220,6 +3361,7 @@ pub(crate) fn execute(ctx: &mut ExecContext<'_>, plan: &Plan) -> SqlResult<Outco
             source,
             defaults,
             returning,
+            on_conflict,
         } => {
             // Each input row is placed into the table's columns (None = DEFAULT / not given).
             let ncols = table.columns.len();
@@ -3247,6 +3389,7 @@ pub(crate) fn execute(ctx: &mut ExecContext<'_>, plan: &Plan) -> SqlResult<Outco
                 InsertSource::Query(q) => run_select(ctx, q)?.into_iter().map(placed).collect(),
             };
             let mut out_rows = Vec::new();
+            let mut affected = crate::upsert::Affected::default();
             let mut n = 0u64;
             for row in input {
                 ctx.interrupt.check()?;
@@ -3265,6 +3408,27 @@ pub(crate) fn execute(ctx: &mut ExecContext<'_>, plan: &Plan) -> SqlResult<Outco
                     })
                     .collect::<SqlResult<Vec<Value>>>()?;
                 ctx.check_row(table, &full)?;
+                if let Some(oc) = on_conflict {
+                    if let Some(existing) =
+                        crate::upsert::find_conflict(ctx.txn, table, &oc.arbiters, &full)?
+                    {
+                        if let crate::upsert::ConflictAction::Update { sets, filter } = &oc.action {
+                            if let Some(row) = crate::upsert::update_existing(
+                                ctx,
+                                table,
+                                sets,
+                                filter.as_ref(),
+                                existing,
+                                &full,
+                                &mut affected,
+                            )? {
+                                returning_row(ctx, returning, &row, &mut out_rows)?;
+                                n += 1;
+                            }
+                        }
+                        continue;
+                    }
+                }
                 let key = if table.has_rowid() {
                     // A fresh row id is unique in this process (and above every stored one), so
                     // no other transaction can write this key: no row lock needed.
@@ -3283,6 +3447,9 @@ pub(crate) fn execute(ctx: &mut ExecContext<'_>, plan: &Plan) -> SqlResult<Outco
                     key
                 };
                 crate::index::insert_entries(ctx.txn, table, &key, &full)?;
+                if let Some(oc) = on_conflict {
+                    affected.record(oc, &key);
+                }
                 returning_row(ctx, returning, &full, &mut out_rows)?;
                 n += 1;
             }

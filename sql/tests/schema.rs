@@ -368,3 +368,99 @@ fn add_primary_key_keeps_indexes_and_constraints() {
     assert_eq!(run(&mut s, "DELETE FROM t WHERE id = 1"), "DELETE 1");
     assert_eq!(run(&mut s, "INSERT INTO t VALUES (3, 1, 1)"), "INSERT 0 1");
 }
+
+#[test]
+fn on_conflict_do_nothing_and_do_update() {
+    let (_d, _e, mut s) = setup();
+    run(
+        &mut s,
+        "CREATE TABLE kv (k int PRIMARY KEY, v int, n int DEFAULT 0, tag text UNIQUE)",
+    );
+    run(&mut s, "INSERT INTO kv VALUES (1, 10, 0, 'a')");
+    assert_eq!(
+        run(&mut s, "INSERT INTO kv VALUES (1, 99, 0, 'z'), (2, 20, 0, 'b') ON CONFLICT DO NOTHING RETURNING k"),
+        "2\nINSERT 0 1"
+    );
+    // A conflict on the UNIQUE column is also caught without a target.
+    assert_eq!(
+        run(
+            &mut s,
+            "INSERT INTO kv VALUES (3, 30, 0, 'a') ON CONFLICT DO NOTHING"
+        ),
+        "INSERT 0 0"
+    );
+    // With a target, a conflict on another unique constraint is still an error.
+    assert!(run(
+        &mut s,
+        "INSERT INTO kv VALUES (3, 30, 0, 'a') ON CONFLICT (k) DO NOTHING"
+    )
+    .starts_with("ERROR 23505"));
+    assert_eq!(
+        run(
+            &mut s,
+            "INSERT INTO kv AS t VALUES (1, 5, 0, 'q'), (4, 40, 0, 'd') \
+             ON CONFLICT (k) DO UPDATE SET v = t.v + EXCLUDED.v, n = t.n + 1 RETURNING *"
+        ),
+        "1|15|1|a\n4|40|0|d\nINSERT 0 2"
+    );
+    assert_eq!(
+        run(
+            &mut s,
+            "INSERT INTO kv VALUES (1, 1, 0, 'q') ON CONFLICT (k) DO UPDATE SET v = 0 WHERE kv.v > 100"
+        ),
+        "INSERT 0 0"
+    );
+    assert_eq!(
+        run(
+            &mut s,
+            "INSERT INTO kv VALUES (9, 1, 0, 'd') ON CONFLICT ON CONSTRAINT kv_tag_key DO UPDATE SET v = excluded.v * 1000"
+        ),
+        "INSERT 0 1"
+    );
+    assert_eq!(
+        run(&mut s, "SELECT k, v FROM kv WHERE tag = 'd'"),
+        "4|1000\nSELECT 1"
+    );
+    assert_eq!(
+        run(
+            &mut s,
+            "INSERT INTO kv VALUES (5, 1), (5, 2) ON CONFLICT (k) DO UPDATE SET v = excluded.v"
+        ),
+        "ERROR 21000 ON CONFLICT DO UPDATE command cannot affect row a second time"
+    );
+    assert_eq!(
+        run(&mut s, "INSERT INTO kv VALUES (5, 1) ON CONFLICT (v) DO NOTHING"),
+        "ERROR 42P10 there is no unique or exclusion constraint matching the ON CONFLICT specification"
+    );
+    assert!(run(
+        &mut s,
+        "INSERT INTO kv VALUES (5, 1) ON CONFLICT DO UPDATE SET v = 1"
+    )
+    .starts_with("ERROR 42601"));
+    assert_eq!(run(&mut s, "SELECT count(*) FROM kv"), "3\nSELECT 1");
+}
+
+#[test]
+fn concurrent_upserts_of_one_key_all_count() {
+    let (_d, engine, mut s) = setup();
+    run(&mut s, "CREATE TABLE c (k text PRIMARY KEY, n int)");
+    let threads: Vec<_> = (0..4)
+        .map(|_| {
+            let engine = engine.clone();
+            std::thread::spawn(move || {
+                let mut s = session(&engine);
+                for _ in 0..25 {
+                    let r = run(
+                        &mut s,
+                        "INSERT INTO c VALUES ('x', 1) ON CONFLICT (k) DO UPDATE SET n = c.n + 1",
+                    );
+                    assert_eq!(r, "INSERT 0 1");
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    assert_eq!(run(&mut s, "SELECT n FROM c"), "100\nSELECT 1");
+}
