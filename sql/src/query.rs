@@ -5,7 +5,9 @@
 //! [`Plan`] of typed [`Expr`]s. The only optimisation is the access path of a table: a WHERE
 //! that fixes every primary-key column with `=` becomes a point read ([`Access::Point`], one
 //! `Transaction::get`), equalities on a key prefix plus an optional range on the next key
-//! column become a range scan, anything else a full scan of the table's key range. The WHERE
+//! column become a range scan of the primary key or, when it narrows more, of a secondary
+//! index ([`Access::Index`]: entries name rows, read at the same snapshot), anything else a
+//! full scan of the table's key range. The WHERE
 //! clause is re-checked on the rows read, so the access path only narrows the read; the one
 //! exception is a SELECT point read whose WHERE is nothing but `integer key column = constant`
 //! per key column, where finding the row at the encoded key already is SQL equality
@@ -175,6 +177,14 @@ pub(crate) enum Access {
         lower: Option<(Expr, bool)>,
         upper: Option<(Expr, bool)>,
     },
+    /// Like `Range`, over secondary index `index` (a position in `TableDef::indexes`): each
+    /// entry found names a row, read at the same snapshot (see `index.rs`).
+    Index {
+        index: usize,
+        prefix: Vec<Expr>,
+        lower: Option<(Expr, bool)>,
+        upper: Option<(Expr, bool)>,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -331,6 +341,20 @@ impl Plan {
                     def.pkey_name(),
                     pk.join(", ")
                 ),
+                Access::Index { index, .. } => {
+                    let ix = &def.indexes[*index];
+                    let cols: Vec<&str> = ix
+                        .columns
+                        .iter()
+                        .map(|&i| def.columns[i].name.as_str())
+                        .collect();
+                    format!(
+                        "Index Scan on {} using {} ({})",
+                        def.name,
+                        ix.name,
+                        cols.join(", ")
+                    )
+                }
             }
         }
         match self {
@@ -2536,12 +2560,57 @@ fn point_read_implies(def: &TableDef, filter: &Expr) -> bool {
     true
 }
 
-/// Picks the access path for a table from the conjuncts of its WHERE clause.
+/// Equalities on a prefix of `key` plus bounds on the next key column, from `preds`
+/// (column, operator, constant) with the column on the left.
+type KeyPath = (Vec<Expr>, Option<(Expr, bool)>, Option<(Expr, bool)>);
+
+fn key_path(
+    key: &[usize],
+    preds: &[(usize, BinOp, Expr)],
+    usable: &dyn Fn(usize, &Expr) -> bool,
+) -> KeyPath {
+    let mut prefix = Vec::new();
+    for &col in key {
+        match preds
+            .iter()
+            .find(|(c, op, e)| *c == col && *op == BinOp::Eq && usable(col, e))
+        {
+            Some((_, _, e)) => prefix.push(e.clone()),
+            None => break,
+        }
+    }
+    let mut lower = None;
+    let mut upper = None;
+    if let Some(&next) = key.get(prefix.len()) {
+        for (c, op, e) in preds {
+            if *c != next || !usable(next, e) {
+                continue;
+            }
+            match op {
+                BinOp::Gt if lower.is_none() => lower = Some((e.clone(), false)),
+                BinOp::GtEq if lower.is_none() => lower = Some((e.clone(), true)),
+                BinOp::Lt if upper.is_none() => upper = Some((e.clone(), false)),
+                BinOp::LtEq if upper.is_none() => upper = Some((e.clone(), true)),
+                _ => {}
+            }
+        }
+    }
+    (prefix, lower, upper)
+}
+
+/// How selective a key path looks: equalities count most, a bound a little.
+fn key_path_score(p: &KeyPath) -> usize {
+    p.0.len() * 4 + p.1.is_some() as usize + p.2.is_some() as usize
+}
+
+/// Picks the access path for a table from the conjuncts of its WHERE clause: a point read
+/// when every primary-key column is fixed, else the primary key or secondary index whose
+/// key the conjuncts narrow most (ties go to the primary key: no second lookup).
 pub(crate) fn choose_access(def: &TableDef, filter: Option<&Expr>) -> Access {
     let Some(filter) = filter else {
         return Access::Full;
     };
-    if def.has_rowid() {
+    if def.has_rowid() && def.indexes.is_empty() {
         return Access::Full;
     }
     let mut conjuncts = Vec::new();
@@ -2573,41 +2642,34 @@ pub(crate) fn choose_access(def: &TableDef, filter: Option<&Expr>) -> Access {
         let ty = &def.columns[col].ty;
         const_type(e, ty).is_some_and(|ct| seekable(ty, &ct))
     };
-    let mut prefix = Vec::new();
-    for &col in &def.primary_key {
-        match preds
-            .iter()
-            .find(|(c, op, e)| *c == col && *op == BinOp::Eq && usable(col, e))
-        {
-            Some((_, _, e)) => prefix.push(e.clone()),
-            None => break,
+    let pk = key_path(&def.primary_key, &preds, &usable);
+    if !def.primary_key.is_empty() && pk.0.len() == def.primary_key.len() {
+        return Access::Point(pk.0);
+    }
+    let mut best: Option<(usize, KeyPath)> = None;
+    for (i, ix) in def.indexes.iter().enumerate() {
+        let p = key_path(&ix.columns, &preds, &usable);
+        let better = match &best {
+            Some((_, b)) => key_path_score(&p) > key_path_score(b),
+            None => true,
+        };
+        if key_path_score(&p) > 0 && better {
+            best = Some((i, p));
         }
     }
-    if prefix.len() == def.primary_key.len() {
-        return Access::Point(prefix);
-    }
-    let next = def.primary_key[prefix.len()];
-    let mut lower = None;
-    let mut upper = None;
-    for (c, op, e) in &preds {
-        if *c != next || !usable(next, e) {
-            continue;
-        }
-        match op {
-            BinOp::Gt if lower.is_none() => lower = Some((e.clone(), false)),
-            BinOp::GtEq if lower.is_none() => lower = Some((e.clone(), true)),
-            BinOp::Lt if upper.is_none() => upper = Some((e.clone(), false)),
-            BinOp::LtEq if upper.is_none() => upper = Some((e.clone(), true)),
-            _ => {}
-        }
-    }
-    if prefix.is_empty() && lower.is_none() && upper.is_none() {
-        return Access::Full;
-    }
-    Access::Range {
-        prefix,
-        lower,
-        upper,
+    match best {
+        Some((index, p)) if key_path_score(&p) > key_path_score(&pk) => Access::Index {
+            index,
+            prefix: p.0,
+            lower: p.1,
+            upper: p.2,
+        },
+        _ if key_path_score(&pk) == 0 => Access::Full,
+        _ => Access::Range {
+            prefix: pk.0,
+            lower: pk.1,
+            upper: pk.2,
+        },
     }
 }
 
@@ -2728,24 +2790,6 @@ fn read_raw(
     def: &TableDef,
     access: &Access,
 ) -> SqlResult<Vec<(Vec<u8>, Bytes)>> {
-    let key_value = |ctx: &ExecContext<'_>, e: &Expr, col: usize| -> SqlResult<Option<Value>> {
-        let v = ctx.eval(e, &[])?;
-        if v.is_null() {
-            return Ok(None);
-        }
-        Ok(cast(v, &def.columns[col].ty, false).ok())
-    };
-    let prefix_bytes = |ctx: &ExecContext<'_>, exprs: &[Expr]| -> SqlResult<Option<Vec<u8>>> {
-        let mut key = Vec::with_capacity(32);
-        append_rows_prefix(def.id, &mut key);
-        for (j, e) in exprs.iter().enumerate() {
-            match key_value(ctx, e, def.primary_key[j])? {
-                Some(v) => encode_key_value(&v, &mut key),
-                None => return Ok(None),
-            }
-        }
-        Ok(Some(key))
-    };
     let decode = |ctx: &mut ExecContext<'_>,
                   pairs: Vec<(Vec<u8>, Bytes)>|
      -> SqlResult<Vec<(Vec<u8>, Bytes)>> {
@@ -2765,49 +2809,99 @@ fn read_raw(
             upper,
         } => {
             ctx.stats.range_scans += 1;
-            let Some(base) = prefix_bytes(ctx, prefix)? else {
+            let mut base = Vec::with_capacity(32);
+            append_rows_prefix(def.id, &mut base);
+            let Some(range) = key_range(ctx, def, base, &def.primary_key, prefix, lower, upper)?
+            else {
                 return Ok(vec![]);
             };
-            let (mut start, mut end) = prefix_range(&base);
-            let col = def.primary_key[prefix.len()];
-            if let Some((e, inclusive)) = lower {
-                match key_value(ctx, e, col)? {
-                    Some(v) => {
-                        let mut k = base.clone();
-                        encode_key_value(&v, &mut k);
-                        start = if *inclusive {
-                            Bound::Included(k)
-                        } else {
-                            match prefix_successor(&k) {
-                                Some(s) => Bound::Included(s),
-                                None => return Ok(vec![]),
-                            }
-                        };
-                    }
-                    None => return Ok(vec![]),
+            let pairs = ctx.txn.scan(range, false, None)?;
+            decode(ctx, pairs)
+        }
+        Access::Index {
+            index,
+            prefix,
+            lower,
+            upper,
+        } => {
+            ctx.stats.range_scans += 1;
+            let ix = &def.indexes[*index];
+            let base = KeyPrefix::Index(def.id, ix.id).encode();
+            let Some(range) = key_range(ctx, def, base, &ix.columns, prefix, lower, upper)? else {
+                return Ok(vec![]);
+            };
+            let entries = ctx.txn.scan(range, false, None)?;
+            let mut pairs = Vec::with_capacity(entries.len());
+            for (_, row_key) in entries {
+                // The entry and its row are versions of one transaction: the row is there.
+                if let Some(row) = ctx.txn.get(&row_key)? {
+                    pairs.push((row_key.to_vec(), row));
                 }
             }
-            if let Some((e, inclusive)) = upper {
-                match key_value(ctx, e, col)? {
-                    Some(v) => {
-                        let mut k = base.clone();
-                        encode_key_value(&v, &mut k);
-                        end = if *inclusive {
-                            match prefix_successor(&k) {
-                                Some(s) => Bound::Excluded(s),
-                                None => end,
-                            }
-                        } else {
-                            Bound::Excluded(k)
-                        };
-                    }
-                    None => return Ok(vec![]),
-                }
-            }
-            let pairs = ctx.txn.scan((start, end), false, None)?;
             decode(ctx, pairs)
         }
     }
+}
+
+/// The key range of a [`KeyPath`] over key columns `key` under `base` (the rows prefix or an
+/// index prefix); None when a key value is NULL or cannot be of the column's type (no rows).
+fn key_range(
+    ctx: &ExecContext<'_>,
+    def: &TableDef,
+    mut base: Vec<u8>,
+    key: &[usize],
+    prefix: &[Expr],
+    lower: &Option<(Expr, bool)>,
+    upper: &Option<(Expr, bool)>,
+) -> SqlResult<Option<crate::storage::KeyRange>> {
+    let key_value = |e: &Expr, col: usize| -> SqlResult<Option<Value>> {
+        let v = ctx.eval(e, &[])?;
+        if v.is_null() {
+            return Ok(None);
+        }
+        Ok(cast(v, &def.columns[col].ty, false).ok())
+    };
+    for (e, &col) in prefix.iter().zip(key) {
+        match key_value(e, col)? {
+            Some(v) => encode_key_value(&v, &mut base),
+            None => return Ok(None),
+        }
+    }
+    let (mut start, mut end) = prefix_range(&base);
+    let Some(&col) = key.get(prefix.len()) else {
+        return Ok(Some((start, end)));
+    };
+    if let Some((e, inclusive)) = lower {
+        let Some(v) = key_value(e, col)? else {
+            return Ok(None);
+        };
+        let mut k = base.clone();
+        encode_key_value(&v, &mut k);
+        start = if *inclusive {
+            Bound::Included(k)
+        } else {
+            match prefix_successor(&k) {
+                Some(s) => Bound::Included(s),
+                None => return Ok(None),
+            }
+        };
+    }
+    if let Some((e, inclusive)) = upper {
+        let Some(v) = key_value(e, col)? else {
+            return Ok(None);
+        };
+        let mut k = base.clone();
+        encode_key_value(&v, &mut k);
+        end = if *inclusive {
+            match prefix_successor(&k) {
+                Some(s) => Bound::Excluded(s),
+                None => end,
+            }
+        } else {
+            Bound::Excluded(k)
+        };
+    }
+    Ok(Some((start, end)))
 }
 
 fn passes(ctx: &ExecContext<'_>, filter: Option<&Expr>, row: &[Value]) -> SqlResult<bool> {

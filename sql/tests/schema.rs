@@ -464,3 +464,110 @@ fn concurrent_upserts_of_one_key_all_count() {
     }
     assert_eq!(run(&mut s, "SELECT n FROM c"), "100\nSELECT 1");
 }
+
+fn explain(s: &mut Session, sql: &str) -> String {
+    run(s, &format!("EXPLAIN {sql}"))
+}
+
+#[test]
+fn indexes_serve_equality_and_range_predicates() {
+    let (_d, _e, mut s) = setup();
+    run(
+        &mut s,
+        "CREATE TABLE p (id int PRIMARY KEY, cat text, price int, note text)",
+    );
+    run(
+        &mut s,
+        "INSERT INTO p SELECT g, 'c' || (g % 10), g % 100, NULL FROM generate_series(1, 500) g",
+    );
+    run(&mut s, "CREATE INDEX p_cat_price ON p (cat, price)");
+    run(&mut s, "CREATE INDEX p_price ON p (price)");
+    assert!(explain(&mut s, "SELECT * FROM p WHERE cat = 'c3'")
+        .starts_with("Index Scan on p using p_cat_price (cat, price)"));
+    assert!(
+        explain(&mut s, "SELECT * FROM p WHERE price >= 10 AND price < 12")
+            .starts_with("Index Scan on p using p_price (price)")
+    );
+    assert!(explain(&mut s, "SELECT * FROM p WHERE id = 3").starts_with("Point Get"));
+    assert!(explain(&mut s, "SELECT * FROM p WHERE note = 'x'").starts_with("Seq Scan"));
+    let by_index = run(
+        &mut s,
+        "SELECT id FROM p WHERE cat = 'c3' AND price = 13 ORDER BY id",
+    );
+    assert_eq!(by_index, "13\n113\n213\n313\n413\nSELECT 5");
+    assert_eq!(
+        run(
+            &mut s,
+            "SELECT count(*) FROM p WHERE price >= 10 AND price < 12"
+        ),
+        "10\nSELECT 1"
+    );
+    assert_eq!(
+        run(&mut s, "SELECT count(*) FROM p WHERE price > 98"),
+        "5\nSELECT 1"
+    );
+    // Writes keep the index in step: updates move entries, deletes remove them, and a
+    // rolled-back change leaves the old entries.
+    run(&mut s, "UPDATE p SET price = 1000 WHERE id = 13");
+    run(&mut s, "DELETE FROM p WHERE id = 113");
+    run(
+        &mut s,
+        "BEGIN; UPDATE p SET price = 2000 WHERE id = 213; ROLLBACK",
+    );
+    assert_eq!(
+        run(
+            &mut s,
+            "SELECT id FROM p WHERE cat = 'c3' AND price = 13 ORDER BY id"
+        ),
+        "213\n313\n413\nSELECT 3"
+    );
+    assert_eq!(
+        run(&mut s, "SELECT id FROM p WHERE price = 1000"),
+        "13\nSELECT 1"
+    );
+    assert_eq!(run(&mut s, "DELETE FROM p WHERE price = 1000"), "DELETE 1");
+    assert_eq!(
+        run(&mut s, "SELECT id FROM p WHERE price = 1000"),
+        "SELECT 0"
+    );
+    // A snapshot reads the entries of the row versions it sees.
+    run(&mut s, "BEGIN ISOLATION LEVEL REPEATABLE READ");
+    assert_eq!(
+        run(&mut s, "SELECT count(*) FROM p WHERE price = 50"),
+        "5\nSELECT 1"
+    );
+    let engine = _e.clone();
+    let mut other = session(&engine);
+    assert_eq!(
+        run(&mut other, "UPDATE p SET price = 51 WHERE price = 50"),
+        "UPDATE 5"
+    );
+    assert_eq!(
+        run(&mut s, "SELECT count(*) FROM p WHERE price = 50"),
+        "5\nSELECT 1"
+    );
+    run(&mut s, "COMMIT");
+    assert_eq!(
+        run(&mut s, "SELECT count(*) FROM p WHERE price = 50"),
+        "0\nSELECT 1"
+    );
+}
+
+#[test]
+fn tables_without_primary_key_use_indexes_too() {
+    let (_d, _e, mut s) = setup();
+    run(&mut s, "CREATE TABLE h (a int, b text)");
+    run(
+        &mut s,
+        "INSERT INTO h SELECT g, 'x' || g FROM generate_series(1, 100) g",
+    );
+    run(&mut s, "CREATE UNIQUE INDEX h_b ON h (b)");
+    assert!(explain(&mut s, "SELECT a FROM h WHERE b = 'x7'").starts_with("Index Scan"));
+    assert_eq!(run(&mut s, "SELECT a FROM h WHERE b = 'x7'"), "7\nSELECT 1");
+    assert!(run(&mut s, "INSERT INTO h VALUES (1, 'x7')").starts_with("ERROR 23505"));
+    assert_eq!(
+        run(&mut s, "UPDATE h SET b = 'y' WHERE b = 'x7'"),
+        "UPDATE 1"
+    );
+    assert_eq!(run(&mut s, "INSERT INTO h VALUES (1, 'x7')"), "INSERT 0 1");
+}
