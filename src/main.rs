@@ -2,7 +2,23 @@
 
 use std::process::ExitCode;
 
-use gnomon_server::{Command, USAGE};
+use gnomon_server::{Command, ServerError, USAGE};
+
+/// Structured logs on stderr: `<UTC time> <LEVEL> <target>: <message> key=value ...`.
+///
+/// NB: the subscriber is process-wide by nature; only the binary installs one, the library
+/// crates just emit events.
+fn init_logging(level: &str) -> Result<(), ServerError> {
+    let level: tracing::Level = level
+        .parse()
+        .map_err(|_| ServerError::Usage(format!("unknown log level {level:?}")))?;
+    tracing_subscriber::fmt()
+        .with_max_level(level)
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .try_init()
+        .map_err(|e| ServerError::Usage(format!("cannot set up logging: {e}")))
+}
 
 fn main() -> ExitCode {
     match Command::from_args(std::env::args().skip(1)) {
@@ -10,13 +26,15 @@ fn main() -> ExitCode {
             print!("{USAGE}");
             ExitCode::SUCCESS
         }
-        Ok(Command::Run(config)) => match gnomon_server::run(config) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("gnomon: {e}");
-                ExitCode::FAILURE
+        Ok(Command::Run(config)) => {
+            match init_logging(&config.log_level).and_then(|()| gnomon_server::run(config)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("gnomon: {e}");
+                    ExitCode::FAILURE
+                }
             }
-        },
+        }
         Err(e) => {
             eprintln!("gnomon: {e}\n\n{USAGE}");
             ExitCode::from(2)

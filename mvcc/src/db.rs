@@ -113,9 +113,10 @@ pub struct Db {
     recovery: RecoveryStats,
     /// Lamport clock, version vector and vector clock of this node (durable).
     logical: LogicalClocks,
-    /// Transactions committed / rolled back (or failed to commit) since open.
+    /// Transactions committed, failed at commit, rolled back since open ([`Db::stats`]).
     commits: AtomicU64,
-    aborts: AtomicU64,
+    commit_failures: AtomicU64,
+    rollbacks: AtomicU64,
 }
 
 /// Counters of a running database since it was opened, for monitoring (`/metrics`).
@@ -123,8 +124,11 @@ pub struct Db {
 pub struct DbStats {
     /// Transactions whose commit succeeded (read-only ones included).
     pub commits: u64,
-    /// Transactions rolled back, dropped unfinished, or whose commit failed.
-    pub aborts: u64,
+    /// Transactions whose commit failed (log failure; the outcome may be in doubt).
+    pub commit_failures: u64,
+    /// Transactions rolled back or dropped unfinished (by the client, or after an error such as
+    /// a serialization failure or a deadlock).
+    pub rollbacks: u64,
     /// The largest amount (µs) a timestamp received from another node was ahead of the local
     /// wall clock: the clock skew seen so far.
     pub max_clock_offset_us: u64,
@@ -229,7 +233,8 @@ impl Db {
             recovery,
             logical,
             commits: AtomicU64::new(0),
-            aborts: AtomicU64::new(0),
+            commit_failures: AtomicU64::new(0),
+            rollbacks: AtomicU64::new(0),
         });
         let restored = db.restore_prepared()? as u64;
         if let Some(db) = Arc::get_mut(&mut db) {
@@ -305,21 +310,27 @@ impl Db {
     pub fn stats(&self) -> DbStats {
         DbStats {
             commits: self.commits.load(Ordering::Relaxed),
-            aborts: self.aborts.load(Ordering::Relaxed),
+            commit_failures: self.commit_failures.load(Ordering::Relaxed),
+            rollbacks: self.rollbacks.load(Ordering::Relaxed),
             max_clock_offset_us: self.clock.max_observed_offset_us(),
             locks: self.locks.stats(),
             wal: self.wal.stats(),
         }
     }
 
-    /// Counts a finished transaction for [`Db::stats`].
-    pub(crate) fn count_finished(&self, committed: bool) {
-        let counter = if committed {
+    /// Counts a commit attempt for [`Db::stats`].
+    pub(crate) fn count_commit(&self, ok: bool) {
+        let counter = if ok {
             &self.commits
         } else {
-            &self.aborts
+            &self.commit_failures
         };
         counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts a rollback for [`Db::stats`].
+    pub(crate) fn count_rollback(&self) {
+        self.rollbacks.fetch_add(1, Ordering::Relaxed);
     }
 
     /// First half of the commit pipeline (see the crate docs): timestamp + engine registration

@@ -121,7 +121,7 @@ pub use clock::{Clock, NodeId, SystemClock, Timestamp, WallClock};
 pub use db::{Db, DbOptions, DbStats, RecoveryStats, DEFAULT_MAX_PREPARED_TRANSACTIONS};
 pub use error::MvccError;
 pub use gnomon_engine::GcStats;
-pub use gnomon_wal::{Lsn, SyncPolicy};
+pub use gnomon_wal::{Lsn, SyncPolicy, WalStats, BATCH_SIZE_BOUNDS};
 pub use locks::LockStats;
 pub use logical::{Causality, ClockValueError, LogicalClockError, LogicalClocks, VectorTime};
 pub use registry::{TxnInfo, TxnPhase};

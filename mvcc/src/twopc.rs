@@ -242,7 +242,7 @@ impl Db {
                 drop(set);
                 self.locks().release_all(id, row_locks.iter());
                 registry.finished(id, Some(state.snapshot), None);
-                self.count_finished(false);
+                self.count_commit(false);
                 Err(e)
             }
         }
@@ -272,6 +272,7 @@ impl Db {
                 self.prepared_set().by_gid.remove(gid);
                 self.locks().release_all(id, row_locks.iter());
                 self.registry().finished(id, Some(state.snapshot), Some(ts));
+                self.count_commit(true);
                 state.status = TxnStatus::Committed(ts);
                 Ok(state)
             }
@@ -301,7 +302,7 @@ impl Db {
                 self.prepared_set().by_gid.remove(gid);
                 self.locks().release_all(id, row_locks.iter());
                 self.registry().finished(id, Some(state.snapshot), None);
-                self.count_finished(false);
+                self.count_rollback();
                 state.status = TxnStatus::Aborted;
                 Ok(state)
             }

@@ -359,7 +359,7 @@ impl Txn {
             Ok(ts) => TxnStatus::Committed(ts),
             Err(_) => TxnStatus::Aborted,
         };
-        self.db.count_finished(result.is_ok());
+        self.db.count_commit(result.is_ok());
         self.release();
         result
     }
@@ -368,7 +368,7 @@ impl Txn {
     pub fn rollback(mut self) {
         self.finished = true;
         self.state.status = TxnStatus::Aborted;
-        self.db.count_finished(false);
+        self.db.count_rollback();
         self.release();
     }
 
@@ -406,7 +406,7 @@ impl Drop for Txn {
     fn drop(&mut self) {
         if !self.finished {
             self.state.status = TxnStatus::Aborted;
-            self.db.count_finished(false);
+            self.db.count_rollback();
             self.release();
         }
     }

@@ -16,7 +16,7 @@ fn open(dir: &std::path::Path) -> Arc<Db> {
 }
 
 #[test]
-fn commits_aborts_and_wal_batches_are_counted() {
+fn commits_rollbacks_and_wal_batches_are_counted() {
     let dir = tempfile::tempdir().unwrap();
     let db = open(dir.path());
     let before = db.stats();
@@ -27,7 +27,8 @@ fn commits_aborts_and_wal_batches_are_counted() {
     drop(db.begin(Isolation::RepeatableRead));
     let after = db.stats();
     assert_eq!(after.commits - before.commits, 1);
-    assert_eq!(after.aborts - before.aborts, 2);
+    assert_eq!(after.rollbacks - before.rollbacks, 2);
+    assert_eq!(after.commit_failures, 0);
     assert_eq!(after.wal.records - before.wal.records, 1);
     assert_eq!(after.wal.batches - before.wal.batches, 1);
     assert!(after.wal.fsyncs > before.wal.fsyncs);

@@ -7,6 +7,8 @@
 //! listen = "127.0.0.1:5433"    # HOST:PORT; loopback only until authentication exists
 //! fsync = true                 # false = acknowledged commits may be lost on power failure
 //! max_connections = 100        # sessions at once; more are refused with FATAL 53300
+//! http = "127.0.0.1:9187"      # admin HTTP listener (/metrics, /health, clock API); off if absent
+//! log_level = "info"           # error, warn, info, debug or trace
 //! ```
 
 use std::net::{SocketAddr, ToSocketAddrs};
@@ -22,6 +24,10 @@ pub const DEFAULT_DATA_DIR: &str = "./gnomon-data";
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:5433";
 /// Default limit on concurrent sessions (PostgreSQL's `max_connections` default).
 pub const DEFAULT_MAX_CONNECTIONS: usize = 100;
+/// Default log level.
+pub const DEFAULT_LOG_LEVEL: &str = "info";
+/// Log levels `--log-level` accepts, least verbose first.
+pub const LOG_LEVELS: [&str; 5] = ["error", "warn", "info", "debug", "trace"];
 
 /// Usage text printed by `--help`.
 pub const USAGE: &str = "\
@@ -36,8 +42,11 @@ OPTIONS:
                           loopback addresses only: there is no authentication yet
     --max-connections N   sessions served at once (default 100); each session is
                           one thread; further clients get FATAL 53300
+    --http HOST:PORT      admin HTTP listener: /metrics (Prometheus), /health and the
+                          clock API (docs/admin-http.md); off unless given; loopback only
+    --log-level LEVEL     error, warn, info (default), debug or trace
     --config FILE         TOML file with keys data_dir, listen, fsync,
-                          max_connections (flags override the file)
+                          max_connections, http, log_level (flags override the file)
     -h, --help            print this help
 
 Connect with: psql -h 127.0.0.1 -p 5433 -U gnomon gnomon
@@ -54,6 +63,10 @@ pub struct Config {
     pub fsync: bool,
     /// Most sessions served at once (at least 1); one more is refused with FATAL 53300.
     pub max_connections: usize,
+    /// Address of the admin HTTP listener; None = no listener.
+    pub http: Option<String>,
+    /// One of [`LOG_LEVELS`].
+    pub log_level: String,
 }
 
 impl Default for Config {
@@ -63,6 +76,8 @@ impl Default for Config {
             listen: DEFAULT_LISTEN.to_string(),
             fsync: true,
             max_connections: DEFAULT_MAX_CONNECTIONS,
+            http: None,
+            log_level: DEFAULT_LOG_LEVEL.to_string(),
         }
     }
 }
@@ -84,6 +99,8 @@ struct FileConfig {
     listen: Option<String>,
     fsync: Option<bool>,
     max_connections: Option<usize>,
+    http: Option<String>,
+    log_level: Option<String>,
 }
 
 impl Command {
@@ -93,6 +110,8 @@ impl Command {
         let mut listen = None;
         let mut max_connections = None;
         let mut config_file = None;
+        let mut http = None;
+        let mut log_level = None;
         let mut args = args.into_iter();
         while let Some(arg) = args.next() {
             let (flag, inline) = match arg.split_once('=') {
@@ -119,6 +138,8 @@ impl Command {
                     max_connections = Some(n);
                 }
                 "--config" => config_file = Some(PathBuf::from(value("--config")?)),
+                "--http" => http = Some(value("--http")?),
+                "--log-level" => log_level = Some(value("--log-level")?),
                 other => {
                     return Err(ServerError::Usage(format!(
                         "unknown argument {other:?} (try --help)"
@@ -138,6 +159,12 @@ impl Command {
         }
         if let Some(n) = max_connections {
             config.max_connections = n;
+        }
+        if http.is_some() {
+            config.http = http;
+        }
+        if let Some(level) = log_level {
+            config.log_level = level;
         }
         Ok(Command::Run(config))
     }
@@ -164,41 +191,62 @@ impl Config {
             listen: file.listen.unwrap_or(defaults.listen),
             fsync: file.fsync.unwrap_or(defaults.fsync),
             max_connections: file.max_connections.unwrap_or(defaults.max_connections),
+            http: file.http,
+            log_level: file.log_level.unwrap_or(defaults.log_level),
         })
     }
 
-    /// Resolves `listen` and refuses anything but loopback addresses.
+    /// Checks the settings and resolves `listen`; `listen` and `http` must be loopback
+    /// addresses.
     ///
-    /// NB: deliberate restriction: with trust authentication, listening on a public address
-    /// would hand the database to anyone on the network.
+    /// NB: deliberate restriction: with trust authentication (and an admin API without any),
+    /// listening on a public address would hand the database to anyone on the network.
     pub fn validate(&self) -> Result<SocketAddr, ServerError> {
         if self.max_connections == 0 {
             return Err(ServerError::Usage(
                 "max_connections must be at least 1".to_string(),
             ));
         }
-        let addrs: Vec<SocketAddr> = self
-            .listen
-            .to_socket_addrs()
-            .map_err(|source| ServerError::BadListen {
-                listen: self.listen.clone(),
-                source,
-            })?
-            .collect();
-        let Some(first) = addrs.first().copied() else {
+        if !LOG_LEVELS.contains(&self.log_level.as_str()) {
             return Err(ServerError::Usage(format!(
-                "listen address {:?} resolves to nothing",
-                self.listen
+                "log level {:?} is not one of {}",
+                self.log_level,
+                LOG_LEVELS.join(", ")
             )));
-        };
-        if let Some(public) = addrs.iter().find(|a| !a.ip().is_loopback()) {
-            return Err(ServerError::NotLoopback {
-                listen: self.listen.clone(),
-                addr: *public,
-            });
         }
-        Ok(first)
+        if let Some(http) = &self.http {
+            loopback_addr(http)?;
+        }
+        loopback_addr(&self.listen)
     }
+
+    /// The admin HTTP address, resolved and checked like `listen` (None: no listener).
+    pub fn http_addr(&self) -> Result<Option<SocketAddr>, ServerError> {
+        self.http.as_deref().map(loopback_addr).transpose()
+    }
+}
+
+/// Resolves an address and refuses anything but loopback addresses.
+fn loopback_addr(listen: &str) -> Result<SocketAddr, ServerError> {
+    let addrs: Vec<SocketAddr> = listen
+        .to_socket_addrs()
+        .map_err(|source| ServerError::BadListen {
+            listen: listen.to_string(),
+            source,
+        })?
+        .collect();
+    let Some(first) = addrs.first().copied() else {
+        return Err(ServerError::Usage(format!(
+            "listen address {listen:?} resolves to nothing"
+        )));
+    };
+    if let Some(public) = addrs.iter().find(|a| !a.ip().is_loopback()) {
+        return Err(ServerError::NotLoopback {
+            listen: listen.to_string(),
+            addr: *public,
+        });
+    }
+    Ok(first)
 }
 
 #[cfg(test)]
@@ -243,8 +291,36 @@ mod tests {
                 listen: "127.0.0.1:7001".into(),
                 fsync: false,
                 max_connections: DEFAULT_MAX_CONNECTIONS,
+                http: None,
+                log_level: DEFAULT_LOG_LEVEL.to_string(),
             })
         );
+    }
+
+    #[test]
+    fn http_and_log_level_come_from_file_or_flag_and_are_checked() {
+        let c = Config::from_toml("http = \"127.0.0.1:9187\"\nlog_level = \"debug\"\n").unwrap();
+        assert_eq!(c.http.as_deref(), Some("127.0.0.1:9187"));
+        assert_eq!(c.log_level, "debug");
+        assert!(c.validate().is_ok());
+        let cmd = Command::from_args(args(&["--http=127.0.0.1:0", "--log-level", "warn"])).unwrap();
+        let Command::Run(c) = cmd else { unreachable!() };
+        assert_eq!(c.http.as_deref(), Some("127.0.0.1:0"));
+        assert_eq!(c.log_level, "warn");
+        let loud = Config {
+            log_level: "loud".into(),
+            ..Config::default()
+        };
+        assert!(loud.validate().is_err());
+        let public = Config {
+            http: Some("0.0.0.0:9187".into()),
+            ..Config::default()
+        };
+        assert!(matches!(
+            public.validate(),
+            Err(ServerError::NotLoopback { .. })
+        ));
+        assert_eq!(Config::default().http_addr().unwrap(), None);
     }
 
     #[test]

@@ -24,7 +24,7 @@ use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpStream};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use gnomon_sql::{
     Column, DataType, Outcome, Prepared, Session, SqlEngine, SqlError, TxnStatus, Value,
@@ -37,6 +37,7 @@ use crate::codec::{
 };
 use crate::conns::{Connections, SessionSlot};
 use crate::copy::{self, BadLine, CopyFrom, CopyStatement, LineSplitter};
+use crate::metrics::{Metrics, StatementKind};
 
 /// Reported in ParameterStatus `server_version`: must start with the PostgreSQL major version
 /// clients should assume (SQLAlchemy and drivers parse it).
@@ -76,6 +77,8 @@ pub struct Shared {
     pub engine: Arc<SqlEngine>,
     /// Cancel keys of live sessions.
     pub cancels: CancelRegistry,
+    /// Statement, error and connection counters (`/metrics`).
+    pub metrics: Arc<Metrics>,
 }
 
 /// Why a connection ended abnormally (logged, never sent: the socket may be gone).
@@ -227,7 +230,7 @@ pub fn serve(stream: Arc<TcpStream>, shared: Arc<Shared>, connections: &Arc<Conn
             ConnError::Io(_) => {}
             ConnError::Protocol(p) => {
                 let _ = wire.fatal(ErrorFields::fatal("08P01", p.to_string()));
-                eprintln!("gnomon: connection from {peer:?} closed: {p}");
+                tracing::info!(peer = ?peer, "connection closed: {p}");
             }
         }
     }
@@ -351,6 +354,7 @@ fn startup(
     };
     let (cancel_key, cancel_target) = shared.cancels.register(session.cancel_handle());
     let mut backend = Backend {
+        metrics: Arc::clone(&shared.metrics),
         _slot: slot,
         session,
         _registration: Registration {
@@ -421,6 +425,8 @@ struct Portal {
 
 /// The protocol state of one session.
 struct Backend {
+    /// Server-wide counters this session records into.
+    metrics: Arc<Metrics>,
     /// Held for the session's life: counts against `max_connections`.
     _slot: SessionSlot,
     session: Session,
@@ -616,7 +622,10 @@ impl Backend {
                     match self.run(|s| s.sync_result()) {
                         Err(Panicked) => return fatal_internal(wire),
                         // The implicit transaction's commit failed (e.g. 40001).
-                        Ok(Err(e)) => wire.out.error_response(&sql_error_fields(&e)),
+                        Ok(Err(e)) => {
+                            self.metrics.count_error(e.code.code());
+                            wire.out.error_response(&sql_error_fields(&e))
+                        }
                         Ok(Ok(())) => {}
                     }
                     self.ready(wire)?;
@@ -639,6 +648,7 @@ impl Backend {
             match step {
                 Ok(()) => {}
                 Err(StepError::Client(e)) => {
+                    self.metrics.count_error(&e.code);
                     wire.out.error_response(&e);
                     self.skip_until_sync = true;
                 }
@@ -663,12 +673,14 @@ impl Backend {
                 return self.ready(wire);
             }
         }
+        let started = Instant::now();
         let Ok((results, notices)) = self.run(|s| {
             let results = s.execute_simple(sql);
             (results, s.take_notices())
         }) else {
             return fatal_internal(wire);
         };
+        self.record_simple(started.elapsed(), sql, &results);
         // NB: notices come before the results they belong to; the sql layer reports them per
         // call, not per statement, so a multi-statement query gets them all up front.
         for n in &notices {
@@ -788,11 +800,38 @@ impl Backend {
                 Ok(Ok(())) => {}
             }
         }
+        self.metrics.count_statements(StatementKind::Insert, 1);
         match failure {
-            Some(e) => wire.out.error_response(&e),
+            Some(e) => {
+                self.metrics.count_error(&e.code);
+                wire.out.error_response(&e)
+            }
             None => wire.out.command_complete(&format!("COPY {rows}")),
         }
         self.ready(wire)
+    }
+
+    /// Counts the statements of a simple-query message and its latency (one observation for
+    /// the message, under the first statement's kind) and its error, if any.
+    fn record_simple(&self, took: Duration, sql: &str, results: &[Result<Outcome, SqlError>]) {
+        let mut first = None;
+        for result in results {
+            let kind = match result {
+                Ok(Outcome::Rows { tag, .. }) | Ok(Outcome::Command { tag }) => {
+                    StatementKind::of_tag(tag)
+                }
+                Ok(Outcome::Empty) => continue,
+                Err(e) => {
+                    self.metrics.count_error(e.code.code());
+                    StatementKind::of_sql(sql)
+                }
+            };
+            first.get_or_insert(kind);
+            self.metrics.count_statements(kind, 1);
+        }
+        if let Some(kind) = first {
+            self.metrics.observe_latency(kind, took);
+        }
     }
 
     /// DEALLOCATE / DISCARD ALL also drop protocol-level prepared statements.
@@ -974,7 +1013,16 @@ impl Backend {
                 return Ok(Ok(()));
             };
             let params = std::mem::take(&mut portal.params);
+            let started = Instant::now();
             let result = self.run(|s| s.execute_prepared(&prepared, params));
+            let kind = match &result {
+                Ok(Ok(Outcome::Rows { tag, .. })) | Ok(Ok(Outcome::Command { tag })) => {
+                    StatementKind::of_tag(tag)
+                }
+                _ => StatementKind::of_sql(prepared.sql()),
+            };
+            self.metrics.count_statements(kind, 1);
+            self.metrics.observe_latency(kind, started.elapsed());
             self.send_notices(&mut wire.out);
             let outcome = match result {
                 Err(Panicked) => return Ok(Err(StepError::Panicked)),

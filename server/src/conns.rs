@@ -143,6 +143,11 @@ impl Connections {
     pub fn threads(&self) -> usize {
         self.state().threads
     }
+
+    /// Sessions currently open (past startup; counted against `max_connections`).
+    pub fn sessions(&self) -> usize {
+        self.state().sessions
+    }
 }
 
 /// Proof that a connection thread was admitted; dropping it unregisters the socket.

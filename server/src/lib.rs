@@ -27,7 +27,10 @@
 //! 4. On SIGTERM/SIGINT the listener closes first; every socket is shut down for reading, which
 //!    wakes idle sessions to send FATAL 57P01; running statements finish (10 s at most), then
 //!    the database is closed (all `Arc<Db>` holders dropped).
-//! 5. The server only listens on loopback addresses (there is no authentication yet).
+//! 5. The server only listens on loopback addresses (there is no authentication yet); so does
+//!    the admin HTTP listener.
+//! 6. Monitoring costs the statement path two clock reads and three relaxed atomic adds per
+//!    statement ([`metrics`]); everything else is computed when `/metrics` is scraped.
 //!
 //! # Shape
 //!
@@ -45,7 +48,14 @@
 //!        │                      ▼
 //!        │                  gnomon_sql::Session (per connection)
 //!        └─ CancelRequest ──> CancelRegistry[(pid, secret)] ──> Session's cancel flag (57014)
+//!
+//!   --http HOST:PORT (same tokio loop) ──> std::thread "gnomon-http" per request ──> http::serve
+//!        /metrics: metrics::Metrics (statements, latency histograms, errors) + Db::stats()
+//!        /health, /api/v1/{lamport,version,vector-clock}/...: Db::logical_clocks()
 //! ```
+//!
+//! Logs are `tracing` events; the binary installs a plain-text subscriber on stderr at
+//! `--log-level` (`<UTC time> <LEVEL> gnomon_server: <message> key=value ...`).
 //!
 //! # Why threads and not async tasks
 //!
@@ -59,6 +69,7 @@
 //! # Deliberately left out
 //!
 //! TLS (SSLRequest is answered `N`), password authentication (every known role is trusted),
+//! `GET /api/v1/transaction/status/{xid}` (waits for the 2PC transaction-status lookup),
 //! COPY other than text-format COPY FROM STDIN, LISTEN/NOTIFY, replication connections, protocol 3.2 (negotiated down to 3.0).
 //! Notices are sent before the results of the query string that raised them, not interleaved
 //! per statement.
@@ -70,6 +81,8 @@ pub mod connection;
 pub mod conns;
 pub mod copy;
 pub mod error;
+pub mod http;
+pub mod metrics;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -85,6 +98,8 @@ pub use error::ServerError;
 use crate::cancel::CancelRegistry;
 use crate::connection::Shared;
 use crate::conns::{Connections, Refused};
+use crate::http::AdminState;
+use crate::metrics::Metrics;
 
 /// How long shutdown waits for running statements before dropping their connections.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
@@ -118,9 +133,11 @@ pub fn run(config: Config) -> Result<(), ServerError> {
         .enable_all()
         .build()
         .map_err(ServerError::Runtime)?;
+    let metrics = Arc::new(Metrics::default());
     let shared = Arc::new(Shared {
         engine,
         cancels: CancelRegistry::new(),
+        metrics: Arc::clone(&metrics),
     });
     // Like PostgreSQL, twice max_connections threads may exist: the extra ones are clients in
     // their startup phase, cancel requests, and clients being told there is no room.
@@ -128,13 +145,28 @@ pub fn run(config: Config) -> Result<(), ServerError> {
         config.max_connections,
         config.max_connections.saturating_mul(2),
     );
-    runtime.block_on(accept_loop(&config, addr, &shared, &connections))?;
+    let admin = Arc::new(AdminState {
+        db: Arc::clone(&db),
+        metrics,
+        connections: Arc::clone(&connections),
+        max_connections: config.max_connections,
+        active: Default::default(),
+    });
+    runtime.block_on(accept_loop(&config, addr, &shared, &connections, &admin))?;
     drop(runtime);
 
-    eprintln!("gnomon: shutting down");
+    tracing::info!("shutting down");
     connections.begin_shutdown();
+    // Admin requests are short (bounded by their I/O timeouts); give them a moment.
+    let admin_deadline = std::time::Instant::now() + Duration::from_secs(1);
+    while admin.active.load(std::sync::atomic::Ordering::Relaxed) > 0
+        && std::time::Instant::now() < admin_deadline
+    {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    drop(admin);
     if !connections.wait_drained(SHUTDOWN_GRACE) {
-        eprintln!("gnomon: sessions still busy after {SHUTDOWN_GRACE:?}; dropping them");
+        tracing::warn!("sessions still busy after {SHUTDOWN_GRACE:?}; dropping them");
         connections.abort_all();
         // NB: a statement stuck in the sql layer cannot be aborted; do not wait for it forever.
         if !connections.wait_drained(Duration::from_secs(1)) {
@@ -145,41 +177,73 @@ pub fn run(config: Config) -> Result<(), ServerError> {
     // database.
     drop(shared);
     drop(db);
-    eprintln!("gnomon: shut down cleanly");
+    tracing::info!("shut down cleanly");
     Ok(())
 }
 
-/// Accepts clients until SIGTERM or SIGINT, handing each socket to its own thread.
+/// Accepts clients (and admin HTTP requests) until SIGTERM or SIGINT, handing each socket to
+/// its own thread.
 async fn accept_loop(
     config: &Config,
     addr: std::net::SocketAddr,
     shared: &Arc<Shared>,
     connections: &Arc<Connections>,
+    admin: &Arc<AdminState>,
 ) -> Result<(), ServerError> {
     let listener = TcpListener::bind(addr)
         .await
         .map_err(|source| ServerError::Listen { addr, source })?;
     let local = listener.local_addr().unwrap_or(addr);
+    let http = match config.http_addr()? {
+        Some(http_addr) => {
+            Some(
+                TcpListener::bind(http_addr)
+                    .await
+                    .map_err(|source| ServerError::Listen {
+                        addr: http_addr,
+                        source,
+                    })?,
+            )
+        }
+        None => None,
+    };
     let mut sigterm = signal(SignalKind::terminate()).map_err(ServerError::Runtime)?;
     let mut sigint = signal(SignalKind::interrupt()).map_err(ServerError::Runtime)?;
-    eprintln!(
-        "gnomon: data directory {} (fsync {})",
-        config.data_dir.display(),
-        if config.fsync {
-            "on"
-        } else {
-            "OFF: commits are not durable"
-        }
+    tracing::info!(
+        fsync = config.fsync,
+        max_connections = config.max_connections,
+        "data directory {}",
+        config.data_dir.display()
     );
-    eprintln!("gnomon: max_connections {}", config.max_connections);
-    eprintln!("gnomon: listening on {local}");
+    if !config.fsync {
+        tracing::warn!("fsync is OFF: acknowledged commits are not durable");
+    }
+    if let Some(h) = &http {
+        let http_local = h
+            .local_addr()
+            .map(|a| a.to_string())
+            .unwrap_or_else(|_| "?".into());
+        tracing::info!("admin HTTP listening on {http_local}");
+    }
+    // NB: tests/common/mod.rs waits for this line ("listening on ADDR").
+    tracing::info!("listening on {local}");
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok((stream, _peer)) => spawn_connection(stream, shared, connections),
+                Ok((stream, _peer)) => {
+                    shared.metrics.count_accepted();
+                    spawn_connection(stream, shared, connections)
+                }
                 // NB: accept errors (EMFILE, aborted handshakes) are transient: log and go on.
                 Err(e) => {
-                    eprintln!("gnomon: accept failed: {e}");
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            },
+            accepted = accept_admin(http.as_ref()) => match accepted {
+                Ok(stream) => spawn_admin(stream, admin),
+                Err(e) => {
+                    tracing::warn!(error = %e, "admin accept failed");
                     tokio::time::sleep(Duration::from_millis(50)).await;
                 }
             },
@@ -188,6 +252,35 @@ async fn accept_loop(
         }
     }
     Ok(())
+}
+
+/// The next admin connection; never resolves when there is no admin listener.
+async fn accept_admin(listener: Option<&TcpListener>) -> std::io::Result<tokio::net::TcpStream> {
+    match listener {
+        Some(l) => l.accept().await.map(|(stream, _)| stream),
+        None => std::future::pending().await,
+    }
+}
+
+/// Serves one admin HTTP connection on its own thread.
+fn spawn_admin(stream: tokio::net::TcpStream, admin: &Arc<AdminState>) {
+    let stream = match stream.into_std().and_then(|s| {
+        s.set_nonblocking(false)?;
+        Ok(s)
+    }) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot set up an admin socket");
+            return;
+        }
+    };
+    let admin = Arc::clone(admin);
+    let spawned = std::thread::Builder::new()
+        .name("gnomon-http".to_string())
+        .spawn(move || http::serve(stream, admin));
+    if let Err(e) = spawned {
+        tracing::warn!(error = %e, "cannot start an admin thread");
+    }
 }
 
 /// Starts the thread that serves one accepted client (or refuses it if there is no room).
@@ -202,7 +295,7 @@ fn spawn_connection(
     }) {
         Ok(s) => Arc::new(s),
         Err(e) => {
-            eprintln!("gnomon: cannot set up an accepted socket: {e}");
+            tracing::warn!(error = %e, "cannot set up an accepted socket");
             return;
         }
     };
@@ -226,6 +319,6 @@ fn spawn_connection(
     // NB: on failure the closure (and with it the ticket and socket) is dropped: the client
     // sees the connection close.
     if let Err(e) = spawned {
-        eprintln!("gnomon: cannot start a connection thread: {e}");
+        tracing::warn!(error = %e, "cannot start a connection thread");
     }
 }

@@ -21,6 +21,8 @@ pub struct Server {
     pub port: u16,
     /// Its data directory.
     pub data_dir: PathBuf,
+    /// Port of the admin HTTP listener, when started with `--http`.
+    pub http_port: Option<u16>,
 }
 
 impl Server {
@@ -58,30 +60,47 @@ impl Server {
             for line in BufReader::new(stderr).lines() {
                 let Ok(line) = line else { break };
                 eprintln!("[gnomon] {line}");
-                if let Some(addr) = line.strip_prefix("gnomon: listening on ") {
-                    if let Some(tx) = tx.take() {
-                        let _ = tx.send(addr.to_string());
+                // Structured log lines `<time>  INFO gnomon_server: [admin HTTP ]listening on ADDR`;
+                // the admin line, if any, comes first.
+                for (marker, admin) in [
+                    (" gnomon_server: admin HTTP listening on ", true),
+                    (" gnomon_server: listening on ", false),
+                ] {
+                    if let Some((_, rest)) = line.split_once(marker) {
+                        let addr = rest.split_whitespace().next().unwrap_or_default();
+                        if let Some(sender) = &tx {
+                            let _ = sender.send((admin, addr.to_string()));
+                        }
+                        if !admin {
+                            tx = None;
+                        }
                     }
                 }
             }
         });
-        let addr = match rx.recv_timeout(START_TIMEOUT) {
-            Ok(addr) => addr,
-            Err(_) => {
-                let _ = child.kill();
-                let status = child.wait();
-                panic!("gnomon did not start listening (exit: {status:?})");
+        let port_of = |addr: &str| -> u16 {
+            addr.rsplit(':')
+                .next()
+                .and_then(|p| p.parse().ok())
+                .unwrap_or_else(|| panic!("cannot parse listen address {addr:?}"))
+        };
+        let mut http_port = None;
+        let port = loop {
+            match rx.recv_timeout(START_TIMEOUT) {
+                Ok((true, addr)) => http_port = Some(port_of(&addr)),
+                Ok((false, addr)) => break port_of(&addr),
+                Err(_) => {
+                    let _ = child.kill();
+                    let status = child.wait();
+                    panic!("gnomon did not start listening (exit: {status:?})");
+                }
             }
         };
-        let port = addr
-            .rsplit(':')
-            .next()
-            .and_then(|p| p.parse().ok())
-            .unwrap_or_else(|| panic!("cannot parse listen address {addr:?}"));
         Server {
             child: Some(child),
             port,
             data_dir: data_dir.to_path_buf(),
+            http_port,
         }
     }
 
@@ -153,5 +172,14 @@ pub fn find_pg_tool(name: &str) -> Option<PathBuf> {
     on_path.or_else(|| {
         let debian = Path::new("/usr/lib/postgresql/15/bin").join(name);
         debian.is_file().then_some(debian)
+    })
+}
+
+/// A program on PATH, if any.
+pub fn find_tool(name: &str) -> Option<PathBuf> {
+    std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|dir| dir.join(name))
+            .find(|p| p.is_file())
     })
 }

@@ -1,0 +1,467 @@
+//! Server-side counters and the Prometheus text exposition of `/metrics`.
+//!
+//! The statement path records into [`Metrics`] with relaxed atomic adds only (three per
+//! statement: count, histogram bucket, latency sum); the exporter reads them, plus the lower
+//! layers' snapshots ([`gnomon_mvcc::Db::stats`]), when scraped. One `Metrics` per server (no
+//! global), shared by the connection threads and the admin listener.
+//!
+//! ## Exported families (names are stable: alert rules use them)
+//!
+//! ```text
+//!  gnomon_statements_total{kind}                        counter  statements run (ok or failed)
+//!  gnomon_statement_duration_seconds_bucket{kind,le}    histogram (and _sum, _count) of the
+//!                                                       time a Session call took
+//!  gnomon_errors_total{class}                           counter  ErrorResponses by SQLSTATE class
+//!  gnomon_transactions_total{outcome}                   counter  commit | commit_failed | rollback
+//!  gnomon_wal_fsyncs_total                              counter
+//!  gnomon_wal_batches_total / _records_total / _bytes_total   counters
+//!  gnomon_wal_batch_records_bucket{le}                  histogram of records per group commit
+//!  gnomon_lock_waits_total, gnomon_deadlocks_total      counters
+//!  gnomon_hlc_max_offset_seconds                        gauge    largest clock skew observed
+//!  gnomon_connections                                   gauge    sessions open
+//!  gnomon_connections_accepted_total                    counter
+//!  gnomon_max_connections                               gauge
+//! ```
+//!
+//! `kind` is select, insert, update, delete, ddl or other: from the command tag of a
+//! successful statement, from the first keyword of the SQL text of a failed one.
+//!
+//! NB: a simple-query message with several statements counts each statement, but its latency
+//! is one observation (the whole message), under the first statement's kind; the extended
+//! protocol observes each Execute.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use gnomon_mvcc::DbStats;
+
+/// What a statement does, for the per-kind counters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StatementKind {
+    /// SELECT, VALUES, SHOW-like queries returning rows from tables.
+    Select,
+    /// INSERT (and COPY FROM).
+    Insert,
+    /// UPDATE.
+    Update,
+    /// DELETE.
+    Delete,
+    /// CREATE, DROP, ALTER, TRUNCATE ...
+    Ddl,
+    /// Transaction control, SET, SHOW and everything else.
+    Other,
+}
+
+impl StatementKind {
+    /// Every kind, in exposition order.
+    pub const ALL: [StatementKind; 6] = [
+        StatementKind::Select,
+        StatementKind::Insert,
+        StatementKind::Update,
+        StatementKind::Delete,
+        StatementKind::Ddl,
+        StatementKind::Other,
+    ];
+
+    /// The `kind` label value.
+    pub fn label(self) -> &'static str {
+        match self {
+            StatementKind::Select => "select",
+            StatementKind::Insert => "insert",
+            StatementKind::Update => "update",
+            StatementKind::Delete => "delete",
+            StatementKind::Ddl => "ddl",
+            StatementKind::Other => "other",
+        }
+    }
+
+    /// The kind a command tag (`SELECT 3`, `INSERT 0 1`, `CREATE TABLE`) reports.
+    pub fn of_tag(tag: &str) -> StatementKind {
+        Self::of_keyword(tag.split(' ').next().unwrap_or(""))
+    }
+
+    /// The kind of a statement from its SQL text's first keyword (leading blanks, `(` and
+    /// `--` comments skipped).
+    pub fn of_sql(sql: &str) -> StatementKind {
+        let mut rest = sql;
+        loop {
+            rest = rest.trim_start_matches(|c: char| c.is_whitespace() || c == '(');
+            match rest.strip_prefix("--") {
+                Some(comment) => rest = comment.split_once('\n').map_or("", |(_, r)| r),
+                None => break,
+            }
+        }
+        let word: String = rest
+            .chars()
+            .take_while(|c| c.is_ascii_alphabetic())
+            .take(10)
+            .collect();
+        Self::of_keyword(&word)
+    }
+
+    fn of_keyword(word: &str) -> StatementKind {
+        let is = |k: &str| word.eq_ignore_ascii_case(k);
+        if is("SELECT") || is("WITH") || is("VALUES") || is("TABLE") {
+            StatementKind::Select
+        } else if is("INSERT") || is("COPY") {
+            StatementKind::Insert
+        } else if is("UPDATE") {
+            StatementKind::Update
+        } else if is("DELETE") {
+            StatementKind::Delete
+        } else if is("CREATE") || is("DROP") || is("ALTER") || is("TRUNCATE") || is("COMMENT") {
+            StatementKind::Ddl
+        } else {
+            StatementKind::Other
+        }
+    }
+
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// Upper bounds (seconds) of the latency histogram buckets; `+Inf` follows.
+pub const LATENCY_BOUNDS_SECONDS: [f64; 16] = [
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+    5.0, 10.0,
+];
+const LATENCY_BOUNDS_NS: [u64; 16] = [
+    100_000,
+    250_000,
+    500_000,
+    1_000_000,
+    2_500_000,
+    5_000_000,
+    10_000_000,
+    25_000_000,
+    50_000_000,
+    100_000_000,
+    250_000_000,
+    500_000_000,
+    1_000_000_000,
+    2_500_000_000,
+    5_000_000_000,
+    10_000_000_000,
+];
+const BUCKETS: usize = LATENCY_BOUNDS_NS.len() + 1;
+const KINDS: usize = StatementKind::ALL.len();
+
+/// Counters of one server. Share as `Arc<Metrics>`.
+#[derive(Debug)]
+pub struct Metrics {
+    statements: [AtomicU64; KINDS],
+    /// Per kind, per bucket, not cumulative (the exporter sums them up).
+    latency: [[AtomicU64; BUCKETS]; KINDS],
+    latency_sum_ns: [AtomicU64; KINDS],
+    /// ErrorResponses by SQLSTATE class (first two characters); errors are off the hot path.
+    errors: Mutex<BTreeMap<String, u64>>,
+    accepted: AtomicU64,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics {
+            statements: std::array::from_fn(|_| AtomicU64::new(0)),
+            latency: std::array::from_fn(|_| std::array::from_fn(|_| AtomicU64::new(0))),
+            latency_sum_ns: std::array::from_fn(|_| AtomicU64::new(0)),
+            errors: Mutex::new(BTreeMap::new()),
+            accepted: AtomicU64::new(0),
+        }
+    }
+}
+
+impl Metrics {
+    /// Counts `count` statements of `kind`.
+    pub fn count_statements(&self, kind: StatementKind, count: u64) {
+        self.statements[kind.index()].fetch_add(count, Ordering::Relaxed);
+    }
+
+    /// Records one latency observation for `kind`.
+    pub fn observe_latency(&self, kind: StatementKind, took: Duration) {
+        let ns = u64::try_from(took.as_nanos()).unwrap_or(u64::MAX);
+        let bucket = LATENCY_BOUNDS_NS
+            .iter()
+            .position(|&b| ns <= b)
+            .unwrap_or(BUCKETS - 1);
+        let k = kind.index();
+        self.latency[k][bucket].fetch_add(1, Ordering::Relaxed);
+        self.latency_sum_ns[k].fetch_add(ns, Ordering::Relaxed);
+    }
+
+    /// Counts an ErrorResponse with SQLSTATE `code`.
+    pub fn count_error(&self, code: &str) {
+        let class: String = code.chars().take(2).collect();
+        let mut errors = self.errors.lock().unwrap_or_else(|p| p.into_inner());
+        *errors.entry(class).or_insert(0) += 1;
+    }
+
+    /// Counts an accepted client connection.
+    pub fn count_accepted(&self) {
+        self.accepted.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Statements counted so far of `kind`.
+    pub fn statements(&self, kind: StatementKind) -> u64 {
+        self.statements[kind.index()].load(Ordering::Relaxed)
+    }
+
+    /// The Prometheus text exposition (format 0.0.4) of these counters and `db`'s.
+    pub fn render(&self, db: &DbStats, sessions: usize, max_sessions: usize) -> String {
+        let mut out = String::with_capacity(8 * 1024);
+        let w = &mut out;
+        family(
+            w,
+            "gnomon_statements_total",
+            "counter",
+            "Statements run, by kind (ok or failed).",
+        );
+        for kind in StatementKind::ALL {
+            sample(
+                w,
+                "gnomon_statements_total",
+                &[("kind", kind.label())],
+                self.statements(kind),
+            );
+        }
+        family(
+            w,
+            "gnomon_statement_duration_seconds",
+            "histogram",
+            "Time the sql layer took per statement (per simple-query message), by kind.",
+        );
+        for kind in StatementKind::ALL {
+            let k = kind.index();
+            let mut cumulative = 0u64;
+            for (i, bucket) in self.latency[k].iter().enumerate() {
+                cumulative += bucket.load(Ordering::Relaxed);
+                let le = match LATENCY_BOUNDS_SECONDS.get(i) {
+                    Some(b) => b.to_string(),
+                    None => "+Inf".to_string(),
+                };
+                sample(
+                    w,
+                    "gnomon_statement_duration_seconds_bucket",
+                    &[("kind", kind.label()), ("le", &le)],
+                    cumulative,
+                );
+            }
+            let sum = self.latency_sum_ns[k].load(Ordering::Relaxed) as f64 / 1e9;
+            let _ = writeln!(
+                w,
+                "gnomon_statement_duration_seconds_sum{{kind=\"{}\"}} {sum}",
+                kind.label()
+            );
+            sample(
+                w,
+                "gnomon_statement_duration_seconds_count",
+                &[("kind", kind.label())],
+                cumulative,
+            );
+        }
+        family(
+            w,
+            "gnomon_errors_total",
+            "counter",
+            "Errors sent to clients, by SQLSTATE class.",
+        );
+        let errors = self
+            .errors
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        for (class, n) in &errors {
+            sample(w, "gnomon_errors_total", &[("class", class)], *n);
+        }
+        family(
+            w,
+            "gnomon_transactions_total",
+            "counter",
+            "Finished transactions: commit, commit_failed (log failure), rollback.",
+        );
+        for (outcome, n) in [
+            ("commit", db.commits),
+            ("commit_failed", db.commit_failures),
+            ("rollback", db.rollbacks),
+        ] {
+            sample(w, "gnomon_transactions_total", &[("outcome", outcome)], n);
+        }
+        let simple = [
+            (
+                "gnomon_wal_fsyncs_total",
+                "counter",
+                "fdatasync calls of the WAL writer.",
+                db.wal.fsyncs,
+            ),
+            (
+                "gnomon_wal_batches_total",
+                "counter",
+                "Group-commit batches written.",
+                db.wal.batches,
+            ),
+            (
+                "gnomon_wal_records_total",
+                "counter",
+                "WAL records written.",
+                db.wal.records,
+            ),
+            (
+                "gnomon_wal_bytes_total",
+                "counter",
+                "WAL bytes written.",
+                db.wal.bytes,
+            ),
+            (
+                "gnomon_lock_waits_total",
+                "counter",
+                "Row-lock requests that waited.",
+                db.locks.waits,
+            ),
+            (
+                "gnomon_deadlocks_total",
+                "counter",
+                "Deadlock victims.",
+                db.locks.deadlocks,
+            ),
+            (
+                "gnomon_connections",
+                "gauge",
+                "Sessions open.",
+                sessions as u64,
+            ),
+            (
+                "gnomon_max_connections",
+                "gauge",
+                "Most sessions allowed.",
+                max_sessions as u64,
+            ),
+            (
+                "gnomon_connections_accepted_total",
+                "counter",
+                "Client connections accepted.",
+                self.accepted.load(Ordering::Relaxed),
+            ),
+        ];
+        for (name, ty, help, value) in simple {
+            family(w, name, ty, help);
+            sample(w, name, &[], value);
+        }
+        family(
+            w,
+            "gnomon_wal_batch_records",
+            "histogram",
+            "Records per group-commit batch.",
+        );
+        let mut cumulative = 0u64;
+        for (i, n) in db.wal.batch_size_buckets.iter().enumerate() {
+            cumulative += n;
+            let le = match gnomon_mvcc::BATCH_SIZE_BOUNDS.get(i) {
+                Some(b) => b.to_string(),
+                None => "+Inf".to_string(),
+            };
+            sample(
+                w,
+                "gnomon_wal_batch_records_bucket",
+                &[("le", &le)],
+                cumulative,
+            );
+        }
+        sample(w, "gnomon_wal_batch_records_sum", &[], db.wal.records);
+        sample(w, "gnomon_wal_batch_records_count", &[], cumulative);
+        family(
+            w,
+            "gnomon_hlc_max_offset_seconds",
+            "gauge",
+            "Largest amount a timestamp from another node was ahead of the local clock.",
+        );
+        let _ = writeln!(
+            w,
+            "gnomon_hlc_max_offset_seconds {}",
+            db.max_clock_offset_us as f64 / 1e6
+        );
+        out
+    }
+}
+
+fn family(w: &mut String, name: &str, ty: &str, help: &str) {
+    let _ = writeln!(w, "# HELP {name} {help}\n# TYPE {name} {ty}");
+}
+
+fn sample(w: &mut String, name: &str, labels: &[(&str, &str)], value: u64) {
+    w.push_str(name);
+    if !labels.is_empty() {
+        w.push('{');
+        for (i, (k, v)) in labels.iter().enumerate() {
+            if i > 0 {
+                w.push(',');
+            }
+            // NB: label values here are our own words and SQLSTATE classes: no escaping needed.
+            let _ = write!(w, "{k}=\"{v}\"");
+        }
+        w.push('}');
+    }
+    let _ = writeln!(w, " {value}");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kinds_come_from_tags_and_sql_text() {
+        assert_eq!(StatementKind::of_tag("SELECT 3"), StatementKind::Select);
+        assert_eq!(StatementKind::of_tag("INSERT 0 1"), StatementKind::Insert);
+        assert_eq!(StatementKind::of_tag("CREATE TABLE"), StatementKind::Ddl);
+        assert_eq!(StatementKind::of_tag("COMMIT"), StatementKind::Other);
+        assert_eq!(
+            StatementKind::of_sql("  -- note\n ( select 1)"),
+            StatementKind::Select
+        );
+        assert_eq!(
+            StatementKind::of_sql("update t set a=1"),
+            StatementKind::Update
+        );
+        assert_eq!(
+            StatementKind::of_sql("DeLeTe from t"),
+            StatementKind::Delete
+        );
+        assert_eq!(
+            StatementKind::of_sql("-- only a comment"),
+            StatementKind::Other
+        );
+        assert_eq!(StatementKind::of_sql(""), StatementKind::Other);
+    }
+
+    #[test]
+    fn histogram_buckets_are_cumulative_and_count_matches() {
+        let m = Metrics::default();
+        m.observe_latency(StatementKind::Select, Duration::from_micros(50));
+        m.observe_latency(StatementKind::Select, Duration::from_millis(3));
+        m.observe_latency(StatementKind::Select, Duration::from_secs(60));
+        m.count_statements(StatementKind::Select, 3);
+        m.count_error("40001");
+        m.count_error("40P01");
+        let text = m.render(&DbStats::default(), 2, 100);
+        let line = |prefix: &str| -> String {
+            text.lines()
+                .find(|l| l.starts_with(prefix))
+                .unwrap_or_else(|| panic!("{prefix} missing:\n{text}"))
+                .to_string()
+        };
+        let sel = "gnomon_statement_duration_seconds_bucket{kind=\"select\"";
+        assert_eq!(
+            line(&format!("{sel},le=\"0.0001\"}}")),
+            format!("{sel},le=\"0.0001\"}} 1")
+        );
+        assert!(line(&format!("{sel},le=\"0.005\"}}")).ends_with(" 2"));
+        assert!(line(&format!("{sel},le=\"10\"}}")).ends_with(" 2"));
+        assert!(line(&format!("{sel},le=\"+Inf\"}}")).ends_with(" 3"));
+        assert!(line("gnomon_statement_duration_seconds_count{kind=\"select\"}").ends_with(" 3"));
+        assert!(line("gnomon_statements_total{kind=\"select\"}").ends_with(" 3"));
+        assert!(line("gnomon_errors_total{class=\"40\"}").ends_with(" 2"));
+        assert!(line("gnomon_connections ").ends_with(" 2"));
+    }
+}
