@@ -355,6 +355,8 @@ async fn malformed_http_gets_4xx_and_the_server_stays_up() {
             400,
         ),
         ("POST", "/api/v1/version/increment", r#"{"node": ""}"#, 400),
+        ("GET", "/api/v1/transaction/status/x1", "", 400),
+        ("GET", "/api/v1/transaction/status/1", "", 404),
     ] {
         let (status, text) = request(http, method, path, body);
         assert_eq!(status, want, "{method} {path} {body}: {text}");

@@ -20,7 +20,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use gnomon_mvcc::{ClockValueError, Db, LogicalClockError, VectorTime};
+use gnomon_mvcc::{ClockValueError, Db, LogicalClockError, TxnId, VectorTime};
 use serde_json::{json, Value as Json};
 
 use crate::conns::Connections;
@@ -277,6 +277,7 @@ fn route(req: &Request, state: &AdminState) -> Response {
             "/api/v1/vector-clock/current" => ("GET", vclock_current),
             "/api/v1/vector-clock/sync" => ("POST", vclock_sync),
             "/api/v1/vector-clock/compare" => ("GET, POST", vclock_compare),
+            p if p.starts_with(TXN_STATUS_PREFIX) => ("GET", transaction_status),
             _ => return Response::error(404, format!("no such endpoint: {}", req.path)),
         };
     if !allow.split(", ").any(|m| m == req.method) {
@@ -297,6 +298,39 @@ fn metrics(_req: &Request, state: &AdminState) -> Response {
             state.max_connections,
         ),
         allow: None,
+    }
+}
+
+const TXN_STATUS_PREFIX: &str = "/api/v1/transaction/status/";
+
+/// `GET /api/v1/transaction/status/{xid}`: the phase of a writing transaction that is live or
+/// recently finished (`Db::txn_status`), in-doubt (prepared) ones included.
+fn transaction_status(req: &Request, state: &AdminState) -> Response {
+    let xid = &req.path[TXN_STATUS_PREFIX.len()..];
+    let Ok(id) = xid.parse::<u64>() else {
+        return Response::error(400, format!("transaction id {xid:?} is not a number"));
+    };
+    match state.db.txn_status(TxnId(id)) {
+        Some(info) => Response::json(
+            200,
+            json!({
+                "xid": info.id.0,
+                "gid": info.gid,
+                "status": info.status.as_str(),
+                "started_us": info.started_us,
+                "commit_ts": info.commit_ts.map(|ts| json!({
+                    "physical_us": ts.physical_us,
+                    "logical": ts.logical,
+                    "node": ts.node,
+                })),
+            }),
+        ),
+        None => Response::error(
+            404,
+            format!(
+                "transaction {id} is not known: read-only, never issued, or finished too long ago"
+            ),
+        ),
     }
 }
 
@@ -531,6 +565,53 @@ fn percent_decode(s: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn get(state: &AdminState, path: &str) -> (u16, Json) {
+        let req = Request {
+            method: "GET".into(),
+            path: path.into(),
+            query: String::new(),
+            body: Vec::new(),
+        };
+        let r = route(&req, state);
+        (r.status, serde_json::from_str(&r.body).unwrap())
+    }
+
+    #[test]
+    fn transaction_status_reports_active_committed_and_unknown_ids() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(gnomon_mvcc::DbOptions {
+            dir: dir.path().to_path_buf(),
+            sync: gnomon_mvcc::SyncPolicy::OffUnsafeNoDurability,
+            ..Default::default()
+        })
+        .unwrap();
+        let state = AdminState {
+            db: Arc::clone(&db),
+            metrics: Arc::default(),
+            connections: Connections::new(1, 2),
+            max_connections: 1,
+            active: AtomicUsize::new(0),
+        };
+        let mut t = db.begin(gnomon_mvcc::Isolation::ReadCommitted);
+        t.put(b"k", bytes::Bytes::from_static(b"v")).unwrap();
+        let id = t.id().0;
+        let path = format!("{TXN_STATUS_PREFIX}{id}");
+        let (status, body) = get(&state, &path);
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["status"], "active");
+        assert_eq!(body["xid"], id);
+        let ts = t.commit().unwrap();
+        let (_, body) = get(&state, &path);
+        assert_eq!(body["status"], "committed");
+        assert_eq!(body["commit_ts"]["physical_us"], ts.physical_us);
+        assert_eq!(
+            get(&state, &format!("{TXN_STATUS_PREFIX}{}", id + 1000)).0,
+            404
+        );
+        assert_eq!(get(&state, &format!("{TXN_STATUS_PREFIX}abc")).0, 400);
+        assert_eq!(get(&state, TXN_STATUS_PREFIX).0, 400);
+    }
 
     #[test]
     fn percent_decoding_handles_escapes_and_refuses_bad_ones() {

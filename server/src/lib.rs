@@ -52,6 +52,7 @@
 //!   --http HOST:PORT (same tokio loop) ──> std::thread "gnomon-http" per request ──> http::serve
 //!        /metrics: metrics::Metrics (statements, latency histograms, errors) + Db::stats()
 //!        /health, /api/v1/{lamport,version,vector-clock}/...: Db::logical_clocks()
+//!        /api/v1/transaction/status/{xid}: Db::txn_status()
 //! ```
 //!
 //! Logs are `tracing` events; the binary installs a plain-text subscriber on stderr at
@@ -69,7 +70,6 @@
 //! # Deliberately left out
 //!
 //! TLS (SSLRequest is answered `N`), password authentication (every known role is trusted),
-//! `GET /api/v1/transaction/status/{xid}` (waits for the 2PC transaction-status lookup),
 //! COPY other than text-format COPY FROM STDIN, LISTEN/NOTIFY, replication connections, protocol 3.2 (negotiated down to 3.0).
 //! Notices are sent before the results of the query string that raised them, not interleaved
 //! per statement.
