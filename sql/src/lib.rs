@@ -97,7 +97,8 @@
 //!
 //! ## Deliberately left out (v1)
 //!
-//! Joins, subqueries, UNION, views, foreign keys, ON CONFLICT ... WHERE index_predicate, table locks around DDL (see `ddl.rs`),
+//! Joins, subqueries, UNION, views, foreign keys, ON CONFLICT ... WHERE index_predicate,
+//! MERGE ... WHEN NOT MATCHED BY SOURCE and MERGE ... RETURNING (PostgreSQL 17), table locks around DDL (see `ddl.rs`),
 //! GENERATED ALWAYS refusing explicit values (it behaves as BY DEFAULT), interval and time
 //! types, arrays, non-UTC time zones (TimeZone may
 //! be SET but output stays UTC), locale collations (text compares bytewise, like `C`),

@@ -37,6 +37,8 @@ use crate::session::{Column, Interrupt, Outcome};
 use crate::storage::Transaction;
 use crate::types::{compare_values, DataType, Value, NUMERIC};
 
+mod merge;
+
 /// Case-folds an identifier as PostgreSQL does (unquoted -> lower case).
 pub(crate) fn ident_name(id: &ast::Ident) -> String {
     if id.quote_style.is_some() {
@@ -290,6 +292,8 @@ pub(crate) enum Plan {
         filter: Option<Expr>,
         returning: Option<Returning>,
     },
+    /// MERGE (see `query/merge.rs`).
+    Merge(Box<merge::MergePlan>),
 }
 
 impl Plan {
@@ -303,6 +307,7 @@ impl Plan {
                 .as_ref()
                 .map(|r| r.columns.clone())
                 .unwrap_or_default(),
+            Plan::Merge(_) => vec![],
         }
     }
 
@@ -315,6 +320,7 @@ impl Plan {
             | Plan::Delete { returning, .. } => {
                 returning.as_ref().map_or(&[], |r| r.columns.as_slice())
             }
+            Plan::Merge(_) => &[],
         };
         mine.len() == columns.len() && mine.iter().zip(columns).all(|(a, b)| a.ty == b.ty)
     }
@@ -370,6 +376,7 @@ impl Plan {
             Plan::Delete {
                 table, access: a, ..
             } => format!("Delete on {}: {}", table.name, access(table, a)),
+            Plan::Merge(m) => m.explain(),
         }
     }
 }
@@ -2426,6 +2433,10 @@ impl Binder<'_> {
         })
     }
 
+    pub(crate) fn bind_merge_plan(&mut self, m: &ast::Merge) -> SqlResult<Plan> {
+        Ok(Plan::Merge(Box::new(self.bind_merge(m)?)))
+    }
+
     pub(crate) fn bind_delete(&mut self, d: &ast::Delete) -> SqlResult<Plan> {
         if d.using.is_some() || !d.tables.is_empty() {
             return Err(SqlError::unsupported("DELETE ... USING"));
@@ -3620,5 +3631,6 @@ pub(crate) fn execute(ctx: &mut ExecContext<'_>, plan: &Plan) -> SqlResult<Outco
             }
             Ok(dml_outcome(count_tag("DELETE ", n), returning, out_rows))
         }
+        Plan::Merge(m) => merge::execute_merge(ctx, m),
     }
 }

@@ -1181,7 +1181,8 @@ impl Session {
             ast::Statement::Query(_)
             | ast::Statement::Insert(_)
             | ast::Statement::Update(_)
-            | ast::Statement::Delete(_) => {
+            | ast::Statement::Delete(_)
+            | ast::Statement::Merge(_) => {
                 let engine = self.engine.clone();
                 let bind = |txn: &dyn Transaction| -> SqlResult<(Vec<DataType>, Plan)> {
                     let mut binder = Binder {
@@ -1293,7 +1294,8 @@ impl Session {
             ast::Statement::Query(_)
             | ast::Statement::Insert(_)
             | ast::Statement::Update(_)
-            | ast::Statement::Delete(_) => self.run_prepared_plan(p, stmt, &params),
+            | ast::Statement::Delete(_)
+            | ast::Statement::Merge(_) => self.run_prepared_plan(p, stmt, &params),
             _ => self.run_statement(stmt, &params),
         };
         if r.is_err() {
@@ -1417,6 +1419,7 @@ fn bind_plan(binder: &mut Binder<'_>, stmt: &ast::Statement) -> SqlResult<Plan> 
         ast::Statement::Insert(i) => binder.bind_insert(i),
         ast::Statement::Update(u) => binder.bind_update(u),
         ast::Statement::Delete(d) => binder.bind_delete(d),
+        ast::Statement::Merge(m) => binder.bind_merge_plan(m),
         _ => Err(SqlError::unsupported("this statement")),
     }
 }
@@ -1436,7 +1439,7 @@ fn run_in(
     use ast::Statement as S;
     let catalog = &engine.catalog;
     match stmt {
-        S::Query(_) | S::Insert(_) | S::Update(_) | S::Delete(_) => {
+        S::Query(_) | S::Insert(_) | S::Update(_) | S::Delete(_) | S::Merge(_) => {
             let mut binder = Binder {
                 catalog,
                 txn: &t.txn,

@@ -571,3 +571,116 @@ fn tables_without_primary_key_use_indexes_too() {
     );
     assert_eq!(run(&mut s, "INSERT INTO h VALUES (1, 'x7')"), "INSERT 0 1");
 }
+
+#[test]
+fn merge_updates_deletes_and_inserts_like_postgres() {
+    let (_d, _e, mut s) = setup();
+    run(
+        &mut s,
+        "CREATE TABLE accounts (id int PRIMARY KEY, balance int NOT NULL DEFAULT 0)",
+    );
+    run(
+        &mut s,
+        "INSERT INTO accounts VALUES (1, 100), (2, 200), (3, 300)",
+    );
+    run(&mut s, "CREATE TABLE actions (id int, delta int)");
+    run(
+        &mut s,
+        "INSERT INTO actions VALUES (1, 10), (2, -200), (4, 40), (5, -1)",
+    );
+    assert_eq!(
+        explain(&mut s, "MERGE INTO accounts USING actions ON accounts.id = actions.id WHEN MATCHED THEN DELETE"),
+        "Merge on accounts: Nested Loop with Point Get on accounts_pkey\nEXPLAIN"
+    );
+    assert_eq!(
+        run(
+            &mut s,
+            "MERGE INTO accounts a USING actions s ON a.id = s.id \
+             WHEN MATCHED AND a.balance + s.delta <= 0 THEN DELETE \
+             WHEN MATCHED THEN UPDATE SET balance = a.balance + s.delta \
+             WHEN NOT MATCHED AND s.delta > 0 THEN INSERT (id, balance) VALUES (s.id, s.delta) \
+             WHEN NOT MATCHED THEN DO NOTHING"
+        ),
+        "MERGE 3"
+    );
+    assert_eq!(
+        run(&mut s, "SELECT * FROM accounts ORDER BY id"),
+        "1|110\n3|300\n4|40\nSELECT 3"
+    );
+    // Source as VALUES with column aliases, and a subquery.
+    assert_eq!(
+        run(
+            &mut s,
+            "MERGE INTO accounts t USING (VALUES (3, 1), (9, 9)) AS v(id, d) ON t.id = v.id \
+             WHEN MATCHED THEN UPDATE SET balance = t.balance * v.d + 1 \
+             WHEN NOT MATCHED THEN INSERT VALUES (v.id, v.d)"
+        ),
+        "MERGE 2"
+    );
+    assert_eq!(
+        run(
+            &mut s,
+            "MERGE INTO accounts t USING (SELECT id, delta FROM actions WHERE delta > 0) AS s ON t.id = s.id \
+             WHEN MATCHED THEN DO NOTHING"
+        ),
+        "MERGE 0"
+    );
+    assert_eq!(
+        run(&mut s, "SELECT * FROM accounts ORDER BY id"),
+        "1|110\n3|301\n4|40\n9|9\nSELECT 4"
+    );
+    // One target row matched by two source rows.
+    run(&mut s, "INSERT INTO actions VALUES (1, 5)");
+    assert_eq!(
+        run(
+            &mut s,
+            "MERGE INTO accounts USING actions ON accounts.id = actions.id \
+             WHEN MATCHED THEN UPDATE SET balance = balance + delta"
+        ),
+        "ERROR 21000 MERGE command cannot affect row a second time"
+    );
+    // A join condition without the key falls back to a scan of the target.
+    assert_eq!(
+        run(
+            &mut s,
+            "MERGE INTO accounts USING (VALUES (40)) AS v(b) ON accounts.balance = v.b \
+             WHEN MATCHED THEN UPDATE SET balance = 41"
+        ),
+        "MERGE 1"
+    );
+    assert_eq!(
+        run(&mut s, "SELECT balance FROM accounts WHERE id = 4"),
+        "41\nSELECT 1"
+    );
+}
+
+#[test]
+fn merge_at_repeatable_read_fails_on_a_concurrent_change() {
+    let (_d, engine, mut s) = setup();
+    run(&mut s, "CREATE TABLE acc (id int PRIMARY KEY, balance int)");
+    run(&mut s, "INSERT INTO acc VALUES (1, 100)");
+    let mut other = session(&engine);
+    run(&mut s, "BEGIN ISOLATION LEVEL REPEATABLE READ");
+    assert_eq!(run(&mut s, "SELECT balance FROM acc"), "100\nSELECT 1");
+    assert_eq!(
+        run(&mut other, "UPDATE acc SET balance = 0 WHERE id = 1"),
+        "UPDATE 1"
+    );
+    assert!(run(
+        &mut s,
+        "MERGE INTO acc USING (VALUES (1, 5)) AS v(id, d) ON acc.id = v.id \
+         WHEN MATCHED THEN UPDATE SET balance = balance + d"
+    )
+    .starts_with("ERROR 40001"));
+    run(&mut s, "ROLLBACK");
+    // At READ COMMITTED the statement sees the committed change and applies on top of it.
+    assert_eq!(
+        run(
+            &mut s,
+            "MERGE INTO acc USING (VALUES (1, 5)) AS v(id, d) ON acc.id = v.id \
+             WHEN MATCHED THEN UPDATE SET balance = balance + d"
+        ),
+        "MERGE 1"
+    );
+    assert_eq!(run(&mut s, "SELECT balance FROM acc"), "5\nSELECT 1");
+}

@@ -1,0 +1,616 @@
+//! MERGE INTO target USING source ON cond WHEN [NOT] MATCHED [AND cond] THEN ... with
+//! PostgreSQL 15 semantics.
+//!
+//! The join is an index nested loop driven by the source: the ON clause's equalities
+//! `target.col = <expression of the source>` that fix the target's primary key make each
+//! source row one point read, those that fix a secondary index's columns one index probe;
+//! without either, the target is read once and every source row is tested against every
+//! target row. The whole ON clause is re-evaluated on every candidate (invariant 5).
+//!
+//! ```text
+//!  source row ──► key of target from ON ──► candidate rows ──ON──► matched ─┐
+//!      │                                                    (none)         │ lock, re-read,
+//!      └──────────────────────────► WHEN NOT MATCHED [AND] ◄── ON false ───┤ ON again
+//!                                        INSERT / DO NOTHING               ▼
+//!                                                           WHEN MATCHED [AND]
+//!                                                   UPDATE / DELETE / DO NOTHING
+//! ```
+//!
+//! A matched row is locked and re-read before its action (the lock's read is the newest
+//! committed version at READ COMMITTED, PostgreSQL's EvalPlanQual; a change after the
+//! snapshot fails with 40001 at REPEATABLE READ). If the re-read row is gone or no longer
+//! satisfies ON, the source row goes to the NOT MATCHED clauses, as in PostgreSQL 15. A
+//! target row updated or deleted by this command and matched again fails with 21000.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use sqlparser::ast;
+
+use super::{
+    duplicate_key, ident_name, object_name, split_conjuncts, store_value, BinOp, Binder,
+    ExecContext, Expr, Outcome, Scope, ScopeColumn, SelectPlan,
+};
+use crate::catalog::{decode_table_row, TableDef};
+use crate::encoding::{append_rows_prefix, encode_key_value, encode_row, prefix_range, KeyPrefix};
+use crate::error::{SqlError, SqlResult, SqlState};
+use crate::expr::{cast, truth};
+use crate::types::Value;
+
+/// Where the source rows come from.
+#[derive(Debug, Clone)]
+pub(crate) enum MergeSource {
+    Table(Arc<TableDef>),
+    Query(Box<SelectPlan>),
+    /// `(VALUES ...)`: rows of row-independent expressions.
+    Values(Vec<Vec<Expr>>),
+}
+
+/// How a source row finds its candidate target rows.
+#[derive(Debug, Clone)]
+pub(crate) enum MergeLookup {
+    /// One expression (over target ++ source) per primary-key column.
+    Point(Vec<Expr>),
+    /// One expression per column of secondary index `index`.
+    Index(usize, Vec<Expr>),
+    /// Every target row.
+    Scan,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) enum MatchedAction {
+    Update(Vec<(usize, Expr)>),
+    Delete,
+    Nothing,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) enum NotMatchedAction {
+    /// Target columns and one expression over the source row for each.
+    Insert(Vec<usize>, Vec<Expr>),
+    Nothing,
+}
+
+/// A bound MERGE.
+#[derive(Debug, Clone)]
+pub(crate) struct MergePlan {
+    pub(crate) target: Arc<TableDef>,
+    source: MergeSource,
+    /// Over target ++ source.
+    on: Expr,
+    lookup: MergeLookup,
+    /// Conditions over target ++ source.
+    matched: Vec<(Option<Expr>, MatchedAction)>,
+    /// Conditions and values over the source row.
+    not_matched: Vec<(Option<Expr>, NotMatchedAction)>,
+    /// Column defaults of the target (for INSERT).
+    defaults: Vec<Option<Expr>>,
+}
+
+impl MergePlan {
+    /// EXPLAIN line.
+    pub(crate) fn explain(&self) -> String {
+        let how = match &self.lookup {
+            MergeLookup::Point(_) => {
+                format!("Nested Loop with Point Get on {}", self.target.pkey_name())
+            }
+            MergeLookup::Index(i, _) => format!(
+                "Nested Loop with Index Scan using {}",
+                self.target.indexes[*i].name
+            ),
+            MergeLookup::Scan => "Nested Loop with Seq Scan".to_string(),
+        };
+        format!("Merge on {}: {how}", self.target.name)
+    }
+}
+
+fn scope_of_columns(alias: &str, cols: &[(String, crate::types::DataType)]) -> Scope {
+    Scope {
+        cols: cols
+            .iter()
+            .map(|(n, t)| ScopeColumn {
+                qualifier: Some(alias.to_string()),
+                name: n.clone(),
+                ty: *t,
+                table_oid: 0,
+                column_id: 0,
+            })
+            .collect(),
+    }
+}
+
+impl Binder<'_> {
+    pub(crate) fn bind_merge(&mut self, m: &ast::Merge) -> SqlResult<MergePlan> {
+        let (target, target_scope) = match &m.table {
+            ast::TableFactor::Table {
+                name,
+                alias,
+                args: None,
+                ..
+            } => {
+                let def = self.catalog.require(self.txn, &object_name(name)?)?;
+                let scope = Scope::of_table(&def, alias.as_ref().map(|a| ident_name(&a.name)));
+                (def, scope)
+            }
+            _ => return Err(SqlError::unsupported("this MERGE target")),
+        };
+        let (source, source_scope) = match &m.source {
+            ast::TableFactor::Table {
+                name,
+                alias,
+                args: None,
+                ..
+            } => {
+                let def = self.catalog.require(self.txn, &object_name(name)?)?;
+                let scope = Scope::of_table(&def, alias.as_ref().map(|a| ident_name(&a.name)));
+                (MergeSource::Table(def), scope)
+            }
+            ast::TableFactor::Derived {
+                subquery, alias, ..
+            } => {
+                let Some(alias) = alias else {
+                    return Err(SqlError::syntax(
+                        "subquery in MERGE USING must have an alias",
+                    ));
+                };
+                let (source, mut cols) = match subquery.body.as_ref() {
+                    ast::SetExpr::Values(v) => self.bind_values_rows(v)?,
+                    _ => {
+                        let plan = self.bind_query(subquery)?;
+                        let cols: Vec<(String, crate::types::DataType)> = plan
+                            .columns
+                            .iter()
+                            .map(|c| (c.name.clone(), c.ty))
+                            .collect();
+                        (MergeSource::Query(Box::new(plan)), cols)
+                    }
+                };
+                if alias.columns.len() > cols.len() {
+                    return Err(SqlError::syntax(format!(
+                        "table \"{}\" has {} columns available but {} columns specified",
+                        ident_name(&alias.name),
+                        cols.len(),
+                        alias.columns.len()
+                    )));
+                }
+                for (c, a) in cols.iter_mut().zip(&alias.columns) {
+                    c.0 = ident_name(&a.name);
+                }
+                let scope = scope_of_columns(&ident_name(&alias.name), &cols);
+                (source, scope)
+            }
+            _ => return Err(SqlError::unsupported("this MERGE source")),
+        };
+        let nt = target.columns.len();
+        let mut both = target_scope.clone();
+        both.cols.extend(source_scope.cols.iter().cloned());
+        let on = self.bind_bool(&m.on, &both, None, "JOIN/ON")?;
+        let lookup = choose_lookup(&target, &on, nt);
+        let mut matched = Vec::new();
+        let mut not_matched = Vec::new();
+        for c in &m.clauses {
+            match c.clause_kind {
+                ast::MergeClauseKind::Matched => {
+                    let cond = match &c.predicate {
+                        Some(p) => Some(self.bind_bool(p, &both, None, "WHEN")?),
+                        None => None,
+                    };
+                    let action = match &c.action {
+                        ast::MergeAction::Update(u) => {
+                            let ast::MergeUpdateKind::Set(assignments) = &u.kind else {
+                                return Err(SqlError::unsupported("this MERGE UPDATE form"));
+                            };
+                            let mut sets = Vec::new();
+                            for a in assignments {
+                                let name = match &a.target {
+                                    ast::AssignmentTarget::ColumnName(n) => object_name(n)?,
+                                    ast::AssignmentTarget::Tuple(_) => {
+                                        return Err(SqlError::unsupported("multi-column SET"))
+                                    }
+                                };
+                                let i = target.column_index(&name).ok_or_else(|| {
+                                    SqlError::new(
+                                        SqlState::UNDEFINED_COLUMN,
+                                        format!(
+                                            "column \"{name}\" of relation \"{}\" does not exist",
+                                            target.name
+                                        ),
+                                    )
+                                })?;
+                                let col = &target.columns[i];
+                                let (b, t) = self.bind_expr(&a.value, &both, None)?;
+                                sets.push((i, self.assign_expr(b, t, col.ty, &col.name)?));
+                            }
+                            MatchedAction::Update(sets)
+                        }
+                        ast::MergeAction::Delete { .. } => MatchedAction::Delete,
+                        ast::MergeAction::DoNothing { .. } => MatchedAction::Nothing,
+                        ast::MergeAction::Insert(_) => {
+                            return Err(SqlError::syntax(
+                                "syntax error: INSERT is not allowed in WHEN MATCHED",
+                            ))
+                        }
+                    };
+                    matched.push((cond, action));
+                }
+                ast::MergeClauseKind::NotMatched | ast::MergeClauseKind::NotMatchedByTarget => {
+                    let cond = match &c.predicate {
+                        Some(p) => Some(self.bind_bool(p, &source_scope, None, "WHEN")?),
+                        None => None,
+                    };
+                    let action = match &c.action {
+                        ast::MergeAction::Insert(ins) => {
+                            let ast::MergeInsertKind::Values(values) = &ins.kind else {
+                                return Err(SqlError::unsupported("this MERGE INSERT form"));
+                            };
+                            let mut cols = Vec::new();
+                            if ins.columns.is_empty() {
+                                cols = (0..nt).collect();
+                            } else {
+                                for n in &ins.columns {
+                                    let name = object_name(n)?;
+                                    cols.push(target.column_index(&name).ok_or_else(|| {
+                                        SqlError::new(
+                                            SqlState::UNDEFINED_COLUMN,
+                                            format!(
+                                                "column \"{name}\" of relation \"{}\" does not exist",
+                                                target.name
+                                            ),
+                                        )
+                                    })?);
+                                }
+                            }
+                            let [row] = values.rows.as_slice() else {
+                                return Err(SqlError::syntax(
+                                    "MERGE INSERT takes exactly one VALUES row",
+                                ));
+                            };
+                            if row.len() != cols.len() {
+                                return Err(SqlError::syntax(if row.len() > cols.len() {
+                                    "INSERT has more expressions than target columns"
+                                } else {
+                                    "INSERT has more target columns than expressions"
+                                }));
+                            }
+                            let mut exprs = Vec::new();
+                            for (e, &i) in row.iter().zip(&cols) {
+                                let col = &target.columns[i];
+                                let (b, t) = self.bind_expr(e, &source_scope, None)?;
+                                exprs.push(self.assign_expr(b, t, col.ty, &col.name)?);
+                            }
+                            NotMatchedAction::Insert(cols, exprs)
+                        }
+                        ast::MergeAction::DoNothing { .. } => NotMatchedAction::Nothing,
+                        _ => {
+                            return Err(SqlError::syntax(
+                                "syntax error: only INSERT or DO NOTHING is allowed in WHEN NOT MATCHED",
+                            ))
+                        }
+                    };
+                    not_matched.push((cond, action));
+                }
+                ast::MergeClauseKind::NotMatchedBySource => {
+                    return Err(SqlError::unsupported("WHEN NOT MATCHED BY SOURCE"))
+                }
+            }
+        }
+        let mut defaults = Vec::with_capacity(nt);
+        for c in &target.columns {
+            defaults.push(match &c.default {
+                Some(text) => Some(self.bind_default(text, c.ty, &c.name)?),
+                None => None,
+            });
+        }
+        Ok(MergePlan {
+            target,
+            source,
+            on,
+            lookup,
+            matched,
+            not_matched,
+            defaults,
+        })
+    }
+}
+
+impl Binder<'_> {
+    /// `VALUES (...), (...)` as a source: each column's type unified across the rows
+    /// (untyped literals become text), named `column1`, `column2`, ... as in PostgreSQL.
+    fn bind_values_rows(
+        &mut self,
+        v: &ast::Values,
+    ) -> SqlResult<(MergeSource, Vec<(String, crate::types::DataType)>)> {
+        let width = v.rows.first().map_or(0, |r| r.len());
+        if v.rows.iter().any(|r| r.len() != width) {
+            return Err(SqlError::syntax("VALUES lists must all be the same length"));
+        }
+        let mut columns: Vec<Vec<Expr>> = Vec::with_capacity(width);
+        let mut cols = Vec::with_capacity(width);
+        for j in 0..width {
+            let mut items = Vec::with_capacity(v.rows.len());
+            for r in &v.rows {
+                items.push(self.bind_expr(&r[j], &Scope::default(), None)?);
+            }
+            let (mut exprs, mut ty) = self.unify(items, "VALUES")?;
+            if ty == crate::types::DataType::Unknown {
+                ty = crate::types::DataType::Text;
+                exprs = exprs
+                    .into_iter()
+                    .map(|e| self.coerce(e, crate::types::DataType::Unknown, ty))
+                    .collect::<SqlResult<_>>()?;
+            }
+            columns.push(exprs);
+            cols.push((format!("column{}", j + 1), ty));
+        }
+        let rows = (0..v.rows.len())
+            .map(|i| columns.iter().map(|c| c[i].clone()).collect())
+            .collect();
+        Ok((MergeSource::Values(rows), cols))
+    }
+}
+
+/// True when `e` reads only source columns (index >= `nt`).
+fn source_only(e: &Expr, nt: usize) -> bool {
+    let mut used = Vec::new();
+    e.mark_columns(&mut used);
+    used.iter().take(nt).all(|u| !u)
+}
+
+/// The join method: target key columns fixed by ON equalities with source expressions.
+fn choose_lookup(target: &TableDef, on: &Expr, nt: usize) -> MergeLookup {
+    let mut conjuncts = Vec::new();
+    split_conjuncts(on, &mut conjuncts);
+    let mut eqs: Vec<(usize, Expr)> = Vec::new();
+    for c in conjuncts {
+        if let Expr::Binary {
+            op: BinOp::Eq,
+            left,
+            right,
+            ..
+        } = c
+        {
+            match (left.as_ref(), right.as_ref()) {
+                (Expr::Column(i), r) if *i < nt && source_only(r, nt) => eqs.push((*i, r.clone())),
+                (l, Expr::Column(i)) if *i < nt && source_only(l, nt) => eqs.push((*i, l.clone())),
+                _ => {}
+            }
+        }
+    }
+    let fixed = |cols: &[usize]| -> Option<Vec<Expr>> {
+        cols.iter()
+            .map(|c| eqs.iter().find(|(i, _)| i == c).map(|(_, e)| e.clone()))
+            .collect()
+    };
+    if !target.primary_key.is_empty() {
+        if let Some(exprs) = fixed(&target.primary_key) {
+            return MergeLookup::Point(exprs);
+        }
+    }
+    for (i, ix) in target.indexes.iter().enumerate() {
+        if let Some(exprs) = fixed(&ix.columns) {
+            return MergeLookup::Index(i, exprs);
+        }
+    }
+    MergeLookup::Scan
+}
+
+fn passes(ctx: &ExecContext<'_>, cond: Option<&Expr>, row: &[Value]) -> SqlResult<bool> {
+    match cond {
+        None => Ok(true),
+        Some(c) => Ok(truth(&ctx.eval(c, row)?) == Some(true)),
+    }
+}
+
+/// The encoded key values of `exprs` for key columns `cols`; None when one is NULL or not
+/// of the column's type (nothing can match).
+fn key_values(
+    ctx: &ExecContext<'_>,
+    target: &TableDef,
+    cols: &[usize],
+    exprs: &[Expr],
+    row: &[Value],
+    out: &mut Vec<u8>,
+) -> SqlResult<bool> {
+    for (e, &c) in exprs.iter().zip(cols) {
+        let v = ctx.eval(e, row)?;
+        if v.is_null() {
+            return Ok(false);
+        }
+        match cast(v, &target.columns[c].ty, false) {
+            Ok(v) => encode_key_value(&v, out),
+            Err(_) => return Ok(false),
+        }
+    }
+    Ok(true)
+}
+
+/// Executes a MERGE; the tag is `MERGE <rows inserted, updated or deleted>`.
+pub(crate) fn execute_merge(ctx: &mut ExecContext<'_>, plan: &MergePlan) -> SqlResult<Outcome> {
+    let target = &plan.target;
+    let nt = target.columns.len();
+    let source_rows: Vec<Vec<Value>> = match &plan.source {
+        MergeSource::Table(def) => {
+            ctx.stats.full_scans += 1;
+            let pairs = ctx.txn.scan(KeyPrefix::Rows(def.id).range(), false, None)?;
+            ctx.stats.rows_read += pairs.len() as u64;
+            pairs
+                .iter()
+                .map(|(_, v)| decode_table_row(def, v))
+                .collect::<SqlResult<_>>()?
+        }
+        MergeSource::Query(q) => super::run_select(ctx, q)?,
+        MergeSource::Values(rows) => rows
+            .iter()
+            .map(|r| r.iter().map(|e| ctx.eval(e, &[])).collect())
+            .collect::<SqlResult<_>>()?,
+    };
+    // For a scan join, the target rows are read once.
+    let scanned: Vec<(Vec<u8>, Vec<Value>)> = if matches!(plan.lookup, MergeLookup::Scan) {
+        ctx.stats.full_scans += 1;
+        ctx.txn
+            .scan(KeyPrefix::Rows(target.id).range(), false, None)?
+            .into_iter()
+            .map(|(k, v)| Ok((k, decode_table_row(target, &v)?)))
+            .collect::<SqlResult<_>>()?
+    } else {
+        vec![]
+    };
+    let mut modified: HashSet<Vec<u8>> = HashSet::new();
+    let mut count = 0u64;
+    let mut both: Vec<Value> = Vec::with_capacity(nt + 8);
+    for src in &source_rows {
+        ctx.interrupt.check()?;
+        // Candidate target rows as this statement's snapshot sees them.
+        both.clear();
+        both.resize(nt, Value::Null);
+        both.extend_from_slice(src);
+        let mut candidates: Vec<(Vec<u8>, Vec<Value>)> = Vec::new();
+        match &plan.lookup {
+            MergeLookup::Point(exprs) => {
+                let mut key = Vec::with_capacity(32);
+                append_rows_prefix(target.id, &mut key);
+                if key_values(ctx, target, &target.primary_key, exprs, &both, &mut key)? {
+                    ctx.stats.point_gets += 1;
+                    if let Some(b) = ctx.txn.get(&key)? {
+                        ctx.stats.rows_read += 1;
+                        candidates.push((key, decode_table_row(target, &b)?));
+                    }
+                }
+            }
+            MergeLookup::Index(i, exprs) => {
+                let ix = &target.indexes[*i];
+                let mut prefix = KeyPrefix::Index(target.id, ix.id).encode();
+                if key_values(ctx, target, &ix.columns, exprs, &both, &mut prefix)? {
+                    ctx.stats.range_scans += 1;
+                    for (_, row_key) in ctx.txn.scan(prefix_range(&prefix), false, None)? {
+                        if let Some(b) = ctx.txn.get(&row_key)? {
+                            ctx.stats.rows_read += 1;
+                            candidates.push((row_key.to_vec(), decode_table_row(target, &b)?));
+                        }
+                    }
+                }
+            }
+            MergeLookup::Scan => candidates = scanned.clone(),
+        }
+        let mut any_matched = false;
+        for (key, row) in candidates {
+            both.clear();
+            both.extend_from_slice(&row);
+            both.extend_from_slice(src);
+            if !passes(ctx, Some(&plan.on), &both)? {
+                continue;
+            }
+            // Lock and re-read; the row may have changed (READ COMMITTED) or gone.
+            let Some(current) = ctx.txn.get_for_update(&key)? else {
+                continue;
+            };
+            let current = decode_table_row(target, &current)?;
+            both.clear();
+            both.extend_from_slice(&current);
+            both.extend_from_slice(src);
+            if !passes(ctx, Some(&plan.on), &both)? {
+                continue;
+            }
+            any_matched = true;
+            if plan.matched.is_empty() {
+                continue;
+            }
+            if modified.contains(&key) {
+                return Err(SqlError::new(
+                    SqlState::CARDINALITY_VIOLATION,
+                    "MERGE command cannot affect row a second time",
+                )
+                .with_hint(
+                    "Ensure that not more than one source row matches any one target row.",
+                ));
+            }
+            for (cond, action) in &plan.matched {
+                if !passes(ctx, cond.as_ref(), &both)? {
+                    continue;
+                }
+                match action {
+                    MatchedAction::Nothing => {}
+                    MatchedAction::Delete => {
+                        ctx.txn.delete(&key)?;
+                        crate::index::delete_entries(ctx.txn, target, &key, &current)?;
+                        modified.insert(key.clone());
+                        count += 1;
+                    }
+                    MatchedAction::Update(sets) => {
+                        let mut new_row = current.clone();
+                        for (i, e) in sets {
+                            new_row[*i] = store_value(target, *i, ctx.eval(e, &both)?)?;
+                        }
+                        ctx.check_row(target, &new_row)?;
+                        let new_key = if target.has_rowid() {
+                            key.clone()
+                        } else {
+                            target.row_key(&new_row)
+                        };
+                        if new_key != key {
+                            if ctx.txn.get_for_update(&new_key)?.is_some() {
+                                return Err(duplicate_key(target, &new_row));
+                            }
+                            ctx.txn.delete(&key)?;
+                        }
+                        ctx.txn.put(&new_key, Bytes::from(encode_row(&new_row)))?;
+                        crate::index::update_entries(
+                            ctx.txn, target, &key, &current, &new_key, &new_row,
+                        )?;
+                        modified.insert(key.clone());
+                        modified.insert(new_key);
+                        count += 1;
+                    }
+                }
+                break;
+            }
+        }
+        if any_matched {
+            continue;
+        }
+        for (cond, action) in &plan.not_matched {
+            if !passes(ctx, cond.as_ref(), src)? {
+                continue;
+            }
+            if let NotMatchedAction::Insert(cols, exprs) = action {
+                let mut placed: Vec<Option<Value>> = vec![None; nt];
+                for (&c, e) in cols.iter().zip(exprs) {
+                    placed[c] = Some(ctx.eval(e, src)?);
+                }
+                let mut full = Vec::with_capacity(nt);
+                for (i, v) in placed.into_iter().enumerate() {
+                    let v = match v {
+                        Some(v) => v,
+                        None => match &plan.defaults[i] {
+                            Some(d) => ctx.eval(d, &[])?,
+                            None => Value::Null,
+                        },
+                    };
+                    full.push(store_value(target, i, v)?);
+                }
+                ctx.check_row(target, &full)?;
+                let key = if target.has_rowid() {
+                    let id = ctx.catalog.next_rowid(&*ctx.txn, target)?;
+                    let key = target.rowid_key(id);
+                    ctx.txn.put_new(&key, Bytes::from(encode_row(&full)))?;
+                    key
+                } else {
+                    let key = target.row_key(&full);
+                    if ctx.txn.get_for_update(&key)?.is_some() {
+                        return Err(duplicate_key(target, &full));
+                    }
+                    ctx.txn.put(&key, Bytes::from(encode_row(&full)))?;
+                    key
+                };
+                crate::index::insert_entries(ctx.txn, target, &key, &full)?;
+                modified.insert(key);
+                count += 1;
+            }
+            break;
+        }
+    }
+    Ok(Outcome::Command {
+        tag: format!("MERGE {count}"),
+    })
+}
