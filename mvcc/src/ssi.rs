@@ -323,6 +323,20 @@ impl Ssi {
         snapshot
     }
 
+    /// Moves an unused transaction's snapshot to now (taken under the SSI mutex, as at begin).
+    pub(crate) fn retake_snapshot(
+        &self,
+        id: TxnId,
+        take_snapshot: impl FnOnce() -> Timestamp,
+    ) -> Timestamp {
+        let mut st = self.lock();
+        let snapshot = take_snapshot();
+        if let Some(me) = st.xacts.get_mut(&id) {
+            me.snapshot = snapshot;
+        }
+        snapshot
+    }
+
     /// Records a SIREAD lock on `key` and the rw-antidependencies it creates towards writers
     /// that committed after the reader's snapshot.
     pub(crate) fn read_key(&self, id: TxnId, key: &[u8]) -> Result<(), MvccError> {

@@ -304,6 +304,21 @@ impl Txn {
         }
     }
 
+    /// Takes the snapshot again, now: for the first statement of an explicit transaction
+    /// block, since PostgreSQL fixes a transaction's snapshot at its first statement, not at
+    /// BEGIN. NB: only before the transaction has read or written anything.
+    pub fn retake_snapshot(&mut self) {
+        let id = self.state.id;
+        let db = self.db.clone();
+        let fresh = if self.state.isolation == Isolation::Serializable {
+            db.ssi().retake_snapshot(id, || db.register_snapshot(id))
+        } else {
+            db.register_snapshot(id)
+        };
+        db.unregister_snapshot(id, self.state.snapshot);
+        self.state.snapshot = fresh;
+    }
+
     /// Marks the current position of the write set.
     pub fn savepoint(&self) -> Savepoint {
         Savepoint(self.undo.len())

@@ -3377,16 +3377,35 @@ fn count_tag(prefix: &str, n: u64) -> String {
 /// Takes the write lock on a row found by a scan and returns its current version if it still
 /// satisfies the WHERE clause (PostgreSQL's EvalPlanQual re-check): at READ COMMITTED a row
 /// changed by a transaction that committed while we waited is judged as it is now (or skipped
-/// if deleted); at REPEATABLE READ such a change is a serialization failure (40001).
+/// if deleted); at REPEATABLE READ such a change is a serialization failure (40001). As in
+/// PostgreSQL, the row is first judged as the statement's snapshot saw it (`seen`): a row that
+/// did not match then is neither locked nor re-read (so a concurrent change cannot make it
+/// match, nor fail a REPEATABLE READ statement that does not touch it).
 fn lock_matching_row(
     ctx: &mut ExecContext<'_>,
     table: &TableDef,
     key: &[u8],
+    seen: &Bytes,
     filter: Option<&Expr>,
 ) -> SqlResult<Option<Vec<Value>>> {
+    let seen_row = match filter {
+        Some(_) => {
+            let row = decode_table_row(table, seen)?;
+            if !passes(ctx, filter, &row)? {
+                return Ok(None);
+            }
+            Some(row)
+        }
+        None => None,
+    };
     let Some(bytes) = ctx.txn.get_for_update(key)? else {
         return Ok(None);
     };
+    if let Some(row) = seen_row {
+        if bytes == *seen {
+            return Ok(Some(row));
+        }
+    }
     let row = decode_table_row(table, &bytes)?;
     Ok(passes(ctx, filter, &row)?.then_some(row))
 }
@@ -3572,9 +3591,10 @@ pub(crate) fn execute(ctx: &mut ExecContext<'_>, plan: &Plan) -> SqlResult<Outco
             let mut n = 0u64;
             let moves_key = sets.iter().any(|(i, _)| table.primary_key.contains(i));
             let mut new_values = Vec::with_capacity(sets.len());
-            for (key, _) in rows {
+            for (key, seen) in rows {
                 ctx.interrupt.check()?;
-                let Some(mut new_row) = lock_matching_row(ctx, table, &key, filter.as_ref())?
+                let Some(mut new_row) =
+                    lock_matching_row(ctx, table, &key, &seen, filter.as_ref())?
                 else {
                     continue;
                 };
@@ -3619,9 +3639,9 @@ pub(crate) fn execute(ctx: &mut ExecContext<'_>, plan: &Plan) -> SqlResult<Outco
             let rows = read_raw(ctx, table, access)?;
             let mut out_rows = Vec::new();
             let mut n = 0u64;
-            for (key, _) in rows {
+            for (key, seen) in rows {
                 ctx.interrupt.check()?;
-                let Some(row) = lock_matching_row(ctx, table, &key, filter.as_ref())? else {
+                let Some(row) = lock_matching_row(ctx, table, &key, &seen, filter.as_ref())? else {
                     continue;
                 };
                 ctx.txn.delete(&key)?;

@@ -245,11 +245,16 @@ impl ActiveTxn {
     }
 
     /// Starts the next statement: READ COMMITTED takes a fresh snapshot (whose catalog version
-    /// is read again).
+    /// is read again); the first statement of a BEGIN block takes the transaction's snapshot at
+    /// every level, as in PostgreSQL (BEGIN itself does not fix it).
     fn next_statement(&mut self, catalog: &Catalog) {
         if self.statements > 0 && self.txn.state().isolation == Isolation::ReadCommitted {
             let txn = &mut self.txn;
             let ((), tag) = catalog.tagged_snapshot(|| txn.new_statement());
+            self.catalog_tag = tag;
+        } else if self.statements == 0 && self.block == Block::Explicit {
+            let txn = &mut self.txn;
+            let ((), tag) = catalog.tagged_snapshot(|| txn.retake_snapshot());
             self.catalog_tag = tag;
         }
         self.statements += 1;
