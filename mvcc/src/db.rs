@@ -136,6 +136,8 @@ pub struct DbStats {
     pub locks: LockStats,
     /// Group-commit writer figures.
     pub wal: gnomon_wal::WalStats,
+    /// SERIALIZABLE bookkeeping (NB: read under the SSI mutex, briefly).
+    pub ssi: SsiStats,
 }
 
 impl std::fmt::Debug for Db {
@@ -315,6 +317,7 @@ impl Db {
             max_clock_offset_us: self.clock.max_observed_offset_us(),
             locks: self.locks.stats(),
             wal: self.wal.stats(),
+            ssi: self.ssi.stats(),
         }
     }
 

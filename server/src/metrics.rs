@@ -17,6 +17,10 @@
 //!  gnomon_wal_batches_total / _records_total / _bytes_total   counters
 //!  gnomon_wal_batch_records_bucket{le}                  histogram of records per group commit
 //!  gnomon_lock_waits_total, gnomon_deadlocks_total      counters
+//!  gnomon_ssi_rw_conflicts_total                        counter  rw-antidependencies (SSI)
+//!  gnomon_ssi_failures_total                            counter  40001 raised by SSI
+//!  gnomon_ssi_tracked_transactions                      gauge    serializable txns tracked
+//!  gnomon_ssi_siread_locks                              gauge    SIREAD point + range locks
 //!  gnomon_hlc_max_offset_seconds                        gauge    largest clock skew observed
 //!  gnomon_connections                                   gauge    sessions open
 //!  gnomon_connections_accepted_total                    counter
@@ -325,6 +329,30 @@ impl Metrics {
                 "counter",
                 "Deadlock victims.",
                 db.locks.deadlocks,
+            ),
+            (
+                "gnomon_ssi_rw_conflicts_total",
+                "counter",
+                "Read-write antidependencies found among SERIALIZABLE transactions.",
+                db.ssi.rw_conflicts,
+            ),
+            (
+                "gnomon_ssi_failures_total",
+                "counter",
+                "Serialization failures (40001) raised by serializable snapshot isolation.",
+                db.ssi.failures,
+            ),
+            (
+                "gnomon_ssi_tracked_transactions",
+                "gauge",
+                "SERIALIZABLE transactions tracked (active, and committed ones still overlapping).",
+                db.ssi.tracked as u64,
+            ),
+            (
+                "gnomon_ssi_siread_locks",
+                "gauge",
+                "SIREAD locks held (point keys plus key ranges).",
+                (db.ssi.siread_points + db.ssi.siread_ranges) as u64,
             ),
             (
                 "gnomon_connections",
