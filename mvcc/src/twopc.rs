@@ -313,6 +313,11 @@ impl Db {
         }
     }
 
+    /// The configured `max_prepared_transactions` (0 = PREPARE TRANSACTION is refused).
+    pub fn max_prepared_transactions(&self) -> usize {
+        self.max_prepared()
+    }
+
     /// Every prepared transaction (not those being prepared or resolved right now), by gid.
     pub fn prepared_transactions(&self) -> Vec<PreparedInfo> {
         let set = self.prepared_set();

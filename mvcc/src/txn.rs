@@ -155,6 +155,11 @@ impl Txn {
         self.state.snapshot
     }
 
+    /// The database this transaction runs in.
+    pub fn db(&self) -> &Arc<Db> {
+        &self.db
+    }
+
     /// The node's logical clocks (the same for every transaction of the database).
     pub fn logical_clocks(&self) -> &crate::logical::LogicalClocks {
         self.db.logical_clocks()

@@ -9,6 +9,7 @@
 //! max_connections = 100        # sessions at once; more are refused with FATAL 53300
 //! http = "127.0.0.1:9187"      # admin HTTP listener (/metrics, /health, clock API); off if absent
 //! log_level = "info"           # error, warn, info, debug or trace
+//! max_prepared_transactions = 100  # 2PC transactions prepared at once; 0 disables PREPARE TRANSACTION
 //! ```
 
 use std::net::{SocketAddr, ToSocketAddrs};
@@ -45,8 +46,12 @@ OPTIONS:
     --http HOST:PORT      admin HTTP listener: /metrics (Prometheus), /health and the
                           clock API (docs/admin-http.md); off unless given; loopback only
     --log-level LEVEL     error, warn, info (default), debug or trace
+    --max-prepared-transactions N
+                          transactions prepared (two-phase commit) at once
+                          (default 100; 0 refuses PREPARE TRANSACTION)
     --config FILE         TOML file with keys data_dir, listen, fsync,
-                          max_connections, http, log_level (flags override the file)
+                          max_connections, http, log_level,
+                          max_prepared_transactions (flags override the file)
     -h, --help            print this help
 
 Connect with: psql -h 127.0.0.1 -p 5433 -U gnomon gnomon
@@ -67,6 +72,8 @@ pub struct Config {
     pub http: Option<String>,
     /// One of [`LOG_LEVELS`].
     pub log_level: String,
+    /// Most transactions prepared at once (`max_prepared_transactions`; 0 disables 2PC).
+    pub max_prepared_transactions: usize,
 }
 
 impl Default for Config {
@@ -78,6 +85,7 @@ impl Default for Config {
             max_connections: DEFAULT_MAX_CONNECTIONS,
             http: None,
             log_level: DEFAULT_LOG_LEVEL.to_string(),
+            max_prepared_transactions: gnomon_mvcc::DEFAULT_MAX_PREPARED_TRANSACTIONS,
         }
     }
 }
@@ -101,6 +109,7 @@ struct FileConfig {
     max_connections: Option<usize>,
     http: Option<String>,
     log_level: Option<String>,
+    max_prepared_transactions: Option<usize>,
 }
 
 impl Command {
@@ -109,6 +118,7 @@ impl Command {
         let mut data_dir = None;
         let mut listen = None;
         let mut max_connections = None;
+        let mut max_prepared = None;
         let mut config_file = None;
         let mut http = None;
         let mut log_level = None;
@@ -137,6 +147,15 @@ impl Command {
                     })?;
                     max_connections = Some(n);
                 }
+                "--max-prepared-transactions" => {
+                    let text = value("--max-prepared-transactions")?;
+                    let n = text.parse::<usize>().map_err(|_| {
+                        ServerError::Usage(format!(
+                            "--max-prepared-transactions needs a number, not {text:?}"
+                        ))
+                    })?;
+                    max_prepared = Some(n);
+                }
                 "--config" => config_file = Some(PathBuf::from(value("--config")?)),
                 "--http" => http = Some(value("--http")?),
                 "--log-level" => log_level = Some(value("--log-level")?),
@@ -156,6 +175,9 @@ impl Command {
         }
         if let Some(addr) = listen {
             config.listen = addr;
+        }
+        if let Some(n) = max_prepared {
+            config.max_prepared_transactions = n;
         }
         if let Some(n) = max_connections {
             config.max_connections = n;
@@ -193,6 +215,9 @@ impl Config {
             max_connections: file.max_connections.unwrap_or(defaults.max_connections),
             http: file.http,
             log_level: file.log_level.unwrap_or(defaults.log_level),
+            max_prepared_transactions: file
+                .max_prepared_transactions
+                .unwrap_or(defaults.max_prepared_transactions),
         })
     }
 
@@ -293,6 +318,7 @@ mod tests {
                 max_connections: DEFAULT_MAX_CONNECTIONS,
                 http: None,
                 log_level: DEFAULT_LOG_LEVEL.to_string(),
+                max_prepared_transactions: gnomon_mvcc::DEFAULT_MAX_PREPARED_TRANSACTIONS,
             })
         );
     }

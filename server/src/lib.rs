@@ -118,6 +118,7 @@ pub fn run(config: Config) -> Result<(), ServerError> {
         } else {
             SyncPolicy::OffUnsafeNoDurability
         },
+        max_prepared_transactions: config.max_prepared_transactions,
         ..DbOptions::default()
     })
     .map_err(|source| ServerError::OpenDb {

@@ -809,6 +809,7 @@ fn default_value(
             times: Default::default(),
             sequences: Some(sequences),
             clocks: None,
+            db: None,
         },
     )?;
     if v.is_null() {
@@ -920,6 +921,7 @@ pub(crate) fn alter_table(
                     times: Default::default(),
                     sequences: None,
                     clocks: None,
+                    db: None,
                 };
                 for (_, row) in stored_rows(&t.txn, &def)? {
                     interrupt.check()?;
@@ -1055,6 +1057,7 @@ pub(crate) fn alter_table(
                             times: Default::default(),
                             sequences: None,
                             clocks: None,
+                            db: None,
                         };
                         crate::index::check_row(&new, &checks, &row, &|e, r| e.eval(r, &ctx))?;
                     }

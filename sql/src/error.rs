@@ -97,6 +97,10 @@ impl SqlState {
     pub const IO_ERROR: SqlState = SqlState("58030");
     /// XX001 data_corrupted.
     pub const DATA_CORRUPTED: SqlState = SqlState("XX001");
+    /// 55000 object_not_in_prerequisite_state (prepared transactions disabled, gid busy).
+    pub const OBJECT_NOT_IN_PREREQUISITE_STATE: SqlState = SqlState("55000");
+    /// 53200 configuration_limit_exceeded (max_prepared_transactions reached).
+    pub const CONFIGURATION_LIMIT_EXCEEDED: SqlState = SqlState("53200");
     /// XX000 internal_error.
     pub const INTERNAL_ERROR: SqlState = SqlState("XX000");
     /// check_violation

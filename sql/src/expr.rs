@@ -128,6 +128,8 @@ pub(crate) enum Func {
     PgSleep,
     /// A function of the node's logical clocks (`gnomon_lamport_tick()` ...).
     Logical(crate::clock_functions::LogicalFn),
+    /// A function of the transaction machinery (`gnomon_hlc_now()` ...).
+    System(crate::system::SystemFn),
 }
 
 /// What evaluation needs besides the row.
@@ -141,6 +143,8 @@ pub(crate) struct EvalContext<'a> {
     pub clocks: Option<&'a gnomon_mvcc::LogicalClocks>,
     /// Sequence values and this session's `currval`s (None where sequences cannot be used).
     pub sequences: Option<&'a crate::sequence::SessionSequences>,
+    /// The database, for the system functions ([`crate::system`]).
+    pub db: Option<&'a gnomon_mvcc::Db>,
 }
 
 impl Expr {
@@ -322,6 +326,8 @@ impl Expr {
                     sleep(vals.first(), ctx)?
                 } else if let Func::Logical(lf) = f {
                     crate::clock_functions::call(*lf, &vals, ctx.clocks)?
+                } else if let Func::System(sf) = f {
+                    crate::system::call(*sf, &vals, ctx.db)?
                 } else {
                     call(*f, vals)?
                 }

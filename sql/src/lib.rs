@@ -15,6 +15,10 @@
 //!   and DROP commit, roll back (also to a savepoint) and recover exactly like data.
 //! - Every error a client can cause is a [`SqlError`] with a SQLSTATE; nothing a client sends
 //!   can panic the layer.
+//! - Two-phase commit statements (`PREPARE TRANSACTION`, `COMMIT/ROLLBACK PREPARED`) behave as
+//!   in PostgreSQL 15 (`session/twopc.rs`); system views and functions over the transaction
+//!   machinery (`pg_prepared_xacts`, `gnomon_transactions`, `gnomon_transaction_status`,
+//!   `gnomon_hlc_now`) are read at execution, never cached in a plan (`system.rs`).
 //!
 //! ## Invariants
 //!
@@ -117,6 +121,7 @@ pub(crate) mod query;
 pub mod sequence;
 pub mod session;
 pub mod storage;
+pub(crate) mod system;
 pub mod types;
 pub(crate) mod upsert;
 

@@ -203,6 +203,8 @@ pub(crate) enum Source {
         step: Option<Expr>,
         ty: DataType,
     },
+    /// A system view ([`crate::system`]), read at execution.
+    System(crate::system::SystemView),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -367,6 +369,7 @@ impl Plan {
             Plan::Select(s) => match &s.source {
                 Source::Single => "Result".into(),
                 Source::Series { .. } => "Function Scan on generate_series".into(),
+                Source::System(v) => format!("Function Scan on {}", v.name()),
                 Source::Table { def, access: a } => access(def, a),
             },
             Plan::Insert { table, .. } => format!("Insert on {}", table.name),
@@ -1452,6 +1455,14 @@ impl Binder<'_> {
             }
             return Ok((Expr::Func(Func::Logical(func), bound), result));
         }
+        if let Some((func, arg_types, result)) = crate::system::signature(&name, args.len()) {
+            let mut bound = Vec::with_capacity(args.len());
+            for (a, to) in args.iter().zip(arg_types) {
+                let (e, t) = self.bind_expr(a, scope, agg.as_deref_mut())?;
+                bound.push(self.coerce(e, t, *to)?);
+            }
+            return Ok((Expr::Func(Func::System(func), bound), result));
+        }
         if let Some(op) = crate::sequence::SeqOp::from_name(&name) {
             return self.bind_sequence_call(op, &args, scope);
         }
@@ -1893,6 +1904,24 @@ impl Binder<'_> {
                     ..
                 } => {
                     let tname = object_name(name)?;
+                    if let Some(view) = crate::system::SystemView::named(&tname) {
+                        let qualifier = alias
+                            .as_ref()
+                            .map(|a| ident_name(&a.name))
+                            .unwrap_or_else(|| view.name().to_string());
+                        let cols = view
+                            .columns()
+                            .iter()
+                            .map(|(n, ty)| ScopeColumn {
+                                qualifier: Some(qualifier.clone()),
+                                name: n.to_string(),
+                                ty: *ty,
+                                table_oid: 0,
+                                column_id: 0,
+                            })
+                            .collect();
+                        return Ok((Source::System(view), Scope { cols }));
+                    }
                     let def = self.catalog.require(self.txn, &tname)?;
                     if let Some(a) = alias {
                         if !a.columns.is_empty() {
@@ -2726,6 +2755,7 @@ impl ExecContext<'_> {
                 times: self.times,
                 clocks: self.txn.logical_clocks(),
                 sequences: Some(self.sequences),
+                db: self.txn.db(),
             },
         )
     }
@@ -3233,6 +3263,7 @@ pub(crate) fn run_select(
                     step,
                     ty,
                 } => series(ctx, start, stop, step.as_ref(), ty)?,
+                Source::System(view) => view.rows(ctx.txn.db())?,
                 _ => vec![vec![]],
             };
             for r in input {

@@ -1,5 +1,7 @@
 //! Sessions: transaction blocks, settings, prepared statements, DDL, and the engine handle.
 
+mod twopc;
+
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -186,6 +188,8 @@ pub struct Prepared {
     columns: Vec<Column>,
     /// The cached plan; shared by clones (they are the same statement).
     plan: Arc<Mutex<Option<CachedPlan>>>,
+    /// A 2PC command (which sqlparser does not parse; `statement` is then None).
+    twopc: Option<twopc::TwoPc>,
 }
 
 /// A plan bound under a snapshot that sees catalog version `version`.
@@ -530,6 +534,9 @@ impl Session {
         if name.eq_ignore_ascii_case("default_transaction_isolation") {
             return Some(isolation_name(self.default_isolation).into());
         }
+        if name.eq_ignore_ascii_case("max_prepared_transactions") {
+            return Some(self.engine.db.max_prepared_transactions().to_string());
+        }
         let key = canonical_setting(name)
             .map(str::to_string)
             .unwrap_or_else(|| name.to_ascii_lowercase());
@@ -580,6 +587,18 @@ impl Session {
         let stmts = match Parser::parse_sql(&PostgreSqlDialect {}, sql) {
             Ok(s) => s,
             Err(e) => {
+                // sqlparser does not know the 2PC statements: only a refused message can hold one.
+                if let Some(pieces) = twopc::split_message(sql) {
+                    let results = match pieces {
+                        Ok(pieces) => self.execute_pieces(pieces),
+                        Err(e) => {
+                            self.fail_current();
+                            vec![Err(e)]
+                        }
+                    };
+                    self.cancel.store(false, Ordering::Release);
+                    return results;
+                }
                 let err = SqlError::syntax(e.to_string());
                 self.fail_current();
                 return vec![Err(err)];
@@ -966,6 +985,12 @@ impl Session {
                 }
                 return Ok(());
             }
+            "max_prepared_transactions" => {
+                return Err(SqlError::new(
+                    SqlState::CANT_CHANGE_RUNTIME_PARAM,
+                    "parameter \"max_prepared_transactions\" cannot be changed without restarting the server",
+                ));
+            }
             "default_transaction_isolation" => {
                 self.default_isolation = match value {
                     Some(v) => parse_isolation(&v)?,
@@ -1161,8 +1186,23 @@ impl Session {
         sql: &str,
         param_types: &[Option<DataType>],
     ) -> Result<Prepared, SqlError> {
-        let mut stmts = Parser::parse_sql(&PostgreSqlDialect {}, sql)
-            .map_err(|e| SqlError::syntax(e.to_string()))?;
+        let mut stmts = match Parser::parse_sql(&PostgreSqlDialect {}, sql) {
+            Ok(stmts) => stmts,
+            Err(e) => match twopc::single(sql) {
+                Some(cmd) => {
+                    let cmd = cmd?;
+                    return Ok(Prepared {
+                        sql: sql.to_string(),
+                        statement: None,
+                        param_types: vec![],
+                        columns: vec![],
+                        plan: Arc::default(),
+                        twopc: Some(cmd),
+                    });
+                }
+                None => return Err(SqlError::syntax(e.to_string())),
+            },
+        };
         if stmts.len() > 1 {
             return Err(SqlError::syntax(
                 "cannot insert multiple commands into a prepared statement",
@@ -1175,6 +1215,7 @@ impl Session {
                 param_types: vec![],
                 columns: vec![],
                 plan: Arc::default(),
+                twopc: None,
             });
         };
         let declared: Vec<Option<DataType>> = param_types
@@ -1272,6 +1313,7 @@ impl Session {
             param_types: types,
             columns,
             plan: Arc::new(Mutex::new(cached)),
+            twopc: None,
         })
     }
 
@@ -1283,6 +1325,15 @@ impl Session {
         p: &Prepared,
         params: Vec<Value>,
     ) -> Result<Outcome, SqlError> {
+        if let Some(cmd) = &p.twopc {
+            let r = self.run_twopc(cmd, false);
+            if r.is_err() {
+                if let Some(t) = self.txn.as_mut() {
+                    t.failed = true;
+                }
+            }
+            return r;
+        }
         let Some(stmt) = &p.statement else {
             return Ok(Outcome::Empty);
         };

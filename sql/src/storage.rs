@@ -42,6 +42,11 @@ pub trait Transaction {
     fn logical_clocks(&self) -> Option<&gnomon_mvcc::LogicalClocks> {
         None
     }
+    /// The database, for system views and functions (prepared transactions, transaction
+    /// status, the HLC), if this storage is one.
+    fn db(&self) -> Option<&gnomon_mvcc::Db> {
+        None
+    }
 }
 
 impl Transaction for gnomon_mvcc::Txn {
@@ -81,5 +86,9 @@ impl Transaction for gnomon_mvcc::Txn {
 
     fn logical_clocks(&self) -> Option<&gnomon_mvcc::LogicalClocks> {
         Some(gnomon_mvcc::Txn::logical_clocks(self))
+    }
+
+    fn db(&self) -> Option<&gnomon_mvcc::Db> {
+        Some(gnomon_mvcc::Txn::db(self))
     }
 }
