@@ -326,6 +326,7 @@ pub(crate) struct Checkpoint {
     blocks: Vec<BlockMeta>,
     wal_lsn: u64,
     max_version: Version,
+    entry_count: u64,
 }
 
 impl Checkpoint {
@@ -354,6 +355,7 @@ impl Checkpoint {
             blocks: Vec::new(),
             wal_lsn: 0,
             max_version: Version::MIN,
+            entry_count: 0,
         };
         checkpoint.validate().map_err(|failure| match failure {
             Invalid::Corrupt(reason) => corrupt(reason),
@@ -475,6 +477,7 @@ impl Checkpoint {
         self.blocks = blocks;
         self.wal_lsn = wal_lsn;
         self.max_version = max_version;
+        self.entry_count = entry_count;
         Ok(())
     }
 
@@ -489,6 +492,14 @@ impl Checkpoint {
     }
     pub(crate) fn max_version(&self) -> Version {
         self.max_version
+    }
+    /// Versions (values and tombstones) stored in the file.
+    pub(crate) fn entry_count(&self) -> u64 {
+        self.entry_count
+    }
+    /// Size of the file in bytes.
+    pub(crate) fn byte_len(&self) -> u64 {
+        self.data.len() as u64
     }
 
     fn found(&self, raw: &RawEntry) -> Found {

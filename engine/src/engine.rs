@@ -87,6 +87,24 @@ pub struct GcStats {
     pub versions_examined: u64,
 }
 
+/// A snapshot of what the engine holds, from [`Engine::stats`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct EngineStats {
+    /// Versions (values and tombstones) in the active and frozen memtables.
+    pub memtable_versions: u64,
+    /// Memtables frozen by a running (or failed) checkpoint.
+    pub frozen_memtables: usize,
+    /// Versions in the loaded checkpoint file. NB: a version may be counted both here and in a
+    /// memtable (layers may hold identical duplicates, e.g. after WAL replay).
+    pub checkpoint_versions: u64,
+    /// Size of the loaded checkpoint file in bytes.
+    pub checkpoint_bytes: u64,
+    /// WAL LSN the loaded checkpoint is stamped with (0 without one).
+    pub checkpoint_wal_lsn: u64,
+    /// The highest safe point [`Engine::gc`] was given so far.
+    pub gc_safe_point: Version,
+}
+
 /// Permission to apply one batch, returned by [`Engine::prepare_batch`].
 ///
 /// Pass it to [`Engine::apply_batch`] or [`Engine::abandon_batch`]. NB: dropping a ticket
@@ -355,15 +373,14 @@ impl Engine {
 
     /// Writes a full checkpoint stamped with `wal_lsn` (the caller guarantees every WAL record
     /// before `wal_lsn` is applied), without stopping readers or writers, then removes older
-    /// checkpoint files. Versions below the last GC safe point that no snapshot at or after it
+    /// checkpoint files. After freezing the memtable it waits until every batch prepared so far
+    /// is published or retracted (invariant 9): a batch whose ticket is never settled stalls it. Versions below the last GC safe point that no snapshot at or after it
     /// can see are dropped in the merge. Checkpoints run one at a time.
     pub fn checkpoint(&self, wal_lsn: u64) -> Result<CheckpointInfo, EngineError> {
         let mut next_seq = self
             .checkpoint_seq
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        let visible_at_start = self.visible();
-
         // 1. Freeze: new writes go to a fresh memtable from here on.
         let frozen_set = {
             let mut slot = self.layers.write().unwrap_or_else(PoisonError::into_inner);
@@ -379,6 +396,15 @@ impl Engine {
         for mem in &frozen_set.frozen {
             mem.wait_for_writers();
         }
+        // Every batch in the frozen memtables was prepared before its insert, so before the
+        // freeze: its version is <= `settled`. Once `visible()` passes `settled`, each of them
+        // is published or was retracted (taken back out of the memtable before it was
+        // abandoned), so the merge copies only published versions. NB: without this wait an
+        // unpublished batch (inserted before its commit record is durable, for early lock
+        // release) could be copied into the file and, if its log write then failed, outlive
+        // its retraction there.
+        let settled = self.visibility.max_prepared();
+        self.visibility.wait_visible(settled);
 
         // 2. Merge frozen memtables and the previous checkpoint into a new file.
         let seq = *next_seq;
@@ -410,7 +436,7 @@ impl Engine {
             .checkpoint
             .as_ref()
             .map_or(Version::MIN, |c| c.max_version());
-        let stats = writer.finish(wal_lsn, visible_at_start.max(base_max), self.opts.fsync)?;
+        let stats = writer.finish(wal_lsn, settled.max(base_max), self.opts.fsync)?;
         fs::rename(&temp_path, &final_path)
             .map_err(|e| EngineError::io("rename", &final_path, e))?;
         if self.opts.fsync {
@@ -486,6 +512,26 @@ impl Engine {
     pub fn memtable_len(&self) -> usize {
         let layers = self.layers();
         layers.active.len() + layers.frozen.iter().map(|m| m.len()).sum::<usize>()
+    }
+
+    /// What the engine holds right now (for metrics and tests; a consistent read of one layer
+    /// set, cheap: no scan).
+    pub fn stats(&self) -> EngineStats {
+        let layers = self.layers();
+        let checkpoint = layers.checkpoint.as_deref();
+        EngineStats {
+            memtable_versions: (layers.active.len()
+                + layers.frozen.iter().map(|m| m.len()).sum::<usize>())
+                as u64,
+            frozen_memtables: layers.frozen.len(),
+            checkpoint_versions: checkpoint.map_or(0, |c| c.entry_count()),
+            checkpoint_bytes: checkpoint.map_or(0, |c| c.byte_len()),
+            checkpoint_wal_lsn: checkpoint.map_or(0, |c| c.wal_lsn()),
+            gc_safe_point: *self
+                .gc_safe_point
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner),
+        }
     }
 }
 

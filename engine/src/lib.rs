@@ -47,6 +47,11 @@
 //! 8. A point read that finds a version in the active memtable stops there when there is no
 //!    frozen memtable and the checkpoint's newest version is not newer: no older layer can
 //!    hold a newer version of the key.
+//! 9. A checkpoint copies only settled batches: after freezing, it waits until `visible()`
+//!    passes every batch prepared so far, so each batch in the frozen memtables is published
+//!    or was retracted (removed from the memtables before it was abandoned). An unpublished
+//!    batch (inserted ahead of its durability) never reaches a checkpoint file, and the file's
+//!    `max_version` bounds every version in it.
 //!
 //! ## Data layout
 //!
@@ -79,7 +84,8 @@
 //!   [`Engine::apply_recovered`] from the LSN `open` returns).
 //! - No LSM levels or compaction: a checkpoint rewrites every live version. Fine for the
 //!   data sizes Gnomon targets now; incremental checkpoints are future work.
-//! - No automatic checkpoints or GC: the caller decides when.
+//! - No automatic checkpoints or GC: the caller decides when (the mvcc layer's maintenance
+//!   thread does). [`Engine::stats`] gives the figures it reports.
 //! - GC keeps a tombstone that is the newest version <= the safe point (see [`Engine::gc`]),
 //!   so deleted keys cost one tombstone each until a later design drops them safely.
 //! - Reads at snapshots below the last GC safe point are not guaranteed.
@@ -95,7 +101,8 @@ mod scan;
 mod visibility;
 
 pub use engine::{
-    BatchTicket, CheckpointInfo, Engine, EngineOptions, GcStats, RecoveryReport, SkippedCheckpoint,
+    BatchTicket, CheckpointInfo, Engine, EngineOptions, EngineStats, GcStats, RecoveryReport,
+    SkippedCheckpoint,
 };
 pub use error::EngineError;
 pub use key::Version;

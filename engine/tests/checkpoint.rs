@@ -330,3 +330,72 @@ fn an_older_version_in_the_memtable_does_not_hide_a_newer_one_in_the_checkpoint(
     assert_eq!(get(u128::MAX), None);
     assert_eq!(get(8), Some(b"new".to_vec()));
 }
+
+/// A batch inserted before its commit record is durable (early lock release) is in the
+/// memtable but unpublished. A checkpoint that freezes that memtable waits until the batch is
+/// published or retracted, so a retracted batch never survives in a checkpoint file.
+#[test]
+fn a_checkpoint_waits_for_an_unpublished_batch_and_never_keeps_a_retracted_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let (engine, _) = open(dir.path());
+    let engine = Arc::new(engine);
+    put(&engine, 1, vec![("k".into(), Some("base".into()))]);
+    let ticket = engine.prepare_batch(Version(2)).unwrap();
+    engine.insert_batch(&ticket, vec![(b"k".to_vec(), Some(Bytes::from("failed")))]);
+
+    let (done_tx, done) = std::sync::mpsc::channel();
+    let checkpointer = {
+        let engine = Arc::clone(&engine);
+        thread::spawn(move || {
+            let info = engine.checkpoint(7).unwrap();
+            done_tx.send(()).unwrap();
+            info
+        })
+    };
+    assert!(
+        done.recv_timeout(std::time::Duration::from_millis(100))
+            .is_err(),
+        "the checkpoint finished while a batch in its memtable was unpublished"
+    );
+    engine.retract_batch(ticket, [b"k".to_vec()]);
+    let info = checkpointer.join().unwrap();
+    assert_eq!(info.entries, 1, "only the published version is written");
+    // The retracted version is nowhere: not in the running engine...
+    assert_eq!(
+        engine.get(b"k", Version::MAX).as_deref(),
+        Some(&b"base"[..])
+    );
+    drop(engine);
+    // ...nor in the checkpoint file.
+    let (engine, lsn) = open(dir.path());
+    assert_eq!(lsn, 7);
+    assert_eq!(
+        engine.get(b"k", Version::MAX).as_deref(),
+        Some(&b"base"[..])
+    );
+    assert_eq!(engine.stats().checkpoint_versions, 1);
+}
+
+/// The same wait when the batch is published instead: the checkpoint then includes it.
+#[test]
+fn a_checkpoint_includes_a_batch_published_while_it_waited() {
+    let dir = tempfile::tempdir().unwrap();
+    let (engine, _) = open(dir.path());
+    let engine = Arc::new(engine);
+    let ticket = engine.prepare_batch(Version(2)).unwrap();
+    engine.insert_batch(&ticket, vec![(b"k".to_vec(), Some(Bytes::from("durable")))]);
+    let checkpointer = {
+        let engine = Arc::clone(&engine);
+        thread::spawn(move || engine.checkpoint(3).unwrap())
+    };
+    thread::sleep(std::time::Duration::from_millis(20));
+    engine.publish_batch(ticket);
+    assert_eq!(checkpointer.join().unwrap().entries, 1);
+    drop(engine);
+    let (engine, _) = open(dir.path());
+    assert_eq!(engine.visible(), Version(2));
+    assert_eq!(
+        engine.get(b"k", Version(2)).as_deref(),
+        Some(&b"durable"[..])
+    );
+}

@@ -4,15 +4,17 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use gnomon_engine::{Engine, EngineOptions, GcStats};
 use gnomon_wal::{FileSystem, Lsn, RealFs, SyncPolicy, Wal, WalOptions};
 
 use crate::clock::{Clock, NodeId, SystemClock, Timestamp, WallClock};
 use crate::error::MvccError;
+use crate::events::{default_sink, percent, DbEvent, EventSink, PROGRESS_MIN_BYTES};
 use crate::locks::{LockManager, LockStats};
 use crate::logical::LogicalClocks;
+use crate::maintenance::{Counters, MaintenanceStats};
 use crate::record::{
     decode_abort_prepared, decode_commit, decode_prepare, encode_commit, ABORT_PREPARED_RECORD,
     COMMIT_RECORD, PREPARE_RECORD,
@@ -35,9 +37,9 @@ pub struct DbOptions {
     pub segment_size: u64,
     /// A timestamp received from another node further ahead than this is refused.
     pub max_clock_offset: Duration,
-    /// Δgc: a version superseded at commit time T is collectable from T + Δgc on (and only once
-    /// no snapshot can see it).
-    pub gc_delay: Duration,
+    /// Δgc (`gc_window`): a version superseded at commit time T is collectable from T + Δgc
+    /// on, and only once no snapshot (nor prepared transaction) can see it. Default 5 minutes.
+    pub gc_window: Duration,
     /// The wall clock (a trait object so tests can move time).
     pub wall_clock: Box<dyn WallClock>,
     /// The file system the WAL writes through (tests inject `gnomon_wal::FaultyFs` to hold or
@@ -46,6 +48,9 @@ pub struct DbOptions {
     /// Most transactions prepared (two-phase commit) at once; 0 disables PREPARE TRANSACTION.
     /// Default [`DEFAULT_MAX_PREPARED_TRANSACTIONS`].
     pub max_prepared_transactions: usize,
+    /// Where recovery progress, checkpoints and background failures are reported. `None`:
+    /// progress, long recoveries and failures go to stderr.
+    pub events: Option<EventSink>,
 }
 
 /// Default limit on prepared transactions. NB: PostgreSQL ships 0 (disabled) because a
@@ -56,6 +61,9 @@ pub struct DbOptions {
 /// locks and the GC safe point. Set 0 to refuse PREPARE TRANSACTION as PostgreSQL does by default.
 pub const DEFAULT_MAX_PREPARED_TRANSACTIONS: usize = 100;
 
+/// Default Δgc ([`DbOptions::gc_window`]): 5 minutes.
+pub const DEFAULT_GC_WINDOW: Duration = Duration::from_secs(300);
+
 impl Default for DbOptions {
     fn default() -> Self {
         DbOptions {
@@ -64,10 +72,11 @@ impl Default for DbOptions {
             sync: SyncPolicy::Fsync,
             segment_size: 64 << 20,
             max_clock_offset: Duration::from_millis(500),
-            gc_delay: Duration::from_secs(300),
+            gc_window: DEFAULT_GC_WINDOW,
             wall_clock: Box::new(SystemClock),
             wal_fs: Arc::new(RealFs),
             max_prepared_transactions: DEFAULT_MAX_PREPARED_TRANSACTIONS,
+            events: None,
         }
     }
 }
@@ -109,7 +118,7 @@ pub struct Db {
     /// Prepared (two-phase commit) transactions by gid ([`crate::twopc`]).
     prepared: Mutex<PreparedSet>,
     max_prepared: usize,
-    gc_delay: Duration,
+    gc_window: Duration,
     recovery: RecoveryStats,
     /// Lamport clock, version vector and vector clock of this node (durable).
     logical: LogicalClocks,
@@ -117,6 +126,12 @@ pub struct Db {
     commits: AtomicU64,
     commit_failures: AtomicU64,
     rollbacks: AtomicU64,
+    /// One checkpoint at a time (the engine serialises too; this keeps the stamp and the
+    /// segment removal of one checkpoint together).
+    checkpointing: Mutex<()>,
+    /// GC and checkpoint figures ([`Db::maintenance_stats`]).
+    counters: Counters,
+    events: EventSink,
 }
 
 /// Counters of a running database since it was opened, for monitoring (`/metrics`).
@@ -161,6 +176,8 @@ impl Db {
             path: opts.dir.clone(),
             source,
         })?;
+        let started = Instant::now();
+        let events: EventSink = opts.events.unwrap_or_else(|| Arc::new(default_sink));
         // The engine takes the directory lock: nothing else is touched before it succeeds.
         let (engine, checkpoint_lsn) = Engine::open(&opts.dir, EngineOptions::default())?;
         let clock = Clock::open(
@@ -178,6 +195,13 @@ impl Db {
                 sync: opts.sync,
             },
         )?;
+        let wal_end = wal.end_lsn().0;
+        if wal_end < checkpoint_lsn {
+            return Err(MvccError::WalBehindCheckpoint {
+                wal_end,
+                checkpoint_lsn,
+            });
+        }
         let mut recovery = RecoveryStats {
             checkpoint_lsn,
             ..RecoveryStats::default()
@@ -185,8 +209,25 @@ impl Db {
         let mut max_txn = 0u64;
         // Prepare records not (yet) resolved by a later commit or abort-prepared record.
         let mut in_doubt = BTreeMap::new();
+        let total_bytes = wal_end - checkpoint_lsn;
+        let mut replayed_bytes = 0;
+        let mut next_report = 10; // percent
         for record in wal.replay(Lsn(checkpoint_lsn))? {
             let record = record?;
+            replayed_bytes = (record.lsn.0
+                + gnomon_wal::format::RECORD_HEADER_LEN as u64
+                + record.payload.len() as u64)
+                .saturating_sub(checkpoint_lsn);
+            if total_bytes >= PROGRESS_MIN_BYTES
+                && percent(replayed_bytes, total_bytes) >= next_report
+            {
+                events(&DbEvent::RecoveryProgress {
+                    replayed_bytes,
+                    total_bytes,
+                    commits: recovery.replayed_commits,
+                });
+                next_report = percent(replayed_bytes, total_bytes) / 10 * 10 + 10;
+            }
             let malformed = |reason| MvccError::MalformedRecord {
                 lsn: record.lsn.0,
                 reason,
@@ -218,6 +259,12 @@ impl Db {
         for (_, (lsn, rec)) in in_doubt {
             prepared.insert_recovered(lsn, rec);
         }
+        events(&DbEvent::RecoveryDone {
+            checkpoint_lsn,
+            commits: recovery.replayed_commits,
+            replayed_bytes,
+            took: started.elapsed(),
+        });
         // Ids grow from the clock so they stay unique (and "younger = larger") across restarts.
         let first_txn = clock.now()?.physical_us.max(max_txn + 1);
         let mut db = Arc::new(Db {
@@ -231,12 +278,15 @@ impl Db {
             registry: Registry::default(),
             prepared: Mutex::new(prepared),
             max_prepared: opts.max_prepared_transactions,
-            gc_delay: opts.gc_delay,
+            gc_window: opts.gc_window,
             recovery,
             logical,
             commits: AtomicU64::new(0),
             commit_failures: AtomicU64::new(0),
             rollbacks: AtomicU64::new(0),
+            checkpointing: Mutex::new(()),
+            counters: Counters::default(),
+            events,
         });
         let restored = db.restore_prepared()? as u64;
         if let Some(db) = Arc::get_mut(&mut db) {
@@ -401,44 +451,118 @@ impl Db {
         Ok(commit_ts)
     }
 
-    /// Writes a checkpoint without stopping readers or writers, then drops the WAL segments it
-    /// makes unnecessary. Returns the WAL position recovery will replay from.
+    /// Writes a checkpoint without stopping readers or writers, then deletes the WAL segments
+    /// wholly before its position. Returns that position: recovery replays from there. The
+    /// stamp is chosen by the crate essay's checkpoint invariant (10).
     pub fn checkpoint(&self) -> Result<u64, MvccError> {
-        // Every record before `lsn` belongs to a batch prepared before we read `lsn` (batches
-        // are prepared before their record is appended), so its version is <= `prepared`.
-        let mut lsn = self.wal.end_lsn();
-        // Replay must still see every unresolved prepare record (twopc invariant 6). Read
-        // after the end of the log: a prepare begun since is at or after `lsn` anyway.
-        if let Some(oldest) = self.oldest_unresolved_prepare_lsn() {
-            lsn = lsn.min(oldest);
+        let _one = relock(&self.checkpointing);
+        let started = Instant::now();
+        let result = self.checkpoint_locked();
+        match &result {
+            Ok((lsn, info, removed)) => {
+                let took = started.elapsed();
+                self.counters
+                    .checkpoint_done(took, info.versions_dropped, *removed as u64);
+                (self.events)(&DbEvent::CheckpointDone {
+                    lsn: *lsn,
+                    took,
+                    versions: info.entries,
+                    bytes: info.bytes,
+                    segments_removed: *removed as u64,
+                });
+            }
+            Err(_) => self.counters.checkpoint_failed(),
         }
+        result.map(|(lsn, _, _)| lsn)
+    }
+
+    fn checkpoint_locked(&self) -> Result<(u64, gnomon_engine::CheckpointInfo, usize), MvccError> {
+        // Every record before `end` belongs to a batch prepared before we read `end` (batches
+        // are prepared before their record is submitted), so its version is <= `prepared`;
+        // once visibility passes `prepared`, each such batch is published (its record durable,
+        // its writes inserted before the engine freezes its memtable) or retracted (its record
+        // failed and the log is poisoned).
+        let end = self.wal.end_lsn();
+        // Replay must still see every unresolved prepare record (twopc invariant 6). Read
+        // after the end of the log: a prepare begun since is at or after `end` anyway.
+        let unresolved = self.oldest_unresolved_prepare_lsn();
         let prepared = self.engine.max_prepared();
         self.engine.wait_visible(prepared);
-        self.engine.checkpoint(lsn.0)?;
-        self.wal.remove_segments_before(lsn)?;
-        Ok(lsn.0)
+        // NB: never stamp past the durable end. If the log failed, records in [durable, end)
+        // may be missing after a restart, and a stamp beyond the reopened log's end would make
+        // recovery skip the records written after it.
+        let mut lsn = end.min(self.wal.durable_lsn());
+        if let Some(oldest) = unresolved {
+            lsn = lsn.min(oldest);
+        }
+        let info = self.engine.checkpoint(lsn.0)?;
+        let removed = self.wal.remove_segments_before(lsn)?;
+        Ok((lsn.0, info, removed))
     }
 
     /// Drops versions that no snapshot can see any more and that are older than Δgc.
     pub fn gc(&self) -> Result<GcStats, MvccError> {
-        Ok(self.engine.gc(self.safe_point()?.to_version()))
+        let now = self.clock.now()?;
+        let safe_point = self.safe_point_at(now);
+        let stats = self.engine.gc(safe_point.to_version());
+        self.counters
+            .gc_pass(safe_point, now, stats.versions_removed);
+        Ok(stats)
+    }
+
+    /// GC and checkpoint figures for metrics (see [`MaintenanceStats`]); cheap, no scan.
+    pub fn maintenance_stats(&self) -> MaintenanceStats {
+        let engine = self.engine.stats();
+        let end = self.wal.end_lsn().0;
+        MaintenanceStats {
+            versions_in_memtables: engine.memtable_versions,
+            versions_in_checkpoint: engine.checkpoint_versions,
+            last_checkpoint_lsn: engine.checkpoint_wal_lsn,
+            checkpoint_bytes: engine.checkpoint_bytes,
+            wal_segments: self.wal.segment_count() as u64,
+            wal_bytes_since_checkpoint: end.saturating_sub(engine.checkpoint_wal_lsn),
+            ..self.counters.snapshot()
+        }
+    }
+
+    /// WAL bytes after the newest checkpoint's position (what a restart would replay).
+    pub(crate) fn wal_bytes_since_checkpoint(&self) -> u64 {
+        self.wal
+            .end_lsn()
+            .0
+            .saturating_sub(self.engine.stats().checkpoint_wal_lsn)
+    }
+
+    /// Reports an event to the configured sink.
+    pub(crate) fn emit(&self, event: &DbEvent<'_>) {
+        (self.events)(event)
+    }
+
+    /// The data directory.
+    pub fn dir(&self) -> &std::path::Path {
+        self.engine.dir()
     }
 
     /// The GC safe point: below every snapshot in use and at least Δgc in the past.
     pub fn safe_point(&self) -> Result<Timestamp, MvccError> {
-        let now = self.clock.now()?;
+        Ok(self.safe_point_at(self.clock.now()?))
+    }
+
+    /// min(oldest registered snapshot, `now` − Δgc). Prepared transactions keep their
+    /// snapshots registered, so they hold it back without a case of their own.
+    fn safe_point_at(&self, now: Timestamp) -> Timestamp {
         let delayed = Timestamp {
             physical_us: now
                 .physical_us
-                .saturating_sub(self.gc_delay.as_micros() as u64),
+                .saturating_sub(self.gc_window.as_micros() as u64),
             logical: 0,
             node: 0,
         };
         let oldest = self.registry.oldest_snapshot();
-        Ok(match oldest {
+        match oldest {
             Some(s) if s < delayed => s,
             _ => delayed,
-        })
+        }
     }
 
     pub(crate) fn engine(&self) -> &Engine {

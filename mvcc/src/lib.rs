@@ -58,9 +58,10 @@
 //!    the not-yet-durable predecessor (`UPDATE ... RETURNING`); what is guaranteed is that no
 //!    commit is acknowledged before everything it read is durable, and no snapshot reader ever
 //!    sees unpublished data.
-//! 6. The GC safe point stays below every registered snapshot and at least Δgc in the past.
-//!    A prepared transaction keeps its snapshot registered until it is resolved (also when
-//!    rebuilt by recovery), so the safe point covers it with no special case.
+//! 6. The GC safe point is min(oldest registered snapshot, now − Δgc) (`gc_window`), computed
+//!    with every shard of the snapshot registry held, so no snapshot registers below it
+//!    meanwhile. A prepared (2PC) transaction keeps its snapshot registered, so it holds the
+//!    safe point back like any reader.
 //! 7. A checkpoint's replay position is never past an unresolved prepare record
 //!    (`Db::oldest_unresolved_prepare_lsn`), and WAL segments are only removed before that
 //!    position: whoever schedules checkpoints or removes segments must go through
@@ -74,6 +75,21 @@
 //!    SSI mutex (`ssi` → `commit_order`, never the reverse), so "committed first" among
 //!    serializable transactions is timestamp order and agrees with every snapshot; its SSI
 //!    state is forgotten only after its commit is published (see [`ssi`]).
+//! 10. **Checkpoint stamp.** A checkpoint stamped at LSN `L` reflects every WAL record below
+//!     `L`: recovery loads it and replays from `L`, and WAL segments wholly below `L` are
+//!     deleted. [`Db::checkpoint`] reads the log's end `E` (then the oldest unresolved prepare
+//!     record, invariant 7), then `P = max_prepared`, waits until `visible() >= P`, and stamps
+//!     `L = min(E, durable end, oldest unresolved prepare)`. Why that is safe with early lock
+//!     release: every commit record below `E` belongs to a batch prepared before `E` was read
+//!     (invariant 2), so at or below `P`; after the wait each such batch is published (record
+//!     durable, writes inserted before the engine freezes its memtable) or retracted (record
+//!     failed, log poisoned). The engine copies only settled batches into the file (engine
+//!     invariant 9), so no unpublished or retracted version reaches a checkpoint, while batches
+//!     newer than `P` go to the fresh memtable and are replayed from `L` (idempotently if they
+//!     also made it into the file). The stamp never passes the durable end: after a failed
+//!     write the records in [durable, `E`) may be missing on restart, and a stamp beyond the
+//!     reopened log's end would make recovery skip every record written after the reopen
+//!     (`Db::open` refuses a checkpoint ahead of the log: `WalBehindCheckpoint`).
 //!
 //! ## Data
 //!
@@ -85,6 +101,11 @@
 //!           │ ts = clock.now()   │  WAL record = ts | txn id | writes      (record.rs)
 //!           │ engine.prepare(ts) │──► wal.submit ──► engine.insert (unpublished) ──► release row locks
 //!           └────────────────────┘        └──► group fsync ──► engine.publish(ts) ──► wait visible(ts) ─► Ok(ts)
+//!
+//!  maintenance thread (Db::start_maintenance; holds a Weak<Db>):
+//!    WAL since last checkpoint >= checkpoint_wal_size, or checkpoint_timeout ──► Db::checkpoint
+//!    every gc_interval ──► Db::gc (safe point, invariant 6); VACUUM calls Db::gc too
+//!    figures of both ──► Db::maintenance_stats()
 //!
 //!  engine keys:  user key bytes ++ version (newest first)   version = HLC ts as u128
 //!                ⟨physical µs:64 | logical:32 | node:32⟩
@@ -109,8 +130,10 @@
 pub mod clock;
 mod db;
 mod error;
+mod events;
 pub mod locks;
 pub mod logical;
+mod maintenance;
 pub mod record;
 pub mod registry;
 pub mod ssi;
@@ -118,12 +141,19 @@ pub mod twopc;
 mod txn;
 
 pub use clock::{Clock, NodeId, SystemClock, Timestamp, WallClock};
-pub use db::{Db, DbOptions, DbStats, RecoveryStats, DEFAULT_MAX_PREPARED_TRANSACTIONS};
+pub use db::{
+    Db, DbOptions, DbStats, RecoveryStats, DEFAULT_GC_WINDOW, DEFAULT_MAX_PREPARED_TRANSACTIONS,
+};
 pub use error::MvccError;
+pub use events::{DbEvent, EventSink, PROGRESS_MIN_BYTES};
 pub use gnomon_engine::GcStats;
 pub use gnomon_wal::{Lsn, SyncPolicy, WalStats, BATCH_SIZE_BOUNDS};
 pub use locks::LockStats;
 pub use logical::{Causality, ClockValueError, LogicalClockError, LogicalClocks, VectorTime};
+pub use maintenance::{
+    Maintenance, MaintenanceOptions, MaintenanceStats, DEFAULT_CHECKPOINT_TIMEOUT,
+    DEFAULT_CHECKPOINT_WAL_SIZE,
+};
 pub use registry::{TxnInfo, TxnPhase};
 pub use ssi::SsiStats;
 pub use twopc::{PreparedInfo, MAX_GID_LEN};

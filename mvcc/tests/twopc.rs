@@ -13,7 +13,7 @@ fn open_with(dir: &Path, max_prepared: usize) -> Arc<Db> {
     Db::open(DbOptions {
         dir: dir.to_path_buf(),
         sync: SyncPolicy::OffUnsafeNoDurability,
-        gc_delay: Duration::ZERO,
+        gc_window: Duration::ZERO,
         max_prepared_transactions: max_prepared,
         segment_size: 1 << 20,
         ..DbOptions::default()
