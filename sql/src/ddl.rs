@@ -486,12 +486,7 @@ pub(crate) fn create_table(
     }
     // Defaults must bind and be assignable to their column.
     {
-        let mut binder = Binder {
-            catalog: &engine.catalog,
-            txn: &t.txn,
-            info,
-            params: vec![],
-        };
+        let mut binder = Binder::new(&engine.catalog, &t.txn, info, vec![]);
         for c in &columns {
             if let Some(d) = &c.default {
                 binder.bind_default(d, c.ty, &c.name)?;
@@ -794,12 +789,7 @@ fn default_value(
     let Some(text) = &col.default else {
         return Ok(Value::Null);
     };
-    let mut binder = Binder {
-        catalog: &engine.catalog,
-        txn: &t.txn,
-        info,
-        params: vec![],
-    };
+    let mut binder = Binder::new(&engine.catalog, &t.txn, info, vec![]);
     let e = binder.bind_default(text, col.ty, &col.name)?;
     let v = e.eval(
         &[],
@@ -810,6 +800,8 @@ fn default_value(
             sequences: Some(sequences),
             clocks: None,
             db: None,
+            outer: None,
+            runner: None,
         },
     )?;
     if v.is_null() {
@@ -922,6 +914,8 @@ pub(crate) fn alter_table(
                     sequences: None,
                     clocks: None,
                     db: None,
+                    outer: None,
+                    runner: None,
                 };
                 for (_, row) in stored_rows(&t.txn, &def)? {
                     interrupt.check()?;
@@ -1058,6 +1052,8 @@ pub(crate) fn alter_table(
                             sequences: None,
                             clocks: None,
                             db: None,
+                            outer: None,
+                            runner: None,
                         };
                         crate::index::check_row(&new, &checks, &row, &|e, r| e.eval(r, &ctx))?;
                     }
@@ -1196,12 +1192,7 @@ pub(crate) fn alter_table(
                     }
                     ast::AlterColumnOperation::SetDefault { value } => {
                         let text = value.to_string();
-                        let mut binder = Binder {
-                            catalog: &engine.catalog,
-                            txn: &t.txn,
-                            info,
-                            params: vec![],
-                        };
+                        let mut binder = Binder::new(&engine.catalog, &t.txn, info, vec![]);
                         binder.bind_default(&text, def.columns[pos].ty, &cname)?;
                         new.columns[pos].default = Some(text);
                     }

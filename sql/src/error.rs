@@ -35,6 +35,8 @@ impl SqlState {
     pub const UNDEFINED_OBJECT: SqlState = SqlState("42704");
     /// 42803 grouping_error.
     pub const GROUPING_ERROR: SqlState = SqlState("42803");
+    /// 42P19
+    pub const INVALID_RECURSION: SqlState = SqlState("42P19");
     /// 42P10 invalid_column_reference.
     pub const INVALID_COLUMN_REFERENCE: SqlState = SqlState("42P10");
     /// 42P18 indeterminate_datatype.

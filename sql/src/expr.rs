@@ -90,6 +90,80 @@ pub(crate) enum Expr {
         seq: std::sync::Arc<crate::sequence::SequenceDef>,
         args: Vec<Expr>,
     },
+    /// A column of an enclosing query's current row (a correlated reference): `depth` 1 is
+    /// the query directly around the subquery this expression belongs to.
+    Outer {
+        depth: usize,
+        index: usize,
+    },
+    /// A subquery used as an expression (scalar, EXISTS, IN, ANY/ALL), run by the
+    /// [`SubqueryRunner`] of the [`EvalContext`].
+    Subquery(Box<Subquery>),
+}
+
+/// A subquery inside an expression.
+#[derive(Debug, Clone)]
+pub(crate) struct Subquery {
+    pub plan: std::sync::Arc<crate::query::SelectPlan>,
+    pub kind: SubqueryKind,
+    /// Whether the subquery reads columns of enclosing queries (then it runs once per outer
+    /// row; otherwise once per statement).
+    pub correlated: bool,
+}
+
+/// Two subquery expressions are equal only when they are the same bound subquery.
+impl PartialEq for Subquery {
+    fn eq(&self, other: &Subquery) -> bool {
+        std::sync::Arc::ptr_eq(&self.plan, &other.plan) && self.kind == other.kind
+    }
+}
+
+/// What a subquery expression computes from the subquery's rows.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum SubqueryKind {
+    /// `(SELECT x ...)`: NULL for no row, 21000 for more than one.
+    Scalar,
+    /// `EXISTS (SELECT ...)`.
+    Exists,
+    /// `expr op ANY (SELECT ...)` (IN is `= ANY`) or, with `all`, `expr op ALL (...)`;
+    /// comparisons are carried out in `ty`.
+    Quantified {
+        expr: Box<Expr>,
+        op: BinOp,
+        ty: DataType,
+        all: bool,
+    },
+}
+
+/// The current rows of the queries enclosing a subquery, innermost first.
+pub(crate) struct OuterRows<'a> {
+    pub row: &'a [Value],
+    pub parent: Option<&'a OuterRows<'a>>,
+}
+
+impl<'a> OuterRows<'a> {
+    fn at(&self, depth: usize, index: usize) -> SqlResult<Value> {
+        let mut cur = self;
+        for _ in 1..depth {
+            cur = cur
+                .parent
+                .ok_or_else(|| SqlError::internal("outer reference beyond the outermost query"))?;
+        }
+        cur.row
+            .get(index)
+            .cloned()
+            .ok_or_else(|| SqlError::internal("outer column index out of range"))
+    }
+}
+
+/// Runs subqueries for expression evaluation (implemented by the executor).
+pub(crate) trait SubqueryRunner {
+    /// The rows of `sub`'s query, evaluated with `outer` as the enclosing rows.
+    fn subquery_rows(
+        &self,
+        sub: &Subquery,
+        outer: &OuterRows<'_>,
+    ) -> SqlResult<std::rc::Rc<Vec<Vec<Value>>>>;
 }
 
 /// Which moment a time function reports.
@@ -145,6 +219,10 @@ pub(crate) struct EvalContext<'a> {
     pub sequences: Option<&'a crate::sequence::SessionSequences>,
     /// The database, for the system functions ([`crate::system`]).
     pub db: Option<&'a gnomon_mvcc::Db>,
+    /// The rows of the enclosing queries (for correlated subqueries).
+    pub outer: Option<&'a OuterRows<'a>>,
+    /// Runs subqueries; None where none can appear.
+    pub runner: Option<&'a dyn SubqueryRunner>,
 }
 
 impl Expr {
@@ -342,7 +420,174 @@ impl Expr {
                 };
                 seqs.call(*op, seq, &vals)?
             }
+            Expr::Outer { depth, index } => match ctx.outer {
+                Some(o) => o.at(*depth, *index)?,
+                None => return Err(SqlError::internal("outer reference without outer rows")),
+            },
+            Expr::Subquery(sub) => eval_subquery(sub, row, ctx)?,
         })
+    }
+
+    /// True when the expression contains a subquery or a correlated reference (such
+    /// expressions are never moved between plan nodes, as their column numbers are not all
+    /// visible here).
+    pub(crate) fn has_subquery(&self) -> bool {
+        let mut found = false;
+        self.visit(&mut |e| found |= matches!(e, Expr::Subquery(_) | Expr::Outer { .. }));
+        found
+    }
+
+    /// Calls `f` on this expression and every expression inside it (not inside subqueries).
+    pub(crate) fn visit(&self, f: &mut dyn FnMut(&Expr)) {
+        f(self);
+        match self {
+            Expr::Const(_)
+            | Expr::Column(_)
+            | Expr::Param(_)
+            | Expr::Clock(_)
+            | Expr::Outer { .. } => {}
+            Expr::Neg(e)
+            | Expr::Not(e)
+            | Expr::IsNull(e, _)
+            | Expr::IsBool { expr: e, .. }
+            | Expr::Cast { expr: e, .. } => e.visit(f),
+            Expr::Binary { left, right, .. } | Expr::IsDistinct { left, right, .. } => {
+                left.visit(f);
+                right.visit(f);
+            }
+            Expr::And(a, b) | Expr::Or(a, b) | Expr::NullIf(a, b) => {
+                a.visit(f);
+                b.visit(f);
+            }
+            Expr::Like { expr, pattern, .. } => {
+                expr.visit(f);
+                pattern.visit(f);
+            }
+            Expr::InList { expr, list, .. } => {
+                expr.visit(f);
+                for e in list {
+                    e.visit(f);
+                }
+            }
+            Expr::Case {
+                operand,
+                whens,
+                otherwise,
+            } => {
+                for e in operand.iter().chain(otherwise.iter()) {
+                    e.visit(f);
+                }
+                for (w, t) in whens {
+                    w.visit(f);
+                    t.visit(f);
+                }
+            }
+            Expr::Coalesce(list) | Expr::Func(_, list) | Expr::Sequence { args: list, .. } => {
+                for e in list {
+                    e.visit(f);
+                }
+            }
+            Expr::Subquery(s) => {
+                if let SubqueryKind::Quantified { expr, .. } = &s.kind {
+                    expr.visit(f);
+                }
+            }
+        }
+    }
+
+    /// The expression with every column index `i` replaced by `map(i)` (used when an
+    /// expression moves to a plan node whose rows are laid out differently). Must not be
+    /// called on expressions with subqueries ([`Expr::has_subquery`]).
+    pub(crate) fn map_columns(&self, map: &dyn Fn(usize) -> usize) -> Expr {
+        let m = |e: &Expr| Box::new(e.map_columns(map));
+        let all = |l: &[Expr]| l.iter().map(|e| e.map_columns(map)).collect::<Vec<_>>();
+        match self {
+            Expr::Column(i) => Expr::Column(map(*i)),
+            Expr::Const(_)
+            | Expr::Param(_)
+            | Expr::Clock(_)
+            | Expr::Outer { .. }
+            | Expr::Subquery(_) => self.clone(),
+            Expr::Neg(e) => Expr::Neg(m(e)),
+            Expr::Not(e) => Expr::Not(m(e)),
+            Expr::IsNull(e, n) => Expr::IsNull(m(e), *n),
+            Expr::IsBool {
+                expr,
+                value,
+                negated,
+            } => Expr::IsBool {
+                expr: m(expr),
+                value: *value,
+                negated: *negated,
+            },
+            Expr::Cast { expr, ty, explicit } => Expr::Cast {
+                expr: m(expr),
+                ty: *ty,
+                explicit: *explicit,
+            },
+            Expr::Binary {
+                op,
+                left,
+                right,
+                ty,
+            } => Expr::Binary {
+                op: *op,
+                left: m(left),
+                right: m(right),
+                ty: *ty,
+            },
+            Expr::IsDistinct {
+                left,
+                right,
+                negated,
+            } => Expr::IsDistinct {
+                left: m(left),
+                right: m(right),
+                negated: *negated,
+            },
+            Expr::And(a, b) => Expr::And(m(a), m(b)),
+            Expr::Or(a, b) => Expr::Or(m(a), m(b)),
+            Expr::NullIf(a, b) => Expr::NullIf(m(a), m(b)),
+            Expr::Like {
+                expr,
+                pattern,
+                negated,
+                case_insensitive,
+            } => Expr::Like {
+                expr: m(expr),
+                pattern: m(pattern),
+                negated: *negated,
+                case_insensitive: *case_insensitive,
+            },
+            Expr::InList {
+                expr,
+                list,
+                negated,
+            } => Expr::InList {
+                expr: m(expr),
+                list: all(list),
+                negated: *negated,
+            },
+            Expr::Case {
+                operand,
+                whens,
+                otherwise,
+            } => Expr::Case {
+                operand: operand.as_ref().map(|e| m(e)),
+                whens: whens
+                    .iter()
+                    .map(|(w, t)| (w.map_columns(map), t.map_columns(map)))
+                    .collect(),
+                otherwise: otherwise.as_ref().map(|e| m(e)),
+            },
+            Expr::Coalesce(l) => Expr::Coalesce(all(l)),
+            Expr::Func(f, l) => Expr::Func(*f, all(l)),
+            Expr::Sequence { op, seq, args } => Expr::Sequence {
+                op: *op,
+                seq: seq.clone(),
+                args: all(args),
+            },
+        }
     }
 
     /// Marks in `used` (grown as needed) every column the expression reads.
@@ -397,13 +642,20 @@ impl Expr {
             Expr::Coalesce(list) | Expr::Func(_, list) | Expr::Sequence { args: list, .. } => {
                 all(list, used)
             }
+            Expr::Outer { .. } => {}
+            Expr::Subquery(s) => {
+                if let SubqueryKind::Quantified { expr, .. } = &s.kind {
+                    expr.mark_columns(used);
+                }
+            }
         }
     }
 
     /// True when the expression reads no column (constants, parameters and operators on them).
     pub(crate) fn is_row_independent(&self) -> bool {
         match self {
-            Expr::Const(_) | Expr::Param(_) | Expr::Clock(_) => true,
+            // An outer reference is fixed while the subquery around it runs.
+            Expr::Const(_) | Expr::Param(_) | Expr::Clock(_) | Expr::Outer { .. } => true,
             Expr::Column(_) => false,
             Expr::Neg(e) | Expr::Not(e) | Expr::IsNull(e, _) => e.is_row_independent(),
             Expr::Cast { expr, .. } => expr.is_row_independent(),
@@ -413,6 +665,55 @@ impl Expr {
             _ => false,
         }
     }
+}
+
+/// Evaluates a subquery expression over the current row.
+fn eval_subquery(sub: &Subquery, row: &[Value], ctx: &EvalContext<'_>) -> SqlResult<Value> {
+    let runner = ctx
+        .runner
+        .ok_or_else(|| SqlError::unsupported("subqueries in this context"))?;
+    let outer = OuterRows {
+        row,
+        parent: ctx.outer,
+    };
+    // The quantified operand is evaluated first (and on the current row).
+    let probe = match &sub.kind {
+        SubqueryKind::Quantified { expr, .. } => Some(expr.eval(row, ctx)?),
+        _ => None,
+    };
+    let rows = runner.subquery_rows(sub, &outer)?;
+    Ok(match &sub.kind {
+        SubqueryKind::Scalar => match rows.len() {
+            0 => Value::Null,
+            1 => rows[0].first().cloned().unwrap_or(Value::Null),
+            _ => {
+                return Err(SqlError::new(
+                    SqlState::CARDINALITY_VIOLATION,
+                    "more than one row returned by a subquery used as an expression",
+                ))
+            }
+        },
+        SubqueryKind::Exists => Value::Bool(!rows.is_empty()),
+        SubqueryKind::Quantified { op, ty, all, .. } => {
+            let v = probe.unwrap_or(Value::Null);
+            // ANY: true if some comparison is true, else NULL if some is NULL, else false.
+            // ALL: false if some comparison is false, else NULL if some is NULL, else true.
+            let mut saw_null = false;
+            for r in rows.iter() {
+                let x = r.first().cloned().unwrap_or(Value::Null);
+                match truth(&binary(*op, v.clone(), x, ty)?) {
+                    Some(b) if b != *all => return Ok(Value::Bool(b)),
+                    Some(_) => {}
+                    None => saw_null = true,
+                }
+            }
+            if saw_null {
+                Value::Null
+            } else {
+                Value::Bool(*all)
+            }
+        }
+    })
 }
 
 /// SQL truth value: Some(bool), or None for NULL.

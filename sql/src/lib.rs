@@ -74,11 +74,19 @@
 //!
 //! ```text
 //!  Session ── parse (sqlparser) ── Binder (names, types, params) ── Plan (access path)
-//!     │                                                              │
+//!     │                                 plan.rs: FROM/joins,          │  query.rs: DML,
+//!     │                                 subqueries, CTEs, set ops     │  exec.rs: SELECT
 //!     └── transaction control, SET/SHOW                 execute ── storage::Transaction
 //!                                                                    │ (narrow trait)
 //!                                                           gnomon_mvcc::Txn
 //! ```
+//!
+//! A SELECT's FROM clause is a tree of sources (tables, joins, derived tables, set
+//! operations, recursive CTEs, VALUES); WHERE and ON conjuncts are pushed down that tree
+//! and each join picks index nested loop (primary-key seek per outer row), hash, or nested
+//! loop (see `plan.rs`). Subquery expressions run from inside expression evaluation through
+//! a read-only `exec::Reader`; uncorrelated ones run once per statement. Window functions
+//! run after grouping (`window.rs`); EXPLAIN [ANALYZE] prints the tree (`explain.rs`).
 //!
 //! ## Plan cache
 //!
@@ -101,10 +109,13 @@
 //!
 //! ## Deliberately left out (v1)
 //!
-//! Joins, subqueries, UNION, views, foreign keys, ON CONFLICT ... WHERE index_predicate,
-//! MERGE ... WHEN NOT MATCHED BY SOURCE and MERGE ... RETURNING (PostgreSQL 17), table locks around DDL (see `ddl.rs`),
-//! GENERATED ALWAYS refusing explicit values (it behaves as BY DEFAULT), interval and time
-//! types, arrays, non-UTC time zones (TimeZone may
+//! LATERAL, window frames other than the default, named windows, correlated references
+//! from a subquery into an enclosing query's grouped rows, cost-based join ordering (joins
+//! run in the written order; no table statistics), views, foreign keys, ON CONFLICT ...
+//! WHERE index_predicate, MERGE ... WHEN NOT MATCHED BY SOURCE and MERGE ... RETURNING
+//! (PostgreSQL 17), table locks around DDL (see `ddl.rs`), GENERATED ALWAYS refusing
+//! explicit values (it behaves as BY DEFAULT), interval and time types, arrays, non-UTC
+//! time zones (TimeZone may
 //! be SET but output stays UTC), locale collations (text compares bytewise, like `C`),
 //! numeric beyond 28 significant digits and numeric NaN, and extra_float_digits < 1 output.
 //! Results are materialised in memory (no streaming portals). SET is not rolled back with
@@ -115,8 +126,11 @@ mod clock_functions;
 pub(crate) mod ddl;
 pub mod encoding;
 pub mod error;
+pub(crate) mod exec;
+pub(crate) mod explain;
 pub(crate) mod expr;
 pub(crate) mod index;
+pub(crate) mod plan;
 pub(crate) mod query;
 pub mod sequence;
 pub mod session;
@@ -124,6 +138,7 @@ pub mod storage;
 pub(crate) mod system;
 pub mod types;
 pub(crate) mod upsert;
+pub(crate) mod window;
 
 pub use error::{Notice, SqlError, SqlResult, SqlState};
 pub use query::ExecStats;

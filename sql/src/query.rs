@@ -1,5 +1,6 @@
 //! Binding (names and types), planning (access paths) and execution of SELECT, INSERT,
-//! UPDATE and DELETE.
+//! UPDATE and DELETE. FROM clauses, joins, subqueries, CTEs and set operations are bound in
+//! `plan.rs`; SELECT runs in `exec.rs`.
 //!
 //! A statement is bound against the catalog as the current transaction sees it, producing a
 //! [`Plan`] of typed [`Expr`]s. The only optimisation is the access path of a table: a WHERE
@@ -13,29 +14,29 @@
 //! per key column, where finding the row at the encoded key already is SQL equality
 //! (`point_read_implies`).
 
-use std::cmp::Ordering;
-use std::collections::{HashMap, HashSet};
 use std::ops::Bound;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use rust_decimal::Decimal;
 use sqlparser::ast;
 use sqlparser::dialect::PostgreSqlDialect;
 use sqlparser::parser::Parser;
 
-use crate::catalog::{decode_table_columns, decode_table_row, Catalog, TableDef};
+use crate::catalog::{decode_table_row, Catalog, TableDef};
 use crate::encoding::{
     append_rows_prefix, encode_key_value, encode_row, prefix_range, prefix_successor, KeyPrefix,
 };
 use crate::error::{SqlError, SqlResult, SqlState};
+use crate::exec::{Env, Reader};
 use crate::expr::{
-    arithmetic_type, assignable, cast, castable, comparison_type, numeric_div, op_symbol, truth,
-    BinOp, Clock, EvalContext, Expr, Func, StatementTimes,
+    arithmetic_type, assignable, cast, castable, comparison_type, op_symbol, truth, BinOp, Clock,
+    Expr, Func, StatementTimes, SubqueryKind,
 };
+use crate::plan::{JoinPlan, Nesting, RecursivePlan, Scope, ScopeColumn, SetOpPlan};
 use crate::session::{Column, Interrupt, Outcome};
 use crate::storage::Transaction;
-use crate::types::{compare_values, DataType, Value, NUMERIC};
+use crate::types::{DataType, Value, NUMERIC};
+use crate::window::{WindowCall, WindowFunc};
 
 mod merge;
 
@@ -205,6 +206,23 @@ pub(crate) enum Source {
     },
     /// A system view ([`crate::system`]), read at execution.
     System(crate::system::SystemView),
+    /// Rows of two sources side by side ([`crate::plan`]).
+    Join(Box<JoinPlan>),
+    /// A derived table or a non-recursive CTE: the visible rows of a query.
+    Query(Box<SelectPlan>),
+    /// UNION / INTERSECT / EXCEPT.
+    SetOp(Box<SetOpPlan>),
+    /// WITH RECURSIVE.
+    Recursive(Box<RecursivePlan>),
+    /// The working table of the recursive CTE `id` (inside its recursive term).
+    WorkTable {
+        id: usize,
+        width: usize,
+    },
+    /// VALUES rows.
+    Values(Vec<Vec<Expr>>),
+    /// The rows of a source that pass a condition (a join input's own conjuncts).
+    Filter(Box<Source>, Expr),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -219,41 +237,45 @@ pub(crate) enum AggFunc {
 
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct AggCall {
-    func: AggFunc,
-    arg: Option<Expr>,
-    arg_ty: DataType,
-    distinct: bool,
+    pub func: AggFunc,
+    pub arg: Option<Expr>,
+    pub arg_ty: DataType,
+    pub distinct: bool,
+    /// `FILTER (WHERE ...)`: only rows passing it are aggregated.
+    pub filter: Option<Expr>,
 }
 
 #[derive(Debug, Clone)]
 pub(crate) struct AggPlan {
-    group_by: Vec<Expr>,
-    aggs: Vec<AggCall>,
-    having: Option<Expr>,
+    pub group_by: Vec<Expr>,
+    pub aggs: Vec<AggCall>,
+    pub having: Option<Expr>,
 }
 
 #[derive(Debug, Clone)]
 pub(crate) struct SortKey {
-    index: usize,
-    desc: bool,
-    nulls_first: bool,
+    pub index: usize,
+    pub desc: bool,
+    pub nulls_first: bool,
 }
 
 #[derive(Debug, Clone)]
 pub(crate) struct SelectPlan {
-    source: Source,
-    filter: Option<Expr>,
-    agg: Option<AggPlan>,
-    project: Vec<Expr>,
-    visible: usize,
-    distinct: bool,
-    order: Vec<SortKey>,
-    limit: Option<Expr>,
-    offset: Option<Expr>,
+    pub source: Source,
+    pub filter: Option<Expr>,
+    pub agg: Option<AggPlan>,
+    /// Window calls, each appending one column to the (grouped) rows before projection.
+    pub windows: Vec<WindowCall>,
+    pub project: Vec<Expr>,
+    pub visible: usize,
+    pub distinct: bool,
+    pub order: Vec<SortKey>,
+    pub limit: Option<Expr>,
+    pub offset: Option<Expr>,
     pub(crate) columns: Vec<Column>,
     /// Which columns of a table source the query reads (filter, grouping, aggregates,
     /// projection); the others are not decoded (they read as NULL, and nothing looks at them).
-    needed: Vec<bool>,
+    pub needed: Vec<bool>,
 }
 
 #[derive(Debug, Clone)]
@@ -326,141 +348,13 @@ impl Plan {
         };
         mine.len() == columns.len() && mine.iter().zip(columns).all(|(a, b)| a.ty == b.ty)
     }
-
-    /// A one-line description of how the statement reads its table (EXPLAIN output).
-    pub(crate) fn explain(&self) -> String {
-        fn access(def: &TableDef, a: &Access) -> String {
-            let pk: Vec<&str> = def
-                .primary_key
-                .iter()
-                .map(|&i| def.columns[i].name.as_str())
-                .collect();
-            match a {
-                Access::Full => format!("Seq Scan on {}", def.name),
-                Access::Point(_) => format!(
-                    "Point Get on {} using {} ({})",
-                    def.name,
-                    def.pkey_name(),
-                    pk.join(", ")
-                ),
-                Access::Range { .. } => format!(
-                    "Range Scan on {} using {} ({})",
-                    def.name,
-                    def.pkey_name(),
-                    pk.join(", ")
-                ),
-                Access::Index { index, .. } => {
-                    let ix = &def.indexes[*index];
-                    let cols: Vec<&str> = ix
-                        .columns
-                        .iter()
-                        .map(|&i| def.columns[i].name.as_str())
-                        .collect();
-                    format!(
-                        "Index Scan on {} using {} ({})",
-                        def.name,
-                        ix.name,
-                        cols.join(", ")
-                    )
-                }
-            }
-        }
-        match self {
-            Plan::Select(s) => match &s.source {
-                Source::Single => "Result".into(),
-                Source::Series { .. } => "Function Scan on generate_series".into(),
-                Source::System(v) => format!("Function Scan on {}", v.name()),
-                Source::Table { def, access: a } => access(def, a),
-            },
-            Plan::Insert { table, .. } => format!("Insert on {}", table.name),
-            Plan::Update {
-                table, access: a, ..
-            } => format!("Update on {}: {}", table.name, access(table, a)),
-            Plan::Delete {
-                table, access: a, ..
-            } => format!("Delete on {}: {}", table.name, access(table, a)),
-            Plan::Merge(m) => m.explain(),
-        }
-    }
 }
 
 // ---------------------------------------------------------------------------------------
 // Binder.
 
-#[derive(Debug, Clone)]
-struct ScopeColumn {
-    qualifier: Option<String>,
-    name: String,
-    ty: DataType,
-    table_oid: u32,
-    column_id: i16,
-}
-
-#[derive(Debug, Clone, Default)]
-struct Scope {
-    cols: Vec<ScopeColumn>,
-}
-
-impl Scope {
-    fn of_table(def: &TableDef, alias: Option<String>) -> Scope {
-        let q = alias.unwrap_or_else(|| def.name.clone());
-        Scope {
-            cols: def
-                .columns
-                .iter()
-                .enumerate()
-                .map(|(i, c)| ScopeColumn {
-                    qualifier: Some(q.clone()),
-                    name: c.name.clone(),
-                    ty: c.ty,
-                    table_oid: def.id.0,
-                    column_id: i as i16 + 1,
-                })
-                .collect(),
-        }
-    }
-
-    fn find(&self, qualifier: Option<&str>, name: &str) -> SqlResult<usize> {
-        let hits: Vec<usize> = self
-            .cols
-            .iter()
-            .enumerate()
-            .filter(|(_, c)| {
-                c.name == name && qualifier.is_none_or(|q| c.qualifier.as_deref() == Some(q))
-            })
-            .map(|(i, _)| i)
-            .collect();
-        match hits.as_slice() {
-            [i] => Ok(*i),
-            [] => {
-                if let Some(q) = qualifier {
-                    if !self.cols.iter().any(|c| c.qualifier.as_deref() == Some(q)) {
-                        return Err(SqlError::new(
-                            SqlState::UNDEFINED_TABLE,
-                            format!("missing FROM-clause entry for table \"{q}\""),
-                        ));
-                    }
-                    Err(SqlError::new(
-                        SqlState::UNDEFINED_COLUMN,
-                        format!("column {q}.{name} does not exist"),
-                    ))
-                } else {
-                    Err(SqlError::new(
-                        SqlState::UNDEFINED_COLUMN,
-                        format!("column \"{name}\" does not exist"),
-                    ))
-                }
-            }
-            _ => Err(SqlError::new(
-                SqlState::AMBIGUOUS_COLUMN,
-                format!("column reference \"{name}\" is ambiguous"),
-            )),
-        }
-    }
-}
-
 /// Aggregation context while binding the select list, HAVING and ORDER BY of a grouped query.
-struct AggState {
+pub(crate) struct AggState {
     group_exprs: Vec<Expr>,
     group_types: Vec<DataType>,
     aggs: Vec<AggCall>,
@@ -479,6 +373,33 @@ pub(crate) struct Binder<'a> {
     pub info: &'a SessionInfo,
     /// Parameter types: declared by the client or inferred here (None = not yet known).
     pub params: Vec<Option<DataType>>,
+    /// Enclosing queries' scopes and CTEs while binding nested queries.
+    pub nesting: Nesting,
+    /// Window calls of the query being bound (their results are columns numbered from
+    /// [`WINDOW_BASE`] until the query's row width is known).
+    windows: Vec<WindowCall>,
+}
+
+/// Column numbers at and above this stand for window-call results while a query is bound.
+const WINDOW_BASE: usize = 1 << 30;
+
+impl<'a> Binder<'a> {
+    /// A binder for one statement.
+    pub(crate) fn new(
+        catalog: &'a Catalog,
+        txn: &'a dyn Transaction,
+        info: &'a SessionInfo,
+        params: Vec<Option<DataType>>,
+    ) -> Binder<'a> {
+        Binder {
+            catalog,
+            txn,
+            info,
+            params,
+            nesting: Nesting::default(),
+            windows: Vec::new(),
+        }
+    }
 }
 
 fn is_aggregate_name(n: &str) -> bool {
@@ -502,6 +423,7 @@ fn contains_aggregate(e: &ast::Expr) -> bool {
     match e {
         E::Function(f) => {
             if is_aggregate_name(&function_name(f))
+                && f.over.is_none()
                 && !matches!(f.args, ast::FunctionArguments::None)
             {
                 return true;
@@ -614,7 +536,7 @@ impl Binder<'_> {
     }
 
     /// Gives an untyped constant or parameter the type `to`, or inserts an implicit cast.
-    fn coerce(&mut self, e: Expr, from: DataType, to: DataType) -> SqlResult<Expr> {
+    pub(crate) fn coerce(&mut self, e: Expr, from: DataType, to: DataType) -> SqlResult<Expr> {
         if from == to || to == DataType::Unknown {
             return Ok(e);
         }
@@ -635,7 +557,7 @@ impl Binder<'_> {
         }
     }
 
-    fn bind_bool(
+    pub(crate) fn bind_bool(
         &mut self,
         ast: &ast::Expr,
         scope: &Scope,
@@ -657,7 +579,7 @@ impl Binder<'_> {
 
     /// Binds an expression in `scope`. With `agg`, the expression is evaluated on grouped rows:
     /// group-by expressions and aggregate calls become columns of the grouped row.
-    fn bind_expr(
+    pub(crate) fn bind_expr(
         &mut self,
         ast: &ast::Expr,
         scope: &Scope,
@@ -667,12 +589,14 @@ impl Binder<'_> {
         if let Some(state) = agg.as_deref_mut() {
             if !matches!(ast, E::Value(_) | E::Nested(_)) {
                 let saved = self.params.clone();
+                let saved_windows = self.windows.len();
                 if let Ok((e, _)) = self.bind_expr(ast, scope, None) {
                     if let Some(i) = state.group_exprs.iter().position(|g| *g == e) {
                         return Ok((Expr::Column(i), state.group_types[i]));
                     }
                 }
                 self.params = saved;
+                self.windows.truncate(saved_windows);
             }
         }
         match ast {
@@ -978,9 +902,49 @@ impl Binder<'_> {
                 ))
             }
             E::Function(f) => self.bind_function(f, scope, agg),
-            E::Subquery(_) | E::Exists { .. } | E::In { .. } => {
-                Err(SqlError::unsupported("subqueries"))
+            E::Subquery(q) => self.bind_subquery(q, scope, SubqueryKind::Scalar),
+            E::Exists { subquery, negated } => {
+                let (e, t) = self.bind_subquery(subquery, scope, SubqueryKind::Exists)?;
+                Ok((if *negated { Expr::Not(Box::new(e)) } else { e }, t))
             }
+            E::In {
+                expr,
+                target: ast::InTarget::Subquery(q),
+                negated,
+                ..
+            } => {
+                let (e, t) = self.bind_quantified(expr, q, BinOp::Eq, false, scope, agg)?;
+                Ok((if *negated { Expr::Not(Box::new(e)) } else { e }, t))
+            }
+            E::AnyOp {
+                left,
+                compare_op,
+                right,
+                ..
+            }
+            | E::AllOp {
+                left,
+                compare_op,
+                right,
+            } => {
+                use ast::BinaryOperator as B;
+                let op = match compare_op {
+                    B::Eq => BinOp::Eq,
+                    B::NotEq => BinOp::NotEq,
+                    B::Lt => BinOp::Lt,
+                    B::LtEq => BinOp::LtEq,
+                    B::Gt => BinOp::Gt,
+                    B::GtEq => BinOp::GtEq,
+                    other => return Err(SqlError::unsupported(format!("{other} ANY/ALL"))),
+                };
+                let all = matches!(ast, E::AllOp { .. });
+                let q = match right.as_ref() {
+                    E::Subquery(q) => q,
+                    _ => return Err(SqlError::unsupported("ANY/ALL over an array")),
+                };
+                self.bind_quantified(left, q, op, all, scope, agg)
+            }
+            E::In { .. } => Err(SqlError::unsupported("this IN form")),
             other => Err(SqlError::unsupported(format!("expression {other}"))),
         }
     }
@@ -992,22 +956,29 @@ impl Binder<'_> {
         scope: &Scope,
         in_agg: bool,
     ) -> SqlResult<(Expr, DataType)> {
-        let i = scope.find(q, name)?;
+        let r = match scope.resolve(q, name) {
+            Ok(r) => r,
+            Err(e) if e.code != SqlState::AMBIGUOUS_COLUMN => match self.resolve_outer(q, name) {
+                Some(r) => return Ok((r.expr, r.ty)),
+                None => return Err(e),
+            },
+            Err(e) => return Err(e),
+        };
         if in_agg {
+            let qualifier = match &r.expr {
+                Expr::Column(i) => scope.cols[*i].qualifier.clone().unwrap_or_default(),
+                _ => String::new(),
+            };
             let full = match q {
                 Some(q) => format!("{q}.{name}"),
-                None => format!(
-                    "{}.{}",
-                    scope.cols[i].qualifier.clone().unwrap_or_default(),
-                    name
-                ),
+                None => format!("{qualifier}.{name}"),
             };
             return Err(SqlError::new(
                 SqlState::GROUPING_ERROR,
                 format!("column \"{full}\" must appear in the GROUP BY clause or be used in an aggregate function"),
             ));
         }
-        Ok((Expr::Column(i), scope.cols[i].ty))
+        Ok((r.expr, r.ty))
     }
 
     fn text_operand(&mut self, e: Expr, t: DataType, op: &str) -> SqlResult<Expr> {
@@ -1025,7 +996,7 @@ impl Binder<'_> {
 
     /// Unifies branch types (CASE, COALESCE): the first known type wins; untyped literals
     /// adopt it; numeric branches widen.
-    fn unify(
+    pub(crate) fn unify(
         &mut self,
         items: Vec<(Expr, DataType)>,
         what: &str,
@@ -1380,14 +1351,21 @@ impl Binder<'_> {
         scope: &Scope,
         mut agg: Option<&mut AggState>,
     ) -> SqlResult<(Expr, DataType)> {
-        if f.over.is_some() || f.filter.is_some() || !f.within_group.is_empty() {
-            return Err(SqlError::unsupported(
-                "window functions, FILTER and WITHIN GROUP",
-            ));
+        if !f.within_group.is_empty() {
+            return Err(SqlError::unsupported("WITHIN GROUP"));
+        }
+        if let Some(over) = &f.over {
+            return self.bind_window(f, over, scope, agg);
         }
         let name = function_name(f);
         let (args, distinct, star) = self.function_args(f)?;
         let no_parens = matches!(f.args, ast::FunctionArguments::None);
+        if f.filter.is_some() && (no_parens || !is_aggregate_name(&name)) {
+            return Err(SqlError::new(
+                SqlState::WRONG_OBJECT_TYPE,
+                format!("FILTER specified, but {name} is not an aggregate function"),
+            ));
+        }
         if is_aggregate_name(&name) && !no_parens {
             let Some(state) = agg else {
                 return Err(SqlError::new(
@@ -1430,11 +1408,16 @@ impl Binder<'_> {
                 SqlError::undefined_function(format!("function {name}({}) does not exist", arg_ty.name()))
                     .with_hint("No function matches the given name and argument types. You might need to add explicit type casts.")
             })?;
+            let filter = match &f.filter {
+                Some(w) => Some(self.bind_bool(w, scope, None, "FILTER")?),
+                None => None,
+            };
             let call = AggCall {
                 func,
                 arg,
                 arg_ty,
                 distinct,
+                filter,
             };
             let idx = match state.aggs.iter().position(|c| *c == call) {
                 Some(i) => i,
@@ -1554,13 +1537,138 @@ impl Binder<'_> {
         }
     }
 
+    /// `f(...) OVER (PARTITION BY ... ORDER BY ...)`: the result is a column appended to
+    /// the query's rows (numbered from [`WINDOW_BASE`] until the row width is known).
+    fn bind_window(
+        &mut self,
+        f: &ast::Function,
+        over: &ast::WindowType,
+        scope: &Scope,
+        mut agg: Option<&mut AggState>,
+    ) -> SqlResult<(Expr, DataType)> {
+        let ast::WindowType::WindowSpec(spec) = over else {
+            return Err(SqlError::unsupported("named windows"));
+        };
+        if spec.window_frame.is_some() || spec.window_name.is_some() {
+            return Err(SqlError::unsupported("window frames"));
+        }
+        let name = function_name(f);
+        let (args, distinct, star) = self.function_args(f)?;
+        if distinct {
+            return Err(SqlError::unsupported(
+                "DISTINCT is not implemented for window functions",
+            ));
+        }
+        let (func, ty) = match (name.as_str(), star, args.as_slice()) {
+            ("row_number", false, []) => (WindowFunc::RowNumber, DataType::Int8),
+            ("rank", false, []) => (WindowFunc::Rank, DataType::Int8),
+            ("dense_rank", false, []) => (WindowFunc::DenseRank, DataType::Int8),
+            ("count", true, []) => (
+                WindowFunc::Aggregate(AggCall {
+                    func: AggFunc::CountStar,
+                    arg: None,
+                    arg_ty: DataType::Int8,
+                    distinct: false,
+                    filter: None,
+                }),
+                DataType::Int8,
+            ),
+            (n @ ("count" | "sum" | "avg" | "min" | "max"), false, [a]) => {
+                let func = match n {
+                    "count" => AggFunc::Count,
+                    "sum" => AggFunc::Sum,
+                    "avg" => AggFunc::Avg,
+                    "min" => AggFunc::Min,
+                    _ => AggFunc::Max,
+                };
+                let (e, t) = self.bind_expr(a, scope, agg.as_deref_mut())?;
+                let t2 = if t == DataType::Unknown && func != AggFunc::Count {
+                    DataType::Text
+                } else {
+                    t
+                };
+                let e = self.coerce(e, t, t2)?;
+                let ty = agg_result_type(func, &t2).ok_or_else(|| {
+                    SqlError::undefined_function(format!(
+                        "function {n}({}) does not exist",
+                        t2.name()
+                    ))
+                })?;
+                (
+                    WindowFunc::Aggregate(AggCall {
+                        func,
+                        arg: Some(e),
+                        arg_ty: t2,
+                        distinct: false,
+                        filter: None,
+                    }),
+                    ty,
+                )
+            }
+            _ => {
+                return Err(SqlError::undefined_function(format!(
+                    "window function {name} with these arguments does not exist"
+                )))
+            }
+        };
+        let func = match (func, &f.filter) {
+            (WindowFunc::Aggregate(mut call), Some(w)) => {
+                call.filter = Some(self.bind_bool(w, scope, agg.as_deref_mut(), "FILTER")?);
+                WindowFunc::Aggregate(call)
+            }
+            (_, Some(_)) => {
+                return Err(SqlError::new(
+                    SqlState::WRONG_OBJECT_TYPE,
+                    "FILTER is not implemented for non-aggregate window functions",
+                ))
+            }
+            (func, None) => func,
+        };
+        let mut partition = Vec::new();
+        for p in &spec.partition_by {
+            partition.push(self.bind_expr(p, scope, agg.as_deref_mut())?.0);
+        }
+        let mut order = Vec::new();
+        for o in &spec.order_by {
+            let desc = matches!(o.options.sort, Some(ast::OrderBySort::Desc));
+            let nulls_first = o.options.nulls_first.unwrap_or(desc);
+            order.push((
+                self.bind_expr(&o.expr, scope, agg.as_deref_mut())?.0,
+                desc,
+                nulls_first,
+            ));
+        }
+        let call = WindowCall {
+            func,
+            partition,
+            order,
+        };
+        let k = match self.windows.iter().position(|w| *w == call) {
+            Some(k) => k,
+            None => {
+                self.windows.push(call);
+                self.windows.len() - 1
+            }
+        };
+        Ok((Expr::Column(WINDOW_BASE + k), ty))
+    }
+
     // -----------------------------------------------------------------------------------
     // Statements.
 
     pub(crate) fn bind_query(&mut self, q: &ast::Query) -> SqlResult<SelectPlan> {
-        if q.with.is_some() {
-            return Err(SqlError::unsupported("WITH"));
-        }
+        let ctes = self.nesting.ctes.len();
+        let outer_windows = std::mem::take(&mut self.windows);
+        let plan = match &q.with {
+            Some(w) => self.bind_with(w).and_then(|_| self.bind_query_body(q)),
+            None => self.bind_query_body(q),
+        };
+        self.windows = outer_windows;
+        self.nesting.ctes.truncate(ctes);
+        plan
+    }
+
+    fn bind_query_body(&mut self, q: &ast::Query) -> SqlResult<SelectPlan> {
         if q.fetch.is_some() || !q.locks.is_empty() {
             return Err(SqlError::unsupported("FETCH / FOR UPDATE"));
         }
@@ -1569,9 +1677,23 @@ impl Binder<'_> {
             ast::SetExpr::Query(inner) if q.order_by.is_none() && q.limit_clause.is_none() => {
                 return self.bind_query(inner)
             }
-            ast::SetExpr::Values(v) => return self.bind_values_query(v),
-            ast::SetExpr::SetOperation { .. } => {
-                return Err(SqlError::unsupported("UNION / INTERSECT / EXCEPT"))
+            ast::SetExpr::Query(inner) => {
+                let plan = self.bind_query(inner)?;
+                let columns = plan.columns[..plan.visible].to_vec();
+                return self.wrap_rows(Source::Query(Box::new(plan)), columns, q);
+            }
+            ast::SetExpr::Values(v) => {
+                let (source, columns) = self.bind_values(v)?;
+                return self.wrap_rows(source, columns, q);
+            }
+            ast::SetExpr::SetOperation {
+                left,
+                op,
+                set_quantifier,
+                right,
+            } => {
+                let (setop, columns) = self.bind_set_operation(left, op, set_quantifier, right)?;
+                return self.wrap_rows(Source::SetOp(Box::new(setop)), columns, q);
             }
             _ => return Err(SqlError::unsupported("this query form")),
         };
@@ -1628,7 +1750,7 @@ impl Binder<'_> {
                         }
                         _ => *g,
                     },
-                    ast::Expr::Identifier(id) if scope.find(None, &ident_name(id)).is_err() => {
+                    ast::Expr::Identifier(id) if scope.resolve(None, &ident_name(id)).is_err() => {
                         // An output alias.
                         let name = ident_name(id);
                         match select.projection.iter().find_map(|p| match p {
@@ -1671,32 +1793,25 @@ impl Binder<'_> {
                             "SELECT * with no tables specified is not valid",
                         ));
                     }
-                    for (i, c) in scope.cols.iter().enumerate() {
-                        if qualifier
-                            .as_ref()
-                            .is_some_and(|q| c.qualifier.as_ref() != Some(q))
-                        {
-                            continue;
-                        }
+                    for c in scope.expand_star(qualifier.as_deref())? {
                         let e = match agg_state.as_ref() {
-                            Some(st) => match st.group_exprs.iter().position(|g| *g == Expr::Column(i)) {
+                            Some(st) => match st.group_exprs.iter().position(|g| *g == c.expr) {
                                 Some(gi) => Expr::Column(gi),
                                 None => {
                                     return Err(SqlError::new(
                                         SqlState::GROUPING_ERROR,
                                         format!(
-                                            "column \"{}.{}\" must appear in the GROUP BY clause or be used in an aggregate function",
-                                            c.qualifier.clone().unwrap_or_default(),
+                                            "column \"{}\" must appear in the GROUP BY clause or be used in an aggregate function",
                                             c.name
                                         ),
                                     ))
                                 }
                             },
-                            None => Expr::Column(i),
+                            None => c.expr,
                         };
                         project.push(e);
                         columns.push(Column {
-                            name: c.name.clone(),
+                            name: c.name,
                             ty: c.ty,
                             table_oid: c.table_oid,
                             column_id: c.column_id,
@@ -1716,9 +1831,10 @@ impl Binder<'_> {
                         _ => column_name(e),
                     };
                     let (table_oid, column_id) = match (&b, agg_state.is_none()) {
-                        (Expr::Column(i), true) => {
-                            (scope.cols[*i].table_oid, scope.cols[*i].column_id)
-                        }
+                        (Expr::Column(i), true) => scope
+                            .cols
+                            .get(*i)
+                            .map_or((0, 0), |c| (c.table_oid, c.column_id)),
                         _ => (0, 0),
                     };
                     project.push(b);
@@ -1808,9 +1924,44 @@ impl Binder<'_> {
                 }
                 Source::Table { def, access }
             }
+            join @ Source::Join(_) => {
+                // Conjuncts with subqueries stay on the joined rows; the others move down.
+                let (with_subquery, plain): (Vec<Expr>, Vec<Expr>) =
+                    crate::plan::conjuncts(filter.take())
+                        .into_iter()
+                        .partition(|c| c.has_subquery());
+                filter = crate::plan::and_all(with_subquery);
+                crate::plan::place_conjuncts(join, plain)
+            }
             other => other,
         };
+        // Window results are the columns after the (grouped) row's own.
+        let windows = std::mem::take(&mut self.windows);
+        if !windows.is_empty() {
+            let base = match &agg {
+                Some(a) => a.group_by.len() + a.aggs.len(),
+                None => scope.cols.len(),
+            };
+            let remap = |i: usize| {
+                if i >= WINDOW_BASE {
+                    base + i - WINDOW_BASE
+                } else {
+                    i
+                }
+            };
+            project = project.iter().map(|e| e.map_columns(&remap)).collect();
+        }
         let mut needed = Vec::new();
+        for w in &windows {
+            for e in w.partition.iter().chain(w.order.iter().map(|(e, _, _)| e)) {
+                e.mark_columns(&mut needed);
+            }
+            if let WindowFunc::Aggregate(c) = &w.func {
+                for e in c.arg.iter().chain(c.filter.iter()) {
+                    e.mark_columns(&mut needed);
+                }
+            }
+        }
         if let Some(f) = &filter {
             f.mark_columns(&mut needed);
         }
@@ -1820,8 +1971,13 @@ impl Binder<'_> {
                     e.mark_columns(&mut needed);
                 }
                 for c in &a.aggs {
-                    if let Some(e) = &c.arg {
+                    for e in c.arg.iter().chain(c.filter.iter()) {
                         e.mark_columns(&mut needed);
+                    }
+                }
+                if let Some(h) = &a.having {
+                    if h.has_subquery() {
+                        needed = vec![true; scope.cols.len()];
                     }
                 }
             }
@@ -1831,10 +1987,20 @@ impl Binder<'_> {
                 }
             }
         }
+        // A correlated subquery reads columns of this query's rows that the marks above do not
+        // see: decode every column then.
+        if filter
+            .iter()
+            .chain(project.iter())
+            .any(|e| e.has_subquery())
+        {
+            needed = vec![true; scope.cols.len()];
+        }
         Ok(SelectPlan {
             source,
             filter,
             agg,
+            windows,
             project,
             visible,
             distinct,
@@ -1887,16 +2053,127 @@ impl Binder<'_> {
         }
     }
 
-    fn bind_values_query(&mut self, v: &ast::Values) -> SqlResult<SelectPlan> {
-        // VALUES as a standalone query: only single-row VALUES of constants is supported here.
-        let _ = v;
-        Err(SqlError::unsupported("VALUES outside INSERT"))
+    /// `VALUES (...), (...)` as a query: columns `column1...`, types unified per column.
+    fn bind_values(&mut self, v: &ast::Values) -> SqlResult<(Source, Vec<Column>)> {
+        let width = v.rows.first().map_or(0, |r| r.len());
+        let mut cols: Vec<Vec<(Expr, DataType)>> = vec![Vec::new(); width];
+        for row in &v.rows {
+            if row.len() != width {
+                return Err(SqlError::syntax("VALUES lists must all be the same length"));
+            }
+            for (i, e) in row.iter().enumerate() {
+                cols[i].push(self.bind_expr(e, &Scope::default(), None)?);
+            }
+        }
+        let mut columns = Vec::with_capacity(width);
+        let mut unified = Vec::with_capacity(width);
+        for (i, items) in cols.into_iter().enumerate() {
+            let (exprs, ty) = self.unify(items, "VALUES")?;
+            let ty = if ty == DataType::Unknown {
+                DataType::Text
+            } else {
+                ty
+            };
+            columns.push(Column {
+                name: format!("column{}", i + 1),
+                ty,
+                table_oid: 0,
+                column_id: 0,
+            });
+            unified.push(exprs);
+        }
+        let rows = (0..v.rows.len())
+            .map(|r| unified.iter().map(|c| c[r].clone()).collect())
+            .collect();
+        Ok((Source::Values(rows), columns))
     }
 
-    fn bind_from(&mut self, from: &[ast::TableWithJoins]) -> SqlResult<(Source, Scope)> {
-        match from {
-            [] => Ok((Source::Single, Scope::default())),
-            [twj] if twj.joins.is_empty() => match &twj.relation {
+    /// A query over rows that already have their output columns (a set operation, VALUES,
+    /// a parenthesized query): ORDER BY names or numbers those columns; LIMIT and OFFSET.
+    fn wrap_rows(
+        &mut self,
+        source: Source,
+        columns: Vec<Column>,
+        q: &ast::Query,
+    ) -> SqlResult<SelectPlan> {
+        let scope = Scope::of_columns(
+            columns
+                .iter()
+                .map(|c| ScopeColumn {
+                    qualifier: None,
+                    name: c.name.clone(),
+                    ty: c.ty,
+                    table_oid: c.table_oid,
+                    column_id: c.column_id,
+                    unqualified: true,
+                })
+                .collect(),
+        );
+        let visible = columns.len();
+        let mut project: Vec<Expr> = (0..visible).map(Expr::Column).collect();
+        let mut order = Vec::new();
+        let order_asts: Vec<&ast::OrderByExpr> = match &q.order_by {
+            Some(ob) => match &ob.kind {
+                ast::OrderByKind::Expressions(v) => v.iter().collect(),
+                ast::OrderByKind::All(_) => return Err(SqlError::unsupported("ORDER BY ALL")),
+            },
+            None => vec![],
+        };
+        for o in order_asts {
+            let desc = matches!(o.options.sort, Some(ast::OrderBySort::Desc));
+            let nulls_first = o.options.nulls_first.unwrap_or(desc);
+            let index = match &o.expr {
+                ast::Expr::Value(v) if matches!(v.value, ast::Value::Number(..)) => {
+                    let pos: usize = v.value.to_string().parse().unwrap_or(0);
+                    if pos == 0 || pos > visible {
+                        return Err(SqlError::new(
+                            SqlState::INVALID_COLUMN_REFERENCE,
+                            format!("ORDER BY position {} is not in select list", v.value),
+                        ));
+                    }
+                    pos - 1
+                }
+                e => {
+                    let (b, _) = self.bind_expr(e, &scope, None)?;
+                    match project.iter().position(|p| *p == b) {
+                        Some(i) => i,
+                        None => {
+                            project.push(b);
+                            project.len() - 1
+                        }
+                    }
+                }
+            };
+            order.push(SortKey {
+                index,
+                desc,
+                nulls_first,
+            });
+        }
+        let (limit, offset) = self.bind_limit(q)?;
+        Ok(SelectPlan {
+            source,
+            filter: None,
+            agg: None,
+            windows: vec![],
+            project,
+            visible,
+            distinct: false,
+            order,
+            limit,
+            offset,
+            columns,
+            needed: vec![],
+        })
+    }
+
+    /// Binds one FROM item that is a table or a set-returning function.
+    pub(crate) fn bind_table_factor(
+        &mut self,
+        relation: &ast::TableFactor,
+    ) -> SqlResult<(Source, Scope)> {
+        {
+            match relation {
                 ast::TableFactor::Table {
                     name,
                     alias,
@@ -1918,9 +2195,10 @@ impl Binder<'_> {
                                 ty: *ty,
                                 table_oid: 0,
                                 column_id: 0,
+                                unqualified: true,
                             })
                             .collect();
-                        return Ok((Source::System(view), Scope { cols }));
+                        return Ok((Source::System(view), Scope::of_columns(cols)));
                     }
                     let def = self.catalog.require(self.txn, &tname)?;
                     if let Some(a) = alias {
@@ -2007,15 +2285,14 @@ impl Binder<'_> {
                         }
                         None => ("generate_series".to_string(), "generate_series".to_string()),
                     };
-                    let scope = Scope {
-                        cols: vec![ScopeColumn {
-                            qualifier: Some(qualifier),
-                            name: col,
-                            ty,
-                            table_oid: 0,
-                            column_id: 0,
-                        }],
-                    };
+                    let scope = Scope::of_columns(vec![ScopeColumn {
+                        qualifier: Some(qualifier),
+                        name: col,
+                        ty,
+                        table_oid: 0,
+                        column_id: 0,
+                        unqualified: true,
+                    }]);
                     Ok((
                         Source::Series {
                             start,
@@ -2026,12 +2303,8 @@ impl Binder<'_> {
                         scope,
                     ))
                 }
-                ast::TableFactor::Derived { .. } => {
-                    Err(SqlError::unsupported("subqueries in FROM"))
-                }
                 _ => Err(SqlError::unsupported("this FROM item")),
-            },
-            _ => Err(SqlError::unsupported("joins")),
+            }
         }
     }
 
@@ -2638,9 +2911,76 @@ fn key_path(
     (prefix, lower, upper)
 }
 
+/// The primary-key access path that `preds` (column, operator, value expression; each
+/// already known to seek that column correctly) allow: a point read when every key column
+/// has an equality, a range when a key prefix does (plus bounds on the next column), else a
+/// full scan. Joins call it with values read from the other side's row; secondary indexes
+/// for joins would be chosen here too.
+pub(crate) fn pk_access(def: &TableDef, preds: &[(usize, BinOp, Expr)]) -> Access {
+    if def.has_rowid() {
+        return Access::Full;
+    }
+    let pk = key_path(&def.primary_key, preds, &|_, _| true);
+    if pk.0.len() == def.primary_key.len() {
+        return Access::Point(pk.0);
+    }
+    if key_path_score(&pk) == 0 {
+        return Access::Full;
+    }
+    Access::Range {
+        prefix: pk.0,
+        lower: pk.1,
+        upper: pk.2,
+    }
+}
+
 /// How selective a key path looks: equalities count most, a bound a little.
 fn key_path_score(p: &KeyPath) -> usize {
     p.0.len() * 4 + p.1.is_some() as usize + p.2.is_some() as usize
+}
+
+impl Access {
+    /// The access path with its key expressions evaluated on `row` (an index lookup's
+    /// outer row), so it can be read like a constant one.
+    pub(crate) fn with_row(&self, env: Env<'_>, row: &[Value]) -> SqlResult<Access> {
+        let fix = |e: &Expr| -> SqlResult<Expr> { Ok(Expr::Const(env.eval(e, row)?)) };
+        Ok(match self {
+            Access::Full => Access::Full,
+            Access::Point(exprs) => Access::Point(exprs.iter().map(fix).collect::<SqlResult<_>>()?),
+            Access::Range {
+                prefix,
+                lower,
+                upper,
+            } => Access::Range {
+                prefix: prefix.iter().map(fix).collect::<SqlResult<_>>()?,
+                lower: match lower {
+                    Some((e, inc)) => Some((fix(e)?, *inc)),
+                    None => None,
+                },
+                upper: match upper {
+                    Some((e, inc)) => Some((fix(e)?, *inc)),
+                    None => None,
+                },
+            },
+            Access::Index {
+                index,
+                prefix,
+                lower,
+                upper,
+            } => Access::Index {
+                index: *index,
+                prefix: prefix.iter().map(fix).collect::<SqlResult<_>>()?,
+                lower: match lower {
+                    Some((e, inc)) => Some((fix(e)?, *inc)),
+                    None => None,
+                },
+                upper: match upper {
+                    Some((e, inc)) => Some((fix(e)?, *inc)),
+                    None => None,
+                },
+            },
+        })
+    }
 }
 
 /// Picks the access path for a table from the conjuncts of its WHERE clause: a point read
@@ -2746,17 +3086,30 @@ pub(crate) struct ExecContext<'a> {
 }
 
 impl ExecContext<'_> {
+    /// Evaluates an expression of a write statement (a subquery in it reads through the
+    /// same transaction; its read counters are not kept).
     pub(crate) fn eval(&self, e: &Expr, row: &[Value]) -> SqlResult<Value> {
-        e.eval(
-            row,
-            &EvalContext {
-                params: self.params,
-                interrupt: Some(self.interrupt),
-                times: self.times,
-                clocks: self.txn.logical_clocks(),
-                sequences: Some(self.sequences),
-                db: self.txn.db(),
-            },
+        let stats = std::cell::Cell::new(ExecStats::default());
+        let reader = Reader::new(
+            &*self.txn,
+            self.params,
+            self.interrupt,
+            self.times,
+            &stats,
+            Some(self.sequences),
+        );
+        reader.env().eval(e, row)
+    }
+
+    /// A reader over this statement's transaction that counts into its stats.
+    pub(crate) fn reader(&mut self) -> Reader<'_> {
+        Reader::new(
+            &*self.txn,
+            self.params,
+            self.interrupt,
+            self.times,
+            std::cell::Cell::from_mut(&mut *self.stats),
+            Some(self.sequences),
         )
     }
 
@@ -2783,12 +3136,7 @@ pub(crate) fn bind_checks(
         user: String::new(),
         database: String::new(),
     };
-    let mut binder = Binder {
-        catalog,
-        txn,
-        info: &info,
-        params: vec![],
-    };
+    let mut binder = Binder::new(catalog, txn, &info, vec![]);
     table
         .checks
         .iter()
@@ -2797,12 +3145,12 @@ pub(crate) fn bind_checks(
 }
 
 /// The stored row at the primary key `exprs` of `def` (an [`Access::Point`]), with its key.
-fn read_point(
-    ctx: &mut ExecContext<'_>,
+pub(crate) fn read_point(
+    ctx: Env<'_>,
     def: &TableDef,
     exprs: &[Expr],
 ) -> SqlResult<Option<(Vec<u8>, Bytes)>> {
-    ctx.stats.point_gets += 1;
+    ctx.rd.count(|s| s.point_gets += 1);
     let mut key = Vec::with_capacity(32);
     append_rows_prefix(def.id, &mut key);
     for (e, &col) in exprs.iter().zip(&def.primary_key) {
@@ -2816,9 +3164,9 @@ fn read_point(
             Err(_) => return Ok(None),
         }
     }
-    let found = ctx.txn.get(&key)?;
+    let found = ctx.rd.txn.get(&key)?;
     if found.is_some() {
-        ctx.stats.rows_read += 1;
+        ctx.rd.count(|s| s.rows_read += 1);
     }
     Ok(found.map(|v| (key, v)))
 }
@@ -2826,21 +3174,22 @@ fn read_point(
 /// The stored (undecoded) rows selected by `access` (before the residual filter), with their
 /// keys. SELECT decodes the columns it needs; UPDATE and DELETE use only the keys: they lock
 /// each row and decode its current version.
-fn read_raw(
-    ctx: &mut ExecContext<'_>,
+pub(crate) fn read_raw(
+    ctx: Env<'_>,
     def: &TableDef,
     access: &Access,
 ) -> SqlResult<Vec<(Vec<u8>, Bytes)>> {
-    let decode = |ctx: &mut ExecContext<'_>,
-                  pairs: Vec<(Vec<u8>, Bytes)>|
-     -> SqlResult<Vec<(Vec<u8>, Bytes)>> {
-        ctx.stats.rows_read += pairs.len() as u64;
+    let decode = |ctx: Env<'_>, pairs: Vec<(Vec<u8>, Bytes)>| -> SqlResult<Vec<(Vec<u8>, Bytes)>> {
+        ctx.rd.count(|s| s.rows_read += pairs.len() as u64);
         Ok(pairs)
     };
     match access {
         Access::Full => {
-            ctx.stats.full_scans += 1;
-            let pairs = ctx.txn.scan(KeyPrefix::Rows(def.id).range(), false, None)?;
+            ctx.rd.count(|s| s.full_scans += 1);
+            let pairs = ctx
+                .rd
+                .txn
+                .scan(KeyPrefix::Rows(def.id).range(), false, None)?;
             decode(ctx, pairs)
         }
         Access::Point(exprs) => Ok(read_point(ctx, def, exprs)?.into_iter().collect()),
@@ -2849,14 +3198,14 @@ fn read_raw(
             lower,
             upper,
         } => {
-            ctx.stats.range_scans += 1;
+            ctx.rd.count(|s| s.range_scans += 1);
             let mut base = Vec::with_capacity(32);
             append_rows_prefix(def.id, &mut base);
             let Some(range) = key_range(ctx, def, base, &def.primary_key, prefix, lower, upper)?
             else {
                 return Ok(vec![]);
             };
-            let pairs = ctx.txn.scan(range, false, None)?;
+            let pairs = ctx.rd.txn.scan(range, false, None)?;
             decode(ctx, pairs)
         }
         Access::Index {
@@ -2865,17 +3214,17 @@ fn read_raw(
             lower,
             upper,
         } => {
-            ctx.stats.range_scans += 1;
+            ctx.rd.count(|s| s.range_scans += 1);
             let ix = &def.indexes[*index];
             let base = KeyPrefix::Index(def.id, ix.id).encode();
             let Some(range) = key_range(ctx, def, base, &ix.columns, prefix, lower, upper)? else {
                 return Ok(vec![]);
             };
-            let entries = ctx.txn.scan(range, false, None)?;
+            let entries = ctx.rd.txn.scan(range, false, None)?;
             let mut pairs = Vec::with_capacity(entries.len());
             for (_, row_key) in entries {
                 // The entry and its row are versions of one transaction: the row is there.
-                if let Some(row) = ctx.txn.get(&row_key)? {
+                if let Some(row) = ctx.rd.txn.get(&row_key)? {
                     pairs.push((row_key.to_vec(), row));
                 }
             }
@@ -2887,7 +3236,7 @@ fn read_raw(
 /// The key range of a [`KeyPath`] over key columns `key` under `base` (the rows prefix or an
 /// index prefix); None when a key value is NULL or cannot be of the column's type (no rows).
 fn key_range(
-    ctx: &ExecContext<'_>,
+    ctx: Env<'_>,
     def: &TableDef,
     mut base: Vec<u8>,
     key: &[usize],
@@ -2945,423 +3294,20 @@ fn key_range(
     Ok(Some((start, end)))
 }
 
-fn passes(ctx: &ExecContext<'_>, filter: Option<&Expr>, row: &[Value]) -> SqlResult<bool> {
-    match filter {
-        None => Ok(true),
-        Some(f) => Ok(truth(&ctx.eval(f, row)?) == Some(true)),
-    }
-}
-
-fn series(
-    ctx: &ExecContext<'_>,
-    start: &Expr,
-    stop: &Expr,
-    step: Option<&Expr>,
-    ty: &DataType,
-) -> SqlResult<Vec<Vec<Value>>> {
-    let a = ctx.eval(start, &[])?;
-    let b = ctx.eval(stop, &[])?;
-    let s = match step {
-        Some(e) => ctx.eval(e, &[])?,
-        None => cast(Value::Int4(1), ty, false)?,
-    };
-    if a.is_null() || b.is_null() || s.is_null() {
-        return Ok(vec![]);
-    }
-    let mut out = Vec::new();
-    if let (Some(a), Some(b), Some(s)) = (
-        crate::types::as_i64(&a),
-        crate::types::as_i64(&b),
-        crate::types::as_i64(&s),
-    ) {
-        if s == 0 {
-            return Err(SqlError::new(
-                SqlState::INVALID_PARAMETER_VALUE,
-                "step size cannot equal zero",
-            ));
-        }
-        let mut x = a;
-        while (s > 0 && x <= b) || (s < 0 && x >= b) {
-            ctx.interrupt.check()?;
-            out.push(vec![if *ty == DataType::Int8 {
-                Value::Int8(x)
-            } else {
-                Value::Int4(x as i32)
-            }]);
-            match x.checked_add(s) {
-                Some(n) => x = n,
-                None => break,
-            }
-        }
-        return Ok(out);
-    }
-    let (Some(a), Some(b), Some(s)) = (
-        crate::types::as_decimal(&a),
-        crate::types::as_decimal(&b),
-        crate::types::as_decimal(&s),
-    ) else {
-        return Err(SqlError::internal("generate_series arguments"));
-    };
-    if s.is_zero() {
-        return Err(SqlError::new(
-            SqlState::INVALID_PARAMETER_VALUE,
-            "step size cannot equal zero",
-        ));
-    }
-    let mut x = a;
-    while (s > Decimal::ZERO && x <= b) || (s < Decimal::ZERO && x >= b) {
-        ctx.interrupt.check()?;
-        out.push(vec![Value::Numeric(x)]);
-        x = x
-            .checked_add(s)
-            .ok_or_else(|| SqlError::out_of_range("value overflows numeric format"))?;
-    }
-    Ok(out)
-}
-
-/// Accumulator of one aggregate call in one group.
-#[derive(Debug, Clone)]
-enum Acc {
-    Count(i64),
-    SumInt(Option<i128>),
-    SumDec(Option<Decimal>),
-    SumFloat(Option<f64>),
-    AvgInt(i128, i64),
-    AvgDec(Decimal, i64),
-    AvgFloat(f64, i64),
-    MinMax(Option<Value>),
-}
-
-fn new_acc(call: &AggCall) -> Acc {
-    let int = call.arg_ty.is_integer();
-    let float = matches!(call.arg_ty, DataType::Float4 | DataType::Float8);
-    match call.func {
-        AggFunc::CountStar | AggFunc::Count => Acc::Count(0),
-        AggFunc::Sum if int && call.arg_ty != DataType::Int8 => Acc::SumInt(None),
-        AggFunc::Sum if float => Acc::SumFloat(None),
-        AggFunc::Sum => Acc::SumDec(None),
-        AggFunc::Avg if int => Acc::AvgInt(0, 0),
-        AggFunc::Avg if float => Acc::AvgFloat(0.0, 0),
-        AggFunc::Avg => Acc::AvgDec(Decimal::ZERO, 0),
-        AggFunc::Min | AggFunc::Max => Acc::MinMax(None),
-    }
-}
-
-fn accumulate(acc: &mut Acc, call: &AggCall, v: Value) -> SqlResult<()> {
-    if call.func == AggFunc::CountStar {
-        if let Acc::Count(n) = acc {
-            *n += 1;
-        }
-        return Ok(());
-    }
-    if v.is_null() {
-        return Ok(());
-    }
-    let overflow = || SqlError::out_of_range("value overflows numeric format");
-    match acc {
-        Acc::Count(n) => *n += 1,
-        Acc::SumInt(s) => *s = Some(s.unwrap_or(0) + crate::types::as_i64(&v).unwrap_or(0) as i128),
-        Acc::SumDec(s) => {
-            let d = crate::types::as_decimal(&v).ok_or_else(overflow)?;
-            *s = Some(
-                s.unwrap_or(Decimal::ZERO)
-                    .checked_add(d)
-                    .ok_or_else(overflow)?,
-            );
-        }
-        Acc::SumFloat(s) => *s = Some(s.unwrap_or(0.0) + crate::types::as_f64(&v).unwrap_or(0.0)),
-        Acc::AvgInt(s, n) => {
-            *s += crate::types::as_i64(&v).unwrap_or(0) as i128;
-            *n += 1;
-        }
-        Acc::AvgDec(s, n) => {
-            *s = s
-                .checked_add(crate::types::as_decimal(&v).ok_or_else(overflow)?)
-                .ok_or_else(overflow)?;
-            *n += 1;
-        }
-        Acc::AvgFloat(s, n) => {
-            *s += crate::types::as_f64(&v).unwrap_or(0.0);
-            *n += 1;
-        }
-        Acc::MinMax(cur) => {
-            let replace = match cur {
-                None => true,
-                Some(c) => {
-                    let o = compare_values(&v, c).unwrap_or(Ordering::Equal);
-                    (call.func == AggFunc::Min && o == Ordering::Less)
-                        || (call.func == AggFunc::Max && o == Ordering::Greater)
-                }
-            };
-            if replace {
-                *cur = Some(v);
-            }
-        }
-    }
-    Ok(())
-}
-
-fn finish(acc: Acc, call: &AggCall) -> SqlResult<Value> {
-    let overflow = || SqlError::out_of_range("value overflows numeric format");
-    Ok(match acc {
-        Acc::Count(n) => Value::Int8(n),
-        Acc::SumInt(s) => match s {
-            None => Value::Null,
-            Some(s) => Value::Int8(
-                i64::try_from(s).map_err(|_| SqlError::out_of_range("bigint out of range"))?,
-            ),
-        },
-        Acc::SumDec(s) => s.map(Value::Numeric).unwrap_or(Value::Null),
-        Acc::SumFloat(s) => match s {
-            None => Value::Null,
-            Some(f) if call.arg_ty == DataType::Float4 => Value::Float4(f as f32),
-            Some(f) => Value::Float8(f),
-        },
-        Acc::AvgInt(_, 0) | Acc::AvgDec(_, 0) | Acc::AvgFloat(_, 0) => Value::Null,
-        Acc::AvgInt(s, n) => {
-            let sum = Decimal::try_from_i128_with_scale(s, 0).map_err(|_| overflow())?;
-            Value::Numeric(numeric_div(sum, Decimal::from(n))?)
-        }
-        Acc::AvgDec(s, n) => Value::Numeric(numeric_div(s, Decimal::from(n))?),
-        Acc::AvgFloat(s, n) => Value::Float8(s / n as f64),
-        Acc::MinMax(v) => v.unwrap_or(Value::Null),
-    })
-}
-
-fn group_key(values: &[Value]) -> Vec<u8> {
-    let mut k = Vec::new();
-    for v in values {
-        encode_key_value(v, &mut k);
-    }
-    k
-}
-
-fn aggregate(
-    ctx: &ExecContext<'_>,
-    plan: &AggPlan,
-    rows: Vec<Vec<Value>>,
-) -> SqlResult<Vec<Vec<Value>>> {
-    struct Group {
-        keys: Vec<Value>,
-        accs: Vec<Acc>,
-        seen: Vec<HashSet<Vec<u8>>>,
-    }
-    let mut groups: Vec<Group> = Vec::new();
-    let mut index: HashMap<Vec<u8>, usize> = HashMap::new();
-    for row in rows {
-        ctx.interrupt.check()?;
-        let keys = plan
-            .group_by
-            .iter()
-            .map(|g| ctx.eval(g, &row))
-            .collect::<SqlResult<Vec<_>>>()?;
-        let gk = group_key(&keys);
-        let gi = match index.get(&gk) {
-            Some(i) => *i,
-            None => {
-                groups.push(Group {
-                    keys,
-                    accs: plan.aggs.iter().map(new_acc).collect(),
-                    seen: plan.aggs.iter().map(|_| HashSet::new()).collect(),
-                });
-                index.insert(gk, groups.len() - 1);
-                groups.len() - 1
-            }
-        };
-        let g = &mut groups[gi];
-        for (j, call) in plan.aggs.iter().enumerate() {
-            let v = match &call.arg {
-                Some(a) => ctx.eval(a, &row)?,
-                None => Value::Null,
-            };
-            if call.distinct
-                && !v.is_null()
-                && !g.seen[j].insert(group_key(std::slice::from_ref(&v)))
-            {
-                continue;
-            }
-            accumulate(&mut g.accs[j], call, v)?;
-        }
-    }
-    if groups.is_empty() && plan.group_by.is_empty() {
-        groups.push(Group {
-            keys: vec![],
-            accs: plan.aggs.iter().map(new_acc).collect(),
-            seen: vec![],
-        });
-    }
-    let mut out = Vec::with_capacity(groups.len());
-    for g in groups {
-        let mut row = g.keys;
-        for (acc, call) in g.accs.into_iter().zip(&plan.aggs) {
-            row.push(finish(acc, call)?);
-        }
-        if passes(ctx, plan.having.as_ref(), &row)? {
-            out.push(row);
-        }
-    }
-    Ok(out)
-}
-
-fn count_arg(ctx: &ExecContext<'_>, e: Option<&Expr>, what: &str) -> SqlResult<Option<i64>> {
-    let Some(e) = e else { return Ok(None) };
-    match ctx.eval(e, &[])? {
-        Value::Null => Ok(None),
-        v => {
-            let n = crate::types::as_i64(&v).unwrap_or(0);
-            if n < 0 {
-                let (code, msg) = if what == "LIMIT" {
-                    (
-                        SqlState::INVALID_ROW_COUNT_IN_LIMIT,
-                        "LIMIT must not be negative",
-                    )
-                } else {
-                    (
-                        SqlState::INVALID_ROW_COUNT_IN_OFFSET,
-                        "OFFSET must not be negative",
-                    )
-                };
-                return Err(SqlError::new(code, msg));
-            }
-            Ok(Some(n))
-        }
-    }
-}
-
 /// Runs a SELECT and returns its (visible) rows.
 pub(crate) fn run_select(
     ctx: &mut ExecContext<'_>,
     plan: &SelectPlan,
 ) -> SqlResult<Vec<Vec<Value>>> {
-    // Without aggregation each row that passes the filter is projected at once; with it, the
-    // passing rows are collected, aggregated, and the groups projected.
-    let mut rows = Vec::new();
-    match &plan.source {
-        Source::Table {
-            def,
-            access: Access::Point(exprs),
-        } => {
-            if let Some((_, bytes)) = read_point(ctx, def, exprs)? {
-                let r = decode_table_columns(def, &bytes, &plan.needed)?;
-                accept_row(ctx, plan, r, &mut rows)?;
-            }
-        }
-        Source::Table { def, access } => {
-            let pairs = read_raw(ctx, def, access)?;
-            rows.reserve(pairs.len());
-            for (_, bytes) in pairs {
-                ctx.interrupt.check()?;
-                let r = decode_table_columns(def, &bytes, &plan.needed)?;
-                accept_row(ctx, plan, r, &mut rows)?;
-            }
-        }
-        other => {
-            let input = match other {
-                Source::Series {
-                    start,
-                    stop,
-                    step,
-                    ty,
-                } => series(ctx, start, stop, step.as_ref(), ty)?,
-                Source::System(view) => view.rows(ctx.txn.db())?,
-                _ => vec![vec![]],
-            };
-            for r in input {
-                ctx.interrupt.check()?;
-                accept_row(ctx, plan, r, &mut rows)?;
-            }
-        }
-    }
-    let mut projected = match &plan.agg {
-        None => rows,
-        Some(agg) => {
-            let groups = aggregate(ctx, agg, rows)?;
-            let mut projected = Vec::with_capacity(groups.len());
-            for r in &groups {
-                ctx.interrupt.check()?;
-                projected.push(project_row(ctx, plan, r)?);
-            }
-            projected
-        }
-    };
-    if plan.distinct {
-        let mut seen = HashSet::new();
-        projected.retain(|r| seen.insert(group_key(&r[..plan.visible])));
-    }
-    if !plan.order.is_empty() {
-        projected.sort_by(|a, b| {
-            for k in &plan.order {
-                let (x, y) = (&a[k.index], &b[k.index]);
-                let o = match (x.is_null(), y.is_null()) {
-                    (true, true) => Ordering::Equal,
-                    (true, false) => {
-                        if k.nulls_first {
-                            Ordering::Less
-                        } else {
-                            Ordering::Greater
-                        }
-                    }
-                    (false, true) => {
-                        if k.nulls_first {
-                            Ordering::Greater
-                        } else {
-                            Ordering::Less
-                        }
-                    }
-                    _ => {
-                        let o = compare_values(x, y).unwrap_or(Ordering::Equal);
-                        if k.desc {
-                            o.reverse()
-                        } else {
-                            o
-                        }
-                    }
-                };
-                if o != Ordering::Equal {
-                    return o;
-                }
-            }
-            Ordering::Equal
-        });
-    }
-    let offset = count_arg(ctx, plan.offset.as_ref(), "OFFSET")?.unwrap_or(0) as usize;
-    let limit = count_arg(ctx, plan.limit.as_ref(), "LIMIT")?;
-    let mut out = projected;
-    out.drain(..offset.min(out.len()));
-    if let Some(l) = limit {
-        out.truncate(l as usize);
-    }
-    for r in &mut out {
-        r.truncate(plan.visible);
-    }
-    Ok(out)
+    let reader = ctx.reader();
+    crate::exec::select_rows(reader.env(), plan)
 }
 
-/// Keeps an input row of `plan` if it passes the filter: as it is when the plan aggregates,
-/// else projected.
-fn accept_row(
-    ctx: &ExecContext<'_>,
-    plan: &SelectPlan,
-    r: Vec<Value>,
-    out: &mut Vec<Vec<Value>>,
-) -> SqlResult<()> {
-    if !passes(ctx, plan.filter.as_ref(), &r)? {
-        return Ok(());
+fn passes(ctx: &ExecContext<'_>, filter: Option<&Expr>, row: &[Value]) -> SqlResult<bool> {
+    match filter {
+        None => Ok(true),
+        Some(f) => Ok(truth(&ctx.eval(f, row)?) == Some(true)),
     }
-    out.push(match plan.agg {
-        Some(_) => r,
-        None => project_row(ctx, plan, &r)?,
-    });
-    Ok(())
-}
-
-/// The select list of `plan` evaluated over one row (or group).
-fn project_row(ctx: &ExecContext<'_>, plan: &SelectPlan, r: &[Value]) -> SqlResult<Vec<Value>> {
-    let mut out = Vec::with_capacity(plan.project.len());
-    for e in &plan.project {
-        out.push(ctx.eval(e, r)?);
-    }
-    Ok(out)
 }
 
 /// Converts a value for storing into column `col` of `def` (typmods, NOT NULL).
@@ -3617,7 +3563,7 @@ pub(crate) fn execute(ctx: &mut ExecContext<'_>, plan: &Plan) -> SqlResult<Outco
             sets,
             returning,
         } => {
-            let rows = read_raw(ctx, table, access)?;
+            let rows = read_raw(ctx.reader().env(), table, access)?;
             let mut out_rows = Vec::new();
             let mut n = 0u64;
             let moves_key = sets.iter().any(|(i, _)| table.primary_key.contains(i));
@@ -3667,7 +3613,7 @@ pub(crate) fn execute(ctx: &mut ExecContext<'_>, plan: &Plan) -> SqlResult<Outco
             filter,
             returning,
         } => {
-            let rows = read_raw(ctx, table, access)?;
+            let rows = read_raw(ctx.reader().env(), table, access)?;
             let mut out_rows = Vec::new();
             let mut n = 0u64;
             for (key, seen) in rows {

@@ -1231,12 +1231,8 @@ impl Session {
             | ast::Statement::Merge(_) => {
                 let engine = self.engine.clone();
                 let bind = |txn: &dyn Transaction| -> SqlResult<(Vec<DataType>, Plan)> {
-                    let mut binder = Binder {
-                        catalog: &engine.catalog,
-                        txn,
-                        info: &self.info,
-                        params: declared.clone(),
-                    };
+                    let mut binder =
+                        Binder::new(&engine.catalog, txn, &self.info, declared.clone());
                     let plan = bind_plan(&mut binder, &statement)?;
                     Ok((binder.final_param_types(), plan))
                 };
@@ -1401,12 +1397,12 @@ impl Session {
         let plan = match cached {
             Some(plan) => plan,
             None => {
-                let mut binder = Binder {
-                    catalog: &engine.catalog,
-                    txn: &t.txn,
-                    info: &self.info,
-                    params: p.param_types.iter().map(|&t| Some(t)).collect(),
-                };
+                let mut binder = Binder::new(
+                    &engine.catalog,
+                    &t.txn,
+                    &self.info,
+                    p.param_types.iter().map(|&t| Some(t)).collect(),
+                );
                 let plan = Arc::new(bind_plan(&mut binder, stmt)?);
                 self.stats.plans_bound += 1;
                 // The client was told the result shape at prepare (RowDescription).
@@ -1496,15 +1492,15 @@ fn run_in(
     let catalog = &engine.catalog;
     match stmt {
         S::Query(_) | S::Insert(_) | S::Update(_) | S::Delete(_) | S::Merge(_) => {
-            let mut binder = Binder {
+            let mut binder = Binder::new(
                 catalog,
-                txn: &t.txn,
+                &t.txn,
                 info,
-                params: params
+                params
                     .iter()
                     .map(|v| Some(v.data_type()).filter(|t| *t != DataType::Unknown))
                     .collect(),
-            };
+            );
             let plan = bind_plan(&mut binder, stmt)?;
             stats.plans_bound += 1;
             let mut ctx = ExecContext {
@@ -1524,26 +1520,20 @@ fn run_in(
         S::Explain {
             statement, analyze, ..
         } => {
-            if *analyze {
-                return Err(SqlError::unsupported("EXPLAIN ANALYZE"));
-            }
-            let mut binder = Binder {
+            let plan = bind_plan(&mut Binder::new(catalog, &t.txn, info, vec![]), statement)?;
+            let mut ctx = ExecContext {
+                txn: &mut t.txn,
                 catalog,
-                txn: &t.txn,
-                info,
-                params: vec![],
+                params,
+                interrupt,
+                stats,
+                times: StatementTimes {
+                    transaction: t.started_at,
+                    statement: now_timestamp(),
+                },
+                sequences,
             };
-            let plan = bind_plan(&mut binder, statement)?;
-            Ok(Outcome::Rows {
-                columns: vec![Column {
-                    name: "QUERY PLAN".into(),
-                    ty: DataType::Text,
-                    table_oid: 0,
-                    column_id: 0,
-                }],
-                rows: vec![vec![Value::Text(plan.explain())]],
-                tag: "EXPLAIN".into(),
-            })
+            crate::explain::explain(&mut ctx, &plan, *analyze)
         }
         S::CreateTable(ct) => {
             crate::ddl::create_table(engine, info, t, ct, notices)?;

@@ -278,15 +278,15 @@ fn full_primary_key_equality_is_a_point_get() {
     assert_eq!(after.full_scans, before.full_scans);
     assert_eq!(
         run(&mut s, "EXPLAIN SELECT v FROM kv WHERE b = 'k13' AND 3 = a"),
-        "Point Get on kv using kv_pkey (a, b)\nEXPLAIN"
+        "Index Scan using kv_pkey on kv\n  Index Cond: point (a, b)\n  Filter: WHERE\nEXPLAIN"
     );
     assert_eq!(
         run(&mut s, "EXPLAIN SELECT v FROM kv WHERE a = 3"),
-        "Range Scan on kv using kv_pkey (a, b)\nEXPLAIN"
+        "Index Scan using kv_pkey on kv\n  Index Cond: range (a, b), 1 leading column(s) fixed\n  Filter: WHERE\nEXPLAIN"
     );
     assert_eq!(
         run(&mut s, "EXPLAIN SELECT v FROM kv WHERE v = 3"),
-        "Seq Scan on kv\nEXPLAIN"
+        "Seq Scan on kv\n  Filter: WHERE\nEXPLAIN"
     );
     let before = s.stats();
     assert_eq!(

@@ -483,12 +483,13 @@ fn indexes_serve_equality_and_range_predicates() {
     run(&mut s, "CREATE INDEX p_cat_price ON p (cat, price)");
     run(&mut s, "CREATE INDEX p_price ON p (price)");
     assert!(explain(&mut s, "SELECT * FROM p WHERE cat = 'c3'")
-        .starts_with("Index Scan on p using p_cat_price (cat, price)"));
+        .starts_with("Index Scan using p_cat_price on p\n  Index Cond: range (cat, price)"));
     assert!(
         explain(&mut s, "SELECT * FROM p WHERE price >= 10 AND price < 12")
-            .starts_with("Index Scan on p using p_price (price)")
+            .starts_with("Index Scan using p_price on p\n  Index Cond: range (price)")
     );
-    assert!(explain(&mut s, "SELECT * FROM p WHERE id = 3").starts_with("Point Get"));
+    assert!(explain(&mut s, "SELECT * FROM p WHERE id = 3")
+        .starts_with("Index Scan using p_pkey on p\n  Index Cond: point (id)"));
     assert!(explain(&mut s, "SELECT * FROM p WHERE note = 'x'").starts_with("Seq Scan"));
     let by_index = run(
         &mut s,

@@ -106,18 +106,18 @@ impl MergePlan {
 }
 
 fn scope_of_columns(alias: &str, cols: &[(String, crate::types::DataType)]) -> Scope {
-    Scope {
-        cols: cols
-            .iter()
+    Scope::of_columns(
+        cols.iter()
             .map(|(n, t)| ScopeColumn {
                 qualifier: Some(alias.to_string()),
                 name: n.clone(),
                 ty: *t,
                 table_oid: 0,
                 column_id: 0,
+                unqualified: true,
             })
             .collect(),
-    }
+    )
 }
 
 impl Binder<'_> {
