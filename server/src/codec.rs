@@ -400,9 +400,11 @@ pub struct ErrorFields {
     /// `M`: primary message.
     pub message: String,
     /// `D`: detail.
-    pub detail: Option<String>,
+    pub detail: Option<Box<str>>,
     /// `H`: hint.
-    pub hint: Option<String>,
+    pub hint: Option<Box<str>>,
+    /// `W`: where (context, e.g. `COPY t, line 3`).
+    pub context: Option<Box<str>>,
 }
 
 impl ErrorFields {
@@ -414,6 +416,7 @@ impl ErrorFields {
             message: message.into(),
             detail: None,
             hint: None,
+            context: None,
         }
     }
 
@@ -637,6 +640,28 @@ impl Output {
         });
     }
 
+    /// `H | len | format i8 (0 text) | n i16 | format i16 * n`: CopyOutResponse.
+    pub fn copy_out_response(&mut self, columns: usize) {
+        self.frame(b'H', |b| {
+            b.put_i8(0);
+            let n = i16::try_from(columns).unwrap_or(i16::MAX);
+            b.put_i16(n);
+            for _ in 0..n {
+                b.put_i16(0);
+            }
+        });
+    }
+
+    /// `d | len | bytes`: CopyData.
+    pub fn copy_data(&mut self, data: &[u8]) {
+        self.frame(b'd', |b| b.put_slice(data));
+    }
+
+    /// `c | 4`: CopyDone.
+    pub fn copy_done(&mut self) {
+        self.frame(b'c', |_| {});
+    }
+
     /// `t | len | n i16 | oid i32 * n`: ParameterDescription.
     pub fn parameter_description(&mut self, oids: &[u32]) {
         self.frame(b't', |b| {
@@ -671,6 +696,9 @@ impl Output {
         }
         if let Some(hint) = &e.hint {
             field(b'H', hint);
+        }
+        if let Some(context) = &e.context {
+            field(b'W', context);
         }
         b.put_u8(0);
     }

@@ -36,7 +36,7 @@ use crate::codec::{
     StartupPacket, Target,
 };
 use crate::conns::{Connections, SessionSlot};
-use crate::copy::{self, BadLine, CopyFrom, CopyStatement, LineSplitter};
+use crate::copy::{self, BadLine, CopySource, CopySpec, CopyStatement, LineSplitter};
 use crate::metrics::{Metrics, StatementKind};
 
 /// Reported in ParameterStatus `server_version`: must start with the PostgreSQL major version
@@ -664,9 +664,10 @@ impl Backend {
         // NB: PostgreSQL drops the unnamed statement and portal when a Query arrives.
         self.statements.remove("");
         self.portals.remove("");
-        match copy::parse_copy_from_stdin(sql) {
+        match copy::parse_copy(sql) {
             CopyStatement::NotCopy => {}
             CopyStatement::From(target) => return self.copy_from_stdin(wire, &target),
+            CopyStatement::To(spec) => return self.copy_to_stdout(wire, &spec),
             CopyStatement::Unsupported(message) => {
                 wire.out
                     .error_response(&ErrorFields::error("0A000", message));
@@ -713,7 +714,7 @@ impl Backend {
     /// COPY ... FROM STDIN: CopyInResponse, then CopyData until CopyDone or CopyFail.
     ///
     /// Outside a transaction block the whole COPY is one transaction, as in PostgreSQL.
-    fn copy_from_stdin(&mut self, wire: &mut Wire, target: &CopyFrom) -> Result<(), ConnError> {
+    fn copy_from_stdin(&mut self, wire: &mut Wire, target: &CopySpec) -> Result<(), ConnError> {
         let implicit = self.session.transaction_status() == TxnStatus::Idle;
         let Ok(setup) = self.run(|s| {
             if implicit {
@@ -736,8 +737,9 @@ impl Backend {
         wire.out.copy_in_response(insert.param_types().len());
         wire.flush()?;
 
-        let mut lines = LineSplitter::default();
+        let mut lines = LineSplitter::new(&target.options);
         let mut rows = 0u64;
+        let mut line_no = 0u64;
         let mut failure: Option<ErrorFields> = None;
         let mut ended = false;
         loop {
@@ -769,7 +771,9 @@ impl Backend {
                 }
             };
             if failure.is_none() && !batch.is_empty() {
-                let inserted = self.run(|s| insert_copy_lines(s, &insert, &batch, &mut rows));
+                let inserted = self.run(|s| {
+                    insert_copy_lines(s, &insert, target, &batch, &mut line_no, &mut rows)
+                });
                 match inserted {
                     Err(Panicked) => return fatal_internal(wire),
                     Ok(Err(e)) => failure = Some(e),
@@ -807,6 +811,48 @@ impl Backend {
                 wire.out.error_response(&e)
             }
             None => wire.out.command_complete(&format!("COPY {rows}")),
+        }
+        self.ready(wire)
+    }
+
+    /// COPY ... TO STDOUT: runs the SELECT, then CopyOutResponse, a CopyData per row, CopyDone.
+    fn copy_to_stdout(&mut self, wire: &mut Wire, spec: &CopySpec) -> Result<(), ConnError> {
+        let select = match &spec.source {
+            CopySource::Query(q) => q.clone(),
+            CopySource::Table { table, columns } => format!(
+                "SELECT {} FROM {table}",
+                columns.as_ref().map_or("*".to_string(), |c| c.join(", "))
+            ),
+        };
+        let Ok(results) = self.run(|s| s.execute_simple(&select)) else {
+            return fatal_internal(wire);
+        };
+        match results.into_iter().last() {
+            Some(Ok(Outcome::Rows { columns, rows, .. })) => {
+                wire.out.copy_out_response(columns.len());
+                if spec.options.header {
+                    let names: Vec<Option<String>> =
+                        columns.iter().map(|c| Some(c.name.clone())).collect();
+                    wire.out
+                        .copy_data(&copy::encode_record(&names, &spec.options));
+                }
+                for row in &rows {
+                    let fields: Vec<Option<String>> = row.iter().map(|v| v.to_text()).collect();
+                    wire.out
+                        .copy_data(&copy::encode_record(&fields, &spec.options));
+                    wire.flush_if_full()?;
+                }
+                wire.out.copy_done();
+                wire.out.command_complete(&format!("COPY {}", rows.len()));
+            }
+            Some(Err(e)) => {
+                self.metrics.count_error(e.code.code());
+                wire.out.error_response(&sql_error_fields(&e));
+            }
+            _ => wire.out.error_response(&ErrorFields::error(
+                "42601",
+                "COPY query must have a RETURNING clause or return rows",
+            )),
         }
         self.ready(wire)
     }
@@ -1152,7 +1198,14 @@ fn first_error(results: Vec<Result<Outcome, SqlError>>) -> Result<(), SqlError> 
 
 /// Prepares `INSERT INTO table (columns) VALUES ($1, ...)` for a COPY target; without a column
 /// list, the table's columns come from describing `SELECT * FROM table`.
-fn prepare_copy_insert(session: &mut Session, target: &CopyFrom) -> Result<Prepared, SqlError> {
+fn prepare_copy_insert(session: &mut Session, spec: &CopySpec) -> Result<Prepared, SqlError> {
+    let CopySource::Table { table, columns } = &spec.source else {
+        return Err(SqlError::new(
+            gnomon_sql::SqlState::FEATURE_NOT_SUPPORTED,
+            "COPY (query) FROM is not possible",
+        ));
+    };
+    let target = CopyTarget { table, columns };
     let columns = match &target.columns {
         Some(columns) => columns.clone(),
         None => {
@@ -1174,50 +1227,93 @@ fn prepare_copy_insert(session: &mut Session, target: &CopyFrom) -> Result<Prepa
     session.prepare(&sql, &vec![None; columns.len()])
 }
 
-/// Inserts decoded COPY lines; `rows` counts the inserted ones.
+/// A COPY FROM target table and its column list as written.
+struct CopyTarget<'a> {
+    table: &'a String,
+    columns: &'a Option<Vec<String>>,
+}
+
+/// Inserts decoded COPY records; `line_no` counts the records read (the header too, as
+/// PostgreSQL counts lines), `rows` the inserted ones. A bad record fails with PostgreSQL's
+/// error and the context `COPY t, line N`.
 fn insert_copy_lines(
     session: &mut Session,
     insert: &Prepared,
+    spec: &CopySpec,
     lines: &[Vec<u8>],
+    line_no: &mut u64,
     rows: &mut u64,
 ) -> Result<(), ErrorFields> {
     let types = insert.param_types();
+    let columns = insert_column_names(insert.sql());
     for line in lines {
-        let line_no = *rows + 1;
-        let fields = match copy::decode_line(line) {
+        *line_no += 1;
+        let context = |extra: &str| format!("COPY {}, line {line_no}{extra}", spec.table_name());
+        if *line_no == 1 && spec.options.header {
+            continue;
+        }
+        let fields = match copy::decode_record(line, &spec.options) {
             Ok(Some(fields)) => fields,
             Ok(None) => continue, // `\.` end marker
             Err(BadLine(why)) => {
-                return Err(ErrorFields::error(
-                    "22P04",
-                    format!("{why} (COPY line {line_no})"),
-                ));
+                let mut e = ErrorFields::error("22P04", why);
+                e.context = Some(context("").into());
+                return Err(e);
             }
         };
         if fields.len() != types.len() {
             let message = if fields.len() < types.len() {
-                "missing data for a column"
+                format!(
+                    "missing data for column \"{}\"",
+                    columns.get(fields.len()).map_or("?", |c| c.as_str())
+                )
             } else {
-                "extra data after last expected column"
+                "extra data after last expected column".to_string()
             };
-            return Err(ErrorFields::error(
-                "22P04",
-                format!("{message} (COPY line {line_no})"),
-            ));
+            let mut e = ErrorFields::error("22P04", message);
+            e.context = Some(context("").into());
+            return Err(e);
         }
         let mut values = Vec::with_capacity(fields.len());
-        for (field, ty) in fields.iter().zip(types) {
+        for (j, (field, ty)) in fields.iter().zip(types).enumerate() {
             values.push(match field {
                 None => Value::Null,
-                Some(text) => Value::from_text(text, ty).map_err(|e| sql_error_fields(&e))?,
+                Some(text) => Value::from_text(text, ty).map_err(|e| {
+                    let mut f = sql_error_fields(&e);
+                    f.context = Some(
+                        context(&format!(
+                            ", column {}: \"{}\"",
+                            columns.get(j).map_or("?", |c| c.as_str()),
+                            text
+                        ))
+                        .into(),
+                    );
+                    f
+                })?,
             });
         }
-        session
-            .execute_prepared(insert, values)
-            .map_err(|e| sql_error_fields(&e))?;
+        session.execute_prepared(insert, values).map_err(|e| {
+            let mut f = sql_error_fields(&e);
+            f.context = Some(context("").into());
+            f
+        })?;
         *rows += 1;
     }
     Ok(())
+}
+
+/// The column names of the `INSERT INTO t (a, b) VALUES ...` built for a COPY (unquoted).
+fn insert_column_names(sql: &str) -> Vec<String> {
+    let Some(open) = sql.find('(') else {
+        return vec![];
+    };
+    let Some(close) = sql[open..].find(')') else {
+        return vec![];
+    };
+    sql[open + 1..open + close]
+        .split(',')
+        .map(|c| c.trim().trim_matches('"').replace("\"\"", "\""))
+        .collect()
 }
 
 /// The sql layer panicked: the session's state is unknown.
@@ -1263,8 +1359,9 @@ fn sql_error_fields(e: &SqlError) -> ErrorFields {
         severity: "ERROR",
         code: e.code.code().to_string(),
         message: e.message.clone(),
-        detail: e.detail.clone(),
-        hint: e.hint.clone(),
+        detail: e.detail.as_deref().map(Into::into),
+        hint: e.hint.as_deref().map(Into::into),
+        context: None,
     }
 }
 
@@ -1275,6 +1372,7 @@ fn notice_fields(n: &gnomon_sql::Notice) -> ErrorFields {
         message: n.message.clone(),
         detail: None,
         hint: None,
+        context: None,
     }
 }
 

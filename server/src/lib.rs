@@ -70,7 +70,7 @@
 //! # Deliberately left out
 //!
 //! TLS (SSLRequest is answered `N`), password authentication (every known role is trusted),
-//! COPY other than text-format COPY FROM STDIN, LISTEN/NOTIFY, replication connections, protocol 3.2 (negotiated down to 3.0).
+//! COPY other than text/CSV COPY FROM STDIN and TO STDOUT in the simple query protocol (binary format, files, COPY through Parse/Bind/Execute), LISTEN/NOTIFY, replication connections, protocol 3.2 (negotiated down to 3.0).
 //! Notices are sent before the results of the query string that raised them, not interleaved
 //! per statement.
 
