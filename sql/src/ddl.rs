@@ -265,6 +265,189 @@ pub(crate) fn drop_owned_sequences(t: &mut ActiveTxn, table: &TableDef) -> SqlRe
     Ok(())
 }
 
+/// Writes (or deletes) a database entry in a transaction of its own: CREATE and DROP
+/// DATABASE cannot run inside a transaction block and are not rolled back, as in PostgreSQL.
+fn database_entry(engine: &SqlEngine, name: &str, create: bool) -> SqlResult<()> {
+    let mut txn = ActiveTxn::engine_db(engine).begin(gnomon_mvcc::Isolation::ReadCommitted);
+    let key = Key::Database(name.to_string()).encode();
+    if create {
+        Transaction::put(&mut txn, &key, Bytes::new())?;
+    } else {
+        Transaction::delete(&mut txn, &key)?;
+    }
+    txn.commit()?;
+    Ok(())
+}
+
+fn database_name(n: &ast::ObjectName) -> SqlResult<String> {
+    match n.0.as_slice() {
+        [ast::ObjectNamePart::Identifier(id)] => Ok(ident_name(id)),
+        _ => Err(SqlError::syntax("a database name is one identifier")),
+    }
+}
+
+/// CREATE DATABASE. NB: databases share one catalog namespace today: a session connected to
+/// another database sees the same tables (see the crate essay).
+pub(crate) fn create_database(
+    engine: &SqlEngine,
+    t: &ActiveTxn,
+    name: &ast::ObjectName,
+    if_not_exists: bool,
+    notices: &mut Vec<Notice>,
+) -> SqlResult<()> {
+    if t.in_explicit_block() {
+        return Err(SqlError::new(
+            SqlState::ACTIVE_SQL_TRANSACTION,
+            "CREATE DATABASE cannot run inside a transaction block",
+        ));
+    }
+    let name = database_name(name)?;
+    let mut dbs = engine
+        .databases
+        .write()
+        .map_err(|_| SqlError::internal("database list poisoned"))?;
+    if dbs.contains(&name) {
+        if if_not_exists {
+            notices.push(Notice {
+                code: "42P04",
+                message: format!("database \"{name}\" already exists, skipping"),
+                severity: "NOTICE",
+            });
+            return Ok(());
+        }
+        return Err(SqlError::new(
+            SqlState::DUPLICATE_DATABASE,
+            format!("database \"{name}\" already exists"),
+        ));
+    }
+    database_entry(engine, &name, true)?;
+    dbs.push(name);
+    Ok(())
+}
+
+/// DROP DATABASE [IF EXISTS]. The current database cannot be dropped (55006).
+pub(crate) fn drop_databases(
+    engine: &SqlEngine,
+    info: &SessionInfo,
+    t: &ActiveTxn,
+    names: &[ast::ObjectName],
+    if_exists: bool,
+    notices: &mut Vec<Notice>,
+) -> SqlResult<()> {
+    if t.in_explicit_block() {
+        return Err(SqlError::new(
+            SqlState::ACTIVE_SQL_TRANSACTION,
+            "DROP DATABASE cannot run inside a transaction block",
+        ));
+    }
+    for n in names {
+        let name = database_name(n)?;
+        if name == info.database {
+            return Err(SqlError::new(
+                SqlState::OBJECT_IN_USE,
+                "cannot drop the currently open database",
+            ));
+        }
+        let mut dbs = engine
+            .databases
+            .write()
+            .map_err(|_| SqlError::internal("database list poisoned"))?;
+        let Some(pos) = dbs.iter().position(|d| *d == name) else {
+            if if_exists {
+                notices.push(Notice {
+                    code: "00000",
+                    message: format!("database \"{name}\" does not exist, skipping"),
+                    severity: "NOTICE",
+                });
+                continue;
+            }
+            return Err(SqlError::new(
+                SqlState::INVALID_CATALOG_NAME,
+                format!("database \"{name}\" does not exist"),
+            ));
+        };
+        database_entry(engine, &name, false)?;
+        dbs.remove(pos);
+    }
+    Ok(())
+}
+
+fn schema_name(n: &ast::SchemaName) -> SqlResult<String> {
+    match n {
+        ast::SchemaName::Simple(n) | ast::SchemaName::NamedAuthorization(n, _) => database_name(n),
+        ast::SchemaName::UnnamedAuthorization(id) => Ok(ident_name(id)),
+    }
+}
+
+fn builtin_schema(name: &str) -> bool {
+    matches!(name, "public" | "pg_catalog" | "information_schema")
+}
+
+/// CREATE SCHEMA [IF NOT EXISTS] (transactional). NB: a schema is a name only: tables are
+/// still looked up by their last name part, whatever the qualifier (see the crate essay).
+pub(crate) fn create_schema(
+    t: &mut ActiveTxn,
+    name: &ast::SchemaName,
+    if_not_exists: bool,
+    notices: &mut Vec<Notice>,
+) -> SqlResult<()> {
+    let name = schema_name(name)?;
+    let key = Key::Schema(name.clone()).encode();
+    if builtin_schema(&name) || t.txn.get(&key)?.is_some() {
+        if if_not_exists {
+            notices.push(Notice {
+                code: "42P06",
+                message: format!("schema \"{name}\" already exists, skipping"),
+                severity: "NOTICE",
+            });
+            return Ok(());
+        }
+        return Err(SqlError::new(
+            SqlState::DUPLICATE_SCHEMA,
+            format!("schema \"{name}\" already exists"),
+        ));
+    }
+    Transaction::put(&mut t.txn, &key, Bytes::new())?;
+    t.ddl = true;
+    Ok(())
+}
+
+/// DROP SCHEMA [IF EXISTS].
+pub(crate) fn drop_schemas(
+    t: &mut ActiveTxn,
+    names: &[ast::ObjectName],
+    if_exists: bool,
+    notices: &mut Vec<Notice>,
+) -> SqlResult<()> {
+    for n in names {
+        let name = database_name(n)?;
+        let key = Key::Schema(name.clone()).encode();
+        if t.txn.get(&key)?.is_none() {
+            if builtin_schema(&name) {
+                return Err(SqlError::new(
+                    SqlState::DEPENDENT_OBJECTS,
+                    format!("cannot drop schema {name} because other objects depend on it"),
+                ));
+            }
+            if if_exists {
+                notices.push(Notice {
+                    code: "00000",
+                    message: format!("schema \"{name}\" does not exist, skipping"),
+                    severity: "NOTICE",
+                });
+                continue;
+            }
+            return Err(SqlError::new(
+                SqlState::INVALID_SCHEMA_NAME,
+                format!("schema \"{name}\" does not exist"),
+            ));
+        }
+        Transaction::delete(&mut t.txn, &key)?;
+        t.ddl = true;
+    }
+    Ok(())
+}
+
 /// What a column definition asks for beyond its [`ColumnDef`].
 struct ColumnExtras {
     /// A sequence to create and own (SERIAL, identity): its options.

@@ -114,9 +114,10 @@
 //! run in the written order; no table statistics), views, foreign keys, ON CONFLICT ...
 //! WHERE index_predicate, MERGE ... WHEN NOT MATCHED BY SOURCE and MERGE ... RETURNING
 //! (PostgreSQL 17), table locks around DDL (see `ddl.rs`), GENERATED ALWAYS refusing
-//! explicit values (it behaves as BY DEFAULT), interval and time types, arrays, non-UTC
-//! time zones (TimeZone may
-//! be SET but output stays UTC), locale collations (text compares bytewise, like `C`),
+//! explicit values (it behaves as BY DEFAULT), separate namespaces per database (CREATE
+//! DATABASE makes a name sessions can connect to; all databases see the same tables) and per
+//! schema (CREATE SCHEMA records a name; tables are found by their last name part), interval
+//! and time types, arrays, non-UTC time zones (TimeZone may be SET but output stays UTC), locale collations (text compares bytewise, like `C`),
 //! numeric beyond 28 significant digits and numeric NaN, and extra_float_digits < 1 output.
 //! Results are materialised in memory (no streaming portals). SET is not rolled back with
 //! its transaction.

@@ -103,7 +103,8 @@ pub const VERSION_STRING: &str =
 pub struct SqlEngine {
     db: Arc<Db>,
     pub(crate) catalog: Catalog,
-    databases: Vec<String>,
+    /// Database names (CREATE / DROP DATABASE change them at once, outside transactions).
+    pub(crate) databases: std::sync::RwLock<Vec<String>>,
     roles: Vec<String>,
 }
 
@@ -152,14 +153,17 @@ impl SqlEngine {
         Ok(Arc::new(SqlEngine {
             db,
             catalog,
-            databases,
+            databases: std::sync::RwLock::new(databases),
             roles,
         }))
     }
 
     /// Whether a database of this name exists.
     pub fn database_exists(&self, name: &str) -> bool {
-        self.databases.iter().any(|d| d == name)
+        self.databases
+            .read()
+            .map(|d| d.iter().any(|d| d == name))
+            .unwrap_or(false)
     }
 
     /// Whether a role of this name exists.
@@ -242,6 +246,16 @@ pub(crate) struct ActiveTxn {
 }
 
 impl ActiveTxn {
+    /// Inside BEGIN ... COMMIT (where CREATE DATABASE is refused).
+    pub(crate) fn in_explicit_block(&self) -> bool {
+        self.block == Block::Explicit
+    }
+
+    /// The database this engine runs on (for statements that commit on their own).
+    pub(crate) fn engine_db(engine: &SqlEngine) -> &Arc<Db> {
+        &engine.db
+    }
+
     /// The catalog version under which a plan bound now may be cached and a cached plan of
     /// that version may run: none once the transaction has DDL of its own.
     fn plan_version(&self) -> Option<u64> {
@@ -1549,6 +1563,18 @@ fn run_in(
         } => {
             match object_type {
                 ast::ObjectType::Table => {}
+                ast::ObjectType::Database => {
+                    crate::ddl::drop_databases(engine, info, t, names, *if_exists, notices)?;
+                    return Ok(Outcome::Command {
+                        tag: "DROP DATABASE".into(),
+                    });
+                }
+                ast::ObjectType::Schema => {
+                    crate::ddl::drop_schemas(t, names, *if_exists, notices)?;
+                    return Ok(Outcome::Command {
+                        tag: "DROP SCHEMA".into(),
+                    });
+                }
                 ast::ObjectType::Index => {
                     crate::ddl::drop_indexes(engine, t, names, *if_exists, notices)?;
                     return Ok(Outcome::Command {
@@ -1616,6 +1642,26 @@ fn run_in(
             crate::ddl::alter_table(engine, info, t, at, interrupt, sequences, notices)?;
             Ok(Outcome::Command {
                 tag: "ALTER TABLE".into(),
+            })
+        }
+        S::CreateDatabase {
+            db_name,
+            if_not_exists,
+            ..
+        } => {
+            crate::ddl::create_database(engine, t, db_name, *if_not_exists, notices)?;
+            Ok(Outcome::Command {
+                tag: "CREATE DATABASE".into(),
+            })
+        }
+        S::CreateSchema {
+            schema_name,
+            if_not_exists,
+            ..
+        } => {
+            crate::ddl::create_schema(t, schema_name, *if_not_exists, notices)?;
+            Ok(Outcome::Command {
+                tag: "CREATE SCHEMA".into(),
             })
         }
         S::CreateIndex(ci) => {

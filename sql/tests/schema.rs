@@ -685,3 +685,43 @@ fn merge_at_repeatable_read_fails_on_a_concurrent_change() {
     );
     assert_eq!(run(&mut s, "SELECT balance FROM acc"), "5\nSELECT 1");
 }
+
+#[test]
+fn databases_can_be_created_connected_to_and_dropped() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    {
+        let engine = open(dir.path());
+        let mut s = session(&engine);
+        assert_eq!(run(&mut s, "CREATE DATABASE slt_1"), "CREATE DATABASE");
+        assert!(run(&mut s, "CREATE DATABASE slt_1").starts_with("ERROR 42P04"));
+        assert!(run(&mut s, "BEGIN; CREATE DATABASE x")
+            .ends_with("ERROR 25001 CREATE DATABASE cannot run inside a transaction block"));
+        run(&mut s, "ROLLBACK");
+        let mut other = Session::new(engine.clone(), "gnomon", "slt_1").expect("connect");
+        assert!(run(&mut other, "DROP DATABASE slt_1").starts_with("ERROR 55006"));
+        assert_eq!(
+            run(&mut other, "SELECT current_database()"),
+            "slt_1\nSELECT 1"
+        );
+        assert!(Session::new(engine.clone(), "gnomon", "nope").is_err());
+        assert_eq!(run(&mut s, "CREATE SCHEMA app"), "CREATE SCHEMA");
+        assert!(run(&mut s, "CREATE SCHEMA app").starts_with("ERROR 42P06"));
+        assert!(run(&mut s, "CREATE SCHEMA public").starts_with("ERROR 42P06"));
+        assert_eq!(
+            run(&mut s, "BEGIN; DROP SCHEMA app; ROLLBACK"),
+            "BEGIN\nDROP SCHEMA\nROLLBACK"
+        );
+        assert!(run(&mut s, "CREATE SCHEMA IF NOT EXISTS app") == "CREATE SCHEMA");
+    }
+    // Databases survive a restart; a dropped one is gone.
+    let engine = open(dir.path());
+    assert!(Session::new(engine.clone(), "gnomon", "slt_1").is_ok());
+    let mut s = session(&engine);
+    assert_eq!(run(&mut s, "DROP DATABASE slt_1"), "DROP DATABASE");
+    assert!(Session::new(engine.clone(), "gnomon", "slt_1").is_err());
+    assert_eq!(
+        run(&mut s, "DROP DATABASE IF EXISTS slt_1"),
+        "DROP DATABASE"
+    );
+    assert_eq!(run(&mut s, "DROP SCHEMA app"), "DROP SCHEMA");
+}
