@@ -12,7 +12,7 @@ use gnomon_wal::{FileSystem, Lsn, RealFs, SyncPolicy, Wal, WalOptions};
 use crate::clock::{Clock, NodeId, SystemClock, Timestamp, WallClock};
 use crate::error::MvccError;
 use crate::events::{default_sink, percent, DbEvent, EventSink, PROGRESS_MIN_BYTES};
-use crate::locks::{LockManager, LockStats};
+use crate::locks::{LockManager, LockStats, LockWait, RowMode, TxnLocks};
 use crate::logical::LogicalClocks;
 use crate::maintenance::{Counters, MaintenanceStats};
 use crate::record::{
@@ -316,7 +316,7 @@ impl Db {
             writes: BTreeMap::new(),
             status: TxnStatus::Active,
         };
-        Txn::new(self.clone(), state, Vec::new(), started_us)
+        Txn::new(self.clone(), state, TxnLocks::default(), started_us)
     }
 
     /// Turns a transaction's plain state (from another node or a persisted 2PC record) back into
@@ -324,13 +324,19 @@ impl Db {
     /// SERIALIZABLE transaction's SIREAD locks are not part of its state; it is tracked again
     /// from here on, without its earlier reads (see [`crate::ssi`]).
     pub fn resume(self: &Arc<Self>, state: TxnState) -> Result<Txn, MvccError> {
-        let mut locked = Vec::with_capacity(state.writes.len());
+        let mut locks = TxnLocks::default();
         for key in state.writes.keys() {
-            if let Err(e) = self.locks.lock_row(state.id, key) {
-                self.locks.release_all(state.id, locked.iter());
+            let mode = match state.writes.get(key) {
+                Some(None) => RowMode::Update,
+                _ => RowMode::NoKeyUpdate,
+            };
+            if let Err(e) = self
+                .locks
+                .lock_row(&mut locks, state.id, key, mode, LockWait::Block)
+            {
+                self.locks.release_all(&mut locks, state.id);
                 return Err(e);
             }
-            locked.push(key.clone());
         }
         if state.isolation == Isolation::Serializable {
             self.ssi.begin(state.id, || {
@@ -343,7 +349,7 @@ impl Db {
         Ok(Txn::new(
             self.clone(),
             state,
-            locked,
+            locks,
             self.clock.wall_now_us(),
         ))
     }
@@ -597,6 +603,12 @@ impl Db {
 
     pub(crate) fn max_prepared(&self) -> usize {
         self.max_prepared
+    }
+
+    /// The lock manager: statistics ([`LockManager::stats`]), the lock view, settings, and the
+    /// key → table/partition mapping the SQL layer installs.
+    pub fn lock_manager(&self) -> &LockManager {
+        &self.locks
     }
 
     pub(crate) fn register_snapshot(&self, txn: TxnId) -> Timestamp {

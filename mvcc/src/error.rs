@@ -29,7 +29,24 @@ pub enum MvccError {
     Deadlock {
         /// The transactions of the cycle, starting with the victim.
         cycle: Vec<TxnId>,
+        /// One line per member of the cycle: what it waits for and who blocks it.
+        detail: String,
     },
+    /// A NOWAIT request found the lock held (PostgreSQL's 55P03).
+    #[error("could not obtain lock")]
+    LockNotAvailable {
+        /// What was asked for.
+        target: crate::locks::LockTarget,
+    },
+    /// A lock wait outlasted `lock_timeout` (55P03).
+    #[error("canceling statement due to lock timeout")]
+    LockTimeout,
+    /// A lock wait outlasted the statement's `statement_timeout` (57014).
+    #[error("canceling statement due to statement timeout")]
+    StatementTimeout,
+    /// A lock wait was cancelled by the client (57014).
+    #[error("canceling statement due to user request")]
+    Canceled,
     /// A timestamp from another node was too far ahead of the local clock.
     #[error(
         "timestamp {received} is more than {max_offset:?} ahead of the local clock ({local_us} µs)"

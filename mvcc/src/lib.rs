@@ -1,8 +1,9 @@
 //! # gnomon-mvcc: transactions over the versioned engine and the redo log
 //!
 //! This layer turns the engine's versioned key-value store and the WAL into transactions with
-//! PostgreSQL's isolation behaviour. It owns the hybrid logical clock, snapshots, row write
-//! locks (the seed of the lock manager), the commit pipeline and recovery.
+//! PostgreSQL's isolation behaviour. It owns the hybrid logical clock, snapshots, the lock
+//! manager ([`locks`]: table → partition → row with PostgreSQL's modes, escalation, deadlock
+//! detection; its protocol is in `src/locks/README.md`), the commit pipeline and recovery.
 //!
 //! ## Guarantees
 //!
@@ -17,7 +18,8 @@
 //!   If the first commits, a REPEATABLE READ writer fails with a retryable serialization error
 //!   and a READ COMMITTED writer goes on with the newest version ([`Txn::get_for_update`]); if
 //!   the first aborts, the second goes on. Lock cycles are found when the closing edge is added;
-//!   the youngest transaction of the cycle fails with a deadlock error.
+//!   the youngest transaction of the cycle fails with a deadlock error. Every lock is held to
+//!   the end of the transaction; waiters queue in FIFO order and are handed the lock.
 //! - **SERIALIZABLE is serializable.** SERIALIZABLE transactions run as REPEATABLE READ
 //!   plus serializable snapshot isolation ([`ssi`]): read-write antidependencies among them
 //!   are tracked through SIREAD locks on the keys and key ranges they read, and a transaction
@@ -120,8 +122,6 @@
 //!
 //! ## Deliberately left out (for now)
 //!
-//! - Shared/intention lock modes, escalation and lock waits with timeouts come with the
-//!   locking issue. SSI's own omissions are listed in [`ssi`].
 //! - Writes are buffered in the transaction until commit; there are no provisional versions in
 //!   the engine, so a huge transaction's write set lives in memory.
 //! - One WAL stream. With several, each commit record carries its HLC commit timestamp and
@@ -148,7 +148,10 @@ pub use error::MvccError;
 pub use events::{DbEvent, EventSink, PROGRESS_MIN_BYTES};
 pub use gnomon_engine::GcStats;
 pub use gnomon_wal::{Lsn, SyncPolicy, WalStats, BATCH_SIZE_BOUNDS};
-pub use locks::LockStats;
+pub use locks::{
+    Acquired, LockHierarchy, LockInfo, LockManager, LockSettings, LockStats, LockTarget, LockWait,
+    ObjectTag, PartitionId, RelId, RowLocked, RowMode, TableMode, WaitLimits,
+};
 pub use logical::{Causality, ClockValueError, LogicalClockError, LogicalClocks, VectorTime};
 pub use maintenance::{
     Maintenance, MaintenanceOptions, MaintenanceStats, DEFAULT_CHECKPOINT_TIMEOUT,

@@ -56,6 +56,7 @@ use gnomon_wal::Lsn;
 use crate::clock::Timestamp;
 use crate::db::Db;
 use crate::error::MvccError;
+use crate::locks::{LockWait, RowMode, TxnLocks};
 use crate::record::{
     encode_abort_prepared, encode_prepare, PrepareRecord, ABORT_PREPARED_RECORD, PREPARE_RECORD,
 };
@@ -83,7 +84,10 @@ pub struct PreparedInfo {
 /// A durable prepared transaction.
 pub(crate) struct Prepared {
     state: TxnState,
+    /// The row keys it holds locked (what the prepare record keeps).
     row_locks: Vec<Vec<u8>>,
+    /// The live locks (rows, and table/partition locks until a restart).
+    locks: TxnLocks,
     prepared_at: Timestamp,
     started_us: u64,
     owner: String,
@@ -132,6 +136,7 @@ impl PreparedSet {
                 prepared: Some(Prepared {
                     state,
                     row_locks,
+                    locks: TxnLocks::default(),
                     prepared_at,
                     // NB: the begin time is not logged; the prepare time stands in for it.
                     started_us: prepared_at.physical_us,
@@ -196,7 +201,8 @@ impl Db {
                 },
             );
         }
-        let (mut state, row_locks, started_us) = txn.into_prepared();
+        let (mut state, mut locks, started_us) = txn.into_prepared();
+        let row_locks = locks.row_keys();
         let id = state.id;
         let registry = self.registry();
         registry.writer_started(id, started_us);
@@ -226,6 +232,7 @@ impl Db {
                         prepared: Some(Prepared {
                             state,
                             row_locks,
+                            locks,
                             prepared_at,
                             started_us,
                             owner: owner.to_string(),
@@ -240,7 +247,7 @@ impl Db {
             Err(e) => {
                 set.by_gid.remove(gid);
                 drop(set);
-                self.locks().release_all(id, row_locks.iter());
+                self.locks().release_all(&mut locks, id);
                 registry.finished(id, Some(state.snapshot), None);
                 self.count_commit(false);
                 Err(e)
@@ -266,11 +273,11 @@ impl Db {
             Ok(ts) => {
                 let Prepared {
                     mut state,
-                    row_locks,
+                    mut locks,
                     ..
                 } = p;
                 self.prepared_set().by_gid.remove(gid);
-                self.locks().release_all(id, row_locks.iter());
+                self.locks().release_all(&mut locks, id);
                 self.registry().finished(id, Some(state.snapshot), Some(ts));
                 self.count_commit(true);
                 state.status = TxnStatus::Committed(ts);
@@ -296,11 +303,11 @@ impl Db {
             Ok(_) => {
                 let Prepared {
                     mut state,
-                    row_locks,
+                    mut locks,
                     ..
                 } = p;
                 self.prepared_set().by_gid.remove(gid);
-                self.locks().release_all(id, row_locks.iter());
+                self.locks().release_all(&mut locks, id);
                 self.registry().finished(id, Some(state.snapshot), None);
                 self.count_rollback();
                 state.status = TxnStatus::Aborted;
@@ -357,14 +364,15 @@ impl Db {
     /// Recovery, after replay: re-takes the locks and snapshot of every transaction still
     /// prepared and makes it visible to look-ups. Nothing else runs yet, so no lock waits.
     pub(crate) fn restore_prepared(&self) -> Result<usize, MvccError> {
-        let set = self.prepared_set();
-        for (gid, slot) in set.by_gid.iter() {
-            let Some(p) = slot.prepared.as_ref() else {
+        let mut set = self.prepared_set();
+        for (gid, slot) in set.by_gid.iter_mut() {
+            let Some(p) = slot.prepared.as_mut() else {
                 continue;
             };
             let id = p.state.id;
             for key in &p.row_locks {
-                self.locks().lock_row(id, key)?;
+                self.locks()
+                    .lock_row(&mut p.locks, id, key, RowMode::Update, LockWait::Block)?;
             }
             self.registry().shard(id).add_snapshot(p.state.snapshot);
             self.registry().recovered_prepared(id, gid, p.started_us);

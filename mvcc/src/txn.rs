@@ -11,7 +11,9 @@ use serde::{Deserialize, Serialize};
 use crate::clock::Timestamp;
 use crate::db::Db;
 use crate::error::MvccError;
-use crate::locks::Acquired;
+use crate::locks::{
+    Acquired, LockWait, RelId, RowLocked, RowMode, TableMode, TxnLocks, WaitLimits,
+};
 
 /// Identifies a transaction. Larger ids are younger: the deadlock detector aborts the largest.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -77,8 +79,8 @@ pub struct Txn {
     state: TxnState,
     /// For each write, the key and the write-set entry it replaced (None = there was none).
     undo: Vec<(Vec<u8>, Option<Option<Bytes>>)>,
-    /// Row locks held, released at commit or rollback.
-    locked: Vec<Vec<u8>>,
+    /// Table, partition and row locks held, released at commit or rollback.
+    locks: TxnLocks,
     /// When it began (wall clock, µs since the Unix epoch).
     started_us: u64,
     /// Whether the registry knows it as a writer (from its first write on).
@@ -98,12 +100,12 @@ impl fmt::Debug for Txn {
 }
 
 impl Txn {
-    pub(crate) fn new(db: Arc<Db>, state: TxnState, locked: Vec<Vec<u8>>, started_us: u64) -> Txn {
+    pub(crate) fn new(db: Arc<Db>, state: TxnState, locks: TxnLocks, started_us: u64) -> Txn {
         Txn {
             db,
             state,
             undo: Vec::new(),
-            locked,
+            locks,
             started_us,
             registered: false,
             finished: false,
@@ -117,7 +119,7 @@ impl Txn {
 
     /// PREPARE: hands over the state, the row locks and the start time without releasing
     /// anything; the snapshot stays registered. The handle is finished.
-    pub(crate) fn into_prepared(mut self) -> (TxnState, Vec<Vec<u8>>, u64) {
+    pub(crate) fn into_prepared(mut self) -> (TxnState, TxnLocks, u64) {
         self.finished = true;
         let state = TxnState {
             id: self.state.id,
@@ -126,7 +128,7 @@ impl Txn {
             writes: std::mem::take(&mut self.state.writes),
             status: self.state.status,
         };
-        (state, std::mem::take(&mut self.locked), self.started_us)
+        (state, std::mem::take(&mut self.locks), self.started_us)
     }
 
     /// The first write makes the transaction known to status look-ups (as PostgreSQL assigns
@@ -188,7 +190,15 @@ impl Txn {
     /// REPEATABLE READ the snapshot's version, or [`MvccError::Serialization`] if the row changed
     /// after the snapshot.
     pub fn get_for_update(&mut self, key: &[u8]) -> Result<Option<Bytes>, MvccError> {
-        self.lock_for_write(key)?;
+        self.lock_for_write(key, RowMode::NoKeyUpdate)?;
+        self.read_locked(key)
+    }
+
+    /// The value of a row this transaction has locked: its own write; else at READ COMMITTED
+    /// the newest version, published or not (with the lock held, an unpublished version can
+    /// only be the previous holder's, whose commit record precedes ours in the log); else the
+    /// snapshot's.
+    pub fn read_locked(&self, key: &[u8]) -> Result<Option<Bytes>, MvccError> {
         if let Some(own) = self.state.writes.get(key) {
             return Ok(own.clone());
         }
@@ -197,12 +207,15 @@ impl Txn {
             self.db.ssi().read_key(self.state.id, key)?;
         }
         let at = match self.state.isolation {
-            // The newest version, published or not: with the lock held, an unpublished version
-            // can only be the previous holder's, whose commit record precedes ours in the log.
             Isolation::ReadCommitted => gnomon_engine::Version::MAX,
             _ => self.state.snapshot.to_version(),
         };
         Ok(self.db.engine().get(key, at))
+    }
+
+    /// The database's lock manager (for the lock view).
+    pub fn lock_manager(&self) -> &crate::locks::LockManager {
+        self.db.locks()
     }
 
     /// Key-ordered scan of `[start, end)` bounds in this transaction's view (own writes merged
@@ -275,7 +288,11 @@ impl Txn {
     }
 
     fn write(&mut self, key: &[u8], value: Option<Bytes>) -> Result<(), MvccError> {
-        self.lock_for_write(key)?;
+        let mode = match value {
+            Some(_) => RowMode::NoKeyUpdate,
+            None => RowMode::Update,
+        };
+        self.lock_for_write(key, mode)?;
         if self.state.isolation == Isolation::Serializable {
             self.db.ssi().write_key(self.state.id, key)?;
         }
@@ -285,18 +302,64 @@ impl Txn {
         Ok(())
     }
 
-    fn lock_for_write(&mut self, key: &[u8]) -> Result<(), MvccError> {
-        if self.db.locks().lock_row(self.state.id, key)? == Acquired::New {
-            self.locked.push(key.to_vec());
-            if self.state.isolation != Isolation::ReadCommitted {
-                if let Some(latest) = self.db.engine().latest_version(key) {
-                    if latest > self.state.snapshot.to_version() {
-                        return Err(MvccError::Serialization { key: key.to_vec() });
-                    }
+    fn lock_for_write(&mut self, key: &[u8], mode: RowMode) -> Result<(), MvccError> {
+        self.lock_row(key, mode, LockWait::Block).map(|_| ())
+    }
+
+    /// Locks a row in `mode` (`SELECT ... FOR UPDATE` and friends; writes take theirs
+    /// themselves), with its table and partition intention locks. At REPEATABLE READ and above
+    /// a row changed after the snapshot fails with [`MvccError::Serialization`], as in
+    /// PostgreSQL. `SkipLocked` returns [`RowLocked::Skipped`] instead of waiting.
+    pub fn lock_row(
+        &mut self,
+        key: &[u8],
+        mode: RowMode,
+        wait: LockWait,
+    ) -> Result<RowLocked, MvccError> {
+        let r = self
+            .db
+            .locks()
+            .lock_row(&mut self.locks, self.state.id, key, mode, wait)?;
+        if r == RowLocked::New && self.state.isolation != Isolation::ReadCommitted {
+            if let Some(latest) = self.db.engine().latest_version(key) {
+                if latest > self.state.snapshot.to_version() {
+                    return Err(MvccError::Serialization { key: key.to_vec() });
                 }
             }
         }
-        Ok(())
+        Ok(r)
+    }
+
+    /// Takes a table lock in `mode`, held to the end of the transaction (SELECT: ACCESS SHARE,
+    /// DML: ROW EXCLUSIVE, DDL: ACCESS EXCLUSIVE, `LOCK TABLE`).
+    pub fn lock_table(
+        &mut self,
+        rel: RelId,
+        mode: TableMode,
+        wait: LockWait,
+    ) -> Result<Acquired, MvccError> {
+        self.db.locks().lock_object(
+            &mut self.locks,
+            self.state.id,
+            crate::locks::ObjectTag::Relation(rel),
+            crate::locks::ObjectMode::Table(mode),
+            wait,
+        )
+    }
+
+    /// Bulk work: about to write `rows` rows of `rel`. Past the table escalation threshold the
+    /// table lock (EXCLUSIVE) is tried now, without waiting; if granted, the rows take no row
+    /// locks (counted as an escalation).
+    pub fn bulk_write_hint(&mut self, rel: RelId, rows: usize) {
+        self.db
+            .locks()
+            .bulk_write_hint(&mut self.locks, self.state.id, rel, rows);
+    }
+
+    /// Bounds this transaction's lock waits from now on (`lock_timeout`, the statement's
+    /// deadline, the cancel flag).
+    pub fn set_wait_limits(&mut self, limits: WaitLimits) {
+        self.locks.limits = limits;
     }
 
     /// READ COMMITTED: the next statement reads a fresh snapshot. No effect at higher levels.
@@ -393,11 +456,8 @@ impl Txn {
     }
 
     fn release_locks(&mut self) {
-        if !self.locked.is_empty() {
-            self.db
-                .locks()
-                .release_all(self.state.id, self.locked.iter());
-            self.locked.clear();
+        if !self.locks.is_empty() {
+            self.db.locks().release_all(&mut self.locks, self.state.id);
         }
     }
 

@@ -21,6 +21,7 @@
 //!  gnomon_ssi_failures_total                            counter  40001 raised by SSI
 //!  gnomon_ssi_tracked_transactions                      gauge    serializable txns tracked
 //!  gnomon_ssi_siread_locks                              gauge    SIREAD point + range locks
+//!  gnomon_lock_{escalations,de_escalations,timeouts,not_available}_total   counters
 //!  gnomon_hlc_max_offset_seconds                        gauge    largest clock skew observed
 //!  gnomon_connections                                   gauge    sessions open
 //!  gnomon_connections_accepted_total                    counter
@@ -321,7 +322,7 @@ impl Metrics {
             (
                 "gnomon_lock_waits_total",
                 "counter",
-                "Row-lock requests that waited.",
+                "Lock requests (table, partition or row) that waited.",
                 db.locks.waits,
             ),
             (
@@ -353,6 +354,30 @@ impl Metrics {
                 "gauge",
                 "SIREAD locks held (point keys plus key ranges).",
                 (db.ssi.siread_points + db.ssi.siread_ranges) as u64,
+            ),
+            (
+                "gnomon_lock_escalations_total",
+                "counter",
+                "Row locks replaced by a partition or table lock, and partitions switched to partition-level locking by contention.",
+                db.locks.escalations,
+            ),
+            (
+                "gnomon_lock_de_escalations_total",
+                "counter",
+                "Hot partitions switched back to row locking.",
+                db.locks.de_escalations,
+            ),
+            (
+                "gnomon_lock_timeouts_total",
+                "counter",
+                "Lock waits ended by lock_timeout or statement_timeout.",
+                db.locks.timeouts,
+            ),
+            (
+                "gnomon_lock_not_available_total",
+                "counter",
+                "NOWAIT lock requests refused (55P03).",
+                db.locks.not_available,
             ),
             (
                 "gnomon_connections",

@@ -398,6 +398,9 @@ impl Catalog {
         txn: &dyn Transaction,
         name: &str,
     ) -> SqlResult<Option<Arc<TableDef>>> {
+        if name == "pg_locks" {
+            return Ok(Some(crate::locking::pg_locks_def()));
+        }
         let Some(idb) = txn.get(&Key::TableName(name.to_string()).encode())? else {
             return Ok(None);
         };

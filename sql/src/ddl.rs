@@ -771,6 +771,7 @@ pub(crate) fn create_index(
     }
     let tname = object_name(&ci.table_name)?;
     let table = engine.catalog.require(&t.txn, &tname)?;
+    crate::locking::lock_for_ddl(&mut t.txn, &table, gnomon_mvcc::TableMode::Share)?;
     let names = ci
         .columns
         .iter()
@@ -1019,6 +1020,7 @@ pub(crate) fn alter_table(
             format!("relation \"{name}\" does not exist"),
         ));
     };
+    crate::locking::lock_for_ddl(&mut t.txn, &def, gnomon_mvcc::TableMode::AccessExclusive)?;
     use ast::AlterTableOperation as Op;
     for op in &at.operations {
         interrupt.check()?;

@@ -87,6 +87,8 @@ impl SqlState {
     pub const DEADLOCK_DETECTED: SqlState = SqlState("40P01");
     /// 57014 query_canceled.
     pub const QUERY_CANCELED: SqlState = SqlState("57014");
+    /// lock_not_available (NOWAIT, lock_timeout)
+    pub const LOCK_NOT_AVAILABLE: SqlState = SqlState("55P03");
     /// 0A000 feature_not_supported.
     pub const FEATURE_NOT_SUPPORTED: SqlState = SqlState("0A000");
     /// 08P01 protocol_violation.
@@ -230,7 +232,14 @@ impl From<gnomon_mvcc::MvccError> for SqlError {
                     .with_detail(reason.clone())
                     .with_hint("The transaction might succeed if retried.");
             }
-            MvccError::Deadlock { .. } => SqlState::DEADLOCK_DETECTED,
+            MvccError::Deadlock { detail, .. } => {
+                return SqlError::new(SqlState::DEADLOCK_DETECTED, e.to_string())
+                    .with_detail(detail.clone());
+            }
+            MvccError::LockNotAvailable { .. } | MvccError::LockTimeout => {
+                SqlState::LOCK_NOT_AVAILABLE
+            }
+            MvccError::StatementTimeout | MvccError::Canceled => SqlState::QUERY_CANCELED,
             MvccError::Io { .. } | MvccError::Wal(_) => SqlState::IO_ERROR,
             MvccError::MalformedRecord { .. } | MvccError::CorruptClockFile { .. } => {
                 SqlState::DATA_CORRUPTED

@@ -413,7 +413,7 @@ fn aggregate(env: Env<'_>, plan: &AggPlan, rows: Vec<Vec<Value>>) -> SqlResult<V
     Ok(out)
 }
 
-fn count_arg(env: Env<'_>, e: Option<&Expr>, what: &str) -> SqlResult<Option<i64>> {
+pub(crate) fn count_arg(env: Env<'_>, e: Option<&Expr>, what: &str) -> SqlResult<Option<i64>> {
     let Some(e) = e else { return Ok(None) };
     match env.eval(e, &[])? {
         Value::Null => Ok(None),

@@ -50,6 +50,9 @@
 //!    serializes concurrent inserters of the value (see `index.rs`).
 //! 10. Sequence values are not transactional: a value handed out is never handed out again,
 //!     also after a crash (see [`sequence`]).
+//! 11. Every statement takes PostgreSQL's table lock before it reads or writes (SELECT ACCESS
+//!     SHARE, `FOR <row mode>` ROW SHARE, DML ROW EXCLUSIVE, DDL ACCESS EXCLUSIVE), held to the
+//!     end of the transaction; see `locking.rs` and `mvcc/src/locks/README.md`.
 //!
 //! ## Data layout
 //!
@@ -131,6 +134,7 @@ pub(crate) mod exec;
 pub(crate) mod explain;
 pub(crate) mod expr;
 pub(crate) mod index;
+pub(crate) mod locking;
 pub(crate) mod plan;
 pub(crate) mod query;
 pub mod sequence;

@@ -32,11 +32,13 @@ use crate::expr::{
     arithmetic_type, assignable, cast, castable, comparison_type, op_symbol, truth, BinOp, Clock,
     Expr, Func, StatementTimes, SubqueryKind,
 };
+use crate::locking::{lock_error, row_lock_of, RowLockSpec, PG_LOCKS_ID};
 use crate::plan::{JoinPlan, Nesting, RecursivePlan, Scope, ScopeColumn, SetOpPlan};
 use crate::session::{Column, Interrupt, Outcome};
 use crate::storage::Transaction;
 use crate::types::{DataType, Value, NUMERIC};
 use crate::window::{WindowCall, WindowFunc};
+use gnomon_mvcc::{LockWait, RelId, RowLocked, RowMode, TableMode};
 
 mod merge;
 
@@ -276,6 +278,8 @@ pub(crate) struct SelectPlan {
     /// Which columns of a table source the query reads (filter, grouping, aggregates,
     /// projection); the others are not decoded (they read as NULL, and nothing looks at them).
     pub needed: Vec<bool>,
+    /// `FOR UPDATE` and friends: the returned rows are locked (see `run_select_locked`).
+    pub lock: Option<RowLockSpec>,
 }
 
 #[derive(Debug, Clone)]
@@ -1669,9 +1673,14 @@ impl Binder<'_> {
     }
 
     fn bind_query_body(&mut self, q: &ast::Query) -> SqlResult<SelectPlan> {
-        if q.fetch.is_some() || !q.locks.is_empty() {
-            return Err(SqlError::unsupported("FETCH / FOR UPDATE"));
+        if q.fetch.is_some() {
+            return Err(SqlError::unsupported("FETCH"));
         }
+        let lock = match q.locks.as_slice() {
+            [] => None,
+            [c] => Some(row_lock_of(c)?),
+            _ => return Err(SqlError::unsupported("more than one locking clause")),
+        };
         let select = match q.body.as_ref() {
             ast::SetExpr::Select(s) => s,
             ast::SetExpr::Query(inner) if q.order_by.is_none() && q.limit_clause.is_none() => {
@@ -1908,6 +1917,21 @@ impl Binder<'_> {
             Some(ast::Distinct::On(_)) => return Err(SqlError::unsupported("DISTINCT ON")),
         };
         let (limit, offset) = self.bind_limit(q)?;
+        if let Some(l) = lock {
+            let refused = if agg_state.is_some() {
+                Some("aggregate functions")
+            } else if distinct {
+                Some("DISTINCT clause")
+            } else {
+                None
+            };
+            if let Some(what) = refused {
+                return Err(SqlError::new(
+                    SqlState::FEATURE_NOT_SUPPORTED,
+                    format!("{} is not allowed with {what}", l.mode.sql_name()),
+                ));
+            }
+        }
         let agg = agg_state.map(|st| AggPlan {
             group_by: st.group_exprs,
             aggs: st.aggs,
@@ -2009,6 +2033,7 @@ impl Binder<'_> {
             offset,
             columns,
             needed,
+            lock,
         })
     }
 
@@ -2164,6 +2189,7 @@ impl Binder<'_> {
             offset,
             columns,
             needed: vec![],
+            lock: None,
         })
     }
 
@@ -3184,6 +3210,9 @@ pub(crate) fn read_raw(
         Ok(pairs)
     };
     match access {
+        Access::Full if def.id == PG_LOCKS_ID => {
+            Ok(crate::locking::pg_locks_rows(def, ctx.rd.txn.lock_view()))
+        }
         Access::Full => {
             ctx.rd.count(|s| s.full_scans += 1);
             let pairs = ctx
@@ -3299,6 +3328,9 @@ pub(crate) fn run_select(
     ctx: &mut ExecContext<'_>,
     plan: &SelectPlan,
 ) -> SqlResult<Vec<Vec<Value>>> {
+    if let (Some(spec), Source::Table { def, access }) = (plan.lock, &plan.source) {
+        return run_select_locked(ctx, plan, def, access, spec);
+    }
     let reader = ctx.reader();
     crate::exec::select_rows(reader.env(), plan)
 }
@@ -3308,6 +3340,177 @@ fn passes(ctx: &ExecContext<'_>, filter: Option<&Expr>, row: &[Value]) -> SqlRes
         None => Ok(true),
         Some(f) => Ok(truth(&ctx.eval(f, row)?) == Some(true)),
     }
+}
+
+/// The ORDER BY comparison of two projected rows.
+fn order_rows(order: &[SortKey], a: &[Value], b: &[Value]) -> std::cmp::Ordering {
+    for k in order {
+        let (x, y) = (&a[k.index], &b[k.index]);
+        let o = match (x.is_null(), y.is_null()) {
+            (true, true) => std::cmp::Ordering::Equal,
+            (true, false) => {
+                if k.nulls_first {
+                    std::cmp::Ordering::Less
+                } else {
+                    std::cmp::Ordering::Greater
+                }
+            }
+            (false, true) => {
+                if k.nulls_first {
+                    std::cmp::Ordering::Greater
+                } else {
+                    std::cmp::Ordering::Less
+                }
+            }
+            _ => {
+                let o = crate::types::compare_values(x, y).unwrap_or(std::cmp::Ordering::Equal);
+                if k.desc {
+                    o.reverse()
+                } else {
+                    o
+                }
+            }
+        };
+        if o != std::cmp::Ordering::Equal {
+            return o;
+        }
+    }
+    std::cmp::Ordering::Equal
+}
+
+/// `SELECT ... FOR <row mode>` over a table, as PostgreSQL's LockRows node: rows that pass the
+/// filter are sorted, then locked one by one in output order until LIMIT rows (after OFFSET)
+/// are locked. A row that changed while we waited for its lock is judged again in its current
+/// version (READ COMMITTED; REPEATABLE READ fails with 40001 instead), a deleted one is
+/// dropped, and SKIP LOCKED drops rows another transaction holds.
+fn run_select_locked(
+    ctx: &mut ExecContext<'_>,
+    plan: &SelectPlan,
+    def: &TableDef,
+    access: &Access,
+    spec: RowLockSpec,
+) -> SqlResult<Vec<Vec<Value>>> {
+    let pairs: Vec<(Vec<u8>, Bytes)> = {
+        let reader = ctx.reader();
+        let env = reader.env();
+        match access {
+            Access::Point(exprs) => read_point(env, def, exprs)?.into_iter().collect(),
+            other => read_raw(env, def, other)?,
+        }
+    };
+    // Judges a stored row: Some(projected row) if it passes the filter.
+    let judge = |ctx: &mut ExecContext<'_>, bytes: &Bytes| -> SqlResult<Option<Vec<Value>>> {
+        let r = crate::catalog::decode_table_columns(def, bytes, &plan.needed)?;
+        let reader = ctx.reader();
+        let env = reader.env();
+        if let Some(f) = &plan.filter {
+            if truth(&env.eval(f, &r)?) != Some(true) {
+                return Ok(None);
+            }
+        }
+        plan.project
+            .iter()
+            .map(|e| env.eval(e, &r))
+            .collect::<SqlResult<Vec<_>>>()
+            .map(Some)
+    };
+    let mut candidates = Vec::with_capacity(pairs.len());
+    for (key, bytes) in pairs {
+        ctx.interrupt.check()?;
+        if let Some(row) = judge(ctx, &bytes)? {
+            candidates.push((row, key, bytes));
+        }
+    }
+    if !plan.order.is_empty() {
+        candidates.sort_by(|a, b| order_rows(&plan.order, &a.0, &b.0));
+    }
+    let (offset, limit) = {
+        let reader = ctx.reader();
+        let env = reader.env();
+        (
+            crate::exec::count_arg(env, plan.offset.as_ref(), "OFFSET")?.unwrap_or(0) as usize,
+            crate::exec::count_arg(env, plan.limit.as_ref(), "LIMIT")?.map(|l| l as usize),
+        )
+    };
+    let mut out = Vec::new();
+    let mut locked = 0usize;
+    for (mut row, key, bytes) in candidates {
+        if limit.is_some_and(|l| out.len() >= l) {
+            break;
+        }
+        ctx.interrupt.check()?;
+        let got = ctx
+            .txn
+            .lock_row(&key, spec.mode, spec.wait)
+            .map_err(|e| lock_error(e, &def.name))?;
+        if got == RowLocked::Skipped {
+            continue;
+        }
+        match ctx.txn.read_locked(&key)? {
+            None => continue,
+            Some(now) if now != bytes => match judge(ctx, &now)? {
+                Some(r) => row = r,
+                None => continue,
+            },
+            Some(_) => {}
+        }
+        locked += 1;
+        if locked > offset {
+            row.truncate(plan.visible);
+            out.push(row);
+        }
+    }
+    Ok(out)
+}
+
+/// Takes the table locks a plan needs before it reads or writes (see `locking`).
+fn lock_plan_tables(ctx: &mut ExecContext<'_>, plan: &Plan) -> SqlResult<()> {
+    let lock = |ctx: &mut ExecContext<'_>, def: &TableDef, mode: TableMode| {
+        if def.id == PG_LOCKS_ID {
+            return Ok(());
+        }
+        ctx.txn
+            .lock_table(RelId(def.id.0), mode, LockWait::Block)
+            .map(|_| ())
+            .map_err(|e| lock_error(e, &def.name))
+    };
+    let read_source = |s: &SelectPlan| match &s.source {
+        Source::Table { def, .. } => Some((
+            def.clone(),
+            if s.lock.is_some() {
+                TableMode::RowShare
+            } else {
+                TableMode::AccessShare
+            },
+        )),
+        _ => None,
+    };
+    let (target, source) = match plan {
+        Plan::Select(s) => (None, read_source(s)),
+        Plan::Insert { table, source, .. } => (
+            Some(table),
+            match source {
+                InsertSource::Query(q) => read_source(q),
+                InsertSource::Values(_) => None,
+            },
+        ),
+        Plan::Update { table, .. } | Plan::Delete { table, .. } => (Some(table), None),
+        // NB: MERGE's source table (when it is one) is read without a table lock.
+        Plan::Merge(m) => (Some(&m.target), None),
+    };
+    if let Some(t) = target {
+        if t.id == PG_LOCKS_ID {
+            return Err(SqlError::new(
+                SqlState::FEATURE_NOT_SUPPORTED,
+                "cannot change view \"pg_locks\"",
+            ));
+        }
+        lock(ctx, t, TableMode::RowExclusive)?;
+    }
+    if let Some((def, mode)) = source {
+        lock(ctx, &def, mode)?;
+    }
+    Ok(())
 }
 
 /// Converts a value for storing into column `col` of `def` (typmods, NOT NULL).
@@ -3446,6 +3649,7 @@ fn dml_outcome(tag: String, returning: &Option<Returning>, rows: Vec<Vec<Value>>
 
 /// Executes a plan.
 pub(crate) fn execute(ctx: &mut ExecContext<'_>, plan: &Plan) -> SqlResult<Outcome> {
+    lock_plan_tables(ctx, plan)?;
     match plan {
         Plan::Select(s) => {
             let rows = run_select(ctx, s)?;
@@ -3489,6 +3693,10 @@ pub(crate) fn execute(ctx: &mut ExecContext<'_>, plan: &Plan) -> SqlResult<Outco
                 }
                 InsertSource::Query(q) => run_select(ctx, q)?.into_iter().map(placed).collect(),
             };
+            if !table.has_rowid() {
+                // Bulk work: past the escalation threshold the table lock replaces row locks.
+                ctx.txn.bulk_write_hint(RelId(table.id.0), input.len());
+            }
             let mut out_rows = Vec::new();
             let mut affected = crate::upsert::Affected::default();
             let mut n = 0u64;
@@ -3591,6 +3799,10 @@ pub(crate) fn execute(ctx: &mut ExecContext<'_>, plan: &Plan) -> SqlResult<Outco
                 };
                 ctx.check_row(table, &new_row)?;
                 if new_key != key {
+                    // Changing a key column: the old row is locked FOR UPDATE, as in PostgreSQL.
+                    ctx.txn
+                        .lock_row(&key, RowMode::Update, LockWait::Block)
+                        .map_err(|e| lock_error(e, &table.name))?;
                     if ctx.txn.get_for_update(&new_key)?.is_some() {
                         return Err(duplicate_key(table, &new_row));
                     }
@@ -3618,6 +3830,11 @@ pub(crate) fn execute(ctx: &mut ExecContext<'_>, plan: &Plan) -> SqlResult<Outco
             let mut n = 0u64;
             for (key, seen) in rows {
                 ctx.interrupt.check()?;
+                // DELETE locks FOR UPDATE (the write itself would too; first, so the re-read
+                // below happens under the strongest lock).
+                ctx.txn
+                    .lock_row(&key, RowMode::Update, LockWait::Block)
+                    .map_err(|e| lock_error(e, &table.name))?;
                 let Some(row) = lock_matching_row(ctx, table, &key, &seen, filter.as_ref())? else {
                     continue;
                 };

@@ -10,8 +10,6 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use gnomon_mvcc::{Db, Isolation, Savepoint, Txn};
 use sqlparser::ast;
-use sqlparser::dialect::PostgreSqlDialect;
-use sqlparser::parser::Parser;
 
 use crate::catalog::{Catalog, CATALOG_FORMAT_VERSION};
 use crate::encoding::{Key, KeyPrefix, TableId};
@@ -73,9 +71,20 @@ pub enum TxnStatus {
 pub(crate) struct Interrupt {
     cancel: Arc<AtomicBool>,
     deadline: Option<Instant>,
+    /// `lock_timeout` (None = wait as long as the statement may).
+    lock_timeout: Option<Duration>,
 }
 
 impl Interrupt {
+    /// The same bounds for the transaction's lock waits.
+    pub(crate) fn wait_limits(&self) -> gnomon_mvcc::WaitLimits {
+        gnomon_mvcc::WaitLimits {
+            lock_timeout: self.lock_timeout,
+            statement_deadline: self.deadline,
+            cancel: Some(self.cancel.clone()),
+        }
+    }
+
     pub(crate) fn check(&self) -> SqlResult<()> {
         if self.cancel.swap(false, Ordering::AcqRel) {
             return Err(SqlError::new(
@@ -112,6 +121,7 @@ impl SqlEngine {
     /// Opens the SQL layer on `db`, bootstrapping the catalog on first open (database `gnomon`,
     /// superuser `gnomon`).
     pub fn open(db: Arc<Db>) -> Result<Arc<SqlEngine>, SqlError> {
+        crate::locking::install(&db);
         let mut txn = db.begin(Isolation::RepeatableRead);
         match Transaction::get(&txn, &Key::Meta.encode())? {
             None => {
@@ -288,6 +298,7 @@ const SETTINGS: &[(&str, &str)] = &[
     ("TimeZone", "UTC"),
     ("search_path", "\"$user\", public"),
     ("statement_timeout", "0"),
+    ("lock_timeout", "0"),
     ("default_transaction_isolation", "read committed"),
     ("server_version", "15.0"),
     ("server_encoding", "UTF8"),
@@ -338,13 +349,18 @@ fn ast_isolation(l: &ast::TransactionIsolationLevel) -> Isolation {
 
 /// Parses a statement_timeout value into milliseconds.
 fn parse_timeout_ms(v: &str) -> SqlResult<u64> {
+    parse_duration_ms("statement_timeout", v)
+}
+
+/// Parses a duration setting (`250`, `250ms`, `2s`, `1min`) into milliseconds.
+fn parse_duration_ms(name: &str, v: &str) -> SqlResult<u64> {
     let t = v.trim().to_ascii_lowercase();
     let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
     let (num, unit) = t.split_at(split);
     let n: u64 = num.parse().map_err(|_| {
         SqlError::new(
             SqlState::INVALID_PARAMETER_VALUE,
-            format!("invalid value for parameter \"statement_timeout\": \"{v}\""),
+            format!("invalid value for parameter \"{name}\": \"{v}\""),
         )
     })?;
     let mult = match unit.trim() {
@@ -356,7 +372,7 @@ fn parse_timeout_ms(v: &str) -> SqlResult<u64> {
         _ => {
             return Err(SqlError::new(
                 SqlState::INVALID_PARAMETER_VALUE,
-                format!("invalid value for parameter \"statement_timeout\": \"{v}\""),
+                format!("invalid value for parameter \"{name}\": \"{v}\""),
             ))
         }
     };
@@ -576,7 +592,13 @@ impl Session {
 
     fn interrupt(&self) -> Interrupt {
         let ms = self.statement_timeout_ms;
+        let lock_ms = self
+            .settings
+            .get("lock_timeout")
+            .and_then(|v| parse_duration_ms("lock_timeout", v).ok())
+            .unwrap_or(0);
         Interrupt {
+            lock_timeout: (lock_ms > 0).then(|| Duration::from_millis(lock_ms)),
             cancel: self.cancel.clone(),
             deadline: if ms > 0 {
                 Some(Instant::now() + Duration::from_millis(ms))
@@ -598,7 +620,7 @@ impl Session {
             self.cancel.store(false, Ordering::Release);
             return vec![r];
         }
-        let stmts = match Parser::parse_sql(&PostgreSqlDialect {}, sql) {
+        let stmts = match crate::locking::parse_sql(sql) {
             Ok(s) => s,
             Err(e) => {
                 // sqlparser does not know the 2PC statements: only a refused message can hold one.
@@ -1020,6 +1042,14 @@ impl Session {
                     return Ok(());
                 }
             }
+            "lock_timeout" => {
+                if let Some(v) = &value {
+                    let ms = parse_duration_ms("lock_timeout", v)?;
+                    self.settings
+                        .insert("lock_timeout".into(), format_timeout(ms));
+                    return Ok(());
+                }
+            }
             "datestyle" => {
                 if let Some(v) = &value {
                     let merged = merge_datestyle(
@@ -1176,6 +1206,7 @@ impl Session {
             return Err(SqlError::internal("no transaction"));
         };
         t.next_statement(&engine.catalog);
+        t.txn.set_wait_limits(interrupt.wait_limits());
         let mut notices = Vec::new();
         let sequences = self.sequences.clone();
         let result = run_in(
@@ -1200,7 +1231,7 @@ impl Session {
         sql: &str,
         param_types: &[Option<DataType>],
     ) -> Result<Prepared, SqlError> {
-        let mut stmts = match Parser::parse_sql(&PostgreSqlDialect {}, sql) {
+        let mut stmts = match crate::locking::parse_sql(sql) {
             Ok(stmts) => stmts,
             Err(e) => match twopc::single(sql) {
                 Some(cmd) => {
@@ -1397,6 +1428,7 @@ impl Session {
             return Err(SqlError::internal("no transaction"));
         };
         t.next_statement(&engine.catalog);
+        t.txn.set_wait_limits(interrupt.wait_limits());
         let version = t.plan_version();
         let cached = {
             let guard = p
@@ -1607,6 +1639,13 @@ fn run_in(
                     }
                 }
             }
+            for def in &defs {
+                crate::locking::lock_for_ddl(
+                    &mut t.txn,
+                    def,
+                    gnomon_mvcc::TableMode::AccessExclusive,
+                )?;
+            }
             for def in defs {
                 catalog.drop_table(&mut t.txn, &def)?;
                 crate::ddl::drop_owned_sequences(t, &def)?;
@@ -1621,6 +1660,13 @@ fn run_in(
             let mut defs = Vec::new();
             for target in &tr.table_names {
                 defs.push(catalog.require(&t.txn, &object_name(&target.name)?)?);
+            }
+            for def in &defs {
+                crate::locking::lock_for_ddl(
+                    &mut t.txn,
+                    def,
+                    gnomon_mvcc::TableMode::AccessExclusive,
+                )?;
             }
             for def in defs {
                 interrupt.check()?;
@@ -1689,6 +1735,32 @@ fn run_in(
             )?;
             Ok(Outcome::Command {
                 tag: "CREATE SEQUENCE".into(),
+            })
+        }
+        S::Lock(lock) => {
+            if t.block != Block::Explicit {
+                return Err(SqlError::new(
+                    SqlState::NO_ACTIVE_SQL_TRANSACTION,
+                    "LOCK TABLE can only be used in transaction blocks",
+                ));
+            }
+            let mode = crate::locking::table_mode_of(lock.lock_mode.as_ref());
+            let wait = if lock.nowait {
+                gnomon_mvcc::LockWait::NoWait
+            } else {
+                gnomon_mvcc::LockWait::Block
+            };
+            let mut defs = Vec::new();
+            for target in &lock.tables {
+                defs.push(catalog.require(&t.txn, &object_name(&target.name)?)?);
+            }
+            for def in defs {
+                t.txn
+                    .lock_table(gnomon_mvcc::RelId(def.id.0), mode, wait)
+                    .map_err(|e| crate::locking::lock_error(e, &def.name))?;
+            }
+            Ok(Outcome::Command {
+                tag: "LOCK TABLE".into(),
             })
         }
         other => Err(SqlError::unsupported(format!(

@@ -9,6 +9,7 @@
 use std::ops::Bound;
 
 use bytes::Bytes;
+use gnomon_mvcc::{Acquired, LockInfo, LockWait, MvccError, RelId, RowLocked, RowMode, TableMode};
 
 use crate::error::SqlResult;
 
@@ -47,6 +48,28 @@ pub trait Transaction {
     fn db(&self) -> Option<&gnomon_mvcc::Db> {
         None
     }
+    /// Takes a table lock held to the end of the transaction. The raw error lets the caller
+    /// name the table (55P03 messages).
+    fn lock_table(
+        &mut self,
+        rel: RelId,
+        mode: TableMode,
+        wait: LockWait,
+    ) -> Result<Acquired, MvccError>;
+    /// Locks a row (`SELECT ... FOR ...`, DELETE's FOR UPDATE).
+    fn lock_row(
+        &mut self,
+        key: &[u8],
+        mode: RowMode,
+        wait: LockWait,
+    ) -> Result<RowLocked, MvccError>;
+    /// The current value of a row this transaction has locked (newest at READ COMMITTED).
+    fn read_locked(&self, key: &[u8]) -> SqlResult<Option<Bytes>>;
+    /// Every held and awaited lock of the database (`pg_locks`).
+    fn lock_view(&self) -> Vec<LockInfo>;
+    /// About to write `rows` rows of `rel` in one statement: past the lock manager's table
+    /// escalation threshold the table lock is taken now (if free) instead of row locks.
+    fn bulk_write_hint(&mut self, rel: RelId, rows: usize);
 }
 
 impl Transaction for gnomon_mvcc::Txn {
@@ -90,5 +113,35 @@ impl Transaction for gnomon_mvcc::Txn {
 
     fn db(&self) -> Option<&gnomon_mvcc::Db> {
         Some(gnomon_mvcc::Txn::db(self))
+    }
+
+    fn lock_table(
+        &mut self,
+        rel: RelId,
+        mode: TableMode,
+        wait: LockWait,
+    ) -> Result<Acquired, MvccError> {
+        gnomon_mvcc::Txn::lock_table(self, rel, mode, wait)
+    }
+
+    fn lock_row(
+        &mut self,
+        key: &[u8],
+        mode: RowMode,
+        wait: LockWait,
+    ) -> Result<RowLocked, MvccError> {
+        gnomon_mvcc::Txn::lock_row(self, key, mode, wait)
+    }
+
+    fn read_locked(&self, key: &[u8]) -> SqlResult<Option<Bytes>> {
+        Ok(gnomon_mvcc::Txn::read_locked(self, key)?)
+    }
+
+    fn lock_view(&self) -> Vec<LockInfo> {
+        self.lock_manager().view()
+    }
+
+    fn bulk_write_hint(&mut self, rel: RelId, rows: usize) {
+        gnomon_mvcc::Txn::bulk_write_hint(self, rel, rows)
     }
 }
