@@ -10,6 +10,9 @@
 //! http = "127.0.0.1:9187"      # admin HTTP listener (/metrics, /health, clock API); off if absent
 //! log_level = "info"           # error, warn, info, debug or trace
 //! max_prepared_transactions = 100  # 2PC transactions prepared at once; 0 disables PREPARE TRANSACTION
+//! checkpoint_wal_size = "64MB" # checkpoint once this much WAL was written (crate::maintenance)
+//! checkpoint_timeout = "5min"  # ... or this long passed with writes
+//! gc_window = "5min"           # Δgc: superseded row versions are kept at least this long
 //! ```
 
 use std::net::{SocketAddr, ToSocketAddrs};
@@ -18,6 +21,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use crate::error::ServerError;
+use crate::maintenance::{MaintenanceConfig, SettingValue};
 
 /// Default data directory, relative to the working directory.
 pub const DEFAULT_DATA_DIR: &str = "./gnomon-data";
@@ -49,9 +53,18 @@ OPTIONS:
     --max-prepared-transactions N
                           transactions prepared (two-phase commit) at once
                           (default 100; 0 refuses PREPARE TRANSACTION)
+    --checkpoint-wal-size SIZE
+                          checkpoint once this much WAL was written since the
+                          last one (default 64MB; units B, kB, MB, GB)
+    --checkpoint-timeout TIME
+                          checkpoint at least this often while anything is
+                          written (default 5min; units ms, s, min, h, d)
+    --gc-window TIME      keep superseded row versions at least this long
+                          (default 5min); a background task then collects them
     --config FILE         TOML file with keys data_dir, listen, fsync,
                           max_connections, http, log_level,
-                          max_prepared_transactions (flags override the file)
+                          max_prepared_transactions, checkpoint_wal_size,
+                          checkpoint_timeout, gc_window (flags override the file)
     -h, --help            print this help
 
 Connect with: psql -h 127.0.0.1 -p 5433 -U gnomon gnomon
@@ -74,6 +87,8 @@ pub struct Config {
     pub log_level: String,
     /// Most transactions prepared at once (`max_prepared_transactions`; 0 disables 2PC).
     pub max_prepared_transactions: usize,
+    /// Checkpoint and GC settings.
+    pub maintenance: MaintenanceConfig,
 }
 
 impl Default for Config {
@@ -86,6 +101,7 @@ impl Default for Config {
             http: None,
             log_level: DEFAULT_LOG_LEVEL.to_string(),
             max_prepared_transactions: gnomon_mvcc::DEFAULT_MAX_PREPARED_TRANSACTIONS,
+            maintenance: MaintenanceConfig::default(),
         }
     }
 }
@@ -110,6 +126,9 @@ struct FileConfig {
     http: Option<String>,
     log_level: Option<String>,
     max_prepared_transactions: Option<usize>,
+    checkpoint_wal_size: Option<SettingValue>,
+    checkpoint_timeout: Option<SettingValue>,
+    gc_window: Option<SettingValue>,
 }
 
 impl Command {
@@ -122,6 +141,7 @@ impl Command {
         let mut config_file = None;
         let mut http = None;
         let mut log_level = None;
+        let mut maintenance = Vec::new();
         let mut args = args.into_iter();
         while let Some(arg) = args.next() {
             let (flag, inline) = match arg.split_once('=') {
@@ -159,6 +179,9 @@ impl Command {
                 "--config" => config_file = Some(PathBuf::from(value("--config")?)),
                 "--http" => http = Some(value("--http")?),
                 "--log-level" => log_level = Some(value("--log-level")?),
+                "--checkpoint-wal-size" | "--checkpoint-timeout" | "--gc-window" => {
+                    maintenance.push((flag.clone(), value(&flag)?));
+                }
                 other => {
                     return Err(ServerError::Usage(format!(
                         "unknown argument {other:?} (try --help)"
@@ -188,6 +211,11 @@ impl Command {
         if let Some(level) = log_level {
             config.log_level = level;
         }
+        for (flag, value) in maintenance {
+            config
+                .maintenance
+                .set(flag.trim_start_matches('-'), &value)?;
+        }
         Ok(Command::Run(config))
     }
 }
@@ -208,6 +236,18 @@ impl Config {
     fn from_toml(text: &str) -> Result<Config, toml::de::Error> {
         let file: FileConfig = toml::from_str(text)?;
         let defaults = Config::default();
+        let mut maintenance = defaults.maintenance.clone();
+        for (key, value) in [
+            ("checkpoint_wal_size", &file.checkpoint_wal_size),
+            ("checkpoint_timeout", &file.checkpoint_timeout),
+            ("gc_window", &file.gc_window),
+        ] {
+            if let Some(value) = value {
+                maintenance
+                    .set_from_file(key, value)
+                    .map_err(<toml::de::Error as serde::de::Error>::custom)?;
+            }
+        }
         Ok(Config {
             data_dir: file.data_dir.unwrap_or(defaults.data_dir),
             listen: file.listen.unwrap_or(defaults.listen),
@@ -218,6 +258,7 @@ impl Config {
             max_prepared_transactions: file
                 .max_prepared_transactions
                 .unwrap_or(defaults.max_prepared_transactions),
+            maintenance,
         })
     }
 
@@ -319,8 +360,38 @@ mod tests {
                 http: None,
                 log_level: DEFAULT_LOG_LEVEL.to_string(),
                 max_prepared_transactions: gnomon_mvcc::DEFAULT_MAX_PREPARED_TRANSACTIONS,
+                maintenance: MaintenanceConfig::default(),
             })
         );
+    }
+
+    #[test]
+    fn maintenance_settings_come_from_file_or_flag() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("g.toml");
+        std::fs::write(
+            &file,
+            "checkpoint_wal_size = \"16MB\"\ncheckpoint_timeout = 60\ngc_window = \"1min\"\n",
+        )
+        .unwrap();
+        let cmd = Command::from_args(args(&[
+            "--config",
+            file.to_str().unwrap(),
+            "--gc-window=50ms",
+        ]))
+        .unwrap();
+        let Command::Run(c) = cmd else { unreachable!() };
+        assert_eq!(
+            c.maintenance,
+            MaintenanceConfig {
+                checkpoint_wal_size: 16 << 20,
+                checkpoint_timeout: std::time::Duration::from_secs(60),
+                gc_window: std::time::Duration::from_millis(50),
+            }
+        );
+        assert!(Command::from_args(args(&["--checkpoint-wal-size", "lots"])).is_err());
+        std::fs::write(&file, "gc_window = \"later\"\n").unwrap();
+        assert!(Config::from_file(&file).is_err());
     }
 
     #[test]

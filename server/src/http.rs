@@ -296,7 +296,7 @@ fn metrics(_req: &Request, state: &AdminState) -> Response {
             &state.db.stats(),
             state.connections.sessions(),
             state.max_connections,
-        ),
+        ) + &crate::metrics::render_maintenance(&state.db.maintenance_stats()),
         allow: None,
     }
 }

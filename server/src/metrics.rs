@@ -26,6 +26,18 @@
 //!  gnomon_connections                                   gauge    sessions open
 //!  gnomon_connections_accepted_total                    counter
 //!  gnomon_max_connections                               gauge
+//!  gnomon_gc_versions{layer}                            gauge    versions stored: memtable |
+//!                                                                checkpoint (live, not yet collected)
+//!  gnomon_gc_versions_collected_total                   counter  versions removed by GC
+//!  gnomon_gc_passes_total                               counter
+//!  gnomon_gc_safe_point_seconds                         gauge    last safe point (Unix time)
+//!  gnomon_gc_safe_point_lag_seconds                     gauge    how far it was behind the clock
+//!  gnomon_checkpoints_total / _failures_total           counters
+//!  gnomon_checkpoint_last_lsn                           gauge    WAL position recovery starts at
+//!  gnomon_checkpoint_last_duration_seconds              gauge
+//!  gnomon_checkpoint_bytes                              gauge    size of the checkpoint file
+//!  gnomon_wal_segments / gnomon_wal_segments_removed_total   gauge / counter
+//!  gnomon_wal_bytes_since_checkpoint                    gauge    what a restart would replay
 //! ```
 //!
 //! `kind` is select, insert, update, delete, ddl or other: from the command tag of a
@@ -41,7 +53,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
-use gnomon_mvcc::DbStats;
+use gnomon_mvcc::{DbStats, MaintenanceStats};
 
 /// What a statement does, for the per-kind counters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -437,6 +449,112 @@ impl Metrics {
         );
         out
     }
+}
+
+/// The Prometheus text of the GC and checkpoint figures ([`gnomon_mvcc::Db::maintenance_stats`]).
+pub fn render_maintenance(m: &MaintenanceStats) -> String {
+    let mut out = String::with_capacity(2 * 1024);
+    let w = &mut out;
+    family(
+        w,
+        "gnomon_gc_versions",
+        "gauge",
+        "Row versions stored (values and tombstones), by layer; a version may be in both.",
+    );
+    sample(
+        w,
+        "gnomon_gc_versions",
+        &[("layer", "memtable")],
+        m.versions_in_memtables,
+    );
+    sample(
+        w,
+        "gnomon_gc_versions",
+        &[("layer", "checkpoint")],
+        m.versions_in_checkpoint,
+    );
+    let counters = [
+        (
+            "gnomon_gc_versions_collected_total",
+            "counter",
+            "Row versions removed by garbage collection.",
+            m.versions_collected,
+        ),
+        (
+            "gnomon_gc_passes_total",
+            "counter",
+            "Garbage-collection passes (background and VACUUM).",
+            m.gc_passes,
+        ),
+        (
+            "gnomon_checkpoints_total",
+            "counter",
+            "Checkpoints written.",
+            m.checkpoints,
+        ),
+        (
+            "gnomon_checkpoint_failures_total",
+            "counter",
+            "Checkpoints that failed.",
+            m.checkpoint_failures,
+        ),
+        (
+            "gnomon_checkpoint_last_lsn",
+            "gauge",
+            "WAL position of the newest checkpoint: recovery replays from here.",
+            m.last_checkpoint_lsn,
+        ),
+        (
+            "gnomon_checkpoint_bytes",
+            "gauge",
+            "Size of the newest checkpoint file.",
+            m.checkpoint_bytes,
+        ),
+        (
+            "gnomon_wal_segments",
+            "gauge",
+            "WAL segment files on disk.",
+            m.wal_segments,
+        ),
+        (
+            "gnomon_wal_segments_removed_total",
+            "counter",
+            "WAL segment files deleted after checkpoints.",
+            m.wal_segments_removed,
+        ),
+        (
+            "gnomon_wal_bytes_since_checkpoint",
+            "gauge",
+            "WAL bytes after the newest checkpoint: what a restart would replay.",
+            m.wal_bytes_since_checkpoint,
+        ),
+    ];
+    for (name, ty, help, value) in counters {
+        family(w, name, ty, help);
+        sample(w, name, &[], value);
+    }
+    let seconds = [
+        (
+            "gnomon_gc_safe_point_seconds",
+            "The last GC safe point, as Unix time (0 before the first pass).",
+            m.gc_safe_point.physical_us as f64 / 1e6,
+        ),
+        (
+            "gnomon_gc_safe_point_lag_seconds",
+            "How far the last GC safe point was behind the clock (Δgc, or more while an old snapshot holds it).",
+            m.safe_point_lag.as_secs_f64(),
+        ),
+        (
+            "gnomon_checkpoint_last_duration_seconds",
+            "How long the last checkpoint took.",
+            m.last_checkpoint_duration.as_secs_f64(),
+        ),
+    ];
+    for (name, help, value) in seconds {
+        family(w, name, "gauge", help);
+        let _ = writeln!(w, "{name} {value}");
+    }
+    out
 }
 
 fn family(w: &mut String, name: &str, ty: &str, help: &str) {
