@@ -1,4 +1,4 @@
-//! The binary's life: command line, config file, loopback-only listening, clean shutdown on
+//! The binary's life: command line, config file, the listen rule, clean shutdown on
 //! SIGTERM, and no acknowledged commit lost to SIGKILL.
 
 mod common;
@@ -29,7 +29,7 @@ fn help_prints_usage_and_bad_flags_are_refused() {
 }
 
 #[test]
-fn non_loopback_listen_address_is_refused() {
+fn non_loopback_listen_is_refused_while_the_superuser_has_no_password() {
     let dir = tempfile::tempdir().expect("temp dir");
     let out = gnomon(&[
         "--data-dir",

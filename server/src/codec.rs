@@ -247,8 +247,9 @@ pub enum FrontendMessage {
     CopyDone,
     /// `f`: `message cstr`: the client aborts the COPY.
     CopyFail(String),
-    /// `p`: a password message; unexpected with trust authentication.
-    Password,
+    /// `p`: a password-family message (SASLInitialResponse, SASLResponse): its raw body,
+    /// decoded by the authentication exchange that expects it.
+    Password(Bytes),
 }
 
 /// Decodes one regular message from its type byte and body.
@@ -342,9 +343,22 @@ pub fn decode_message(kind: u8, body: &[u8]) -> Result<FrontendMessage, Protocol
             let mut r = BodyReader::new("CopyFail", body);
             Ok(FrontendMessage::CopyFail(r.cstr()?))
         }
-        b'p' => Ok(FrontendMessage::Password),
+        b'p' => Ok(FrontendMessage::Password(Bytes::copy_from_slice(body))),
         other => Err(ProtocolError::UnknownType(other)),
     }
+}
+
+/// `SASLInitialResponse` body: `mechanism cstr | len i32 (-1 = none) | data (len bytes)`.
+pub fn decode_sasl_initial(body: &[u8]) -> Result<(String, Bytes), ProtocolError> {
+    let mut r = BodyReader::new("SASLInitialResponse", body);
+    let mechanism = r.cstr()?;
+    let len = r.i32()?;
+    let data = match usize::try_from(len) {
+        Ok(n) => Bytes::copy_from_slice(r.take(n)?),
+        Err(_) => Bytes::new(),
+    };
+    r.finish()?;
+    Ok((mechanism, data))
 }
 
 /// Checks a declared frame length (which counts its own 4 bytes) against `limit`.
@@ -512,6 +526,33 @@ impl Output {
     /// `R | 8 | 0`: AuthenticationOk.
     pub fn authentication_ok(&mut self) {
         self.frame(b'R', |b| b.put_i32(0));
+    }
+
+    /// `R | len | 10 | (mechanism cstr)* | NUL`: AuthenticationSASL.
+    pub fn authentication_sasl(&mut self, mechanisms: &[&str]) {
+        self.frame(b'R', |b| {
+            b.put_i32(10);
+            for m in mechanisms {
+                Self::put_cstr(b, m);
+            }
+            b.put_u8(0);
+        });
+    }
+
+    /// `R | len | 11 | data`: AuthenticationSASLContinue (server-first-message).
+    pub fn authentication_sasl_continue(&mut self, data: &[u8]) {
+        self.frame(b'R', |b| {
+            b.put_i32(11);
+            b.extend_from_slice(data);
+        });
+    }
+
+    /// `R | len | 12 | data`: AuthenticationSASLFinal (server-final-message).
+    pub fn authentication_sasl_final(&mut self, data: &[u8]) {
+        self.frame(b'R', |b| {
+            b.put_i32(12);
+            b.extend_from_slice(data);
+        });
     }
 
     /// `S | len | name cstr | value cstr`: ParameterStatus.

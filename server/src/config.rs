@@ -4,7 +4,7 @@
 //!
 //! ```toml
 //! data_dir = "./gnomon-data"   # where the database lives
-//! listen = "127.0.0.1:5433"    # HOST:PORT; loopback only until authentication exists
+//! listen = "127.0.0.1:5433"    # HOST:PORT; non-loopback needs a password on "gnomon"
 //! fsync = true                 # false = acknowledged commits may be lost on power failure
 //! max_connections = 100        # sessions at once; more are refused with FATAL 53300
 //! http = "127.0.0.1:9187"      # admin HTTP listener (/metrics, /health, clock API); off if absent
@@ -13,6 +13,7 @@
 //! checkpoint_wal_size = "64MB" # checkpoint once this much WAL was written (crate::maintenance)
 //! checkpoint_timeout = "5min"  # ... or this long passed with writes
 //! gc_window = "5min"           # Δgc: superseded row versions are kept at least this long
+//! audit_log = "/var/log/gnomon-audit.log"  # default: audit.log in the data directory
 //! ```
 
 use std::net::{SocketAddr, ToSocketAddrs};
@@ -39,12 +40,13 @@ pub const USAGE: &str = "\
 gnomon: a PostgreSQL-compatible database server
 
 USAGE:
-    gnomon [--data-dir DIR] [--listen HOST:PORT] [--config FILE]
+    gnomon [--data-dir DIR] [--listen HOST:PORT] [--config FILE] [--audit-log FILE]
 
 OPTIONS:
     --data-dir DIR        where the database files live (default ./gnomon-data)
     --listen HOST:PORT    address to accept connections on (default 127.0.0.1:5433);
-                          loopback addresses only: there is no authentication yet
+                          a non-loopback address needs a password on the superuser
+                          gnomon (ALTER ROLE gnomon PASSWORD '...')
     --max-connections N   sessions served at once (default 100); each session is
                           one thread; further clients get FATAL 53300
     --http HOST:PORT      admin HTTP listener: /metrics (Prometheus), /health and the
@@ -61,8 +63,10 @@ OPTIONS:
                           written (default 5min; units ms, s, min, h, d)
     --gc-window TIME      keep superseded row versions at least this long
                           (default 5min); a background task then collects them
+    --audit-log FILE      where DDL, role, GRANT and 2PC events are logged as JSON
+                          lines (default DIR/audit.log)
     --config FILE         TOML file with keys data_dir, listen, fsync,
-                          max_connections, http, log_level,
+                          max_connections, http, log_level, audit_log,
                           max_prepared_transactions, checkpoint_wal_size,
                           checkpoint_timeout, gc_window (flags override the file)
     -h, --help            print this help
@@ -75,7 +79,8 @@ Connect with: psql -h 127.0.0.1 -p 5433 -U gnomon gnomon
 pub struct Config {
     /// Directory of the database (created if missing).
     pub data_dir: PathBuf,
-    /// Address to listen on: always a loopback address (checked by [`Config::validate`]).
+    /// Address to listen on; a non-loopback one needs a password on the bootstrap superuser
+    /// (checked by [`crate::run`] once the catalog is open).
     pub listen: String,
     /// Whether commits are fsynced before they are acknowledged.
     pub fsync: bool,
@@ -89,6 +94,8 @@ pub struct Config {
     pub max_prepared_transactions: usize,
     /// Checkpoint and GC settings.
     pub maintenance: MaintenanceConfig,
+    /// The audit log file; None = `audit.log` in the data directory.
+    pub audit_log: Option<PathBuf>,
 }
 
 impl Default for Config {
@@ -102,6 +109,7 @@ impl Default for Config {
             log_level: DEFAULT_LOG_LEVEL.to_string(),
             max_prepared_transactions: gnomon_mvcc::DEFAULT_MAX_PREPARED_TRANSACTIONS,
             maintenance: MaintenanceConfig::default(),
+            audit_log: None,
         }
     }
 }
@@ -129,6 +137,7 @@ struct FileConfig {
     checkpoint_wal_size: Option<SettingValue>,
     checkpoint_timeout: Option<SettingValue>,
     gc_window: Option<SettingValue>,
+    audit_log: Option<PathBuf>,
 }
 
 impl Command {
@@ -142,6 +151,7 @@ impl Command {
         let mut http = None;
         let mut log_level = None;
         let mut maintenance = Vec::new();
+        let mut audit_log = None;
         let mut args = args.into_iter();
         while let Some(arg) = args.next() {
             let (flag, inline) = match arg.split_once('=') {
@@ -176,6 +186,7 @@ impl Command {
                     })?;
                     max_prepared = Some(n);
                 }
+                "--audit-log" => audit_log = Some(PathBuf::from(value("--audit-log")?)),
                 "--config" => config_file = Some(PathBuf::from(value("--config")?)),
                 "--http" => http = Some(value("--http")?),
                 "--log-level" => log_level = Some(value("--log-level")?),
@@ -215,6 +226,9 @@ impl Command {
             config
                 .maintenance
                 .set(flag.trim_start_matches('-'), &value)?;
+        }
+        if audit_log.is_some() {
+            config.audit_log = audit_log;
         }
         Ok(Command::Run(config))
     }
@@ -259,14 +273,21 @@ impl Config {
                 .max_prepared_transactions
                 .unwrap_or(defaults.max_prepared_transactions),
             maintenance,
+            audit_log: file.audit_log.or(defaults.audit_log),
         })
     }
 
-    /// Checks the settings and resolves `listen`; `listen` and `http` must be loopback
-    /// addresses.
-    ///
-    /// NB: deliberate restriction: with trust authentication (and an admin API without any),
-    /// listening on a public address would hand the database to anyone on the network.
+    /// The audit log's path: `audit_log`, or `audit.log` in the data directory.
+    pub fn audit_log_path(&self) -> PathBuf {
+        self.audit_log
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("audit.log"))
+    }
+
+    /// Checks the settings and resolves `listen` to the address to bind; `http` must be a
+    /// loopback address (the admin API has no authentication). Whether a non-loopback `listen`
+    /// may be used depends on the catalog (the superuser's password) and is checked by
+    /// [`crate::run`].
     pub fn validate(&self) -> Result<SocketAddr, ServerError> {
         if self.max_connections == 0 {
             return Err(ServerError::Usage(
@@ -283,7 +304,7 @@ impl Config {
         if let Some(http) = &self.http {
             loopback_addr(http)?;
         }
-        loopback_addr(&self.listen)
+        resolve_addr(&self.listen)
     }
 
     /// The admin HTTP address, resolved and checked like `listen` (None: no listener).
@@ -292,8 +313,13 @@ impl Config {
     }
 }
 
-/// Resolves an address and refuses anything but loopback addresses.
-fn loopback_addr(listen: &str) -> Result<SocketAddr, ServerError> {
+/// The first address `listen` resolves to.
+fn resolve_addr(listen: &str) -> Result<SocketAddr, ServerError> {
+    Ok(resolve_all(listen)?.0)
+}
+
+/// The first address `listen` resolves to, and all of them.
+fn resolve_all(listen: &str) -> Result<(SocketAddr, Vec<SocketAddr>), ServerError> {
     let addrs: Vec<SocketAddr> = listen
         .to_socket_addrs()
         .map_err(|source| ServerError::BadListen {
@@ -306,6 +332,12 @@ fn loopback_addr(listen: &str) -> Result<SocketAddr, ServerError> {
             "listen address {listen:?} resolves to nothing"
         )));
     };
+    Ok((first, addrs))
+}
+
+/// Resolves `listen` and refuses anything but loopback addresses.
+fn loopback_addr(listen: &str) -> Result<SocketAddr, ServerError> {
+    let (first, addrs) = resolve_all(listen)?;
     if let Some(public) = addrs.iter().find(|a| !a.ip().is_loopback()) {
         return Err(ServerError::NotLoopback {
             listen: listen.to_string(),
@@ -361,6 +393,7 @@ mod tests {
                 log_level: DEFAULT_LOG_LEVEL.to_string(),
                 max_prepared_transactions: gnomon_mvcc::DEFAULT_MAX_PREPARED_TRANSACTIONS,
                 maintenance: MaintenanceConfig::default(),
+                audit_log: None,
             })
         );
     }
@@ -441,12 +474,12 @@ mod tests {
     }
 
     #[test]
-    fn public_addresses_are_refused() {
-        let c = Config {
-            listen: "0.0.0.0:5433".into(),
-            ..Config::default()
-        };
-        assert!(matches!(c.validate(), Err(ServerError::NotLoopback { .. })));
+    fn audit_log_defaults_to_the_data_directory() {
+        let c = Config::from_toml("data_dir = \"/d\"\n").unwrap();
+        assert_eq!(c.audit_log_path(), PathBuf::from("/d/audit.log"));
+        let cmd = Command::from_args(args(&["--audit-log", "/x/a.log"])).unwrap();
+        let Command::Run(c) = cmd else { unreachable!() };
+        assert_eq!(c.audit_log_path(), PathBuf::from("/x/a.log"));
         let c = Config {
             listen: "[::1]:5433".into(),
             ..Config::default()

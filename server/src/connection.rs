@@ -30,6 +30,7 @@ use gnomon_sql::{
     Column, DataType, Outcome, Prepared, Session, SqlEngine, SqlError, TxnStatus, Value,
 };
 
+use crate::auth::{self, Verdict};
 use crate::cancel::{CancelKey, CancelRegistry, CancelTarget};
 use crate::codec::{
     self, ErrorFields, FieldDescription, FrontendMessage, Output, ProtocolError, ReadyStatus,
@@ -79,11 +80,13 @@ pub struct Shared {
     pub cancels: CancelRegistry,
     /// Statement, error and connection counters (`/metrics`).
     pub metrics: Arc<Metrics>,
+    /// Secret of this process for the mock SCRAM salts of unknown roles (`auth.rs`).
+    pub mock_secret: [u8; 32],
 }
 
 /// Why a connection ended abnormally (logged, never sent: the socket may be gone).
 #[derive(Debug, thiserror::Error)]
-enum ConnError {
+pub(crate) enum ConnError {
     #[error("socket: {0}")]
     Io(#[from] std::io::Error),
     #[error("protocol: {0}")]
@@ -150,10 +153,10 @@ impl InBuf {
 }
 
 /// The socket with its input and output buffers.
-struct Wire {
+pub(crate) struct Wire {
     stream: Arc<TcpStream>,
     inbuf: InBuf,
-    out: Output,
+    pub(crate) out: Output,
 }
 
 impl Wire {
@@ -174,7 +177,7 @@ impl Wire {
     }
 
     /// Next regular message, or None at end of stream.
-    fn read_message(&mut self) -> Result<Option<FrontendMessage>, ConnError> {
+    pub(crate) fn read_message(&mut self) -> Result<Option<FrontendMessage>, ConnError> {
         if !self.inbuf.fill(&self.stream, 5)? {
             return Ok(None);
         }
@@ -191,7 +194,7 @@ impl Wire {
     }
 
     /// Writes everything buffered: one write syscall per client round trip.
-    fn flush(&mut self) -> Result<(), ConnError> {
+    pub(crate) fn flush(&mut self) -> Result<(), ConnError> {
         if self.out.pending() > 0 {
             let result = (&*self.stream).write_all(self.out.bytes());
             self.out.clear();
@@ -208,7 +211,7 @@ impl Wire {
     }
 
     /// Sends a FATAL error and flushes; the caller then closes the connection.
-    fn fatal(&mut self, e: ErrorFields) -> Result<(), ConnError> {
+    pub(crate) fn fatal(&mut self, e: ErrorFields) -> Result<(), ConnError> {
         self.out.error_response(&e);
         self.flush()
     }
@@ -271,7 +274,6 @@ fn run_connection(
             Some(StartupPacket::Startup { version, params }) => break (version, params),
         }
     };
-    wire.stream.set_read_timeout(None)?;
     let Some(slot) = connections.open_session() else {
         wire.fatal(too_many_clients())?;
         return Ok(());
@@ -325,13 +327,12 @@ fn startup(
     let database = get("database")
         .filter(|d| !d.is_empty())
         .unwrap_or_else(|| user.clone());
-    if !shared.engine.role_exists(&user) {
-        wire.fatal(ErrorFields::fatal(
-            "28000",
-            format!("role \"{user}\" does not exist"),
-        ))?;
+    let peer = wire.stream.peer_addr().ok();
+    if let Verdict::Refused = auth::authenticate(wire, shared, &user, peer)? {
         return Ok(None);
     }
+    // NB: the startup timeout covers authentication too (PostgreSQL's authentication_timeout).
+    wire.stream.set_read_timeout(None)?;
     if !shared.engine.database_exists(&database) {
         let e = ErrorFields::fatal("3D000", format!("database \"{database}\" does not exist"));
         wire.fatal(e)?;
@@ -639,7 +640,7 @@ impl Backend {
                 FrontendMessage::CopyData(_)
                 | FrontendMessage::CopyDone
                 | FrontendMessage::CopyFail(_) => Ok(()),
-                FrontendMessage::Password => Err(ErrorFields::error(
+                FrontendMessage::Password(_) => Err(ErrorFields::error(
                     "08P01",
                     "unexpected password message: authentication is not in progress",
                 )

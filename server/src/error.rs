@@ -40,10 +40,22 @@ pub enum ServerError {
         #[source]
         source: std::io::Error,
     },
-    /// `listen` names a non-loopback address.
+    /// `listen` names a non-loopback address while the bootstrap superuser has no password.
     #[error(
-        "refusing to listen on {addr} ({listen:?}): gnomon has no authentication yet, \
-         so it only listens on loopback addresses such as 127.0.0.1:5433 or [::1]:5433"
+        "refusing to listen on {addr} ({listen:?}): the superuser \"gnomon\" has no password, \
+         so clients could not be authenticated. Start on a loopback address (127.0.0.1:5433), \
+         run ALTER ROLE gnomon PASSWORD '...', then listen on {listen:?}"
+    )]
+    RemoteWithoutPassword {
+        /// What was configured.
+        listen: String,
+        /// The first non-loopback address it resolved to.
+        addr: SocketAddr,
+    },
+    /// The admin HTTP address is not a loopback address.
+    #[error(
+        "refusing to listen on {addr} ({listen:?}): the admin HTTP API has no authentication, \
+         so it only listens on loopback addresses such as 127.0.0.1:9187"
     )]
     NotLoopback {
         /// What was configured.
@@ -71,6 +83,15 @@ pub enum ServerError {
         /// The storage failure.
         #[source]
         source: gnomon_mvcc::MvccError,
+    },
+    /// The audit log file could not be opened.
+    #[error("cannot open the audit log {path}: {source}")]
+    AuditLog {
+        /// The file.
+        path: PathBuf,
+        /// The I/O failure.
+        #[source]
+        source: std::io::Error,
     },
     /// The SQL layer could not bootstrap or load its catalog.
     #[error("cannot open the SQL catalog in {dir}: {source}")]

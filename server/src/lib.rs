@@ -29,8 +29,10 @@
 //!    the maintenance thread stops, a shutdown checkpoint is written (if anything was logged
 //!    since the last one, so the next start replays nothing) and the database is closed (all
 //!    `Arc<Db>` holders dropped).
-//! 5. The server only listens on loopback addresses (there is no authentication yet); so does
-//!    the admin HTTP listener.
+//! 5. Trust authentication is reachable only from loopback addresses, and only while the
+//!    bootstrap superuser `gnomon` has no password; a non-loopback listen address is refused
+//!    at start until it has one. Every other login is a SCRAM-SHA-256 exchange ([`auth`]).
+//!    The admin HTTP listener has no authentication and only listens on loopback addresses.
 //! 6. Monitoring costs the statement path two clock reads and three relaxed atomic adds per
 //!    statement ([`metrics`]); everything else is computed when `/metrics` is scraped.
 //!
@@ -47,7 +49,7 @@
 //!        │ accept ─> Connections::admit (socket registry, thread/session limits)
 //!        ▼
 //!   std::thread "gnomon-conn" per client ──> connection::serve (blocking std::net::TcpStream)
-//!        │                      │ startup: SSLRequest→'N', trust auth, role/database check,
+//!        │                      │ startup: SSLRequest→'N', auth (trust | SCRAM), database check,
 //!        │                      │          ParameterStatus*, BackendKeyData, ReadyForQuery
 //!        │                      │ loop:    Query | Parse/Bind/Describe/Execute/Close/Sync
 //!        │                      ▼
@@ -74,11 +76,13 @@
 //!
 //! # Deliberately left out
 //!
-//! TLS (SSLRequest is answered `N`), password authentication (every known role is trusted),
+//! TLS (SSLRequest is answered `N`), md5/password/GSS/certificate authentication, channel
+//! binding (SCRAM-SHA-256-PLUS), an hba-style rule file,
 //! COPY other than text/CSV COPY FROM STDIN and TO STDOUT in the simple query protocol (binary format, files, COPY through Parse/Bind/Execute), LISTEN/NOTIFY, replication connections, protocol 3.2 (negotiated down to 3.0).
 //! Notices are sent before the results of the query string that raised them, not interleaved
 //! per statement.
 
+pub(crate) mod auth;
 pub mod cancel;
 pub mod codec;
 pub mod config;
@@ -94,7 +98,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use gnomon_mvcc::{Db, DbOptions, SyncPolicy};
-use gnomon_sql::SqlEngine;
+use gnomon_sql::{Audit, SqlEngine, BOOTSTRAP_SUPERUSER};
 use tokio::net::TcpListener;
 use tokio::signal::unix::{signal, SignalKind};
 
@@ -144,6 +148,13 @@ pub fn run(config: Config) -> Result<(), ServerError> {
         dir: config.data_dir.clone(),
         source,
     })?;
+    check_remote_access(&config, addr, &engine)?;
+    let audit_path = config.audit_log_path();
+    let audit = Audit::open(&audit_path).map_err(|source| ServerError::AuditLog {
+        path: audit_path,
+        source,
+    })?;
+    engine.set_audit(audit);
     // NB: tokio only waits for connections and signals here; clients are served by threads.
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -154,6 +165,7 @@ pub fn run(config: Config) -> Result<(), ServerError> {
         engine,
         cancels: CancelRegistry::new(),
         metrics: Arc::clone(&metrics),
+        mock_secret: gnomon_sql::scram::mock_secret(),
     });
     // Like PostgreSQL, twice max_connections threads may exist: the extra ones are clients in
     // their startup phase, cancel requests, and clients being told there is no room.
@@ -204,6 +216,32 @@ pub fn run(config: Config) -> Result<(), ServerError> {
     Ok(())
 }
 
+/// Invariant 5: a non-loopback listener needs a password on the bootstrap superuser, so trust
+/// authentication (loopback only, and only while that password is unset) cannot be reached
+/// from the network and every remote login is a SCRAM exchange.
+fn check_remote_access(
+    config: &Config,
+    addr: std::net::SocketAddr,
+    engine: &SqlEngine,
+) -> Result<(), ServerError> {
+    if addr.ip().is_loopback() {
+        return Ok(());
+    }
+    let superuser = engine
+        .role(BOOTSTRAP_SUPERUSER)
+        .map_err(|source| ServerError::OpenSql {
+            dir: config.data_dir.clone(),
+            source,
+        })?;
+    if superuser.is_some_and(|r| r.password.is_some()) {
+        return Ok(());
+    }
+    Err(ServerError::RemoteWithoutPassword {
+        listen: config.listen.clone(),
+        addr,
+    })
+}
+
 /// Accepts clients (and admin HTTP requests) until SIGTERM or SIGINT, handing each socket to
 /// its own thread.
 async fn accept_loop(
@@ -248,6 +286,7 @@ async fn accept_loop(
             .unwrap_or_else(|_| "?".into());
         tracing::info!("admin HTTP listening on {http_local}");
     }
+    tracing::info!("audit log {}", config.audit_log_path().display());
     // NB: tests/common/mod.rs waits for this line ("listening on ADDR").
     tracing::info!("listening on {local}");
     loop {

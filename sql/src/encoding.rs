@@ -8,7 +8,7 @@
 //! ```text
 //! 0x01                                   Meta          -> catalog format version (u32 BE)
 //! 0x02 <str name>                        Database      -> empty
-//! 0x03 <str name>                        Role          -> empty
+//! 0x03 <str name>                        Role          -> RoleDef (roles.rs; empty = bootstrap)
 //! 0x04 <str name>                        TableName     -> table id (u32 BE)
 //! 0x05 <u32 BE definition id>            Table         -> encoded TableDef
 //! 0x06 <str name>                        Sequence      -> encoded SequenceDef

@@ -31,6 +31,10 @@ impl SqlState {
     pub const CANT_CHANGE_RUNTIME_PARAM: SqlState = SqlState("55P02");
     /// 42883 undefined_function.
     pub const UNDEFINED_FUNCTION: SqlState = SqlState("42883");
+    /// 42501 insufficient_privilege.
+    pub const INSUFFICIENT_PRIVILEGE: SqlState = SqlState("42501");
+    /// 42939 reserved_name.
+    pub const RESERVED_NAME: SqlState = SqlState("42939");
     /// 42704 undefined_object.
     pub const UNDEFINED_OBJECT: SqlState = SqlState("42704");
     /// 42803 grouping_error.

@@ -19,6 +19,9 @@
 //!   in PostgreSQL 15 (`session/twopc.rs`); system views and functions over the transaction
 //!   machinery (`pg_prepared_xacts`, `gnomon_transactions`, `gnomon_transaction_status`,
 //!   `gnomon_hlc_now`) are read at execution, never cached in a plan (`system.rs`).
+//! - Roles ([`roles`]) live in the catalog like tables: transactional and durable, passwords
+//!   only as SCRAM-SHA-256 verifiers ([`scram`]). DDL, role statements and GRANT/REVOKE are
+//!   recorded in the engine's [`Audit`] log once they have executed.
 //!
 //! ## Invariants
 //!
@@ -59,7 +62,7 @@
 //! ```text
 //!  0x01                         Meta       catalog format version
 //!  0x02 "gnomon"\0\1            Database
-//!  0x03 "gnomon"\0\1            Role
+//!  0x03 "gnomon"\0\1            Role       -> RoleDef (flags, SCRAM verifier)
 //!  0x04 "accounts"\0\1          TableName  -> 16385 (definition id)
 //!  0x05 00 00 40 01             Table      -> TableDef(16384 def 16385: id int8 PK,
 //!                                             balance numeric, index 16386 on balance)
@@ -125,6 +128,7 @@
 //! Results are materialised in memory (no streaming portals). SET is not rolled back with
 //! its transaction.
 
+pub mod audit;
 pub mod catalog;
 mod clock_functions;
 pub(crate) mod ddl;
@@ -137,6 +141,9 @@ pub(crate) mod index;
 pub(crate) mod locking;
 pub(crate) mod plan;
 pub(crate) mod query;
+pub mod roles;
+pub mod scram;
+pub(crate) mod security;
 pub mod sequence;
 pub mod session;
 pub mod storage;
@@ -145,7 +152,9 @@ pub mod types;
 pub(crate) mod upsert;
 pub(crate) mod window;
 
+pub use audit::{Audit, AuditEvent};
 pub use error::{Notice, SqlError, SqlResult, SqlState};
 pub use query::ExecStats;
+pub use roles::{RoleDef, BOOTSTRAP_SUPERUSER};
 pub use session::{Column, Outcome, Prepared, Session, SqlEngine, TxnStatus, VERSION_STRING};
 pub use types::{DataType, Value};

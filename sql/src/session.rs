@@ -114,7 +114,9 @@ pub struct SqlEngine {
     pub(crate) catalog: Catalog,
     /// Database names (CREATE / DROP DATABASE change them at once, outside transactions).
     pub(crate) databases: std::sync::RwLock<Vec<String>>,
-    roles: Vec<String>,
+    /// The audit log, set once by the server ([`SqlEngine::set_audit`]).
+    audit: std::sync::OnceLock<crate::audit::Audit>,
+    no_audit: crate::audit::Audit,
 }
 
 impl SqlEngine {
@@ -150,21 +152,20 @@ impl SqlEngine {
         let names = |prefix: KeyPrefix, txn: &Txn| -> SqlResult<Vec<String>> {
             let mut out = Vec::new();
             for (k, _) in Transaction::scan(txn, prefix.range(), false, None)? {
-                match Key::decode(&k)? {
-                    Key::Database(n) | Key::Role(n) => out.push(n),
-                    _ => {}
+                if let Key::Database(n) = Key::decode(&k)? {
+                    out.push(n);
                 }
             }
             Ok(out)
         };
         let databases = names(KeyPrefix::Database, &txn)?;
-        let roles = names(KeyPrefix::Role, &txn)?;
         txn.commit()?;
         Ok(Arc::new(SqlEngine {
             db,
             catalog,
             databases: std::sync::RwLock::new(databases),
-            roles,
+            audit: std::sync::OnceLock::new(),
+            no_audit: crate::audit::Audit::disabled(),
         }))
     }
 
@@ -176,9 +177,36 @@ impl SqlEngine {
             .unwrap_or(false)
     }
 
-    /// Whether a role of this name exists.
+    /// Whether a role of this name exists (committed).
     pub fn role_exists(&self, name: &str) -> bool {
-        self.roles.iter().any(|r| r == name)
+        matches!(self.role(name), Ok(Some(_)))
+    }
+
+    /// The committed definition of role `name` (login checks read it at every login).
+    pub fn role(&self, name: &str) -> SqlResult<Option<crate::roles::RoleDef>> {
+        let txn = self.db.begin(Isolation::ReadCommitted);
+        let r = crate::roles::lookup_role(&txn, name);
+        txn.rollback();
+        r
+    }
+
+    /// Every committed role, by name (catalog API for `pg_roles`/`pg_authid`-like views; inside
+    /// a statement use [`crate::roles::list_roles`] on its transaction).
+    pub fn roles(&self) -> SqlResult<Vec<crate::roles::RoleDef>> {
+        let txn = self.db.begin(Isolation::ReadCommitted);
+        let r = crate::roles::list_roles(&txn);
+        txn.rollback();
+        r
+    }
+
+    /// Sets the audit log (once; later calls are ignored).
+    pub fn set_audit(&self, audit: crate::audit::Audit) {
+        let _ = self.audit.set(audit);
+    }
+
+    /// The audit log (a disabled one until [`SqlEngine::set_audit`]).
+    pub fn audit(&self) -> &crate::audit::Audit {
+        self.audit.get().unwrap_or(&self.no_audit)
     }
 
     /// Version of the catalog (changes whenever DDL commits).
@@ -620,6 +648,8 @@ impl Session {
             self.cancel.store(false, Ordering::Release);
             return vec![r];
         }
+        let rewritten = crate::roles::rewrite_create_user(sql);
+        let sql = rewritten.as_deref().unwrap_or(sql);
         let stmts = match crate::locking::parse_sql(sql) {
             Ok(s) => s,
             Err(e) => {
@@ -1221,6 +1251,11 @@ impl Session {
             &sequences,
         );
         self.notices.extend(notices);
+        if result.is_ok() {
+            if let Some(event) = crate::security::audit_event(stmt) {
+                engine.audit().record(&info.user, event, &stmt.to_string());
+            }
+        }
         result
     }
 
@@ -1231,7 +1266,9 @@ impl Session {
         sql: &str,
         param_types: &[Option<DataType>],
     ) -> Result<Prepared, SqlError> {
-        let mut stmts = match crate::locking::parse_sql(sql) {
+        let rewritten = crate::roles::rewrite_create_user(sql);
+        let parsed = crate::locking::parse_sql(rewritten.as_deref().unwrap_or(sql));
+        let mut stmts = match parsed {
             Ok(stmts) => stmts,
             Err(e) => match twopc::single(sql) {
                 Some(cmd) => {
@@ -1536,6 +1573,9 @@ fn run_in(
 ) -> SqlResult<Outcome> {
     use ast::Statement as S;
     let catalog = &engine.catalog;
+    if let Some(r) = crate::security::run(&mut t.txn, &info.user, stmt, &mut t.ddl, notices) {
+        return r;
+    }
     match stmt {
         S::Query(_) | S::Insert(_) | S::Update(_) | S::Delete(_) | S::Merge(_) => {
             let mut binder = Binder::new(

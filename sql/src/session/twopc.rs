@@ -155,7 +155,28 @@ impl Session {
     }
 
     /// Runs one 2PC command; `in_message` is true when other statements share its message.
+    /// Each decision taken (prepared, committed, rolled back) goes to the audit log.
     pub(super) fn run_twopc(&mut self, cmd: &TwoPc, in_message: bool) -> SqlResult<Outcome> {
+        let result = self.run_twopc_unaudited(cmd, in_message);
+        if let Ok(Outcome::Command { tag }) = &result {
+            let gid = match cmd {
+                TwoPc::Prepare(g) | TwoPc::CommitPrepared(g) | TwoPc::RollbackPrepared(g) => g,
+            };
+            if matches!(
+                tag.as_str(),
+                "PREPARE TRANSACTION" | "COMMIT PREPARED" | "ROLLBACK PREPARED"
+            ) {
+                self.engine.audit().record(
+                    &self.info.user,
+                    crate::audit::AuditEvent::TwoPhase,
+                    &format!("{tag} '{}'", gid.replace('\'', "''")),
+                );
+            }
+        }
+        result
+    }
+
+    fn run_twopc_unaudited(&mut self, cmd: &TwoPc, in_message: bool) -> SqlResult<Outcome> {
         let tag = |t: &str| Outcome::Command { tag: t.into() };
         match cmd {
             TwoPc::Prepare(gid) => match self.txn.take() {
