@@ -1,4 +1,6 @@
-//! Real drivers against the real server: psycopg 3 (Python).
+//! Real drivers against the real server: psycopg 3 and psycopg2 (Python), node-postgres,
+//! pgjdbc (Java). Each test installs its driver if it is missing (pip, npm, apt-get); with
+//! `GNOMON_REQUIRE_DRIVERS` set (CI) a driver that cannot be had fails the test.
 
 mod common;
 
@@ -52,4 +54,119 @@ fn psycopg_creates_loads_queries_and_handles_errors() {
         String::from_utf8_lossy(&out.stderr)
     );
     eprintln!("{}", String::from_utf8_lossy(&out.stdout).trim());
+}
+
+/// True when `ok`; otherwise a skip (with a note) or, under `GNOMON_REQUIRE_DRIVERS`, a failure.
+fn have(what: &str, ok: bool) -> bool {
+    if !ok {
+        if std::env::var_os("GNOMON_REQUIRE_DRIVERS").is_some() {
+            panic!("{what} is required (GNOMON_REQUIRE_DRIVERS is set) but cannot be found or installed");
+        }
+        eprintln!("SKIPPED: {what} not available");
+    }
+    ok
+}
+
+/// Runs a client program against a fresh server; its last stdout line is printed.
+fn run_client(mut cmd: Command, what: &str) {
+    let out = cmd.output().unwrap_or_else(|e| panic!("run {what}: {e}"));
+    assert!(
+        out.status.success(),
+        "{what} failed:\nstdout:\n{}\nstderr:\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    eprintln!("{}", String::from_utf8_lossy(&out.stdout).trim());
+}
+
+fn repo_file(path: &str) -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
+}
+
+#[test]
+fn psycopg2_parameters_transactions_errors_serial_and_upsert() {
+    if !python_imports("psycopg2") {
+        let _ = Command::new("python3")
+            .args(["-m", "pip", "install", "--quiet", "psycopg2-binary==2.9.13"])
+            .status();
+    }
+    if !have("python3 psycopg2", python_imports("psycopg2")) {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Server::start(dir.path());
+    let mut cmd = Command::new("python3");
+    cmd.arg(repo_file("tests/py/psycopg2_smoke.py"))
+        .arg(server.port.to_string());
+    run_client(cmd, "psycopg2 script");
+}
+
+#[test]
+fn node_pg_prepared_statements_transactions_and_errors() {
+    let node_ok = Command::new("node")
+        .arg("--version")
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    if !have("node", node_ok) {
+        return;
+    }
+    // The pinned pg package lives in the test's own directory under the target dir.
+    let prefix = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("node-pg");
+    let modules = prefix.join("node_modules");
+    if !modules.join("pg").exists() {
+        let _ = std::fs::create_dir_all(&prefix);
+        let _ = Command::new("npm")
+            .args(["install", "--silent", "--no-audit", "--no-fund", "--prefix"])
+            .arg(&prefix)
+            .arg("pg@8.16.3")
+            .status();
+    }
+    if !have("node pg package", modules.join("pg").exists()) {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Server::start(dir.path());
+    let mut cmd = Command::new("node");
+    cmd.arg(repo_file("tests/js/pg_smoke.js"))
+        .arg(server.port.to_string())
+        .env("NODE_PATH", &modules);
+    run_client(cmd, "node pg script");
+}
+
+#[test]
+fn pgjdbc_batches_metadata_transactions_and_errors() {
+    let jar = std::path::Path::new("/usr/share/java/postgresql.jar");
+    if !jar.exists() {
+        let installed = Command::new("apt-get")
+            .args(["install", "-y", "-q", "libpostgresql-jdbc-java"])
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false);
+        if !installed {
+            let _ = Command::new("apt-get").args(["update", "-q"]).status();
+            let _ = Command::new("apt-get")
+                .args(["install", "-y", "-q", "libpostgresql-jdbc-java"])
+                .status();
+        }
+    }
+    let java_ok = Command::new("java")
+        .arg("-version")
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    if !have(
+        "pgjdbc (libpostgresql-jdbc-java) and a JDK",
+        jar.exists() && java_ok,
+    ) {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Server::start(dir.path());
+    let mut cmd = Command::new("java");
+    cmd.arg("-cp")
+        .arg(jar)
+        .arg(repo_file("tests/java/JdbcSmoke.java"))
+        .arg(server.port.to_string());
+    run_client(cmd, "pgjdbc program");
 }

@@ -625,7 +625,7 @@ fn source_rows_unrecorded(env: Env<'_>, source: &Source) -> SqlResult<Vec<Vec<Va
             }
             keep
         }
-        Source::System(view) => view.rows(env.rd.txn.db())?,
+        Source::System(view) => view.rows(env.rd.txn, env.rd.txn.db())?,
         Source::Query(q) => select_rows(env, q)?,
         Source::Join(j) => join_rows(env, j)?,
         Source::SetOp(s) => set_op_rows(env, s)?,

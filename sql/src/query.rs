@@ -64,6 +64,7 @@ pub(crate) fn object_name(name: &ast::ObjectName) -> SqlResult<String> {
     match parts.as_slice() {
         [name] => Ok(name.clone()),
         [schema, name] if schema == "public" || schema == "pg_catalog" => Ok(name.clone()),
+        [schema, name] if schema == "information_schema" => Ok(format!("{schema}.{name}")),
         [schema, _] => Err(SqlError::new(
             SqlState::INVALID_SCHEMA_NAME,
             format!("schema \"{schema}\" does not exist"),

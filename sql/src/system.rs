@@ -35,6 +35,14 @@ pub(crate) enum SystemView {
     PreparedXacts,
     /// `gnomon_transactions`.
     Transactions,
+    /// `information_schema.tables` (see `pg_catalog.rs`).
+    InfoTables,
+    /// `information_schema.columns`.
+    InfoColumns,
+    /// `pg_class`.
+    PgClass,
+    /// `pg_namespace`.
+    PgNamespace,
 }
 
 impl SystemView {
@@ -44,6 +52,10 @@ impl SystemView {
         match name {
             "pg_prepared_xacts" => Some(SystemView::PreparedXacts),
             "gnomon_transactions" => Some(SystemView::Transactions),
+            "information_schema.tables" => Some(SystemView::InfoTables),
+            "information_schema.columns" => Some(SystemView::InfoColumns),
+            "pg_class" => Some(SystemView::PgClass),
+            "pg_namespace" => Some(SystemView::PgNamespace),
             _ => None,
         }
     }
@@ -53,6 +65,10 @@ impl SystemView {
         match self {
             SystemView::PreparedXacts => "pg_prepared_xacts",
             SystemView::Transactions => "gnomon_transactions",
+            SystemView::InfoTables => "tables",
+            SystemView::InfoColumns => "columns",
+            SystemView::PgClass => "pg_class",
+            SystemView::PgNamespace => "pg_namespace",
         }
     }
 
@@ -73,11 +89,26 @@ impl SystemView {
                 ("start_time", DataType::Timestamptz),
                 ("commit_timestamp", NUMERIC),
             ],
+            SystemView::InfoTables => crate::pg_catalog::TABLES_COLUMNS,
+            SystemView::InfoColumns => crate::pg_catalog::COLUMNS_COLUMNS,
+            SystemView::PgClass => crate::pg_catalog::PG_CLASS_COLUMNS,
+            SystemView::PgNamespace => crate::pg_catalog::PG_NAMESPACE_COLUMNS,
         }
     }
 
     /// The view's rows now.
-    pub(crate) fn rows(&self, db: Option<&Db>) -> SqlResult<Vec<Vec<Value>>> {
+    pub(crate) fn rows(
+        &self,
+        txn: &dyn crate::storage::Transaction,
+        db: Option<&Db>,
+    ) -> SqlResult<Vec<Vec<Value>>> {
+        match self {
+            SystemView::InfoTables => return crate::pg_catalog::tables_rows(txn),
+            SystemView::InfoColumns => return crate::pg_catalog::columns_rows(txn),
+            SystemView::PgClass => return crate::pg_catalog::pg_class_rows(txn),
+            SystemView::PgNamespace => return crate::pg_catalog::pg_namespace_rows(txn),
+            SystemView::PreparedXacts | SystemView::Transactions => {}
+        }
         let db = db.ok_or_else(unavailable)?;
         Ok(match self {
             SystemView::PreparedXacts => db
@@ -106,6 +137,7 @@ impl SystemView {
                     ]
                 })
                 .collect(),
+            _ => vec![],
         })
     }
 }

@@ -725,3 +725,48 @@ fn databases_can_be_created_connected_to_and_dropped() {
     );
     assert_eq!(run(&mut s, "DROP SCHEMA app"), "DROP SCHEMA");
 }
+
+#[test]
+fn information_schema_and_pg_class_show_the_catalog_transactionally() {
+    let (_d, _e, mut s) = setup();
+    run(&mut s, "CREATE TABLE acc (id serial PRIMARY KEY, name varchar(20) NOT NULL, note text DEFAULT 'x')");
+    run(&mut s, "CREATE INDEX acc_name ON acc (name)");
+    assert_eq!(
+        run(
+            &mut s,
+            "SELECT table_schema, table_name, table_type FROM information_schema.tables"
+        ),
+        "public|acc|BASE TABLE\nSELECT 1"
+    );
+    assert_eq!(
+        run(
+            &mut s,
+            "SELECT column_name, ordinal_position, column_default, is_nullable, data_type, character_maximum_length \
+             FROM information_schema.columns WHERE table_name = 'acc' ORDER BY ordinal_position"
+        ),
+        "id|1|nextval('acc_id_seq'::regclass)|NO|integer|NULL\n\
+         name|2|NULL|NO|character varying|20\n\
+         note|3|'x'|YES|text|NULL\nSELECT 3"
+    );
+    assert_eq!(
+        run(
+            &mut s,
+            "SELECT c.relname, c.relkind FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n \
+             ON n.oid = c.relnamespace WHERE n.nspname = 'public' ORDER BY c.relname"
+        ),
+        "acc|r\nacc_id_seq|S\nacc_name|i\nacc_pkey|i\nSELECT 4"
+    );
+    // A table created in an open transaction shows only there.
+    let engine = _e.clone();
+    let mut other = session(&engine);
+    run(&mut s, "BEGIN; CREATE TABLE t2 (a int)");
+    assert_eq!(
+        run(&mut s, "SELECT count(*) FROM information_schema.tables"),
+        "2\nSELECT 1"
+    );
+    assert_eq!(
+        run(&mut other, "SELECT count(*) FROM information_schema.tables"),
+        "1\nSELECT 1"
+    );
+    run(&mut s, "ROLLBACK");
+}
