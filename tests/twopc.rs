@@ -236,3 +236,94 @@ fn psql_shows_postgresql_tags_and_warnings() {
     );
     assert_eq!(stderr, "WARNING:  there is no transaction in progress\n");
 }
+
+#[tokio::test]
+async fn transactions_view_status_lookup_and_commit_timestamps() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let server = Server::start(dir.path());
+    let a = server.connect().await;
+    a.batch_execute(
+        "CREATE TABLE t (id int PRIMARY KEY, v int); INSERT INTO t VALUES (1, 1), (2, 2)",
+    )
+    .await
+    .unwrap();
+    let before = one(&a, "SELECT gnomon_hlc_now()").await.unwrap();
+    a.batch_execute("UPDATE t SET v = 20 WHERE id = 2")
+        .await
+        .unwrap();
+    let after = one(&a, "SELECT gnomon_hlc_now()").await.unwrap();
+    // The system column is not part of SELECT *, and orders rows by commit time.
+    let star = a.simple_query("SELECT * FROM t").await.unwrap();
+    let width = star.iter().find_map(|m| match m {
+        SimpleQueryMessage::Row(r) => Some(r.len()),
+        _ => None,
+    });
+    assert_eq!(width, Some(2));
+    let qualified = a.simple_query("SELECT t.* FROM t").await.unwrap();
+    let width = qualified.iter().find_map(|m| match m {
+        SimpleQueryMessage::Row(r) => Some(r.len()),
+        _ => None,
+    });
+    assert_eq!(width, Some(2), "nor of t.*");
+    assert_eq!(
+        column(
+            &a,
+            "SELECT rank() OVER (ORDER BY gnomon_mvcc_timestamp) FROM t ORDER BY id"
+        )
+        .await,
+        vec![Some("1".to_string()), Some("2".to_string())]
+    );
+    assert_eq!(
+        column(&a, "SELECT id FROM t ORDER BY gnomon_mvcc_timestamp DESC").await,
+        vec![Some("2".to_string()), Some("1".to_string())]
+    );
+    let in_window = format!(
+        "SELECT t.gnomon_mvcc_timestamp > {before} AND gnomon_mvcc_timestamp < {after} FROM t WHERE id = 2"
+    );
+    assert_eq!(one(&a, &in_window).await.as_deref(), Some("t"));
+    // The transaction's own write has no commit timestamp yet.
+    a.batch_execute("BEGIN; UPDATE t SET v = 10 WHERE id = 1")
+        .await
+        .unwrap();
+    assert_eq!(
+        one(&a, "SELECT gnomon_mvcc_timestamp FROM t WHERE id = 1").await,
+        None
+    );
+    let b = server.connect().await;
+    let active: i64 = one(
+        &b,
+        "SELECT xid FROM gnomon_transactions WHERE status = 'active'",
+    )
+    .await
+    .unwrap()
+    .parse()
+    .unwrap();
+    a.batch_execute("PREPARE TRANSACTION 'in-doubt'")
+        .await
+        .unwrap();
+    let status = format!("SELECT gnomon_transaction_status({active})");
+    assert_eq!(one(&b, &status).await.as_deref(), Some("prepared"));
+    assert_eq!(
+        one(
+            &b,
+            &format!("SELECT gid FROM gnomon_transactions WHERE xid = {active}")
+        )
+        .await,
+        Some("in-doubt".to_string())
+    );
+    assert_eq!(
+        one(&b, "SELECT transaction FROM pg_prepared_xacts").await,
+        Some(active.to_string())
+    );
+    b.batch_execute("COMMIT PREPARED 'in-doubt'").await.unwrap();
+    assert_eq!(one(&b, &status).await.as_deref(), Some("committed"));
+    // The commit timestamp in the view is the row version's.
+    let committed =
+        format!("SELECT commit_timestamp FROM gnomon_transactions WHERE xid = {active}");
+    assert_eq!(
+        one(&b, &committed).await,
+        one(&b, "SELECT gnomon_mvcc_timestamp FROM t WHERE id = 1").await
+    );
+    // Unknown and read-only transactions have no status.
+    assert_eq!(one(&b, "SELECT gnomon_transaction_status(42)").await, None);
+}

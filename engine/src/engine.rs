@@ -222,6 +222,22 @@ impl Engine {
     /// Newest version of `key` with version <= `at`: `None` if there is none or it is a
     /// tombstone. A snapshot `at <= visible()` gives a stable, batch-atomic answer.
     pub fn get(&self, key: &[u8], at: Version) -> Option<Value> {
+        self.get_found(key, at).and_then(|(_, value)| value)
+    }
+
+    /// Like [`Engine::get`], with the version the value was written at (for system columns
+    /// that show a row's commit timestamp). A separate entry point: plain reads do not carry
+    /// the version out.
+    pub fn get_versioned(&self, key: &[u8], at: Version) -> Option<(Version, Value)> {
+        match self.get_found(key, at) {
+            Some((version, Some(value))) => Some((version, value)),
+            _ => None,
+        }
+    }
+
+    /// The newest version of `key` at or below `at`, tombstone or not.
+    #[inline(always)]
+    fn get_found(&self, key: &[u8], at: Version) -> Option<(Version, Option<Value>)> {
         // The read lock is held for this one lookup instead of cloning the `Arc` (two fewer
         // atomic read-modify-writes on a line every reader shares); a layer swap waits for it.
         let layers = self.layers.read().unwrap_or_else(PoisonError::into_inner);
@@ -235,7 +251,7 @@ impl Engine {
                     .as_ref()
                     .is_none_or(|c| c.max_version() <= *version);
             if done {
-                return best.and_then(|(_, value)| value);
+                return best;
             }
         }
         for i in 1..layers.count() {
@@ -248,7 +264,7 @@ impl Engine {
                 }
             }
         }
-        best.and_then(|(_, value)| value)
+        best
     }
 
     /// Newest version of `key` at any time, tombstones included (for write-conflict checks).

@@ -184,6 +184,19 @@ impl Txn {
         Ok(self.db.engine().get(key, self.state.snapshot.to_version()))
     }
 
+    /// The commit timestamp of the version of `key` this transaction reads: `None` if it reads
+    /// its own (uncommitted) write or no row. For the `gnomon_mvcc_timestamp` system column;
+    /// the row itself is read with [`Txn::get`] or a scan (which record SSI reads).
+    pub fn version_of(&self, key: &[u8]) -> Option<Timestamp> {
+        if self.state.writes.contains_key(key) {
+            return None;
+        }
+        self.db
+            .engine()
+            .get_versioned(key, self.state.snapshot.to_version())
+            .map(|(v, _)| Timestamp::from_version(v))
+    }
+
     /// Locks `key` for writing and returns the value a write would replace: the transaction's
     /// own write if any; else, at READ COMMITTED, the newest committed version (which may be
     /// newer than the statement's snapshot: PostgreSQL's re-check of an updated row); at

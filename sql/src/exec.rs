@@ -438,6 +438,23 @@ pub(crate) fn count_arg(env: Env<'_>, e: Option<&Expr>, what: &str) -> SqlResult
     }
 }
 
+/// Whether the query names the `gnomon_mvcc_timestamp` system column of its table `def`
+/// (the slot after the table's columns: `plan::add_mvcc_timestamp_column`).
+fn reads_mvcc_timestamp(plan: &SelectPlan, def: &crate::catalog::TableDef) -> bool {
+    plan.needed.get(def.columns.len()) == Some(&true)
+}
+
+/// The commit timestamp of the row version under `key` that this statement reads (NULL for
+/// the transaction's own writes). NB: one extra engine lookup per row, paid only by queries
+/// that name the column.
+fn mvcc_timestamp(env: Env<'_>, key: &[u8]) -> Value {
+    env.rd
+        .txn
+        .version_of(key)
+        .map(crate::system::hlc_numeric)
+        .unwrap_or(Value::Null)
+}
+
 /// Runs a SELECT and returns its visible rows.
 pub(crate) fn select_rows(env: Env<'_>, plan: &SelectPlan) -> SqlResult<Vec<Vec<Value>>> {
     // Without aggregation or windows each row that passes the filter is projected at once;
@@ -461,17 +478,24 @@ pub(crate) fn select_rows(env: Env<'_>, plan: &SelectPlan) -> SqlResult<Vec<Vec<
             def,
             access: crate::query::Access::Point(exprs),
         } => {
-            if let Some((_, bytes)) = read_point(env, def, exprs)? {
-                let r = decode_table_columns(def, &bytes, &plan.needed)?;
+            if let Some((key, bytes)) = read_point(env, def, exprs)? {
+                let mut r = decode_table_columns(def, &bytes, &plan.needed)?;
+                if reads_mvcc_timestamp(plan, def) {
+                    r.push(mvcc_timestamp(env, &key));
+                }
                 accept(r, &mut rows)?;
             }
         }
         Source::Table { def, access } => {
             let pairs = read_raw(env, def, access)?;
             rows.reserve(pairs.len());
-            for (_, bytes) in pairs {
+            let with_ts = reads_mvcc_timestamp(plan, def);
+            for (key, bytes) in pairs {
                 env.rd.interrupt.check()?;
-                let r = decode_table_columns(def, &bytes, &plan.needed)?;
+                let mut r = decode_table_columns(def, &bytes, &plan.needed)?;
+                if with_ts {
+                    r.push(mvcc_timestamp(env, &key));
+                }
                 accept(r, &mut rows)?;
             }
         }

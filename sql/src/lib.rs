@@ -22,6 +22,11 @@
 //! - Roles ([`roles`]) live in the catalog like tables: transactional and durable, passwords
 //!   only as SCRAM-SHA-256 verifiers ([`scram`]). DDL, role statements and GRANT/REVOKE are
 //!   recorded in the engine's [`Audit`] log once they have executed.
+//! - A SELECT from one table can name the system column `gnomon_mvcc_timestamp`: the commit
+//!   HLC timestamp of each row version it reads (NULL for the transaction's own writes), not
+//!   part of `SELECT *`. Only a query that names it pays for it (one versioned engine lookup
+//!   per row); UPDATE/DELETE, joins and MERGE do not offer it, FOR UPDATE/SHARE refuses it
+//!   (0A000). See `plan::add_mvcc_timestamp_column`.
 //!
 //! ## Invariants
 //!

@@ -234,6 +234,7 @@ impl Scope {
             Some(q) => {
                 let out: Vec<Resolved> = (0..self.cols.len())
                     .filter(|&i| self.cols[i].qualifier.as_deref() == Some(q))
+                    .filter(|&i| !is_mvcc_timestamp_column(&self.cols[i]))
                     .map(|i| self.resolved_column(i))
                     .collect();
                 if out.is_empty() {
@@ -426,6 +427,9 @@ impl Binder<'_> {
                 None => item,
                 Some(left) => self.join_sources(left, item, JoinKind::Inner, None)?,
             });
+        }
+        if let (Some((Source::Table { def, .. }, scope)), [_]) = (&mut acc, from) {
+            add_mvcc_timestamp_column(def, scope);
         }
         Ok(acc.unwrap_or((Source::Single, Scope::default())))
     }
@@ -1201,4 +1205,38 @@ fn right_table(s: &Source) -> Option<std::sync::Arc<crate::catalog::TableDef>> {
         },
         _ => None,
     }
+}
+
+/// The system column holding each row version's commit HLC timestamp (as `numeric`, see
+/// [`crate::system::hlc_numeric`]), like CockroachDB's `crdb_internal_mvcc_timestamp`.
+pub(crate) const MVCC_TIMESTAMP_COLUMN: &str = "gnomon_mvcc_timestamp";
+
+/// Whether `c` is the system column [`add_mvcc_timestamp_column`] adds.
+fn is_mvcc_timestamp_column(c: &ScopeColumn) -> bool {
+    c.name == MVCC_TIMESTAMP_COLUMN && c.table_oid == 0 && c.column_id == 0
+}
+
+/// Whether `scope` ends with the system column (a single-table SELECT).
+pub(crate) fn has_mvcc_timestamp_column(scope: &Scope) -> bool {
+    scope.cols.last().is_some_and(is_mvcc_timestamp_column)
+}
+
+/// A SELECT from one table can name [`MVCC_TIMESTAMP_COLUMN`]: it is the slot after the
+/// table's columns (index `def.columns.len()`), outside `*`, filled by the executor only when
+/// the query reads it (see `exec.rs`). Not offered when the table has a column of that name.
+fn add_mvcc_timestamp_column(def: &crate::catalog::TableDef, scope: &mut Scope) {
+    if scope.cols.len() != def.columns.len()
+        || def.columns.iter().any(|c| c.name == MVCC_TIMESTAMP_COLUMN)
+    {
+        return;
+    }
+    let qualifier = scope.cols.first().and_then(|c| c.qualifier.clone());
+    scope.cols.push(ScopeColumn {
+        qualifier,
+        name: MVCC_TIMESTAMP_COLUMN.to_string(),
+        ty: crate::types::NUMERIC,
+        table_oid: 0,
+        column_id: 0,
+        unqualified: true,
+    });
 }

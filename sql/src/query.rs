@@ -2021,6 +2021,12 @@ impl Binder<'_> {
         {
             needed = vec![true; scope.cols.len()];
         }
+        // Window results go after the row's own columns (`base` above counts the scope): a
+        // row that can carry the system column must then carry it.
+        if !windows.is_empty() && agg.is_none() && crate::plan::has_mvcc_timestamp_column(&scope) {
+            needed.resize(scope.cols.len(), false);
+            needed[scope.cols.len() - 1] = true;
+        }
         Ok(SelectPlan {
             source,
             filter,
@@ -3330,6 +3336,11 @@ pub(crate) fn run_select(
     plan: &SelectPlan,
 ) -> SqlResult<Vec<Vec<Value>>> {
     if let (Some(spec), Source::Table { def, access }) = (plan.lock, &plan.source) {
+        if plan.needed.get(def.columns.len()) == Some(&true) {
+            return Err(SqlError::unsupported(
+                "gnomon_mvcc_timestamp with FOR UPDATE/FOR SHARE",
+            ));
+        }
         return run_select_locked(ctx, plan, def, access, spec);
     }
     let reader = ctx.reader();

@@ -43,6 +43,11 @@ pub trait Transaction {
     fn logical_clocks(&self) -> Option<&gnomon_mvcc::LogicalClocks> {
         None
     }
+    /// The commit timestamp of the version of `key` this transaction reads (None for its own
+    /// writes, a missing row, or storage without versions): `gnomon_mvcc_timestamp`.
+    fn version_of(&self, _key: &[u8]) -> Option<gnomon_mvcc::Timestamp> {
+        None
+    }
     /// The database, for system views and functions (prepared transactions, transaction
     /// status, the HLC), if this storage is one.
     fn db(&self) -> Option<&gnomon_mvcc::Db> {
@@ -143,5 +148,9 @@ impl Transaction for gnomon_mvcc::Txn {
 
     fn bulk_write_hint(&mut self, rel: RelId, rows: usize) {
         gnomon_mvcc::Txn::bulk_write_hint(self, rel, rows)
+    }
+
+    fn version_of(&self, key: &[u8]) -> Option<gnomon_mvcc::Timestamp> {
+        gnomon_mvcc::Txn::version_of(self, key)
     }
 }
