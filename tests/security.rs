@@ -395,3 +395,113 @@ async fn audit_log_records_ddl_and_role_changes_without_passwords() {
         );
     }
 }
+
+#[tokio::test]
+async fn grant_and_revoke_are_enforced_with_42501() {
+    let (_dir, server) = temp_server();
+    let admin = server.connect().await;
+    admin
+        .batch_execute(
+            "CREATE ROLE reader LOGIN PASSWORD 'r'; \
+             CREATE ROLE writer LOGIN PASSWORD 'w'; \
+             CREATE TABLE accounts (id int PRIMARY KEY, balance int); \
+             INSERT INTO accounts VALUES (1, 100), (2, 200)",
+        )
+        .await
+        .expect("setup");
+    let reader = connect_as(server.port, "reader", Some("r"))
+        .await
+        .expect("reader");
+    let writer = connect_as(server.port, "writer", Some("w"))
+        .await
+        .expect("writer");
+
+    // Nothing granted: every access is refused with PostgreSQL's message.
+    let e = reader
+        .query("SELECT * FROM accounts", &[])
+        .await
+        .expect_err("no SELECT yet");
+    assert_eq!(sqlstate(&e), "42501");
+    assert_eq!(db_message(&e), "permission denied for table accounts");
+    assert_eq!(
+        error_code(&writer, "INSERT INTO accounts VALUES (3, 0)").await,
+        "42501"
+    );
+
+    admin
+        .batch_execute(
+            "GRANT SELECT ON accounts TO reader; \
+             GRANT INSERT, UPDATE ON TABLE accounts TO writer",
+        )
+        .await
+        .expect("grant");
+    let total: i64 = reader
+        .query_one("SELECT sum(balance) FROM accounts", &[])
+        .await
+        .expect("granted SELECT")
+        .get(0);
+    assert_eq!(total, 300);
+    assert_eq!(error_code(&reader, "DELETE FROM accounts").await, "42501");
+    writer
+        .batch_execute("INSERT INTO accounts VALUES (3, 0); UPDATE accounts SET balance = 1")
+        .await
+        .expect("granted INSERT and UPDATE");
+    // A WHERE reads the table: UPDATE with a WHERE also needs SELECT.
+    assert_eq!(
+        error_code(&writer, "UPDATE accounts SET balance = 2 WHERE id = 1").await,
+        "42501"
+    );
+    // Only the owner (or a superuser) grants, drops or alters.
+    assert_eq!(
+        error_code(&writer, "GRANT SELECT ON accounts TO writer").await,
+        "42501"
+    );
+    assert_eq!(error_code(&writer, "DROP TABLE accounts").await, "42501");
+    assert_eq!(error_code(&reader, "TRUNCATE accounts").await, "42501");
+
+    // A prepared statement is checked again after REVOKE (its cached plan is re-bound).
+    let select = reader
+        .prepare("SELECT count(*) FROM accounts")
+        .await
+        .expect("prepare");
+    reader.query_one(&select, &[]).await.expect("still granted");
+    admin
+        .batch_execute("REVOKE ALL PRIVILEGES ON accounts FROM reader")
+        .await
+        .expect("revoke");
+    let e = reader.query_one(&select, &[]).await.expect_err("revoked");
+    assert_eq!(sqlstate(&e), "42501");
+
+    // A table's creator owns it and needs no grant; a role that still holds privileges
+    // cannot be dropped.
+    admin
+        .batch_execute("GRANT ALL ON accounts TO reader")
+        .await
+        .expect("grant all");
+    reader
+        .batch_execute("DELETE FROM accounts WHERE id = 3")
+        .await
+        .expect("ALL includes DELETE");
+    assert_eq!(error_code(&admin, "DROP ROLE reader").await, "2BP01");
+    writer
+        .batch_execute("CREATE TABLE mine (a int); INSERT INTO mine VALUES (1); SELECT * FROM mine")
+        .await
+        .expect("the creator owns its table");
+    assert_eq!(error_code(&reader, "SELECT * FROM mine").await, "42501");
+    writer
+        .batch_execute("GRANT SELECT ON mine TO reader")
+        .await
+        .expect("the owner grants");
+    reader
+        .batch_execute("SELECT * FROM mine")
+        .await
+        .expect("granted by the owner");
+    assert_eq!(
+        error_code(&admin, "GRANT SELECT ON accounts TO nobody").await,
+        "42704"
+    );
+    assert_eq!(
+        error_code(&admin, "GRANT SELECT ON nothere TO reader").await,
+        "42P01"
+    );
+}

@@ -16,6 +16,7 @@
 //!                                                         written outside transactions
 //! 0x08 <str name>                        IndexName     -> table id (u32 BE)
 //! 0x09 <str name>                        Schema        -> empty
+//! 0x0A <u32 BE table id>                 TableAcl      -> owner and grants (privileges.rs)
 //! 0x10 <u32 BE table id> <pk values...>  Row           -> encoded row
 //! 0x11 <u32 BE table id> <u32 BE index id> <values...> [<pk values...>]
 //!                                        IndexEntry    -> the row's full Row key
@@ -102,6 +103,8 @@ pub enum Key {
     Schema(String),
     /// An index entry: table id, index id, encoded values (and row key suffix).
     IndexEntry(TableId, u32, Vec<u8>),
+    /// A table's owner and granted privileges, by table id (`privileges.rs`).
+    TableAcl(TableId),
 }
 
 /// Prefixes that select one kind of key (and, for rows, one table).
@@ -125,6 +128,8 @@ pub enum KeyPrefix {
     IndexName,
     /// All [`Key::Schema`] keys.
     Schema,
+    /// All [`Key::TableAcl`] keys.
+    TableAcl,
     /// All index entries of one table.
     Indexes(TableId),
     /// All entries of one index.
@@ -141,6 +146,7 @@ const TAG_SEQUENCE: u8 = 0x06;
 const TAG_SEQUENCE_VALUE: u8 = 0x07;
 const TAG_INDEX_NAME: u8 = 0x08;
 const TAG_SCHEMA: u8 = 0x09;
+const TAG_TABLE_ACL: u8 = 0x0A;
 const TAG_ROW: u8 = 0x10;
 const TAG_INDEX_ENTRY: u8 = 0x11;
 
@@ -164,6 +170,10 @@ impl Key {
             }
             Key::Table(id) => {
                 out.push(TAG_TABLE);
+                out.extend_from_slice(&id.0.to_be_bytes());
+            }
+            Key::TableAcl(id) => {
+                out.push(TAG_TABLE_ACL);
                 out.extend_from_slice(&id.0.to_be_bytes());
             }
             Key::Row(id, pk) => {
@@ -223,6 +233,7 @@ impl Key {
             TAG_SEQUENCE_VALUE if rest.len() == 4 => Key::SequenceValue(table_id(rest)?.0),
             TAG_INDEX_NAME => Key::IndexName(name(rest)?),
             TAG_SCHEMA => Key::Schema(name(rest)?),
+            TAG_TABLE_ACL if rest.len() == 4 => Key::TableAcl(table_id(rest)?),
             TAG_INDEX_ENTRY if rest.len() >= 8 => {
                 Key::IndexEntry(table_id(rest)?, table_id(&rest[4..])?.0, rest[8..].to_vec())
             }
@@ -239,6 +250,7 @@ impl KeyPrefix {
             KeyPrefix::Database => vec![TAG_DATABASE],
             KeyPrefix::Role => vec![TAG_ROLE],
             KeyPrefix::TableName => vec![TAG_TABLE_NAME],
+            KeyPrefix::TableAcl => vec![TAG_TABLE_ACL],
             KeyPrefix::Table => vec![TAG_TABLE],
             KeyPrefix::Rows(id) => {
                 let mut v = vec![TAG_ROW];
@@ -722,6 +734,7 @@ mod tests {
             (KeyPrefix::Sequence, Key::Sequence("t_id_seq".into())),
             (KeyPrefix::IndexName, Key::IndexName("t_a_idx".into())),
             (KeyPrefix::Schema, Key::Schema("public".into())),
+            (KeyPrefix::TableAcl, Key::TableAcl(TableId(16384))),
             (
                 KeyPrefix::Indexes(t),
                 Key::IndexEntry(t, 16390, key_of(Value::Int4(3))),

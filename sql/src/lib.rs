@@ -20,8 +20,10 @@
 //!   machinery (`pg_prepared_xacts`, `gnomon_transactions`, `gnomon_transaction_status`,
 //!   `gnomon_hlc_now`) are read at execution, never cached in a plan (`system.rs`).
 //! - Roles ([`roles`]) live in the catalog like tables: transactional and durable, passwords
-//!   only as SCRAM-SHA-256 verifiers ([`scram`]). DDL, role statements and GRANT/REVOKE are
-//!   recorded in the engine's [`Audit`] log once they have executed.
+//!   only as SCRAM-SHA-256 verifiers ([`scram`]). Table privileges ([`privileges`]: owner
+//!   and GRANT/REVOKE, in the catalog too) are checked when a statement is bound (42501).
+//!   DDL, role statements, GRANT/REVOKE and 2PC decisions are recorded in the engine's
+//!   [`Audit`] log once they have executed.
 //! - A SELECT from one table can name the system column `gnomon_mvcc_timestamp`: the commit
 //!   HLC timestamp of each row version it reads (NULL for the transaction's own writes), not
 //!   part of `SELECT *`. Only a query that names it pays for it (one versioned engine lookup
@@ -148,6 +150,7 @@ pub(crate) mod index;
 pub(crate) mod locking;
 pub(crate) mod pg_catalog;
 pub(crate) mod plan;
+pub mod privileges;
 pub(crate) mod query;
 pub mod roles;
 pub mod scram;

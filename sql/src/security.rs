@@ -1,4 +1,5 @@
-//! Security statements (roles, GRANT/REVOKE) and which statements the audit log records.
+//! Security statements (roles, GRANT/REVOKE), the owner check of DDL, and which statements
+//! the audit log records.
 //!
 //! The session calls [`run`] before its own statement dispatch: it answers the statements
 //! this module owns and returns None for the rest. Every statement it runs marks the
@@ -8,13 +9,18 @@
 use sqlparser::ast;
 
 use crate::audit::AuditEvent;
+use crate::catalog::Catalog;
 use crate::error::{Notice, SqlResult};
+use crate::privileges;
 use crate::roles::{self, Actor};
 use crate::session::Outcome;
 use crate::storage::Transaction;
 
 /// Runs `stmt` if it is a security statement; None if it is not one.
+/// DDL on existing tables is checked here for ownership (privileges.rs invariant 4) and
+/// then left to the normal dispatch (None), or refused.
 pub(crate) fn run(
+    catalog: &Catalog,
     txn: &mut dyn Transaction,
     user: &str,
     stmt: &ast::Statement,
@@ -23,6 +29,9 @@ pub(crate) fn run(
 ) -> Option<SqlResult<Outcome>> {
     use ast::Statement as S;
     let actor = Actor { user };
+    if let Err(e) = privileges::check_ddl(catalog, txn, user, stmt) {
+        return Some(Err(e));
+    }
     let (result, tag) = match stmt {
         S::CreateRole(cr) => (roles::create_role(txn, &actor, cr, notices), "CREATE ROLE"),
         S::AlterRole { name, operation } => (
@@ -35,8 +44,39 @@ pub(crate) fn run(
             names,
             ..
         } => (
-            roles::drop_roles(txn, &actor, names, *if_exists, notices, &|_, _| Ok(false)),
+            roles::drop_roles(
+                txn,
+                &actor,
+                names,
+                *if_exists,
+                notices,
+                &privileges::role_has_objects,
+            ),
             "DROP ROLE",
+        ),
+        S::Grant(g) => (
+            privileges::grant_or_revoke(
+                catalog,
+                txn,
+                user,
+                true,
+                &g.privileges,
+                g.objects.as_ref(),
+                &g.grantees,
+            ),
+            "GRANT",
+        ),
+        S::Revoke(r) => (
+            privileges::grant_or_revoke(
+                catalog,
+                txn,
+                user,
+                false,
+                &r.privileges,
+                r.objects.as_ref(),
+                &r.grantees,
+            ),
+            "REVOKE",
         ),
         _ => return None,
     };

@@ -1252,6 +1252,16 @@ impl Session {
         );
         self.notices.extend(notices);
         if result.is_ok() {
+            if let (ast::Statement::CreateTable(ct), Some(t)) = (stmt, self.txn.as_mut()) {
+                // The creator owns a table it created (privileges.rs).
+                if let Ok(name) = object_name(&ct.name) {
+                    let created = t.txn.wrote(&Key::TableName(name.clone()).encode());
+                    let catalog = &engine.catalog;
+                    crate::privileges::record_owner(
+                        catalog, &mut t.txn, created, &name, &info.user,
+                    )?;
+                }
+            }
             if let Some(event) = crate::security::audit_event(stmt) {
                 engine.audit().record(&info.user, event, &stmt.to_string());
             }
@@ -1549,6 +1559,7 @@ impl Session {
 }
 
 fn bind_plan(binder: &mut Binder<'_>, stmt: &ast::Statement) -> SqlResult<Plan> {
+    crate::privileges::check_statement(binder.catalog, binder.txn, &binder.info.user, stmt)?;
     match stmt {
         ast::Statement::Query(q) => Ok(Plan::Select(Box::new(binder.bind_query(q)?))),
         ast::Statement::Insert(i) => binder.bind_insert(i),
@@ -1573,7 +1584,9 @@ fn run_in(
 ) -> SqlResult<Outcome> {
     use ast::Statement as S;
     let catalog = &engine.catalog;
-    if let Some(r) = crate::security::run(&mut t.txn, &info.user, stmt, &mut t.ddl, notices) {
+    if let Some(r) =
+        crate::security::run(catalog, &mut t.txn, &info.user, stmt, &mut t.ddl, notices)
+    {
         return r;
     }
     match stmt {
