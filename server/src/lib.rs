@@ -31,7 +31,7 @@
 //!    `Arc<Db>` holders dropped).
 //! 5. Trust authentication is reachable only from loopback addresses, and only while the
 //!    bootstrap superuser `gnomon` has no password; a non-loopback listen address is refused
-//!    at start until it has one. Every other login is a SCRAM-SHA-256 exchange ([`auth`]).
+//!    at start until it has one. Every other login is a SCRAM-SHA-256 exchange (`auth.rs`).
 //!    The admin HTTP listener has no authentication and only listens on loopback addresses.
 //! 6. Monitoring costs the statement path two clock reads and three relaxed atomic adds per
 //!    statement ([`metrics`]); everything else is computed when `/metrics` is scraped.
