@@ -10,7 +10,13 @@
 //! - Every statement runs inside one MVCC transaction: autocommit (implicit) outside a block,
 //!   the block's transaction inside BEGIN ... COMMIT. Statements of one simple-query message
 //!   share one implicit transaction unless BEGIN/COMMIT appear inside it, and an error aborts
-//!   the rest of the message, as in PostgreSQL.
+//!   the rest of the message, as in PostgreSQL. A BEGIN block's snapshot is taken by its first
+//!   statement, not by BEGIN (PostgreSQL's rule; `tests/isolation.rs` depends on it).
+//! - UPDATE and DELETE judge each scanned row on the statement's snapshot first; only rows that
+//!   match are locked and re-checked on their newest version (PostgreSQL's EvalPlanQual), so
+//!   the isolation anomalies come out exactly as in PostgreSQL at every level
+//!   (`tests/isolation.rs`). SERIALIZABLE is serializable through the mvcc layer's SSI: every
+//!   read through [`storage::Transaction`] is a SIREAD lock (a scan locks its whole range).
 //! - DDL is transactional: the catalog lives in the same key space as the rows, so CREATE
 //!   and DROP commit, roll back (also to a savepoint) and recover exactly like data.
 //! - Every error a client can cause is a [`SqlError`] with a SQLSTATE; nothing a client sends
