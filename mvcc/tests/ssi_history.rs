@@ -58,7 +58,7 @@ fn run(iso: Isolation) -> Vec<Committed> {
             let db = db.clone();
             let history = history.clone();
             std::thread::spawn(move || {
-                let mut rng = Rng(0x2545_F491_4F6C_DD1D ^ (t as u64 + 1) * 0x9E37_79B9);
+                let mut rng = Rng(0x2545_F491_4F6C_DD1D ^ ((t as u64 + 1) * 0x9E37_79B9));
                 for n in 0..TXNS_PER_THREAD {
                     let mut txn = db.begin(iso);
                     let mut c = Committed::default();
