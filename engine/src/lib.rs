@@ -87,7 +87,15 @@
 //! - No automatic checkpoints or GC: the caller decides when (the mvcc layer's maintenance
 //!   thread does). [`Engine::stats`] gives the figures it reports.
 //! - GC keeps a tombstone that is the newest version <= the safe point (see [`Engine::gc`]),
-//!   so deleted keys cost one tombstone each until a later design drops them safely.
+//!   so deleted keys cost one tombstone each until a later design drops them safely. The
+//!   design, not built yet: a checkpoint merge may drop such a tombstone (and everything older
+//!   of its key) when its version is at or below both the GC safe point and a watermark `W`
+//!   the caller passes: `visible()` read *before* the WAL position the checkpoint is stamped
+//!   with. Every published batch at or below `W` has its commit record durable before that
+//!   position, so replay from it never re-inserts an older version of the key; no batch at or
+//!   below `W` can be inserted after the freeze either. The mvcc layer must pass no watermark
+//!   when the stamp was lowered below the log's end (an unresolved 2PC prepare record, or a
+//!   failed log), since replay then starts earlier.
 //! - Reads at snapshots below the last GC safe point are not guaranteed.
 
 mod checkpoint;
