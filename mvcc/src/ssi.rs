@@ -36,7 +36,7 @@
 //! - **write side**: W, in its commit step, looks for SIREAD locks of concurrent transactions
 //!   that meet its write set.
 //!
-//! A write also checks the SIREAD locks on its key when it is made ([`Ssi::write_key`]), so
+//! A write also checks the SIREAD locks on its key when it is made (`Ssi::write_key`), so
 //! a structure usually fails at the statement that completes it, as in PostgreSQL. The write
 //! set itself is registered only at commit (writes are buffered in the transaction until then,
 //! so no reader can see them before): a reader that comes after the write but before the
