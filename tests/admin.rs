@@ -139,6 +139,8 @@ async fn metrics_count_statements_latencies_errors_and_commits() {
         "gnomon_statements_total counter",
         "gnomon_hlc_max_offset_seconds gauge",
         "gnomon_wal_batch_records histogram",
+        "gnomon_ssi_rw_conflicts_total counter",
+        "gnomon_deadlocks_total counter",
     ] {
         assert!(after.contains(&format!("# TYPE {family}")), "{family}");
     }

@@ -96,12 +96,19 @@ impl StatementKind {
     }
 
     /// The kind a command tag (`SELECT 3`, `INSERT 0 1`, `CREATE TABLE`) reports.
+    ///
+    /// NB: on every statement's path: tags are upper case, so this is one exact match of the
+    /// first word (a length check and a short compare), no case folding.
     pub fn of_tag(tag: &str) -> StatementKind {
-        Self::of_keyword(tag.split(' ').next().unwrap_or(""))
+        let word = match tag.find(' ') {
+            Some(end) => &tag[..end],
+            None => tag,
+        };
+        Self::of_upper_keyword(word)
     }
 
     /// The kind of a statement from its SQL text's first keyword (leading blanks, `(` and
-    /// `--` comments skipped).
+    /// `--` comments skipped). Used for failed statements only.
     pub fn of_sql(sql: &str) -> StatementKind {
         let mut rest = sql;
         loop {
@@ -115,24 +122,19 @@ impl StatementKind {
             .chars()
             .take_while(|c| c.is_ascii_alphabetic())
             .take(10)
+            .map(|c| c.to_ascii_uppercase())
             .collect();
-        Self::of_keyword(&word)
+        Self::of_upper_keyword(&word)
     }
 
-    fn of_keyword(word: &str) -> StatementKind {
-        let is = |k: &str| word.eq_ignore_ascii_case(k);
-        if is("SELECT") || is("WITH") || is("VALUES") || is("TABLE") {
-            StatementKind::Select
-        } else if is("INSERT") || is("COPY") {
-            StatementKind::Insert
-        } else if is("UPDATE") {
-            StatementKind::Update
-        } else if is("DELETE") {
-            StatementKind::Delete
-        } else if is("CREATE") || is("DROP") || is("ALTER") || is("TRUNCATE") || is("COMMENT") {
-            StatementKind::Ddl
-        } else {
-            StatementKind::Other
+    fn of_upper_keyword(word: &str) -> StatementKind {
+        match word {
+            "SELECT" | "WITH" | "VALUES" | "TABLE" => StatementKind::Select,
+            "INSERT" | "COPY" => StatementKind::Insert,
+            "UPDATE" => StatementKind::Update,
+            "DELETE" => StatementKind::Delete,
+            "CREATE" | "DROP" | "ALTER" | "TRUNCATE" | "COMMENT" => StatementKind::Ddl,
+            _ => StatementKind::Other,
         }
     }
 
