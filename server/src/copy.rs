@@ -235,6 +235,15 @@ fn parse_options(text: &str) -> Result<CopyOptions, String> {
             "null" => null = Some(next_str(&mut i, "NULL")?),
             "quote" => quote = Some(next_str(&mut i, "QUOTE")?),
             "escape" => escape = Some(next_str(&mut i, "ESCAPE")?),
+            // NB: FREEZE (pgbench -i sends `WITH (FREEZE ON)`) is a storage hint in PostgreSQL;
+            // every committed row is equally visible here, so it is accepted and ignored.
+            "freeze" => {
+                if let Some(Tok::Word(v)) = toks.get(i) {
+                    if matches!(v.as_str(), "true" | "on" | "1" | "false" | "off" | "0") {
+                        i += 1;
+                    }
+                }
+            }
             other => return Err(format!("COPY option \"{other}\" is not supported")),
         }
     }
