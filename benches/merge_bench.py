@@ -75,6 +75,7 @@ def main() -> int:
     servers: list[sbs.Server] = []
     with tempfile.TemporaryDirectory(prefix="gnomon-merge-") as tmp:
         root = Path(tmp)
+        root.chmod(0o755)  # PostgreSQL runs as another user and must reach its directory
         try:
             run_as = sbs.bench_system_user()
             pg_root = root / "pg"
