@@ -136,7 +136,7 @@
 //! explicit values (it behaves as BY DEFAULT), separate namespaces per database (CREATE
 //! DATABASE makes a name sessions can connect to; all databases see the same tables) and per
 //! schema (CREATE SCHEMA records a name; tables are found by their last name part), most of
-//! pg_catalog (only pg_class, pg_namespace and information_schema.tables/columns exist, see
+//! pg_catalog (only pg_class, pg_namespace, pg_type and information_schema.tables/columns, see
 //! `pg_catalog.rs`: psql's `\d` family and ORMs' reflection do not work yet), interval
 //! and time types, arrays, non-UTC time zones (TimeZone may be SET but output stays UTC), locale collations (text compares bytewise, like `C`),
 //! numeric beyond 28 significant digits and numeric NaN, and extra_float_digits < 1 output.

@@ -8,6 +8,7 @@
 //! | `information_schema.columns`  | one per column: position, default, nullability, type name  |
 //! | `pg_class`                    | tables (`r`), their indexes (`i`) and sequences (`S`)      |
 //! | `pg_namespace`                | `pg_catalog`, `public`, `information_schema`, user schemas |
+//! | `pg_type`                     | the built-in types Gnomon has, with PostgreSQL's OIDs      |
 //!
 //! OIDs are the objects' ids (tables, indexes and sequences share one counter from 16384, as
 //! PostgreSQL's user objects do); namespaces use PostgreSQL's fixed OIDs (11, 2200) and
@@ -222,4 +223,59 @@ pub(crate) fn pg_namespace_rows(txn: &dyn Transaction) -> SqlResult<Vec<Vec<Valu
         }
     }
     Ok(out)
+}
+
+/// `pg_type` columns.
+pub(crate) const PG_TYPE_COLUMNS: &[(&str, DataType)] = &[
+    ("oid", DataType::Int8),
+    ("typname", DataType::Text),
+    ("typnamespace", DataType::Int8),
+    ("typlen", DataType::Int2),
+    ("typtype", DataType::Text),
+    ("typcategory", DataType::Text),
+    ("typarray", DataType::Int8),
+];
+
+/// `pg_type`: every type Gnomon implements, under PostgreSQL's OID, name, length, category
+/// and array type OID (the array types themselves are not listed: arrays are not supported).
+pub(crate) fn pg_type_rows() -> Vec<Vec<Value>> {
+    // (type, PostgreSQL name, category, array type oid)
+    let types: [(DataType, &str, &str, i64); 14] = [
+        (DataType::Bool, "bool", "B", 1000),
+        (DataType::Bytea, "bytea", "U", 1001),
+        (DataType::Int8, "int8", "N", 1016),
+        (DataType::Int2, "int2", "N", 1005),
+        (DataType::Int4, "int4", "N", 1007),
+        (DataType::Text, "text", "S", 1009),
+        (DataType::Float4, "float4", "N", 1021),
+        (DataType::Float8, "float8", "N", 1022),
+        (DataType::Bpchar(None), "bpchar", "S", 1014),
+        (DataType::Varchar(None), "varchar", "S", 1015),
+        (DataType::Date, "date", "D", 1182),
+        (DataType::Timestamp, "timestamp", "D", 1115),
+        (DataType::Timestamptz, "timestamptz", "D", 1185),
+        (
+            DataType::Numeric {
+                precision: None,
+                scale: None,
+            },
+            "numeric",
+            "N",
+            1231,
+        ),
+    ];
+    types
+        .iter()
+        .map(|(t, name, cat, array)| {
+            vec![
+                Value::Int8(t.oid() as i64),
+                Value::Text(name.to_string()),
+                Value::Int8(PG_CATALOG_OID as i64),
+                Value::Int2(t.typlen()),
+                Value::Text("b".into()),
+                Value::Text(cat.to_string()),
+                Value::Int8(*array),
+            ]
+        })
+        .collect()
 }

@@ -43,6 +43,8 @@ pub(crate) enum SystemView {
     PgClass,
     /// `pg_namespace`.
     PgNamespace,
+    /// `pg_type`.
+    PgType,
 }
 
 impl SystemView {
@@ -56,6 +58,7 @@ impl SystemView {
             "information_schema.columns" => Some(SystemView::InfoColumns),
             "pg_class" => Some(SystemView::PgClass),
             "pg_namespace" => Some(SystemView::PgNamespace),
+            "pg_type" => Some(SystemView::PgType),
             _ => None,
         }
     }
@@ -69,6 +72,7 @@ impl SystemView {
             SystemView::InfoColumns => "columns",
             SystemView::PgClass => "pg_class",
             SystemView::PgNamespace => "pg_namespace",
+            SystemView::PgType => "pg_type",
         }
     }
 
@@ -93,6 +97,7 @@ impl SystemView {
             SystemView::InfoColumns => crate::pg_catalog::COLUMNS_COLUMNS,
             SystemView::PgClass => crate::pg_catalog::PG_CLASS_COLUMNS,
             SystemView::PgNamespace => crate::pg_catalog::PG_NAMESPACE_COLUMNS,
+            SystemView::PgType => crate::pg_catalog::PG_TYPE_COLUMNS,
         }
     }
 
@@ -107,6 +112,7 @@ impl SystemView {
             SystemView::InfoColumns => return crate::pg_catalog::columns_rows(txn),
             SystemView::PgClass => return crate::pg_catalog::pg_class_rows(txn),
             SystemView::PgNamespace => return crate::pg_catalog::pg_namespace_rows(txn),
+            SystemView::PgType => return Ok(crate::pg_catalog::pg_type_rows()),
             SystemView::PreparedXacts | SystemView::Transactions => {}
         }
         let db = db.ok_or_else(unavailable)?;

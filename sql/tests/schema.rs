@@ -770,3 +770,32 @@ fn information_schema_and_pg_class_show_the_catalog_transactionally() {
     );
     run(&mut s, "ROLLBACK");
 }
+
+#[test]
+fn pg_type_lists_postgres_oids_and_agrees_with_row_descriptions() {
+    let (_d, _e, mut s) = setup();
+    assert_eq!(
+        run(
+            &mut s,
+            "SELECT oid, typname, typlen, typarray FROM pg_catalog.pg_type \
+             WHERE typname IN ('int4', 'text', 'numeric', 'timestamptz') ORDER BY oid"
+        ),
+        "23|int4|4|1007\n25|text|-1|1009\n1184|timestamptz|8|1185\n1700|numeric|-1|1231\nSELECT 4"
+    );
+    // The type OIDs a query's columns report are the ones pg_type lists.
+    let r = s.execute_simple("SELECT 1::int8, 'x'::varchar, 1.5, now(), true");
+    let Some(Ok(Outcome::Rows { columns, .. })) = r.into_iter().next() else {
+        panic!("no rows")
+    };
+    for c in columns {
+        let found = run(
+            &mut s,
+            &format!("SELECT typname FROM pg_type WHERE oid = {}", c.ty.oid()),
+        );
+        assert!(
+            found.ends_with("SELECT 1"),
+            "{} has no pg_type row: {found}",
+            c.ty.oid()
+        );
+    }
+}
