@@ -105,7 +105,7 @@
 //! and each join picks index nested loop (primary-key seek per outer row), hash, or nested
 //! loop (see `plan.rs`). Subquery expressions run from inside expression evaluation through
 //! a read-only `exec::Reader`; uncorrelated ones run once per statement. Window functions
-//! run after grouping (`window.rs`); EXPLAIN [ANALYZE] prints the tree (`explain.rs`).
+//! run after grouping (`window.rs`); EXPLAIN \[ANALYZE\] prints the tree (`explain.rs`).
 //!
 //! ## Plan cache
 //!

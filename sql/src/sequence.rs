@@ -18,10 +18,10 @@
 //!    the sequence resumes after every value any transaction may have seen (a restart skips
 //!    the rest of a reserved block: gaps, as in PostgreSQL after a crash).
 //! 2. Only autonomous transactions write `SequenceValue` keys, and only while holding the
-//!    [`Sequences`] mutex, so they never wait for a row lock held by a user transaction
+//!    `Sequences` mutex, so they never wait for a row lock held by a user transaction
 //!    (DROP SEQUENCE leaves the key: ids are never reused).
 //!
-//! `currval` is per session ([`SessionSequences`]).
+//! `currval` is per session (`SessionSequences`).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
