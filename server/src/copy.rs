@@ -231,6 +231,25 @@ fn parse_options(text: &str) -> Result<CopyOptions, String> {
                     }
                 }
             }
+            // FREEZE (pgbench -i sends it) only matters to PostgreSQL's heap: accepted.
+            "freeze" => {
+                if let Some(Tok::Word(v)) = toks.get(i) {
+                    if matches!(v.as_str(), "true" | "on" | "1" | "false" | "off" | "0") {
+                        i += 1;
+                    }
+                }
+            }
+            "encoding" => {
+                let e = next_str(&mut i, "ENCODING")?;
+                if !matches!(
+                    e.to_ascii_lowercase().as_str(),
+                    "utf8" | "utf-8" | "unicode"
+                ) {
+                    return Err(format!(
+                        "COPY encoding \"{e}\" is not supported (UTF8 only)"
+                    ));
+                }
+            }
             "delimiter" => delimiter = Some(next_str(&mut i, "DELIMITER")?),
             "null" => null = Some(next_str(&mut i, "NULL")?),
             "quote" => quote = Some(next_str(&mut i, "QUOTE")?),
@@ -689,6 +708,14 @@ mod tests {
             parse_copy("COPY t FROM STDIN WITH (FORMAT binary)"),
             CopyStatement::Unsupported(_)
         ));
+        // pgbench -i (PostgreSQL 15) loads its accounts with FREEZE.
+        assert_eq!(
+            parse_copy("copy pgbench_accounts from stdin with (freeze on)"),
+            CopyStatement::From(CopySpec {
+                source: table("pgbench_accounts", None),
+                options: CopyOptions::default()
+            })
+        );
         assert!(matches!(
             parse_copy("COPY t FROM '/etc/passwd'"),
             CopyStatement::Unsupported(_)
