@@ -231,14 +231,6 @@ fn parse_options(text: &str) -> Result<CopyOptions, String> {
                     }
                 }
             }
-            // FREEZE (pgbench -i sends it) only matters to PostgreSQL's heap: accepted.
-            "freeze" => {
-                if let Some(Tok::Word(v)) = toks.get(i) {
-                    if matches!(v.as_str(), "true" | "on" | "1" | "false" | "off" | "0") {
-                        i += 1;
-                    }
-                }
-            }
             "encoding" => {
                 let e = next_str(&mut i, "ENCODING")?;
                 if !matches!(
