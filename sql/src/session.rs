@@ -510,6 +510,8 @@ pub struct Session {
     sync_error: Option<SqlError>,
     /// statement_timeout in milliseconds (0 = none), kept in step with `settings`.
     statement_timeout_ms: u64,
+    /// `lock_timeout` in milliseconds (0 = none), cached like `statement_timeout_ms`.
+    lock_timeout_ms: u64,
     /// Sequence values and this session's `currval`s.
     sequences: Arc<SessionSequences>,
 }
@@ -548,6 +550,7 @@ impl Session {
             stats: ExecStats::default(),
             sync_error: None,
             statement_timeout_ms: 0,
+            lock_timeout_ms: 0,
         })
     }
 
@@ -609,22 +612,22 @@ impl Session {
         });
     }
 
-    /// Re-reads statement_timeout after SET/RESET (statements read the cached value).
-    fn refresh_statement_timeout(&mut self) {
-        self.statement_timeout_ms = self
-            .settings
-            .get("statement_timeout")
-            .and_then(|v| parse_timeout_ms(v).ok())
-            .unwrap_or(0);
+    /// Re-reads statement_timeout and lock_timeout after SET/RESET: statements read the cached
+    /// numbers, not the text settings.
+    fn refresh_timeouts(&mut self) {
+        let ms = |name: &str| {
+            self.settings
+                .get(name)
+                .and_then(|v| parse_duration_ms(name, v).ok())
+                .unwrap_or(0)
+        };
+        self.statement_timeout_ms = ms("statement_timeout");
+        self.lock_timeout_ms = ms("lock_timeout");
     }
 
     fn interrupt(&self) -> Interrupt {
         let ms = self.statement_timeout_ms;
-        let lock_ms = self
-            .settings
-            .get("lock_timeout")
-            .and_then(|v| parse_duration_ms("lock_timeout", v).ok())
-            .unwrap_or(0);
+        let lock_ms = self.lock_timeout_ms;
         Interrupt {
             lock_timeout: (lock_ms > 0).then(|| Duration::from_millis(lock_ms)),
             cancel: self.cancel.clone(),
@@ -880,7 +883,7 @@ impl Session {
             }
             S::Set(set) => {
                 let r = self.run_set(set);
-                self.refresh_statement_timeout();
+                self.refresh_timeouts();
                 r
             }
             S::ShowVariable { variable } => self.run_show(variable),
@@ -899,7 +902,7 @@ impl Session {
                     }
                     ast::Reset::SessionAuthorization => {}
                 }
-                self.refresh_statement_timeout();
+                self.refresh_timeouts();
                 Ok(Outcome::Command {
                     tag: "RESET".into(),
                 })
