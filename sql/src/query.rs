@@ -2650,41 +2650,7 @@ impl Binder<'_> {
                 scope
                     .cols
                     .extend(Scope::of_table(table, Some("excluded".into())).cols);
-                let mut sets = Vec::new();
-                for a in &du.assignments {
-                    let name = match &a.target {
-                        ast::AssignmentTarget::ColumnName(n) => object_name(n)?,
-                        ast::AssignmentTarget::Tuple(_) => {
-                            return Err(SqlError::unsupported("multi-column SET"))
-                        }
-                    };
-                    let i = table.column_index(&name).ok_or_else(|| {
-                        SqlError::new(
-                            SqlState::UNDEFINED_COLUMN,
-                            format!(
-                                "column \"{name}\" of relation \"{}\" does not exist",
-                                table.name
-                            ),
-                        )
-                    })?;
-                    let col = &table.columns[i];
-                    let e = match &a.value {
-                        ast::Expr::Identifier(id)
-                            if id.quote_style.is_none()
-                                && id.value.eq_ignore_ascii_case("default") =>
-                        {
-                            match &col.default {
-                                Some(text) => self.bind_default(text, col.ty, &col.name)?,
-                                None => Expr::Const(Value::Null),
-                            }
-                        }
-                        v => {
-                            let (b, t) = self.bind_expr(v, &scope, None)?;
-                            self.assign_expr(b, t, col.ty, &col.name)?
-                        }
-                    };
-                    sets.push((i, e));
-                }
+                let sets = self.bind_set_list(table, &du.assignments, &scope)?;
                 let filter = match &du.selection {
                     Some(w) => Some(self.bind_bool(w, &scope, None, "WHERE")?),
                     None => None,
@@ -2695,32 +2661,16 @@ impl Binder<'_> {
         Ok(OnConflict { arbiters, action })
     }
 
-    fn single_table(&mut self, t: &ast::TableWithJoins) -> SqlResult<(Arc<TableDef>, Scope)> {
-        if !t.joins.is_empty() {
-            return Err(SqlError::unsupported("joins"));
-        }
-        match &t.relation {
-            ast::TableFactor::Table {
-                name,
-                alias,
-                args: None,
-                ..
-            } => {
-                let def = self.catalog.require(self.txn, &object_name(name)?)?;
-                let scope = Scope::of_table(&def, alias.as_ref().map(|a| ident_name(&a.name)));
-                Ok((def, scope))
-            }
-            _ => Err(SqlError::unsupported("this target table")),
-        }
-    }
-
-    pub(crate) fn bind_update(&mut self, u: &ast::Update) -> SqlResult<Plan> {
-        if u.from.is_some() {
-            return Err(SqlError::unsupported("UPDATE ... FROM"));
-        }
-        let (table, scope) = self.single_table(&u.table)?;
-        let mut sets = Vec::new();
-        for a in &u.assignments {
+    /// Binds the `SET col = expr | DEFAULT, ...` list of UPDATE, ON CONFLICT DO UPDATE and
+    /// MERGE's UPDATE against `table`: (column index, expression coerced to the column type).
+    pub(crate) fn bind_set_list(
+        &mut self,
+        table: &TableDef,
+        assignments: &[ast::Assignment],
+        scope: &Scope,
+    ) -> SqlResult<Vec<(usize, Expr)>> {
+        let mut sets = Vec::with_capacity(assignments.len());
+        for a in assignments {
             let name = match &a.target {
                 ast::AssignmentTarget::ColumnName(n) => object_name(n)?,
                 ast::AssignmentTarget::Tuple(_) => {
@@ -2747,12 +2697,40 @@ impl Binder<'_> {
                     }
                 }
                 v => {
-                    let (b, t) = self.bind_expr(v, &scope, None)?;
+                    let (b, t) = self.bind_expr(v, scope, None)?;
                     self.assign_expr(b, t, col.ty, &col.name)?
                 }
             };
             sets.push((i, e));
         }
+        Ok(sets)
+    }
+
+    fn single_table(&mut self, t: &ast::TableWithJoins) -> SqlResult<(Arc<TableDef>, Scope)> {
+        if !t.joins.is_empty() {
+            return Err(SqlError::unsupported("joins"));
+        }
+        match &t.relation {
+            ast::TableFactor::Table {
+                name,
+                alias,
+                args: None,
+                ..
+            } => {
+                let def = self.catalog.require(self.txn, &object_name(name)?)?;
+                let scope = Scope::of_table(&def, alias.as_ref().map(|a| ident_name(&a.name)));
+                Ok((def, scope))
+            }
+            _ => Err(SqlError::unsupported("this target table")),
+        }
+    }
+
+    pub(crate) fn bind_update(&mut self, u: &ast::Update) -> SqlResult<Plan> {
+        if u.from.is_some() {
+            return Err(SqlError::unsupported("UPDATE ... FROM"));
+        }
+        let (table, scope) = self.single_table(&u.table)?;
+        let sets = self.bind_set_list(&table, &u.assignments, &scope)?;
         let filter = match &u.selection {
             Some(w) => Some(self.bind_bool(w, &scope, None, "WHERE")?),
             None => None,
@@ -3144,6 +3122,29 @@ impl ExecContext<'_> {
             std::cell::Cell::from_mut(&mut *self.stats),
             Some(self.sequences),
         )
+    }
+
+    /// Stores a new, complete, checked row of `table` and its index entries; returns its key.
+    /// A hidden-rowid table gets a fresh row id (unique in this process and above every stored
+    /// one, so no other transaction can write the key: no row lock needed). A primary-key table
+    /// locks the key first: a concurrent inserter of the same key is waited for, and its
+    /// committed row is seen (23505) instead of being overwritten.
+    pub(crate) fn insert_row(&mut self, table: &TableDef, full: &[Value]) -> SqlResult<Vec<u8>> {
+        let key = if table.has_rowid() {
+            let id = self.catalog.next_rowid(&*self.txn, table)?;
+            let key = table.rowid_key(id);
+            self.txn.put_new(&key, Bytes::from(encode_row(full)))?;
+            key
+        } else {
+            let key = table.row_key(full);
+            if self.txn.get_for_update(&key)?.is_some() {
+                return Err(duplicate_key(table, full));
+            }
+            self.txn.put(&key, Bytes::from(encode_row(full)))?;
+            key
+        };
+        crate::index::insert_entries(self.txn, table, &key, full)?;
+        Ok(key)
     }
 
     /// Fails with 23514 if `row` violates a CHECK constraint of `table`.
@@ -3750,24 +3751,7 @@ pub(crate) fn execute(ctx: &mut ExecContext<'_>, plan: &Plan) -> SqlResult<Outco
                         continue;
                     }
                 }
-                let key = if table.has_rowid() {
-                    // A fresh row id is unique in this process (and above every stored one), so
-                    // no other transaction can write this key: no row lock needed.
-                    let id = ctx.catalog.next_rowid(&*ctx.txn, table)?;
-                    let key = table.rowid_key(id);
-                    ctx.txn.put_new(&key, Bytes::from(encode_row(&full)))?;
-                    key
-                } else {
-                    let key = table.row_key(&full);
-                    // Locks the key first: a concurrent inserter of the same key is waited for,
-                    // and its committed row is seen (23505) instead of being overwritten.
-                    if ctx.txn.get_for_update(&key)?.is_some() {
-                        return Err(duplicate_key(table, &full));
-                    }
-                    ctx.txn.put(&key, Bytes::from(encode_row(&full)))?;
-                    key
-                };
-                crate::index::insert_entries(ctx.txn, table, &key, &full)?;
+                let key = ctx.insert_row(table, &full)?;
                 if let Some(oc) = on_conflict {
                     affected.record(oc, &key);
                 }

@@ -201,27 +201,7 @@ impl Binder<'_> {
                             let ast::MergeUpdateKind::Set(assignments) = &u.kind else {
                                 return Err(SqlError::unsupported("this MERGE UPDATE form"));
                             };
-                            let mut sets = Vec::new();
-                            for a in assignments {
-                                let name = match &a.target {
-                                    ast::AssignmentTarget::ColumnName(n) => object_name(n)?,
-                                    ast::AssignmentTarget::Tuple(_) => {
-                                        return Err(SqlError::unsupported("multi-column SET"))
-                                    }
-                                };
-                                let i = target.column_index(&name).ok_or_else(|| {
-                                    SqlError::new(
-                                        SqlState::UNDEFINED_COLUMN,
-                                        format!(
-                                            "column \"{name}\" of relation \"{}\" does not exist",
-                                            target.name
-                                        ),
-                                    )
-                                })?;
-                                let col = &target.columns[i];
-                                let (b, t) = self.bind_expr(&a.value, &both, None)?;
-                                sets.push((i, self.assign_expr(b, t, col.ty, &col.name)?));
-                            }
+                            let sets = self.bind_set_list(&target, assignments, &both)?;
                             MatchedAction::Update(sets)
                         }
                         ast::MergeAction::Delete { .. } => MatchedAction::Delete,
@@ -590,20 +570,7 @@ pub(crate) fn execute_merge(ctx: &mut ExecContext<'_>, plan: &MergePlan) -> SqlR
                     full.push(store_value(target, i, v)?);
                 }
                 ctx.check_row(target, &full)?;
-                let key = if target.has_rowid() {
-                    let id = ctx.catalog.next_rowid(&*ctx.txn, target)?;
-                    let key = target.rowid_key(id);
-                    ctx.txn.put_new(&key, Bytes::from(encode_row(&full)))?;
-                    key
-                } else {
-                    let key = target.row_key(&full);
-                    if ctx.txn.get_for_update(&key)?.is_some() {
-                        return Err(duplicate_key(target, &full));
-                    }
-                    ctx.txn.put(&key, Bytes::from(encode_row(&full)))?;
-                    key
-                };
-                crate::index::insert_entries(ctx.txn, target, &key, &full)?;
+                let key = ctx.insert_row(target, &full)?;
                 modified.insert(key);
                 count += 1;
             }
