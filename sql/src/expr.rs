@@ -62,6 +62,15 @@ pub(crate) enum Expr {
         list: Vec<Expr>,
         negated: bool,
     },
+    /// `expr op ANY (ARRAY[...])` or, with `all`, `expr op ALL (ARRAY[...])`: each
+    /// comparison is carried out in `ty`; the result is three-valued as for a subquery.
+    QuantifiedList {
+        expr: Box<Expr>,
+        op: BinOp,
+        ty: DataType,
+        list: Vec<Expr>,
+        all: bool,
+    },
     Like {
         expr: Box<Expr>,
         pattern: Box<Expr>,
@@ -323,6 +332,20 @@ impl Expr {
                     Value::Bool(*negated)
                 }
             }
+            Expr::QuantifiedList {
+                expr,
+                op,
+                ty,
+                list,
+                all,
+            } => {
+                let v = expr.eval(row, ctx)?;
+                let mut items = Vec::with_capacity(list.len());
+                for item in list {
+                    items.push(item.eval(row, ctx)?);
+                }
+                quantified(*op, ty, *all, &v, items)?
+            }
             Expr::Like {
                 expr,
                 pattern,
@@ -463,7 +486,7 @@ impl Expr {
                 expr.visit(f);
                 pattern.visit(f);
             }
-            Expr::InList { expr, list, .. } => {
+            Expr::InList { expr, list, .. } | Expr::QuantifiedList { expr, list, .. } => {
                 expr.visit(f);
                 for e in list {
                     e.visit(f);
@@ -568,6 +591,19 @@ impl Expr {
                 list: all(list),
                 negated: *negated,
             },
+            Expr::QuantifiedList {
+                expr,
+                op,
+                ty,
+                list,
+                all: every,
+            } => Expr::QuantifiedList {
+                expr: m(expr),
+                op: *op,
+                ty: *ty,
+                list: all(list),
+                all: *every,
+            },
             Expr::Case {
                 operand,
                 whens,
@@ -622,7 +658,7 @@ impl Expr {
                 expr.mark_columns(used);
                 pattern.mark_columns(used);
             }
-            Expr::InList { expr, list, .. } => {
+            Expr::InList { expr, list, .. } | Expr::QuantifiedList { expr, list, .. } => {
                 expr.mark_columns(used);
                 all(list, used);
             }
@@ -696,23 +732,36 @@ fn eval_subquery(sub: &Subquery, row: &[Value], ctx: &EvalContext<'_>) -> SqlRes
         SubqueryKind::Exists => Value::Bool(!rows.is_empty()),
         SubqueryKind::Quantified { op, ty, all, .. } => {
             let v = probe.unwrap_or(Value::Null);
-            // ANY: true if some comparison is true, else NULL if some is NULL, else false.
-            // ALL: false if some comparison is false, else NULL if some is NULL, else true.
-            let mut saw_null = false;
-            for r in rows.iter() {
-                let x = r.first().cloned().unwrap_or(Value::Null);
-                match truth(&binary(*op, v.clone(), x, ty)?) {
-                    Some(b) if b != *all => return Ok(Value::Bool(b)),
-                    Some(_) => {}
-                    None => saw_null = true,
-                }
-            }
-            if saw_null {
-                Value::Null
-            } else {
-                Value::Bool(*all)
-            }
+            let items = rows
+                .iter()
+                .map(|r| r.first().cloned().unwrap_or(Value::Null));
+            quantified(*op, ty, *all, &v, items)?
         }
+    })
+}
+
+/// `v op ANY (items)` / `v op ALL (items)`. ANY: true if some comparison is true, else NULL
+/// if some is NULL, else false. ALL: false if some comparison is false, else NULL if some is
+/// NULL, else true (so over no items ANY is false and ALL true, even for a NULL `v`).
+fn quantified(
+    op: BinOp,
+    ty: &DataType,
+    all: bool,
+    v: &Value,
+    items: impl IntoIterator<Item = Value>,
+) -> SqlResult<Value> {
+    let mut saw_null = false;
+    for x in items {
+        match truth(&binary(op, v.clone(), x, ty)?) {
+            Some(b) if b != all => return Ok(Value::Bool(b)),
+            Some(_) => {}
+            None => saw_null = true,
+        }
+    }
+    Ok(if saw_null {
+        Value::Null
+    } else {
+        Value::Bool(all)
     })
 }
 

@@ -943,15 +943,95 @@ impl Binder<'_> {
                     other => return Err(SqlError::unsupported(format!("{other} ANY/ALL"))),
                 };
                 let all = matches!(ast, E::AllOp { .. });
-                let q = match right.as_ref() {
-                    E::Subquery(q) => q,
-                    _ => return Err(SqlError::unsupported("ANY/ALL over an array")),
-                };
-                self.bind_quantified(left, q, op, all, scope, agg)
+                let mut right = right.as_ref();
+                while let E::Nested(inner) = right {
+                    right = inner;
+                }
+                match right {
+                    E::Subquery(q) => self.bind_quantified(left, q, op, all, scope, agg),
+                    E::Array(array) => {
+                        self.bind_quantified_list(left, op, &array.elem, all, scope, agg)
+                    }
+                    _ => Err(SqlError::unsupported(
+                        "ANY/ALL over anything but a subquery or an ARRAY[...] constructor",
+                    )),
+                }
             }
             E::In { .. } => Err(SqlError::unsupported("this IN form")),
             other => Err(SqlError::unsupported(format!("expression {other}"))),
         }
+    }
+
+    /// `left op ANY (ARRAY[e1, e2, ...])` (`ALL` with `all`): the elements and the left operand
+    /// are compared in their common comparison type, as for an IN list.
+    fn bind_quantified_list(
+        &mut self,
+        left: &ast::Expr,
+        op: BinOp,
+        elems: &[ast::Expr],
+        all: bool,
+        scope: &Scope,
+        mut agg: Option<&mut AggState>,
+    ) -> SqlResult<(Expr, DataType)> {
+        if elems.is_empty() {
+            return Err(SqlError::new(
+                SqlState::INDETERMINATE_DATATYPE,
+                "cannot determine type of empty array",
+            )
+            .with_hint("Explicitly cast to the desired type, for example ARRAY[]::integer[]."));
+        }
+        let (e, et) = self.bind_expr(left, scope, agg.as_deref_mut())?;
+        let mut items = Vec::with_capacity(elems.len());
+        for item in elems {
+            items.push(self.bind_expr(item, scope, agg.as_deref_mut())?);
+        }
+        // The array's element type: its elements' common type (text[] for all-unknown, so
+        // `1 = ANY(ARRAY['1'])` is integer = text, 42883, as in PostgreSQL).
+        let mut elem_ty = DataType::Unknown;
+        for (_, t) in &items {
+            elem_ty = comparison_type(&elem_ty, t).ok_or_else(|| {
+                SqlError::mismatch(format!(
+                    "ARRAY types {} and {} cannot be matched",
+                    elem_ty.name(),
+                    t.name()
+                ))
+            })?;
+        }
+        if elem_ty == DataType::Unknown {
+            elem_ty = DataType::Text;
+        }
+        let ty = comparison_type(&et, &elem_ty).ok_or_else(|| {
+            SqlError::undefined_function(format!(
+                "operator does not exist: {} {} {}",
+                et.name(),
+                op_symbol(op),
+                elem_ty.name()
+            ))
+            .with_hint("No operator matches the given name and argument types. You might need to add explicit type casts.")
+        })?;
+        let e = if et == DataType::Unknown {
+            self.coerce(e, et, ty)?
+        } else {
+            e
+        };
+        let mut list = Vec::with_capacity(items.len());
+        for (x, t) in items {
+            list.push(if t == DataType::Unknown {
+                self.coerce(x, t, elem_ty)?
+            } else {
+                x
+            });
+        }
+        Ok((
+            Expr::QuantifiedList {
+                expr: Box::new(e),
+                op,
+                ty,
+                list,
+                all,
+            },
+            DataType::Bool,
+        ))
     }
 
     fn column_ref(
