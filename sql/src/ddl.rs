@@ -20,7 +20,7 @@ use sqlparser::ast;
 use sqlparser::dialect::PostgreSqlDialect;
 use sqlparser::tokenizer::{Token, Tokenizer};
 
-use crate::catalog::{decode_table_row, CheckDef, ColumnDef, IndexDef, TableDef};
+use crate::catalog::{decode_table_row, CheckDef, ColumnDef, Identity, IndexDef, TableDef};
 use crate::encoding::{encode_row, Key, KeyPrefix, TableId};
 use crate::error::{Notice, SqlError, SqlResult, SqlState};
 use crate::expr::cast;
@@ -470,6 +470,7 @@ fn column_def(c: &ast::ColumnDef) -> SqlResult<(ColumnDef, ColumnExtras)> {
         ty,
         not_null: serial.is_some(),
         default: None,
+        identity: Identity::None,
     };
     let mut extras = ColumnExtras {
         sequence: serial.map(|_| vec![]),
@@ -493,11 +494,15 @@ fn column_def(c: &ast::ColumnDef) -> SqlResult<(ColumnDef, ColumnExtras)> {
                 ck.expr.to_string(),
             )),
             ast::ColumnOption::Generated {
-                generated_as: ast::GeneratedAs::Always | ast::GeneratedAs::ByDefault,
+                generated_as: kind @ (ast::GeneratedAs::Always | ast::GeneratedAs::ByDefault),
                 sequence_options,
                 generation_expr: None,
                 ..
             } => {
+                def.identity = match kind {
+                    ast::GeneratedAs::Always => Identity::Always,
+                    _ => Identity::ByDefault,
+                };
                 if !matches!(ty, DataType::Int2 | DataType::Int4 | DataType::Int8) {
                     return Err(SqlError::new(
                         SqlState::INVALID_PARAMETER_VALUE,

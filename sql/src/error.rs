@@ -129,6 +129,12 @@ impl SqlState {
     pub const DEPENDENT_OBJECTS: SqlState = SqlState("2BP01");
     /// wrong_object_type
     pub const WRONG_OBJECT_TYPE: SqlState = SqlState("42809");
+    /// generated_always (a value for a GENERATED ALWAYS column)
+    pub const GENERATED_ALWAYS: SqlState = SqlState("428C9");
+    /// foreign_key_violation
+    pub const FOREIGN_KEY_VIOLATION: SqlState = SqlState("23503");
+    /// invalid_foreign_key (no unique constraint matches the referenced columns)
+    pub const INVALID_FOREIGN_KEY: SqlState = SqlState("42830");
 
     /// The five-character code, e.g. `"42P01"`.
     pub fn code(&self) -> &'static str {

@@ -132,8 +132,8 @@
 //! from a subquery into an enclosing query's grouped rows, cost-based join ordering (joins
 //! run in the written order; no table statistics), views, foreign keys, ON CONFLICT ...
 //! WHERE index_predicate, MERGE ... WHEN NOT MATCHED BY SOURCE and MERGE ... RETURNING
-//! (PostgreSQL 17), table locks around DDL (see `ddl.rs`), GENERATED ALWAYS refusing
-//! explicit values (it behaves as BY DEFAULT), separate namespaces per database (CREATE
+//! (PostgreSQL 17), table locks around DDL (see `ddl.rs`), GENERATED ... AS (expr) STORED
+//! columns, separate namespaces per database (CREATE
 //! DATABASE makes a name sessions can connect to; all databases see the same tables) and per
 //! schema (CREATE SCHEMA records a name; tables are found by their last name part), most of
 //! pg_catalog (only pg_class, pg_namespace, pg_type and information_schema.tables/columns, see

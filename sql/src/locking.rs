@@ -242,6 +242,7 @@ pub(crate) fn pg_locks_def() -> Arc<TableDef> {
         ty,
         not_null: false,
         default: None,
+        identity: Default::default(),
     };
     Arc::new(TableDef {
         id: PG_LOCKS_ID,
@@ -249,6 +250,8 @@ pub(crate) fn pg_locks_def() -> Arc<TableDef> {
         name: "pg_locks".into(),
         checks: vec![],
         indexes: vec![],
+        foreign_keys: vec![],
+        referenced_by: vec![],
         columns: vec![
             col("locktype", DataType::Text),
             col("database", DataType::Int8),

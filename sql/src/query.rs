@@ -22,7 +22,7 @@ use sqlparser::ast;
 use sqlparser::dialect::PostgreSqlDialect;
 use sqlparser::parser::Parser;
 
-use crate::catalog::{decode_table_row, Catalog, TableDef};
+use crate::catalog::{decode_table_row, Catalog, Identity, TableDef};
 use crate::encoding::{
     append_rows_prefix, encode_key_value, encode_row, prefix_range, prefix_successor, KeyPrefix,
 };
@@ -2604,6 +2604,16 @@ impl Binder<'_> {
                                 continue;
                             }
                         }
+                        match (col.identity, &ins.overriding) {
+                            (Identity::None, _) => {}
+                            (_, Some(ast::InsertOverriding::User)) => {
+                                // OVERRIDING USER VALUE: the given value is ignored.
+                                row.push(None);
+                                continue;
+                            }
+                            (Identity::Always, None) => return Err(generated_always(&col.name)),
+                            _ => {}
+                        }
                         let (b, t) = self.bind_expr(e, &Scope::default(), None)?;
                         row.push(Some(self.assign_expr(b, t, col.ty, &col.name)?));
                     }
@@ -2620,6 +2630,16 @@ impl Binder<'_> {
                 }
                 for (j, c) in plan.columns.iter().enumerate() {
                     let col = &table.columns[targets[j]];
+                    match (col.identity, &ins.overriding) {
+                        (Identity::None, _) => {}
+                        (_, Some(ast::InsertOverriding::User)) => {
+                            return Err(SqlError::unsupported(
+                                "OVERRIDING USER VALUE with a query as the source",
+                            ))
+                        }
+                        (Identity::Always, None) => return Err(generated_always(&col.name)),
+                        _ => {}
+                    }
                     if !assignable(&c.ty, &col.ty) {
                         return Err(SqlError::mismatch(format!(
                             "column \"{}\" is of type {} but expression is of type {}",
@@ -2776,6 +2796,16 @@ impl Binder<'_> {
                         None => Expr::Const(Value::Null),
                     }
                 }
+                _ if col.identity == Identity::Always => {
+                    return Err(SqlError::new(
+                        SqlState::GENERATED_ALWAYS,
+                        format!("column \"{}\" can only be updated to DEFAULT", col.name),
+                    )
+                    .with_detail(format!(
+                        "Column \"{}\" is an identity column defined as GENERATED ALWAYS.",
+                        col.name
+                    )))
+                }
                 v => {
                     let (b, t) = self.bind_expr(v, scope, None)?;
                     self.assign_expr(b, t, col.ty, &col.name)?
@@ -2862,6 +2892,19 @@ impl Binder<'_> {
             .map(|p| p.unwrap_or(DataType::Text))
             .collect()
     }
+}
+
+/// 428C9: INSERT gives a GENERATED ALWAYS identity column a value without OVERRIDING SYSTEM
+/// VALUE.
+fn generated_always(column: &str) -> SqlError {
+    SqlError::new(
+        SqlState::GENERATED_ALWAYS,
+        format!("cannot insert a non-DEFAULT value into column \"{column}\""),
+    )
+    .with_detail(format!(
+        "Column \"{column}\" is an identity column defined as GENERATED ALWAYS."
+    ))
+    .with_hint("Use OVERRIDING SYSTEM VALUE to override.")
 }
 
 fn agg_result_type(func: AggFunc, arg: &DataType) -> Option<DataType> {
