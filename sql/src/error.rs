@@ -9,6 +9,8 @@ pub struct SqlState(&'static str);
 impl SqlState {
     /// 42601 syntax_error.
     pub const SYNTAX_ERROR: SqlState = SqlState("42601");
+    /// invalid_regular_expression.
+    pub const INVALID_REGULAR_EXPRESSION: SqlState = SqlState("2201B");
     /// 42P01 undefined_table.
     pub const UNDEFINED_TABLE: SqlState = SqlState("42P01");
     /// 42703 undefined_column.

@@ -152,6 +152,10 @@ impl SubqueryRunner for Reader<'_> {
         }
         Ok(rows)
     }
+
+    fn transaction(&self) -> Option<&dyn Transaction> {
+        Some(self.txn)
+    }
 }
 
 fn passes(env: Env<'_>, filter: Option<&Expr>, row: &[Value]) -> SqlResult<bool> {
@@ -239,6 +243,8 @@ pub(crate) enum Acc {
     AvgDec(Decimal, i64),
     AvgFloat(f64, i64),
     MinMax(Option<Value>),
+    /// `string_agg`: the text so far (None before the first non-NULL value).
+    Str(Option<String>),
 }
 
 pub(crate) fn new_acc(call: &AggCall) -> Acc {
@@ -253,6 +259,7 @@ pub(crate) fn new_acc(call: &AggCall) -> Acc {
         AggFunc::Avg if float => Acc::AvgFloat(0.0, 0),
         AggFunc::Avg => Acc::AvgDec(Decimal::ZERO, 0),
         AggFunc::Min | AggFunc::Max => Acc::MinMax(None),
+        AggFunc::StringAgg => Acc::Str(None),
     }
 }
 
@@ -306,6 +313,18 @@ pub(crate) fn accumulate(acc: &mut Acc, call: &AggCall, v: Value) -> SqlResult<(
                 *cur = Some(v);
             }
         }
+        Acc::Str(cur) => {
+            let v = v.to_text().unwrap_or_default();
+            match cur {
+                None => *cur = Some(v),
+                Some(s) => {
+                    if let Some(sep) = &call.separator {
+                        s.push_str(sep);
+                    }
+                    s.push_str(&v);
+                }
+            }
+        }
     }
     Ok(())
 }
@@ -334,6 +353,7 @@ pub(crate) fn finish(acc: Acc, call: &AggCall) -> SqlResult<Value> {
         Acc::AvgDec(s, n) => Value::Numeric(numeric_div(s, Decimal::from(n))?),
         Acc::AvgFloat(s, n) => Value::Float8(s / n as f64),
         Acc::MinMax(v) => v.unwrap_or(Value::Null),
+        Acc::Str(s) => s.map(Value::Text).unwrap_or(Value::Null),
     })
 }
 
@@ -650,6 +670,7 @@ fn source_rows_unrecorded(env: Env<'_>, source: &Source) -> SqlResult<Vec<Vec<Va
             keep
         }
         Source::System(view) => view.rows(env.rd.txn, env.rd.txn.db())?,
+        Source::Unnest(e) => crate::catalog_fns::unnest_rows(&env.eval(e, &[])?)?,
         Source::Query(q) => select_rows(env, q)?,
         Source::Join(j) => join_rows(env, j)?,
         Source::SetOp(s) => set_op_rows(env, s)?,

@@ -142,6 +142,9 @@ pub(crate) enum SubqueryKind {
         ty: DataType,
         all: bool,
     },
+    /// `ARRAY(SELECT x ...)`: the rows' values as an array (its text form, see
+    /// `catalog_fns`).
+    Array,
 }
 
 /// The current rows of the queries enclosing a subquery, innermost first.
@@ -173,6 +176,11 @@ pub(crate) trait SubqueryRunner {
         sub: &Subquery,
         outer: &OuterRows<'_>,
     ) -> SqlResult<std::rc::Rc<Vec<Vec<Value>>>>;
+
+    /// The statement's transaction, for the catalog functions.
+    fn transaction(&self) -> Option<&dyn crate::storage::Transaction> {
+        None
+    }
 }
 
 /// Which moment a time function reports.
@@ -213,6 +221,8 @@ pub(crate) enum Func {
     Logical(crate::clock_functions::LogicalFn),
     /// A function of the transaction machinery (`gnomon_hlc_now()` ...).
     System(crate::system::SystemFn),
+    /// A catalog function, operator or cast (`format_type`, `~`, `::regclass` ...).
+    Catalog(crate::catalog_fns::CatalogFn),
 }
 
 /// What evaluation needs besides the row.
@@ -429,6 +439,8 @@ impl Expr {
                     crate::clock_functions::call(*lf, &vals, ctx.clocks)?
                 } else if let Func::System(sf) = f {
                     crate::system::call(*sf, &vals, ctx.db)?
+                } else if let Func::Catalog(cf) = f {
+                    crate::catalog_fns::call(*cf, &vals, ctx.runner.and_then(|r| r.transaction()))?
                 } else {
                     call(*f, vals)?
                 }
@@ -730,6 +742,13 @@ fn eval_subquery(sub: &Subquery, row: &[Value], ctx: &EvalContext<'_>) -> SqlRes
             }
         },
         SubqueryKind::Exists => Value::Bool(!rows.is_empty()),
+        SubqueryKind::Array => {
+            let items: Vec<Option<String>> = rows
+                .iter()
+                .map(|r| r.first().and_then(Value::to_text))
+                .collect();
+            Value::Text(crate::catalog_fns::format_array(&items))
+        }
         SubqueryKind::Quantified { op, ty, all, .. } => {
             let v = probe.unwrap_or(Value::Null);
             let items = rows
@@ -817,7 +836,7 @@ fn float_check(x: f64, a: f64, b: f64) -> SqlResult<f64> {
 
 /// Evaluates a binary operator whose operands were cast to `ty` by the binder (comparisons
 /// compare across numeric widths directly).
-fn binary(op: BinOp, l: Value, r: Value, ty: &DataType) -> SqlResult<Value> {
+pub(crate) fn binary(op: BinOp, l: Value, r: Value, ty: &DataType) -> SqlResult<Value> {
     if l.is_null() || r.is_null() {
         return Ok(Value::Null);
     }

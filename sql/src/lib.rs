@@ -145,6 +145,7 @@
 
 pub mod audit;
 pub mod catalog;
+pub(crate) mod catalog_fns;
 mod clock_functions;
 pub(crate) mod ddl;
 pub mod encoding;

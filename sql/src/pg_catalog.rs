@@ -30,9 +30,17 @@ pub const PUBLIC_OID: u32 = 2200;
 pub const INFORMATION_SCHEMA_OID: u32 = 13000;
 /// OID of the bootstrap superuser.
 pub const SUPERUSER_OID: u32 = 10;
+/// OID of the `pg_database_owner` role (owner of `public`).
+pub const DATABASE_OWNER_OID: u32 = 6171;
+/// OID of the `heap` access method (tables).
+pub const HEAP_AM_OID: u32 = 2;
+/// OID of the `btree` access method (indexes).
+pub const BTREE_AM_OID: u32 = 403;
+/// OID of the database default collation.
+pub const DEFAULT_COLLATION_OID: i64 = 100;
 
 /// Every table definition `txn` sees, in name order (decoded from the catalog keys).
-fn tables(txn: &dyn Transaction) -> SqlResult<Vec<TableDef>> {
+pub(crate) fn tables(txn: &dyn Transaction) -> SqlResult<Vec<TableDef>> {
     let mut out = Vec::new();
     for (k, v) in txn.scan(KeyPrefix::TableName.range(), false, None)? {
         let Key::TableName(_) = Key::decode(&k)? else {
@@ -80,6 +88,22 @@ pub(crate) const PG_CLASS_COLUMNS: &[(&str, DataType)] = &[
     ("relowner", DataType::Int8),
     ("relnatts", DataType::Int2),
     ("relhasindex", DataType::Bool),
+    ("relam", DataType::Int8),
+    ("relchecks", DataType::Int2),
+    ("relhasrules", DataType::Bool),
+    ("relhastriggers", DataType::Bool),
+    ("relrowsecurity", DataType::Bool),
+    ("relforcerowsecurity", DataType::Bool),
+    ("relispartition", DataType::Bool),
+    ("reltablespace", DataType::Int8),
+    ("reloftype", DataType::Int8),
+    ("reltype", DataType::Int8),
+    ("relpersistence", DataType::Text),
+    ("relreplident", DataType::Text),
+    ("reltoastrelid", DataType::Int8),
+    ("relisshared", DataType::Bool),
+    ("reloptions", DataType::Text),
+    ("relpartbound", DataType::Text),
 ];
 
 /// `pg_namespace` columns.
@@ -87,6 +111,7 @@ pub(crate) const PG_NAMESPACE_COLUMNS: &[(&str, DataType)] = &[
     ("oid", DataType::Int8),
     ("nspname", DataType::Text),
     ("nspowner", DataType::Int8),
+    ("nspacl", DataType::Text),
 ];
 
 /// PostgreSQL's `information_schema` name of a type.
@@ -156,6 +181,11 @@ pub(crate) fn columns_rows(txn: &dyn Transaction) -> SqlResult<Vec<Vec<Value>>> 
 pub(crate) fn pg_class_rows(txn: &dyn Transaction) -> SqlResult<Vec<Vec<Value>>> {
     let mut out = Vec::new();
     let row = |oid: u32, name: String, kind: &str, natts: usize, has_index: bool| {
+        let am = match kind {
+            "r" => HEAP_AM_OID,
+            "i" => BTREE_AM_OID,
+            _ => 0,
+        };
         vec![
             Value::Int8(oid as i64),
             Value::Text(name),
@@ -164,11 +194,29 @@ pub(crate) fn pg_class_rows(txn: &dyn Transaction) -> SqlResult<Vec<Vec<Value>>>
             Value::Int8(SUPERUSER_OID as i64),
             Value::Int2(natts as i16),
             Value::Bool(has_index),
+            Value::Int8(am as i64),
+            Value::Int2(0),
+            Value::Bool(false),
+            Value::Bool(false),
+            Value::Bool(false),
+            Value::Bool(false),
+            Value::Bool(false),
+            Value::Int8(0),
+            Value::Int8(0),
+            Value::Int8(0),
+            Value::Text("p".into()),
+            Value::Text(if kind == "r" { "d" } else { "n" }.into()),
+            Value::Int8(0),
+            Value::Bool(false),
+            Value::Null,
+            Value::Null,
         ]
     };
     for t in tables(txn)? {
         let has_index = !t.primary_key.is_empty() || !t.indexes.is_empty();
-        out.push(row(t.id.0, t.name.clone(), "r", t.columns.len(), has_index));
+        let mut r = row(t.id.0, t.name.clone(), "r", t.columns.len(), has_index);
+        r[8] = Value::Int2(t.checks.len() as i16);
+        out.push(r);
         if !t.primary_key.is_empty() {
             // NB: the primary key's index has no id of its own; it shows under the table's
             // definition id, which no other object uses.
@@ -201,7 +249,8 @@ pub(crate) fn pg_namespace_rows(txn: &dyn Transaction) -> SqlResult<Vec<Vec<Valu
         vec![
             Value::Int8(PUBLIC_OID as i64),
             Value::Text("public".into()),
-            Value::Int8(SUPERUSER_OID as i64),
+            // As in PostgreSQL 15: public belongs to pg_database_owner.
+            Value::Int8(DATABASE_OWNER_OID as i64),
         ],
         vec![
             Value::Int8(INFORMATION_SCHEMA_OID as i64),
@@ -222,6 +271,9 @@ pub(crate) fn pg_namespace_rows(txn: &dyn Transaction) -> SqlResult<Vec<Vec<Valu
             ]);
         }
     }
+    for r in &mut out {
+        r.push(Value::Null);
+    }
     Ok(out)
 }
 
@@ -234,6 +286,13 @@ pub(crate) const PG_TYPE_COLUMNS: &[(&str, DataType)] = &[
     ("typtype", DataType::Text),
     ("typcategory", DataType::Text),
     ("typarray", DataType::Int8),
+    ("typcollation", DataType::Int8),
+    ("typelem", DataType::Int8),
+    ("typbasetype", DataType::Int8),
+    ("typtypmod", DataType::Int4),
+    ("typnotnull", DataType::Bool),
+    ("typrelid", DataType::Int8),
+    ("typdelim", DataType::Text),
 ];
 
 /// `pg_type`: every type Gnomon implements, under PostgreSQL's OID, name, length, category
@@ -275,7 +334,798 @@ pub(crate) fn pg_type_rows() -> Vec<Vec<Value>> {
                 Value::Text("b".into()),
                 Value::Text(cat.to_string()),
                 Value::Int8(*array),
+                Value::Int8(collation_of(t)),
+                Value::Int8(0),
+                Value::Int8(0),
+                Value::Int4(-1),
+                Value::Bool(false),
+                Value::Int8(0),
+                Value::Text(",".into()),
             ]
         })
         .collect()
+}
+
+/// `pg_type.typcollation`: the default collation for string types, 0 otherwise.
+fn collation_of(t: &DataType) -> i64 {
+    if t.is_string() {
+        DEFAULT_COLLATION_OID
+    } else {
+        0
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The rest of pg_catalog that psql's `\d` family, SQLAlchemy and pgjdbc read.
+//
+// OIDs: tables, indexes and sequences are their ids; the primary key's index and constraint
+// are the table's definition id (see `pg_class_rows`); a UNIQUE constraint is its index's id.
+// Objects Gnomon stores without an id get an OID computed from their table and position
+// (`synthetic_oid`, above 2^32 so it never meets a real one): CHECK constraints and column
+// defaults. Roles other than the bootstrap superuser (10) and databases get an OID hashed
+// from their name (stable across restarts).
+// ---------------------------------------------------------------------------------------------
+
+/// An OID for an object stored without one: `kind` (1 check constraint, 2 default) in the
+/// top bits, then the table id, then the position.
+fn synthetic_oid(kind: u8, table: u32, n: usize) -> i64 {
+    ((kind as i64) << 48) | ((table as i64) << 16) | (n as i64 & 0xffff)
+}
+
+/// FNV-1a of a name, for role and database OIDs.
+fn name_hash(s: &str) -> u32 {
+    let mut h: u32 = 0x811c_9dc5;
+    for b in s.bytes() {
+        h ^= b as u32;
+        h = h.wrapping_mul(0x0100_0193);
+    }
+    h
+}
+
+/// The OID of the role called `name` (which may not exist).
+fn role_oid_of(name: &str) -> i64 {
+    if name == crate::roles::BOOTSTRAP_SUPERUSER {
+        SUPERUSER_OID as i64
+    } else if name == "pg_database_owner" {
+        DATABASE_OWNER_OID as i64
+    } else {
+        (0x4000_0000 | (name_hash(name) & 0x3fff_ffff)) as i64
+    }
+}
+
+/// The OID of the database called `name`.
+fn database_oid_of(name: &str) -> i64 {
+    (0x2000_0000 | (name_hash(name) & 0x0fff_ffff)) as i64
+}
+
+/// A constraint as `pg_constraint` shows it.
+pub(crate) struct ConstraintInfo {
+    pub oid: i64,
+    pub name: String,
+    pub relid: u32,
+    /// `p`, `u` or `c`.
+    pub contype: &'static str,
+    /// The index behind a `p` / `u` constraint (0 for `c`).
+    pub indid: u32,
+    /// 1-based column numbers.
+    pub cols: Vec<i16>,
+    /// What `pg_get_constraintdef` shows.
+    pub def: String,
+}
+
+fn column_list(t: &TableDef, cols: &[usize]) -> String {
+    cols.iter()
+        .map(|&i| crate::catalog_fns::quote_ident(&t.columns[i].name))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The constraints of one table.
+fn table_constraints(t: &TableDef) -> Vec<ConstraintInfo> {
+    let mut out = Vec::new();
+    if !t.primary_key.is_empty() {
+        out.push(ConstraintInfo {
+            oid: t.def_id.0 as i64,
+            name: t.pkey_name(),
+            relid: t.id.0,
+            contype: "p",
+            indid: t.def_id.0,
+            cols: t.primary_key.iter().map(|&i| i as i16 + 1).collect(),
+            def: format!("PRIMARY KEY ({})", column_list(t, &t.primary_key)),
+        });
+    }
+    for ix in t.indexes.iter().filter(|ix| ix.constraint) {
+        out.push(ConstraintInfo {
+            oid: ix.id as i64,
+            name: ix.name.clone(),
+            relid: t.id.0,
+            contype: "u",
+            indid: ix.id,
+            cols: ix.columns.iter().map(|&i| i as i16 + 1).collect(),
+            def: format!("UNIQUE ({})", column_list(t, &ix.columns)),
+        });
+    }
+    for (n, c) in t.checks.iter().enumerate() {
+        let cols = t
+            .columns
+            .iter()
+            .enumerate()
+            .filter(|(_, col)| c.expr.contains(col.name.as_str()))
+            .map(|(i, _)| i as i16 + 1)
+            .collect();
+        out.push(ConstraintInfo {
+            oid: synthetic_oid(1, t.id.0, n),
+            name: c.name.clone(),
+            relid: t.id.0,
+            contype: "c",
+            indid: 0,
+            cols,
+            def: format!("CHECK ({})", c.expr),
+        });
+    }
+    out
+}
+
+/// Every constraint `txn` sees.
+pub(crate) fn constraints(txn: &dyn Transaction) -> SqlResult<Vec<ConstraintInfo>> {
+    Ok(tables(txn)?.iter().flat_map(table_constraints).collect())
+}
+
+/// An index as `pg_index` shows it: (index oid, name, table, unique, primary, columns).
+struct IndexInfo<'a> {
+    oid: u32,
+    name: String,
+    table: &'a TableDef,
+    unique: bool,
+    primary: bool,
+    cols: Vec<usize>,
+}
+
+fn table_indexes(t: &TableDef) -> Vec<IndexInfo<'_>> {
+    let mut out = Vec::new();
+    if !t.primary_key.is_empty() {
+        out.push(IndexInfo {
+            oid: t.def_id.0,
+            name: t.pkey_name(),
+            table: t,
+            unique: true,
+            primary: true,
+            cols: t.primary_key.clone(),
+        });
+    }
+    for ix in &t.indexes {
+        out.push(IndexInfo {
+            oid: ix.id,
+            name: ix.name.clone(),
+            table: t,
+            unique: ix.unique,
+            primary: false,
+            cols: ix.columns.clone(),
+        });
+    }
+    out
+}
+
+/// `pg_get_indexdef(oid, column)`: the CREATE INDEX statement, or with `column` > 0 that
+/// column's name. None: no such index.
+pub(crate) fn index_def(txn: &dyn Transaction, oid: i64, column: i64) -> SqlResult<Option<String>> {
+    let all = tables(txn)?;
+    for t in &all {
+        for ix in table_indexes(t) {
+            if ix.oid as i64 != oid {
+                continue;
+            }
+            if column > 0 {
+                return Ok(usize::try_from(column - 1)
+                    .ok()
+                    .and_then(|c| ix.cols.get(c))
+                    .map(|&c| crate::catalog_fns::quote_ident(&t.columns[c].name)));
+            }
+            return Ok(Some(format!(
+                "CREATE {}INDEX {} ON public.{} USING btree ({})",
+                if ix.unique { "UNIQUE " } else { "" },
+                crate::catalog_fns::quote_ident(&ix.name),
+                crate::catalog_fns::quote_ident(&t.name),
+                column_list(t, &ix.cols)
+            )));
+        }
+    }
+    Ok(None)
+}
+
+/// The name of the relation (table, index, sequence) with this OID.
+pub(crate) fn relation_name(txn: &dyn Transaction, oid: i64) -> SqlResult<Option<String>> {
+    Ok(pg_class_rows(txn)?
+        .into_iter()
+        .find(|r| matches!(r[0], Value::Int8(o) if o == oid))
+        .and_then(|r| r[1].to_text()))
+}
+
+/// The OID of the relation (table, index, sequence) called `name`.
+pub(crate) fn relation_oid(txn: &dyn Transaction, name: &str) -> SqlResult<Option<i64>> {
+    Ok(pg_class_rows(txn)?
+        .into_iter()
+        .find(|r| matches!(&r[1], Value::Text(n) if n == name))
+        .and_then(|r| match r[0] {
+            Value::Int8(o) => Some(o),
+            _ => None,
+        }))
+}
+
+/// The name of the schema with this OID.
+pub(crate) fn namespace_name(txn: &dyn Transaction, oid: i64) -> SqlResult<Option<String>> {
+    Ok(pg_namespace_rows(txn)?
+        .into_iter()
+        .find(|r| matches!(r[0], Value::Int8(o) if o == oid))
+        .and_then(|r| r[1].to_text()))
+}
+
+/// The OID of the schema called `name`.
+pub(crate) fn namespace_oid(txn: &dyn Transaction, name: &str) -> SqlResult<Option<i64>> {
+    Ok(pg_namespace_rows(txn)?
+        .into_iter()
+        .find(|r| matches!(&r[1], Value::Text(n) if n == name))
+        .and_then(|r| match r[0] {
+            Value::Int8(o) => Some(o),
+            _ => None,
+        }))
+}
+
+/// The name of the role with this OID (`pg_database_owner` included).
+pub(crate) fn role_name(txn: &dyn Transaction, oid: i64) -> SqlResult<Option<String>> {
+    if oid == DATABASE_OWNER_OID as i64 {
+        return Ok(Some("pg_database_owner".into()));
+    }
+    Ok(crate::roles::list_roles(txn)?
+        .into_iter()
+        .find(|r| role_oid_of(&r.name) == oid)
+        .map(|r| r.name))
+}
+
+/// The OID of the role called `name`.
+pub(crate) fn role_oid(txn: &dyn Transaction, name: &str) -> SqlResult<Option<i64>> {
+    if name == "pg_database_owner" {
+        return Ok(Some(DATABASE_OWNER_OID as i64));
+    }
+    Ok(crate::roles::lookup_role(txn, name)?.map(|r| role_oid_of(&r.name)))
+}
+
+/// The pg_catalog tables served beside `pg_class`, `pg_namespace` and `pg_type`. Views
+/// of objects Gnomon does not have (policies, triggers, publications, statistics objects,
+/// inheritance, comments, role membership) are empty but have PostgreSQL's columns, so
+/// the queries clients send over them bind and return no rows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum CatalogView {
+    Attribute,
+    Attrdef,
+    Index,
+    Constraint,
+    Collation,
+    Am,
+    Roles,
+    AuthMembers,
+    Database,
+    Description,
+    Sequence,
+    Policy,
+    StatisticExt,
+    Publication,
+    PublicationNamespace,
+    PublicationRel,
+    Trigger,
+    Inherits,
+}
+
+impl CatalogView {
+    /// The view called `name` (unqualified, lower case).
+    pub(crate) fn named(name: &str) -> Option<CatalogView> {
+        Some(match name {
+            "pg_attribute" => CatalogView::Attribute,
+            "pg_attrdef" => CatalogView::Attrdef,
+            "pg_index" => CatalogView::Index,
+            "pg_constraint" => CatalogView::Constraint,
+            "pg_collation" => CatalogView::Collation,
+            "pg_am" => CatalogView::Am,
+            "pg_roles" => CatalogView::Roles,
+            "pg_auth_members" => CatalogView::AuthMembers,
+            "pg_database" => CatalogView::Database,
+            "pg_description" => CatalogView::Description,
+            "pg_sequence" => CatalogView::Sequence,
+            "pg_policy" => CatalogView::Policy,
+            "pg_statistic_ext" => CatalogView::StatisticExt,
+            "pg_publication" => CatalogView::Publication,
+            "pg_publication_namespace" => CatalogView::PublicationNamespace,
+            "pg_publication_rel" => CatalogView::PublicationRel,
+            "pg_trigger" => CatalogView::Trigger,
+            "pg_inherits" => CatalogView::Inherits,
+            _ => return None,
+        })
+    }
+
+    /// The view's name.
+    pub(crate) fn name(&self) -> &'static str {
+        match self {
+            CatalogView::Attribute => "pg_attribute",
+            CatalogView::Attrdef => "pg_attrdef",
+            CatalogView::Index => "pg_index",
+            CatalogView::Constraint => "pg_constraint",
+            CatalogView::Collation => "pg_collation",
+            CatalogView::Am => "pg_am",
+            CatalogView::Roles => "pg_roles",
+            CatalogView::AuthMembers => "pg_auth_members",
+            CatalogView::Database => "pg_database",
+            CatalogView::Description => "pg_description",
+            CatalogView::Sequence => "pg_sequence",
+            CatalogView::Policy => "pg_policy",
+            CatalogView::StatisticExt => "pg_statistic_ext",
+            CatalogView::Publication => "pg_publication",
+            CatalogView::PublicationNamespace => "pg_publication_namespace",
+            CatalogView::PublicationRel => "pg_publication_rel",
+            CatalogView::Trigger => "pg_trigger",
+            CatalogView::Inherits => "pg_inherits",
+        }
+    }
+
+    /// Column names and types (oid -> int8, name / "char" -> text, arrays -> their text).
+    pub(crate) fn columns(&self) -> &'static [(&'static str, DataType)] {
+        use DataType::{Bool, Int2, Int4, Int8, Text, Timestamptz};
+        match self {
+            CatalogView::Attribute => &[
+                ("attrelid", Int8),
+                ("attname", Text),
+                ("atttypid", Int8),
+                ("attlen", Int2),
+                ("attnum", Int2),
+                ("atttypmod", Int4),
+                ("attndims", Int2),
+                ("attnotnull", Bool),
+                ("atthasdef", Bool),
+                ("atthasmissing", Bool),
+                ("attidentity", Text),
+                ("attgenerated", Text),
+                ("attisdropped", Bool),
+                ("attislocal", Bool),
+                ("attinhcount", Int2),
+                ("attcollation", Int8),
+                ("attstorage", Text),
+                ("attcompression", Text),
+                ("attstattarget", Int4),
+                ("attalign", Text),
+                ("attbyval", Bool),
+            ],
+            CatalogView::Attrdef => &[
+                ("oid", Int8),
+                ("adrelid", Int8),
+                ("adnum", Int2),
+                ("adbin", Text),
+            ],
+            CatalogView::Index => &[
+                ("indexrelid", Int8),
+                ("indrelid", Int8),
+                ("indnatts", Int2),
+                ("indnkeyatts", Int2),
+                ("indisunique", Bool),
+                ("indnullsnotdistinct", Bool),
+                ("indisprimary", Bool),
+                ("indisexclusion", Bool),
+                ("indimmediate", Bool),
+                ("indisclustered", Bool),
+                ("indisvalid", Bool),
+                ("indcheckxmin", Bool),
+                ("indisready", Bool),
+                ("indislive", Bool),
+                ("indisreplident", Bool),
+                ("indkey", Text),
+                ("indcollation", Text),
+                ("indclass", Text),
+                ("indoption", Text),
+                ("indexprs", Text),
+                ("indpred", Text),
+            ],
+            CatalogView::Constraint => &[
+                ("oid", Int8),
+                ("conname", Text),
+                ("connamespace", Int8),
+                ("contype", Text),
+                ("condeferrable", Bool),
+                ("condeferred", Bool),
+                ("convalidated", Bool),
+                ("conrelid", Int8),
+                ("contypid", Int8),
+                ("conindid", Int8),
+                ("conparentid", Int8),
+                ("confrelid", Int8),
+                ("confupdtype", Text),
+                ("confdeltype", Text),
+                ("confmatchtype", Text),
+                ("conislocal", Bool),
+                ("coninhcount", Int2),
+                ("connoinherit", Bool),
+                ("conkey", Text),
+                ("confkey", Text),
+                ("conbin", Text),
+            ],
+            CatalogView::Collation => &[
+                ("oid", Int8),
+                ("collname", Text),
+                ("collnamespace", Int8),
+                ("collowner", Int8),
+                ("collprovider", Text),
+                ("collisdeterministic", Bool),
+                ("collencoding", Int4),
+                ("collcollate", Text),
+                ("collctype", Text),
+            ],
+            CatalogView::Am => &[("oid", Int8), ("amname", Text), ("amtype", Text)],
+            CatalogView::Roles => &[
+                ("rolname", Text),
+                ("rolsuper", Bool),
+                ("rolinherit", Bool),
+                ("rolcreaterole", Bool),
+                ("rolcreatedb", Bool),
+                ("rolcanlogin", Bool),
+                ("rolreplication", Bool),
+                ("rolconnlimit", Int4),
+                ("rolpassword", Text),
+                ("rolvaliduntil", Timestamptz),
+                ("rolbypassrls", Bool),
+                ("rolconfig", Text),
+                ("oid", Int8),
+            ],
+            CatalogView::AuthMembers => &[
+                ("roleid", Int8),
+                ("member", Int8),
+                ("grantor", Int8),
+                ("admin_option", Bool),
+            ],
+            CatalogView::Database => &[
+                ("oid", Int8),
+                ("datname", Text),
+                ("datdba", Int8),
+                ("encoding", Int4),
+                ("datlocprovider", Text),
+                ("datistemplate", Bool),
+                ("datallowconn", Bool),
+                ("datconnlimit", Int4),
+                ("datcollate", Text),
+                ("datctype", Text),
+                ("daticulocale", Text),
+                ("datacl", Text),
+            ],
+            CatalogView::Description => &[
+                ("objoid", Int8),
+                ("classoid", Int8),
+                ("objsubid", Int4),
+                ("description", Text),
+            ],
+            CatalogView::Sequence => &[
+                ("seqrelid", Int8),
+                ("seqtypid", Int8),
+                ("seqstart", Int8),
+                ("seqincrement", Int8),
+                ("seqmax", Int8),
+                ("seqmin", Int8),
+                ("seqcache", Int8),
+                ("seqcycle", Bool),
+            ],
+            CatalogView::Policy => &[
+                ("oid", Int8),
+                ("polname", Text),
+                ("polrelid", Int8),
+                ("polcmd", Text),
+                ("polpermissive", Bool),
+                ("polroles", Text),
+                ("polqual", Text),
+                ("polwithcheck", Text),
+            ],
+            CatalogView::StatisticExt => &[
+                ("oid", Int8),
+                ("stxrelid", Int8),
+                ("stxname", Text),
+                ("stxnamespace", Int8),
+                ("stxowner", Int8),
+                ("stxstattarget", Int4),
+                ("stxkeys", Text),
+                ("stxkind", Text),
+            ],
+            CatalogView::Publication => &[
+                ("oid", Int8),
+                ("pubname", Text),
+                ("pubowner", Int8),
+                ("puballtables", Bool),
+                ("pubinsert", Bool),
+                ("pubupdate", Bool),
+                ("pubdelete", Bool),
+                ("pubtruncate", Bool),
+                ("pubviaroot", Bool),
+            ],
+            CatalogView::PublicationNamespace => {
+                &[("oid", Int8), ("pnpubid", Int8), ("pnnspid", Int8)]
+            }
+            CatalogView::PublicationRel => &[
+                ("oid", Int8),
+                ("prpubid", Int8),
+                ("prrelid", Int8),
+                ("prqual", Text),
+                ("prattrs", Text),
+            ],
+            CatalogView::Trigger => &[
+                ("oid", Int8),
+                ("tgrelid", Int8),
+                ("tgparentid", Int8),
+                ("tgname", Text),
+                ("tgfoid", Int8),
+                ("tgtype", Int2),
+                ("tgenabled", Text),
+                ("tgisinternal", Bool),
+                ("tgconstrrelid", Int8),
+                ("tgconstrindid", Int8),
+                ("tgconstraint", Int8),
+                ("tgdeferrable", Bool),
+                ("tginitdeferred", Bool),
+                ("tgnargs", Int2),
+            ],
+            CatalogView::Inherits => &[
+                ("inhrelid", Int8),
+                ("inhparent", Int8),
+                ("inhseqno", Int4),
+                ("inhdetachpending", Bool),
+            ],
+        }
+    }
+
+    /// The view's rows as `txn` sees them.
+    pub(crate) fn rows(&self, txn: &dyn Transaction) -> SqlResult<Vec<Vec<Value>>> {
+        Ok(match self {
+            CatalogView::Attribute => attribute_rows(txn)?,
+            CatalogView::Attrdef => {
+                let mut out = Vec::new();
+                for t in tables(txn)? {
+                    for (i, c) in t.columns.iter().enumerate() {
+                        if let Some(d) = &c.default {
+                            out.push(vec![
+                                Value::Int8(synthetic_oid(2, t.id.0, i)),
+                                Value::Int8(t.id.0 as i64),
+                                Value::Int2(i as i16 + 1),
+                                Value::Text(crate::catalog_fns::default_display(d, &c.ty)),
+                            ]);
+                        }
+                    }
+                }
+                out
+            }
+            CatalogView::Index => {
+                let mut out = Vec::new();
+                for t in tables(txn)? {
+                    for ix in table_indexes(&t) {
+                        let n = ix.cols.len() as i16;
+                        let key: Vec<String> =
+                            ix.cols.iter().map(|c| (c + 1).to_string()).collect();
+                        let zeros = vec!["0"; ix.cols.len()].join(" ");
+                        out.push(vec![
+                            Value::Int8(ix.oid as i64),
+                            Value::Int8(ix.table.id.0 as i64),
+                            Value::Int2(n),
+                            Value::Int2(n),
+                            Value::Bool(ix.unique),
+                            Value::Bool(false),
+                            Value::Bool(ix.primary),
+                            Value::Bool(false),
+                            Value::Bool(true),
+                            Value::Bool(false),
+                            Value::Bool(true),
+                            Value::Bool(false),
+                            Value::Bool(true),
+                            Value::Bool(true),
+                            Value::Bool(false),
+                            Value::Text(key.join(" ")),
+                            Value::Text(zeros.clone()),
+                            Value::Text(zeros.clone()),
+                            Value::Text(zeros),
+                            Value::Null,
+                            Value::Null,
+                        ]);
+                    }
+                }
+                out
+            }
+            CatalogView::Constraint => constraints(txn)?
+                .into_iter()
+                .map(|c| {
+                    let key: Vec<Option<String>> =
+                        c.cols.iter().map(|k| Some(k.to_string())).collect();
+                    vec![
+                        Value::Int8(c.oid),
+                        Value::Text(c.name),
+                        Value::Int8(PUBLIC_OID as i64),
+                        Value::Text(c.contype.into()),
+                        Value::Bool(false),
+                        Value::Bool(false),
+                        Value::Bool(true),
+                        Value::Int8(c.relid as i64),
+                        Value::Int8(0),
+                        Value::Int8(c.indid as i64),
+                        Value::Int8(0),
+                        Value::Int8(0),
+                        Value::Text(" ".into()),
+                        Value::Text(" ".into()),
+                        Value::Text(" ".into()),
+                        Value::Bool(true),
+                        Value::Int2(0),
+                        Value::Bool(false),
+                        Value::Text(crate::catalog_fns::format_array(&key)),
+                        Value::Null,
+                        Value::Null,
+                    ]
+                })
+                .collect(),
+            CatalogView::Collation => [
+                (DEFAULT_COLLATION_OID, "default", "d", Value::Null),
+                (950, "C", "c", Value::Text("C".into())),
+                (951, "POSIX", "c", Value::Text("POSIX".into())),
+            ]
+            .into_iter()
+            .map(|(oid, name, provider, collate)| {
+                vec![
+                    Value::Int8(oid),
+                    Value::Text(name.into()),
+                    Value::Int8(PG_CATALOG_OID as i64),
+                    Value::Int8(SUPERUSER_OID as i64),
+                    Value::Text(provider.into()),
+                    Value::Bool(true),
+                    Value::Int4(-1),
+                    collate.clone(),
+                    collate,
+                ]
+            })
+            .collect(),
+            CatalogView::Am => vec![
+                vec![
+                    Value::Int8(HEAP_AM_OID as i64),
+                    Value::Text("heap".into()),
+                    Value::Text("t".into()),
+                ],
+                vec![
+                    Value::Int8(BTREE_AM_OID as i64),
+                    Value::Text("btree".into()),
+                    Value::Text("i".into()),
+                ],
+            ],
+            CatalogView::Roles => {
+                let mut out = vec![vec![
+                    Value::Text("pg_database_owner".into()),
+                    Value::Bool(false),
+                    Value::Bool(true),
+                    Value::Bool(false),
+                    Value::Bool(false),
+                    Value::Bool(false),
+                    Value::Bool(false),
+                    Value::Int4(-1),
+                    Value::Text("********".into()),
+                    Value::Null,
+                    Value::Bool(false),
+                    Value::Null,
+                    Value::Int8(DATABASE_OWNER_OID as i64),
+                ]];
+                for r in crate::roles::list_roles(txn)? {
+                    // A superuser has every attribute (Gnomon stores LOGIN and SUPERUSER).
+                    let s = r.superuser;
+                    out.push(vec![
+                        Value::Text(r.name.clone()),
+                        Value::Bool(s),
+                        Value::Bool(true),
+                        Value::Bool(s),
+                        Value::Bool(s),
+                        Value::Bool(r.login),
+                        Value::Bool(s),
+                        Value::Int4(-1),
+                        Value::Text("********".into()),
+                        Value::Null,
+                        Value::Bool(s),
+                        Value::Null,
+                        Value::Int8(role_oid_of(&r.name)),
+                    ]);
+                }
+                out
+            }
+            CatalogView::Database => {
+                let mut out = Vec::new();
+                for (k, _) in txn.scan(KeyPrefix::Database.range(), false, None)? {
+                    if let Key::Database(name) = Key::decode(&k)? {
+                        out.push(vec![
+                            Value::Int8(database_oid_of(&name)),
+                            Value::Text(name),
+                            Value::Int8(SUPERUSER_OID as i64),
+                            Value::Int4(6),
+                            Value::Text("c".into()),
+                            Value::Bool(false),
+                            Value::Bool(true),
+                            Value::Int4(-1),
+                            Value::Text("C.UTF-8".into()),
+                            Value::Text("C.UTF-8".into()),
+                            Value::Null,
+                            Value::Null,
+                        ]);
+                    }
+                }
+                out
+            }
+            CatalogView::Sequence => crate::sequence::all(txn)?
+                .into_iter()
+                .map(|s| {
+                    vec![
+                        Value::Int8(s.id as i64),
+                        Value::Int8(s.ty.oid() as i64),
+                        Value::Int8(s.start),
+                        Value::Int8(s.increment),
+                        Value::Int8(s.max),
+                        Value::Int8(s.min),
+                        Value::Int8(1),
+                        Value::Bool(s.cycle),
+                    ]
+                })
+                .collect(),
+            CatalogView::AuthMembers
+            | CatalogView::Description
+            | CatalogView::Policy
+            | CatalogView::StatisticExt
+            | CatalogView::Publication
+            | CatalogView::PublicationNamespace
+            | CatalogView::PublicationRel
+            | CatalogView::Trigger
+            | CatalogView::Inherits => vec![],
+        })
+    }
+}
+
+/// `pg_attribute`: the columns of tables and of indexes (user columns only: no system
+/// columns such as ctid, which Gnomon does not have).
+fn attribute_rows(txn: &dyn Transaction) -> SqlResult<Vec<Vec<Value>>> {
+    let mut out = Vec::new();
+    let attr = |rel: u32, num: usize, c: &crate::catalog::ColumnDef, index: bool| {
+        let (storage, align) = match c.ty {
+            DataType::Numeric { .. } => ("m", "i"),
+            DataType::Bool => ("p", "c"),
+            DataType::Int2 => ("p", "s"),
+            DataType::Int4 | DataType::Float4 | DataType::Date => ("p", "i"),
+            DataType::Int8 | DataType::Float8 | DataType::Timestamp | DataType::Timestamptz => {
+                ("p", "d")
+            }
+            _ => ("x", "i"),
+        };
+        vec![
+            Value::Int8(rel as i64),
+            Value::Text(c.name.clone()),
+            Value::Int8(c.ty.oid() as i64),
+            Value::Int2(c.ty.typlen()),
+            Value::Int2(num as i16),
+            Value::Int4(c.ty.typmod()),
+            Value::Int2(0),
+            Value::Bool(c.not_null && !index),
+            Value::Bool(c.default.is_some() && !index),
+            Value::Bool(false),
+            Value::Text(String::new()),
+            Value::Text(String::new()),
+            Value::Bool(false),
+            Value::Bool(true),
+            Value::Int2(0),
+            Value::Int8(collation_of(&c.ty)),
+            Value::Text(storage.into()),
+            Value::Text(String::new()),
+            Value::Int4(-1),
+            Value::Text(align.into()),
+            Value::Bool(c.ty.typlen() > 0),
+        ]
+    };
+    for t in tables(txn)? {
+        for (i, c) in t.columns.iter().enumerate() {
+            out.push(attr(t.id.0, i + 1, c, false));
+        }
+        for ix in table_indexes(&t) {
+            for (n, &c) in ix.cols.iter().enumerate() {
+                out.push(attr(ix.oid, n + 1, &t.columns[c], true));
+            }
+        }
+    }
+    Ok(out)
 }

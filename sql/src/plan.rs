@@ -346,7 +346,7 @@ pub(crate) fn source_width(s: &Source) -> usize {
     match s {
         Source::Single => 0,
         Source::Table { def, .. } => def.columns.len(),
-        Source::Series { .. } => 1,
+        Source::Series { .. } | Source::Unnest(_) => 1,
         Source::System(v) => v.columns().len(),
         Source::Join(j) => j.left_width + j.right_width,
         Source::Query(q) => q.visible,
@@ -736,6 +736,7 @@ impl Binder<'_> {
                 }
                 match &kind {
                     SubqueryKind::Scalar => plan.columns[0].ty,
+                    SubqueryKind::Array => DataType::Text,
                     _ => DataType::Bool,
                 }
             }

@@ -207,6 +207,8 @@ pub(crate) enum Source {
         step: Option<Expr>,
         ty: DataType,
     },
+    /// `unnest(array)`: one row per element of the array's text form (`catalog_fns`).
+    Unnest(Expr),
     /// A system view ([`crate::system`]), read at execution.
     System(crate::system::SystemView),
     /// Rows of two sources side by side ([`crate::plan`]).
@@ -236,11 +238,15 @@ pub(crate) enum AggFunc {
     Avg,
     Min,
     Max,
+    /// `string_agg(text, separator)` (the separator is a constant: `AggCall::separator`).
+    StringAgg,
 }
 
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct AggCall {
     pub func: AggFunc,
+    /// `string_agg`'s separator.
+    pub separator: Option<String>,
     pub arg: Option<Expr>,
     pub arg_ty: DataType,
     pub distinct: bool,
@@ -408,7 +414,7 @@ impl<'a> Binder<'a> {
 }
 
 fn is_aggregate_name(n: &str) -> bool {
-    matches!(n, "count" | "sum" | "avg" | "min" | "max")
+    matches!(n, "count" | "sum" | "avg" | "min" | "max" | "string_agg")
 }
 
 fn function_name(f: &ast::Function) -> String {
@@ -637,6 +643,11 @@ impl Binder<'_> {
             } => {
                 if matches!(kind, ast::CastKind::TryCast | ast::CastKind::SafeCast) {
                     return Err(SqlError::unsupported("TRY_CAST"));
+                }
+                if let Some(bound) =
+                    self.bind_catalog_cast(expr, data_type, scope, agg.as_deref_mut())?
+                {
+                    return Ok(bound);
                 }
                 let to = convert_type(data_type)?;
                 let (e, from) = self.bind_expr(expr, scope, agg)?;
@@ -952,12 +963,19 @@ impl Binder<'_> {
                     E::Array(array) => {
                         self.bind_quantified_list(left, op, &array.elem, all, scope, agg)
                     }
-                    _ => Err(SqlError::unsupported(
-                        "ANY/ALL over anything but a subquery or an ARRAY[...] constructor",
-                    )),
+                    // An array value (a column of a catalog view, a literal '{...}').
+                    array => self.bind_array_any(left, op, all, array, scope, agg),
                 }
             }
             E::In { .. } => Err(SqlError::unsupported("this IN form")),
+            E::Collate { expr, collation } => self.bind_collate(expr, collation, scope, agg),
+            E::Array(a) => self.bind_array_literal(&a.elem, scope, agg),
+            E::CompoundFieldAccess { root, access_chain } => match access_chain.as_slice() {
+                [ast::AccessExpr::Subscript(ast::Subscript::Index { index })] => {
+                    self.bind_subscript(root, index, scope, agg)
+                }
+                _ => Err(SqlError::unsupported("this subscript or field access")),
+            },
             other => Err(SqlError::unsupported(format!("expression {other}"))),
         }
     }
@@ -1164,6 +1182,43 @@ impl Binder<'_> {
             B::GtEq => Some(BinOp::GtEq),
             _ => None,
         };
+        let regex = match op {
+            B::PGRegexMatch => Some((false, false)),
+            B::PGRegexNotMatch => Some((true, false)),
+            B::PGRegexIMatch => Some((false, true)),
+            B::PGRegexNotIMatch => Some((true, true)),
+            _ => None,
+        };
+        if let Some((negated, insensitive)) = regex {
+            return self.bind_regex(left, right, negated, insensitive, scope, agg);
+        }
+        if let B::PGCustomBinaryOperator(parts) = op {
+            // OPERATOR(pg_catalog.op): the built-in operator.
+            let plain = match parts.as_slice() {
+                [o] => Some(o),
+                [schema, o] if schema == "pg_catalog" => Some(o),
+                _ => None,
+            };
+            let builtin = match plain.map(String::as_str) {
+                Some("~") => B::PGRegexMatch,
+                Some("!~") => B::PGRegexNotMatch,
+                Some("~*") => B::PGRegexIMatch,
+                Some("!~*") => B::PGRegexNotIMatch,
+                Some("=") => B::Eq,
+                Some("<>") | Some("!=") => B::NotEq,
+                Some("<") => B::Lt,
+                Some("<=") => B::LtEq,
+                Some(">") => B::Gt,
+                Some(">=") => B::GtEq,
+                _ => {
+                    return Err(SqlError::undefined_function(format!(
+                        "operator does not exist: {}",
+                        parts.join(".")
+                    )))
+                }
+            };
+            return self.bind_binary(left, &builtin, right, scope, agg);
+        }
         if let Some(c) = cmp {
             let (l, r, t) = self.bind_comparison_operands(left, right, scope, agg, op_symbol(c))?;
             return Ok((
@@ -1443,6 +1498,11 @@ impl Binder<'_> {
             return self.bind_window(f, over, scope, agg);
         }
         let name = function_name(f);
+        if let ast::FunctionArguments::Subquery(q) = &f.args {
+            if name == "array" {
+                return self.bind_subquery(q, scope, SubqueryKind::Array);
+            }
+        }
         let (args, distinct, star) = self.function_args(f)?;
         let no_parens = matches!(f.args, ast::FunctionArguments::None);
         if f.filter.is_some() && (no_parens || !is_aggregate_name(&name)) {
@@ -1465,6 +1525,7 @@ impl Binder<'_> {
                 ("avg", false, [a]) => (AggFunc::Avg, Some(*a)),
                 ("min", false, [a]) => (AggFunc::Min, Some(*a)),
                 ("max", false, [a]) => (AggFunc::Max, Some(*a)),
+                ("string_agg", false, [a, _]) => (AggFunc::StringAgg, Some(*a)),
                 _ => {
                     return Err(SqlError::undefined_function(format!(
                         "function {name} with these arguments does not exist"
@@ -1497,8 +1558,20 @@ impl Binder<'_> {
                 Some(w) => Some(self.bind_bool(w, scope, None, "FILTER")?),
                 None => None,
             };
+            let separator = match (func, args.get(1)) {
+                (AggFunc::StringAgg, Some(sep)) => match self.bind_expr(sep, scope, None)? {
+                    (Expr::Const(v), _) => v.to_text(),
+                    _ => {
+                        return Err(SqlError::unsupported(
+                            "string_agg with a non-constant separator",
+                        ))
+                    }
+                },
+                _ => None,
+            };
             let call = AggCall {
                 func,
+                separator,
                 arg,
                 arg_ty,
                 distinct,
@@ -1530,6 +1603,14 @@ impl Binder<'_> {
                 bound.push(self.coerce(e, t, *to)?);
             }
             return Ok((Expr::Func(Func::System(func), bound), result));
+        }
+        if let Some((func, arg_types, result)) = crate::catalog_fns::signature(&name, args.len()) {
+            let mut bound = Vec::with_capacity(args.len());
+            for (a, to) in args.iter().zip(arg_types) {
+                let (e, t) = self.bind_expr(a, scope, agg.as_deref_mut())?;
+                bound.push(self.coerce(e, t, *to)?);
+            }
+            return Ok((Expr::Func(Func::Catalog(func), bound), result));
         }
         if let Some(op) = crate::sequence::SeqOp::from_name(&name) {
             return self.bind_sequence_call(op, &args, scope);
@@ -1650,6 +1731,7 @@ impl Binder<'_> {
             ("dense_rank", false, []) => (WindowFunc::DenseRank, DataType::Int8),
             ("count", true, []) => (
                 WindowFunc::Aggregate(AggCall {
+                    separator: None,
                     func: AggFunc::CountStar,
                     arg: None,
                     arg_ty: DataType::Int8,
@@ -1681,6 +1763,7 @@ impl Binder<'_> {
                 })?;
                 (
                     WindowFunc::Aggregate(AggCall {
+                        separator: None,
                         func,
                         arg: Some(e),
                         arg_ty: t2,
@@ -2335,6 +2418,9 @@ impl Binder<'_> {
                     ..
                 } => {
                     let fname = object_name(name)?;
+                    if fname == "unnest" {
+                        return self.bind_unnest(&args.args, alias.as_ref());
+                    }
                     if fname != "generate_series" {
                         return Err(SqlError::undefined_function(format!(
                             "function {fname} does not exist"
@@ -2415,6 +2501,15 @@ impl Binder<'_> {
                         },
                         scope,
                     ))
+                }
+                ast::TableFactor::UNNEST {
+                    alias,
+                    array_exprs,
+                    with_offset: false,
+                    with_ordinality: false,
+                    ..
+                } if array_exprs.len() == 1 => {
+                    self.bind_unnest_expr(&array_exprs[0], alias.as_ref())
                 }
                 _ => Err(SqlError::unsupported("this FROM item")),
             }
@@ -2920,6 +3015,10 @@ fn agg_result_type(func: AggFunc, arg: &DataType) -> Option<DataType> {
         AggFunc::Avg => match arg {
             DataType::Int2 | DataType::Int4 | DataType::Int8 | DataType::Numeric { .. } => NUMERIC,
             DataType::Float4 | DataType::Float8 => DataType::Float8,
+            _ => return None,
+        },
+        AggFunc::StringAgg => match arg {
+            t if t.is_string() => DataType::Text,
             _ => return None,
         },
         AggFunc::Min | AggFunc::Max => match arg {

@@ -45,6 +45,8 @@ pub(crate) enum SystemView {
     PgNamespace,
     /// `pg_type`.
     PgType,
+    /// The other pg_catalog tables (`pg_attribute`, `pg_index`, ..., see `pg_catalog.rs`).
+    Catalog(crate::pg_catalog::CatalogView),
 }
 
 impl SystemView {
@@ -59,7 +61,7 @@ impl SystemView {
             "pg_class" => Some(SystemView::PgClass),
             "pg_namespace" => Some(SystemView::PgNamespace),
             "pg_type" => Some(SystemView::PgType),
-            _ => None,
+            other => crate::pg_catalog::CatalogView::named(other).map(SystemView::Catalog),
         }
     }
 
@@ -73,6 +75,7 @@ impl SystemView {
             SystemView::PgClass => "pg_class",
             SystemView::PgNamespace => "pg_namespace",
             SystemView::PgType => "pg_type",
+            SystemView::Catalog(v) => v.name(),
         }
     }
 
@@ -98,6 +101,7 @@ impl SystemView {
             SystemView::PgClass => crate::pg_catalog::PG_CLASS_COLUMNS,
             SystemView::PgNamespace => crate::pg_catalog::PG_NAMESPACE_COLUMNS,
             SystemView::PgType => crate::pg_catalog::PG_TYPE_COLUMNS,
+            SystemView::Catalog(v) => v.columns(),
         }
     }
 
@@ -113,6 +117,7 @@ impl SystemView {
             SystemView::PgClass => return crate::pg_catalog::pg_class_rows(txn),
             SystemView::PgNamespace => return crate::pg_catalog::pg_namespace_rows(txn),
             SystemView::PgType => return Ok(crate::pg_catalog::pg_type_rows()),
+            SystemView::Catalog(v) => return v.rows(txn),
             SystemView::PreparedXacts | SystemView::Transactions => {}
         }
         let db = db.ok_or_else(unavailable)?;

@@ -1,0 +1,1101 @@
+//! The functions, operators and casts that PostgreSQL clients use on the catalog: what psql's
+//! `\d` family, SQLAlchemy and pgjdbc send (`format_type`, `pg_get_indexdef`,
+//! `pg_get_constraintdef`, `pg_get_expr`, `pg_table_is_visible`, `pg_get_userbyid`, the `~` /
+//! `!~` regex operators, `::regclass` / `::regtype` / `::regnamespace` / `::oid` casts,
+//! `ARRAY(subquery)`, `ARRAY[...]`, `= ANY (array)`, `array_to_string`, subscripts).
+//!
+//! Functions that read the catalog do so through the statement's transaction (so they agree
+//! with the `pg_catalog` views read in the same statement, see `pg_catalog.rs`).
+//!
+//! Design choices and their limits (all visible to a client):
+//! - **Arrays are their text form.** An array value (`ARRAY[...]`, `ARRAY(SELECT ...)`, the
+//!   array columns of the catalog views such as `pg_database.datacl`) is a `text` value
+//!   holding PostgreSQL's array literal (`{a,b,"c d",NULL}`), typed `text` (oid 25) in a
+//!   RowDescription where PostgreSQL says `name[]` / `text[]` (same text on the wire). `=
+//!   ANY (array)`, `array_to_string`, `array_upper`, `unnest` and `a[i]` parse it. Only
+//!   one-dimensional arrays; a cast to an array type (`x::int2[]`) keeps the text.
+//! - **reg types are not types.** A quoted name cast to `regclass` (`'items'::regclass`)
+//!   is the relation's OID (`int8`), folded when the statement is bound (as PostgreSQL
+//!   folds the constant); an OID cast to `regclass` (`c.oid::regclass`) is the relation's
+//!   name (`text`). `::regclass::oid` and `::regclass::text` give what PostgreSQL gives.
+//!   `regtype`, `regnamespace` and `regrole` work the same way over types, schemas and roles.
+//! - **Regular expressions** use the `regex` crate, not PostgreSQL's ARE engine: the
+//!   anchored alternations psql generates (`^(t1|t2)$`) and ordinary classes, quantifiers
+//!   and anchors behave the same; back-references, lookahead and ARE escapes such as `\m`,
+//!   `\M`, `\y` are rejected as invalid (2201B), and `.` / `[^x]` match newlines (PostgreSQL's
+//!   default too).
+//! - `COLLATE "default"` / `"C"` / `"POSIX"` are accepted and change nothing (Gnomon compares
+//!   strings by code point, which is what C.UTF-8 does); other collations are 42704.
+
+use std::cell::RefCell;
+
+use sqlparser::ast;
+
+use crate::error::{SqlError, SqlResult, SqlState};
+use crate::expr::{binary, cast, BinOp, Expr, Func};
+use crate::plan::Scope;
+use crate::query::{ident_name, AggState, Binder};
+use crate::storage::Transaction;
+use crate::types::{DataType, Value};
+
+/// A catalog function, operator or cast after binding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum CatalogFn {
+    /// `text ~ pattern` (`!~` negated, `~*` / `!~*` case-insensitive).
+    Regex { negated: bool, insensitive: bool },
+    /// `format_type(type oid, typmod)`.
+    FormatType,
+    /// `pg_get_expr(expr, relation [, pretty])`: the stored expression text.
+    GetExpr,
+    /// `pg_get_indexdef(index oid [, column, pretty])`.
+    GetIndexdef,
+    /// `pg_get_constraintdef(constraint oid [, pretty])`.
+    GetConstraintdef,
+    /// `pg_table_is_visible(oid)`.
+    TableIsVisible,
+    /// `pg_get_userbyid(role oid)`.
+    GetUserById,
+    /// `pg_encoding_to_char(encoding)`.
+    EncodingToChar,
+    /// `pg_get_serial_sequence(table, column)`.
+    GetSerialSequence,
+    /// `array_to_string(array, separator [, null string])`.
+    ArrayToString,
+    /// `array_upper(array, dimension)`.
+    ArrayUpper,
+    /// `array[i]`.
+    Subscript,
+    /// `ARRAY[a, b, ...]`.
+    ArrayLiteral,
+    /// `x op ANY (array)` / `x op ALL (array)`, compared in `ty`.
+    ArrayAny { op: BinOp, all: bool, ty: DataType },
+    /// A function of objects Gnomon does not have (comments, statistics objects, triggers):
+    /// always NULL.
+    NullText,
+    /// `pg_relation_is_publishable(oid)`: false (there are no publications).
+    False,
+    /// `pg_collation_is_visible` / `pg_type_is_visible`: true (everything is in the path).
+    True,
+    /// OID -> relation name (`oid::regclass`).
+    RegclassOut,
+    /// Relation name -> OID (`text::regclass`).
+    RegclassIn,
+    /// OID -> type name (`oid::regtype`).
+    RegtypeOut,
+    /// OID -> schema name (`oid::regnamespace`).
+    RegnamespaceOut,
+    /// OID -> role name (`oid::regrole`).
+    RegroleOut,
+}
+
+/// The catalog function `name` with `nargs` arguments: the function, its argument types (the
+/// arguments are coerced to them) and its result type.
+pub(crate) fn signature(
+    name: &str,
+    nargs: usize,
+) -> Option<(CatalogFn, &'static [DataType], DataType)> {
+    use DataType::{Bool, Int4, Int8, Text};
+    Some(match (name, nargs) {
+        ("format_type", 2) => (CatalogFn::FormatType, &[Int8, Int4], Text),
+        ("pg_get_expr", 2) => (CatalogFn::GetExpr, &[Text, Int8], Text),
+        ("pg_get_expr", 3) => (CatalogFn::GetExpr, &[Text, Int8, Bool], Text),
+        ("pg_get_indexdef", 1) => (CatalogFn::GetIndexdef, &[Int8], Text),
+        ("pg_get_indexdef", 3) => (CatalogFn::GetIndexdef, &[Int8, Int4, Bool], Text),
+        ("pg_get_constraintdef", 1) => (CatalogFn::GetConstraintdef, &[Int8], Text),
+        ("pg_get_constraintdef", 2) => (CatalogFn::GetConstraintdef, &[Int8, Bool], Text),
+        ("pg_table_is_visible", 1) => (CatalogFn::TableIsVisible, &[Int8], Bool),
+        ("pg_get_userbyid", 1) => (CatalogFn::GetUserById, &[Int8], Text),
+        ("pg_encoding_to_char", 1) => (CatalogFn::EncodingToChar, &[Int4], Text),
+        ("pg_get_serial_sequence", 2) => (CatalogFn::GetSerialSequence, &[Text, Text], Text),
+        ("array_to_string", 2) => (CatalogFn::ArrayToString, &[Text, Text], Text),
+        ("array_to_string", 3) => (CatalogFn::ArrayToString, &[Text, Text, Text], Text),
+        ("array_upper", 2) => (CatalogFn::ArrayUpper, &[Text, Int4], Int4),
+        ("col_description", 2) => (CatalogFn::NullText, &[Int8, Int4], Text),
+        ("obj_description", 1) | ("shobj_description", 1) => (CatalogFn::NullText, &[Int8], Text),
+        ("obj_description", 2) | ("shobj_description", 2) => {
+            (CatalogFn::NullText, &[Int8, Text], Text)
+        }
+        ("pg_get_statisticsobjdef_columns", 1) => (CatalogFn::NullText, &[Int8], Text),
+        ("pg_get_triggerdef", 1) => (CatalogFn::NullText, &[Int8], Text),
+        ("pg_get_triggerdef", 2) => (CatalogFn::NullText, &[Int8, Bool], Text),
+        ("pg_relation_is_publishable", 1) => (CatalogFn::False, &[Int8], Bool),
+        ("pg_collation_is_visible", 1) | ("pg_type_is_visible", 1) => {
+            (CatalogFn::True, &[Int8], Bool)
+        }
+        _ => return None,
+    })
+}
+
+/// Runs `f` on evaluated arguments; `txn` is the statement's transaction (catalog reads).
+pub(crate) fn call(
+    f: CatalogFn,
+    args: &[Value],
+    txn: Option<&dyn Transaction>,
+) -> SqlResult<Value> {
+    let txn = || txn.ok_or_else(|| SqlError::unsupported("catalog functions in this context"));
+    // Strict functions: NULL in, NULL out (ARRAY[...] and array_to_string's null string aside).
+    if !matches!(f, CatalogFn::ArrayLiteral | CatalogFn::NullText)
+        && args.first().is_none_or(Value::is_null)
+        && !args.is_empty()
+    {
+        return Ok(Value::Null);
+    }
+    let text = |i: usize| args.get(i).and_then(Value::to_text);
+    let int = |i: usize| match args.get(i) {
+        Some(Value::Int2(v)) => Some(*v as i64),
+        Some(Value::Int4(v)) => Some(*v as i64),
+        Some(Value::Int8(v)) => Some(*v),
+        _ => None,
+    };
+    let t = |s: String| Ok(Value::Text(s));
+    match f {
+        CatalogFn::Regex {
+            negated,
+            insensitive,
+        } => {
+            let (Some(s), Some(p)) = (text(0), text(1)) else {
+                return Ok(Value::Null);
+            };
+            Ok(Value::Bool(regex_match(&s, &p, insensitive)? != negated))
+        }
+        CatalogFn::FormatType => {
+            let oid = int(0).unwrap_or(0);
+            t(format_type(oid, int(1)))
+        }
+        CatalogFn::GetExpr => Ok(args[0].clone()),
+        CatalogFn::GetIndexdef => {
+            let oid = int(0).unwrap_or(0);
+            let column = int(1).unwrap_or(0);
+            Ok(crate::pg_catalog::index_def(txn()?, oid, column)?
+                .map(Value::Text)
+                .unwrap_or(Value::Null))
+        }
+        CatalogFn::GetConstraintdef => {
+            let oid = int(0).unwrap_or(0);
+            Ok(crate::pg_catalog::constraints(txn()?)?
+                .into_iter()
+                .find(|c| c.oid == oid)
+                .map(|c| Value::Text(c.def))
+                .unwrap_or(Value::Null))
+        }
+        CatalogFn::TableIsVisible => {
+            let oid = int(0).unwrap_or(0);
+            Ok(match crate::pg_catalog::relation_name(txn()?, oid)? {
+                Some(_) => Value::Bool(true),
+                None => Value::Null,
+            })
+        }
+        CatalogFn::GetUserById => {
+            let oid = int(0).unwrap_or(0);
+            t(crate::pg_catalog::role_name(txn()?, oid)?
+                .unwrap_or_else(|| format!("unknown (OID={oid})")))
+        }
+        CatalogFn::EncodingToChar => t(match int(0) {
+            Some(0) => "SQL_ASCII".into(),
+            Some(6) => "UTF8".into(),
+            _ => String::new(),
+        }),
+        CatalogFn::GetSerialSequence => {
+            let (Some(table), Some(column)) = (text(0), text(1)) else {
+                return Ok(Value::Null);
+            };
+            let table = table.strip_prefix("public.").unwrap_or(&table).to_string();
+            let table = unquote_ident(&table);
+            let txn = txn()?;
+            let Some(def) = crate::pg_catalog::tables(txn)?
+                .into_iter()
+                .find(|d| d.name == table)
+            else {
+                return Err(SqlError::new(
+                    SqlState::UNDEFINED_TABLE,
+                    format!("relation \"{table}\" does not exist"),
+                ));
+            };
+            if def.column_index(&column).is_none() {
+                return Err(SqlError::new(
+                    SqlState::UNDEFINED_COLUMN,
+                    format!("column \"{column}\" of relation \"{table}\" does not exist"),
+                ));
+            }
+            Ok(crate::sequence::all(txn)?
+                .into_iter()
+                .find(|s| s.owned_by.as_ref() == Some(&(def.id.0, column.clone())))
+                .map(|s| Value::Text(format!("public.{}", quote_ident(&s.name))))
+                .unwrap_or(Value::Null))
+        }
+        CatalogFn::ArrayToString => {
+            let Some(sep) = text(1) else {
+                return Ok(Value::Null);
+            };
+            let items = parse_array(&text(0).unwrap_or_default())?;
+            let null = text(2);
+            let parts: Vec<String> = items
+                .into_iter()
+                .filter_map(|i| i.or_else(|| null.clone()))
+                .collect();
+            t(parts.join(&sep))
+        }
+        CatalogFn::ArrayUpper => {
+            let items = parse_array(&text(0).unwrap_or_default())?;
+            Ok(if int(1) == Some(1) && !items.is_empty() {
+                Value::Int4(items.len() as i32)
+            } else {
+                Value::Null
+            })
+        }
+        CatalogFn::Subscript => {
+            let items = parse_array(&text(0).unwrap_or_default())?;
+            let Some(i) = int(1) else {
+                return Ok(Value::Null);
+            };
+            Ok(usize::try_from(i - 1)
+                .ok()
+                .and_then(|i| items.get(i).cloned().flatten())
+                .map(Value::Text)
+                .unwrap_or(Value::Null))
+        }
+        CatalogFn::ArrayLiteral => {
+            let items: Vec<Option<String>> = args.iter().map(Value::to_text).collect();
+            t(format_array(&items))
+        }
+        CatalogFn::ArrayAny { op, all, ty } => {
+            let probe = args[0].clone();
+            let items = match args.get(1).and_then(Value::to_text) {
+                Some(a) => parse_array(&a)?,
+                None => return Ok(Value::Null),
+            };
+            let mut saw_null = false;
+            for item in items {
+                let v = match item {
+                    Some(s) => cast(Value::Text(s), &ty, true)?,
+                    None => Value::Null,
+                };
+                match crate::expr::truth(&binary(op, probe.clone(), v, &ty)?) {
+                    Some(b) if b != all => return Ok(Value::Bool(b)),
+                    Some(_) => {}
+                    None => saw_null = true,
+                }
+            }
+            Ok(if saw_null {
+                Value::Null
+            } else {
+                Value::Bool(all)
+            })
+        }
+        CatalogFn::NullText => Ok(Value::Null),
+        CatalogFn::False => Ok(Value::Bool(false)),
+        CatalogFn::True => Ok(Value::Bool(true)),
+        CatalogFn::RegclassOut => {
+            let oid = int(0).unwrap_or(0);
+            if oid == 0 {
+                return t("-".into());
+            }
+            t(crate::pg_catalog::relation_name(txn()?, oid)?
+                .map(|n| quote_ident(&n))
+                .unwrap_or_else(|| oid.to_string()))
+        }
+        CatalogFn::RegclassIn => {
+            let name = text(0).unwrap_or_default();
+            Ok(Value::Int8(regclass_oid(txn()?, &name)?))
+        }
+        CatalogFn::RegtypeOut => {
+            let oid = int(0).unwrap_or(0);
+            t(if oid == 0 {
+                "-".into()
+            } else if DataType::from_oid(oid as u32).is_some() || known_type_name(oid).is_some() {
+                format_type(oid, None)
+            } else {
+                oid.to_string()
+            })
+        }
+        CatalogFn::RegnamespaceOut => {
+            let oid = int(0).unwrap_or(0);
+            t(crate::pg_catalog::namespace_name(txn()?, oid)?
+                .map(|n| quote_ident(&n))
+                .unwrap_or_else(|| oid.to_string()))
+        }
+        CatalogFn::RegroleOut => {
+            let oid = int(0).unwrap_or(0);
+            if oid == 0 {
+                return t("-".into());
+            }
+            t(crate::pg_catalog::role_name(txn()?, oid)?
+                .map(|n| quote_ident(&n))
+                .unwrap_or_else(|| oid.to_string()))
+        }
+    }
+}
+
+thread_local! {
+    /// The last pattern compiled on this thread (a catalog query matches every row against
+    /// one pattern).
+    static LAST_REGEX: RefCell<Option<(String, bool, regex::Regex)>> = const { RefCell::new(None) };
+}
+
+/// Whether `s` matches the regular expression `pattern` somewhere (PostgreSQL's `~`).
+pub(crate) fn regex_match(s: &str, pattern: &str, insensitive: bool) -> SqlResult<bool> {
+    LAST_REGEX.with(|cell| {
+        let mut cell = cell.borrow_mut();
+        if let Some((p, ci, re)) = cell.as_ref() {
+            if p == pattern && *ci == insensitive {
+                return Ok(re.is_match(s));
+            }
+        }
+        let re = regex::RegexBuilder::new(pattern)
+            .case_insensitive(insensitive)
+            .dot_matches_new_line(true)
+            .size_limit(1 << 20)
+            .build()
+            .map_err(|e| {
+                let msg = match e {
+                    regex::Error::Syntax(s) => {
+                        s.lines().last().unwrap_or("syntax error").to_string()
+                    }
+                    regex::Error::CompiledTooBig(_) => "regular expression is too complex".into(),
+                    _ => "invalid pattern".into(),
+                };
+                SqlError::new(
+                    SqlState::INVALID_REGULAR_EXPRESSION,
+                    format!("invalid regular expression: {msg}"),
+                )
+            })?;
+        let hit = re.is_match(s);
+        *cell = Some((pattern.to_string(), insensitive, re));
+        Ok(hit)
+    })
+}
+
+/// PostgreSQL's `format_type(oid, typmod)`: the SQL name of a type, with its modifier.
+pub(crate) fn format_type(oid: i64, typmod: Option<i64>) -> String {
+    let Ok(oid32) = u32::try_from(oid) else {
+        return "???".into();
+    };
+    if let Some(t) = DataType::from_oid(oid32) {
+        let m = typmod.unwrap_or(-1);
+        let t = match t {
+            DataType::Varchar(_) if m >= 4 => DataType::Varchar(Some((m - 4) as u32)),
+            DataType::Bpchar(_) if m >= 4 => DataType::Bpchar(Some((m - 4) as u32)),
+            // format_type(1042, NULL) is "character"; with typmod -1 it is "bpchar".
+            DataType::Bpchar(_) if typmod.is_none() => return "character".into(),
+            DataType::Numeric { .. } if m >= 4 => DataType::Numeric {
+                precision: Some((((m - 4) >> 16) & 0xffff) as u32),
+                scale: Some(((m - 4) & 0xffff) as u32),
+            },
+            other => other,
+        };
+        return t.name();
+    }
+    known_type_name(oid).unwrap_or("???").to_string()
+}
+
+/// Names of the types that appear in the catalog views but are not column types.
+fn known_type_name(oid: i64) -> Option<&'static str> {
+    Some(match oid {
+        18 => "\"char\"",
+        19 => "name",
+        22 => "int2vector",
+        26 => "oid",
+        194 => "pg_node_tree",
+        1000 => "boolean[]",
+        1003 => "name[]",
+        1005 => "smallint[]",
+        1007 => "integer[]",
+        1009 => "text[]",
+        1016 => "bigint[]",
+        1028 => "oid[]",
+        1034 => "aclitem[]",
+        2205 => "regclass",
+        2206 => "regtype",
+        _ => return None,
+    })
+}
+
+/// The OID a relation name (or a number) stands for, as `'name'::regclass` resolves it.
+pub(crate) fn regclass_oid(txn: &dyn Transaction, name: &str) -> SqlResult<i64> {
+    let trimmed = name.trim();
+    if !trimmed.is_empty() && trimmed.bytes().all(|b| b.is_ascii_digit()) {
+        return trimmed.parse::<i64>().map_err(|_| {
+            SqlError::new(
+                SqlState::NUMERIC_VALUE_OUT_OF_RANGE,
+                format!("value \"{trimmed}\" is out of range for type oid"),
+            )
+        });
+    }
+    let unqualified = trimmed
+        .strip_prefix("public.")
+        .or_else(|| trimmed.strip_prefix("pg_catalog."))
+        .unwrap_or(trimmed);
+    let wanted = unquote_ident(unqualified);
+    crate::pg_catalog::relation_oid(txn, &wanted)?.ok_or_else(|| {
+        SqlError::new(
+            SqlState::UNDEFINED_TABLE,
+            format!("relation \"{trimmed}\" does not exist"),
+        )
+    })
+}
+
+/// An identifier as SQL text: case-folded unless double-quoted.
+fn unquote_ident(s: &str) -> String {
+    match s.strip_prefix('"').and_then(|x| x.strip_suffix('"')) {
+        Some(inner) => inner.replace("\"\"", "\""),
+        None => s.to_lowercase(),
+    }
+}
+
+/// PostgreSQL's `quote_ident`: double-quotes a name unless it is a plain lower-case identifier.
+pub(crate) fn quote_ident(s: &str) -> String {
+    let plain = s
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_lowercase() || c == '_')
+        && s.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '$');
+    let keyword = matches!(
+        s,
+        "all"
+            | "and"
+            | "any"
+            | "array"
+            | "as"
+            | "asc"
+            | "both"
+            | "case"
+            | "cast"
+            | "check"
+            | "column"
+            | "constraint"
+            | "create"
+            | "default"
+            | "desc"
+            | "distinct"
+            | "do"
+            | "else"
+            | "end"
+            | "false"
+            | "for"
+            | "foreign"
+            | "from"
+            | "grant"
+            | "group"
+            | "having"
+            | "in"
+            | "into"
+            | "limit"
+            | "not"
+            | "null"
+            | "offset"
+            | "on"
+            | "only"
+            | "or"
+            | "order"
+            | "primary"
+            | "references"
+            | "select"
+            | "table"
+            | "then"
+            | "to"
+            | "true"
+            | "union"
+            | "unique"
+            | "user"
+            | "using"
+            | "when"
+            | "where"
+            | "with"
+    );
+    if plain && !keyword {
+        s.to_string()
+    } else {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    }
+}
+
+/// PostgreSQL's text form of a one-dimensional array.
+pub(crate) fn format_array(items: &[Option<String>]) -> String {
+    let mut out = String::from("{");
+    for (i, item) in items.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        match item {
+            None => out.push_str("NULL"),
+            Some(s) => {
+                let quote = s.is_empty()
+                    || s.eq_ignore_ascii_case("null")
+                    || s.chars()
+                        .any(|c| matches!(c, '{' | '}' | ',' | '"' | '\\') || c.is_whitespace());
+                if quote {
+                    out.push('"');
+                    for c in s.chars() {
+                        if c == '"' || c == '\\' {
+                            out.push('\\');
+                        }
+                        out.push(c);
+                    }
+                    out.push('"');
+                } else {
+                    out.push_str(s);
+                }
+            }
+        }
+    }
+    out.push('}');
+    out
+}
+
+/// Parses a one-dimensional array literal (`{a,"b c",NULL}`) into its elements.
+pub(crate) fn parse_array(s: &str) -> SqlResult<Vec<Option<String>>> {
+    let bad = || {
+        SqlError::new(
+            SqlState::INVALID_TEXT_REPRESENTATION,
+            format!("malformed array literal: \"{s}\""),
+        )
+    };
+    let inner = s
+        .trim()
+        .strip_prefix('{')
+        .and_then(|x| x.strip_suffix('}'))
+        .ok_or_else(bad)?;
+    let mut out = Vec::new();
+    if inner.trim().is_empty() {
+        return Ok(out);
+    }
+    let mut chars = inner.chars().peekable();
+    loop {
+        while chars.peek().is_some_and(|c| c.is_whitespace()) {
+            chars.next();
+        }
+        let mut item = String::new();
+        let mut quoted = false;
+        if chars.peek() == Some(&'"') {
+            quoted = true;
+            chars.next();
+            loop {
+                match chars.next() {
+                    Some('"') => break,
+                    Some('\\') => item.push(chars.next().ok_or_else(bad)?),
+                    Some(c) => item.push(c),
+                    None => return Err(bad()),
+                }
+            }
+            while chars.peek().is_some_and(|c| c.is_whitespace()) {
+                chars.next();
+            }
+        } else {
+            while let Some(&c) = chars.peek() {
+                if c == ',' {
+                    break;
+                }
+                if c == '{' || c == '}' {
+                    return Err(SqlError::unsupported("multidimensional arrays"));
+                }
+                if c == '\\' {
+                    chars.next();
+                    item.push(chars.next().ok_or_else(bad)?);
+                    continue;
+                }
+                item.push(c);
+                chars.next();
+            }
+            item = item.trim_end().to_string();
+        }
+        out.push(if !quoted && item.eq_ignore_ascii_case("null") {
+            None
+        } else {
+            Some(item)
+        });
+        match chars.next() {
+            Some(',') => continue,
+            None => break,
+            Some(_) => return Err(bad()),
+        }
+    }
+    Ok(out)
+}
+
+/// What a chain of casts over a reg type asks for.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum RegWant {
+    /// The reg type itself: an OID from a name, a name from an OID.
+    Natural,
+    /// `::oid` after it.
+    Oid,
+    /// `::text` after it.
+    Name,
+}
+
+/// The reg types.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum RegKind {
+    Class,
+    Type,
+    Namespace,
+    Role,
+}
+
+fn reg_kind(t: &ast::DataType) -> Option<RegKind> {
+    let name = match t {
+        ast::DataType::Regclass => return Some(RegKind::Class),
+        ast::DataType::Custom(name, _) => name,
+        _ => return None,
+    };
+    let last = name.0.last()?.as_ident()?;
+    Some(match ident_name(last).as_str() {
+        "regclass" => RegKind::Class,
+        "regtype" => RegKind::Type,
+        "regnamespace" => RegKind::Namespace,
+        "regrole" => RegKind::Role,
+        _ => return None,
+    })
+}
+
+fn is_oid_type(t: &ast::DataType) -> bool {
+    match t {
+        ast::DataType::Custom(name, _) => name
+            .0
+            .last()
+            .and_then(|p| p.as_ident())
+            .is_some_and(|i| ident_name(i) == "oid"),
+        _ => false,
+    }
+}
+
+fn is_text_type(t: &ast::DataType) -> bool {
+    matches!(t, ast::DataType::Text)
+        || matches!(t, ast::DataType::Custom(name, _) if name
+            .0
+            .last()
+            .and_then(|p| p.as_ident())
+            .is_some_and(|i| ident_name(i) == "text"))
+}
+
+impl Binder<'_> {
+    /// Binds a cast the catalog needs and the general binder does not know: to a reg type,
+    /// to `oid`, to an array type, or to `text` over a reg type. None: not one of those.
+    pub(crate) fn bind_catalog_cast(
+        &mut self,
+        expr: &ast::Expr,
+        to: &ast::DataType,
+        scope: &Scope,
+        agg: Option<&mut AggState>,
+    ) -> SqlResult<Option<(Expr, DataType)>> {
+        if matches!(to, ast::DataType::Array(_)) {
+            // Arrays are their text form (see the module notes).
+            let (e, t) = self.bind_expr(expr, scope, agg)?;
+            return Ok(Some((self.coerce(e, t, DataType::Text)?, DataType::Text)));
+        }
+        let inner_reg = match expr {
+            ast::Expr::Cast {
+                expr: inner,
+                data_type,
+                ..
+            } => reg_kind(data_type).map(|k| (inner.as_ref(), k)),
+            _ => None,
+        };
+        if let Some((inner, kind)) = inner_reg {
+            if is_oid_type(to) {
+                return self
+                    .bind_reg(inner, kind, RegWant::Oid, scope, agg)
+                    .map(Some);
+            }
+            if is_text_type(to) {
+                return self
+                    .bind_reg(inner, kind, RegWant::Name, scope, agg)
+                    .map(Some);
+            }
+        }
+        if let Some(kind) = reg_kind(to) {
+            return self
+                .bind_reg(expr, kind, RegWant::Natural, scope, agg)
+                .map(Some);
+        }
+        if is_oid_type(to) {
+            let (e, t) = self.bind_expr(expr, scope, agg)?;
+            return Ok(Some(match e {
+                Expr::Const(v) => (Expr::Const(cast(v, &DataType::Int8, true)?), DataType::Int8),
+                e => (
+                    Expr::Cast {
+                        expr: Box::new(self.coerce(e, t, t)?),
+                        ty: DataType::Int8,
+                        explicit: true,
+                    },
+                    DataType::Int8,
+                ),
+            }));
+        }
+        Ok(None)
+    }
+
+    fn bind_reg(
+        &mut self,
+        expr: &ast::Expr,
+        kind: RegKind,
+        want: RegWant,
+        scope: &Scope,
+        agg: Option<&mut AggState>,
+    ) -> SqlResult<(Expr, DataType)> {
+        let (e, t) = self.bind_expr(expr, scope, agg)?;
+        let out_fn = match kind {
+            RegKind::Class => CatalogFn::RegclassOut,
+            RegKind::Type => CatalogFn::RegtypeOut,
+            RegKind::Namespace => CatalogFn::RegnamespaceOut,
+            RegKind::Role => CatalogFn::RegroleOut,
+        };
+        if t.is_string() || t == DataType::Unknown {
+            let oid_expr = match (&e, kind) {
+                (Expr::Const(Value::Text(s)), RegKind::Class) => {
+                    Expr::Const(Value::Int8(regclass_oid(self.txn, s)?))
+                }
+                (Expr::Const(Value::Text(s)), _) => {
+                    Expr::Const(Value::Int8(self.reg_name_oid(kind, s)?))
+                }
+                (_, RegKind::Class) => Expr::Func(
+                    Func::Catalog(CatalogFn::RegclassIn),
+                    vec![self.coerce(e, t, DataType::Text)?],
+                ),
+                _ => {
+                    return Err(SqlError::unsupported(
+                        "casting a non-constant to this reg type",
+                    ))
+                }
+            };
+            return Ok(match want {
+                RegWant::Name => (
+                    Expr::Func(Func::Catalog(out_fn), vec![oid_expr]),
+                    DataType::Text,
+                ),
+                _ => (oid_expr, DataType::Int8),
+            });
+        }
+        if !matches!(t, DataType::Int2 | DataType::Int4 | DataType::Int8) {
+            return Err(SqlError::new(
+                SqlState::CANNOT_COERCE,
+                format!("cannot cast type {} to oid", t.name()),
+            ));
+        }
+        let e = self.coerce(e, t, DataType::Int8)?;
+        Ok(match want {
+            RegWant::Oid => (e, DataType::Int8),
+            _ => (Expr::Func(Func::Catalog(out_fn), vec![e]), DataType::Text),
+        })
+    }
+
+    /// The OID of a type, schema or role named by a constant.
+    fn reg_name_oid(&self, kind: RegKind, name: &str) -> SqlResult<i64> {
+        let trimmed = name.trim();
+        if !trimmed.is_empty() && trimmed.bytes().all(|b| b.is_ascii_digit()) {
+            return Ok(trimmed.parse::<i64>().unwrap_or(0));
+        }
+        let found = match kind {
+            RegKind::Type => {
+                let parsed =
+                    sqlparser::parser::Parser::new(&sqlparser::dialect::PostgreSqlDialect {})
+                        .try_with_sql(trimmed)
+                        .and_then(|mut p| p.parse_data_type())
+                        .ok()
+                        .and_then(|t| crate::query::convert_type(&t).ok());
+                parsed.map(|t| t.oid() as i64)
+            }
+            RegKind::Namespace => {
+                crate::pg_catalog::namespace_oid(self.txn, &unquote_ident(trimmed))?
+            }
+            RegKind::Role => crate::pg_catalog::role_oid(self.txn, &unquote_ident(trimmed))?,
+            RegKind::Class => Some(regclass_oid(self.txn, trimmed)?),
+        };
+        found.ok_or_else(|| match kind {
+            RegKind::Type => SqlError::new(
+                SqlState::UNDEFINED_OBJECT,
+                format!("type \"{trimmed}\" does not exist"),
+            ),
+            RegKind::Namespace => SqlError::new(
+                SqlState::INVALID_SCHEMA_NAME,
+                format!("schema \"{trimmed}\" does not exist"),
+            ),
+            _ => SqlError::new(
+                SqlState::UNDEFINED_OBJECT,
+                format!("role \"{trimmed}\" does not exist"),
+            ),
+        })
+    }
+
+    /// `left ~ right` and friends (`OPERATOR(pg_catalog.~)` included).
+    pub(crate) fn bind_regex(
+        &mut self,
+        left: &ast::Expr,
+        right: &ast::Expr,
+        negated: bool,
+        insensitive: bool,
+        scope: &Scope,
+        mut agg: Option<&mut AggState>,
+    ) -> SqlResult<(Expr, DataType)> {
+        let op = match (negated, insensitive) {
+            (false, false) => "~",
+            (true, false) => "!~",
+            (false, true) => "~*",
+            (true, true) => "!~*",
+        };
+        let operand = |b: &mut Self, e: &ast::Expr, agg: Option<&mut AggState>| {
+            let (x, t) = b.bind_expr(e, scope, agg)?;
+            if t.is_string() || t == DataType::Unknown {
+                b.coerce(x, t, DataType::Text)
+            } else {
+                Err(SqlError::undefined_function(format!(
+                    "operator does not exist: {} {op} unknown",
+                    t.name()
+                ))
+                .with_hint("No operator matches the given name and argument types. You might need to add explicit type casts."))
+            }
+        };
+        let l = operand(self, left, agg.as_deref_mut())?;
+        let r = operand(self, right, agg)?;
+        Ok((
+            Expr::Func(
+                Func::Catalog(CatalogFn::Regex {
+                    negated,
+                    insensitive,
+                }),
+                vec![l, r],
+            ),
+            DataType::Bool,
+        ))
+    }
+
+    /// `COLLATE name`: the default, C and POSIX collations change nothing; others are 42704.
+    pub(crate) fn bind_collate(
+        &mut self,
+        expr: &ast::Expr,
+        collation: &ast::ObjectName,
+        scope: &Scope,
+        agg: Option<&mut AggState>,
+    ) -> SqlResult<(Expr, DataType)> {
+        let name = collation
+            .0
+            .last()
+            .and_then(|p| p.as_ident())
+            .map(|i| i.value.clone())
+            .unwrap_or_default();
+        if !matches!(
+            name.as_str(),
+            "default" | "C" | "POSIX" | "c" | "posix" | "C.UTF-8" | "C.utf8"
+        ) {
+            return Err(SqlError::new(
+                SqlState::UNDEFINED_OBJECT,
+                format!("collation \"{name}\" for encoding \"UTF8\" does not exist"),
+            ));
+        }
+        let (e, t) = self.bind_expr(expr, scope, agg)?;
+        if t == DataType::Unknown {
+            return Ok((self.coerce(e, t, DataType::Text)?, DataType::Text));
+        }
+        if !t.is_string() {
+            return Err(SqlError::new(
+                SqlState::DATATYPE_MISMATCH,
+                format!("collations are not supported by type {}", t.name()),
+            ));
+        }
+        Ok((e, t))
+    }
+
+    /// `ARRAY[a, b, ...]`: the text form of the array of the (unified) elements.
+    pub(crate) fn bind_array_literal(
+        &mut self,
+        elems: &[ast::Expr],
+        scope: &Scope,
+        mut agg: Option<&mut AggState>,
+    ) -> SqlResult<(Expr, DataType)> {
+        let mut items = Vec::with_capacity(elems.len());
+        for e in elems {
+            items.push(self.bind_expr(e, scope, agg.as_deref_mut())?);
+        }
+        let (items, _) = self.unify(items, "ARRAY")?;
+        Ok((
+            Expr::Func(Func::Catalog(CatalogFn::ArrayLiteral), items),
+            DataType::Text,
+        ))
+    }
+
+    /// `left op ANY (array)` / `left op ALL (array)` over an array value.
+    pub(crate) fn bind_array_any(
+        &mut self,
+        left: &ast::Expr,
+        op: BinOp,
+        all: bool,
+        right: &ast::Expr,
+        scope: &Scope,
+        mut agg: Option<&mut AggState>,
+    ) -> SqlResult<(Expr, DataType)> {
+        let (l, lt) = self.bind_expr(left, scope, agg.as_deref_mut())?;
+        let (r, rt) = self.bind_expr(right, scope, agg)?;
+        if !(rt.is_string() || rt == DataType::Unknown) {
+            return Err(SqlError::undefined_function(format!(
+                "op ANY/ALL (array) requires array on right side, not {}",
+                rt.name()
+            )));
+        }
+        let ty = if lt == DataType::Unknown {
+            DataType::Text
+        } else {
+            lt
+        };
+        let l = self.coerce(l, lt, ty)?;
+        let r = self.coerce(r, rt, DataType::Text)?;
+        Ok((
+            Expr::Func(
+                Func::Catalog(CatalogFn::ArrayAny { op, all, ty }),
+                vec![l, r],
+            ),
+            DataType::Bool,
+        ))
+    }
+
+    /// `array[i]` (one subscript). The element's type is not known here: it is typed
+    /// `unknown`, so a comparison or cast gives it one.
+    pub(crate) fn bind_subscript(
+        &mut self,
+        root: &ast::Expr,
+        index: &ast::Expr,
+        scope: &Scope,
+        mut agg: Option<&mut AggState>,
+    ) -> SqlResult<(Expr, DataType)> {
+        let (a, at) = self.bind_expr(root, scope, agg.as_deref_mut())?;
+        let (i, it) = self.bind_expr(index, scope, agg)?;
+        let a = self.coerce(a, at, DataType::Text)?;
+        let i = self.coerce(i, it, DataType::Int4)?;
+        Ok((
+            Expr::Func(Func::Catalog(CatalogFn::Subscript), vec![a, i]),
+            DataType::Unknown,
+        ))
+    }
+}
+
+impl Binder<'_> {
+    /// `unnest(array) [AS] alias`: a one-column source of the array's elements (text).
+    pub(crate) fn bind_unnest(
+        &mut self,
+        args: &[ast::FunctionArg],
+        alias: Option<&ast::TableAlias>,
+    ) -> SqlResult<(crate::query::Source, Scope)> {
+        let [ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(arg))] = args else {
+            return Err(SqlError::undefined_function(
+                "function unnest with these arguments does not exist",
+            ));
+        };
+        self.bind_unnest_expr(arg, alias)
+    }
+
+    /// `unnest(arg) [AS] alias` for one argument expression.
+    pub(crate) fn bind_unnest_expr(
+        &mut self,
+        arg: &ast::Expr,
+        alias: Option<&ast::TableAlias>,
+    ) -> SqlResult<(crate::query::Source, Scope)> {
+        let (e, t) = self.bind_expr(arg, &Scope::default(), None)?;
+        let e = self.coerce(e, t, DataType::Text)?;
+        let (qualifier, col) = match alias {
+            Some(a) => {
+                let q = ident_name(&a.name);
+                let c = a
+                    .columns
+                    .first()
+                    .map(|c| ident_name(&c.name))
+                    .unwrap_or_else(|| q.clone());
+                (q, c)
+            }
+            None => ("unnest".to_string(), "unnest".to_string()),
+        };
+        let scope = Scope::of_columns(vec![crate::plan::ScopeColumn {
+            qualifier: Some(qualifier),
+            name: col,
+            ty: DataType::Text,
+            table_oid: 0,
+            column_id: 0,
+            unqualified: true,
+        }]);
+        Ok((crate::query::Source::Unnest(e), scope))
+    }
+}
+
+/// Rows of `unnest(array)` for an evaluated array argument.
+pub(crate) fn unnest_rows(v: &Value) -> SqlResult<Vec<Vec<Value>>> {
+    let Some(text) = v.to_text() else {
+        return Ok(vec![]);
+    };
+    Ok(parse_array(&text)?
+        .into_iter()
+        .map(|i| vec![i.map(Value::Text).unwrap_or(Value::Null)])
+        .collect())
+}
+
+/// The expression text PostgreSQL's `pg_get_expr` shows for a column default stored as
+/// `text`: string literals get the cast PostgreSQL's parser adds (`'x'::text`).
+pub(crate) fn default_display(text: &str, ty: &DataType) -> String {
+    let literal = text.len() >= 2
+        && text.starts_with('\'')
+        && text.ends_with('\'')
+        && !text[1..text.len() - 1].replace("''", "").contains('\'');
+    if !literal {
+        return text.to_string();
+    }
+    let cast_name = match ty {
+        DataType::Varchar(_) => "character varying".to_string(),
+        DataType::Bpchar(_) => "bpchar".to_string(),
+        DataType::Numeric { .. } => "numeric".to_string(),
+        other => other.name(),
+    };
+    format!("{text}::{cast_name}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn arrays_round_trip_through_their_text_form() {
+        let items = vec![
+            Some("a".to_string()),
+            Some("b c".to_string()),
+            None,
+            Some("".to_string()),
+            Some("x\"y".to_string()),
+            Some("NULL".to_string()),
+        ];
+        let text = format_array(&items);
+        assert_eq!(text, r#"{a,"b c",NULL,"","x\"y","NULL"}"#);
+        assert_eq!(parse_array(&text).unwrap(), items);
+        assert_eq!(parse_array("{}").unwrap(), vec![]);
+        assert!(parse_array("{a").is_err());
+        assert!(parse_array("{{1},{2}}").is_err());
+    }
+
+    #[test]
+    fn format_type_matches_postgres() {
+        assert_eq!(format_type(1043, Some(44)), "character varying(40)");
+        assert_eq!(format_type(1043, Some(-1)), "character varying");
+        assert_eq!(format_type(1700, Some(655366)), "numeric(10,2)");
+        assert_eq!(format_type(1042, Some(12)), "character(8)");
+        assert_eq!(format_type(1042, None), "character");
+        assert_eq!(format_type(23, Some(-1)), "integer");
+        assert_eq!(format_type(99999, Some(-1)), "???");
+    }
+
+    #[test]
+    fn regex_matches_psql_patterns_and_rejects_bad_ones() {
+        assert!(regex_match("items", "^(items)$", false).unwrap());
+        assert!(!regex_match("items2", "^(items)$", false).unwrap());
+        assert!(regex_match("pg_toast", "^pg_", false).unwrap());
+        assert!(regex_match("ITEMS", "^(items)$", true).unwrap());
+        let e = regex_match("x", "(", false).unwrap_err();
+        assert_eq!(e.code, SqlState::INVALID_REGULAR_EXPRESSION);
+    }
+
+    #[test]
+    fn defaults_show_as_postgres_deparses_them() {
+        assert_eq!(default_display("'none'", &DataType::Text), "'none'::text");
+        assert_eq!(
+            default_display("'x'", &DataType::Varchar(Some(3))),
+            "'x'::character varying"
+        );
+        assert_eq!(default_display("1", &DataType::Int8), "1");
+        assert_eq!(default_display("now()", &DataType::Timestamptz), "now()");
+    }
+}
