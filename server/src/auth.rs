@@ -3,9 +3,14 @@
 //!
 //! # Access rules (checked in this order)
 //!
-//! 1. (reserved for the TLS rule)
-//! 2. A role with a password always authenticates with SCRAM-SHA-256.
-//! 3. Trust (no password asked) is given only to a client on a loopback address, and only
+//! 1. The hba rules (`hba.rs`: `[[hba]]` entries, or the built-in ones) pick a method from
+//!    the client's address, TLS or not, database and user: `reject` and "no entry" are
+//!    refused with FATAL 28000 in PostgreSQL's words ("pg_hba.conf rejects connection for
+//!    host ...", "no pg_hba.conf entry for host ..., no encryption"), and so is a plain
+//!    remote client under `tls_required_for_remote`.
+//! 2. A role with a password always authenticates with SCRAM-SHA-256, whatever the method.
+//! 3. Trust (no password asked) is given only where the method is `trust` (loopback
+//!    addresses only, enforced when the rules are loaded, and checked again here), and only
 //!    while the bootstrap superuser `gnomon` has no password. An unknown role is then told
 //!    so (28000), as PostgreSQL's trust method does.
 //! 4. Everyone else goes through a SCRAM exchange that cannot succeed (a mock verifier with a
@@ -35,6 +40,7 @@ use gnomon_sql::{AuditEvent, RoleDef, BOOTSTRAP_SUPERUSER};
 
 use crate::codec::{self, ErrorFields, FrontendMessage};
 use crate::connection::{ConnError, Shared, Wire};
+use crate::hba::{self, Decision, Method};
 
 /// How a client got in, or why not (the FATAL already sent).
 pub(crate) enum Verdict {
@@ -46,20 +52,52 @@ pub(crate) enum Verdict {
 
 /// Whether `peer` is on this machine.
 fn is_loopback(peer: Option<SocketAddr>) -> bool {
-    peer.is_some_and(|p| p.ip().is_loopback())
+    peer.is_some_and(|p| hba::canonical(p.ip()).is_loopback())
 }
 
-/// Applies the access rules to `user` connecting from `peer`; runs the SCRAM exchange when
-/// they ask for one. Sends FATAL itself when refusing.
+/// Applies the access rules to `user` connecting to `database` from `peer`; runs the SCRAM
+/// exchange when they ask for one. Sends FATAL itself when refusing.
 pub(crate) fn authenticate(
     wire: &mut Wire,
     shared: &Shared,
     user: &str,
+    database: &str,
     peer: Option<SocketAddr>,
 ) -> Result<Verdict, ConnError> {
     let loopback = is_loopback(peer);
-    let host = peer.map(|p| p.ip().to_string()).unwrap_or_default();
+    let host = peer
+        .map(|p| hba::canonical(p.ip()).to_string())
+        .unwrap_or_default();
     let engine = &shared.engine;
+    let tls = wire.is_tls();
+    let method = match shared
+        .access
+        .decide(peer.map(|p| p.ip()), tls, user, database)
+    {
+        Decision::Method(Method::Reject) => Err("pg_hba.conf rejects connection"),
+        Decision::NoEntry => Err("no pg_hba.conf entry"),
+        Decision::Method(m) => Ok(m),
+    };
+    let method = match method {
+        Ok(m) => m,
+        Err(why) => {
+            let encryption = if tls {
+                "SSL encryption"
+            } else {
+                "no encryption"
+            };
+            let message = format!(
+                "{why} for host \"{host}\", user \"{user}\", database \"{database}\", {encryption}"
+            );
+            engine.audit().record(
+                user,
+                AuditEvent::AuthFailure,
+                &format!("login from {host} refused: {message} (28000)"),
+            );
+            wire.fatal(ErrorFields::fatal("28000", message))?;
+            return Ok(Verdict::Refused);
+        }
+    };
     let (role, superuser) = match (engine.role(user), engine.role(BOOTSTRAP_SUPERUSER)) {
         (Ok(role), Ok(superuser)) => (role, superuser),
         (Err(e), _) | (_, Err(e)) => {
@@ -68,7 +106,8 @@ pub(crate) fn authenticate(
             return Ok(Verdict::Refused);
         }
     };
-    let trust_allowed = loopback && superuser.is_none_or(|s| s.password.is_none());
+    let trust_allowed =
+        method == Method::Trust && loopback && superuser.is_none_or(|s| s.password.is_none());
     let verifier = role
         .as_ref()
         .and_then(|r| r.password.as_deref())

@@ -14,6 +14,16 @@
 //! checkpoint_timeout = "5min"  # ... or this long passed with writes
 //! gc_window = "5min"           # Δgc: superseded row versions are kept at least this long
 //! audit_log = "/var/log/gnomon-audit.log"  # default: audit.log in the data directory
+//! tls_cert = "/etc/gnomon/server.crt"      # PEM certificate chain; with tls_key enables TLS
+//! tls_key = "/etc/gnomon/server.key"       # PEM private key (PKCS#8, PKCS#1 or SEC1)
+//! tls_required_for_remote = true           # refuse non-TLS clients on non-loopback addresses
+//!
+//! [[hba]]                      # access rules, first match wins (crate::hba); none = built-in
+//! type = "hostssl"             # host | hostssl | hostnossl
+//! database = "all"             # all | sameuser | name,name
+//! user = "all"                 # all | name,name
+//! address = "0.0.0.0/0"        # all | IP | CIDR
+//! method = "scram-sha-256"     # trust (loopback only) | scram-sha-256 | reject
 //! ```
 
 use std::net::{SocketAddr, ToSocketAddrs};
@@ -22,6 +32,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use crate::error::ServerError;
+use crate::hba::HbaEntry;
 use crate::maintenance::{MaintenanceConfig, SettingValue};
 
 /// Default data directory, relative to the working directory.
@@ -65,10 +76,18 @@ OPTIONS:
                           (default 5min); a background task then collects them
     --audit-log FILE      where DDL, role, GRANT and 2PC events are logged as JSON
                           lines (default DIR/audit.log)
+    --tls-cert FILE       PEM certificate chain; with --tls-key, clients may use TLS
+                          (psql sslmode=require); SHOW ssl then reports on
+    --tls-key FILE        PEM private key of --tls-cert
+    --tls-required-for-remote
+                          refuse clients on non-loopback addresses that do not use
+                          TLS (FATAL 28000); needs --tls-cert and --tls-key
     --config FILE         TOML file with keys data_dir, listen, fsync,
                           max_connections, http, log_level, audit_log,
                           max_prepared_transactions, checkpoint_wal_size,
-                          checkpoint_timeout, gc_window (flags override the file)
+                          checkpoint_timeout, gc_window, tls_cert, tls_key,
+                          tls_required_for_remote, and [[hba]] access rules
+                          (flags override the file)
     -h, --help            print this help
 
 Connect with: psql -h 127.0.0.1 -p 5433 -U gnomon gnomon
@@ -96,6 +115,14 @@ pub struct Config {
     pub maintenance: MaintenanceConfig,
     /// The audit log file; None = `audit.log` in the data directory.
     pub audit_log: Option<PathBuf>,
+    /// PEM certificate chain for TLS (with `tls_key`); None = SSLRequest is answered `N`.
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key for TLS (with `tls_cert`).
+    pub tls_key: Option<PathBuf>,
+    /// Refuse clients on non-loopback addresses that did not negotiate TLS.
+    pub tls_required_for_remote: bool,
+    /// Access rules in order ([`crate::hba`]); empty = the built-in rules.
+    pub hba: Vec<HbaEntry>,
 }
 
 impl Default for Config {
@@ -110,12 +137,18 @@ impl Default for Config {
             max_prepared_transactions: gnomon_mvcc::DEFAULT_MAX_PREPARED_TRANSACTIONS,
             maintenance: MaintenanceConfig::default(),
             audit_log: None,
+            tls_cert: None,
+            tls_key: None,
+            tls_required_for_remote: false,
+            hba: Vec::new(),
         }
     }
 }
 
 /// What the command line asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
+// NB: one value per process, moved once; boxing the Config would buy nothing.
+#[allow(clippy::large_enum_variant)]
 pub enum Command {
     /// Start the server with this configuration.
     Run(Config),
@@ -138,6 +171,11 @@ struct FileConfig {
     checkpoint_timeout: Option<SettingValue>,
     gc_window: Option<SettingValue>,
     audit_log: Option<PathBuf>,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
+    tls_required_for_remote: Option<bool>,
+    #[serde(default)]
+    hba: Vec<HbaEntry>,
 }
 
 impl Command {
@@ -152,6 +190,9 @@ impl Command {
         let mut log_level = None;
         let mut maintenance = Vec::new();
         let mut audit_log = None;
+        let mut tls_cert = None;
+        let mut tls_key = None;
+        let mut tls_required = None;
         let mut args = args.into_iter();
         while let Some(arg) = args.next() {
             let (flag, inline) = match arg.split_once('=') {
@@ -187,6 +228,20 @@ impl Command {
                     max_prepared = Some(n);
                 }
                 "--audit-log" => audit_log = Some(PathBuf::from(value("--audit-log")?)),
+                "--tls-cert" => tls_cert = Some(PathBuf::from(value("--tls-cert")?)),
+                "--tls-key" => tls_key = Some(PathBuf::from(value("--tls-key")?)),
+                // NB: a switch; `--tls-required-for-remote=false` turns off the file's setting.
+                "--tls-required-for-remote" => {
+                    tls_required = Some(match inline.as_deref() {
+                        None | Some("true" | "on" | "yes" | "1") => true,
+                        Some("false" | "off" | "no" | "0") => false,
+                        Some(other) => {
+                            return Err(ServerError::Usage(format!(
+                            "--tls-required-for-remote takes no value or true/false, not {other:?}"
+                        )))
+                        }
+                    });
+                }
                 "--config" => config_file = Some(PathBuf::from(value("--config")?)),
                 "--http" => http = Some(value("--http")?),
                 "--log-level" => log_level = Some(value("--log-level")?),
@@ -229,6 +284,15 @@ impl Command {
         }
         if audit_log.is_some() {
             config.audit_log = audit_log;
+        }
+        if tls_cert.is_some() {
+            config.tls_cert = tls_cert;
+        }
+        if tls_key.is_some() {
+            config.tls_key = tls_key;
+        }
+        if let Some(required) = tls_required {
+            config.tls_required_for_remote = required;
         }
         Ok(Command::Run(config))
     }
@@ -274,6 +338,12 @@ impl Config {
                 .unwrap_or(defaults.max_prepared_transactions),
             maintenance,
             audit_log: file.audit_log.or(defaults.audit_log),
+            tls_cert: file.tls_cert,
+            tls_key: file.tls_key,
+            tls_required_for_remote: file
+                .tls_required_for_remote
+                .unwrap_or(defaults.tls_required_for_remote),
+            hba: file.hba,
         })
     }
 
@@ -394,6 +464,10 @@ mod tests {
                 max_prepared_transactions: gnomon_mvcc::DEFAULT_MAX_PREPARED_TRANSACTIONS,
                 maintenance: MaintenanceConfig::default(),
                 audit_log: None,
+                tls_cert: None,
+                tls_key: None,
+                tls_required_for_remote: false,
+                hba: Vec::new(),
             })
         );
     }
@@ -485,6 +559,41 @@ mod tests {
             ..Config::default()
         };
         assert!(c.validate().is_ok());
+    }
+
+    #[test]
+    fn tls_and_access_rules_come_from_file_or_flag() {
+        let c = Config::from_toml(
+            "tls_cert = \"/c.pem\"\ntls_key = \"/k.pem\"\ntls_required_for_remote = true\n\
+             [[hba]]\ntype = \"hostssl\"\ndatabase = \"all\"\nuser = \"all\"\n\
+             address = \"0.0.0.0/0\"\nmethod = \"scram-sha-256\"\n\
+             [[hba]]\ntype = \"host\"\ndatabase = \"all\"\nuser = \"all\"\n\
+             address = \"all\"\nmethod = \"reject\"\n",
+        )
+        .unwrap();
+        assert_eq!(c.tls_cert, Some(PathBuf::from("/c.pem")));
+        assert_eq!(c.tls_key, Some(PathBuf::from("/k.pem")));
+        assert!(c.tls_required_for_remote);
+        assert_eq!(c.hba.len(), 2);
+        assert_eq!(c.hba[0].kind, "hostssl");
+        assert_eq!(c.hba[1].method, "reject");
+        // An entry with a missing or unknown key is a config error.
+        assert!(Config::from_toml("[[hba]]\ntype = \"host\"\nmethod = \"trust\"\n").is_err());
+        let cmd = Command::from_args(args(&[
+            "--tls-cert",
+            "/a.crt",
+            "--tls-key=/a.key",
+            "--tls-required-for-remote",
+        ]))
+        .unwrap();
+        let Command::Run(c) = cmd else { unreachable!() };
+        assert_eq!(c.tls_cert, Some(PathBuf::from("/a.crt")));
+        assert_eq!(c.tls_key, Some(PathBuf::from("/a.key")));
+        assert!(c.tls_required_for_remote);
+        let cmd = Command::from_args(args(&["--tls-required-for-remote=off"])).unwrap();
+        let Command::Run(c) = cmd else { unreachable!() };
+        assert!(!c.tls_required_for_remote);
+        assert!(Command::from_args(args(&["--tls-required-for-remote=maybe"])).is_err());
     }
 
     #[test]

@@ -38,7 +38,9 @@ use crate::codec::{
 };
 use crate::conns::{Connections, SessionSlot};
 use crate::copy::{self, BadLine, CopySource, CopySpec, CopyStatement, LineSplitter};
+use crate::hba::AccessRules;
 use crate::metrics::{Metrics, StatementKind};
+use crate::tls::{Stream, TlsAcceptor};
 
 /// Reported in ParameterStatus `server_version`: must start with the PostgreSQL major version
 /// clients should assume (SQLAlchemy and drivers parse it).
@@ -82,6 +84,10 @@ pub struct Shared {
     pub metrics: Arc<Metrics>,
     /// Secret of this process for the mock SCRAM salts of unknown roles (`auth.rs`).
     pub mock_secret: [u8; 32],
+    /// TLS certificate and key; None = SSLRequest is answered `N`.
+    pub tls: Option<TlsAcceptor>,
+    /// Who may log in how (`hba.rs`).
+    pub access: AccessRules,
 }
 
 /// Why a connection ended abnormally (logged, never sent: the socket may be gone).
@@ -130,7 +136,7 @@ impl InBuf {
     ///
     /// NB: the buffer grows at most by doubling, so a client declaring a huge message must
     /// actually send the bytes before the server holds that much memory.
-    fn fill(&mut self, mut stream: &TcpStream, n: usize) -> io::Result<bool> {
+    fn fill(&mut self, stream: &mut impl Read, n: usize) -> io::Result<bool> {
         while self.end - self.start < n {
             if self.buf.len() - self.start < n {
                 self.buf.copy_within(self.start..self.end, 0);
@@ -152,23 +158,31 @@ impl InBuf {
     }
 }
 
-/// The socket with its input and output buffers.
+/// The connection with its input and output buffers.
 pub(crate) struct Wire {
-    stream: Arc<TcpStream>,
+    /// The socket, for timeouts, the peer address and shutdown; I/O goes through `stream`.
+    socket: Arc<TcpStream>,
+    /// The socket itself, or the TLS session over it after SSLRequest.
+    stream: Stream,
     inbuf: InBuf,
     pub(crate) out: Output,
 }
 
 impl Wire {
+    /// Whether the client negotiated TLS.
+    pub(crate) fn is_tls(&self) -> bool {
+        self.stream.is_tls()
+    }
+
     /// Next startup-phase packet, or None at end of stream.
     fn read_startup(&mut self) -> Result<Option<StartupPacket>, ConnError> {
-        if !self.inbuf.fill(&self.stream, 4)? {
+        if !self.inbuf.fill(&mut self.stream, 4)? {
             return Ok(None);
         }
         let head = self.inbuf.available();
         let declared = i32::from_be_bytes([head[0], head[1], head[2], head[3]]);
         let body = codec::body_len(declared, codec::MAX_STARTUP_PACKET)?;
-        if !self.inbuf.fill(&self.stream, 4 + body)? {
+        if !self.inbuf.fill(&mut self.stream, 4 + body)? {
             return Ok(None);
         }
         let packet = codec::decode_startup(&self.inbuf.available()[4..4 + body]);
@@ -178,14 +192,14 @@ impl Wire {
 
     /// Next regular message, or None at end of stream.
     pub(crate) fn read_message(&mut self) -> Result<Option<FrontendMessage>, ConnError> {
-        if !self.inbuf.fill(&self.stream, 5)? {
+        if !self.inbuf.fill(&mut self.stream, 5)? {
             return Ok(None);
         }
         let head = self.inbuf.available();
         let kind = head[0];
         let declared = i32::from_be_bytes([head[1], head[2], head[3], head[4]]);
         let body = codec::body_len(declared, codec::MAX_MESSAGE)?;
-        if !self.inbuf.fill(&self.stream, 5 + body)? {
+        if !self.inbuf.fill(&mut self.stream, 5 + body)? {
             return Ok(None);
         }
         let message = codec::decode_message(kind, &self.inbuf.available()[5..5 + body]);
@@ -196,7 +210,7 @@ impl Wire {
     /// Writes everything buffered: one write syscall per client round trip.
     pub(crate) fn flush(&mut self) -> Result<(), ConnError> {
         if self.out.pending() > 0 {
-            let result = (&*self.stream).write_all(self.out.bytes());
+            let result = self.stream.write_all(self.out.bytes());
             self.out.clear();
             result?;
         }
@@ -224,7 +238,8 @@ pub fn serve(stream: Arc<TcpStream>, shared: Arc<Shared>, connections: &Arc<Conn
     let _ = stream.set_nodelay(true);
     let peer = stream.peer_addr().ok();
     let mut wire = Wire {
-        stream,
+        stream: Stream::Plain(Arc::clone(&stream)),
+        socket: stream,
         inbuf: InBuf::new(),
         out: Output::default(),
     };
@@ -237,7 +252,8 @@ pub fn serve(stream: Arc<TcpStream>, shared: Arc<Shared>, connections: &Arc<Conn
             }
         }
     }
-    let _ = wire.stream.shutdown(Shutdown::Write);
+    wire.stream.close();
+    let _ = wire.socket.shutdown(Shutdown::Write);
 }
 
 /// Refuses a client without serving it (too many connection threads): FATAL 53300.
@@ -259,13 +275,81 @@ fn run_connection(
     shared: &Arc<Shared>,
     connections: &Arc<Connections>,
 ) -> Result<(), ConnError> {
-    wire.stream.set_read_timeout(Some(STARTUP_TIMEOUT))?;
+    wire.socket.set_read_timeout(Some(STARTUP_TIMEOUT))?;
+    // Like PostgreSQL: one SSLRequest, and a GSSENCRequest only before it (libpq may try GSS
+    // first, then TLS); a repeated request is an unknown protocol version (FATAL 0A000).
+    let (mut ssl_done, mut gss_done) = (false, false);
     let (version, params) = loop {
-        match wire.read_startup()? {
+        let packet = wire.read_startup()?;
+        let request = match packet {
+            Some(StartupPacket::SslRequest) if !ssl_done => Some("SSL"),
+            Some(StartupPacket::GssEncRequest) if !gss_done => Some("GSSAPI encryption"),
+            _ => None,
+        };
+        if let Some(kind) = request {
+            // CVE-2021-23214: bytes sent before our answer were not encrypted; a
+            // man-in-the-middle could have injected them. Refuse before answering.
+            if !wire.inbuf.available().is_empty() {
+                let mut e = ErrorFields::fatal(
+                    "08P01",
+                    format!("received unencrypted data after {kind} request"),
+                );
+                e.detail = Some(
+                    "This could be either a client-software bug or evidence of an attempted \
+                     man-in-the-middle attack."
+                        .into(),
+                );
+                wire.fatal(e)?;
+                return Ok(());
+            }
+        }
+        match packet {
             None => return Ok(()),
-            Some(StartupPacket::SslRequest) | Some(StartupPacket::GssEncRequest) => {
+            Some(StartupPacket::SslRequest) if !ssl_done => {
+                ssl_done = true;
+                match &shared.tls {
+                    Some(acceptor) => {
+                        gss_done = true;
+                        wire.out.raw_byte(b'S');
+                        wire.flush()?;
+                        match acceptor.accept(Arc::clone(&wire.socket)) {
+                            Ok(stream) => wire.stream = stream,
+                            Err(e) => {
+                                tracing::info!(
+                                    peer = ?wire.socket.peer_addr().ok(),
+                                    "could not accept TLS connection: {e}"
+                                );
+                                return Ok(());
+                            }
+                        }
+                    }
+                    None => {
+                        wire.out.raw_byte(b'N');
+                        wire.flush()?;
+                    }
+                }
+            }
+            Some(StartupPacket::GssEncRequest) if !gss_done => {
+                gss_done = true;
                 wire.out.raw_byte(b'N');
                 wire.flush()?;
+            }
+            Some(StartupPacket::SslRequest) | Some(StartupPacket::GssEncRequest) => {
+                let code = if matches!(packet, Some(StartupPacket::SslRequest)) {
+                    codec::SSL_REQUEST_CODE
+                } else {
+                    codec::GSSENC_REQUEST_CODE
+                };
+                let e = ErrorFields::fatal(
+                    "0A000",
+                    format!(
+                        "unsupported frontend protocol {}.{}: server supports 3.0 to 3.0",
+                        code >> 16,
+                        code & 0xffff
+                    ),
+                );
+                wire.fatal(e)?;
+                return Ok(());
             }
             Some(StartupPacket::Cancel { pid, secret }) => {
                 shared.cancels.cancel(CancelKey { pid, secret });
@@ -327,12 +411,12 @@ fn startup(
     let database = get("database")
         .filter(|d| !d.is_empty())
         .unwrap_or_else(|| user.clone());
-    let peer = wire.stream.peer_addr().ok();
-    if let Verdict::Refused = auth::authenticate(wire, shared, &user, peer)? {
+    let peer = wire.socket.peer_addr().ok();
+    if let Verdict::Refused = auth::authenticate(wire, shared, &user, &database, peer)? {
         return Ok(None);
     }
     // NB: the startup timeout covers authentication too (PostgreSQL's authentication_timeout).
-    wire.stream.set_read_timeout(None)?;
+    wire.socket.set_read_timeout(None)?;
     if !shared.engine.database_exists(&database) {
         let e = ErrorFields::fatal("3D000", format!("database \"{database}\" does not exist"));
         wire.fatal(e)?;

@@ -63,6 +63,23 @@ pub enum ServerError {
         /// The first non-loopback address it resolved to.
         addr: SocketAddr,
     },
+    /// A TLS certificate or key file is missing, unreadable or malformed, or the key does not
+    /// belong to the certificate.
+    #[error("cannot use TLS file {path}: {reason}")]
+    Tls {
+        /// The certificate or key file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// An `[[hba]]` access rule is malformed or unsafe (`crate::hba`).
+    #[error("access rule {index} ([[hba]] entry {index}): {reason}")]
+    Hba {
+        /// 1-based position of the rule in the config file.
+        index: usize,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// Binding the listening socket failed (port in use, permission).
     #[error("cannot listen on {addr}: {source}")]
     Listen {

@@ -32,9 +32,15 @@
 //! 5. Trust authentication is reachable only from loopback addresses, and only while the
 //!    bootstrap superuser `gnomon` has no password; a non-loopback listen address is refused
 //!    at start until it has one. Every other login is a SCRAM-SHA-256 exchange (`auth.rs`).
+//!    Access rules (`[[hba]]` entries, [`hba`]) can reject or demand SCRAM per address, TLS,
+//!    database and user, but a `trust` rule for a non-loopback address is refused at start.
 //!    The admin HTTP listener has no authentication and only listens on loopback addresses.
 //! 6. Monitoring costs the statement path two clock reads and three relaxed atomic adds per
 //!    statement ([`metrics`]); everything else is computed when `/metrics` is scraped.
+//! 7. With `tls_cert`/`tls_key` an SSLRequest is answered `S` and the connection continues
+//!    inside TLS ([`tls`]); bytes the client sent after SSLRequest but before our answer are
+//!    refused (FATAL 08P01); `tls_required_for_remote` refuses plain clients on non-loopback
+//!    addresses (FATAL 28000). A bad certificate or key file stops the server from starting.
 //!
 //! # Shape
 //!
@@ -49,7 +55,8 @@
 //!        │ accept ─> Connections::admit (socket registry, thread/session limits)
 //!        ▼
 //!   std::thread "gnomon-conn" per client ──> connection::serve (blocking std::net::TcpStream)
-//!        │                      │ startup: SSLRequest→'N', auth (trust | SCRAM), database check,
+//!        │                      │ startup: SSLRequest→'S'+TLS handshake | 'N', hba rules,
+//!        │                      │          auth (trust | SCRAM | reject), database check,
 //!        │                      │          ParameterStatus*, BackendKeyData, ReadyForQuery
 //!        │                      │ loop:    Query | Parse/Bind/Describe/Execute/Close/Sync
 //!        │                      ▼
@@ -76,8 +83,9 @@
 //!
 //! # Deliberately left out
 //!
-//! TLS (SSLRequest is answered `N`), md5/password/GSS/certificate authentication, channel
-//! binding (SCRAM-SHA-256-PLUS), an hba-style rule file,
+//! TLS client certificates (`cert` method, `clientcert`), md5/password/GSS authentication (an
+//! hba `password` or `md5` method means SCRAM), channel binding (SCRAM-SHA-256-PLUS),
+//! `pg_stat_ssl`, reloading certificates or rules without a restart,
 //! COPY other than text/CSV COPY FROM STDIN and TO STDOUT in the simple query protocol (binary format, files, COPY through Parse/Bind/Execute), LISTEN/NOTIFY, replication connections, protocol 3.2 (negotiated down to 3.0).
 //! Notices are sent before the results of the query string that raised them, not interleaved
 //! per statement.
@@ -90,9 +98,11 @@ pub mod connection;
 pub mod conns;
 pub mod copy;
 pub mod error;
+pub mod hba;
 pub mod http;
 pub mod maintenance;
 pub mod metrics;
+pub mod tls;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -121,6 +131,9 @@ const CONNECTION_STACK: usize = 4 * 1024 * 1024;
 /// a clean shutdown on SIGTERM or SIGINT.
 pub fn run(config: Config) -> Result<(), ServerError> {
     let addr = config.validate()?;
+    // NB: certificate, key and access rules are checked before the database is opened.
+    let tls = tls::acceptor_for(&config.tls_cert, &config.tls_key)?;
+    let access = hba::AccessRules::new(&config.hba, config.tls_required_for_remote, tls.is_some())?;
     let db = Db::open(DbOptions {
         dir: config.data_dir.clone(),
         sync: if config.fsync {
@@ -149,6 +162,7 @@ pub fn run(config: Config) -> Result<(), ServerError> {
         source,
     })?;
     check_remote_access(&config, addr, &engine)?;
+    engine.set_ssl(tls.is_some());
     let audit_path = config.audit_log_path();
     let audit = Audit::open(&audit_path).map_err(|source| ServerError::AuditLog {
         path: audit_path,
@@ -166,6 +180,8 @@ pub fn run(config: Config) -> Result<(), ServerError> {
         cancels: CancelRegistry::new(),
         metrics: Arc::clone(&metrics),
         mock_secret: gnomon_sql::scram::mock_secret(),
+        tls,
+        access,
     });
     // Like PostgreSQL, twice max_connections threads may exist: the extra ones are clients in
     // their startup phase, cancel requests, and clients being told there is no room.

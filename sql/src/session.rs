@@ -117,6 +117,8 @@ pub struct SqlEngine {
     /// The audit log, set once by the server ([`SqlEngine::set_audit`]).
     audit: std::sync::OnceLock<crate::audit::Audit>,
     no_audit: crate::audit::Audit,
+    /// The server accepts TLS (`SHOW ssl`), set by the server ([`SqlEngine::set_ssl`]).
+    ssl: std::sync::atomic::AtomicBool,
 }
 
 impl SqlEngine {
@@ -166,6 +168,7 @@ impl SqlEngine {
             databases: std::sync::RwLock::new(databases),
             audit: std::sync::OnceLock::new(),
             no_audit: crate::audit::Audit::disabled(),
+            ssl: std::sync::atomic::AtomicBool::new(false),
         }))
     }
 
@@ -207,6 +210,11 @@ impl SqlEngine {
     /// The audit log (a disabled one until [`SqlEngine::set_audit`]).
     pub fn audit(&self) -> &crate::audit::Audit {
         self.audit.get().unwrap_or(&self.no_audit)
+    }
+
+    /// Records whether the server accepts TLS connections: `SHOW ssl` says `on` or `off`.
+    pub fn set_ssl(&self, on: bool) {
+        self.ssl.store(on, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Version of the catalog (changes whenever DDL commits).
@@ -597,6 +605,10 @@ impl Session {
         }
         if name.eq_ignore_ascii_case("max_prepared_transactions") {
             return Some(self.engine.db.max_prepared_transactions().to_string());
+        }
+        if name.eq_ignore_ascii_case("ssl") {
+            let on = self.engine.ssl.load(std::sync::atomic::Ordering::Relaxed);
+            return Some(if on { "on" } else { "off" }.into());
         }
         let key = canonical_setting(name)
             .map(str::to_string)
@@ -1058,6 +1070,12 @@ impl Session {
                 return Err(SqlError::new(
                     SqlState::CANT_CHANGE_RUNTIME_PARAM,
                     "parameter \"max_prepared_transactions\" cannot be changed without restarting the server",
+                ));
+            }
+            "ssl" => {
+                return Err(SqlError::new(
+                    SqlState::CANT_CHANGE_RUNTIME_PARAM,
+                    "parameter \"ssl\" cannot be changed now",
                 ));
             }
             "default_transaction_isolation" => {
