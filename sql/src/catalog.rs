@@ -23,9 +23,12 @@ use crate::error::{SqlError, SqlResult, SqlState};
 use crate::storage::Transaction;
 use crate::types::{DataType, Value};
 
-/// Version byte of an encoded [`TableDef`]; readers accept 1 to 3 and reject others.
-pub const TABLE_DEF_VERSION: u8 = 3; // FROZEN (1: no definition id, checks or indexes;
-                                     // 2: no foreign keys)
+/// Version byte of an encoded [`TableDef`]; readers accept 1 to 4 and reject others.
+pub const TABLE_DEF_VERSION: u8 = 4; // FROZEN (1: no definition id, checks or indexes;
+                                     // 2: no foreign keys; 3: no sections)
+
+/// Tag of the partitioning section of an encoded [`TableDef`] (version 4). FROZEN.
+const SECTION_PARTITIONING: u8 = 1;
 
 /// Version of the catalog layout, stored under [`Key::Meta`] at bootstrap.
 pub const CATALOG_FORMAT_VERSION: u32 = 1; // FROZEN
@@ -184,6 +187,9 @@ pub struct TableDef {
     /// Names of the tables with a foreign key referencing this one (each once; this table
     /// itself when it references itself).
     pub referenced_by: Vec<String>,
+    /// Partition key and partitions of a partitioned table, or the parent and bound of a
+    /// partition (see [`crate::partition`]); empty for a plain table.
+    pub partitioning: crate::partition::Partitioning,
 }
 
 impl TableDef {
@@ -212,7 +218,8 @@ impl TableDef {
         format!("{}_pkey", self.name)
     }
 
-    /// Encoding (version 3; version 2 ends after the indexes; version 1 lacks `def id` and
+    /// Encoding (version 4; version 3 ends before the sections, version 2 after the indexes;
+    /// version 1 lacks `def id` and
     /// everything after the key, and its definition id is its table id):
     ///
     /// ```text
@@ -226,7 +233,11 @@ impl TableDef {
     ///   | nfks varint | nfks × (name str | ncols varint | ncols × column index varint
     ///     | ref table str | ncols × ref column str | on delete 1B | on update 1B)
     ///   | nrefby varint | nrefby × referencing table str
+    ///   | nsections varint | nsections × (tag 1B | len varint | payload len B)
     /// ```
+    /// Sections carry what most tables lack; tag 1 is the partitioning
+    /// ([`crate::partition::Partitioning::encode`]), written only when not empty. A reader
+    /// refuses a tag it does not know (the definition would lose it when rewritten).
     /// Foreign key action bytes (FROZEN): 0 NO ACTION, 1 RESTRICT, 2 CASCADE, 3 SET NULL,
     /// 4 SET DEFAULT.
     /// `str` is varint length + UTF-8; `type` is a tag byte plus varint modifiers.
@@ -285,6 +296,18 @@ impl TableDef {
         put_varint(&mut out, self.referenced_by.len() as u64);
         for t in &self.referenced_by {
             put_str(&mut out, t);
+        }
+        let mut sections: Vec<(u8, Vec<u8>)> = Vec::new();
+        if !self.partitioning.is_empty() {
+            let mut payload = Vec::new();
+            self.partitioning.encode(&mut payload);
+            sections.push((SECTION_PARTITIONING, payload));
+        }
+        put_varint(&mut out, sections.len() as u64);
+        for (tag, payload) in sections {
+            out.push(tag);
+            put_varint(&mut out, payload.len() as u64);
+            out.extend_from_slice(&payload);
         }
         out
     }
@@ -407,6 +430,31 @@ impl TableDef {
                 referenced_by.push(r.string()?);
             }
         }
+        let mut partitioning = crate::partition::Partitioning::default();
+        if version >= 4 {
+            let n = r.varint()? as usize;
+            for _ in 0..n {
+                let tag = r.u8()?;
+                let len = r.varint()? as usize;
+                let mut payload = Reader::new(r.bytes(len)?);
+                match tag {
+                    SECTION_PARTITIONING => {
+                        partitioning =
+                            crate::partition::Partitioning::decode(&mut payload, columns.len())?
+                    }
+                    other => {
+                        return Err(SqlError::corrupt(format!(
+                            "unknown table definition section {other}"
+                        )))
+                    }
+                }
+                if !payload.is_empty() {
+                    return Err(SqlError::corrupt(
+                        "trailing bytes in a table definition section",
+                    ));
+                }
+            }
+        }
         if !r.is_empty() {
             return Err(SqlError::corrupt("trailing bytes after table definition"));
         }
@@ -420,6 +468,7 @@ impl TableDef {
             indexes,
             foreign_keys,
             referenced_by,
+            partitioning,
         })
     }
 }
@@ -440,12 +489,18 @@ pub(crate) struct Catalog {
     pub(crate) sequences: Arc<crate::sequence::Sequences>,
     /// CHECK constraints bound against their table, by definition id (immutable per id).
     checks: RwLock<HashMap<TableId, Arc<Vec<crate::expr::Expr>>>>,
+    /// The lock manager's view of which tables are partitions of which.
+    hierarchy: Arc<crate::locking::SqlHierarchy>,
 }
 
 impl Catalog {
     /// Loads ids from storage so new tables, definitions, indexes and sequences never reuse
     /// an id (they share one counter, like PostgreSQL's OIDs).
-    pub(crate) fn load(txn: &dyn Transaction, db: Arc<gnomon_mvcc::Db>) -> SqlResult<Catalog> {
+    pub(crate) fn load(
+        txn: &dyn Transaction,
+        db: Arc<gnomon_mvcc::Db>,
+        hierarchy: Arc<crate::locking::SqlHierarchy>,
+    ) -> SqlResult<Catalog> {
         let mut max_id = FIRST_TABLE_ID - 1;
         let mut defs = HashMap::new();
         for (k, v) in txn.scan(KeyPrefix::Table.range(), false, None)? {
@@ -456,6 +511,15 @@ impl Catalog {
                     max_id = max_id.max(ix.id);
                 }
                 defs.insert(id, Arc::new(def));
+            }
+        }
+        // Partitions' rows lock under their parent (see `locking.rs`).
+        let ids: HashMap<&str, TableId> = defs.values().map(|d| (d.name.as_str(), d.id)).collect();
+        for d in defs.values() {
+            if let Some((parent, _)) = &d.partitioning.of {
+                if let Some(&p) = ids.get(parent.as_str()) {
+                    hierarchy.register(d.id, p);
+                }
             }
         }
         for seq in crate::sequence::all(txn)? {
@@ -479,7 +543,13 @@ impl Catalog {
             rowids: Mutex::new(HashMap::new()),
             sequences: Arc::new(crate::sequence::Sequences::new(db)),
             checks: RwLock::new(HashMap::new()),
+            hierarchy,
         })
+    }
+
+    /// Rows of table `child` lock as partition `child` of table `parent` from now on.
+    pub(crate) fn register_partition(&self, child: TableId, parent: TableId) {
+        self.hierarchy.register(child, parent);
     }
 
     /// A fresh object id (table, definition, index or sequence); never reused.
@@ -629,6 +699,7 @@ impl Catalog {
             indexes: vec![],
             foreign_keys: vec![],
             referenced_by: vec![],
+            partitioning: Default::default(),
         };
         self.write_def(txn, &def)?;
         Ok(Arc::new(def))
@@ -784,6 +855,7 @@ mod tests {
                 on_update: FkAction::SetDefault,
             }],
             referenced_by: vec!["accounts".into(), "transfers".into()],
+            partitioning: Default::default(),
             name: "accounts".into(),
             columns: vec![
                 ColumnDef {

@@ -61,7 +61,11 @@ fn column_positions(columns: &[ColumnDef], table: &str, names: &[String]) -> Sql
 }
 
 /// True when some relation-like object (table, index, sequence) is called `name`.
-fn relation_exists(engine: &SqlEngine, txn: &dyn Transaction, name: &str) -> SqlResult<bool> {
+pub(crate) fn relation_exists(
+    engine: &SqlEngine,
+    txn: &dyn Transaction,
+    name: &str,
+) -> SqlResult<bool> {
     Ok(engine.catalog.lookup(txn, name)?.is_some()
         || txn
             .get(&Key::IndexName(name.to_string()).encode())?
@@ -71,7 +75,11 @@ fn relation_exists(engine: &SqlEngine, txn: &dyn Transaction, name: &str) -> Sql
 
 /// PostgreSQL's choice of a free name `<base>`, `<base>1`, `<base>2`, ... (63-byte limit
 /// ignored).
-fn free_name(engine: &SqlEngine, txn: &dyn Transaction, base: &str) -> SqlResult<String> {
+pub(crate) fn free_name(
+    engine: &SqlEngine,
+    txn: &dyn Transaction,
+    base: &str,
+) -> SqlResult<String> {
     if !relation_exists(engine, txn, base)? {
         return Ok(base.to_string());
     }
@@ -528,7 +536,7 @@ fn column_def(c: &ast::ColumnDef) -> SqlResult<(ColumnDef, ColumnExtras)> {
 }
 
 /// PostgreSQL's default constraint and index names: `<table>_<cols>_<suffix>`.
-fn default_name(table: &str, cols: &[&str], suffix: &str) -> String {
+pub(crate) fn default_name(table: &str, cols: &[&str], suffix: &str) -> String {
     let mut n = table.to_string();
     for c in cols {
         n.push('_');
@@ -550,6 +558,9 @@ pub(crate) fn create_table(
 ) -> SqlResult<()> {
     if ct.query.is_some() || ct.like.is_some() || ct.clone.is_some() {
         return Err(SqlError::unsupported("CREATE TABLE AS / LIKE"));
+    }
+    if ct.partition_of.is_some() {
+        return crate::partition::create_partition(engine, info, t, ct, notices);
     }
     if ct.temporary {
         return Err(SqlError::unsupported("temporary tables"));
@@ -652,6 +663,19 @@ pub(crate) fn create_table(
             other => return Err(SqlError::unsupported(format!("table constraint {other}"))),
         }
     }
+    let partition_key = match &ct.partition_by {
+        Some(e) => {
+            let key = crate::partition::key_from_ast(e, &columns)?;
+            if let Some(pk) = &primary_key {
+                crate::partition::check_unique_covers_key(&name, &columns, &key, pk, true)?;
+            }
+            for (_, cols) in &uniques {
+                crate::partition::check_unique_covers_key(&name, &columns, &key, cols, false)?;
+            }
+            Some(key)
+        }
+        None => None,
+    };
     // Owned sequences: `<table>_<column>_seq`, default nextval of it.
     let mut seq_defs = Vec::new();
     for (i, opts) in &sequences {
@@ -736,6 +760,7 @@ pub(crate) fn create_table(
         // CHECK expressions must bind against the table.
         crate::query::bind_checks(&engine.catalog, &t.txn, &new)?;
     }
+    new.partitioning.key = partition_key;
     if new != *def {
         engine.catalog.write_def(&mut t.txn, &new)?;
     }
@@ -744,7 +769,7 @@ pub(crate) fn create_table(
 }
 
 /// Claims an index name (42P07 if a relation already has it).
-fn add_index_name(
+pub(crate) fn add_index_name(
     engine: &SqlEngine,
     t: &mut ActiveTxn,
     name: &str,
@@ -776,6 +801,9 @@ pub(crate) fn create_index(
     }
     let tname = object_name(&ci.table_name)?;
     let table = engine.catalog.require(&t.txn, &tname)?;
+    if table.partitioning.key.is_some() {
+        return Err(SqlError::unsupported("CREATE INDEX on a partitioned table"));
+    }
     crate::locking::lock_for_ddl(&mut t.txn, &table, gnomon_mvcc::TableMode::Share)?;
     let names = ci
         .columns
@@ -1025,6 +1053,11 @@ pub(crate) fn alter_table(
             format!("relation \"{name}\" does not exist"),
         ));
     };
+    if !def.partitioning.is_empty() {
+        return Err(SqlError::unsupported(
+            "ALTER TABLE on a partitioned table or a partition",
+        ));
+    }
     crate::locking::lock_for_ddl(&mut t.txn, &def, gnomon_mvcc::TableMode::AccessExclusive)?;
     use ast::AlterTableOperation as Op;
     for op in &at.operations {

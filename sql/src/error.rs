@@ -137,6 +137,8 @@ impl SqlState {
     pub const FOREIGN_KEY_VIOLATION: SqlState = SqlState("23503");
     /// invalid_foreign_key (no unique constraint matches the referenced columns)
     pub const INVALID_FOREIGN_KEY: SqlState = SqlState("42830");
+    /// invalid_object_definition (overlapping partition bounds)
+    pub const INVALID_OBJECT_DEFINITION: SqlState = SqlState("42P17");
 
     /// The five-character code, e.g. `"42P01"`.
     pub fn code(&self) -> &'static str {

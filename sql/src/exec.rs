@@ -671,6 +671,16 @@ fn source_rows_unrecorded(env: Env<'_>, source: &Source) -> SqlResult<Vec<Vec<Va
         }
         Source::System(view) => view.rows(env.rd.txn, env.rd.txn.db())?,
         Source::Unnest(e) => crate::catalog_fns::unnest_rows(&env.eval(e, &[])?)?,
+        Source::Append(a) => {
+            let keep = crate::partition::runtime_keep(a, env.rd.params);
+            let mut out = Vec::new();
+            for (part, k) in a.parts.iter().zip(keep) {
+                if k {
+                    out.extend(source_rows(env, part)?);
+                }
+            }
+            out
+        }
         Source::Query(q) => select_rows(env, q)?,
         Source::Join(j) => join_rows(env, j)?,
         Source::SetOp(s) => set_op_rows(env, s)?,

@@ -51,13 +51,23 @@ pub(crate) fn explain(ctx: &mut ExecContext<'_>, plan: &Plan, analyze: bool) -> 
         Plan::Select(s) => out.select(s, 0, None),
         Plan::Insert { table, .. } => out.node(0, format!("Insert on {}", table.name), None),
         Plan::Merge(m) => out.node(0, m.explain(), None),
-        Plan::Update { table, access, .. } => {
+        Plan::Update {
+            table,
+            access,
+            filter,
+            ..
+        } => {
             out.node(0, format!("Update on {}", table.name), None);
-            out.table(table, access, 1, None);
+            out.dml_scan(ctx, table, access, filter.as_ref())?;
         }
-        Plan::Delete { table, access, .. } => {
+        Plan::Delete {
+            table,
+            access,
+            filter,
+            ..
+        } => {
             out.node(0, format!("Delete on {}", table.name), None);
-            out.table(table, access, 1, None);
+            out.dml_scan(ctx, table, access, filter.as_ref())?;
         }
     }
     Ok(Outcome::Rows {
@@ -153,6 +163,36 @@ impl Lines {
         self.source(&s.source, depth, filter, None);
     }
 
+    /// The scan under an UPDATE or DELETE: the table, or an Append over the partitions of a
+    /// partitioned table that survive plan-time pruning.
+    fn dml_scan(
+        &mut self,
+        ctx: &ExecContext<'_>,
+        table: &crate::catalog::TableDef,
+        access: &Access,
+        filter: Option<&crate::expr::Expr>,
+    ) -> SqlResult<()> {
+        if table.partitioning.key.is_none() {
+            self.table(table, access, 1, None);
+            return Ok(());
+        }
+        let parts = crate::partition::partitions_of(ctx.catalog, &*ctx.txn, table)?;
+        let conds = crate::plan::conjuncts(filter.cloned());
+        let keep =
+            crate::partition::prune(table, &parts, &conds, &crate::partition::plan_time_value);
+        let surviving: Vec<_> = parts.iter().zip(keep).filter(|(_, k)| *k).collect();
+        if surviving.is_empty() {
+            self.node(1, "Result".into(), None);
+            self.detail(1, "One-Time Filter: false".into());
+            return Ok(());
+        }
+        self.node(1, "Append".into(), None);
+        for (p, _) in surviving {
+            self.table(p, access, 2, None);
+        }
+        Ok(())
+    }
+
     fn table(
         &mut self,
         def: &crate::catalog::TableDef,
@@ -235,6 +275,18 @@ impl Lines {
                 self.node(depth, format!("Values Scan ({} rows)", rows.len()), key)
             }
             Source::Filter(inner, _) => self.source(inner, depth, true, key),
+            Source::Append(a) => {
+                if a.parts.is_empty() {
+                    // PostgreSQL: every partition pruned.
+                    self.node(depth, "Result".into(), key);
+                    self.detail(depth, "One-Time Filter: false".into());
+                    return;
+                }
+                self.node(depth, "Append".into(), key);
+                for p in &a.parts {
+                    self.source(p, depth + 1, filtered, None);
+                }
+            }
             Source::Query(q) => {
                 self.node(depth, "Subquery Scan".into(), key);
                 self.select(q, depth + 1, None);

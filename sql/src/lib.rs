@@ -36,6 +36,12 @@
 //!   per row); UPDATE/DELETE, joins and MERGE do not offer it, FOR UPDATE/SHARE refuses it
 //!   (0A000). See `plan::add_mvcc_timestamp_column`.
 //!
+//! - Partitioned tables (`PARTITION BY RANGE | LIST | HASH`, `PARTITION OF ... FOR VALUES`)
+//!   follow PostgreSQL 15: rows are routed to the partition whose bound takes them (23514
+//!   otherwise), an UPDATE of the key moves the row, WHERE on the key prunes partitions at
+//!   plan time and, with parameters, at execution; each partition is the lock manager's
+//!   partition level of its parent (see [`partition`]).
+//!
 //! ## Invariants
 //!
 //! 1. Every key starts with one prefix tag ([`encoding::KeyPrefix`]); all rows of a table are
@@ -155,6 +161,7 @@ pub(crate) mod explain;
 pub(crate) mod expr;
 pub(crate) mod index;
 pub(crate) mod locking;
+pub mod partition;
 pub(crate) mod pg_catalog;
 pub(crate) mod plan;
 pub mod privileges;

@@ -22,7 +22,8 @@ use std::time::UNIX_EPOCH;
 
 use bytes::Bytes;
 use gnomon_mvcc::{
-    LockHierarchy, LockInfo, LockTarget, LockWait, MvccError, RelId, RowMode, TableMode,
+    LockHierarchy, LockInfo, LockTarget, LockWait, MvccError, PartitionId, RelId, RowMode,
+    TableMode,
 };
 use sqlparser::ast;
 use sqlparser::dialect::PostgreSqlDialect;
@@ -34,21 +35,70 @@ use crate::encoding::{encode_row, TableId};
 use crate::error::{SqlError, SqlResult, SqlState};
 use crate::types::{DataType, Value};
 
-/// Row keys of tables are `0x10 | table id u32 BE | primary key` (see `encoding`).
-pub(crate) struct SqlHierarchy;
+/// Row keys of tables are `0x10 | table id u32 BE | primary key` (see `encoding`). A row of
+/// a partition of a partitioned table belongs to the parent, in the partition whose
+/// [`PartitionId`] is the partition's table id: `(parent, partition c, row)`. Rows of a plain
+/// table get the lock manager's hash partitions.
+#[derive(Default)]
+pub(crate) struct SqlHierarchy {
+    /// Partition table id -> parent table id. Entries are added when a partition is created
+    /// (or found at start) and never removed: table ids are never reused.
+    parents: std::sync::RwLock<std::collections::HashMap<u32, u32>>,
+    /// Whether `parents` has entries (lets plain tables skip the map).
+    any: std::sync::atomic::AtomicBool,
+}
+
+impl SqlHierarchy {
+    /// Records that rows of table `child` belong to partition `child` of table `parent`.
+    pub(crate) fn register(&self, child: TableId, parent: TableId) {
+        if let Ok(mut m) = self.parents.write() {
+            m.insert(child.0, parent.0);
+            self.any.store(true, std::sync::atomic::Ordering::Release);
+        }
+    }
+
+    fn parent_of(&self, table: u32) -> Option<u32> {
+        if !self.any.load(std::sync::atomic::Ordering::Acquire) {
+            return None;
+        }
+        self.parents.read().ok()?.get(&table).copied()
+    }
+}
+
+fn table_of_key(key: &[u8]) -> Option<u32> {
+    match key {
+        [0x10, a, b, c, d, ..] => Some(u32::from_be_bytes([*a, *b, *c, *d])),
+        _ => None,
+    }
+}
 
 impl LockHierarchy for SqlHierarchy {
     fn relation_of(&self, key: &[u8]) -> Option<RelId> {
-        match key {
-            [0x10, a, b, c, d, ..] => Some(RelId(u32::from_be_bytes([*a, *b, *c, *d]))),
-            _ => None,
+        let table = table_of_key(key)?;
+        Some(RelId(self.parent_of(table).unwrap_or(table)))
+    }
+
+    fn partition_of(&self, rel: RelId, key: &[u8], hash_partitions: u32) -> PartitionId {
+        match table_of_key(key) {
+            Some(table) if table != rel.0 => PartitionId(table),
+            _ => {
+                let mut h: u32 = 0x811c_9dc5;
+                for &b in key {
+                    h ^= b as u32;
+                    h = h.wrapping_mul(0x0100_0193);
+                }
+                PartitionId(h % hash_partitions.max(1))
+            }
         }
     }
 }
 
-/// Installs [`SqlHierarchy`] in the database's lock manager.
-pub(crate) fn install(db: &gnomon_mvcc::Db) {
-    db.lock_manager().set_hierarchy(Arc::new(SqlHierarchy));
+/// Installs a [`SqlHierarchy`] in the database's lock manager and returns it (the first
+/// engine opened on a database installs it; the lock manager keeps the first one).
+pub(crate) fn install(db: &gnomon_mvcc::Db) -> Arc<SqlHierarchy> {
+    let h = Arc::new(SqlHierarchy::default());
+    db.lock_manager().set_hierarchy(h.clone());
+    h
 }
 
 const KEY_SHARE_MARK: &str = "__gnomon_for_key_share";
@@ -252,6 +302,7 @@ pub(crate) fn pg_locks_def() -> Arc<TableDef> {
         indexes: vec![],
         foreign_keys: vec![],
         referenced_by: vec![],
+        partitioning: Default::default(),
         columns: vec![
             col("locktype", DataType::Text),
             col("database", DataType::Int8),
@@ -372,7 +423,7 @@ mod tests {
 
     #[test]
     fn row_keys_map_to_their_table() {
-        let h = SqlHierarchy;
+        let h = SqlHierarchy::default();
         assert_eq!(
             h.relation_of(&[0x10, 0, 0, 0x40, 0, 1, 2]),
             Some(RelId(16384))

@@ -355,6 +355,7 @@ pub(crate) fn source_width(s: &Source) -> usize {
         Source::WorkTable { width, .. } => *width,
         Source::Values(rows) => rows.first().map_or(0, |r| r.len()),
         Source::Filter(s, _) => source_width(s),
+        Source::Append(a) => a.parent.columns.len(),
     }
 }
 
@@ -1080,6 +1081,9 @@ pub(crate) fn place_conjuncts(source: Source, conds: Vec<Expr>) -> Source {
             let mut all = conjuncts(Some(f));
             all.extend(conds);
             place_conjuncts(*inner, all)
+        }
+        Source::Append(a) if !conds.is_empty() => {
+            crate::partition::place_in_append(*a, conds, true)
         }
         other => match and_all(conds) {
             Some(f) => Source::Filter(Box::new(other), f),

@@ -228,6 +228,8 @@ pub(crate) enum Source {
     Values(Vec<Vec<Expr>>),
     /// The rows of a source that pass a condition (a join input's own conjuncts).
     Filter(Box<Source>, Expr),
+    /// A partitioned table: the rows of its (surviving) partitions (`partition.rs`).
+    Append(Box<crate::partition::AppendPlan>),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -2112,6 +2114,14 @@ impl Binder<'_> {
                 }
                 Source::Table { def, access }
             }
+            Source::Append(a) => {
+                // The query's filter stays above; it only prunes and picks access paths.
+                let conds = crate::plan::conjuncts(filter.clone())
+                    .into_iter()
+                    .filter(|c| !c.has_subquery())
+                    .collect();
+                crate::partition::place_in_append(*a, conds, false)
+            }
             join @ Source::Join(_) => {
                 // Conjuncts with subqueries stay on the joined rows; the others move down.
                 let (with_subquery, plain): (Vec<Expr>, Vec<Expr>) =
@@ -2403,6 +2413,10 @@ impl Binder<'_> {
                         }
                     }
                     let scope = Scope::of_table(&def, alias.as_ref().map(|a| ident_name(&a.name)));
+                    if def.partitioning.key.is_some() {
+                        let source = crate::partition::append_source(self.catalog, self.txn, def)?;
+                        return Ok((source, scope));
+                    }
                     Ok((
                         Source::Table {
                             def,
@@ -3566,6 +3580,11 @@ pub(crate) fn run_select(
         }
         return run_select_locked(ctx, plan, def, access, spec);
     }
+    if plan.lock.is_some() && matches!(plan.source, Source::Append(_)) {
+        return Err(SqlError::unsupported(
+            "SELECT ... FOR UPDATE/SHARE of a partitioned table",
+        ));
+    }
     let reader = ctx.reader();
     crate::exec::select_rows(reader.env(), plan)
 }
@@ -3709,16 +3728,26 @@ fn lock_plan_tables(ctx: &mut ExecContext<'_>, plan: &Plan) -> SqlResult<()> {
             .map(|_| ())
             .map_err(|e| lock_error(e, &def.name))
     };
-    let read_source = |s: &SelectPlan| match &s.source {
-        Source::Table { def, .. } => Some((
-            def.clone(),
-            if s.lock.is_some() {
-                TableMode::RowShare
-            } else {
-                TableMode::AccessShare
-            },
-        )),
-        _ => None,
+    let read_source = |s: &SelectPlan| {
+        let mode = if s.lock.is_some() {
+            TableMode::RowShare
+        } else {
+            TableMode::AccessShare
+        };
+        match &s.source {
+            Source::Table { def, .. } => vec![(def.clone(), mode)],
+            // A partitioned table and the partitions read (as PostgreSQL locks them).
+            Source::Append(a) => std::iter::once(a.parent.clone())
+                .chain(
+                    a.parts
+                        .iter()
+                        .filter_map(crate::partition::part_def)
+                        .cloned(),
+                )
+                .map(|d| (d, mode))
+                .collect(),
+            _ => vec![],
+        }
     };
     let (target, source) = match plan {
         Plan::Select(s) => (None, read_source(s)),
@@ -3726,12 +3755,17 @@ fn lock_plan_tables(ctx: &mut ExecContext<'_>, plan: &Plan) -> SqlResult<()> {
             Some(table),
             match source {
                 InsertSource::Query(q) => read_source(q),
-                InsertSource::Values(_) => None,
+                InsertSource::Values(_) => vec![],
             },
         ),
-        Plan::Update { table, .. } | Plan::Delete { table, .. } => (Some(table), None),
+        Plan::Update { table, .. } | Plan::Delete { table, .. } => (Some(table), vec![]),
         // NB: MERGE's source table (when it is one) is read without a table lock.
-        Plan::Merge(m) => (Some(&m.target), None),
+        Plan::Merge(m) => {
+            if m.target.partitioning.key.is_some() {
+                return Err(SqlError::unsupported("MERGE into a partitioned table"));
+            }
+            (Some(&m.target), vec![])
+        }
     };
     if let Some(t) = target {
         if t.id == PG_LOCKS_ID {
@@ -3742,7 +3776,7 @@ fn lock_plan_tables(ctx: &mut ExecContext<'_>, plan: &Plan) -> SqlResult<()> {
         }
         lock(ctx, t, TableMode::RowExclusive)?;
     }
-    if let Some((def, mode)) = source {
+    for (def, mode) in source {
         lock(ctx, &def, mode)?;
     }
     Ok(())
@@ -3882,6 +3916,47 @@ fn dml_outcome(tag: String, returning: &Option<Returning>, rows: Vec<Vec<Value>>
     }
 }
 
+/// The tables an UPDATE or DELETE of `table` scans: the table itself, or the partitions of a
+/// partitioned table that can hold rows passing `filter` (pruned with the statement's
+/// parameters), each locked ROW EXCLUSIVE.
+fn dml_targets(
+    ctx: &mut ExecContext<'_>,
+    table: &Arc<TableDef>,
+    placement: &crate::partition::Placement,
+    filter: Option<&Expr>,
+) -> SqlResult<Vec<Arc<TableDef>>> {
+    if !matches!(placement, crate::partition::Placement::Parent { .. }) {
+        return Ok(vec![table.clone()]);
+    }
+    let parts = placement.parts();
+    let conds = crate::plan::conjuncts(filter.cloned());
+    let params = ctx.params;
+    let keep = crate::partition::prune(table, parts, &conds, &|e| {
+        crate::partition::runtime_value(e, params)
+    });
+    let mut out = Vec::new();
+    for (p, k) in parts.iter().zip(keep) {
+        if k {
+            ctx.txn
+                .lock_table(RelId(p.id.0), TableMode::RowExclusive, LockWait::Block)
+                .map_err(|e| lock_error(e, &p.name))?;
+            out.push(p.clone());
+        }
+    }
+    Ok(out)
+}
+
+/// The table rows of a parent's placement are placed from (the parent itself), else `table`.
+fn table_arc_or<'a>(
+    placement: &'a crate::partition::Placement,
+    table: &'a Arc<TableDef>,
+) -> &'a Arc<TableDef> {
+    match placement {
+        crate::partition::Placement::Parent { parent, .. } => parent,
+        _ => table,
+    }
+}
+
 /// Executes a plan.
 pub(crate) fn execute(ctx: &mut ExecContext<'_>, plan: &Plan) -> SqlResult<Outcome> {
     lock_plan_tables(ctx, plan)?;
@@ -3935,6 +4010,8 @@ pub(crate) fn execute(ctx: &mut ExecContext<'_>, plan: &Plan) -> SqlResult<Outco
             let mut out_rows = Vec::new();
             let mut affected = crate::upsert::Affected::default();
             let mut n = 0u64;
+            let placement = crate::partition::Placement::of(ctx.catalog, &*ctx.txn, table)?;
+            let mut locked_parts: Vec<u32> = Vec::new();
             for row in input {
                 ctx.interrupt.check()?;
                 let full = row
@@ -3951,6 +4028,16 @@ pub(crate) fn execute(ctx: &mut ExecContext<'_>, plan: &Plan) -> SqlResult<Outco
                         store_value(table, i, v)
                     })
                     .collect::<SqlResult<Vec<Value>>>()?;
+                let table = placement.place(table, &full)?;
+                if !matches!(placement, crate::partition::Placement::Plain)
+                    && !locked_parts.contains(&table.id.0)
+                {
+                    // The partition a row is routed to is locked like the table.
+                    ctx.txn
+                        .lock_table(RelId(table.id.0), TableMode::RowExclusive, LockWait::Block)
+                        .map_err(|e| lock_error(e, &table.name))?;
+                    locked_parts.push(table.id.0);
+                }
                 ctx.check_row(table, &full)?;
                 if let Some(oc) = on_conflict {
                     if let Some(existing) =
@@ -3989,51 +4076,87 @@ pub(crate) fn execute(ctx: &mut ExecContext<'_>, plan: &Plan) -> SqlResult<Outco
             sets,
             returning,
         } => {
-            let rows = read_raw(ctx.reader().env(), table, access)?;
+            let placement = crate::partition::Placement::of(ctx.catalog, &*ctx.txn, table)?;
+            // Every partition's rows are read before any is written, so a row moved to a
+            // later partition is not updated again.
+            let mut scans = Vec::new();
+            for part in dml_targets(ctx, table, &placement, filter.as_ref())? {
+                let rows = read_raw(ctx.reader().env(), &part, access)?;
+                scans.push((part, rows));
+            }
             let mut out_rows = Vec::new();
             let mut n = 0u64;
             let moves_key = sets.iter().any(|(i, _)| table.primary_key.contains(i));
             let mut new_values = Vec::with_capacity(sets.len());
-            for (key, seen) in rows {
-                ctx.interrupt.check()?;
-                let Some(mut new_row) =
-                    lock_matching_row(ctx, table, &key, &seen, filter.as_ref())?
-                else {
-                    continue;
-                };
-                let old_row = (!table.indexes.is_empty()).then(|| new_row.clone());
-                // Every SET expression reads the old row.
-                new_values.clear();
-                for (i, e) in sets {
-                    new_values.push(store_value(table, *i, ctx.eval(e, &new_row)?)?);
-                }
-                for ((i, _), v) in sets.iter().zip(new_values.drain(..)) {
-                    new_row[*i] = v;
-                }
-                let new_key = if moves_key {
-                    table.row_key(&new_row)
-                } else {
-                    key.clone()
-                };
-                ctx.check_row(table, &new_row)?;
-                if new_key != key {
-                    // Changing a key column: the old row is locked FOR UPDATE, as in PostgreSQL.
-                    ctx.txn
-                        .lock_row(&key, RowMode::Update, LockWait::Block)
-                        .map_err(|e| lock_error(e, &table.name))?;
-                    if ctx.txn.get_for_update(&new_key)?.is_some() {
-                        return Err(duplicate_key(table, &new_row));
+            for (table, rows) in &scans {
+                for (key, seen) in rows {
+                    let key = key.clone();
+                    ctx.interrupt.check()?;
+                    let Some(mut new_row) =
+                        lock_matching_row(ctx, table, &key, seen, filter.as_ref())?
+                    else {
+                        continue;
+                    };
+                    let old_row = (!table.indexes.is_empty()).then(|| new_row.clone());
+                    // Every SET expression reads the old row.
+                    new_values.clear();
+                    for (i, e) in sets {
+                        new_values.push(store_value(table, *i, ctx.eval(e, &new_row)?)?);
                     }
-                    ctx.txn.delete(&key)?;
+                    for ((i, _), v) in sets.iter().zip(new_values.drain(..)) {
+                        new_row[*i] = v;
+                    }
+                    ctx.check_row(table, &new_row)?;
+                    let dest = if matches!(placement, crate::partition::Placement::Plain) {
+                        table
+                    } else {
+                        let parent = table_arc_or(&placement, table);
+                        placement.place(parent, &new_row)?
+                    };
+                    if dest.id != table.id {
+                        // The key moved the row to another partition: delete and insert, as
+                        // PostgreSQL does (the old row is locked FOR UPDATE).
+                        ctx.txn
+                            .lock_row(&key, RowMode::Update, LockWait::Block)
+                            .map_err(|e| lock_error(e, &table.name))?;
+                        ctx.txn
+                            .lock_table(RelId(dest.id.0), TableMode::RowExclusive, LockWait::Block)
+                            .map_err(|e| lock_error(e, &dest.name))?;
+                        let old = match &old_row {
+                            Some(r) => r.clone(),
+                            None => decode_table_row(table, seen)?,
+                        };
+                        ctx.txn.delete(&key)?;
+                        crate::index::delete_entries(ctx.txn, table, &key, &old)?;
+                        ctx.insert_row(dest, &new_row)?;
+                        returning_row(ctx, returning, &new_row, &mut out_rows)?;
+                        n += 1;
+                        continue;
+                    }
+                    let new_key = if moves_key {
+                        table.row_key(&new_row)
+                    } else {
+                        key.clone()
+                    };
+                    if new_key != key {
+                        // Changing a key column: the old row is locked FOR UPDATE, as in PostgreSQL.
+                        ctx.txn
+                            .lock_row(&key, RowMode::Update, LockWait::Block)
+                            .map_err(|e| lock_error(e, &table.name))?;
+                        if ctx.txn.get_for_update(&new_key)?.is_some() {
+                            return Err(duplicate_key(table, &new_row));
+                        }
+                        ctx.txn.delete(&key)?;
+                    }
+                    ctx.txn.put(&new_key, Bytes::from(encode_row(&new_row)))?;
+                    if let Some(old_row) = &old_row {
+                        crate::index::update_entries(
+                            ctx.txn, table, &key, old_row, &new_key, &new_row,
+                        )?;
+                    }
+                    returning_row(ctx, returning, &new_row, &mut out_rows)?;
+                    n += 1;
                 }
-                ctx.txn.put(&new_key, Bytes::from(encode_row(&new_row)))?;
-                if let Some(old_row) = &old_row {
-                    crate::index::update_entries(
-                        ctx.txn, table, &key, old_row, &new_key, &new_row,
-                    )?;
-                }
-                returning_row(ctx, returning, &new_row, &mut out_rows)?;
-                n += 1;
             }
             Ok(dml_outcome(count_tag("UPDATE ", n), returning, out_rows))
         }
@@ -4043,10 +4166,17 @@ pub(crate) fn execute(ctx: &mut ExecContext<'_>, plan: &Plan) -> SqlResult<Outco
             filter,
             returning,
         } => {
-            let rows = read_raw(ctx.reader().env(), table, access)?;
+            let placement = crate::partition::Placement::of(ctx.catalog, &*ctx.txn, table)?;
+            let mut rows = Vec::new();
+            for part in dml_targets(ctx, table, &placement, filter.as_ref())? {
+                for (key, seen) in read_raw(ctx.reader().env(), &part, access)? {
+                    rows.push((part.clone(), key, seen));
+                }
+            }
             let mut out_rows = Vec::new();
             let mut n = 0u64;
-            for (key, seen) in rows {
+            for (table, key, seen) in rows {
+                let table = &table;
                 ctx.interrupt.check()?;
                 // DELETE locks FOR UPDATE (the write itself would too; first, so the re-read
                 // below happens under the strongest lock).

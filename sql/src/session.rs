@@ -125,7 +125,7 @@ impl SqlEngine {
     /// Opens the SQL layer on `db`, bootstrapping the catalog on first open (database `gnomon`,
     /// superuser `gnomon`).
     pub fn open(db: Arc<Db>) -> Result<Arc<SqlEngine>, SqlError> {
-        crate::locking::install(&db);
+        let hierarchy = crate::locking::install(&db);
         let mut txn = db.begin(Isolation::RepeatableRead);
         match Transaction::get(&txn, &Key::Meta.encode())? {
             None => {
@@ -150,7 +150,7 @@ impl SqlEngine {
                 }
             }
         }
-        let catalog = Catalog::load(&txn, db.clone())?;
+        let catalog = Catalog::load(&txn, db.clone(), hierarchy)?;
         let names = |prefix: KeyPrefix, txn: &Txn| -> SqlResult<Vec<String>> {
             let mut out = Vec::new();
             for (k, _) in Transaction::scan(txn, prefix.range(), false, None)? {
@@ -1720,6 +1720,7 @@ fn run_in(
                     gnomon_mvcc::TableMode::AccessExclusive,
                 )?;
             }
+            let defs = crate::partition::expand_drop(engine, t, defs)?;
             for def in defs {
                 catalog.drop_table(&mut t.txn, &def)?;
                 crate::ddl::drop_owned_sequences(t, &def)?;
@@ -1733,7 +1734,11 @@ fn run_in(
         S::Truncate(tr) => {
             let mut defs = Vec::new();
             for target in &tr.table_names {
-                defs.push(catalog.require(&t.txn, &object_name(&target.name)?)?);
+                let def = catalog.require(&t.txn, &object_name(&target.name)?)?;
+                // A partitioned table is truncated through its partitions.
+                let parts = crate::partition::partitions_of(catalog, &t.txn, &def)?;
+                defs.push(def);
+                defs.extend(parts);
             }
             for def in &defs {
                 crate::locking::lock_for_ddl(

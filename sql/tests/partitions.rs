@@ -1,0 +1,396 @@
+//! Partitioned tables through a Session: DDL and its errors, routing, key updates that move
+//! rows, pruning as EXPLAIN shows it, DROP, and durability of the partition metadata.
+
+use std::sync::Arc;
+
+use gnomon_mvcc::{Db, DbOptions, SyncPolicy};
+use gnomon_sql::{Outcome, Session, SqlEngine, Value};
+
+fn open(dir: &std::path::Path) -> Session {
+    let db = Db::open(DbOptions {
+        dir: dir.to_path_buf(),
+        sync: SyncPolicy::OffUnsafeNoDurability,
+        ..Default::default()
+    })
+    .expect("open db");
+    let engine: Arc<SqlEngine> = SqlEngine::open(db).expect("open sql");
+    Session::new(engine, "gnomon", "gnomon").expect("session")
+}
+
+/// Runs `sql` and renders every result: rows as `a|b`, tags, errors as `ERROR <code> msg`
+/// (plus ` DETAIL: ...` when there is one).
+fn run(s: &mut Session, sql: &str) -> String {
+    let mut out = Vec::new();
+    for r in s.execute_simple(sql) {
+        match r {
+            Ok(Outcome::Rows { rows, tag, .. }) => {
+                for row in rows {
+                    out.push(
+                        row.iter()
+                            .map(|v| v.to_text().unwrap_or_else(|| "NULL".into()))
+                            .collect::<Vec<_>>()
+                            .join("|"),
+                    );
+                }
+                out.push(tag);
+            }
+            Ok(Outcome::Command { tag }) => out.push(tag),
+            Ok(Outcome::Empty) => out.push("EMPTY".into()),
+            Err(e) => out.push(match &e.detail {
+                Some(d) => format!("ERROR {} {} DETAIL: {d}", e.code.code(), e.message),
+                None => format!("ERROR {} {}", e.code.code(), e.message),
+            }),
+        }
+    }
+    out.join("\n")
+}
+
+fn range_table(s: &mut Session) {
+    let out = run(
+        s,
+        "CREATE TABLE m (k int PRIMARY KEY, v text) PARTITION BY RANGE (k);
+         CREATE TABLE m1 PARTITION OF m FOR VALUES FROM (MINVALUE) TO (10);
+         CREATE TABLE m2 PARTITION OF m FOR VALUES FROM (10) TO (20);
+         CREATE TABLE md PARTITION OF m DEFAULT;",
+    );
+    assert_eq!(
+        out,
+        "CREATE TABLE\nCREATE TABLE\nCREATE TABLE\nCREATE TABLE"
+    );
+}
+
+#[test]
+fn rows_are_routed_to_their_partition_and_the_parent_sees_all() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = open(dir.path());
+    range_table(&mut s);
+    assert_eq!(
+        run(
+            &mut s,
+            "INSERT INTO m VALUES (1, 'a'), (10, 'b'), (19, 'c'), (20, 'd'), (-5, 'e')"
+        ),
+        "INSERT 0 5"
+    );
+    assert_eq!(
+        run(&mut s, "SELECT k FROM m1 ORDER BY k"),
+        "-5\n1\nSELECT 2"
+    );
+    assert_eq!(
+        run(&mut s, "SELECT k FROM m2 ORDER BY k"),
+        "10\n19\nSELECT 2"
+    );
+    assert_eq!(run(&mut s, "SELECT k, v FROM md"), "20|d\nSELECT 1");
+    assert_eq!(
+        run(&mut s, "SELECT k, v FROM m ORDER BY k"),
+        "-5|e\n1|a\n10|b\n19|c\n20|d\nSELECT 5"
+    );
+    assert_eq!(
+        run(&mut s, "SELECT count(*) FROM m WHERE k >= 10"),
+        "3\nSELECT 1"
+    );
+    // A join reads the parent like any table.
+    assert_eq!(
+        run(
+            &mut s,
+            "SELECT a.k, b.k FROM m a JOIN m b ON a.k = b.k - 9 ORDER BY 1"
+        ),
+        "1|10\n10|19\nSELECT 2"
+    );
+    // The primary key is unique per partition, and the key decides the partition.
+    assert_eq!(
+        run(&mut s, "INSERT INTO m VALUES (10, 'again')"),
+        "ERROR 23505 duplicate key value violates unique constraint \"m2_pkey\" DETAIL: Key (k)=(10) already exists."
+    );
+}
+
+#[test]
+fn a_row_without_a_partition_is_refused_with_the_key_in_the_detail() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = open(dir.path());
+    assert_eq!(
+        run(
+            &mut s,
+            "CREATE TABLE l (region text, n int) PARTITION BY LIST (region);
+             CREATE TABLE l_eu PARTITION OF l FOR VALUES IN ('de', 'fr');
+             CREATE TABLE l_null PARTITION OF l FOR VALUES IN (NULL);"
+        ),
+        "CREATE TABLE\nCREATE TABLE\nCREATE TABLE"
+    );
+    assert_eq!(
+        run(&mut s, "INSERT INTO l VALUES ('us', 1)"),
+        "ERROR 23514 no partition of relation \"l\" found for row DETAIL: Partition key of the failing row contains (region) = (us)."
+    );
+    assert_eq!(
+        run(&mut s, "INSERT INTO l VALUES (NULL, 2), ('fr', 3)"),
+        "INSERT 0 2"
+    );
+    assert_eq!(run(&mut s, "SELECT n FROM l_null"), "2\nSELECT 1");
+    // Writing a partition directly checks its bound.
+    assert_eq!(
+        run(&mut s, "INSERT INTO l_eu VALUES ('us', 4)"),
+        "ERROR 23514 new row for relation \"l_eu\" violates partition constraint DETAIL: Failing row contains (us, 4)."
+    );
+    assert_eq!(
+        run(&mut s, "UPDATE l_eu SET region = 'us'"),
+        "ERROR 23514 new row for relation \"l_eu\" violates partition constraint DETAIL: Failing row contains (us, 3)."
+    );
+    // The session stays usable.
+    assert_eq!(run(&mut s, "SELECT count(*) FROM l"), "2\nSELECT 1");
+}
+
+#[test]
+fn updating_the_key_moves_the_row_to_its_new_partition() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = open(dir.path());
+    range_table(&mut s);
+    run(&mut s, "INSERT INTO m VALUES (1, 'a'), (2, 'b'), (11, 'c')");
+    assert_eq!(
+        run(&mut s, "UPDATE m SET k = k + 10 WHERE k < 10 RETURNING k, v"),
+        "ERROR 23505 duplicate key value violates unique constraint \"m2_pkey\" DETAIL: Key (k)=(11) already exists."
+    );
+    assert_eq!(
+        run(
+            &mut s,
+            "UPDATE m SET k = k + 20 WHERE k < 10 RETURNING k, v"
+        ),
+        "21|a\n22|b\nUPDATE 2"
+    );
+    assert_eq!(run(&mut s, "SELECT count(*) FROM m1"), "0\nSELECT 1");
+    assert_eq!(
+        run(&mut s, "SELECT k FROM md ORDER BY k"),
+        "21\n22\nSELECT 2"
+    );
+    assert_eq!(run(&mut s, "UPDATE m SET v = 'z' WHERE k = 11"), "UPDATE 1");
+    assert_eq!(run(&mut s, "DELETE FROM m WHERE k > 20"), "DELETE 2");
+    assert_eq!(run(&mut s, "SELECT k, v FROM m"), "11|z\nSELECT 1");
+}
+
+#[test]
+fn explain_shows_only_the_partitions_that_can_match() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = open(dir.path());
+    range_table(&mut s);
+    let plan = |s: &mut Session, q: &str| run(s, &format!("EXPLAIN {q}"));
+    assert_eq!(
+        plan(&mut s, "SELECT * FROM m WHERE k = 15"),
+        "Append\n  ->  Index Scan using m2_pkey on m2\n        Index Cond: point (k)\n        Filter: WHERE\nEXPLAIN"
+    );
+    let p = plan(&mut s, "SELECT * FROM m WHERE k >= 10");
+    assert!(!p.contains("on m1"), "{p}");
+    assert!(p.contains("on m2") && p.contains("on md"), "{p}");
+    let p = plan(&mut s, "SELECT * FROM m WHERE k IN (1, 2)");
+    assert!(
+        p.contains("on m1") && !p.contains("on m2") && !p.contains("on md"),
+        "{p}"
+    );
+    let p = plan(&mut s, "SELECT * FROM m");
+    assert!(
+        p.contains("on m1") && p.contains("on m2") && p.contains("on md"),
+        "{p}"
+    );
+    let p = plan(&mut s, "DELETE FROM m WHERE k = 3");
+    assert!(
+        p.starts_with("Delete on m\n") && p.contains("on m1") && !p.contains("on m2"),
+        "{p}"
+    );
+}
+
+#[test]
+fn prepared_statements_prune_with_their_parameters() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = open(dir.path());
+    range_table(&mut s);
+    run(
+        &mut s,
+        "INSERT INTO m VALUES (1, 'a'), (15, 'b'), (30, 'c')",
+    );
+    let p = s
+        .prepare("SELECT v FROM m WHERE k = $1", &[None])
+        .expect("prepare");
+    for (k, want) in [(1, "a"), (15, "b"), (30, "c")] {
+        let out = s
+            .execute_prepared(&p, vec![Value::Int4(k)])
+            .expect("execute");
+        match out {
+            Outcome::Rows { rows, .. } => {
+                assert_eq!(rows, vec![vec![Value::Text(want.into())]]);
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    let u = s
+        .prepare("UPDATE m SET v = v || '!' WHERE k = $1", &[None])
+        .expect("prepare");
+    s.execute_prepared(&u, vec![Value::Int4(15)])
+        .expect("update");
+    assert_eq!(run(&mut s, "SELECT v FROM m2"), "b!\nSELECT 1");
+}
+
+#[test]
+fn hash_partitions_split_the_rows_and_take_them_all() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = open(dir.path());
+    assert_eq!(
+        run(
+            &mut s,
+            "CREATE TABLE h (id bigint PRIMARY KEY, v int) PARTITION BY HASH (id);
+             CREATE TABLE h0 PARTITION OF h FOR VALUES WITH (MODULUS 2, REMAINDER 0);
+             CREATE TABLE h1 PARTITION OF h FOR VALUES WITH (MODULUS 4, REMAINDER 1);
+             CREATE TABLE h3 PARTITION OF h FOR VALUES WITH (MODULUS 4, REMAINDER 3);"
+        ),
+        "CREATE TABLE\nCREATE TABLE\nCREATE TABLE\nCREATE TABLE"
+    );
+    assert_eq!(
+        run(
+            &mut s,
+            "INSERT INTO h SELECT g, g FROM generate_series(1, 200) g"
+        ),
+        "INSERT 0 200"
+    );
+    let count = |s: &mut Session, t: &str| -> i64 {
+        run(s, &format!("SELECT count(*) FROM {t}"))
+            .lines()
+            .next()
+            .and_then(|l| l.parse().ok())
+            .expect("count")
+    };
+    let (c0, c1, c3) = (
+        count(&mut s, "h0"),
+        count(&mut s, "h1"),
+        count(&mut s, "h3"),
+    );
+    assert_eq!(c0 + c1 + c3, 200);
+    assert!(c0 > 0 && c1 > 0 && c3 > 0, "{c0} {c1} {c3}");
+    // An equality prunes to exactly one partition, which holds the row.
+    let p = run(&mut s, "EXPLAIN SELECT * FROM h WHERE id = 77");
+    assert_eq!(p.matches("Index Scan").count(), 1, "{p}");
+    assert_eq!(run(&mut s, "SELECT v FROM h WHERE id = 77"), "77\nSELECT 1");
+    assert_eq!(
+        run(&mut s, "CREATE TABLE hx PARTITION OF h FOR VALUES WITH (MODULUS 3, REMAINDER 0)"),
+        "ERROR 42P17 every hash partition modulus must be a factor of the next larger modulus DETAIL: The new modulus 3 is not divisible by 2, the modulus of existing partition \"h0\"."
+    );
+    assert_eq!(
+        run(
+            &mut s,
+            "CREATE TABLE hx PARTITION OF h FOR VALUES WITH (MODULUS 4, REMAINDER 2)"
+        ),
+        "ERROR 42P17 partition \"hx\" would overlap partition \"h0\""
+    );
+    assert_eq!(
+        run(&mut s, "CREATE TABLE hx PARTITION OF h DEFAULT"),
+        "ERROR 42P16 a hash-partitioned table may not have a default partition"
+    );
+}
+
+#[test]
+fn bad_partition_ddl_gets_postgres_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = open(dir.path());
+    range_table(&mut s);
+    let cases = [
+        (
+            "CREATE TABLE x PARTITION OF m FOR VALUES FROM (15) TO (25)",
+            "ERROR 42P17 partition \"x\" would overlap partition \"m2\"",
+        ),
+        (
+            "CREATE TABLE x PARTITION OF m FOR VALUES FROM (30) TO (25)",
+            "ERROR 42P17 empty range bound specified for partition \"x\" DETAIL: Specified lower bound (30) is greater than or equal to upper bound (25).",
+        ),
+        (
+            "CREATE TABLE x PARTITION OF m DEFAULT",
+            "ERROR 42P17 partition \"x\" conflicts with existing default partition \"md\"",
+        ),
+        (
+            "CREATE TABLE x PARTITION OF m FOR VALUES IN (1)",
+            "ERROR 42P16 invalid bound specification for a range partition",
+        ),
+        (
+            "CREATE TABLE x (a int, b int, PRIMARY KEY (a)) PARTITION BY RANGE (b)",
+            "ERROR 0A000 unique constraint on partitioned table must include all partitioning columns DETAIL: PRIMARY KEY constraint on table \"x\" lacks column \"b\" which is part of the partition key.",
+        ),
+        (
+            "CREATE TABLE x (a int) PARTITION BY RANGE (nope)",
+            "ERROR 42703 column \"nope\" named in partition key does not exist",
+        ),
+        (
+            "CREATE TABLE x (a int, b int) PARTITION BY LIST (a, b)",
+            "ERROR 42P16 cannot use \"list\" partition strategy with more than one column",
+        ),
+        (
+            "CREATE TABLE x PARTITION OF m1 FOR VALUES FROM (1) TO (2)",
+            "ERROR 42809 table \"m1\" is not partitioned",
+        ),
+        (
+            "CREATE TABLE x PARTITION OF nope FOR VALUES FROM (1) TO (2)",
+            "ERROR 42P01 relation \"nope\" does not exist",
+        ),
+    ];
+    for (sql, want) in cases {
+        assert_eq!(run(&mut s, sql), want, "{sql}");
+    }
+    // A row in the default partition blocks a new partition that would take it.
+    run(&mut s, "INSERT INTO m VALUES (25, 'x')");
+    assert_eq!(
+        run(&mut s, "CREATE TABLE m3 PARTITION OF m FOR VALUES FROM (20) TO (30)"),
+        "ERROR 23514 updated partition constraint for default partition \"md\" would be violated by some row"
+    );
+    assert_eq!(
+        run(
+            &mut s,
+            "CREATE TABLE m3 PARTITION OF m FOR VALUES FROM (30) TO (40)"
+        ),
+        "CREATE TABLE"
+    );
+    assert_eq!(run(&mut s, "INSERT INTO m VALUES (35, 'y')"), "INSERT 0 1");
+    assert_eq!(run(&mut s, "SELECT k FROM m3"), "35\nSELECT 1");
+}
+
+#[test]
+fn drop_of_the_parent_drops_its_partitions_and_a_dropped_partition_leaves_the_parent() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = open(dir.path());
+    range_table(&mut s);
+    run(
+        &mut s,
+        "INSERT INTO m VALUES (1, 'a'), (15, 'b'), (30, 'c')",
+    );
+    assert_eq!(run(&mut s, "DROP TABLE m2"), "DROP TABLE");
+    assert_eq!(run(&mut s, "SELECT k FROM m ORDER BY k"), "1\n30\nSELECT 2");
+    // Rows of the dropped range now go to the default partition.
+    assert_eq!(run(&mut s, "INSERT INTO m VALUES (15, 'b')"), "INSERT 0 1");
+    assert_eq!(
+        run(&mut s, "SELECT k FROM md ORDER BY k"),
+        "15\n30\nSELECT 2"
+    );
+    assert_eq!(run(&mut s, "TRUNCATE m"), "TRUNCATE TABLE");
+    assert_eq!(run(&mut s, "SELECT count(*) FROM m"), "0\nSELECT 1");
+    assert_eq!(run(&mut s, "DROP TABLE m"), "DROP TABLE");
+    assert_eq!(
+        run(&mut s, "SELECT * FROM m1"),
+        "ERROR 42P01 relation \"m1\" does not exist"
+    );
+    // Names are free again.
+    range_table(&mut s);
+}
+
+#[test]
+fn partitions_survive_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let mut s = open(dir.path());
+        range_table(&mut s);
+        run(
+            &mut s,
+            "INSERT INTO m VALUES (1, 'a'), (15, 'b'), (30, 'c')",
+        );
+    }
+    let mut s = open(dir.path());
+    assert_eq!(run(&mut s, "SELECT k FROM m2"), "15\nSELECT 1");
+    assert_eq!(run(&mut s, "INSERT INTO m VALUES (16, 'd')"), "INSERT 0 1");
+    assert_eq!(
+        run(&mut s, "SELECT k FROM m2 ORDER BY k"),
+        "15\n16\nSELECT 2"
+    );
+    let p = run(&mut s, "EXPLAIN SELECT * FROM m WHERE k = 5");
+    assert!(p.contains("on m1") && !p.contains("on m2"), "{p}");
+}
