@@ -205,7 +205,7 @@ pub(crate) fn pg_class_rows(txn: &dyn Transaction) -> SqlResult<Vec<Vec<Value>>>
             Value::Int8(0),
             Value::Int8(0),
             Value::Text("p".into()),
-            Value::Text(if kind == "r" { "d" } else { "n" }.into()),
+            Value::Text(if kind == "r" || kind == "p" { "d" } else { "n" }.into()),
             Value::Int8(0),
             Value::Bool(false),
             Value::Null,
@@ -214,8 +214,19 @@ pub(crate) fn pg_class_rows(txn: &dyn Transaction) -> SqlResult<Vec<Vec<Value>>>
     };
     for t in tables(txn)? {
         let has_index = !t.primary_key.is_empty() || !t.indexes.is_empty();
-        let mut r = row(t.id.0, t.name.clone(), "r", t.columns.len(), has_index);
+        // A partitioned table is relkind 'p' (no storage, no access method); a partition
+        // is marked and carries its bound's text (what pg_get_expr(relpartbound) shows).
+        let kind = if t.partitioning.key.is_some() {
+            "p"
+        } else {
+            "r"
+        };
+        let mut r = row(t.id.0, t.name.clone(), kind, t.columns.len(), has_index);
         r[8] = Value::Int2(t.checks.len() as i16);
+        if let Some((_, bound)) = &t.partitioning.of {
+            r[13] = Value::Bool(true);
+            r[22] = Value::Text(crate::partition::bound_text(bound));
+        }
         out.push(r);
         if !t.primary_key.is_empty() {
             // NB: the primary key's index has no id of its own; it shows under the table's
@@ -1072,10 +1083,29 @@ impl CatalogView {
             | CatalogView::Publication
             | CatalogView::PublicationNamespace
             | CatalogView::PublicationRel
-            | CatalogView::Trigger
-            | CatalogView::Inherits => vec![],
+            | CatalogView::Trigger => vec![],
+            CatalogView::Inherits => inherits_rows(txn)?,
         })
     }
+}
+
+/// `pg_inherits`: one row per partition (inhrelid) of a partitioned table (inhparent).
+fn inherits_rows(txn: &dyn Transaction) -> SqlResult<Vec<Vec<Value>>> {
+    let all = tables(txn)?;
+    let mut out = Vec::new();
+    for t in &all {
+        if let Some((parent, _)) = &t.partitioning.of {
+            if let Some(p) = all.iter().find(|p| &p.name == parent) {
+                out.push(vec![
+                    Value::Int8(t.id.0 as i64),
+                    Value::Int8(p.id.0 as i64),
+                    Value::Int4(1),
+                    Value::Bool(false),
+                ]);
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// `pg_attribute`: the columns of tables and of indexes (user columns only: no system

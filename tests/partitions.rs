@@ -1,0 +1,245 @@
+//! Partitioned tables over the wire, with tokio-postgres (and psql for COPY) against the real
+//! server: routing, errors with PostgreSQL's SQLSTATE and DETAIL, pruning in EXPLAIN and with
+//! prepared-statement parameters, key updates moving rows, the catalog (pg_class relkind 'p',
+//! pg_inherits), a restart, and the lock hierarchy: rows of a partition lock under
+//! (parent, partition), so writers of different partitions never wait for each other while
+//! a LOCK TABLE on one partition holds back only that partition's writers.
+//!
+//! "Blocked" is never judged by elapsed time: the test waits until `pg_locks` shows the
+//! request as not granted, then releases the holder and checks the outcome.
+
+mod common;
+
+use common::{sqlstate, Server};
+use tokio_postgres::{Client, SimpleQueryMessage};
+
+const SCHEMA: &str = "CREATE TABLE m (k int PRIMARY KEY, v text) PARTITION BY RANGE (k); \
+     CREATE TABLE m1 PARTITION OF m FOR VALUES FROM (MINVALUE) TO (10); \
+     CREATE TABLE m2 PARTITION OF m FOR VALUES FROM (10) TO (20); \
+     CREATE TABLE md PARTITION OF m DEFAULT";
+
+/// The rows of a simple query, columns joined by `|`.
+async fn rows(c: &Client, sql: &str) -> Vec<String> {
+    c.simple_query(sql)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+        .into_iter()
+        .filter_map(|m| match m {
+            SimpleQueryMessage::Row(r) => Some(
+                (0..r.len())
+                    .map(|i| r.get(i).unwrap_or("NULL").to_string())
+                    .collect::<Vec<_>>()
+                    .join("|"),
+            ),
+            _ => None,
+        })
+        .collect()
+}
+
+async fn until_someone_waits(c: &Client) {
+    loop {
+        if !rows(c, "SELECT mode FROM pg_locks WHERE NOT granted")
+            .await
+            .is_empty()
+        {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+}
+
+#[tokio::test]
+async fn routing_pruning_key_updates_and_errors_over_the_wire() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let server = Server::start(dir.path());
+    let c = server.connect().await;
+    c.batch_execute(SCHEMA).await.unwrap();
+    c.batch_execute("INSERT INTO m VALUES (1, 'a'), (15, 'b'), (30, 'c')")
+        .await
+        .unwrap();
+    assert_eq!(rows(&c, "SELECT k FROM m2").await, vec!["15"]);
+    assert_eq!(
+        rows(&c, "SELECT k FROM m ORDER BY k").await,
+        vec!["1", "15", "30"]
+    );
+
+    // No partition: 23514 with the key in the DETAIL; the session goes on.
+    c.batch_execute("DROP TABLE md").await.unwrap();
+    let e = c
+        .batch_execute("INSERT INTO m VALUES (40, 'x')")
+        .await
+        .unwrap_err();
+    assert_eq!(sqlstate(&e), "23514");
+    let db = e.as_db_error().expect("db error");
+    assert_eq!(db.message(), "no partition of relation \"m\" found for row");
+    assert_eq!(
+        db.detail(),
+        Some("Partition key of the failing row contains (k) = (40).")
+    );
+    let e = c
+        .batch_execute("INSERT INTO m1 VALUES (12, 'x')")
+        .await
+        .unwrap_err();
+    assert_eq!(sqlstate(&e), "23514");
+    let e = c
+        .batch_execute("CREATE TABLE m3 PARTITION OF m FOR VALUES FROM (15) TO (30)")
+        .await
+        .unwrap_err();
+    assert_eq!(sqlstate(&e), "42P17");
+
+    // EXPLAIN shows the partitions that survive pruning.
+    let plan = rows(&c, "EXPLAIN SELECT * FROM m WHERE k = 3")
+        .await
+        .join("\n");
+    assert!(plan.starts_with("Append"), "{plan}");
+    assert!(plan.contains("on m1") && !plan.contains("on m2"), "{plan}");
+
+    // Prepared statements (extended protocol) prune with their parameter values.
+    let st = c.prepare("SELECT v FROM m WHERE k = $1").await.unwrap();
+    for (k, v) in [(1, "a"), (15, "b")] {
+        let r = c.query_one(&st, &[&k]).await.unwrap();
+        assert_eq!(r.get::<_, String>(0), v);
+    }
+    assert!(c.query(&st, &[&99i32]).await.unwrap().is_empty());
+
+    // Updating the key moves the row.
+    let moved = c
+        .query_one("UPDATE m SET k = 11 WHERE k = 1 RETURNING k", &[])
+        .await
+        .unwrap();
+    assert_eq!(moved.get::<_, i32>(0), 11);
+    assert!(rows(&c, "SELECT k FROM m1").await.is_empty());
+    assert_eq!(
+        rows(&c, "SELECT k FROM m2 ORDER BY k").await,
+        vec!["11", "15"]
+    );
+
+    // The catalog: relkind 'p' for the parent, pg_inherits links the partitions.
+    assert_eq!(
+        rows(
+            &c,
+            "SELECT relname, relkind, relispartition FROM pg_class \
+             WHERE relname IN ('m', 'm1', 'm2') ORDER BY relname"
+        )
+        .await,
+        vec!["m|p|f", "m1|r|t", "m2|r|t"]
+    );
+    assert_eq!(
+        rows(
+            &c,
+            "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid \
+             JOIN pg_class p ON p.oid = i.inhparent WHERE p.relname = 'm' ORDER BY 1"
+        )
+        .await,
+        vec!["m1", "m2"]
+    );
+
+    // COPY into the parent routes every row (psql, when installed).
+    if let Some(psql) = common::find_pg_tool("psql") {
+        use std::io::Write;
+        let mut child = std::process::Command::new(psql)
+            .arg(server.conn_str())
+            .args(["-X", "-q", "-c", "COPY m FROM STDIN"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("run psql");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(b"2\tc1\n3\tc2\n16\tc3\n")
+            .expect("write COPY data");
+        let out = child.wait_with_output().expect("psql");
+        assert!(out.status.success(), "{out:?}");
+        assert_eq!(
+            rows(&c, "SELECT k FROM m1 ORDER BY k").await,
+            vec!["2", "3"]
+        );
+        assert_eq!(
+            rows(&c, "SELECT k FROM m2 ORDER BY k").await,
+            vec!["11", "15", "16"]
+        );
+    }
+
+    // A restart keeps partitions and their rows.
+    drop(c);
+    server.terminate();
+    let server = Server::start(dir.path());
+    let c = server.connect().await;
+    assert_eq!(
+        rows(&c, "SELECT k FROM m2 ORDER BY k LIMIT 2").await,
+        vec!["11", "15"]
+    );
+    c.batch_execute("INSERT INTO m VALUES (5, 'after')")
+        .await
+        .unwrap();
+    assert!(rows(&c, "SELECT v FROM m1")
+        .await
+        .contains(&"after".to_string()));
+}
+
+#[tokio::test]
+async fn writers_of_different_partitions_do_not_wait_and_lock_table_holds_one_partition() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let server = Server::start(dir.path());
+    let a = server.connect().await;
+    let b = server.connect().await;
+    let watcher = server.connect().await;
+    a.batch_execute(SCHEMA).await.unwrap();
+    a.batch_execute("INSERT INTO m VALUES (1, 'a'), (2, 'b'), (15, 'c'), (16, 'd')")
+        .await
+        .unwrap();
+
+    // A row lock in m1 is an intention lock on partition m1 of relation m.
+    a.batch_execute("BEGIN; UPDATE m SET v = 'a2' WHERE k = 1")
+        .await
+        .unwrap();
+    let oid = |name: &'static str| {
+        let w = &watcher;
+        async move {
+            rows(
+                w,
+                &format!("SELECT oid FROM pg_class WHERE relname = '{name}'"),
+            )
+            .await
+            .remove(0)
+        }
+    };
+    let (m, m1) = (oid("m").await, oid("m1").await);
+    let parts = rows(
+        &watcher,
+        "SELECT relation, page, mode FROM pg_locks WHERE locktype = 'partition'",
+    )
+    .await;
+    assert_eq!(parts, vec![format!("{m}|{m1}|IntentExclusiveLock")]);
+    // Another writer in m2 (and in m1 on another row) goes ahead.
+    b.batch_execute("UPDATE m SET v = 'c2' WHERE k = 15")
+        .await
+        .unwrap();
+    b.batch_execute("UPDATE m SET v = 'b2' WHERE k = 2")
+        .await
+        .unwrap();
+    a.batch_execute("COMMIT").await.unwrap();
+
+    // LOCK TABLE on one partition holds back writers of that partition only.
+    a.batch_execute("BEGIN; LOCK TABLE m1 IN ACCESS EXCLUSIVE MODE")
+        .await
+        .unwrap();
+    b.batch_execute("UPDATE m SET v = 'c3' WHERE k = 15")
+        .await
+        .unwrap();
+    let writer = tokio::spawn(async move {
+        let r = b.batch_execute("UPDATE m SET v = 'a3' WHERE k = 1").await;
+        (r, b)
+    });
+    until_someone_waits(&watcher).await;
+    a.batch_execute("COMMIT").await.unwrap();
+    let (r, _b) = writer.await.unwrap();
+    r.unwrap();
+    assert_eq!(
+        rows(&watcher, "SELECT k, v FROM m ORDER BY k").await,
+        vec!["1|a3", "2|b2", "15|c3", "16|d"]
+    );
+}
