@@ -88,9 +88,6 @@ pub enum MvccError {
         /// Where the newest checkpoint says replay starts.
         checkpoint_lsn: u64,
     },
-    /// PREPARE TRANSACTION of a SERIALIZABLE transaction (not supported yet; see [`crate::twopc`]).
-    #[error("PREPARE TRANSACTION of a SERIALIZABLE transaction is not supported")]
-    PrepareSerializableUnsupported,
     /// PREPARE TRANSACTION while `max_prepared_transactions` is 0.
     #[error("prepared transactions are disabled")]
     PreparedTransactionsDisabled,

@@ -25,20 +25,39 @@
 //! ```text
 //! +-----------+-----------+----------------+-------------------+--------------+
 //! | format 1B | txn id 8B | snapshot (16B) | prepared at (16B) | isolation 1B |
-//! |   = 1     |  u64 LE   | HLC big-endian |  HLC big-endian   | 0 RC 1 RR 2 S|
+//! |  1 or 2   |  u64 LE   | HLC big-endian |  HLC big-endian   | 0 RC 1 RR 2 S|
 //! +-----------+-----------+----------------+-------------------+--------------+
 //! | gid len u16 LE | gid (UTF-8) | owner len u16 LE | owner | database len u16 LE | database |
 //! +----------------+-------------+------------------+-------+---------------------+----------+
 //! | write count u32 LE | count × write (as in the commit record)                            |
 //! | lock count u32 LE  | count × lock                                                       |
+//! | point count u32 LE | count × (key len u32 LE | key)         format 2 only: SIREAD set   |
+//! | range count u32 LE | count × (start bound | end bound)      format 2 only               |
 //! +--------------------+------------------------------------------------------------------+
-//! lock = | kind u8 (1 = exclusive row lock) | key len u32 LE | key bytes |
+//! lock = | 1 | key len u32 LE | key bytes |           exclusive row lock (FOR UPDATE)
+//!      | 2 | rel u32 LE | table mode u8 |             table lock       (format 2 only)
+//!      | 3 | rel u32 LE | part u32 LE | intent mode u8 |  partition lock (format 2 only)
+//! bound = | 0 |  unbounded  or  | 1 | len u32 LE | key |  included  or  | 2 | len u32 LE | key |  excluded
+//! table mode  = 0 ACCESS SHARE, 1 ROW SHARE, 2 ROW EXCLUSIVE, 3 SHARE UPDATE EXCLUSIVE,
+//!               4 SHARE, 5 SHARE ROW EXCLUSIVE, 6 EXCLUSIVE, 7 ACCESS EXCLUSIVE
+//! intent mode = 0 IS, 1 IX, 2 S, 3 SIX, 4 X
 //! ```
 //!
 //! `owner` and `database` are opaque labels to this layer (the SQL layer stores the role and
 //! database names, for `pg_prepared_xacts`). The lock set lists every lock the transaction
-//! held when it prepared (its written rows and rows it only locked); recovery re-takes exactly
-//! these. A lock kind this reader does not know is an error (a newer format), never skipped.
+//! held when it prepared: its row locks (written rows and rows it only locked; rows covered by
+//! an escalated lock are not listed, the escalated lock is), and its table and partition locks
+//! (the ROW EXCLUSIVE and IX under its row locks, `LOCK TABLE`, DDL's ACCESS EXCLUSIVE, an
+//! escalated S/X or SHARE/EXCLUSIVE). Recovery re-takes exactly these. A lock kind this reader
+//! does not know is an error (a newer format), never skipped.
+//!
+//! The SIREAD set (format 2) is what a SERIALIZABLE transaction read: point keys and scanned
+//! key ranges, as [`crate::ssi`] tracks them (already collapsed to its bounds); both counts
+//! are 0 at other isolation levels. Recovery restores it so writers of those keys still meet
+//! the prepared transaction (see [`crate::ssi`], "Prepared transactions").
+//!
+//! Format 1 (before table locks and SIREAD sets were recorded) ends after the lock set and
+//! holds row locks only; it is still read. Records are written in format 2.
 //!
 //! ## Abort-prepared record ([`ABORT_PREPARED_RECORD`])
 //!
@@ -47,10 +66,13 @@
 //! Frozen: the format byte of the prepare record is checked by the reader; a change of either
 //! layout bumps it (or takes a new record kind).
 
+use std::ops::Bound;
+
 use bytes::Bytes;
 use gnomon_wal::RecordKind;
 
 use crate::clock::Timestamp;
+use crate::locks::{IntentMode, ObjectMode, ObjectTag, PartitionId, RelId, TableMode};
 use crate::txn::{Isolation, TxnId};
 
 /// WAL record kind of a commit record. Frozen.
@@ -60,10 +82,21 @@ pub const PREPARE_RECORD: RecordKind = RecordKind(2);
 /// WAL record kind of an abort-prepared record (ROLLBACK PREPARED). Frozen.
 pub const ABORT_PREPARED_RECORD: RecordKind = RecordKind(3);
 
-/// The prepare record's format byte. Frozen for format 1.
-const PREPARE_FORMAT: u8 = 1;
+/// The prepare record's format byte written now. Frozen: format 1 (row locks only) and
+/// format 2 (table and partition locks, SIREAD set) are both read.
+const PREPARE_FORMAT: u8 = 2;
+/// Format 1: no table/partition locks, no SIREAD set.
+const PREPARE_FORMAT_1: u8 = 1;
 /// Lock kind in a prepare record: an exclusive row (write) lock. Frozen.
 const LOCK_ROW_EXCLUSIVE: u8 = 1;
+/// Lock kind: a table lock (format 2). Frozen.
+const LOCK_TABLE: u8 = 2;
+/// Lock kind: a partition lock (format 2). Frozen.
+const LOCK_PARTITION: u8 = 3;
+/// Bound tags of a SIREAD range. Frozen.
+const BOUND_UNBOUNDED: u8 = 0;
+const BOUND_INCLUDED: u8 = 1;
+const BOUND_EXCLUDED: u8 = 2;
 
 const TAG_DELETE: u8 = 0;
 const TAG_PUT: u8 = 1;
@@ -170,6 +203,98 @@ pub struct PrepareRecord {
     pub writes: Writes,
     /// Every row it holds an exclusive lock on.
     pub row_locks: Vec<Vec<u8>>,
+    /// Its table and partition locks (empty in format 1 records).
+    pub object_locks: Vec<(ObjectTag, ObjectMode)>,
+    /// What it read, if SERIALIZABLE (empty otherwise, and in format 1 records).
+    pub reads: ReadSetRecord,
+}
+
+/// A key range as a scan gives it: `(start, end)`.
+pub type KeyRange = (Bound<Vec<u8>>, Bound<Vec<u8>>);
+
+/// A SERIALIZABLE transaction's SIREAD set as the prepare record keeps it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReadSetRecord {
+    /// Keys read one by one (sorted).
+    pub points: Vec<Vec<u8>>,
+    /// Scanned key ranges.
+    pub ranges: Vec<KeyRange>,
+}
+
+/// The lock set of a prepare record: row keys (exclusive) and table/partition locks.
+#[derive(Debug, Clone, Copy)]
+pub struct LockSet<'a> {
+    /// Rows held locked.
+    pub rows: &'a [Vec<u8>],
+    /// Table and partition locks held.
+    pub objects: &'a [(ObjectTag, ObjectMode)],
+}
+
+fn table_mode_byte(m: TableMode) -> u8 {
+    match m {
+        TableMode::AccessShare => 0,
+        TableMode::RowShare => 1,
+        TableMode::RowExclusive => 2,
+        TableMode::ShareUpdateExclusive => 3,
+        TableMode::Share => 4,
+        TableMode::ShareRowExclusive => 5,
+        TableMode::Exclusive => 6,
+        TableMode::AccessExclusive => 7,
+    }
+}
+
+fn table_mode_of(b: u8) -> Result<TableMode, &'static str> {
+    Ok(match b {
+        0 => TableMode::AccessShare,
+        1 => TableMode::RowShare,
+        2 => TableMode::RowExclusive,
+        3 => TableMode::ShareUpdateExclusive,
+        4 => TableMode::Share,
+        5 => TableMode::ShareRowExclusive,
+        6 => TableMode::Exclusive,
+        7 => TableMode::AccessExclusive,
+        _ => return Err("unknown table lock mode"),
+    })
+}
+
+fn intent_mode_byte(m: IntentMode) -> u8 {
+    match m {
+        IntentMode::IntentShare => 0,
+        IntentMode::IntentExclusive => 1,
+        IntentMode::Share => 2,
+        IntentMode::ShareIntentExclusive => 3,
+        IntentMode::Exclusive => 4,
+    }
+}
+
+fn intent_mode_of(b: u8) -> Result<IntentMode, &'static str> {
+    Ok(match b {
+        0 => IntentMode::IntentShare,
+        1 => IntentMode::IntentExclusive,
+        2 => IntentMode::Share,
+        3 => IntentMode::ShareIntentExclusive,
+        4 => IntentMode::Exclusive,
+        _ => return Err("unknown partition lock mode"),
+    })
+}
+
+fn push_key(buf: &mut Vec<u8>, key: &[u8]) {
+    buf.extend_from_slice(&(key.len() as u32).to_le_bytes());
+    buf.extend_from_slice(key);
+}
+
+fn push_bound(buf: &mut Vec<u8>, b: &Bound<Vec<u8>>) {
+    match b {
+        Bound::Unbounded => buf.push(BOUND_UNBOUNDED),
+        Bound::Included(k) => {
+            buf.push(BOUND_INCLUDED);
+            push_key(buf, k);
+        }
+        Bound::Excluded(k) => {
+            buf.push(BOUND_EXCLUDED);
+            push_key(buf, k);
+        }
+    }
 }
 
 fn isolation_byte(i: Isolation) -> u8 {
@@ -202,9 +327,12 @@ pub fn encode_prepare<'a>(
     owner: &str,
     database: &str,
     writes: impl ExactSizeIterator<Item = (&'a Vec<u8>, &'a Option<Bytes>)>,
-    row_locks: &[Vec<u8>],
+    locks: LockSet<'_>,
+    reads: &ReadSetRecord,
 ) -> Vec<u8> {
-    let mut buf = Vec::with_capacity(64 + gid.len() + writes.len() * 32 + row_locks.len() * 16);
+    let mut buf = Vec::with_capacity(
+        64 + gid.len() + writes.len() * 32 + locks.rows.len() * 16 + locks.objects.len() * 10,
+    );
     buf.push(PREPARE_FORMAT);
     buf.extend_from_slice(&txn.0.to_le_bytes());
     buf.extend_from_slice(&snapshot.encode());
@@ -214,11 +342,40 @@ pub fn encode_prepare<'a>(
     push_str16(&mut buf, owner);
     push_str16(&mut buf, database);
     encode_writes(&mut buf, writes);
-    buf.extend_from_slice(&(row_locks.len() as u32).to_le_bytes());
-    for key in row_locks {
+    // A tag has one level, so a mismatched (tag, mode) pair is never held; it is not written.
+    let mut objects = Vec::with_capacity(locks.objects.len() * 10);
+    let mut count = locks.rows.len();
+    for &(tag, mode) in locks.objects {
+        match (tag, mode) {
+            (ObjectTag::Relation(rel), ObjectMode::Table(m)) => {
+                objects.push(LOCK_TABLE);
+                objects.extend_from_slice(&rel.0.to_le_bytes());
+                objects.push(table_mode_byte(m));
+            }
+            (ObjectTag::Partition(rel, part), ObjectMode::Partition(m)) => {
+                objects.push(LOCK_PARTITION);
+                objects.extend_from_slice(&rel.0.to_le_bytes());
+                objects.extend_from_slice(&part.0.to_le_bytes());
+                objects.push(intent_mode_byte(m));
+            }
+            _ => continue,
+        }
+        count += 1;
+    }
+    buf.extend_from_slice(&(count as u32).to_le_bytes());
+    for key in locks.rows {
         buf.push(LOCK_ROW_EXCLUSIVE);
-        buf.extend_from_slice(&(key.len() as u32).to_le_bytes());
-        buf.extend_from_slice(key);
+        push_key(&mut buf, key);
+    }
+    buf.extend_from_slice(&objects);
+    buf.extend_from_slice(&(reads.points.len() as u32).to_le_bytes());
+    for key in &reads.points {
+        push_key(&mut buf, key);
+    }
+    buf.extend_from_slice(&(reads.ranges.len() as u32).to_le_bytes());
+    for (start, end) in &reads.ranges {
+        push_bound(&mut buf, start);
+        push_bound(&mut buf, end);
     }
     buf
 }
@@ -226,7 +383,8 @@ pub fn encode_prepare<'a>(
 /// Decodes a prepare record; `Err` names what is malformed.
 pub fn decode_prepare(payload: &[u8]) -> Result<PrepareRecord, &'static str> {
     let mut r = Reader { buf: payload };
-    if r.take(1)?[0] != PREPARE_FORMAT {
+    let format = r.take(1)?[0];
+    if format != PREPARE_FORMAT && format != PREPARE_FORMAT_1 {
         return Err("unknown prepare record format");
     }
     let txn = TxnId(r.u64()?);
@@ -244,12 +402,38 @@ pub fn decode_prepare(payload: &[u8]) -> Result<PrepareRecord, &'static str> {
     let writes = decode_writes(&mut r)?;
     let count = r.u32()? as usize;
     let mut row_locks = Vec::with_capacity(count.min(r.buf.len() / 5));
+    let mut object_locks = Vec::new();
     for _ in 0..count {
-        if r.take(1)?[0] != LOCK_ROW_EXCLUSIVE {
-            return Err("unknown lock kind");
+        match r.take(1)?[0] {
+            LOCK_ROW_EXCLUSIVE => row_locks.push(r.key()?),
+            LOCK_TABLE if format >= 2 => {
+                let rel = RelId(r.u32()?);
+                let mode = table_mode_of(r.take(1)?[0])?;
+                object_locks.push((ObjectTag::Relation(rel), ObjectMode::Table(mode)));
+            }
+            LOCK_PARTITION if format >= 2 => {
+                let rel = RelId(r.u32()?);
+                let part = PartitionId(r.u32()?);
+                let mode = intent_mode_of(r.take(1)?[0])?;
+                object_locks.push((ObjectTag::Partition(rel, part), ObjectMode::Partition(mode)));
+            }
+            _ => return Err("unknown lock kind"),
         }
-        let klen = r.u32()? as usize;
-        row_locks.push(r.take(klen)?.to_vec());
+    }
+    let mut reads = ReadSetRecord::default();
+    if format >= 2 {
+        let points = r.u32()? as usize;
+        reads.points = Vec::with_capacity(points.min(r.buf.len() / 4));
+        for _ in 0..points {
+            reads.points.push(r.key()?);
+        }
+        let ranges = r.u32()? as usize;
+        reads.ranges = Vec::with_capacity(ranges.min(r.buf.len() / 2));
+        for _ in 0..ranges {
+            let start = r.bound()?;
+            let end = r.bound()?;
+            reads.ranges.push((start, end));
+        }
     }
     if !r.buf.is_empty() {
         return Err("trailing bytes");
@@ -264,6 +448,8 @@ pub fn decode_prepare(payload: &[u8]) -> Result<PrepareRecord, &'static str> {
         database,
         writes,
         row_locks,
+        object_locks,
+        reads,
     })
 }
 
@@ -313,6 +499,18 @@ impl<'a> Reader<'a> {
         let ts: [u8; 16] = self.take(16)?.try_into().map_err(|_| "short timestamp")?;
         Ok(Timestamp::decode(ts))
     }
+    fn key(&mut self) -> Result<Vec<u8>, &'static str> {
+        let len = self.u32()? as usize;
+        Ok(self.take(len)?.to_vec())
+    }
+    fn bound(&mut self) -> Result<Bound<Vec<u8>>, &'static str> {
+        Ok(match self.take(1)?[0] {
+            BOUND_UNBOUNDED => Bound::Unbounded,
+            BOUND_INCLUDED => Bound::Included(self.key()?),
+            BOUND_EXCLUDED => Bound::Excluded(self.key()?),
+            _ => return Err("unknown bound tag"),
+        })
+    }
     fn str16(&mut self) -> Result<String, &'static str> {
         let len = u16::from_le_bytes(self.take(2)?.try_into().map_err(|_| "short u16")?);
         let bytes = self.take(len as usize)?;
@@ -354,6 +552,30 @@ mod tests {
         writes.insert(b"k1".to_vec(), Some(Bytes::from_static(b"v")));
         writes.insert(b"k2".to_vec(), None);
         let locks = vec![b"k1".to_vec(), b"k2".to_vec(), b"only-locked".to_vec()];
+        let objects = vec![
+            (
+                ObjectTag::Relation(RelId(16384)),
+                ObjectMode::Table(TableMode::RowExclusive),
+            ),
+            (
+                ObjectTag::Relation(RelId(16390)),
+                ObjectMode::Table(TableMode::AccessExclusive),
+            ),
+            (
+                ObjectTag::Partition(RelId(16384), PartitionId(7)),
+                ObjectMode::Partition(IntentMode::IntentExclusive),
+            ),
+        ];
+        let reads = ReadSetRecord {
+            points: vec![b"p1".to_vec(), b"p2".to_vec()],
+            ranges: vec![
+                (
+                    Bound::Included(b"a".to_vec()),
+                    Bound::Excluded(b"b".to_vec()),
+                ),
+                (Bound::Excluded(b"c".to_vec()), Bound::Unbounded),
+            ],
+        };
         let ts = |p| Timestamp {
             physical_us: p,
             logical: 1,
@@ -363,33 +585,74 @@ mod tests {
             TxnId(77),
             ts(10),
             ts(20),
-            Isolation::RepeatableRead,
+            Isolation::Serializable,
             "gid-é",
             "alice",
             "gnomon",
             writes.iter(),
-            &locks,
+            LockSet {
+                rows: &locks,
+                objects: &objects,
+            },
+            &reads,
         );
         let rec = decode_prepare(&buf).unwrap();
         assert_eq!(rec.txn, TxnId(77));
         assert_eq!(rec.snapshot, ts(10));
         assert_eq!(rec.prepared_at, ts(20));
-        assert_eq!(rec.isolation, Isolation::RepeatableRead);
+        assert_eq!(rec.isolation, Isolation::Serializable);
         assert_eq!(
             (rec.gid.as_str(), rec.owner.as_str(), rec.database.as_str()),
             ("gid-é", "alice", "gnomon")
         );
-        assert_eq!(rec.writes, writes.into_iter().collect::<Vec<_>>());
+        assert_eq!(rec.writes, writes.clone().into_iter().collect::<Vec<_>>());
         assert_eq!(rec.row_locks, locks);
+        assert_eq!(rec.object_locks, objects);
+        assert_eq!(rec.reads, reads);
         for cut in 0..buf.len() {
             assert!(decode_prepare(&buf[..cut]).is_err(), "cut at {cut}");
         }
         let mut newer = buf.clone();
-        newer[0] = 2;
+        newer[0] = 3;
         assert!(
             decode_prepare(&newer).is_err(),
             "an unknown format is refused"
         );
+        // An unknown lock kind or mode is refused, never skipped.
+        // The partition lock's mode is the last lock byte; after it come the points (count,
+        // two 2-byte keys) and the ranges (count, [a, b), (c, ..)).
+        let bad_mode = buf.len() - 1 - (4 + 2 * (4 + 2)) - (4 + (6 + 6) + (6 + 1));
+        let mut mode = buf.clone();
+        assert_eq!(mode[bad_mode], 1, "the partition lock's IX");
+        mode[bad_mode] = 9;
+        assert!(decode_prepare(&mode).is_err(), "unknown partition mode");
+
+        // Format 1 (written before table locks and SIREAD sets were recorded) is still read:
+        // the same fields up to the lock set, row locks only, nothing after.
+        let mut v1 = vec![1u8];
+        v1.extend_from_slice(&77u64.to_le_bytes());
+        v1.extend_from_slice(&ts(10).encode());
+        v1.extend_from_slice(&ts(20).encode());
+        v1.push(1);
+        for label in ["g1", "bob", "gnomon"] {
+            v1.extend_from_slice(&(label.len() as u16).to_le_bytes());
+            v1.extend_from_slice(label.as_bytes());
+        }
+        encode_writes(&mut v1, writes.iter());
+        v1.extend_from_slice(&1u32.to_le_bytes());
+        v1.push(LOCK_ROW_EXCLUSIVE);
+        v1.extend_from_slice(&2u32.to_le_bytes());
+        v1.extend_from_slice(b"k1");
+        let old = decode_prepare(&v1).unwrap();
+        assert_eq!(old.isolation, Isolation::RepeatableRead);
+        assert_eq!(old.gid, "g1");
+        assert_eq!(old.row_locks, vec![b"k1".to_vec()]);
+        assert!(old.object_locks.is_empty());
+        assert_eq!(old.reads, ReadSetRecord::default());
+        // A format 1 record cannot hold a table lock.
+        let mut v1_table = v1[..v1.len() - (1 + 4 + 2)].to_vec();
+        v1_table.extend_from_slice(&[LOCK_TABLE, 0, 64, 0, 0, 2]);
+        assert!(decode_prepare(&v1_table).is_err());
 
         let abort = encode_abort_prepared(TxnId(77), "gid-é");
         assert_eq!(

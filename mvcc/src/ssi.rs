@@ -23,7 +23,8 @@
 //!
 //! ```text
 //!  Ssi { xacts: TxnId -> Sxact }                     one mutex; only SERIALIZABLE takes it
-//!  Sxact { snapshot, phase: Active | Committed{ts, published} | ReadOnlyCommitted, doomed,
+//!  Sxact { snapshot, phase: Active | Prepared | Committed{ts, published} | ReadOnlyCommitted,
+//!          doomed, summary_in,
 //!          reads:  SIREAD "locks"  = point keys + key ranges (the predicate of every scan)
 //!          writes: keys written (registered when the commit timestamp is assigned)
 //!          ins:  {T : T -rw-> self}   outs: {T : self -rw-> T}
@@ -70,13 +71,40 @@
 //!    range, and more than [`MAX_RANGE_READS`] ranges into one (coarser is sound: only more
 //!    false positives).
 //!
+//! ## Prepared transactions (two-phase commit)
+//!
+//! A prepared transaction can no longer be aborted by SSI: COMMIT PREPARED must succeed. So
+//! PREPARE TRANSACTION is its commit point as far as SSI is concerned (PostgreSQL runs its
+//! pre-commit check there too):
+//!
+//! - `Ssi::prepare` runs the commit step's checks (doomed, write side, dangerous structures
+//!   with itself as T3 committing first), registers its write set, and moves it to phase
+//!   `Prepared`. A pivot it would doom that is itself prepared cannot be doomed: the preparing
+//!   transaction fails instead ("commit suicide", as PostgreSQL).
+//! - While prepared, it is treated as *committed first* wherever it stands as T3 (it will commit
+//!   after everything committed so far, so a structure with an already committed T1 or T2 is
+//!   not dangerous; with an uncommitted one it conservatively is), and as *uncommitted* (later)
+//!   as T1 or T2. Readers meet its registered writes as those of a concurrent writer. It is
+//!   never doomed: whenever it would be the victim, the transaction acting fails with 40001.
+//! - COMMIT PREPARED (`Ssi::pre_commit` on a prepared transaction) only takes the commit
+//!   timestamp: every edge into or out of it since PREPARE was judged as above, so nothing is
+//!   left to check. ROLLBACK PREPARED ends it like an abort.
+//! - After a restart (`Ssi::recover_prepared`) its read set (kept in the prepare record, see
+//!   [`crate::record`]) and write set are back, but its edges are not. As PostgreSQL does, it is
+//!   assumed to have had a rw-conflict out to a transaction that committed first (so a new
+//!   serializable transaction that reads a key it wrote fails with 40001), and, when more than
+//!   one serializable transaction is recovered prepared, a rw-conflict in from an uncommitted
+//!   one (so a writer of a key it read cannot commit first past it). Only a prepared
+//!   transaction can be an uncommitted T1 from before the crash: without another one,
+//!   PostgreSQL's conflict-in flag changes nothing.
+//!
 //! ## Deliberately left out (for now)
 //!
 //! - PostgreSQL's declared READ ONLY optimisations (safe snapshots, DEFERRABLE): a transaction
 //!   is known to be read only only when it commits without writes.
 //! - SIREAD state is not part of [`crate::TxnState`]: a transaction resumed with
-//!   [`crate::Db::resume`] (2PC, another node) restarts its SSI tracking without its reads.
-//!   A prepared transaction that stays in memory keeps them.
+//!   [`crate::Db::resume`] (another node) restarts its SSI tracking without its reads. A
+//!   prepared transaction keeps them (in memory, and in its prepare record for a restart).
 //! - The victim is always the transaction acting when the structure is found (or the doomed
 //!   pivot), not chosen for progress as carefully as PostgreSQL does with prepared transactions.
 
@@ -86,6 +114,7 @@ use std::sync::{Mutex, MutexGuard};
 
 use crate::clock::Timestamp;
 use crate::error::MvccError;
+use crate::record::ReadSetRecord;
 use crate::txn::TxnId;
 
 /// Point reads of one transaction beyond which they collapse into one covering range.
@@ -101,6 +130,10 @@ type KeyRange = (Bound<Vec<u8>>, Bound<Vec<u8>>);
 enum Phase {
     /// Reading and writing; commits (if ever) after everything committed so far.
     Active,
+    /// Prepared (two-phase commit) at `at`: passed the commit check, write set registered,
+    /// reads and writes done; it commits (or rolls back) later and can no longer be aborted
+    /// by SSI.
+    Prepared { at: Timestamp },
     /// Passed the commit check with writes, at this timestamp; `published` once visible.
     Committed { ts: Timestamp, published: bool },
     /// Committed without writes.
@@ -249,6 +282,8 @@ struct Sxact {
     outs: HashSet<TxnId>,
     /// Earliest commit timestamp of a forgotten T with `self -rw-> T` that committed first.
     summary_out: Option<Timestamp>,
+    /// Recovered prepared transaction: some uncommitted (prepared) T may have `T -rw-> self`.
+    summary_in: bool,
 }
 
 impl Sxact {
@@ -263,12 +298,31 @@ impl Sxact {
         }
     }
 
+    fn is_prepared(&self) -> bool {
+        matches!(self.phase, Phase::Prepared { .. })
+    }
+
+    /// Not committed yet (active or prepared): it commits after everything committed now.
+    fn is_uncommitted(&self) -> bool {
+        matches!(self.phase, Phase::Active | Phase::Prepared { .. })
+    }
+
+    /// As a T3: the time it counts as committed from, if it has passed its commit check
+    /// (committed, or prepared: see "Prepared transactions").
+    fn t3_ts(&self) -> Option<Timestamp> {
+        match self.phase {
+            Phase::Committed { ts, .. } => Some(ts),
+            Phase::Prepared { at } => Some(at),
+            _ => None,
+        }
+    }
+
     /// The point from which a transaction that starts no longer overlaps this one, if it has
     /// finished: its commit timestamp, or for a read-only transaction its snapshot (a later
     /// transaction seeing everything it saw cannot be T2 of a structure with it as T1).
     fn end(&self) -> Option<Timestamp> {
         match self.phase {
-            Phase::Active => None,
+            Phase::Active | Phase::Prepared { .. } => None,
             Phase::Committed { ts, .. } => Some(ts),
             Phase::ReadOnlyCommitted => Some(self.snapshot),
         }
@@ -357,7 +411,9 @@ impl Ssi {
             .xacts
             .iter()
             .filter(|(w, x)| {
-                **w != id && x.commit_ts().is_some_and(|ts| ts > snapshot) && x.writes.contains(key)
+                **w != id
+                    && (x.is_prepared() || x.commit_ts().is_some_and(|ts| ts > snapshot))
+                    && x.writes.contains(key)
             })
             .map(|(w, _)| *w)
             .collect();
@@ -390,7 +446,7 @@ impl Ssi {
             .iter()
             .filter(|(w, x)| {
                 **w != id
-                    && x.commit_ts().is_some_and(|ts| ts > snapshot)
+                    && (x.is_prepared() || x.commit_ts().is_some_and(|ts| ts > snapshot))
                     && meets_range(&x.writes, &range)
             })
             .map(|(w, _)| *w)
@@ -443,59 +499,19 @@ impl Ssi {
         let Some(me) = st.xacts.get(&id) else {
             return assign_ts();
         };
-        if me.doomed {
-            st.failures += 1;
-            return Err(failure(
-                "Reason code: Canceled on identification as a pivot, during commit attempt.".into(),
-            ));
+        if me.is_prepared() {
+            // COMMIT PREPARED: everything was checked at PREPARE and at every edge since.
+            let (ts, rest) = assign_ts()?;
+            if let Some(me) = st.xacts.get_mut(&id) {
+                me.phase = Phase::Committed {
+                    ts,
+                    published: false,
+                };
+            }
+            return Ok((ts, rest));
         }
-        let snapshot = me.snapshot;
         let writes: BTreeSet<Vec<u8>> = writes.collect();
-        // Write side: concurrent readers of what we wrote get an edge reader -rw-> us. A
-        // reader that finished before our snapshot is not concurrent (and cannot matter).
-        let readers: Vec<TxnId> = st
-            .xacts
-            .iter()
-            .filter(|(r, x)| {
-                **r != id
-                    && x.end().is_none_or(|end| end > snapshot)
-                    && !x.reads.is_empty()
-                    && x.reads.meets(&writes)
-            })
-            .map(|(r, _)| *r)
-            .collect();
-        for reader in readers {
-            if st.add_edge(reader, id) {
-                st.failures += 1;
-                return Err(failure(
-                    "Reason code: Canceled on identification as a pivot, during write.".into(),
-                ));
-            }
-        }
-        // We may be T3 of `T1 -rw-> T2 -rw-> us`, committing first: doom the pivot T2.
-        let pivots: Vec<TxnId> = st.xacts[&id]
-            .ins
-            .iter()
-            .copied()
-            .filter(|t2| {
-                st.xacts.get(t2).is_some_and(|x2| {
-                    x2.is_active()
-                        && !x2.doomed
-                        && x2.ins.iter().any(|t1| {
-                            *t1 == id
-                                || st
-                                    .xacts
-                                    .get(t1)
-                                    .is_some_and(|x1| x1.is_active() && !x1.doomed)
-                        })
-                })
-            })
-            .collect();
-        for t2 in pivots {
-            if let Some(x2) = st.xacts.get_mut(&t2) {
-                x2.doomed = true;
-            }
-        }
+        st.commit_check(id, &writes)?;
         let (ts, rest) = assign_ts()?;
         if let Some(me) = st.xacts.get_mut(&id) {
             me.phase = Phase::Committed {
@@ -507,6 +523,71 @@ impl Ssi {
         Ok((ts, rest))
     }
 
+    /// PREPARE TRANSACTION of a serializable transaction: the commit step's checks, then the
+    /// write set is registered and the transaction is `Prepared` at `at` (see "Prepared
+    /// transactions"). Returns its read set for the prepare record. On `Err` the transaction
+    /// must abort (and call [`Ssi::end`] with `committed = false`).
+    pub(crate) fn prepare(
+        &self,
+        id: TxnId,
+        writes: impl Iterator<Item = Vec<u8>>,
+        at: Timestamp,
+    ) -> Result<ReadSetRecord, MvccError> {
+        let mut st = self.lock();
+        if !st.xacts.contains_key(&id) {
+            return Ok(ReadSetRecord::default());
+        }
+        let writes: BTreeSet<Vec<u8>> = writes.collect();
+        st.commit_check(id, &writes)?;
+        let Some(me) = st.xacts.get_mut(&id) else {
+            return Ok(ReadSetRecord::default());
+        };
+        me.phase = Phase::Prepared { at };
+        me.writes = writes;
+        let mut points: Vec<Vec<u8>> = me.reads.points.iter().cloned().collect();
+        points.sort();
+        Ok(ReadSetRecord {
+            points,
+            ranges: me.reads.ranges.clone(),
+        })
+    }
+
+    /// A COMMIT PREPARED whose log write failed: the transaction is prepared again.
+    pub(crate) fn commit_prepared_failed(&self, id: TxnId, at: Timestamp) {
+        let mut st = self.lock();
+        if let Some(me) = st.xacts.get_mut(&id) {
+            me.phase = Phase::Prepared { at };
+        }
+    }
+
+    /// Recovery: a serializable transaction found prepared in the log, with its snapshot,
+    /// write set and read set, and the conservative summary conflicts of "Prepared
+    /// transactions" (`conflict_in` when another serializable transaction is recovered too).
+    pub(crate) fn recover_prepared(
+        &self,
+        id: TxnId,
+        snapshot: Timestamp,
+        at: Timestamp,
+        writes: impl Iterator<Item = Vec<u8>>,
+        reads: &ReadSetRecord,
+        conflict_in: bool,
+    ) {
+        let mut st = self.lock();
+        let mut x = Sxact::new(snapshot);
+        x.phase = Phase::Prepared { at };
+        x.writes = writes.collect();
+        for key in &reads.points {
+            x.reads.add_point(key);
+        }
+        for range in &reads.ranges {
+            x.reads.add_range(range.clone());
+        }
+        // A conflict out to a transaction that committed before the crash: any such commit
+        // is older than every transaction that runs after it.
+        x.summary_out = Some(at);
+        x.summary_in = conflict_in;
+        st.xacts.insert(id, x);
+    }
     /// The commit step of a serializable transaction without writes.
     pub(crate) fn commit_read_only(&self, id: TxnId) -> Result<(), MvccError> {
         let mut st = self.lock();
@@ -576,11 +657,87 @@ impl Sxact {
             ins: HashSet::new(),
             outs: HashSet::new(),
             summary_out: None,
+            summary_in: false,
         }
     }
 }
 
 impl SsiState {
+    /// The checks of a commit step (also PREPARE's): doomed, the write side (concurrent
+    /// readers of `writes` get an edge to `id`), and the pivots `id` completes as T3
+    /// committing first.
+    fn commit_check(&mut self, id: TxnId, writes: &BTreeSet<Vec<u8>>) -> Result<(), MvccError> {
+        let st = self;
+        let Some(me) = st.xacts.get(&id) else {
+            return Ok(());
+        };
+        if me.doomed {
+            st.failures += 1;
+            return Err(failure(
+                "Reason code: Canceled on identification as a pivot, during commit attempt.".into(),
+            ));
+        }
+        let snapshot = me.snapshot;
+        // Write side: concurrent readers of what we wrote get an edge reader -rw-> us. A
+        // reader that finished before our snapshot is not concurrent (and cannot matter).
+        let readers: Vec<TxnId> = st
+            .xacts
+            .iter()
+            .filter(|(r, x)| {
+                **r != id
+                    && x.end().is_none_or(|end| end > snapshot)
+                    && !x.reads.is_empty()
+                    && x.reads.meets(writes)
+            })
+            .map(|(r, _)| *r)
+            .collect();
+        for reader in readers {
+            if st.add_edge(reader, id) {
+                st.failures += 1;
+                return Err(failure(
+                    "Reason code: Canceled on identification as a pivot, during write.".into(),
+                ));
+            }
+        }
+        // We may be T3 of `T1 -rw-> T2 -rw-> us`, committing first: doom the pivot T2. A
+        // prepared pivot cannot be doomed: then we fail instead.
+        let pivots: Vec<TxnId> = st.xacts[&id]
+            .ins
+            .iter()
+            .copied()
+            .filter(|t2| {
+                st.xacts.get(t2).is_some_and(|x2| {
+                    x2.is_uncommitted()
+                        && !x2.doomed
+                        && (x2.summary_in
+                            || x2.ins.iter().any(|t1| {
+                                *t1 == id
+                                    || st
+                                        .xacts
+                                        .get(t1)
+                                        .is_some_and(|x1| x1.is_uncommitted() && !x1.doomed)
+                            }))
+                })
+            })
+            .collect();
+        if pivots
+            .iter()
+            .any(|t2| st.xacts.get(t2).is_some_and(Sxact::is_prepared))
+        {
+            st.failures += 1;
+            return Err(failure(
+                "Reason code: Canceled on commit attempt with conflict in from prepared pivot."
+                    .into(),
+            ));
+        }
+        for t2 in pivots {
+            if let Some(x2) = st.xacts.get_mut(&t2) {
+                x2.doomed = true;
+            }
+        }
+        Ok(())
+    }
+
     /// Adds the read-side edges `reader -rw-> w` for each of `writers`; fails the reader on a
     /// dangerous structure.
     fn read_conflicts(&mut self, reader: TxnId, writers: Vec<TxnId>) -> Result<(), MvccError> {
@@ -616,14 +773,14 @@ impl SsiState {
         let committed_outs = w
             .outs
             .iter()
-            .filter_map(|t3| Some((Some(*t3), self.xacts.get(t3)?.commit_ts()?)));
+            .filter_map(|t3| Some((Some(*t3), self.xacts.get(t3)?.t3_ts()?)));
         for (t3, t3_ts) in committed_outs.chain(w.summary_out.map(|ts| (None, ts))) {
             if self.dangerous(reader, writer, t3, t3_ts) {
                 return true;
             }
         }
-        // reader = T2, writer = T3 (if committed): a T1 with an edge to the reader.
-        if let Some(t3_ts) = w.commit_ts() {
+        // reader = T2, writer = T3 (if committed or prepared): a T1 with an edge to the reader.
+        if let Some(t3_ts) = w.t3_ts() {
             let r = &self.xacts[&reader];
             for t1 in &r.ins {
                 if self.dangerous(*t1, reader, Some(writer), t3_ts) {
@@ -634,8 +791,8 @@ impl SsiState {
         false
     }
 
-    /// Is `t1 -rw-> t2 -rw-> t3` (t3 committed at `t3_ts`; None = forgotten) dangerous: did t3
-    /// commit before t1 and t2?
+    /// Is `t1 -rw-> t2 -rw-> t3` (t3 committed at `t3_ts`, or prepared; None = forgotten, so
+    /// committed) dangerous: did (or may) t3 commit before t1 and t2?
     fn dangerous(&self, t1: TxnId, t2: TxnId, t3: Option<TxnId>, t3_ts: Timestamp) -> bool {
         let Some(x2) = self.xacts.get(&t2) else {
             return false;
@@ -643,9 +800,14 @@ impl SsiState {
         if x2.doomed {
             return false;
         }
+        // A prepared T3 commits after everything committed now: it counts as committing
+        // first only against transactions that have not committed yet.
+        let t3_prepared = t3
+            .and_then(|t| self.xacts.get(&t))
+            .is_some_and(Sxact::is_prepared);
         let t2_later = match x2.phase {
-            Phase::Active => true,
-            Phase::Committed { ts, .. } => t3_ts < ts,
+            Phase::Active | Phase::Prepared { .. } => true,
+            Phase::Committed { ts, .. } => !t3_prepared && t3_ts < ts,
             Phase::ReadOnlyCommitted => false,
         };
         if !t2_later {
@@ -661,10 +823,10 @@ impl SsiState {
             return false;
         }
         match x1.phase {
-            Phase::Active => true,
-            Phase::Committed { ts, .. } => t3_ts < ts,
+            Phase::Active | Phase::Prepared { .. } => true,
+            Phase::Committed { ts, .. } => !t3_prepared && t3_ts < ts,
             // A read-only T1 is harmed only if T3 was already in its snapshot.
-            Phase::ReadOnlyCommitted => t3_ts <= x1.snapshot,
+            Phase::ReadOnlyCommitted => !t3_prepared && t3_ts <= x1.snapshot,
         }
     }
 
@@ -681,7 +843,7 @@ impl SsiState {
             .iter()
             .filter(|(_, x)| {
                 let finished = match x.phase {
-                    Phase::Active => false,
+                    Phase::Active | Phase::Prepared { .. } => false,
                     Phase::Committed { published, .. } => published,
                     Phase::ReadOnlyCommitted => true,
                 };

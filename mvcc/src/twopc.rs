@@ -19,13 +19,16 @@
 //! ## Invariants
 //!
 //! 1. `prepare` returns `Ok` only once the prepare record (write set, lock set, snapshot,
-//!    gid, owner, database: [`crate::record`]) is durable. From then on the transaction
-//!    survives crashes: recovery rebuilds it from that record, re-takes its row locks and
-//!    re-registers its snapshot before the database accepts any transaction.
+//!    gid, owner, database, SIREAD set: [`crate::record`]) is durable. From then on the
+//!    transaction survives crashes: recovery rebuilds it from that record, re-takes its
+//!    table, partition and row locks, re-registers its snapshot and (SERIALIZABLE) its SSI
+//!    state before the database accepts any transaction.
 //! 2. A prepared transaction's writes are in no engine batch until COMMIT PREPARED: they are
 //!    invisible to every snapshot, exactly as an active transaction's.
-//! 3. A prepared transaction holds its row locks (every lock it held at PREPARE) and keeps its
-//!    snapshot registered, so the GC safe point stays below its snapshot with no special case.
+//! 3. A prepared transaction holds every lock it held at PREPARE (table, partition and row
+//!    locks: a concurrent DROP/ALTER/TRUNCATE/LOCK TABLE waits for it, before and after a
+//!    restart) and keeps its snapshot registered, so the GC safe point stays below its
+//!    snapshot with no special case.
 //! 4. Resolution is durable before it is acknowledged and before the locks are released:
 //!    COMMIT PREPARED goes through the ordinary commit pipeline (one commit record under the
 //!    same transaction id, repeating the write set, so replay never needs the prepare record
@@ -44,10 +47,12 @@
 //! was appended (a lower bound of the record's position), so a checkpoint that reads the end
 //! of the log first and the oldest unresolved position second can never skip it.
 //!
-//! Deliberately left out: PREPARE of a SERIALIZABLE transaction is refused (0A000): SSI's
-//! commit check is fused with taking the commit timestamp, and a prepared serializable
-//! transaction would need it at PREPARE with its SIREAD locks carried in the prepare record.
-//! Table-level locks are not in the lock set yet (the record's lock kinds leave room for them).
+//! SERIALIZABLE: PREPARE is the transaction's SSI commit point (its checks run there, and from
+//! then on it is never the victim of a dangerous structure; see [`crate::ssi`], "Prepared
+//! transactions"), so COMMIT PREPARED cannot fail a serialization check.
+//!
+//! Deliberately left out: row locks are recorded as exclusive whatever their mode (a row
+//! locked FOR SHARE comes back FOR UPDATE after a restart: stronger, never weaker).
 
 use std::collections::HashMap;
 
@@ -56,9 +61,10 @@ use gnomon_wal::Lsn;
 use crate::clock::Timestamp;
 use crate::db::Db;
 use crate::error::MvccError;
-use crate::locks::{LockWait, RowMode, TxnLocks};
+use crate::locks::{LockWait, ObjectMode, ObjectTag, RowMode, TxnLocks};
 use crate::record::{
-    encode_abort_prepared, encode_prepare, PrepareRecord, ABORT_PREPARED_RECORD, PREPARE_RECORD,
+    encode_abort_prepared, encode_prepare, LockSet, PrepareRecord, ReadSetRecord,
+    ABORT_PREPARED_RECORD, PREPARE_RECORD,
 };
 use crate::registry::TxnPhase;
 use crate::txn::{Isolation, Txn, TxnId, TxnState, TxnStatus};
@@ -86,7 +92,12 @@ pub(crate) struct Prepared {
     state: TxnState,
     /// The row keys it holds locked (what the prepare record keeps).
     row_locks: Vec<Vec<u8>>,
-    /// The live locks (rows, and table/partition locks until a restart).
+    /// Its table and partition locks (what the prepare record keeps).
+    object_locks: Vec<(ObjectTag, ObjectMode)>,
+    /// Its SIREAD set as recovery read it, until restored into SSI (empty otherwise: SSI
+    /// keeps the live one).
+    reads: ReadSetRecord,
+    /// The live locks.
     locks: TxnLocks,
     prepared_at: Timestamp,
     started_us: u64,
@@ -121,6 +132,8 @@ impl PreparedSet {
             database,
             writes,
             row_locks,
+            object_locks,
+            reads,
         } = rec;
         let state = TxnState {
             id: txn,
@@ -136,6 +149,8 @@ impl PreparedSet {
                 prepared: Some(Prepared {
                     state,
                     row_locks,
+                    object_locks,
+                    reads,
                     locks: TxnLocks::default(),
                     prepared_at,
                     // NB: the begin time is not logged; the prepare time stands in for it.
@@ -164,12 +179,6 @@ impl Db {
         owner: &str,
         database: &str,
     ) -> Result<(), MvccError> {
-        if txn.state().isolation == Isolation::Serializable {
-            // NB: SSI's commit check is fused with taking the commit timestamp; a prepared
-            // transaction would need it at PREPARE (PostgreSQL runs it there), with its
-            // SIREAD locks carried in the prepare record. Refused rather than unsafe.
-            return Err(MvccError::PrepareSerializableUnsupported);
-        }
         if gid.len() > MAX_GID_LEN {
             return Err(MvccError::GidTooLong {
                 gid: gid.to_string(),
@@ -201,26 +210,52 @@ impl Db {
                 },
             );
         }
+        let serializable = txn.state().isolation == Isolation::Serializable;
+        let checked = self.clock().now().and_then(|prepared_at| {
+            let reads = if serializable {
+                // SSI's commit point (crate::ssi, "Prepared transactions").
+                let keys = txn.state().writes.keys().cloned();
+                self.ssi().prepare(txn.state().id, keys, prepared_at)?
+            } else {
+                ReadSetRecord::default()
+            };
+            Ok((prepared_at, reads))
+        });
+        let (prepared_at, reads) = match checked {
+            Ok(c) => c,
+            Err(e) => {
+                self.prepared_set().by_gid.remove(gid);
+                // Dropping `txn` rolls it back (and ends its SSI tracking).
+                return Err(e);
+            }
+        };
         let (mut state, mut locks, started_us) = txn.into_prepared();
         let row_locks = locks.row_keys();
+        let object_locks = locks.object_locks();
         let id = state.id;
         let registry = self.registry();
         registry.writer_started(id, started_us);
         registry.set_phase(id, TxnPhase::Preparing, Some(gid));
-        let appended = self.clock().now().and_then(|prepared_at| {
-            let payload = encode_prepare(
-                id,
-                state.snapshot,
-                prepared_at,
-                state.isolation,
-                gid,
-                owner,
-                database,
-                state.writes.iter(),
-                &row_locks,
-            );
-            Ok((self.wal().append(PREPARE_RECORD, &payload)?, prepared_at))
-        });
+        let payload = encode_prepare(
+            id,
+            state.snapshot,
+            prepared_at,
+            state.isolation,
+            gid,
+            owner,
+            database,
+            state.writes.iter(),
+            LockSet {
+                rows: &row_locks,
+                objects: &object_locks,
+            },
+            &reads,
+        );
+        let appended = self
+            .wal()
+            .append(PREPARE_RECORD, &payload)
+            .map(|lsn| (lsn, prepared_at))
+            .map_err(MvccError::from);
         let mut set = self.prepared_set();
         match appended {
             Ok((lsn, prepared_at)) => {
@@ -232,6 +267,9 @@ impl Db {
                         prepared: Some(Prepared {
                             state,
                             row_locks,
+                            object_locks,
+                            // Live in SSI already; only recovery needs them here.
+                            reads: ReadSetRecord::default(),
                             locks,
                             prepared_at,
                             started_us,
@@ -248,6 +286,9 @@ impl Db {
                 set.by_gid.remove(gid);
                 drop(set);
                 self.locks().release_all(&mut locks, id);
+                if serializable {
+                    self.ssi().end(id, false);
+                }
                 registry.finished(id, Some(state.snapshot), None);
                 self.count_commit(false);
                 Err(e)
@@ -269,6 +310,7 @@ impl Db {
         let committed = self
             .start_commit(&p.state)
             .and_then(|c| self.finish_commit(c, &p.state));
+        let serializable = p.state.isolation == Isolation::Serializable;
         match committed {
             Ok(ts) => {
                 let Prepared {
@@ -278,12 +320,18 @@ impl Db {
                 } = p;
                 self.prepared_set().by_gid.remove(gid);
                 self.locks().release_all(&mut locks, id);
+                if serializable {
+                    self.ssi().end(id, true);
+                }
                 self.registry().finished(id, Some(state.snapshot), Some(ts));
                 self.count_commit(true);
                 state.status = TxnStatus::Committed(ts);
                 Ok(state)
             }
             Err(e) => {
+                if serializable {
+                    self.ssi().commit_prepared_failed(id, p.prepared_at);
+                }
                 self.put_back(gid, p);
                 Err(e)
             }
@@ -308,6 +356,9 @@ impl Db {
                 } = p;
                 self.prepared_set().by_gid.remove(gid);
                 self.locks().release_all(&mut locks, id);
+                if state.isolation == Isolation::Serializable {
+                    self.ssi().end(id, false);
+                }
                 self.registry().finished(id, Some(state.snapshot), None);
                 self.count_rollback();
                 state.status = TxnStatus::Aborted;
@@ -361,18 +412,39 @@ impl Db {
         self.prepared_set().by_gid.values().map(|s| s.lsn).min()
     }
 
-    /// Recovery, after replay: re-takes the locks and snapshot of every transaction still
-    /// prepared and makes it visible to look-ups. Nothing else runs yet, so no lock waits.
+    /// Recovery, after replay: re-takes the locks, snapshot and SSI state of every
+    /// transaction still prepared and makes it visible to look-ups. Nothing else runs yet, so
+    /// no lock waits (prepared transactions held these locks together before the crash).
     pub(crate) fn restore_prepared(&self) -> Result<usize, MvccError> {
         let mut set = self.prepared_set();
+        let serializable = set
+            .by_gid
+            .values()
+            .filter_map(|s| s.prepared.as_ref())
+            .filter(|p| p.state.isolation == Isolation::Serializable)
+            .count();
         for (gid, slot) in set.by_gid.iter_mut() {
             let Some(p) = slot.prepared.as_mut() else {
                 continue;
             };
             let id = p.state.id;
+            for &(tag, mode) in &p.object_locks {
+                self.locks()
+                    .lock_object(&mut p.locks, id, tag, mode, LockWait::Block)?;
+            }
             for key in &p.row_locks {
                 self.locks()
                     .lock_row(&mut p.locks, id, key, RowMode::Update, LockWait::Block)?;
+            }
+            if p.state.isolation == Isolation::Serializable {
+                self.ssi().recover_prepared(
+                    id,
+                    p.state.snapshot,
+                    p.prepared_at,
+                    p.state.writes.keys().cloned(),
+                    &std::mem::take(&mut p.reads),
+                    serializable > 1,
+                );
             }
             self.registry().shard(id).add_snapshot(p.state.snapshot);
             self.registry().recovered_prepared(id, gid, p.started_us);

@@ -149,7 +149,8 @@ pub(crate) fn record_owner(
     )
 }
 
-fn is_superuser(txn: &dyn Transaction, user: &str) -> SqlResult<bool> {
+/// True if `user` is a superuser as `txn` sees the roles.
+pub(crate) fn is_superuser(txn: &dyn Transaction, user: &str) -> SqlResult<bool> {
     // NB: the bootstrap superuser always is one (roles.rs invariant 2): no read on the hot path.
     if user == BOOTSTRAP_SUPERUSER {
         return Ok(true);

@@ -263,6 +263,11 @@ impl TxnLocks {
         self.rows.clone()
     }
 
+    /// The table and partition locks held (a prepared transaction's lock set).
+    pub(crate) fn object_locks(&self) -> Vec<(ObjectTag, ObjectMode)> {
+        self.objects.clone()
+    }
+
     fn holds(&self, tag: ObjectTag, mode: ObjectMode) -> bool {
         self.objects
             .iter()

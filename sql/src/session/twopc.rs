@@ -7,8 +7,11 @@
 //!   no transaction in progress" and answers `ROLLBACK`; in a failed block it answers
 //!   `ROLLBACK`; in the implicit block of a multi-statement message it warns 25P01 and prepares.
 //! - COMMIT/ROLLBACK PREPARED run outside any block (25001 "... cannot run inside a transaction
-//!   block", also inside a multi-statement message), from any session of the gid's database
-//!   (0A000 otherwise); 42704 for an unknown gid; 25P02 in a failed block.
+//!   block", also inside a multi-statement message), from any session of the gid's database,
+//!   by the role that prepared it or a superuser. Errors in PostgreSQL's order: 42704 unknown
+//!   gid, 55000 busy (another session is resolving it), 42501 "permission denied to finish
+//!   prepared transaction" (another role), 0A000 "prepared transaction belongs to another
+//!   database"; 25P02 in a failed block.
 //!
 //! sqlparser does not know these statements: a message is looked at here only when sqlparser
 //! has refused it, so ordinary statements pay nothing. The message is then cut into statements
@@ -224,6 +227,18 @@ impl Session {
                     .into_iter()
                     .find(|p| &p.gid == gid)
                 {
+                    // PostgreSQL's order (LockGXact): busy (a slot being resolved is not
+                    // listed, so db.commit_prepared reports it), then the owner, then the
+                    // database.
+                    if p.owner != self.info.user && !self.is_superuser()? {
+                        return Err(SqlError::new(
+                            SqlState::INSUFFICIENT_PRIVILEGE,
+                            "permission denied to finish prepared transaction",
+                        )
+                        .with_hint(
+                            "Must be superuser or the user that prepared the transaction.",
+                        ));
+                    }
                     if p.database != self.info.database {
                         return Err(SqlError::new(
                             SqlState::FEATURE_NOT_SUPPORTED,
@@ -242,6 +257,15 @@ impl Session {
                 Ok(tag(what))
             }
         }
+    }
+
+    /// True if the session's role is a superuser (read in a transaction of its own: COMMIT
+    /// and ROLLBACK PREPARED run outside any block).
+    fn is_superuser(&self) -> SqlResult<bool> {
+        let txn = self.engine.db.begin(gnomon_mvcc::Isolation::ReadCommitted);
+        let superuser = crate::privileges::is_superuser(&txn, &self.info.user);
+        txn.rollback();
+        superuser
     }
 
     /// COMMIT PREPARED, keeping the catalog cache right when the prepared transaction holds DDL
@@ -304,9 +328,6 @@ fn prepare_error(e: gnomon_mvcc::MvccError) -> SqlError {
         E::UnknownGid { .. } => SqlError::new(SqlState::UNDEFINED_OBJECT, message),
         E::PreparedBusy { .. } => {
             SqlError::new(SqlState::OBJECT_NOT_IN_PREREQUISITE_STATE, message)
-        }
-        E::PrepareSerializableUnsupported => {
-            SqlError::new(SqlState::FEATURE_NOT_SUPPORTED, message)
         }
         other => other.into(),
     }
