@@ -505,3 +505,66 @@ async fn grant_and_revoke_are_enforced_with_42501() {
         "42P01"
     );
 }
+
+#[tokio::test]
+async fn audit_log_has_a_line_for_every_kind_of_ddl_role_change_grant_and_2pc_decision() {
+    let (dir, server) = temp_server();
+    let admin = server.connect().await;
+    // One statement per call (CREATE/DROP DATABASE refuse a multi-statement message), each
+    // spelt as the log spells it (the parsed statement, printed again).
+    let statements = [
+        ("CREATE TABLE a1 (id INT PRIMARY KEY, v INT)", "ddl"),
+        ("ALTER TABLE a1 ADD COLUMN w INT", "ddl"),
+        ("CREATE INDEX a1_v ON a1(v)", "ddl"),
+        ("DROP INDEX a1_v", "ddl"),
+        ("CREATE SEQUENCE a1_seq", "ddl"),
+        ("DROP SEQUENCE a1_seq", "ddl"),
+        ("CREATE SCHEMA a_schema", "ddl"),
+        ("DROP SCHEMA a_schema", "ddl"),
+        ("CREATE DATABASE a_db", "ddl"),
+        ("DROP DATABASE a_db", "ddl"),
+        ("TRUNCATE a1", "ddl"),
+        ("CREATE ROLE a_role LOGIN", "role"),
+        ("ALTER ROLE a_role WITH SUPERUSER", "role"),
+        ("GRANT SELECT ON a1 TO a_role", "grant"),
+        ("REVOKE SELECT ON a1 FROM a_role", "grant"),
+        ("DROP ROLE a_role", "role"),
+        ("BEGIN", ""),
+        ("INSERT INTO a1 VALUES (1, 1, 1)", ""),
+        ("PREPARE TRANSACTION 'a_gid'", "two_phase"),
+        ("ROLLBACK PREPARED 'a_gid'", "two_phase"),
+        ("DROP TABLE a1", "ddl"),
+    ];
+    for (sql, _) in statements {
+        admin
+            .batch_execute(sql)
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    }
+    // A refused statement is not audited.
+    assert_eq!(error_code(&admin, "DROP TABLE nothere").await, "42P01");
+    drop(admin);
+    server.terminate();
+
+    let log = std::fs::read_to_string(dir.path().join("audit.log")).expect("audit.log");
+    let got: Vec<(String, String)> = log
+        .lines()
+        .map(|l| {
+            let field = |name: &str| {
+                l.split(&format!("\"{name}\":\""))
+                    .nth(1)
+                    .and_then(|r| r.split("\"}").next())
+                    .and_then(|r| r.split("\",\"").next())
+                    .unwrap_or("?")
+                    .to_string()
+            };
+            (field("event"), field("statement"))
+        })
+        .collect();
+    let want: Vec<(String, String)> = statements
+        .iter()
+        .filter(|(_, event)| !event.is_empty())
+        .map(|(sql, event)| (event.to_string(), sql.to_string()))
+        .collect();
+    assert_eq!(got, want, "{log}");
+}

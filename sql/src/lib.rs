@@ -177,7 +177,7 @@ pub mod types;
 pub(crate) mod upsert;
 pub(crate) mod window;
 
-pub use audit::{Audit, AuditEvent};
+pub use audit::{Audit, AuditEvent, AuditStats};
 pub use error::{Notice, SqlError, SqlResult, SqlState};
 pub use query::ExecStats;
 pub use roles::{RoleDef, BOOTSTRAP_SUPERUSER};
