@@ -616,3 +616,54 @@ async fn write_skew_with_one_side_prepared_fails_the_other_side_before_and_after
         vec![Some("1:false".to_string()), Some("2:true".to_string())]
     );
 }
+
+#[tokio::test]
+async fn partition_locks_of_a_prepared_transaction_are_held_again_after_kill9() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let server = Server::start(dir.path());
+    let a = server.connect().await;
+    a.batch_execute(
+        "CREATE TABLE m (k int PRIMARY KEY, v text) PARTITION BY RANGE (k); \
+         CREATE TABLE m1 PARTITION OF m FOR VALUES FROM (MINVALUE) TO (10); \
+         CREATE TABLE m2 PARTITION OF m FOR VALUES FROM (10) TO (20); \
+         INSERT INTO m VALUES (1, 'a'), (15, 'b')",
+    )
+    .await
+    .unwrap();
+    a.batch_execute("BEGIN; UPDATE m SET v = 'p' WHERE k = 1; PREPARE TRANSACTION 'pm'")
+        .await
+        .unwrap();
+    let parts = "SELECT p.relname || ':' || c.relname || ':' || l.mode FROM pg_locks l \
+                 JOIN pg_class p ON p.oid = l.relation JOIN pg_class c ON c.oid = l.page \
+                 WHERE l.locktype = 'partition' ORDER BY 1";
+    let before = column(&a, parts).await;
+    assert_eq!(before, vec![Some("m:m1:IntentExclusiveLock".to_string())]);
+    drop(a);
+
+    server.kill9();
+    let server = Server::start(dir.path());
+    let c = server.connect().await;
+    assert_eq!(
+        column(&c, parts).await,
+        before,
+        "the partition lock is back"
+    );
+    // LOCK TABLE on the partition the prepared transaction wrote in conflicts with its IX;
+    // the other partition is free.
+    c.batch_execute("BEGIN").await.unwrap();
+    assert_eq!(
+        error_code(&c, "LOCK TABLE m1 IN ACCESS EXCLUSIVE MODE NOWAIT").await,
+        "55P03"
+    );
+    c.batch_execute("ROLLBACK; BEGIN; LOCK TABLE m2 IN ACCESS EXCLUSIVE MODE NOWAIT; ROLLBACK")
+        .await
+        .unwrap();
+    c.batch_execute("COMMIT PREPARED 'pm'").await.unwrap();
+    c.batch_execute("BEGIN; LOCK TABLE m1 IN ACCESS EXCLUSIVE MODE NOWAIT; COMMIT")
+        .await
+        .unwrap();
+    assert_eq!(
+        one(&c, "SELECT v FROM m WHERE k = 1").await.as_deref(),
+        Some("p")
+    );
+}
