@@ -440,6 +440,27 @@ fn bytes_before_the_handshake_and_garbage_handshakes_are_refused() {
     });
 }
 
+#[test]
+fn shutdown_says_goodbye_inside_tls() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let certs = make_certs(dir.path());
+    let server = start(&dir.path().join("data"), &tls_args(&certs));
+    let mut tls = tls_connect(server.port, &certs.ca_der);
+    tls.write_all(&startup_packet("gnomon")).expect("startup");
+    assert_eq!(until_ready(&mut tls).last().map(|m| m.kind), Some(b'Z'));
+    // SIGTERM: the idle session's socket is shut down for reading; the TLS reader sees the end
+    // of the stream like a plain one and the FATAL still goes out encrypted.
+    let status = server.terminate();
+    assert!(status.success(), "{status:?}");
+    let goodbye = recv(&mut tls).expect("FATAL before the close");
+    assert_eq!(goodbye.kind, b'E');
+    assert_eq!(goodbye.field(b'C').as_deref(), Some("57P01"));
+    assert_eq!(
+        goodbye.field(b'M').as_deref(),
+        Some("terminating connection due to administrator command")
+    );
+}
+
 // ---------------------------------------------------------------------------------------
 // tls_required_for_remote and [[hba]] rules.
 
