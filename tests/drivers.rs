@@ -170,3 +170,43 @@ fn pgjdbc_batches_metadata_transactions_and_errors() {
         .arg(server.port.to_string());
     run_client(cmd, "pgjdbc program");
 }
+
+/// Installs a pinned pip package when `module` cannot be imported; true when it then can.
+fn pip_module(module: &str, requirement: &str) -> bool {
+    if !python_imports(module) {
+        let _ = Command::new("python3")
+            .args(["-m", "pip", "install", "--quiet", requirement])
+            .status();
+    }
+    python_imports(module)
+}
+
+/// SQLAlchemy 2 over psycopg2 and over psycopg 3: first connect, create_all with a SERIAL
+/// primary key (has_table reads pg_class / pg_namespace with pg_table_is_visible and
+/// `= ANY (ARRAY[...])`; psycopg 3 also probes hstore with to_regtype), ORM insert, query,
+/// update, delete and a unique violation through a Session (tests/py/sqlalchemy_orm.py).
+#[test]
+fn sqlalchemy_orm_round_trip_over_psycopg2_and_psycopg3() {
+    let sqlalchemy = pip_module("sqlalchemy", "sqlalchemy==2.0.54");
+    if !have("python3 sqlalchemy", sqlalchemy) {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Server::start(dir.path());
+    for (dialect, module, requirement) in [
+        ("psycopg2", "psycopg2", "psycopg2-binary==2.9.13"),
+        ("psycopg", "psycopg", "psycopg[binary]==3.2.13"),
+    ] {
+        if !have(
+            &format!("python3 {module}"),
+            pip_module(module, requirement),
+        ) {
+            continue;
+        }
+        let mut cmd = Command::new("python3");
+        cmd.arg(repo_file("tests/py/sqlalchemy_orm.py"))
+            .arg(server.port.to_string())
+            .arg(dialect);
+        run_client(cmd, &format!("SQLAlchemy over {dialect}"));
+    }
+}

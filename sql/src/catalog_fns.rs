@@ -65,6 +65,8 @@ pub(crate) enum CatalogFn {
     ArrayUpper,
     /// `array[i]`.
     Subscript,
+    /// `json_build_object(key, value, ...)`: a JSON object as text.
+    JsonBuildObject,
     /// `ARRAY[a, b, ...]`.
     ArrayLiteral,
     /// `x op ANY (array)` / `x op ALL (array)`, compared in `ty`.
@@ -76,6 +78,10 @@ pub(crate) enum CatalogFn {
     False,
     /// `pg_collation_is_visible` / `pg_type_is_visible`: true (everything is in the path).
     True,
+    /// `to_regtype(name)`: the type's OID, or NULL.
+    ToRegtype,
+    /// `to_regclass(name)`: the relation's OID, or NULL.
+    ToRegclass,
     /// OID -> relation name (`oid::regclass`).
     RegclassOut,
     /// Relation name -> OID (`text::regclass`).
@@ -87,6 +93,9 @@ pub(crate) enum CatalogFn {
     /// OID -> role name (`oid::regrole`).
     RegroleOut,
 }
+
+/// Argument types of a variadic `"any"` function: arguments keep their own types.
+static ANY_ARGS: [DataType; 100] = [DataType::Unknown; 100];
 
 /// The catalog function `name` with `nargs` arguments: the function, its argument types (the
 /// arguments are coerced to them) and its result type.
@@ -110,6 +119,11 @@ pub(crate) fn signature(
         ("array_to_string", 2) => (CatalogFn::ArrayToString, &[Text, Text], Text),
         ("array_to_string", 3) => (CatalogFn::ArrayToString, &[Text, Text, Text], Text),
         ("array_upper", 2) => (CatalogFn::ArrayUpper, &[Text, Int4], Int4),
+        ("to_regtype", 1) => (CatalogFn::ToRegtype, &[Text], Int8),
+        ("to_regclass", 1) => (CatalogFn::ToRegclass, &[Text], Int8),
+        ("json_build_object", n) if n % 2 == 0 && n <= ANY_ARGS.len() => {
+            (CatalogFn::JsonBuildObject, &ANY_ARGS[..n], Text)
+        }
         ("col_description", 2) => (CatalogFn::NullText, &[Int8, Int4], Text),
         ("obj_description", 1) | ("shobj_description", 1) => (CatalogFn::NullText, &[Int8], Text),
         ("obj_description", 2) | ("shobj_description", 2) => {
@@ -134,8 +148,10 @@ pub(crate) fn call(
 ) -> SqlResult<Value> {
     let txn = || txn.ok_or_else(|| SqlError::unsupported("catalog functions in this context"));
     // Strict functions: NULL in, NULL out (ARRAY[...] and array_to_string's null string aside).
-    if !matches!(f, CatalogFn::ArrayLiteral | CatalogFn::NullText)
-        && args.first().is_none_or(Value::is_null)
+    if !matches!(
+        f,
+        CatalogFn::ArrayLiteral | CatalogFn::NullText | CatalogFn::JsonBuildObject
+    ) && args.first().is_none_or(Value::is_null)
         && !args.is_empty()
     {
         return Ok(Value::Null);
@@ -254,6 +270,36 @@ pub(crate) fn call(
                 .map(Value::Text)
                 .unwrap_or(Value::Null))
         }
+        CatalogFn::JsonBuildObject => {
+            let mut out = String::from("{");
+            for (i, pair) in args.chunks(2).enumerate() {
+                let [k, v] = pair else { break };
+                let Some(key) = k.to_text() else {
+                    return Err(SqlError::new(
+                        SqlState::INVALID_PARAMETER_VALUE,
+                        "null value not allowed for object key",
+                    ));
+                };
+                if i > 0 {
+                    out.push_str(", ");
+                }
+                out.push_str(&json_string(&key));
+                out.push_str(" : ");
+                out.push_str(&match v {
+                    Value::Null => "null".to_string(),
+                    Value::Bool(b) => b.to_string(),
+                    Value::Int2(_)
+                    | Value::Int4(_)
+                    | Value::Int8(_)
+                    | Value::Float4(_)
+                    | Value::Float8(_)
+                    | Value::Numeric(_) => v.to_text().unwrap_or_default(),
+                    other => json_string(&other.to_text().unwrap_or_default()),
+                });
+            }
+            out.push('}');
+            t(out)
+        }
         CatalogFn::ArrayLiteral => {
             let items: Vec<Option<String>> = args.iter().map(Value::to_text).collect();
             t(format_array(&items))
@@ -293,6 +339,17 @@ pub(crate) fn call(
             t(crate::pg_catalog::relation_name(txn()?, oid)?
                 .map(|n| quote_ident(&n))
                 .unwrap_or_else(|| oid.to_string()))
+        }
+        CatalogFn::ToRegtype => Ok(text(0)
+            .and_then(|n| type_oid(&n))
+            .map(Value::Int8)
+            .unwrap_or(Value::Null)),
+        CatalogFn::ToRegclass => {
+            let name = text(0).unwrap_or_default();
+            Ok(match regclass_oid(txn()?, &name) {
+                Ok(oid) => Value::Int8(oid),
+                Err(_) => Value::Null,
+            })
         }
         CatalogFn::RegclassIn => {
             let name = text(0).unwrap_or_default();
@@ -410,6 +467,16 @@ fn known_type_name(oid: i64) -> Option<&'static str> {
     })
 }
 
+/// The OID of the type a SQL type name names (`integer`, `pg_catalog.int4`, `varchar(3)`).
+fn type_oid(name: &str) -> Option<i64> {
+    sqlparser::parser::Parser::new(&sqlparser::dialect::PostgreSqlDialect {})
+        .try_with_sql(name)
+        .and_then(|mut p| p.parse_data_type())
+        .ok()
+        .and_then(|t| crate::query::convert_type(&t).ok())
+        .map(|t| t.oid() as i64)
+}
+
 /// The OID a relation name (or a number) stands for, as `'name'::regclass` resolves it.
 pub(crate) fn regclass_oid(txn: &dyn Transaction, name: &str) -> SqlResult<i64> {
     let trimmed = name.trim();
@@ -508,6 +575,24 @@ pub(crate) fn quote_ident(s: &str) -> String {
     } else {
         format!("\"{}\"", s.replace('"', "\"\""))
     }
+}
+
+/// A JSON string literal.
+fn json_string(s: &str) -> String {
+    let mut out = String::from("\"");
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
 }
 
 /// PostgreSQL's text form of a one-dimensional array.
@@ -787,15 +872,7 @@ impl Binder<'_> {
             return Ok(trimmed.parse::<i64>().unwrap_or(0));
         }
         let found = match kind {
-            RegKind::Type => {
-                let parsed =
-                    sqlparser::parser::Parser::new(&sqlparser::dialect::PostgreSqlDialect {})
-                        .try_with_sql(trimmed)
-                        .and_then(|mut p| p.parse_data_type())
-                        .ok()
-                        .and_then(|t| crate::query::convert_type(&t).ok());
-                parsed.map(|t| t.oid() as i64)
-            }
+            RegKind::Type => type_oid(trimmed),
             RegKind::Namespace => {
                 crate::pg_catalog::namespace_oid(self.txn, &unquote_ident(trimmed))?
             }

@@ -245,6 +245,8 @@ pub(crate) enum Acc {
     MinMax(Option<Value>),
     /// `string_agg`: the text so far (None before the first non-NULL value).
     Str(Option<String>),
+    /// `array_agg`: the values so far (NULLs included).
+    Array(Vec<Option<String>>),
 }
 
 pub(crate) fn new_acc(call: &AggCall) -> Acc {
@@ -260,6 +262,7 @@ pub(crate) fn new_acc(call: &AggCall) -> Acc {
         AggFunc::Avg => Acc::AvgDec(Decimal::ZERO, 0),
         AggFunc::Min | AggFunc::Max => Acc::MinMax(None),
         AggFunc::StringAgg => Acc::Str(None),
+        AggFunc::ArrayAgg => Acc::Array(Vec::new()),
     }
 }
 
@@ -270,7 +273,7 @@ pub(crate) fn accumulate(acc: &mut Acc, call: &AggCall, v: Value) -> SqlResult<(
         }
         return Ok(());
     }
-    if v.is_null() {
+    if v.is_null() && !matches!(acc, Acc::Array(_)) {
         return Ok(());
     }
     let overflow = || SqlError::out_of_range("value overflows numeric format");
@@ -313,6 +316,7 @@ pub(crate) fn accumulate(acc: &mut Acc, call: &AggCall, v: Value) -> SqlResult<(
                 *cur = Some(v);
             }
         }
+        Acc::Array(items) => items.push(v.to_text()),
         Acc::Str(cur) => {
             let v = v.to_text().unwrap_or_default();
             match cur {
@@ -354,6 +358,8 @@ pub(crate) fn finish(acc: Acc, call: &AggCall) -> SqlResult<Value> {
         Acc::AvgFloat(s, n) => Value::Float8(s / n as f64),
         Acc::MinMax(v) => v.unwrap_or(Value::Null),
         Acc::Str(s) => s.map(Value::Text).unwrap_or(Value::Null),
+        Acc::Array(items) if items.is_empty() => Value::Null,
+        Acc::Array(items) => Value::Text(crate::catalog_fns::format_array(&items)),
     })
 }
 

@@ -1,6 +1,8 @@
-//! The catalog as data: `information_schema.tables` / `columns` and the core of
-//! `pg_catalog.pg_class` / `pg_namespace`, computed from the table definitions the reading
-//! transaction sees (so they are as transactional as the catalog itself).
+//! The catalog as data: `information_schema.tables` / `columns` and the `pg_catalog` tables
+//! that psql's `\d` family, SQLAlchemy and pgjdbc read, computed from the table definitions
+//! the reading transaction sees (so they are as transactional as the catalog itself: a table
+//! created in an open transaction shows there only). The functions over them
+//! (`format_type`, `pg_get_indexdef`, `::regclass`, ...) are in `catalog_fns.rs`.
 //!
 //! | view                          | rows                                                       |
 //! |-------------------------------|------------------------------------------------------------|
@@ -9,14 +11,30 @@
 //! | `pg_class`                    | tables (`r`), their indexes (`i`) and sequences (`S`)      |
 //! | `pg_namespace`                | `pg_catalog`, `public`, `information_schema`, user schemas |
 //! | `pg_type`                     | the built-in types Gnomon has, with PostgreSQL's OIDs      |
+//! | `pg_attribute`                | the columns of tables and indexes (no system columns)      |
+//! | `pg_attrdef`                  | column defaults (`adbin` holds the expression's text)      |
+//! | `pg_index`, `pg_constraint`   | primary keys, UNIQUE constraints, indexes, CHECKs          |
+//! | `pg_roles`, `pg_database`     | roles (+ `pg_database_owner`), databases                   |
+//! | `pg_am`, `pg_collation`       | heap / btree; default, C, POSIX                            |
+//! | `pg_sequence`                 | sequences                                                  |
+//! | `pg_policy`, `pg_trigger`, `pg_inherits`, `pg_publication*`, `pg_statistic_ext`, `pg_description`, `pg_auth_members` | empty, with PostgreSQL's columns |
+//!
+//! Types: `oid` columns are `int8`, `name` and `"char"` columns `text`, arrays their text
+//! form (`catalog_fns.rs`). Only the columns clients are seen to read exist (the psql 15
+//! queries of `\d`, `\dt`, `\d TABLE`, `\d+ TABLE`, `\di`, `\l`, `\dn`, `\du`, SQLAlchemy
+//! 2's has_table, pgjdbc's metadata calls); `SELECT *` over a view therefore shows fewer
+//! columns than PostgreSQL. pg_class lists user relations only (no system catalogs).
 //!
 //! OIDs are the objects' ids (tables, indexes and sequences share one counter from 16384, as
 //! PostgreSQL's user objects do); namespaces use PostgreSQL's fixed OIDs (11, 2200) and
-//! 13000 for information_schema. NB: only these columns exist; psql's `\d` family needs more
-//! of pg_catalog (pg_attribute, pg_index, pg_type, format_type, ...) and is not served yet,
-//! and `table_catalog` reads NULL (the reader does not know the session's database).
+//! 13000 for information_schema; the other OIDs are described at `synthetic_oid`. Owners:
+//! a table's owner is its creator (`privileges.rs`); schemas, sequences and databases show
+//! the bootstrap superuser, `public` pg_database_owner as in PostgreSQL 15. A superuser
+//! shows every role attribute (Create role, Create DB, Replication, Bypass RLS): Gnomon
+//! stores only LOGIN and SUPERUSER. NB: `table_catalog` reads NULL (the reader does not know
+//! the session's database).
 
-use crate::catalog::TableDef;
+use crate::catalog::{Identity, TableDef};
 use crate::encoding::{Key, KeyPrefix, TableId};
 use crate::error::{SqlError, SqlResult};
 use crate::storage::Transaction;
@@ -213,6 +231,7 @@ pub(crate) fn pg_class_rows(txn: &dyn Transaction) -> SqlResult<Vec<Vec<Value>>>
         ]
     };
     for t in tables(txn)? {
+        let first = out.len();
         let has_index = !t.primary_key.is_empty() || !t.indexes.is_empty();
         // A partitioned table is relkind 'p' (no storage, no access method); a partition
         // is marked and carries its bound's text (what pg_get_expr(relpartbound) shows).
@@ -241,6 +260,11 @@ pub(crate) fn pg_class_rows(txn: &dyn Transaction) -> SqlResult<Vec<Vec<Value>>>
         }
         for ix in &t.indexes {
             out.push(row(ix.id, ix.name.clone(), "i", ix.columns.len(), false));
+        }
+        // The table and its indexes belong to the table's owner (its creator).
+        let owner = role_oid_of(&crate::privileges::table_acl(txn, t.id)?.owner);
+        for r in &mut out[first..] {
+            r[4] = Value::Int8(owner);
         }
     }
     for s in crate::sequence::all(txn)? {
@@ -304,6 +328,7 @@ pub(crate) const PG_TYPE_COLUMNS: &[(&str, DataType)] = &[
     ("typnotnull", DataType::Bool),
     ("typrelid", DataType::Int8),
     ("typdelim", DataType::Text),
+    ("typdefault", DataType::Text),
 ];
 
 /// `pg_type`: every type Gnomon implements, under PostgreSQL's OID, name, length, category
@@ -352,6 +377,7 @@ pub(crate) fn pg_type_rows() -> Vec<Vec<Value>> {
                 Value::Bool(false),
                 Value::Int8(0),
                 Value::Text(",".into()),
+                Value::Null,
             ]
         })
         .collect()
@@ -893,7 +919,7 @@ impl CatalogView {
                 let mut out = Vec::new();
                 for t in tables(txn)? {
                     for (i, c) in t.columns.iter().enumerate() {
-                        if let Some(d) = &c.default {
+                        if let (Some(d), true) = (&c.default, has_default(c)) {
                             out.push(vec![
                                 Value::Int8(synthetic_oid(2, t.id.0, i)),
                                 Value::Int8(t.id.0 as i64),
@@ -1108,6 +1134,12 @@ fn inherits_rows(txn: &dyn Transaction) -> SqlResult<Vec<Vec<Value>>> {
     Ok(out)
 }
 
+/// Whether a column has a default in PostgreSQL's sense (an identity column's sequence is
+/// not one: PostgreSQL shows it as `generated ... as identity`, not as a pg_attrdef row).
+fn has_default(c: &crate::catalog::ColumnDef) -> bool {
+    c.default.is_some() && c.identity == Identity::None
+}
+
 /// `pg_attribute`: the columns of tables and of indexes (user columns only: no system
 /// columns such as ctid, which Gnomon does not have).
 fn attribute_rows(txn: &dyn Transaction) -> SqlResult<Vec<Vec<Value>>> {
@@ -1132,9 +1164,16 @@ fn attribute_rows(txn: &dyn Transaction) -> SqlResult<Vec<Vec<Value>>> {
             Value::Int4(c.ty.typmod()),
             Value::Int2(0),
             Value::Bool(c.not_null && !index),
-            Value::Bool(c.default.is_some() && !index),
+            Value::Bool(has_default(c) && !index),
             Value::Bool(false),
-            Value::Text(String::new()),
+            Value::Text(
+                match c.identity {
+                    Identity::None => "",
+                    Identity::Always => "a",
+                    Identity::ByDefault => "d",
+                }
+                .into(),
+            ),
             Value::Text(String::new()),
             Value::Bool(false),
             Value::Bool(true),

@@ -242,6 +242,8 @@ pub(crate) enum AggFunc {
     Max,
     /// `string_agg(text, separator)` (the separator is a constant: `AggCall::separator`).
     StringAgg,
+    /// `array_agg(x)`: the values as an array (its text form, see `catalog_fns`).
+    ArrayAgg,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -416,7 +418,10 @@ impl<'a> Binder<'a> {
 }
 
 fn is_aggregate_name(n: &str) -> bool {
-    matches!(n, "count" | "sum" | "avg" | "min" | "max" | "string_agg")
+    matches!(
+        n,
+        "count" | "sum" | "avg" | "min" | "max" | "string_agg" | "array_agg"
+    )
 }
 
 fn function_name(f: &ast::Function) -> String {
@@ -1528,6 +1533,7 @@ impl Binder<'_> {
                 ("min", false, [a]) => (AggFunc::Min, Some(*a)),
                 ("max", false, [a]) => (AggFunc::Max, Some(*a)),
                 ("string_agg", false, [a, _]) => (AggFunc::StringAgg, Some(*a)),
+                ("array_agg", false, [a]) => (AggFunc::ArrayAgg, Some(*a)),
                 _ => {
                     return Err(SqlError::undefined_function(format!(
                         "function {name} with these arguments does not exist"
@@ -1560,6 +1566,11 @@ impl Binder<'_> {
                 Some(w) => Some(self.bind_bool(w, scope, None, "FILTER")?),
                 None => None,
             };
+            let ordered = matches!(&f.args, ast::FunctionArguments::List(l)
+                if l.clauses.iter().any(|c| matches!(c, ast::FunctionArgumentClause::OrderBy(_))));
+            if ordered && matches!(func, AggFunc::StringAgg | AggFunc::ArrayAgg) {
+                return Err(SqlError::unsupported(format!("ORDER BY inside {name}()")));
+            }
             let separator = match (func, args.get(1)) {
                 (AggFunc::StringAgg, Some(sep)) => match self.bind_expr(sep, scope, None)? {
                     (Expr::Const(v), _) => v.to_text(),
@@ -3031,6 +3042,7 @@ fn agg_result_type(func: AggFunc, arg: &DataType) -> Option<DataType> {
             DataType::Float4 | DataType::Float8 => DataType::Float8,
             _ => return None,
         },
+        AggFunc::ArrayAgg => DataType::Text,
         AggFunc::StringAgg => match arg {
             t if t.is_string() => DataType::Text,
             _ => return None,
