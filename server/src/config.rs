@@ -13,6 +13,7 @@
 //! checkpoint_wal_size = "64MB" # checkpoint once this much WAL was written (crate::maintenance)
 //! checkpoint_timeout = "5min"  # ... or this long passed with writes
 //! gc_window = "5min"           # Δgc: superseded row versions are kept at least this long
+//! lock_hash_partitions = 16    # lock-manager partitions of a plain table (hash buckets of keys)
 //! audit_log = "/var/log/gnomon-audit.log"  # default: audit.log in the data directory
 //! tls_cert = "/etc/gnomon/server.crt"      # PEM certificate chain; with tls_key enables TLS
 //! tls_key = "/etc/gnomon/server.key"       # PEM private key (PKCS#8, PKCS#1 or SEC1)
@@ -43,6 +44,10 @@ pub const DEFAULT_LISTEN: &str = "127.0.0.1:5433";
 pub const DEFAULT_MAX_CONNECTIONS: usize = 100;
 /// Default log level.
 pub const DEFAULT_LOG_LEVEL: &str = "info";
+/// Default lock-manager partitions of a plain table.
+pub const DEFAULT_LOCK_HASH_PARTITIONS: u32 = 16;
+/// Most lock-manager partitions of a plain table.
+pub const MAX_LOCK_HASH_PARTITIONS: u32 = 65536;
 /// Log levels `--log-level` accepts, least verbose first.
 pub const LOG_LEVELS: [&str; 5] = ["error", "warn", "info", "debug", "trace"];
 
@@ -74,6 +79,10 @@ OPTIONS:
                           written (default 5min; units ms, s, min, h, d)
     --gc-window TIME      keep superseded row versions at least this long
                           (default 5min); a background task then collects them
+    --lock-hash-partitions N
+                          the lock manager's partitions of a plain (not
+                          partitioned) table: hash buckets of row keys where
+                          row locks escalate first (default 16, 1..=65536)
     --audit-log FILE      where DDL, role, GRANT and 2PC events are logged as JSON
                           lines (default DIR/audit.log)
     --tls-cert FILE       PEM certificate chain; with --tls-key, clients may use TLS
@@ -85,7 +94,8 @@ OPTIONS:
     --config FILE         TOML file with keys data_dir, listen, fsync,
                           max_connections, http, log_level, audit_log,
                           max_prepared_transactions, checkpoint_wal_size,
-                          checkpoint_timeout, gc_window, tls_cert, tls_key,
+                          checkpoint_timeout, gc_window, lock_hash_partitions,
+                          tls_cert, tls_key,
                           tls_required_for_remote, and [[hba]] access rules
                           (flags override the file)
     -h, --help            print this help
@@ -123,6 +133,9 @@ pub struct Config {
     pub tls_required_for_remote: bool,
     /// Access rules in order ([`crate::hba`]); empty = the built-in rules.
     pub hba: Vec<HbaEntry>,
+    /// Lock-manager partitions of a plain table (`lock_hash_partitions`; a partitioned
+    /// table's partitions are its own).
+    pub lock_hash_partitions: u32,
 }
 
 impl Default for Config {
@@ -141,6 +154,7 @@ impl Default for Config {
             tls_key: None,
             tls_required_for_remote: false,
             hba: Vec::new(),
+            lock_hash_partitions: DEFAULT_LOCK_HASH_PARTITIONS,
         }
     }
 }
@@ -176,6 +190,7 @@ struct FileConfig {
     tls_required_for_remote: Option<bool>,
     #[serde(default)]
     hba: Vec<HbaEntry>,
+    lock_hash_partitions: Option<u32>,
 }
 
 impl Command {
@@ -193,6 +208,7 @@ impl Command {
         let mut tls_cert = None;
         let mut tls_key = None;
         let mut tls_required = None;
+        let mut lock_hash_partitions = None;
         let mut args = args.into_iter();
         while let Some(arg) = args.next() {
             let (flag, inline) = match arg.split_once('=') {
@@ -226,6 +242,15 @@ impl Command {
                         ))
                     })?;
                     max_prepared = Some(n);
+                }
+                "--lock-hash-partitions" => {
+                    let text = value("--lock-hash-partitions")?;
+                    let n = text.parse::<u32>().map_err(|_| {
+                        ServerError::Usage(format!(
+                            "--lock-hash-partitions needs a number, not {text:?}"
+                        ))
+                    })?;
+                    lock_hash_partitions = Some(n);
                 }
                 "--audit-log" => audit_log = Some(PathBuf::from(value("--audit-log")?)),
                 "--tls-cert" => tls_cert = Some(PathBuf::from(value("--tls-cert")?)),
@@ -270,6 +295,9 @@ impl Command {
         }
         if let Some(n) = max_connections {
             config.max_connections = n;
+        }
+        if let Some(n) = lock_hash_partitions {
+            config.lock_hash_partitions = n;
         }
         if http.is_some() {
             config.http = http;
@@ -343,6 +371,9 @@ impl Config {
             tls_required_for_remote: file
                 .tls_required_for_remote
                 .unwrap_or(defaults.tls_required_for_remote),
+            lock_hash_partitions: file
+                .lock_hash_partitions
+                .unwrap_or(defaults.lock_hash_partitions),
             hba: file.hba,
         })
     }
@@ -369,6 +400,12 @@ impl Config {
                 "log level {:?} is not one of {}",
                 self.log_level,
                 LOG_LEVELS.join(", ")
+            )));
+        }
+        if !(1..=MAX_LOCK_HASH_PARTITIONS).contains(&self.lock_hash_partitions) {
+            return Err(ServerError::Usage(format!(
+                "lock_hash_partitions must be between 1 and {MAX_LOCK_HASH_PARTITIONS}, not {}",
+                self.lock_hash_partitions
             )));
         }
         if let Some(http) = &self.http {
@@ -468,8 +505,36 @@ mod tests {
                 tls_key: None,
                 tls_required_for_remote: false,
                 hba: Vec::new(),
+                lock_hash_partitions: DEFAULT_LOCK_HASH_PARTITIONS,
             })
         );
+    }
+
+    #[test]
+    fn lock_hash_partitions_come_from_file_or_flag_and_are_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("g.toml");
+        std::fs::write(&file, "lock_hash_partitions = 64\n").unwrap();
+        let run = |list: &[&str]| match Command::from_args(args(list)).unwrap() {
+            Command::Run(c) => c,
+            Command::Help => unreachable!(),
+        };
+        assert_eq!(
+            run(&["--config", file.to_str().unwrap()]).lock_hash_partitions,
+            64
+        );
+        let c = run(&[
+            "--config",
+            file.to_str().unwrap(),
+            "--lock-hash-partitions=4",
+        ]);
+        assert_eq!(c.lock_hash_partitions, 4);
+        assert!(c.validate().is_ok());
+        assert!(run(&["--lock-hash-partitions", "0"]).validate().is_err());
+        assert!(run(&["--lock-hash-partitions", "65537"])
+            .validate()
+            .is_err());
+        assert!(Command::from_args(args(&["--lock-hash-partitions", "many"])).is_err());
     }
 
     #[test]

@@ -150,6 +150,10 @@ pub fn run(config: Config) -> Result<(), ServerError> {
         dir: config.data_dir.clone(),
         source,
     })?;
+    // A plain table's lock-manager partitions (a partitioned table's are its partitions).
+    let mut locks = db.lock_manager().settings();
+    locks.hash_partitions = config.lock_hash_partitions;
+    db.lock_manager().configure(locks);
     // Checkpoints by WAL volume and time, GC passes; stopped before the database is closed.
     let background = db
         .start_maintenance(config.maintenance.options())

@@ -253,7 +253,10 @@ pub(crate) fn lock_error(e: MvccError, name: &str) -> SqlError {
         MvccError::LockNotAvailable { target } => SqlError::new(
             SqlState::LOCK_NOT_AVAILABLE,
             match target {
-                LockTarget::Row { .. } => {
+                // A partition lock is only ever taken for rows (intention or escalated):
+                // what the client asked for is a row.
+                LockTarget::Row { .. }
+                | LockTarget::Object(gnomon_mvcc::ObjectTag::Partition(..)) => {
                     format!("could not obtain lock on row in relation \"{name}\"")
                 }
                 LockTarget::Object(_) => format!("could not obtain lock on relation \"{name}\""),

@@ -394,3 +394,61 @@ fn partitions_survive_a_restart() {
     let p = run(&mut s, "EXPLAIN SELECT * FROM m WHERE k = 5");
     assert!(p.contains("on m1") && !p.contains("on m2"), "{p}");
 }
+
+#[test]
+fn escalation_in_a_hot_partition_takes_that_partition_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open(DbOptions {
+        dir: dir.path().to_path_buf(),
+        sync: SyncPolicy::OffUnsafeNoDurability,
+        ..Default::default()
+    })
+    .expect("open db");
+    db.lock_manager().configure(gnomon_mvcc::LockSettings {
+        partition_escalation_rows: 3,
+        table_escalation_rows: 0,
+        contention_threshold: 0,
+        ..Default::default()
+    });
+    let engine: Arc<SqlEngine> = SqlEngine::open(db).expect("open sql");
+    let mut a = Session::new(engine.clone(), "gnomon", "gnomon").expect("session");
+    let mut b = Session::new(engine, "gnomon", "gnomon").expect("session");
+    range_table(&mut a);
+    run(
+        &mut a,
+        "INSERT INTO m SELECT g, 'v' FROM generate_series(1, 8) g;
+         INSERT INTO m SELECT g, 'v' FROM generate_series(10, 15) g",
+    );
+    let oid = |s: &mut Session, name: &str| {
+        run(
+            s,
+            &format!("SELECT oid FROM pg_class WHERE relname = '{name}'"),
+        )
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .to_string()
+    };
+    let (m, m1) = (oid(&mut a, "m"), oid(&mut a, "m1"));
+    assert_eq!(run(&mut a, "BEGIN"), "BEGIN");
+    assert_eq!(run(&mut a, "UPDATE m SET v = 'a' WHERE k < 10"), "UPDATE 8");
+    assert_eq!(
+        run(
+            &mut a,
+            "SELECT relation, page, mode, escalated FROM pg_locks \
+             WHERE locktype = 'partition' AND mode = 'ExclusiveLock'"
+        ),
+        format!("{m}|{m1}|ExclusiveLock|t\nSELECT 1")
+    );
+    // The other partitions stay open to writers; rows of m1 are covered by the lock.
+    assert_eq!(run(&mut b, "UPDATE m SET v = 'b' WHERE k = 12"), "UPDATE 1");
+    assert_eq!(
+        run(&mut b, "SELECT v FROM m1 WHERE k = 5 FOR UPDATE NOWAIT"),
+        "ERROR 55P03 could not obtain lock on row in relation \"m1\""
+    );
+    assert_eq!(run(&mut a, "COMMIT"), "COMMIT");
+    assert_eq!(
+        run(&mut b, "SELECT v FROM m1 WHERE k = 5 FOR UPDATE NOWAIT"),
+        "a\nSELECT 1"
+    );
+}
