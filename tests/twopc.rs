@@ -82,7 +82,7 @@ async fn a_prepared_transaction_survives_kill9_with_its_row_lock_held() {
             .map(|_| ())
             .map_err(|e| e.to_string())
     });
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    until_someone_waits(&c).await;
     assert!(!updater.is_finished(), "the UPDATE must wait for the lock");
     c.batch_execute("COMMIT PREPARED 'g1'").await.unwrap();
     updater.await.unwrap().unwrap();
@@ -665,5 +665,52 @@ async fn partition_locks_of_a_prepared_transaction_are_held_again_after_kill9() 
     assert_eq!(
         one(&c, "SELECT v FROM m WHERE k = 1").await.as_deref(),
         Some("p")
+    );
+}
+
+#[tokio::test]
+async fn row_locks_of_a_prepared_transaction_keep_their_modes_after_kill9() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let server = Server::start(dir.path());
+    let a = server.connect().await;
+    a.batch_execute(
+        "CREATE TABLE t (id int PRIMARY KEY, v int); INSERT INTO t VALUES (1, 1), (2, 2)",
+    )
+    .await
+    .unwrap();
+    // Row 1 locked FOR SHARE, row 2 updated (FOR NO KEY UPDATE: no key column changes).
+    a.batch_execute(
+        "BEGIN; SELECT * FROM t WHERE id = 1 FOR SHARE; UPDATE t SET v = 20 WHERE id = 2; \
+         PREPARE TRANSACTION 'modes'",
+    )
+    .await
+    .unwrap();
+    drop(a);
+    server.kill9();
+    let server = Server::start(dir.path());
+    let c = server.connect().await;
+    // As in PostgreSQL (where these locks live in the rows themselves): compatible modes
+    // go ahead, conflicting ones get 55P03 with NOWAIT.
+    c.batch_execute(
+        "BEGIN; SELECT * FROM t WHERE id = 1 FOR SHARE NOWAIT; \
+         SELECT * FROM t WHERE id = 2 FOR KEY SHARE NOWAIT; ROLLBACK",
+    )
+    .await
+    .expect("FOR SHARE beside FOR SHARE, FOR KEY SHARE beside FOR NO KEY UPDATE");
+    c.batch_execute("BEGIN").await.unwrap();
+    assert_eq!(
+        error_code(&c, "SELECT * FROM t WHERE id = 1 FOR UPDATE NOWAIT").await,
+        "55P03"
+    );
+    c.batch_execute("ROLLBACK; BEGIN").await.unwrap();
+    assert_eq!(
+        error_code(&c, "SELECT * FROM t WHERE id = 2 FOR SHARE NOWAIT").await,
+        "55P03"
+    );
+    c.batch_execute("ROLLBACK").await.unwrap();
+    c.batch_execute("COMMIT PREPARED 'modes'").await.unwrap();
+    assert_eq!(
+        column(&c, "SELECT v FROM t ORDER BY id").await,
+        vec![Some("1".to_string()), Some("20".to_string())]
     );
 }

@@ -37,16 +37,19 @@
 //! lock = | 1 | key len u32 LE | key bytes |           exclusive row lock (FOR UPDATE)
 //!      | 2 | rel u32 LE | table mode u8 |             table lock       (format 2 only)
 //!      | 3 | rel u32 LE | part u32 LE | intent mode u8 |  partition lock (format 2 only)
+//!      | 4 | row mode u8 | key len u32 LE | key |      row lock in another mode (format 2 only)
 //! bound = | 0 |  unbounded  or  | 1 | len u32 LE | key |  included  or  | 2 | len u32 LE | key |  excluded
 //! table mode  = 0 ACCESS SHARE, 1 ROW SHARE, 2 ROW EXCLUSIVE, 3 SHARE UPDATE EXCLUSIVE,
 //!               4 SHARE, 5 SHARE ROW EXCLUSIVE, 6 EXCLUSIVE, 7 ACCESS EXCLUSIVE
 //! intent mode = 0 IS, 1 IX, 2 S, 3 SIX, 4 X
+//! row mode    = 0 FOR KEY SHARE, 1 FOR SHARE, 2 FOR NO KEY UPDATE (FOR UPDATE is kind 1)
 //! ```
 //!
 //! `owner` and `database` are opaque labels to this layer (the SQL layer stores the role and
 //! database names, for `pg_prepared_xacts`). The lock set lists every lock the transaction
-//! held when it prepared: its row locks (written rows and rows it only locked; rows covered by
-//! an escalated lock are not listed, the escalated lock is), and its table and partition locks
+//! held when it prepared: its row locks with their modes (one entry per mode held; written
+//! rows and rows it only locked; rows covered by an escalated lock are not listed, the
+//! escalated lock is), and its table and partition locks
 //! (the ROW EXCLUSIVE and IX under its row locks, `LOCK TABLE`, DDL's ACCESS EXCLUSIVE, an
 //! escalated S/X or SHARE/EXCLUSIVE). Recovery re-takes exactly these. A lock kind this reader
 //! does not know is an error (a newer format), never skipped.
@@ -72,7 +75,7 @@ use bytes::Bytes;
 use gnomon_wal::RecordKind;
 
 use crate::clock::Timestamp;
-use crate::locks::{IntentMode, ObjectMode, ObjectTag, PartitionId, RelId, TableMode};
+use crate::locks::{IntentMode, ObjectMode, ObjectTag, PartitionId, RelId, RowMode, TableMode};
 use crate::txn::{Isolation, TxnId};
 
 /// WAL record kind of a commit record. Frozen.
@@ -93,6 +96,8 @@ const LOCK_ROW_EXCLUSIVE: u8 = 1;
 const LOCK_TABLE: u8 = 2;
 /// Lock kind: a partition lock (format 2). Frozen.
 const LOCK_PARTITION: u8 = 3;
+/// Lock kind: a row lock in a mode other than FOR UPDATE (format 2). Frozen.
+const LOCK_ROW: u8 = 4;
 /// Bound tags of a SIREAD range. Frozen.
 const BOUND_UNBOUNDED: u8 = 0;
 const BOUND_INCLUDED: u8 = 1;
@@ -201,8 +206,8 @@ pub struct PrepareRecord {
     pub database: String,
     /// Its write set, in key order; `None` deletes the key.
     pub writes: Writes,
-    /// Every row it holds an exclusive lock on.
-    pub row_locks: Vec<Vec<u8>>,
+    /// Every row lock it holds, with its mode (format 1 records hold FOR UPDATE only).
+    pub row_locks: Vec<(Vec<u8>, RowMode)>,
     /// Its table and partition locks (empty in format 1 records).
     pub object_locks: Vec<(ObjectTag, ObjectMode)>,
     /// What it read, if SERIALIZABLE (empty otherwise, and in format 1 records).
@@ -221,11 +226,11 @@ pub struct ReadSetRecord {
     pub ranges: Vec<KeyRange>,
 }
 
-/// The lock set of a prepare record: row keys (exclusive) and table/partition locks.
+/// The lock set of a prepare record: row locks and table/partition locks.
 #[derive(Debug, Clone, Copy)]
 pub struct LockSet<'a> {
-    /// Rows held locked.
-    pub rows: &'a [Vec<u8>],
+    /// Rows held locked, with the mode (a row locked in two modes is listed twice).
+    pub rows: &'a [(Vec<u8>, RowMode)],
     /// Table and partition locks held.
     pub objects: &'a [(ObjectTag, ObjectMode)],
 }
@@ -275,6 +280,15 @@ fn intent_mode_of(b: u8) -> Result<IntentMode, &'static str> {
         3 => IntentMode::ShareIntentExclusive,
         4 => IntentMode::Exclusive,
         _ => return Err("unknown partition lock mode"),
+    })
+}
+
+fn row_mode_of(b: u8) -> Result<RowMode, &'static str> {
+    Ok(match b {
+        0 => RowMode::KeyShare,
+        1 => RowMode::Share,
+        2 => RowMode::NoKeyUpdate,
+        _ => return Err("unknown row lock mode"),
     })
 }
 
@@ -363,8 +377,13 @@ pub fn encode_prepare<'a>(
         count += 1;
     }
     buf.extend_from_slice(&(count as u32).to_le_bytes());
-    for key in locks.rows {
-        buf.push(LOCK_ROW_EXCLUSIVE);
+    for (key, mode) in locks.rows {
+        match mode {
+            RowMode::Update => buf.push(LOCK_ROW_EXCLUSIVE),
+            RowMode::KeyShare => buf.extend_from_slice(&[LOCK_ROW, 0]),
+            RowMode::Share => buf.extend_from_slice(&[LOCK_ROW, 1]),
+            RowMode::NoKeyUpdate => buf.extend_from_slice(&[LOCK_ROW, 2]),
+        }
         push_key(&mut buf, key);
     }
     buf.extend_from_slice(&objects);
@@ -405,7 +424,11 @@ pub fn decode_prepare(payload: &[u8]) -> Result<PrepareRecord, &'static str> {
     let mut object_locks = Vec::new();
     for _ in 0..count {
         match r.take(1)?[0] {
-            LOCK_ROW_EXCLUSIVE => row_locks.push(r.key()?),
+            LOCK_ROW_EXCLUSIVE => row_locks.push((r.key()?, RowMode::Update)),
+            LOCK_ROW if format >= 2 => {
+                let mode = row_mode_of(r.take(1)?[0])?;
+                row_locks.push((r.key()?, mode));
+            }
             LOCK_TABLE if format >= 2 => {
                 let rel = RelId(r.u32()?);
                 let mode = table_mode_of(r.take(1)?[0])?;
@@ -551,7 +574,12 @@ mod tests {
         let mut writes = BTreeMap::new();
         writes.insert(b"k1".to_vec(), Some(Bytes::from_static(b"v")));
         writes.insert(b"k2".to_vec(), None);
-        let locks = vec![b"k1".to_vec(), b"k2".to_vec(), b"only-locked".to_vec()];
+        let locks = vec![
+            (b"k1".to_vec(), RowMode::Update),
+            (b"k2".to_vec(), RowMode::NoKeyUpdate),
+            (b"shared".to_vec(), RowMode::Share),
+            (b"shared".to_vec(), RowMode::KeyShare),
+        ];
         let objects = vec![
             (
                 ObjectTag::Relation(RelId(16384)),
@@ -646,7 +674,7 @@ mod tests {
         let old = decode_prepare(&v1).unwrap();
         assert_eq!(old.isolation, Isolation::RepeatableRead);
         assert_eq!(old.gid, "g1");
-        assert_eq!(old.row_locks, vec![b"k1".to_vec()]);
+        assert_eq!(old.row_locks, vec![(b"k1".to_vec(), RowMode::Update)]);
         assert!(old.object_locks.is_empty());
         assert_eq!(old.reads, ReadSetRecord::default());
         // A format 1 record cannot hold a table lock.

@@ -51,9 +51,6 @@
 //! then on it is never the victim of a dangerous structure; see [`crate::ssi`], "Prepared
 //! transactions"), so COMMIT PREPARED cannot fail a serialization check.
 //!
-//! Deliberately left out: row locks are recorded as exclusive whatever their mode (a row
-//! locked FOR SHARE comes back FOR UPDATE after a restart: stronger, never weaker).
-
 use std::collections::HashMap;
 
 use gnomon_wal::Lsn;
@@ -90,8 +87,8 @@ pub struct PreparedInfo {
 /// A durable prepared transaction.
 pub(crate) struct Prepared {
     state: TxnState,
-    /// The row keys it holds locked (what the prepare record keeps).
-    row_locks: Vec<Vec<u8>>,
+    /// The row locks it holds, with their modes (what the prepare record keeps).
+    row_locks: Vec<(Vec<u8>, RowMode)>,
     /// Its table and partition locks (what the prepare record keeps).
     object_locks: Vec<(ObjectTag, ObjectMode)>,
     /// Its SIREAD set as recovery read it, until restored into SSI (empty otherwise: SSI
@@ -230,9 +227,9 @@ impl Db {
             }
         };
         let (mut state, mut locks, started_us) = txn.into_prepared();
-        let row_locks = locks.row_keys();
-        let object_locks = locks.object_locks();
         let id = state.id;
+        let row_locks = self.row_locks_of(&locks, id);
+        let object_locks = locks.object_locks();
         let registry = self.registry();
         registry.writer_started(id, started_us);
         registry.set_phase(id, TxnPhase::Preparing, Some(gid));
@@ -432,9 +429,9 @@ impl Db {
                 self.locks()
                     .lock_object(&mut p.locks, id, tag, mode, LockWait::Block)?;
             }
-            for key in &p.row_locks {
+            for (key, mode) in &p.row_locks {
                 self.locks()
-                    .lock_row(&mut p.locks, id, key, RowMode::Update, LockWait::Block)?;
+                    .lock_row(&mut p.locks, id, key, *mode, LockWait::Block)?;
             }
             if p.state.isolation == Isolation::Serializable {
                 self.ssi().recover_prepared(
@@ -450,6 +447,27 @@ impl Db {
             self.registry().recovered_prepared(id, gid, p.started_us);
         }
         Ok(set.by_gid.len())
+    }
+
+    /// The row locks `locks` holds for `id`, with every mode held on each row.
+    fn row_locks_of(&self, locks: &TxnLocks, id: TxnId) -> Vec<(Vec<u8>, RowMode)> {
+        let mut keys = locks.row_keys();
+        keys.sort();
+        keys.dedup();
+        let mut out = Vec::with_capacity(keys.len());
+        for key in keys {
+            let mut modes: Vec<RowMode> = self
+                .locks()
+                .row_holders(&key)
+                .into_iter()
+                .filter(|(t, _)| *t == id)
+                .map(|(_, m)| m)
+                .collect();
+            modes.sort();
+            modes.dedup();
+            out.extend(modes.into_iter().map(|m| (key.clone(), m)));
+        }
+        out
     }
 
     /// Marks `gid` busy and takes its transaction out for resolution.

@@ -485,3 +485,41 @@ fn two_recovered_serializable_prepared_transactions_protect_a_chain_between_them
     db.commit_prepared("p2").unwrap();
     assert_eq!(read(&db, "a").as_deref(), Some("p2"));
 }
+
+#[test]
+fn row_locks_come_back_in_their_modes_after_restart() {
+    use gnomon_mvcc::RowMode;
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let db = open(dir.path());
+        commit_put(&db, "shared", "1");
+        commit_put(&db, "updated", "1");
+        let mut t = db.begin(Isolation::ReadCommitted);
+        t.lock_row(b"shared", RowMode::Share, LockWait::Block)
+            .unwrap();
+        t.lock_row(b"updated", RowMode::NoKeyUpdate, LockWait::Block)
+            .unwrap();
+        db.prepare(t, "g", "alice", "gnomon").unwrap();
+    }
+    let db = open(dir.path());
+    let mut other = db.begin(Isolation::ReadCommitted);
+    // FOR SHARE is compatible with FOR SHARE, FOR KEY SHARE with FOR NO KEY UPDATE (what a
+    // foreign-key check takes), as before the restart...
+    other
+        .lock_row(b"shared", RowMode::Share, LockWait::NoWait)
+        .unwrap();
+    other
+        .lock_row(b"updated", RowMode::KeyShare, LockWait::NoWait)
+        .unwrap();
+    // ...and the conflicting modes are still refused.
+    assert!(matches!(
+        other.lock_row(b"shared", RowMode::Update, LockWait::NoWait),
+        Err(MvccError::LockNotAvailable { .. })
+    ));
+    assert!(matches!(
+        other.lock_row(b"updated", RowMode::Share, LockWait::NoWait),
+        Err(MvccError::LockNotAvailable { .. })
+    ));
+    other.rollback();
+    db.commit_prepared("g").unwrap();
+}

@@ -258,7 +258,7 @@ impl TxnLocks {
         self.rows.is_empty() && self.objects.is_empty()
     }
 
-    /// The row keys held locked (a prepared transaction's lock set).
+    /// The row keys held locked (a prepared transaction's lock set; a key may repeat).
     pub(crate) fn row_keys(&self) -> Vec<Vec<u8>> {
         self.rows.clone()
     }
