@@ -367,8 +367,8 @@ pub(crate) fn key_from_ast(
         return Err(SqlError::syntax("partition key needs at least one column"));
     }
     if strategy == Strategy::List && cols.len() > 1 {
-        return Err(invalid_table(
-            "cannot use \"list\" partition strategy with more than one column",
+        return Err(invalid_object(
+            "cannot use \"list\" partition strategy with more than one column".into(),
         ));
     }
     Ok(PartitionKey {
@@ -1128,10 +1128,10 @@ pub(crate) fn create_partition(
     }
     let parent = engine.catalog.require(&t.txn, &object_name(parent_name)?)?;
     let Some(key) = parent.partitioning.key.clone() else {
-        return Err(SqlError::new(
-            SqlState::WRONG_OBJECT_TYPE,
-            format!("table \"{}\" is not partitioned", parent.name),
-        ));
+        return Err(invalid_object(format!(
+            "\"{}\" is not partitioned",
+            parent.name
+        )));
     };
     crate::locking::lock_for_ddl(&mut t.txn, &parent, TableMode::AccessExclusive)?;
     let Some(fv) = &ct.for_values else {

@@ -96,6 +96,16 @@ fn rows_are_routed_to_their_partition_and_the_parent_sees_all() {
         ),
         "1|10\n10|19\nSELECT 2"
     );
+    // The catalog as PostgreSQL 15 shows it (output of the same query there).
+    assert_eq!(
+        run(
+            &mut s,
+            "SELECT relname, relkind, relispartition, pg_get_expr(relpartbound, oid) \
+             FROM pg_class WHERE relname IN ('m', 'm1', 'm2') ORDER BY 1"
+        ),
+        "m|p|f|NULL\nm1|r|t|FOR VALUES FROM (MINVALUE) TO (10)\n\
+         m2|r|t|FOR VALUES FROM (10) TO (20)\nSELECT 3"
+    );
     // The primary key is unique per partition, and the key decides the partition.
     assert_eq!(
         run(&mut s, "INSERT INTO m VALUES (10, 'again')"),
@@ -314,11 +324,15 @@ fn bad_partition_ddl_gets_postgres_errors() {
         ),
         (
             "CREATE TABLE x (a int, b int) PARTITION BY LIST (a, b)",
-            "ERROR 42P16 cannot use \"list\" partition strategy with more than one column",
+            "ERROR 42P17 cannot use \"list\" partition strategy with more than one column",
         ),
         (
             "CREATE TABLE x PARTITION OF m1 FOR VALUES FROM (1) TO (2)",
-            "ERROR 42809 table \"m1\" is not partitioned",
+            "ERROR 42P17 \"m1\" is not partitioned",
+        ),
+        (
+            "CREATE TABLE x (a int) PARTITION BY foo (a)",
+            "ERROR 22023 unrecognized partitioning strategy \"foo\"",
         ),
         (
             "CREATE TABLE x PARTITION OF nope FOR VALUES FROM (1) TO (2)",
