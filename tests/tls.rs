@@ -2,7 +2,8 @@
 //! a raw rustls client for the protocol corners (a second SSLRequest, bytes stuffed before the
 //! handshake, garbage instead of a ClientHello, CancelRequest beside a TLS session),
 //! `tls_required_for_remote` over the machine's real non-loopback address, `[[hba]]` rules
-//! (reject, trust, scram-sha-256, hostssl/hostnossl, no match) and the start-up refusals.
+//! (reject, trust, scram-sha-256, hostssl/hostnossl, no match), the start-up refusals, and
+//! tokio-postgres over tokio-postgres-rustls (SCRAM inside TLS, results larger than a flush).
 //! Certificates are made at test time with rcgen (a CA and a server certificate it signed).
 
 mod common;
@@ -829,4 +830,70 @@ fn bad_tls_files_and_unsafe_rules_stop_the_server_from_starting() {
     assert!(e.contains("TLS is not configured"), "{e}");
     // Nothing was created: the checks run before the data directory is opened.
     assert!(!Path::new(data).exists());
+}
+
+#[tokio::test]
+async fn tokio_postgres_over_rustls_runs_queries_and_logs_in_with_scram() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let certs = make_certs(dir.path());
+    let server = start(&dir.path().join("data"), &tls_args(&certs));
+    server
+        .connect()
+        .await
+        .batch_execute("CREATE ROLE dora LOGIN PASSWORD 'd-pw'")
+        .await
+        .expect("role");
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(certs.ca_der.clone()).expect("root");
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .expect("versions")
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let tls = tokio_postgres_rustls::MakeRustlsConnect::new(config);
+    // SCRAM inside TLS (the client offers channel binding, the server declines it: 'y').
+    let conn = format!(
+        "host=localhost port={} user=dora password=d-pw dbname=gnomon sslmode=require",
+        server.port
+    );
+    let (client, connection) = tokio_postgres::connect(&conn, tls)
+        .await
+        .expect("TLS login");
+    tokio::spawn(connection);
+    let ssl: String = client
+        .query_one("SHOW ssl", &[])
+        .await
+        .expect("show")
+        .get(0);
+    assert_eq!(ssl, "on");
+    // The extended protocol, and a result larger than a TLS record and the 64 KiB flush.
+    client
+        .batch_execute("CREATE TABLE big (id int4 PRIMARY KEY, pad text)")
+        .await
+        .expect("create");
+    let insert = client
+        .prepare("INSERT INTO big VALUES ($1, $2)")
+        .await
+        .expect("prepare");
+    let pad = "x".repeat(300);
+    // NB: one transaction, so the test does not wait for 500 fsyncs.
+    client.batch_execute("BEGIN").await.expect("begin");
+    for id in 0..500i32 {
+        client.execute(&insert, &[&id, &pad]).await.expect("insert");
+    }
+    client.batch_execute("COMMIT").await.expect("commit");
+    let rows = client
+        .query(
+            "SELECT id, pad FROM big WHERE id >= $1 ORDER BY id",
+            &[&0i32],
+        )
+        .await
+        .expect("select");
+    // ~160 KB of DataRows: several 16 KiB records and more than one 64 KiB flush.
+    assert_eq!(rows.len(), 500);
+    let ids: Vec<i32> = rows.iter().map(|r| r.get(0)).collect();
+    assert_eq!(ids, (0..500).collect::<Vec<_>>());
+    assert!(rows.iter().all(|r| r.get::<_, String>(1) == pad));
 }
