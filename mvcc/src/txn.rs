@@ -275,6 +275,54 @@ impl Txn {
         })
     }
 
+    /// Key-ordered scan of `[start, end)` as a referential-integrity check must read it (the
+    /// SQL layer's foreign keys, like PostgreSQL's RI queries): own writes merged over, at READ
+    /// COMMITTED, the newest committed versions rather than the statement's snapshot (a row
+    /// committed by a transaction this one just waited for is seen); at REPEATABLE READ and
+    /// above over the snapshot, failing with [`MvccError::Serialization`] when a key of the
+    /// range has a committed version the snapshot does not see (PostgreSQL's crosscheck).
+    pub fn scan_latest(
+        &self,
+        start: Bound<Vec<u8>>,
+        end: Bound<Vec<u8>>,
+    ) -> Result<Vec<(Vec<u8>, Bytes)>, MvccError> {
+        if self.state.isolation == Isolation::ReadCommitted {
+            let own: OwnWrites<'_> = Box::new(
+                self.state
+                    .writes
+                    .range::<Vec<u8>, _>((start.clone(), end.clone())),
+            );
+            let committed = self
+                .db
+                .engine()
+                .scan(start, end, gnomon_engine::Version::MAX, false);
+            return Ok(ScanIter {
+                committed: committed.peekable(),
+                own: own.peekable(),
+                reverse: false,
+            }
+            .collect());
+        }
+        let snapshot = self.state.snapshot.to_version();
+        for (key, _) in self.db.engine().scan(
+            start.clone(),
+            end.clone(),
+            gnomon_engine::Version::MAX,
+            false,
+        ) {
+            if !self.state.writes.contains_key(&key)
+                && self
+                    .db
+                    .engine()
+                    .latest_version(&key)
+                    .is_some_and(|v| v > snapshot)
+            {
+                return Err(MvccError::Serialization { key });
+            }
+        }
+        self.scan(start, end, false)
+    }
+
     /// Writes `value` under `key`, taking the row's write lock (waiting for another writer).
     pub fn put(&mut self, key: &[u8], value: Bytes) -> Result<(), MvccError> {
         self.write(key, Some(value))

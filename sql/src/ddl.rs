@@ -463,6 +463,8 @@ struct ColumnExtras {
     unique: Option<Option<String>>,
     checks: Vec<(Option<String>, String)>,
     primary: bool,
+    /// REFERENCES clauses: (constraint name, clause).
+    foreign_keys: Vec<(Option<String>, ast::ForeignKeyConstraint)>,
 }
 
 /// Converts one column definition (shared by CREATE TABLE and ADD COLUMN).
@@ -485,6 +487,7 @@ fn column_def(c: &ast::ColumnDef) -> SqlResult<(ColumnDef, ColumnExtras)> {
         unique: None,
         checks: vec![],
         primary: false,
+        foreign_keys: vec![],
     };
     for opt in &c.options {
         let cname = opt.name.as_ref().map(ident_name);
@@ -497,6 +500,10 @@ fn column_def(c: &ast::ColumnDef) -> SqlResult<(ColumnDef, ColumnExtras)> {
                 def.not_null = true;
             }
             ast::ColumnOption::Unique(_) => extras.unique = Some(cname),
+            ast::ColumnOption::ForeignKey(fk) => extras.foreign_keys.push((
+                cname.or_else(|| fk.name.as_ref().map(ident_name)),
+                fk.clone(),
+            )),
             ast::ColumnOption::Check(ck) => extras.checks.push((
                 cname.or_else(|| ck.name.as_ref().map(ident_name)),
                 ck.expr.to_string(),
@@ -605,6 +612,9 @@ pub(crate) fn create_table(
     let mut uniques: Vec<(Option<String>, Vec<usize>)> = Vec::new();
     let mut checks: Vec<(Option<String>, String, Option<usize>)> = Vec::new();
     let mut sequences: Vec<(usize, Vec<ast::SequenceOptions>)> = Vec::new();
+    // (constraint name, referencing columns, clause) of FOREIGN KEYs.
+    let mut foreign_keys: Vec<(Option<String>, Vec<String>, ast::ForeignKeyConstraint)> =
+        Vec::new();
     for c in &ct.columns {
         let (def, extras) = column_def(c)?;
         if columns.iter().any(|x| x.name == def.name) {
@@ -628,6 +638,9 @@ pub(crate) fn create_table(
         }
         if let Some(opts) = extras.sequence {
             sequences.push((i, opts));
+        }
+        for (n, fk) in extras.foreign_keys {
+            foreign_keys.push((n, vec![def.name.clone()], fk));
         }
         columns.push(def);
     }
@@ -660,6 +673,11 @@ pub(crate) fn create_table(
             ast::TableConstraint::Check(ck) => {
                 checks.push((ck.name.as_ref().map(ident_name), ck.expr.to_string(), None))
             }
+            ast::TableConstraint::ForeignKey(fk) => foreign_keys.push((
+                fk.name.as_ref().map(ident_name),
+                crate::foreign_key::clause_columns(fk),
+                fk.clone(),
+            )),
             other => return Err(SqlError::unsupported(format!("table constraint {other}"))),
         }
     }
@@ -761,6 +779,22 @@ pub(crate) fn create_table(
         crate::query::bind_checks(&engine.catalog, &t.txn, &new)?;
     }
     new.partitioning.key = partition_key;
+    for (cname, cols, clause) in foreign_keys {
+        let ref_name = crate::foreign_key::clause_table(&clause)?;
+        let fk = if ref_name == name {
+            let fk = crate::foreign_key::define(&new, &new, &clause, &cols, cname)?;
+            if !new.referenced_by.contains(&name) {
+                new.referenced_by.push(name.clone());
+            }
+            fk
+        } else {
+            let parent = engine.catalog.require(&t.txn, &ref_name)?;
+            let fk = crate::foreign_key::define(&new, &parent, &clause, &cols, cname)?;
+            add_referencing(engine, t, &parent, &name)?;
+            fk
+        };
+        new.foreign_keys.push(fk);
+    }
     if new != *def {
         engine.catalog.write_def(&mut t.txn, &new)?;
     }
@@ -870,6 +904,161 @@ fn replace(
     Ok(def)
 }
 
+/// Records in `parent`'s definition that table `child` references it (locking it SHARE ROW
+/// EXCLUSIVE, as PostgreSQL does for a new foreign key).
+fn add_referencing(
+    engine: &SqlEngine,
+    t: &mut ActiveTxn,
+    parent: &Arc<TableDef>,
+    child: &str,
+) -> SqlResult<()> {
+    crate::locking::lock_for_ddl(
+        &mut t.txn,
+        parent,
+        gnomon_mvcc::TableMode::ShareRowExclusive,
+    )?;
+    if parent.referenced_by.iter().any(|c| c == child) {
+        return Ok(());
+    }
+    let mut new = (**parent).clone();
+    new.referenced_by.push(child.to_string());
+    replace(engine, t, parent, new)?;
+    Ok(())
+}
+
+/// Rewrites the definition of table `name` (another table than the one being altered)
+/// with `edit`, if it exists.
+fn edit_other(
+    engine: &SqlEngine,
+    t: &mut ActiveTxn,
+    name: &str,
+    edit: &dyn Fn(&mut TableDef),
+) -> SqlResult<()> {
+    let Some(old) = engine.catalog.lookup(&t.txn, name)? else {
+        return Ok(());
+    };
+    let mut new = (*old).clone();
+    edit(&mut new);
+    if new != *old {
+        replace(engine, t, &old, new)?;
+    }
+    Ok(())
+}
+
+/// After `child` (the altered definition `new`) lost foreign keys: tables it no longer
+/// references forget it.
+fn forget_unreferenced(
+    engine: &SqlEngine,
+    t: &mut ActiveTxn,
+    old: &TableDef,
+    new: &mut TableDef,
+) -> SqlResult<()> {
+    for fk in &old.foreign_keys {
+        if new.foreign_keys.iter().any(|f| f.ref_table == fk.ref_table) {
+            continue;
+        }
+        if fk.ref_table == new.name {
+            new.referenced_by.retain(|c| *c != old.name);
+        } else {
+            let child = old.name.clone();
+            edit_other(engine, t, &fk.ref_table, &|p| {
+                p.referenced_by.retain(|c| *c != child)
+            })?;
+        }
+    }
+    Ok(())
+}
+
+/// DROP TABLE's foreign-key work before `defs` are dropped: refuses (2BP01) when a table
+/// not being dropped references one of them, unless CASCADE, which drops those foreign keys
+/// (with a NOTICE each); tables the dropped ones referenced forget them.
+pub(crate) fn drop_table_references(
+    engine: &SqlEngine,
+    t: &mut ActiveTxn,
+    defs: &[Arc<TableDef>],
+    cascade: bool,
+    notices: &mut Vec<Notice>,
+) -> SqlResult<()> {
+    let dropping: Vec<String> = defs.iter().map(|d| d.name.clone()).collect();
+    for def in defs {
+        let deps = crate::foreign_key::dependents(&engine.catalog, &t.txn, def, &dropping)?;
+        if deps.is_empty() {
+            continue;
+        }
+        if !cascade {
+            let lines: Vec<String> = deps
+                .iter()
+                .map(|(c, fk)| {
+                    format!(
+                        "constraint {fk} on table {} depends on table {}",
+                        c.name, def.name
+                    )
+                })
+                .collect();
+            return Err(SqlError::new(
+                SqlState::DEPENDENT_OBJECTS,
+                format!(
+                    "cannot drop table {} because other objects depend on it",
+                    def.name
+                ),
+            )
+            .with_detail(lines.join("\n"))
+            .with_hint("Use DROP ... CASCADE to drop the dependent objects too."));
+        }
+        for (child, fk) in deps {
+            notices.push(Notice {
+                code: "00000",
+                message: format!("drop cascades to constraint {fk} on table {}", child.name),
+                severity: "NOTICE",
+            });
+            let parent = def.name.clone();
+            edit_other(engine, t, &child.name, &|c| {
+                c.foreign_keys.retain(|f| f.ref_table != parent)
+            })?;
+        }
+    }
+    for def in defs {
+        for fk in &def.foreign_keys {
+            if dropping.contains(&fk.ref_table) {
+                continue;
+            }
+            let child = def.name.clone();
+            edit_other(engine, t, &fk.ref_table, &|p| {
+                p.referenced_by.retain(|c| *c != child)
+            })?;
+        }
+    }
+    Ok(())
+}
+
+/// TRUNCATE refuses (0A000) a table referenced from a table not truncated with it.
+pub(crate) fn truncate_references(
+    engine: &SqlEngine,
+    txn: &dyn Transaction,
+    defs: &[Arc<TableDef>],
+) -> SqlResult<()> {
+    let names: Vec<String> = defs.iter().map(|d| d.name.clone()).collect();
+    for def in defs {
+        if let Some((child, _)) =
+            crate::foreign_key::dependents(&engine.catalog, txn, def, &names)?.first()
+        {
+            return Err(SqlError::new(
+                SqlState::FEATURE_NOT_SUPPORTED,
+                "cannot truncate a table referenced in a foreign key constraint",
+            )
+            .with_detail(format!(
+                "Table \"{}\" references \"{}\".",
+                child.name, def.name
+            ))
+            .with_hint(format!(
+                "Truncate table \"{}\" at the same time, or use TRUNCATE ... CASCADE.",
+                child.name
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// The table an index name belongs to.
 fn index_table(
     engine: &SqlEngine,
@@ -943,6 +1132,23 @@ fn drop_index_at(
     pos: usize,
 ) -> SqlResult<Arc<TableDef>> {
     let ix = &table.indexes[pos];
+    if let Some((child, fk)) =
+        crate::foreign_key::index_in_use(&engine.catalog, &t.txn, table, pos)?
+    {
+        let what = match ix.constraint {
+            true => format!("constraint {} on table {}", ix.name, table.name),
+            false => format!("index {}", ix.name),
+        };
+        return Err(SqlError::new(
+            SqlState::DEPENDENT_OBJECTS,
+            format!("cannot drop {what} because other objects depend on it"),
+        )
+        .with_detail(format!(
+            "constraint {fk} on table {child} depends on index {}",
+            ix.name
+        ))
+        .with_hint("Use DROP ... CASCADE to drop the dependent objects too."));
+    }
     crate::index::clear(&mut t.txn, table, ix)?;
     t.txn.delete(&Key::IndexName(ix.name.clone()).encode())?;
     let mut new = table.clone();
@@ -1103,6 +1309,57 @@ pub(crate) fn alter_table(
                 replace(engine, t, &def, new)?
             }
             Op::AddConstraint {
+                constraint: ast::TableConstraint::ForeignKey(clause),
+                ..
+            } => {
+                let cols = crate::foreign_key::clause_columns(clause);
+                let ref_name = crate::foreign_key::clause_table(clause)?;
+                let cname = clause.name.as_ref().map(ident_name);
+                if let Some(n) = &cname {
+                    if def.checks.iter().any(|c| &c.name == n)
+                        || def.indexes.iter().any(|i| &i.name == n)
+                        || def.foreign_keys.iter().any(|f| &f.name == n)
+                    {
+                        return Err(SqlError::new(
+                            SqlState::DUPLICATE_OBJECT,
+                            format!(
+                                "constraint \"{n}\" for relation \"{}\" already exists",
+                                def.name
+                            ),
+                        ));
+                    }
+                }
+                let parent = if ref_name == def.name {
+                    def.clone()
+                } else {
+                    engine.catalog.require(&t.txn, &ref_name)?
+                };
+                let fk = crate::foreign_key::define(&def, &parent, clause, &cols, cname)?;
+                {
+                    let mut stats = crate::query::ExecStats::default();
+                    let mut ctx = crate::query::ExecContext {
+                        txn: &mut t.txn,
+                        catalog: &engine.catalog,
+                        params: &[],
+                        interrupt,
+                        stats: &mut stats,
+                        times: Default::default(),
+                        sequences,
+                    };
+                    crate::foreign_key::validate(&mut ctx, &def, &fk)?;
+                }
+                let mut new = (*def).clone();
+                new.foreign_keys.push(fk);
+                if ref_name == def.name {
+                    if !new.referenced_by.contains(&def.name) {
+                        new.referenced_by.push(def.name.clone());
+                    }
+                } else {
+                    add_referencing(engine, t, &parent, &def.name)?;
+                }
+                replace(engine, t, &def, new)?
+            }
+            Op::AddConstraint {
                 constraint: ast::TableConstraint::Check(ck),
                 ..
             } => {
@@ -1164,6 +1421,11 @@ pub(crate) fn alter_table(
                     let mut new = (*def).clone();
                     new.checks.remove(pos);
                     replace(engine, t, &def, new)?
+                } else if let Some(pos) = def.foreign_keys.iter().position(|f| f.name == cname) {
+                    let mut new = (*def).clone();
+                    new.foreign_keys.remove(pos);
+                    forget_unreferenced(engine, t, &def, &mut new)?;
+                    replace(engine, t, &def, new)?
                 } else if let Some(pos) = def
                     .indexes
                     .iter()
@@ -1216,6 +1478,11 @@ pub(crate) fn alter_table(
                             "column \"{}\" of relation \"{}\" already exists",
                             col.name, def.name
                         ),
+                    ));
+                }
+                if !extras.foreign_keys.is_empty() {
+                    return Err(SqlError::unsupported(
+                        "ADD COLUMN with REFERENCES (add the constraint separately)",
                     ));
                 }
                 if extras.primary || extras.unique.is_some() {
@@ -1335,6 +1602,19 @@ pub(crate) fn alter_table(
                 for c in &mut new.checks {
                     c.expr = rename_in_expr(&c.expr, &old, &newn);
                 }
+                // Foreign keys referencing this table name the column.
+                let table = def.name.clone();
+                let rename = |c: &mut TableDef| {
+                    for f in c.foreign_keys.iter_mut().filter(|f| f.ref_table == table) {
+                        for rc in f.ref_columns.iter_mut().filter(|rc| **rc == old) {
+                            *rc = newn.clone();
+                        }
+                    }
+                };
+                rename(&mut new);
+                for child in def.referenced_by.iter().filter(|c| **c != def.name) {
+                    edit_other(engine, t, child, &rename)?;
+                }
                 for s in sequence::all(&t.txn)? {
                     if s.owned_by.as_ref() == Some(&(def.id.0, old.clone())) {
                         let mut s2 = s.clone();
@@ -1355,7 +1635,29 @@ pub(crate) fn alter_table(
                     ));
                 }
                 let mut new = (*def).clone();
-                new.name = newn;
+                new.name = newn.clone();
+                // Both sides of foreign keys name the table.
+                let old = def.name.clone();
+                for f in new.foreign_keys.iter_mut().filter(|f| f.ref_table == old) {
+                    f.ref_table = newn.clone();
+                }
+                for c in new.referenced_by.iter_mut().filter(|c| **c == old) {
+                    *c = newn.clone();
+                }
+                for fk in def.foreign_keys.iter().filter(|f| f.ref_table != old) {
+                    edit_other(engine, t, &fk.ref_table, &|p| {
+                        for c in p.referenced_by.iter_mut().filter(|c| **c == old) {
+                            *c = newn.clone();
+                        }
+                    })?;
+                }
+                for child in def.referenced_by.iter().filter(|c| **c != old) {
+                    edit_other(engine, t, child, &|c| {
+                        for f in c.foreign_keys.iter_mut().filter(|f| f.ref_table == old) {
+                            f.ref_table = newn.clone();
+                        }
+                    })?;
+                }
                 replace(engine, t, &def, new)?
             }
             Op::RenameConstraint { old_name, new_name } => {
@@ -1443,6 +1745,31 @@ fn drop_column(
     pos: usize,
     interrupt: &Interrupt,
 ) -> SqlResult<Arc<TableDef>> {
+    let cname = def.columns[pos].name.clone();
+    // A referenced column cannot go while a foreign key names it.
+    for child in &def.referenced_by {
+        let Some(c) = engine.catalog.lookup(&t.txn, child)? else {
+            continue;
+        };
+        if let Some(fk) = c
+            .foreign_keys
+            .iter()
+            .find(|f| f.ref_table == def.name && f.ref_columns.contains(&cname))
+        {
+            return Err(SqlError::new(
+                SqlState::DEPENDENT_OBJECTS,
+                format!(
+                    "cannot drop column {cname} of table {} because other objects depend on it",
+                    def.name
+                ),
+            )
+            .with_detail(format!(
+                "constraint {} on table {} depends on column {cname} of table {}",
+                fk.name, c.name, def.name
+            ))
+            .with_hint("Use DROP ... CASCADE to drop the dependent objects too."));
+        }
+    }
     if def.primary_key.contains(&pos) {
         return Err(SqlError::new(
             SqlState::DEPENDENT_OBJECTS,
@@ -1458,7 +1785,6 @@ fn drop_column(
     while let Some(i) = cur.indexes.iter().position(|ix| ix.columns.contains(&pos)) {
         cur = drop_index_at(engine, t, &cur, i)?;
     }
-    let cname = def.columns[pos].name.clone();
     let mut new = (*cur).clone();
     new.columns.remove(pos);
     let shift = |c: usize| if c > pos { c - 1 } else { c };
@@ -1466,6 +1792,12 @@ fn drop_column(
     for ix in &mut new.indexes {
         ix.columns = ix.columns.iter().map(|&c| shift(c)).collect();
     }
+    // A foreign key over the column goes with it (PostgreSQL drops it too).
+    new.foreign_keys.retain(|f| !f.columns.contains(&pos));
+    for f in &mut new.foreign_keys {
+        f.columns = f.columns.iter().map(|&c| shift(c)).collect();
+    }
+    forget_unreferenced(engine, t, &cur, &mut new)?;
     new.checks
         .retain(|c| rename_in_expr(&c.expr, &cname, "\u{0}") == c.expr);
     for (key, mut row) in stored_rows(&t.txn, &cur)? {

@@ -133,6 +133,8 @@ impl SqlState {
     pub const WRONG_OBJECT_TYPE: SqlState = SqlState("42809");
     /// generated_always (a value for a GENERATED ALWAYS column)
     pub const GENERATED_ALWAYS: SqlState = SqlState("428C9");
+    /// statement_too_complex (foreign key actions nested too deeply)
+    pub const STATEMENT_TOO_COMPLEX: SqlState = SqlState("54001");
     /// foreign_key_violation
     pub const FOREIGN_KEY_VIOLATION: SqlState = SqlState("23503");
     /// invalid_foreign_key (no unique constraint matches the referenced columns)

@@ -137,12 +137,14 @@ pub(crate) fn update_entries(
     for ix in &table.indexes {
         let (ok, _) = entry_key(table, ix, old, old_key);
         let (nk, _) = entry_key(table, ix, new, new_key);
-        if ok == nk && old_key == new_key {
+        if ok == nk {
+            if old_key != new_key {
+                // The same unique entry, for a row that moved to a new primary key.
+                txn.put(&nk, Bytes::copy_from_slice(new_key))?;
+            }
             continue;
         }
-        if ok != nk {
-            txn.delete(&ok)?;
-        }
+        txn.delete(&ok)?;
         put_entry(txn, table, ix, new, new_key)?;
     }
     Ok(())

@@ -75,6 +75,10 @@
 //! 11. Every statement takes PostgreSQL's table lock before it reads or writes (SELECT ACCESS
 //!     SHARE, `FOR <row mode>` ROW SHARE, DML ROW EXCLUSIVE, DDL ACCESS EXCLUSIVE), held to the
 //!     end of the transaction; see `locking.rs` and `mvcc/src/locks/README.md`.
+//! 12. A foreign key is recorded on both sides in one transaction: the referencing table's
+//!     definition holds it (naming the referenced table and columns), the referenced table's
+//!     `referenced_by` names the referencing table. Every DDL that renames, drops or re-keys
+//!     either side rewrites both (see `foreign_key.rs`).
 //!
 //! ## Data layout
 //!
@@ -136,7 +140,8 @@
 //!
 //! LATERAL, window frames other than the default, named windows, correlated references
 //! from a subquery into an enclosing query's grouped rows, cost-based join ordering (joins
-//! run in the written order; no table statistics), views, foreign keys, ON CONFLICT ...
+//! run in the written order; no table statistics), views, MATCH FULL and DEFERRABLE foreign
+//! keys (the others: `foreign_key.rs`), ON CONFLICT ...
 //! WHERE index_predicate, MERGE ... WHEN NOT MATCHED BY SOURCE and MERGE ... RETURNING
 //! (PostgreSQL 17), table locks around DDL (see `ddl.rs`), GENERATED ... AS (expr) STORED
 //! columns, separate namespaces per database (CREATE
@@ -159,6 +164,7 @@ pub mod error;
 pub(crate) mod exec;
 pub(crate) mod explain;
 pub(crate) mod expr;
+pub(crate) mod foreign_key;
 pub(crate) mod index;
 pub(crate) mod locking;
 pub mod partition;

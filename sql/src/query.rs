@@ -3392,6 +3392,9 @@ impl ExecContext<'_> {
             key
         };
         crate::index::insert_entries(self.txn, table, &key, full)?;
+        if !table.foreign_keys.is_empty() {
+            crate::foreign_key::after_insert(self, table, full)?;
+        }
         Ok(key)
     }
 
@@ -4099,6 +4102,8 @@ pub(crate) fn execute(ctx: &mut ExecContext<'_>, plan: &Plan) -> SqlResult<Outco
             let mut out_rows = Vec::new();
             let mut n = 0u64;
             let moves_key = sets.iter().any(|(i, _)| table.primary_key.contains(i));
+            let has_fks = !table.foreign_keys.is_empty() || !table.referenced_by.is_empty();
+            let mut pending = crate::foreign_key::Pending::default();
             let mut new_values = Vec::with_capacity(sets.len());
             for (table, rows) in &scans {
                 for (key, seen) in rows {
@@ -4109,7 +4114,7 @@ pub(crate) fn execute(ctx: &mut ExecContext<'_>, plan: &Plan) -> SqlResult<Outco
                     else {
                         continue;
                     };
-                    let old_row = (!table.indexes.is_empty()).then(|| new_row.clone());
+                    let old_row = (!table.indexes.is_empty() || has_fks).then(|| new_row.clone());
                     // Every SET expression reads the old row.
                     new_values.clear();
                     for (i, e) in sets {
@@ -4165,11 +4170,24 @@ pub(crate) fn execute(ctx: &mut ExecContext<'_>, plan: &Plan) -> SqlResult<Outco
                         crate::index::update_entries(
                             ctx.txn, table, &key, old_row, &new_key, &new_row,
                         )?;
+                        if has_fks {
+                            crate::foreign_key::key_update_lock(
+                                ctx, table, &key, old_row, &new_row,
+                            )?;
+                            crate::foreign_key::after_update(
+                                ctx,
+                                table,
+                                old_row,
+                                &new_row,
+                                &mut pending,
+                            )?;
+                        }
                     }
                     returning_row(ctx, returning, &new_row, &mut out_rows)?;
                     n += 1;
                 }
             }
+            pending.finish(ctx)?;
             Ok(dml_outcome(count_tag("UPDATE ", n), returning, out_rows))
         }
         Plan::Delete {
@@ -4187,6 +4205,7 @@ pub(crate) fn execute(ctx: &mut ExecContext<'_>, plan: &Plan) -> SqlResult<Outco
             }
             let mut out_rows = Vec::new();
             let mut n = 0u64;
+            let mut pending = crate::foreign_key::Pending::default();
             for (table, key, seen) in rows {
                 let table = &table;
                 ctx.interrupt.check()?;
@@ -4200,9 +4219,11 @@ pub(crate) fn execute(ctx: &mut ExecContext<'_>, plan: &Plan) -> SqlResult<Outco
                 };
                 ctx.txn.delete(&key)?;
                 crate::index::delete_entries(ctx.txn, table, &key, &row)?;
+                crate::foreign_key::after_delete(ctx, table, &row, &mut pending)?;
                 returning_row(ctx, returning, &row, &mut out_rows)?;
                 n += 1;
             }
+            pending.finish(ctx)?;
             Ok(dml_outcome(count_tag("DELETE ", n), returning, out_rows))
         }
         Plan::Merge(m) => merge::execute_merge(ctx, m),

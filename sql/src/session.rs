@@ -1665,6 +1665,7 @@ fn run_in(
             object_type,
             if_exists,
             names,
+            cascade,
             ..
         } => {
             match object_type {
@@ -1720,8 +1721,11 @@ fn run_in(
                     gnomon_mvcc::TableMode::AccessExclusive,
                 )?;
             }
+            crate::ddl::drop_table_references(engine, t, &defs, *cascade, notices)?;
             let defs = crate::partition::expand_drop(engine, t, defs)?;
             for def in defs {
+                // The foreign-key bookkeeping may have rewritten the definition.
+                let def = catalog.require(&t.txn, &def.name)?;
                 catalog.drop_table(&mut t.txn, &def)?;
                 crate::ddl::drop_owned_sequences(t, &def)?;
                 t.dropped.push(def.def_id);
@@ -1747,6 +1751,7 @@ fn run_in(
                     gnomon_mvcc::TableMode::AccessExclusive,
                 )?;
             }
+            crate::ddl::truncate_references(engine, &t.txn, &defs)?;
             for def in defs {
                 interrupt.check()?;
                 catalog.delete_rows(&mut t.txn, &def)?;

@@ -27,6 +27,11 @@ pub trait Transaction {
         reverse: bool,
         limit: Option<usize>,
     ) -> SqlResult<Vec<(Vec<u8>, Bytes)>>;
+    /// The pairs in `range` as a foreign-key check reads them: the newest committed versions
+    /// at READ COMMITTED, the snapshot's (40001 if one changed since) at higher levels.
+    fn scan_latest(&self, range: KeyRange) -> SqlResult<Vec<(Vec<u8>, Bytes)>> {
+        self.scan(range, false, None)
+    }
     /// Locks `key` for writing (may wait for another writer; may fail with 40001/40P01) and
     /// returns the row a write would replace: the newest committed version at READ COMMITTED
     /// (PostgreSQL's re-check of a concurrently updated row), the snapshot's at REPEATABLE READ.
@@ -93,6 +98,10 @@ impl Transaction for gnomon_mvcc::Txn {
             Some(n) => iter.take(n).collect(),
             None => iter.collect(),
         })
+    }
+
+    fn scan_latest(&self, range: KeyRange) -> SqlResult<Vec<(Vec<u8>, Bytes)>> {
+        Ok(gnomon_mvcc::Txn::scan_latest(self, range.0, range.1)?)
     }
 
     fn get_for_update(&mut self, key: &[u8]) -> SqlResult<Option<Bytes>> {

@@ -150,6 +150,7 @@ pub(crate) fn update_existing(
     }
     ctx.txn.put(&new_key, Bytes::from(encode_row(&new_row)))?;
     crate::index::update_entries(ctx.txn, table, &existing, &old, &new_key, &new_row)?;
+    crate::foreign_key::after_update_now(ctx, table, &old, &new_row)?;
     affected.0.insert(new_key);
     Ok(Some(new_row))
 }

@@ -108,3 +108,351 @@ fn generated_always_identity_refuses_explicit_values() {
         "1|a2\n2|d\n3|f\n10|e\nSELECT 4"
     );
 }
+
+#[test]
+fn foreign_keys_refuse_missing_parents_and_referenced_deletes() {
+    let (_d, _e, mut s) = setup();
+    run(
+        &mut s,
+        "CREATE TABLE p (id int PRIMARY KEY, code text UNIQUE, v int);
+         CREATE TABLE c (cid int PRIMARY KEY, pid int REFERENCES p, note text);
+         INSERT INTO p VALUES (1, 'a', 0), (2, 'b', 0);",
+    );
+    assert_eq!(
+        run(&mut s, "INSERT INTO c VALUES (10, 1, 'x')"),
+        "INSERT 0 1"
+    );
+    assert_eq!(
+        run(&mut s, "INSERT INTO c VALUES (11, 5, 'y')"),
+        "ERROR 23503 insert or update on table \"c\" violates foreign key constraint \"c_pid_fkey\"\n\
+         DETAIL Key (pid)=(5) is not present in table \"p\"."
+    );
+    // MATCH SIMPLE: a NULL references nothing.
+    assert_eq!(
+        run(&mut s, "INSERT INTO c VALUES (12, NULL, 'z')"),
+        "INSERT 0 1"
+    );
+    let still = "ERROR 23503 update or delete on table \"p\" violates foreign key constraint \"c_pid_fkey\" on table \"c\"\n\
+         DETAIL Key (id)=(1) is still referenced from table \"c\".";
+    assert_eq!(run(&mut s, "DELETE FROM p WHERE id = 1"), still);
+    assert_eq!(run(&mut s, "UPDATE p SET id = 3 WHERE id = 1"), still);
+    assert_eq!(run(&mut s, "UPDATE p SET v = 1 WHERE id = 1"), "UPDATE 1");
+    assert_eq!(run(&mut s, "DELETE FROM p WHERE id = 2"), "DELETE 1");
+    assert_eq!(
+        run(&mut s, "UPDATE c SET pid = 2 WHERE cid = 10"),
+        "ERROR 23503 insert or update on table \"c\" violates foreign key constraint \"c_pid_fkey\"\n\
+         DETAIL Key (pid)=(2) is not present in table \"p\"."
+    );
+    // The session stays usable, and nothing of the failed statements stuck.
+    assert_eq!(
+        run(&mut s, "SELECT cid, pid FROM c ORDER BY cid"),
+        "10|1\n12|NULL\nSELECT 2"
+    );
+    assert_eq!(
+        run(&mut s, "DROP TABLE p"),
+        "ERROR 2BP01 cannot drop table p because other objects depend on it\n\
+         DETAIL constraint c_pid_fkey on table c depends on table p\n\
+         HINT Use DROP ... CASCADE to drop the dependent objects too."
+    );
+    assert_eq!(
+        run(&mut s, "TRUNCATE p"),
+        "ERROR 0A000 cannot truncate a table referenced in a foreign key constraint\n\
+         DETAIL Table \"c\" references \"p\".\n\
+         HINT Truncate table \"c\" at the same time, or use TRUNCATE ... CASCADE."
+    );
+    assert_eq!(run(&mut s, "TRUNCATE c, p"), "TRUNCATE TABLE");
+    // Bad definitions.
+    assert_eq!(
+        run(&mut s, "CREATE TABLE d (x text REFERENCES p (v))"),
+        "ERROR 42830 there is no unique constraint matching given keys for referenced table \"p\""
+    );
+    assert_eq!(
+        run(
+            &mut s,
+            "CREATE TABLE d (x text REFERENCES p (code), y text REFERENCES p)"
+        ),
+        "ERROR 42804 foreign key constraint \"d_y_fkey\" cannot be implemented\n\
+         DETAIL Key columns \"y\" and \"id\" are of incompatible types: text and integer."
+    );
+    assert_eq!(
+        run(
+            &mut s,
+            "CREATE TABLE d (x int, y text, FOREIGN KEY (x, y) REFERENCES p (id))"
+        ),
+        "ERROR 42830 number of referencing and referenced columns for foreign key disagree"
+    );
+    // ADD CONSTRAINT checks the rows already there.
+    run(
+        &mut s,
+        "INSERT INTO p VALUES (1, 'a', 0); CREATE TABLE e (x int); INSERT INTO e VALUES (1), (7)",
+    );
+    assert_eq!(
+        run(
+            &mut s,
+            "ALTER TABLE e ADD CONSTRAINT e_fk FOREIGN KEY (x) REFERENCES p"
+        ),
+        "ERROR 23503 insert or update on table \"e\" violates foreign key constraint \"e_fk\"\n\
+         DETAIL Key (x)=(7) is not present in table \"p\"."
+    );
+    run(&mut s, "DELETE FROM e WHERE x = 7");
+    assert_eq!(
+        run(
+            &mut s,
+            "ALTER TABLE e ADD CONSTRAINT e_fk FOREIGN KEY (x) REFERENCES p"
+        ),
+        "ALTER TABLE"
+    );
+    assert_eq!(
+        run(&mut s, "INSERT INTO e VALUES (8)"),
+        "ERROR 23503 insert or update on table \"e\" violates foreign key constraint \"e_fk\"\n\
+         DETAIL Key (x)=(8) is not present in table \"p\"."
+    );
+    // DROP ... CASCADE drops the referencing constraints, not the tables.
+    assert_eq!(run(&mut s, "DROP TABLE p CASCADE"), "DROP TABLE");
+    assert_eq!(run(&mut s, "INSERT INTO e VALUES (8)"), "INSERT 0 1");
+    assert_eq!(
+        run(&mut s, "INSERT INTO c VALUES (13, 99, '')"),
+        "INSERT 0 1"
+    );
+}
+
+#[test]
+fn foreign_key_checks_run_at_the_end_of_the_statement() {
+    let (_d, _e, mut s) = setup();
+    run(
+        &mut s,
+        "CREATE TABLE t (id int PRIMARY KEY, up int REFERENCES t ON DELETE RESTRICT);
+         INSERT INTO t VALUES (1, NULL), (2, 1);
+         CREATE TABLE t2 (id int PRIMARY KEY, up int REFERENCES t2);
+         INSERT INTO t2 VALUES (1, NULL), (2, 1), (3, 3);",
+    );
+    // A self reference: deleting a whole tree in one statement is fine, as in PostgreSQL.
+    assert_eq!(run(&mut s, "DELETE FROM t"), "DELETE 2");
+    assert_eq!(
+        run(&mut s, "DELETE FROM t2 WHERE id = 1"),
+        "ERROR 23503 update or delete on table \"t2\" violates foreign key constraint \"t2_up_fkey\" on table \"t2\"\n\
+         DETAIL Key (id)=(1) is still referenced from table \"t2\"."
+    );
+    assert_eq!(run(&mut s, "DELETE FROM t2"), "DELETE 3");
+    // Multi-column keys referencing a composite primary key.
+    run(
+        &mut s,
+        "CREATE TABLE q (a int, b int, PRIMARY KEY (a, b));
+         CREATE TABLE r (x int, a int, b int, FOREIGN KEY (a, b) REFERENCES q);",
+    );
+    assert_eq!(
+        run(&mut s, "INSERT INTO r VALUES (1, 1, 2)"),
+        "ERROR 23503 insert or update on table \"r\" violates foreign key constraint \"r_a_b_fkey\"\n\
+         DETAIL Key (a, b)=(1, 2) is not present in table \"q\"."
+    );
+    assert_eq!(
+        run(
+            &mut s,
+            "INSERT INTO q VALUES (1, 2); INSERT INTO r VALUES (1, 1, 2), (2, 1, NULL)"
+        ),
+        "INSERT 0 1\nINSERT 0 2"
+    );
+    assert_eq!(
+        run(&mut s, "ALTER TABLE q DROP COLUMN b"),
+        "ERROR 2BP01 cannot drop column b of table q because other objects depend on it\n\
+         DETAIL constraint r_a_b_fkey on table r depends on column b of table q\n\
+         HINT Use DROP ... CASCADE to drop the dependent objects too."
+    );
+    // Dropping the referencing column drops the constraint with it.
+    assert_eq!(run(&mut s, "ALTER TABLE r DROP COLUMN b"), "ALTER TABLE");
+    assert_eq!(run(&mut s, "DELETE FROM q"), "DELETE 1");
+}
+
+#[test]
+fn foreign_key_actions_cascade_set_null_and_set_default() {
+    let (_d, _e, mut s) = setup();
+    run(
+        &mut s,
+        "CREATE TABLE p (id int PRIMARY KEY, code text UNIQUE);
+         CREATE TABLE c (cid int PRIMARY KEY,
+             pid int DEFAULT 2 REFERENCES p ON DELETE CASCADE ON UPDATE CASCADE,
+             code text REFERENCES p (code) ON DELETE SET NULL ON UPDATE SET DEFAULT);
+         INSERT INTO p VALUES (1, 'a'), (2, 'b'), (3, 'c');
+         INSERT INTO c VALUES (10, 1, 'b'), (11, 1, 'c'), (12, 3, 'c');",
+    );
+    assert_eq!(run(&mut s, "UPDATE p SET id = 5 WHERE id = 1"), "UPDATE 1");
+    assert_eq!(
+        run(&mut s, "SELECT * FROM c ORDER BY cid"),
+        "10|5|b\n11|5|c\n12|3|c\nSELECT 3"
+    );
+    assert_eq!(run(&mut s, "DELETE FROM p WHERE code = 'c'"), "DELETE 1");
+    assert_eq!(
+        run(&mut s, "SELECT * FROM c ORDER BY cid"),
+        "10|5|b\n11|5|NULL\nSELECT 2"
+    );
+    assert_eq!(
+        run(&mut s, "UPDATE p SET code = 'z' WHERE code = 'b'"),
+        "UPDATE 1"
+    );
+    assert_eq!(
+        run(&mut s, "SELECT * FROM c ORDER BY cid"),
+        "10|5|NULL\n11|5|NULL\nSELECT 2"
+    );
+    // SET DEFAULT must land on a referenced key; SET NULL on a NOT NULL column fails.
+    run(
+        &mut s,
+        "CREATE TABLE g (id int PRIMARY KEY, pid int DEFAULT 42 REFERENCES p ON DELETE SET DEFAULT);
+         INSERT INTO g VALUES (1, 2);
+         CREATE TABLE n (id int PRIMARY KEY, pid int NOT NULL REFERENCES p ON DELETE SET NULL);
+         INSERT INTO n VALUES (1, 5);",
+    );
+    assert_eq!(
+        run(&mut s, "DELETE FROM p WHERE id = 2"),
+        "ERROR 23503 insert or update on table \"g\" violates foreign key constraint \"g_pid_fkey\"\n\
+         DETAIL Key (pid)=(42) is not present in table \"p\"."
+    );
+    assert!(run(&mut s, "DELETE FROM p WHERE id = 5").starts_with(
+        "ERROR 23502 null value in column \"pid\" of relation \"n\" violates not-null constraint"
+    ));
+    // Renames keep both sides of the constraint.
+    run(
+        &mut s,
+        "ALTER TABLE c RENAME TO c2; ALTER TABLE p RENAME COLUMN id TO pk",
+    );
+    assert_eq!(
+        run(&mut s, "INSERT INTO c2 VALUES (20, 99, NULL)"),
+        "ERROR 23503 insert or update on table \"c2\" violates foreign key constraint \"c_pid_fkey\"\n\
+         DETAIL Key (pid)=(99) is not present in table \"p\"."
+    );
+    assert_eq!(
+        run(
+            &mut s,
+            "DELETE FROM g; DELETE FROM n; DELETE FROM p WHERE pk = 5"
+        ),
+        "DELETE 1\nDELETE 1\nDELETE 1"
+    );
+    assert_eq!(run(&mut s, "SELECT count(*) FROM c2"), "0\nSELECT 1");
+    assert_eq!(run(&mut s, "DROP TABLE c2, g, n, p"), "DROP TABLE");
+}
+
+/// Runs `sql` on `s` in a thread once `blocked` shows it waits for a lock, then `release`s on
+/// `holder`; returns what `sql` answered.
+fn blocked_until(
+    engine: &Arc<SqlEngine>,
+    holder: &mut Session,
+    mut s: Session,
+    sql: &'static str,
+    release: &str,
+) -> String {
+    let waiter = std::thread::spawn(move || run(&mut s, sql));
+    let mut watcher = Session::new(engine.clone(), "gnomon", "gnomon").expect("session");
+    // Polls (no timing assertion) until the statement waits for a lock.
+    while run(
+        &mut watcher,
+        "SELECT count(*) FROM pg_locks WHERE NOT granted",
+    ) != "1\nSELECT 1"
+    {
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    assert_eq!(run(holder, release), release.trim_end_matches(';'));
+    waiter.join().expect("waiter")
+}
+
+#[test]
+fn a_child_insert_and_a_parent_delete_wait_for_each_other() {
+    let (_d, e, mut s1) = setup();
+    run(
+        &mut s1,
+        "CREATE TABLE p (id int PRIMARY KEY, v int);
+         CREATE TABLE c (id int PRIMARY KEY, pid int REFERENCES p);
+         INSERT INTO p VALUES (1, 0), (2, 0), (3, 0), (4, 0)",
+    );
+    let session = || Session::new(e.clone(), "gnomon", "gnomon").expect("session");
+    // The child insert locks its parent FOR KEY SHARE: an UPDATE of other columns does not
+    // wait, a DELETE does, and then sees the committed child.
+    assert_eq!(
+        run(&mut s1, "BEGIN; INSERT INTO c VALUES (1, 1)"),
+        "BEGIN\nINSERT 0 1"
+    );
+    let mut s2 = session();
+    assert_eq!(run(&mut s2, "UPDATE p SET v = 1 WHERE id = 1"), "UPDATE 1");
+    assert_eq!(
+        blocked_until(&e, &mut s1, s2, "DELETE FROM p WHERE id = 1", "COMMIT"),
+        "ERROR 23503 update or delete on table \"p\" violates foreign key constraint \"c_pid_fkey\" on table \"c\"\n\
+         DETAIL Key (id)=(1) is still referenced from table \"c\"."
+    );
+    // A child insert waits for an uncommitted parent delete: it fails once that commits...
+    run(&mut s1, "BEGIN; DELETE FROM p WHERE id = 2");
+    assert_eq!(
+        blocked_until(&e, &mut s1, session(), "INSERT INTO c VALUES (2, 2)", "COMMIT"),
+        "ERROR 23503 insert or update on table \"c\" violates foreign key constraint \"c_pid_fkey\"\n\
+         DETAIL Key (pid)=(2) is not present in table \"p\"."
+    );
+    // ... and succeeds once it rolls back.
+    run(&mut s1, "BEGIN; DELETE FROM p WHERE id = 3");
+    assert_eq!(
+        blocked_until(
+            &e,
+            &mut s1,
+            session(),
+            "INSERT INTO c VALUES (3, 3)",
+            "ROLLBACK"
+        ),
+        "INSERT 0 1"
+    );
+    // At REPEATABLE READ a parent delete that waited for a new child is a serialization
+    // failure, as in PostgreSQL.
+    run(&mut s1, "BEGIN; INSERT INTO c VALUES (4, 4)");
+    let mut s3 = session();
+    run(
+        &mut s3,
+        "BEGIN ISOLATION LEVEL REPEATABLE READ; SELECT count(*) FROM c",
+    );
+    let out = blocked_until(&e, &mut s1, s3, "DELETE FROM p WHERE id = 4", "COMMIT");
+    assert!(out.starts_with("ERROR 40001"), "{out}");
+    assert_eq!(
+        run(
+            &mut s1,
+            "SELECT c.id, p.id FROM c JOIN p ON p.id = c.pid ORDER BY 1"
+        ),
+        "1|1\n3|3\n4|4\nSELECT 3"
+    );
+}
+
+#[test]
+fn a_unique_key_in_use_by_a_foreign_key_cannot_be_dropped() {
+    let (_d, _e, mut s) = setup();
+    run(
+        &mut s,
+        "CREATE TABLE p (id int PRIMARY KEY, code text UNIQUE);
+         CREATE UNIQUE INDEX p_code_idx ON p (code);
+         CREATE TABLE c (code text REFERENCES p (code));
+         INSERT INTO p VALUES (1, 'a'); INSERT INTO c VALUES ('a');",
+    );
+    // Another unique index on the same column can serve the foreign key.
+    assert_eq!(run(&mut s, "DROP INDEX p_code_idx"), "DROP INDEX");
+    assert_eq!(
+        run(&mut s, "ALTER TABLE p DROP CONSTRAINT p_code_key"),
+        "ERROR 2BP01 cannot drop constraint p_code_key on table p because other objects depend on it\n\
+         DETAIL constraint c_code_fkey on table c depends on index p_code_key\n\
+         HINT Use DROP ... CASCADE to drop the dependent objects too."
+    );
+    assert_eq!(
+        run(&mut s, "ALTER TABLE c DROP CONSTRAINT c_code_fkey"),
+        "ALTER TABLE"
+    );
+    assert_eq!(
+        run(&mut s, "ALTER TABLE p DROP CONSTRAINT p_code_key"),
+        "ALTER TABLE"
+    );
+    assert_eq!(run(&mut s, "INSERT INTO c VALUES ('zz')"), "INSERT 0 1");
+    assert_eq!(run(&mut s, "DROP TABLE p"), "DROP TABLE");
+}
+
+#[test]
+fn foreign_keys_to_partitioned_tables_are_refused_clearly() {
+    let (_d, _e, mut s) = setup();
+    run(
+        &mut s,
+        "CREATE TABLE pt (id int PRIMARY KEY) PARTITION BY RANGE (id);
+         CREATE TABLE pt1 PARTITION OF pt FOR VALUES FROM (0) TO (10);",
+    );
+    assert!(run(&mut s, "CREATE TABLE c (pid int REFERENCES pt)").starts_with("ERROR 0A000"));
+    assert!(run(&mut s, "CREATE TABLE c (pid int REFERENCES pt1)").starts_with("ERROR 0A000"));
+    assert_eq!(run(&mut s, "CREATE TABLE c (pid int)"), "CREATE TABLE");
+}

@@ -514,6 +514,7 @@ pub(crate) fn execute_merge(ctx: &mut ExecContext<'_>, plan: &MergePlan) -> SqlR
                     MatchedAction::Delete => {
                         ctx.txn.delete(&key)?;
                         crate::index::delete_entries(ctx.txn, target, &key, &current)?;
+                        crate::foreign_key::after_delete_now(ctx, target, &current)?;
                         modified.insert(key.clone());
                         count += 1;
                     }
@@ -538,6 +539,7 @@ pub(crate) fn execute_merge(ctx: &mut ExecContext<'_>, plan: &MergePlan) -> SqlR
                         crate::index::update_entries(
                             ctx.txn, target, &key, &current, &new_key, &new_row,
                         )?;
+                        crate::foreign_key::after_update_now(ctx, target, &current, &new_row)?;
                         modified.insert(key.clone());
                         modified.insert(new_key);
                         count += 1;
