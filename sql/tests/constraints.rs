@@ -456,3 +456,38 @@ fn foreign_keys_to_partitioned_tables_are_refused_clearly() {
     assert!(run(&mut s, "CREATE TABLE c (pid int REFERENCES pt1)").starts_with("ERROR 0A000"));
     assert_eq!(run(&mut s, "CREATE TABLE c (pid int)"), "CREATE TABLE");
 }
+
+#[test]
+fn foreign_keys_and_identity_kinds_survive_a_restart() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let open = || {
+        let db = Db::open(DbOptions {
+            dir: dir.path().to_path_buf(),
+            sync: SyncPolicy::Fsync,
+            ..Default::default()
+        })
+        .expect("open db");
+        let engine: Arc<SqlEngine> = SqlEngine::open(db).expect("open sql");
+        Session::new(engine, "gnomon", "gnomon").expect("session")
+    };
+    {
+        let mut s = open();
+        run(
+            &mut s,
+            "CREATE TABLE p (id int GENERATED ALWAYS AS IDENTITY PRIMARY KEY);
+             CREATE TABLE c (pid int REFERENCES p ON DELETE CASCADE);
+             INSERT INTO p DEFAULT VALUES; INSERT INTO c VALUES (1)",
+        );
+    }
+    let mut s = open();
+    assert_eq!(
+        run(&mut s, "INSERT INTO c VALUES (2)"),
+        "ERROR 23503 insert or update on table \"c\" violates foreign key constraint \"c_pid_fkey\"\n\
+         DETAIL Key (pid)=(2) is not present in table \"p\"."
+    );
+    assert!(run(&mut s, "INSERT INTO p VALUES (2)").starts_with("ERROR 428C9"));
+    assert_eq!(
+        run(&mut s, "DELETE FROM p; SELECT count(*) FROM c"),
+        "DELETE 1\n0\nSELECT 1"
+    );
+}
