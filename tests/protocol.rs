@@ -517,3 +517,117 @@ fn a_running_statement_finishes_before_the_shutdown_goodbye() {
     let goodbye = busy.recv().expect("then the goodbye");
     assert_eq!(goodbye.field('C').as_deref(), Some("57P01"));
 }
+
+/// Parse / Bind / (Describe portal) / Execute of `sql` with no parameters, then `tail`
+/// (Flush or Sync).
+fn execute_unnamed(raw: &mut Raw, sql: &str, describe: bool, tail: u8) {
+    let mut parse = cstr("");
+    parse.extend(cstr(sql));
+    parse.extend([0, 0]);
+    raw.send(b'P', &parse);
+    let mut bind = cstr("");
+    bind.extend(cstr(""));
+    bind.extend([0, 0, 0, 0, 0, 0]);
+    raw.send(b'B', &bind);
+    if describe {
+        let mut d = vec![b'P'];
+        d.extend(cstr(""));
+        raw.send(b'D', &d);
+    }
+    let mut exec = cstr("");
+    exec.extend(0i32.to_be_bytes());
+    raw.send(b'E', &exec);
+    raw.send(tail, &[]);
+}
+
+/// Messages up to and including the first of `kinds`.
+fn until_kind(raw: &mut Raw, kinds: &[u8]) -> Vec<Msg> {
+    let mut out = Vec::new();
+    while let Some(m) = raw.recv() {
+        let done = kinds.contains(&m.kind);
+        out.push(m);
+        if done {
+            break;
+        }
+    }
+    out
+}
+
+/// COPY through Parse/Bind/Execute (pgjdbc's CopyManager, node pg-copy-streams): the message
+/// sequences are PostgreSQL 15's, captured from a live server with the same requests.
+#[test]
+fn copy_runs_through_the_extended_protocol() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let server = Server::start(dir.path());
+    let mut raw = Raw::connect(&server);
+    raw.startup("gnomon", "gnomon", &[]);
+    raw.until_ready();
+    raw.query("CREATE TABLE cp (id int PRIMARY KEY, note text)");
+
+    execute_unnamed(&mut raw, "COPY cp FROM STDIN", true, b'H');
+    let reply = until_kind(&mut raw, b"GZE");
+    assert_eq!(kinds(&reply), "12nG");
+    raw.send(b'd', b"1\tone\n2\ttwo\n");
+    raw.send(b'c', &[]);
+    raw.send(b'S', &[]);
+    let reply = raw.until_ready();
+    assert_eq!(kinds(&reply), "CZ");
+    assert_eq!(reply[0].strings()[0], "COPY 2");
+
+    // A bad line: the error after CopyDone, then ReadyForQuery at Sync; nothing kept.
+    execute_unnamed(&mut raw, "COPY cp FROM STDIN", true, b'H');
+    assert_eq!(kinds(&until_kind(&mut raw, b"GZE")), "12nG");
+    raw.send(b'd', b"3\tthree\nx\ty\n");
+    raw.send(b'c', &[]);
+    raw.send(b'S', &[]);
+    let reply = raw.until_ready();
+    assert_eq!(kinds(&reply), "EZ");
+    assert_eq!(reply[0].field('C').as_deref(), Some("22P02"));
+
+    // A Sync sent right after Execute is ignored in copy-in mode (libpq-style clients).
+    execute_unnamed(&mut raw, "COPY cp FROM STDIN", true, b'S');
+    assert_eq!(kinds(&until_kind(&mut raw, b"GZE")), "12nG");
+    raw.send(b'd', b"5\tfive\n");
+    raw.send(b'c', &[]);
+    raw.send(b'S', &[]);
+    let reply = raw.until_ready();
+    assert_eq!(kinds(&reply), "CZ");
+    assert_eq!(reply[0].strings()[0], "COPY 1");
+
+    // CopyFail.
+    execute_unnamed(&mut raw, "COPY cp FROM STDIN", true, b'H');
+    assert_eq!(kinds(&until_kind(&mut raw, b"GZE")), "12nG");
+    raw.send(b'd', b"6\tsix\n");
+    raw.send(b'f', &cstr("client gave up"));
+    raw.send(b'S', &[]);
+    let reply = raw.until_ready();
+    assert_eq!(kinds(&reply), "EZ");
+    assert_eq!(reply[0].field('C').as_deref(), Some("57014"));
+    assert_eq!(
+        reply[0].field('M').as_deref(),
+        Some("COPY from stdin failed: client gave up")
+    );
+
+    // COPY TO STDOUT.
+    execute_unnamed(&mut raw, "COPY cp TO STDOUT", true, b'S');
+    let reply = raw.until_ready();
+    assert_eq!(kinds(&reply), "12nHdddcCZ");
+    assert_eq!(reply[8].strings()[0], "COPY 3");
+    execute_unnamed(
+        &mut raw,
+        "COPY (SELECT id FROM cp ORDER BY id) TO STDOUT WITH (FORMAT csv, HEADER)",
+        false,
+        b'S',
+    );
+    let reply = raw.until_ready();
+    assert_eq!(kinds(&reply), "12HddddcCZ");
+    let data: Vec<&[u8]> = reply
+        .iter()
+        .filter(|m| m.kind == b'd')
+        .map(|m| m.body.as_slice())
+        .collect();
+    assert_eq!(data, vec![&b"id\n"[..], b"1\n", b"2\n", b"5\n"]);
+
+    let rows = raw.query("SELECT count(*) FROM cp");
+    assert_eq!(data_row_texts(&rows[1]), vec!["3"]);
+}

@@ -480,9 +480,22 @@ impl Drop for Registration {
     }
 }
 
-/// A statement created by Parse. `None` is the empty query (answered by EmptyQueryResponse).
+/// How a COPY ended (its CommandComplete or ErrorResponse is sent; ReadyForQuery is not).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum CopyEnd {
+    Done,
+    Failed,
+    /// The SQL layer panicked: the connection ends with a FATAL.
+    Panicked,
+}
+
+/// A statement created by Parse. `None` is the empty query (answered by EmptyQueryResponse),
+/// unless it is a COPY.
 struct Statement {
     prepared: Option<Arc<Prepared>>,
+    /// A COPY FROM STDIN / TO STDOUT: run by Execute as in a simple query, with the copy
+    /// sub-protocol in between (no parameters, no result columns).
+    copy: Option<Arc<CopyStatement>>,
 }
 
 /// Where a portal is in its life (invariant 3).
@@ -503,6 +516,7 @@ enum PortalState {
 /// A statement bound to parameter values by Bind.
 struct Portal {
     prepared: Option<Arc<Prepared>>,
+    copy: Option<Arc<CopyStatement>>,
     params: Vec<Value>,
     result_formats: Vec<i16>,
     state: PortalState,
@@ -751,8 +765,18 @@ impl Backend {
         self.portals.remove("");
         match copy::parse_copy(sql) {
             CopyStatement::NotCopy => {}
-            CopyStatement::From(target) => return self.copy_from_stdin(wire, &target),
-            CopyStatement::To(spec) => return self.copy_to_stdout(wire, &spec),
+            CopyStatement::From(target) => {
+                return match self.copy_from_stdin(wire, &target)? {
+                    CopyEnd::Panicked => fatal_internal(wire),
+                    _ => self.ready(wire),
+                };
+            }
+            CopyStatement::To(spec) => {
+                return match self.copy_to_stdout(wire, &spec)? {
+                    CopyEnd::Panicked => fatal_internal(wire),
+                    _ => self.ready(wire),
+                };
+            }
             CopyStatement::Unsupported(message) => {
                 wire.out
                     .error_response(&ErrorFields::error("0A000", message));
@@ -796,10 +820,16 @@ impl Backend {
         self.ready(wire)
     }
 
-    /// COPY ... FROM STDIN: CopyInResponse, then CopyData until CopyDone or CopyFail.
+    /// COPY ... FROM STDIN: CopyInResponse, then CopyData until CopyDone or CopyFail, then
+    /// CommandComplete or ErrorResponse (the caller sends ReadyForQuery, or waits for Sync in
+    /// the extended protocol).
     ///
     /// Outside a transaction block the whole COPY is one transaction, as in PostgreSQL.
-    fn copy_from_stdin(&mut self, wire: &mut Wire, target: &CopySpec) -> Result<(), ConnError> {
+    fn copy_from_stdin(
+        &mut self,
+        wire: &mut Wire,
+        target: &CopySpec,
+    ) -> Result<CopyEnd, ConnError> {
         let implicit = self.session.transaction_status() == TxnStatus::Idle;
         let Ok(setup) = self.run(|s| {
             if implicit {
@@ -807,7 +837,7 @@ impl Backend {
             }
             prepare_copy_insert(s, target)
         }) else {
-            return fatal_internal(wire);
+            return Ok(CopyEnd::Panicked);
         };
         let insert = match setup {
             Ok(insert) => insert,
@@ -816,7 +846,7 @@ impl Backend {
                     let _ = self.run(|s| s.execute_simple("ROLLBACK"));
                 }
                 wire.out.error_response(&sql_error_fields(&e));
-                return self.ready(wire);
+                return Ok(CopyEnd::Failed);
             }
         };
         wire.out.copy_in_response(insert.param_types().len());
@@ -829,7 +859,7 @@ impl Backend {
         let mut ended = false;
         loop {
             let Some(message) = wire.read_message()? else {
-                return Ok(());
+                return Ok(CopyEnd::Failed);
             };
             let batch = match message {
                 FrontendMessage::CopyData(data) => lines.push(&data),
@@ -860,7 +890,7 @@ impl Backend {
                     insert_copy_lines(s, &insert, target, &batch, &mut line_no, &mut rows)
                 });
                 match inserted {
-                    Err(Panicked) => return fatal_internal(wire),
+                    Err(Panicked) => return Ok(CopyEnd::Panicked),
                     Ok(Err(e)) => failure = Some(e),
                     Ok(Ok(())) => {}
                 }
@@ -872,7 +902,7 @@ impl Backend {
         if !implicit && failure.is_some() {
             // A bad line the server found itself fails the surrounding block, as any error would.
             if self.run(|s| s.fail_transaction()).is_err() {
-                return fatal_internal(wire);
+                return Ok(CopyEnd::Panicked);
             }
         }
         if implicit {
@@ -882,7 +912,7 @@ impl Backend {
                 "COMMIT"
             };
             match self.run(|s| first_error(s.execute_simple(end))) {
-                Err(Panicked) => return fatal_internal(wire),
+                Err(Panicked) => return Ok(CopyEnd::Panicked),
                 Ok(Err(e)) => {
                     failure.get_or_insert_with(|| sql_error_fields(&e));
                 }
@@ -890,6 +920,10 @@ impl Backend {
             }
         }
         self.metrics.count_statements(StatementKind::Insert, 1);
+        let end = match failure {
+            Some(_) => CopyEnd::Failed,
+            None => CopyEnd::Done,
+        };
         match failure {
             Some(e) => {
                 self.metrics.count_error(&e.code);
@@ -897,11 +931,12 @@ impl Backend {
             }
             None => wire.out.command_complete(&format!("COPY {rows}")),
         }
-        self.ready(wire)
+        Ok(end)
     }
 
-    /// COPY ... TO STDOUT: runs the SELECT, then CopyOutResponse, a CopyData per row, CopyDone.
-    fn copy_to_stdout(&mut self, wire: &mut Wire, spec: &CopySpec) -> Result<(), ConnError> {
+    /// COPY ... TO STDOUT: runs the SELECT, then CopyOutResponse, a CopyData per row, CopyDone,
+    /// CommandComplete (or an ErrorResponse; the caller sends ReadyForQuery).
+    fn copy_to_stdout(&mut self, wire: &mut Wire, spec: &CopySpec) -> Result<CopyEnd, ConnError> {
         let select = match &spec.source {
             CopySource::Query(q) => q.clone(),
             CopySource::Table { table, columns } => format!(
@@ -910,8 +945,9 @@ impl Backend {
             ),
         };
         let Ok(results) = self.run(|s| s.execute_simple(&select)) else {
-            return fatal_internal(wire);
+            return Ok(CopyEnd::Panicked);
         };
+        let mut end = CopyEnd::Failed;
         match results.into_iter().last() {
             Some(Ok(Outcome::Rows { columns, rows, .. })) => {
                 wire.out.copy_out_response(columns.len());
@@ -929,6 +965,7 @@ impl Backend {
                 }
                 wire.out.copy_done();
                 wire.out.command_complete(&format!("COPY {}", rows.len()));
+                end = CopyEnd::Done;
             }
             Some(Err(e)) => {
                 self.metrics.count_error(e.code.code());
@@ -939,7 +976,7 @@ impl Backend {
                 "COPY query must have a RETURNING clause or return rows",
             )),
         }
-        self.ready(wire)
+        Ok(end)
     }
 
     /// Counts the statements of a simple-query message and its latency (one observation for
@@ -1002,7 +1039,14 @@ impl Backend {
             )
             .into());
         }
-        let prepared = if is_empty_query(sql) {
+        let copy = match copy::parse_copy(sql) {
+            CopyStatement::NotCopy => None,
+            CopyStatement::Unsupported(message) => {
+                return Err(ErrorFields::error("0A000", message).into())
+            }
+            c => Some(Arc::new(c)),
+        };
+        let prepared = if copy.is_some() || is_empty_query(sql) {
             None
         } else {
             // NB: an OID we do not know is treated as "unspecified": the type is inferred.
@@ -1021,7 +1065,7 @@ impl Backend {
                 .map_err(StepError::from)?;
             Some(Arc::new(prepared))
         };
-        self.statements.insert(name, Statement { prepared });
+        self.statements.insert(name, Statement { prepared, copy });
         out.parse_complete();
         Ok(())
     }
@@ -1044,6 +1088,7 @@ impl Backend {
             );
         }
         let prepared = stmt.prepared.clone();
+        let copy = stmt.copy.clone();
         let param_types: &[DataType] = prepared.as_ref().map_or(&[], |p| p.param_types());
         if params.len() != param_types.len() {
             return Err(ErrorFields::error(
@@ -1088,6 +1133,7 @@ impl Backend {
             portal,
             Portal {
                 prepared,
+                copy,
                 params: values,
                 result_formats,
                 state: PortalState::Ready,
@@ -1104,6 +1150,7 @@ impl Backend {
                     return Err(ErrorFields::error("26000", missing_statement(name)).into());
                 };
                 match &stmt.prepared {
+                    // The empty query and COPY: no parameters, no result columns.
                     None => {
                         out.parameter_description(&[]);
                         out.no_data();
@@ -1128,6 +1175,35 @@ impl Backend {
         Ok(())
     }
 
+    /// Execute of a COPY portal: the copy sub-protocol as in a simple query, but no
+    /// ReadyForQuery (that waits for Sync); after a failure, messages up to Sync are skipped,
+    /// as after any error in the extended protocol.
+    fn execute_copy(
+        &mut self,
+        wire: &mut Wire,
+        name: &str,
+        copy: &CopyStatement,
+    ) -> Result<Result<(), StepError>, ConnError> {
+        self.settings_dirty = true;
+        let end = match copy {
+            CopyStatement::From(target) => self.copy_from_stdin(wire, target)?,
+            CopyStatement::To(spec) => self.copy_to_stdout(wire, spec)?,
+            CopyStatement::NotCopy | CopyStatement::Unsupported(_) => {
+                return Ok(Err(ErrorFields::error("XX000", "not a COPY portal").into()))
+            }
+        };
+        if end == CopyEnd::Panicked {
+            return Ok(Err(StepError::Panicked));
+        }
+        if end == CopyEnd::Failed {
+            self.skip_until_sync = true;
+            if let Some(p) = self.portals.get_mut(name) {
+                p.state = PortalState::Failed;
+            }
+        }
+        Ok(Ok(()))
+    }
+
     fn execute(
         &mut self,
         wire: &mut Wire,
@@ -1137,6 +1213,10 @@ impl Backend {
         let Some(portal) = self.portals.get_mut(name) else {
             return Ok(Err(ErrorFields::error("34000", missing_portal(name)).into()));
         };
+        if let (PortalState::Ready, Some(copy)) = (&portal.state, portal.copy.clone()) {
+            portal.state = PortalState::Done { tag: None };
+            return self.execute_copy(wire, name, &copy);
+        }
         if matches!(portal.state, PortalState::Ready) {
             let Some(prepared) = portal.prepared.clone() else {
                 portal.state = PortalState::Done { tag: None };

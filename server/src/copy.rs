@@ -19,8 +19,9 @@
 //! Options, in both the `WITH (FORMAT csv, HEADER, ...)` form and the older
 //! `CSV HEADER DELIMITER ','` form psql's `\copy` passes through: FORMAT text|csv, HEADER,
 //! DELIMITER, NULL, QUOTE, ESCAPE. Deliberately left out: the binary format, FORCE_QUOTE /
-//! FORCE_NOT_NULL / FORCE_NULL, ENCODING, COPY to or from a server file, and COPY through the
-//! extended protocol (refused with 0A000).
+//! FORCE_NOT_NULL / FORCE_NULL, ENCODING, and COPY to or from a server file. COPY runs in both
+//! protocols: through Parse/Bind/Execute the same exchange happens at Execute, and
+//! ReadyForQuery waits for the client's Sync (`connection.rs`).
 
 /// Text or CSV, and their options.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -86,7 +86,7 @@
 //! TLS client certificates (`cert` method, `clientcert`), md5/password/GSS authentication (an
 //! hba `password` or `md5` method means SCRAM), channel binding (SCRAM-SHA-256-PLUS),
 //! `pg_stat_ssl`, reloading certificates or rules without a restart,
-//! COPY other than text/CSV COPY FROM STDIN and TO STDOUT in the simple query protocol (binary format, files, COPY through Parse/Bind/Execute), LISTEN/NOTIFY, replication connections, protocol 3.2 (negotiated down to 3.0).
+//! COPY other than text/CSV COPY FROM STDIN and TO STDOUT (binary format, files), LISTEN/NOTIFY, replication connections, protocol 3.2 (negotiated down to 3.0).
 //! Notices are sent before the results of the query string that raised them, not interleaved
 //! per statement.
 
