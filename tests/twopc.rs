@@ -563,9 +563,18 @@ async fn write_skew_with_one_side_prepared_fails_the_other_side_before_and_after
     )
     .await
     .unwrap();
+    let e = b
+        .simple_query("UPDATE doctors SET on_call = false WHERE id = 2")
+        .await
+        .expect_err("the other side of the write skew fails");
+    let db = e.as_db_error().expect("a server error");
     assert_eq!(
-        error_code(&b, "UPDATE doctors SET on_call = false WHERE id = 2").await,
-        "40001"
+        (db.code().code(), db.detail()),
+        (
+            "40001",
+            Some("Reason code: Canceled on identification as a pivot, during write.")
+        ),
+        "as PostgreSQL 15"
     );
     b.batch_execute("ROLLBACK").await.unwrap();
     a.batch_execute("COMMIT PREPARED 'skew1'").await.unwrap();
@@ -593,14 +602,19 @@ async fn write_skew_with_one_side_prepared_fails_the_other_side_before_and_after
     b.batch_execute("BEGIN ISOLATION LEVEL SERIALIZABLE")
         .await
         .unwrap();
-    let failed = match b
+    let e = b
         .simple_query("SELECT count(*) FROM doctors WHERE on_call")
         .await
-    {
-        Err(e) => sqlstate(&e),
-        Ok(_) => error_code(&b, "UPDATE doctors SET on_call = false WHERE id = 2").await,
-    };
-    assert_eq!(failed, "40001");
+        .expect_err("the read of the prepared transaction's write fails");
+    let db = e.as_db_error().expect("a server error");
+    assert_eq!(
+        (db.code().code(), db.detail()),
+        (
+            "40001",
+            Some("Reason code: Canceled on conflict out to old pivot.")
+        ),
+        "as PostgreSQL 15 after a crash"
+    );
     b.batch_execute("ROLLBACK").await.unwrap();
     // A transaction that never meets the prepared one's writes is not refused: it reads row 2
     // only (which the prepared one read, but did not write) and updates it.

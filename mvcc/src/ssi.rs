@@ -742,11 +742,18 @@ impl SsiState {
     /// dangerous structure.
     fn read_conflicts(&mut self, reader: TxnId, writers: Vec<TxnId>) -> Result<(), MvccError> {
         for w in writers {
+            // A recovered prepared writer's assumed conflict out (PostgreSQL's wording).
+            let old_pivot = self
+                .xacts
+                .get(&w)
+                .is_some_and(|x| x.is_prepared() && x.summary_out.is_some());
             if self.add_edge(reader, w) {
                 self.failures += 1;
-                return Err(failure(format!(
-                    "Reason code: Canceled on conflict out to pivot {w}, during read."
-                )));
+                return Err(failure(if old_pivot {
+                    "Reason code: Canceled on conflict out to old pivot.".to_string()
+                } else {
+                    format!("Reason code: Canceled on conflict out to pivot {w}, during read.")
+                }));
             }
         }
         Ok(())
