@@ -71,10 +71,28 @@ fn spawn_writer(db: &Arc<Db>, key: &'static str) -> mpsc::Receiver<Option<String
     rx
 }
 
-/// The writer is still waiting for the lock. NB: can only pass wrongly on a very slow
-/// machine (the writer not yet started), never fail wrongly.
+/// Returns once `n` lock requests wait (the lock view shows them not granted); the writers
+/// behind them cannot have finished. Never judged by elapsed time.
+fn until_waiting(db: &Arc<Db>, n: usize) {
+    loop {
+        let t = db.begin(Isolation::ReadCommitted);
+        let waiting = t
+            .lock_manager()
+            .view()
+            .iter()
+            .filter(|l| !l.granted)
+            .count();
+        drop(t);
+        if waiting >= n {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+/// The writer has not finished (it reports only after its commit).
 fn still_waiting(rx: &mpsc::Receiver<Option<String>>) -> bool {
-    rx.recv_timeout(Duration::from_millis(200)).is_err()
+    rx.try_recv().is_err()
 }
 
 #[test]
@@ -97,6 +115,7 @@ fn prepared_writes_are_invisible_locked_and_durable_until_commit_prepared() {
     assert_eq!(db.txn_status(id).unwrap().status, TxnPhase::Prepared);
 
     let writer = spawn_writer(&db, "k");
+    until_waiting(&db, 1);
     assert!(still_waiting(&writer), "the prepared transaction holds k");
     let state = db.commit_prepared("g1").unwrap();
     assert!(matches!(state.status, TxnStatus::Committed(_)));
@@ -128,6 +147,7 @@ fn a_prepared_transaction_survives_restart_with_its_locks_and_commits_afterwards
     // Both the written row and the row it only locked are locked again.
     let on_k = spawn_writer(&db, "k");
     let on_locked = spawn_writer(&db, "locked-only");
+    until_waiting(&db, 2);
     assert!(still_waiting(&on_k) && still_waiting(&on_locked));
     db.commit_prepared("g1").unwrap();
     assert_eq!(on_k.recv().unwrap().as_deref(), Some("prepared"));
@@ -146,6 +166,7 @@ fn rollback_prepared_discards_and_stays_discarded_after_restart() {
         commit_put(&db, "k", "before");
         let id = prepare_one(&db, "g1");
         let writer = spawn_writer(&db, "k");
+        until_waiting(&db, 1);
         assert!(still_waiting(&writer));
         db.rollback_prepared("g1").unwrap();
         assert_eq!(writer.recv().unwrap().as_deref(), Some("before"));
