@@ -631,3 +631,38 @@ fn copy_runs_through_the_extended_protocol() {
     let rows = raw.query("SELECT count(*) FROM cp");
     assert_eq!(data_row_texts(&rows[1]), vec!["3"]);
 }
+
+#[test]
+fn drop_database_is_refused_while_another_session_uses_it() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let server = Server::start(dir.path());
+    let mut admin = Raw::connect(&server);
+    admin.startup("gnomon", "gnomon", &[]);
+    admin.until_ready();
+    assert_eq!(kinds(&admin.query("CREATE DATABASE db1")), "CZ");
+    let mut user = Raw::connect(&server);
+    user.startup("gnomon", "db1", &[]);
+    assert_eq!(user.until_ready().last().map(|m| m.kind), Some(b'Z'));
+    let reply = admin.query("DROP DATABASE db1");
+    assert_eq!(kinds(&reply), "EZ");
+    assert_eq!(reply[0].field('C').as_deref(), Some("55006"));
+    assert_eq!(
+        reply[0].field('M').as_deref(),
+        Some("database \"db1\" is being accessed by other users")
+    );
+    assert_eq!(
+        reply[0].field('D').as_deref(),
+        Some("There is 1 other session using the database.")
+    );
+    // Once the other session has gone (its server thread notices the Terminate), it drops.
+    user.send(b'X', &[]);
+    drop(user);
+    loop {
+        let reply = admin.query("DROP DATABASE db1");
+        if kinds(&reply) == "CZ" {
+            break;
+        }
+        assert_eq!(reply[0].field('C').as_deref(), Some("55006"));
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}

@@ -333,7 +333,8 @@ pub(crate) fn create_database(
     Ok(())
 }
 
-/// DROP DATABASE [IF EXISTS]. The current database cannot be dropped (55006).
+/// DROP DATABASE [IF EXISTS]. The current database, and one other sessions are connected to,
+/// cannot be dropped (55006).
 pub(crate) fn drop_databases(
     engine: &SqlEngine,
     info: &SessionInfo,
@@ -374,6 +375,22 @@ pub(crate) fn drop_databases(
                 format!("database \"{name}\" does not exist"),
             ));
         };
+        let others = engine
+            .sessions
+            .lock()
+            .map(|open| open.get(&name).copied().unwrap_or(0))
+            .unwrap_or(0);
+        if others > 0 {
+            // NB: PostgreSQL waits up to 5 s for the other sessions to end first.
+            return Err(SqlError::new(
+                SqlState::OBJECT_IN_USE,
+                format!("database \"{name}\" is being accessed by other users"),
+            )
+            .with_detail(match others {
+                1 => "There is 1 other session using the database.".to_string(),
+                n => format!("There are {n} other sessions using the database."),
+            }));
+        }
         database_entry(engine, &name, false)?;
         dbs.remove(pos);
     }

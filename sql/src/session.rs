@@ -119,6 +119,8 @@ pub struct SqlEngine {
     no_audit: crate::audit::Audit,
     /// The server accepts TLS (`SHOW ssl`), set by the server ([`SqlEngine::set_ssl`]).
     ssl: std::sync::atomic::AtomicBool,
+    /// Open sessions per database: DROP DATABASE refuses a database in use (55006).
+    pub(crate) sessions: std::sync::Mutex<HashMap<String, usize>>,
 }
 
 impl SqlEngine {
@@ -169,6 +171,7 @@ impl SqlEngine {
             audit: std::sync::OnceLock::new(),
             no_audit: crate::audit::Audit::disabled(),
             ssl: std::sync::atomic::AtomicBool::new(false),
+            sessions: Default::default(),
         }))
     }
 
@@ -505,6 +508,17 @@ fn statement_kind(stmt: &ast::Statement) -> &'static str {
     }
 }
 
+/// A session counts as connected to its database from [`Session::new`] until it is dropped.
+impl Drop for Session {
+    fn drop(&mut self) {
+        if let Ok(mut open) = self.engine.sessions.lock() {
+            if let Some(n) = open.get_mut(&self.info.database) {
+                *n = n.saturating_sub(1);
+            }
+        }
+    }
+}
+
 /// Per connection: transaction state, settings (SET/SHOW), prepared statements.
 pub struct Session {
     engine: Arc<SqlEngine>,
@@ -540,6 +554,9 @@ impl Session {
             ));
         }
         let sequences = Arc::new(SessionSequences::new(engine.catalog.sequences.clone()));
+        if let Ok(mut open) = engine.sessions.lock() {
+            *open.entry(database.to_string()).or_default() += 1;
+        }
         Ok(Session {
             sequences,
             engine,

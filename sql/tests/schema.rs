@@ -799,3 +799,27 @@ fn pg_type_lists_postgres_oids_and_agrees_with_row_descriptions() {
         );
     }
 }
+
+#[test]
+fn drop_database_refuses_a_database_other_sessions_use() {
+    let (_d, e, mut s) = setup();
+    assert_eq!(run(&mut s, "CREATE DATABASE db1"), "CREATE DATABASE");
+    let a = Session::new(e.clone(), "gnomon", "db1").expect("session");
+    let b = Session::new(e.clone(), "gnomon", "db1").expect("session");
+    let refused = "ERROR 55006 database \"db1\" is being accessed by other users";
+    assert_eq!(run(&mut s, "DROP DATABASE db1"), refused);
+    let detail = s
+        .execute_simple("DROP DATABASE db1")
+        .into_iter()
+        .find_map(|r| r.err())
+        .and_then(|e| e.detail);
+    assert_eq!(
+        detail.as_deref(),
+        Some("There are 2 other sessions using the database.")
+    );
+    drop(a);
+    assert_eq!(run(&mut s, "DROP DATABASE db1"), refused);
+    drop(b);
+    assert_eq!(run(&mut s, "DROP DATABASE db1"), "DROP DATABASE");
+    assert!(Session::new(e.clone(), "gnomon", "db1").is_err());
+}
