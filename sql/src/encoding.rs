@@ -47,6 +47,8 @@
 //! bytea                <str> as above
 //! date                 i32 sign-flipped BE
 //! timestamp(tz)        i64 sign-flipped BE
+//! interval             i128 (months as 30 days, days as 24 h, in µs) sign-flipped BE, so
+//!                      equal intervals ('1 mon' = '30 days') encode equally
 //! ```
 //!
 //! Tables without a primary key use a hidden `rowid` (int8 body) as the key.
@@ -61,8 +63,10 @@
 //! Tags: 0 NULL, 1 false, 2 true (no payload), 3 int2 (2B BE), 4 int4 (4B BE), 5 int8 (8B BE),
 //! 6 float4 (4B BE IEEE), 7 float8 (8B BE IEEE), 8 numeric (16B rust_decimal serialization),
 //! 9 text (varint len + UTF-8), 10 bytea (varint len + bytes), 11 date (4B BE days since
-//! 2000-01-01), 12 timestamp, 13 timestamptz (8B BE µs since 2000-01-01). The value is
-//! self-describing, so a reader does not need the schema to decode it.
+//! 2000-01-01), 12 timestamp, 13 timestamptz (8B BE µs since 2000-01-01), 14 interval (8B BE
+//! µs, 4B BE days, 4B BE months: PostgreSQL's binary format; added without a version bump,
+//! as no earlier row holds the tag). The value is self-describing, so a reader does not need
+//! the schema to decode it.
 
 use std::ops::Bound;
 
@@ -352,6 +356,9 @@ pub fn encode_key_value(v: &Value, out: &mut Vec<u8>) {
         Value::Bytea(b) => encode_str(b, out),
         Value::Date(d) => out.extend_from_slice(&(*d as u32 ^ (1u32 << 31)).to_be_bytes()),
         Value::Timestamp(t) | Value::Timestamptz(t) => out.extend_from_slice(&flip64(*t)),
+        Value::Interval(i) => {
+            out.extend_from_slice(&((i.cmp_key() as u128) ^ (1u128 << 127)).to_be_bytes())
+        }
     }
 }
 
@@ -439,6 +446,7 @@ const T_BYTEA: u8 = 10;
 const T_DATE: u8 = 11;
 const T_TIMESTAMP: u8 = 12;
 const T_TIMESTAMPTZ: u8 = 13;
+const T_INTERVAL: u8 = 14;
 
 /// Encodes a row (see the module docs for the format).
 pub fn encode_row(values: &[Value]) -> Vec<u8> {
@@ -505,6 +513,10 @@ pub fn encode_row(values: &[Value]) -> Vec<u8> {
                 out.push(T_TIMESTAMPTZ);
                 out.extend_from_slice(&t.to_be_bytes());
             }
+            Value::Interval(i) => {
+                out.push(T_INTERVAL);
+                out.extend_from_slice(&i.to_binary());
+            }
         }
     }
     out
@@ -565,6 +577,13 @@ fn decode_values(bytes: &[u8], needed: Option<&[bool]>) -> SqlResult<Vec<Value>>
             T_DATE => Value::Date(i32::from_be_bytes(r.array()?)),
             T_TIMESTAMP => Value::Timestamp(i64::from_be_bytes(r.array()?)),
             T_TIMESTAMPTZ => Value::Timestamptz(i64::from_be_bytes(r.array()?)),
+            T_INTERVAL => {
+                let b: [u8; 16] = r.array()?;
+                Value::Interval(
+                    crate::interval::Interval::from_binary(&b)
+                        .ok_or_else(|| SqlError::corrupt("bad interval in row"))?,
+                )
+            }
             other => {
                 return Err(SqlError::corrupt(format!(
                     "unknown value tag {other} in row"
@@ -674,6 +693,7 @@ pub(crate) fn put_type(out: &mut Vec<u8>, ty: &DataType) {
         DataType::Timestamp => out.push(13),
         DataType::Timestamptz => out.push(14),
         DataType::Unknown => out.push(15),
+        DataType::Interval => out.push(16),
     }
 }
 
@@ -702,6 +722,7 @@ pub(crate) fn read_type(r: &mut Reader<'_>) -> SqlResult<DataType> {
         13 => DataType::Timestamp,
         14 => DataType::Timestamptz,
         15 => DataType::Unknown,
+        16 => DataType::Interval,
         other => {
             return Err(SqlError::corrupt(format!(
                 "unknown type tag {other} in catalog"

@@ -61,6 +61,16 @@ impl SqlState {
     pub const INVALID_DATETIME_FORMAT: SqlState = SqlState("22007");
     /// 22008 datetime_field_overflow.
     pub const DATETIME_FIELD_OVERFLOW: SqlState = SqlState("22008");
+    /// 2201F invalid_argument_for_power_function.
+    pub const INVALID_ARGUMENT_FOR_POWER: SqlState = SqlState("2201F");
+    /// 2201E invalid_argument_for_logarithm.
+    pub const INVALID_ARGUMENT_FOR_LOG: SqlState = SqlState("2201E");
+    /// 22011 substring_error.
+    pub const SUBSTRING_ERROR: SqlState = SqlState("22011");
+    /// 42725 ambiguous_function.
+    pub const AMBIGUOUS_FUNCTION: SqlState = SqlState("42725");
+    /// 54000 program_limit_exceeded.
+    pub const PROGRAM_LIMIT_EXCEEDED: SqlState = SqlState("54000");
     /// 22023 invalid_parameter_value.
     pub const INVALID_PARAMETER_VALUE: SqlState = SqlState("22023");
     /// 22P03 invalid_binary_representation.

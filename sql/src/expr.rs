@@ -223,6 +223,8 @@ pub(crate) enum Func {
     System(crate::system::SystemFn),
     /// A catalog function, operator or cast (`format_type`, `~`, `::regclass` ...).
     Catalog(crate::catalog_fns::CatalogFn),
+    /// A math, string or date/time function of [`crate::functions`].
+    Scalar(crate::functions::ScalarFn),
 }
 
 /// What evaluation needs besides the row.
@@ -441,6 +443,8 @@ impl Expr {
                     crate::system::call(*sf, &vals, ctx.db)?
                 } else if let Func::Catalog(cf) = f {
                     crate::catalog_fns::call(*cf, &vals, ctx.runner.and_then(|r| r.transaction()))?
+                } else if let Func::Scalar(sf) = f {
+                    crate::functions::call(*sf, vals)?
                 } else {
                     call(*f, vals)?
                 }
@@ -810,6 +814,7 @@ fn negate(v: Value) -> SqlResult<Value> {
         Value::Float4(x) => Value::Float4(-x),
         Value::Float8(x) => Value::Float8(-x),
         Value::Numeric(d) => Value::Numeric(-d),
+        Value::Interval(i) => Value::Interval(i.checked_neg()?),
         other => {
             return Err(SqlError::undefined_function(format!(
                 "operator does not exist: - {}",
@@ -819,7 +824,7 @@ fn negate(v: Value) -> SqlResult<Value> {
     })
 }
 
-fn int_range_error(ty: &DataType) -> SqlError {
+pub(crate) fn int_range_error(ty: &DataType) -> SqlError {
     SqlError::out_of_range(match ty {
         DataType::Int2 => "smallint out of range",
         DataType::Int4 => "integer out of range",
@@ -832,6 +837,43 @@ fn float_check(x: f64, a: f64, b: f64) -> SqlResult<f64> {
         return Err(SqlError::out_of_range("value out of range: overflow"));
     }
     Ok(x)
+}
+
+/// Arithmetic with intervals and timestamp differences; None for other operands.
+fn interval_arithmetic(op: BinOp, l: &Value, r: &Value) -> SqlResult<Option<Value>> {
+    use crate::interval::{timestamp_add, timestamp_diff};
+    use Value as V;
+    let sub = |i: &crate::interval::Interval| i.checked_neg();
+    Ok(Some(match (l, r, op) {
+        (V::Interval(a), V::Interval(b), BinOp::Add) => V::Interval(a.checked_add(b)?),
+        (V::Interval(a), V::Interval(b), BinOp::Sub) => V::Interval(a.checked_add(&sub(b)?)?),
+        (V::Timestamp(t), V::Interval(i), BinOp::Add)
+        | (V::Interval(i), V::Timestamp(t), BinOp::Add) => V::Timestamp(timestamp_add(*t, i)?),
+        (V::Timestamptz(t), V::Interval(i), BinOp::Add)
+        | (V::Interval(i), V::Timestamptz(t), BinOp::Add) => V::Timestamptz(timestamp_add(*t, i)?),
+        (V::Date(d), V::Interval(i), BinOp::Add) | (V::Interval(i), V::Date(d), BinOp::Add) => {
+            V::Timestamp(timestamp_add(date_to_timestamp(*d), i)?)
+        }
+        (V::Timestamp(t), V::Interval(i), BinOp::Sub) => V::Timestamp(timestamp_add(*t, &sub(i)?)?),
+        (V::Timestamptz(t), V::Interval(i), BinOp::Sub) => {
+            V::Timestamptz(timestamp_add(*t, &sub(i)?)?)
+        }
+        (V::Date(d), V::Interval(i), BinOp::Sub) => {
+            V::Timestamp(timestamp_add(date_to_timestamp(*d), &sub(i)?)?)
+        }
+        (V::Timestamp(a) | V::Timestamptz(a), V::Timestamp(b) | V::Timestamptz(b), BinOp::Sub) => {
+            V::Interval(timestamp_diff(*a, *b)?)
+        }
+        (V::Interval(i), n, BinOp::Mul) | (n, V::Interval(i), BinOp::Mul)
+            if as_f64(n).is_some() =>
+        {
+            V::Interval(i.mul(as_f64(n).unwrap_or(1.0))?)
+        }
+        (V::Interval(i), n, BinOp::Div) if as_f64(n).is_some() => {
+            V::Interval(i.div(as_f64(n).unwrap_or(1.0))?)
+        }
+        _ => return Ok(None),
+    }))
 }
 
 /// Evaluates a binary operator whose operands were cast to `ty` by the binder (comparisons
@@ -870,6 +912,9 @@ pub(crate) fn binary(op: BinOp, l: Value, r: Value, ty: &DataType) -> SqlResult<
             return Err(SqlError::internal("concat of non-text"));
         }
         _ => {}
+    }
+    if let Some(v) = interval_arithmetic(op, &l, &r)? {
+        return Ok(v);
     }
     // Date arithmetic.
     match (&l, &r, op) {
@@ -1192,6 +1237,10 @@ pub(crate) fn cast(v: Value, ty: &DataType, explicit: bool) -> SqlResult<Value> 
             Value::Timestamp(t) | Value::Timestamptz(t) => Value::Timestamptz(t),
             other => return Err(cannot(&other)),
         },
+        DataType::Interval => match v {
+            Value::Interval(i) => Value::Interval(i),
+            other => return Err(cannot(&other)),
+        },
     })
 }
 
@@ -1431,6 +1480,7 @@ pub(crate) fn comparison_type(a: &DataType, b: &DataType) -> Option<DataType> {
         }
         (Bool, Bool) => Bool,
         (Bytea, Bytea) => Bytea,
+        (Interval, Interval) => Interval,
         _ => return None,
     })
 }

@@ -112,6 +112,7 @@ pub(crate) fn convert_type(t: &ast::DataType) -> SqlResult<DataType> {
             _ => DataType::Timestamp,
         },
         A::Bytea => DataType::Bytea,
+        A::Interval { .. } => DataType::Interval,
         A::Custom(name, mods) => {
             let n = object_name(name)?;
             let first_mod = mods.first().and_then(|m| m.to_string().parse::<u32>().ok());
@@ -156,6 +157,7 @@ fn short_type_name(t: &DataType) -> &'static str {
         DataType::Date => "date",
         DataType::Timestamp => "timestamp",
         DataType::Timestamptz => "timestamptz",
+        DataType::Interval => "interval",
         DataType::Unknown => "unknown",
     }
 }
@@ -517,8 +519,54 @@ fn column_name(e: &ast::Expr) -> String {
             .map(|t| short_type_name(&t).to_string())
             .unwrap_or_else(|_| "?column?".into()),
         E::Case { .. } => "case".into(),
+        // The names PostgreSQL gives the special function syntaxes (their function names).
+        E::Floor { .. } => "floor".into(),
+        E::Ceil { .. } => "ceil".into(),
+        E::Position { .. } => "position".into(),
+        E::Substring { shorthand, .. } => if *shorthand { "substr" } else { "substring" }.into(),
+        E::Trim { trim_where, .. } => match trim_where {
+            Some(ast::TrimWhereField::Leading) => "ltrim",
+            Some(ast::TrimWhereField::Trailing) => "rtrim",
+            _ => "btrim",
+        }
+        .into(),
+        E::Extract { .. } => "extract".into(),
+        E::Interval(_) => "interval".into(),
+        // A scalar subquery is named after its one output column.
+        E::Subquery(q) => match q.body.as_ref() {
+            ast::SetExpr::Select(s) => match s.projection.first() {
+                Some(ast::SelectItem::UnnamedExpr(e)) => column_name(e),
+                Some(ast::SelectItem::ExprWithAlias { alias, .. }) => ident_name(alias),
+                _ => "?column?".into(),
+            },
+            _ => "?column?".into(),
+        },
+        E::Array(_) => "array".into(),
+        E::Value(v) if matches!(v.value, ast::Value::Boolean(_)) => "bool".into(),
         _ => "?column?".into(),
     }
+}
+
+/// The result type of `+ - * /` on intervals and timestamps (None: not such an operation).
+fn datetime_arithmetic_type(op: BinOp, l: DataType, r: DataType) -> Option<DataType> {
+    use DataType as T;
+    let ts = |t: T| matches!(t, T::Timestamp | T::Timestamptz);
+    let num = |t: T| t.is_numeric() || t == T::Unknown;
+    Some(match (l, op, r) {
+        (T::Interval, BinOp::Add | BinOp::Sub, T::Interval | T::Unknown)
+        | (T::Unknown, BinOp::Add | BinOp::Sub, T::Interval) => T::Interval,
+        (T::Interval, BinOp::Mul | BinOp::Div, n) if num(n) => T::Interval,
+        (n, BinOp::Mul, T::Interval) if num(n) => T::Interval,
+        (t, BinOp::Add | BinOp::Sub, T::Interval) if ts(t) => t,
+        (t, BinOp::Add, T::Unknown) if ts(t) => t,
+        (T::Interval | T::Unknown, BinOp::Add, t) if ts(t) => t,
+        (T::Date, BinOp::Add | BinOp::Sub, T::Interval) | (T::Interval, BinOp::Add, T::Date) => {
+            T::Timestamp
+        }
+        (a, BinOp::Sub, b) if ts(a) && (ts(b) || b == T::Date || b == T::Unknown) => T::Interval,
+        (T::Date | T::Unknown, BinOp::Sub, b) if ts(b) => T::Interval,
+        _ => return None,
+    })
 }
 
 fn parse_number(s: &str) -> SqlResult<(Value, DataType)> {
@@ -696,7 +744,7 @@ impl Binder<'_> {
                     } else {
                         (e, t)
                     };
-                    if !t.is_numeric() {
+                    if !t.is_numeric() && t != DataType::Interval {
                         return Err(SqlError::undefined_function(format!(
                             "operator does not exist: - {}",
                             t.name()
@@ -925,6 +973,98 @@ impl Binder<'_> {
                 ))
             }
             E::Function(f) => self.bind_function(f, scope, agg),
+            E::Floor { expr, field } | E::Ceil { expr, field } => {
+                let name = if matches!(ast, E::Floor { .. }) {
+                    "floor"
+                } else {
+                    "ceil"
+                };
+                match field {
+                    ast::CeilFloorKind::DateTimeField(ast::DateTimeField::NoDateTime) => {
+                        self.bind_scalar_call(name, &[expr.as_ref()], scope, agg)
+                    }
+                    _ => Err(SqlError::unsupported(format!(
+                        "{name} with a scale or unit"
+                    ))),
+                }
+            }
+            E::Position { expr, r#in } => {
+                self.bind_scalar_call("strpos", &[r#in.as_ref(), expr.as_ref()], scope, agg)
+            }
+            E::Substring {
+                expr,
+                substring_from,
+                substring_for,
+                ..
+            } => {
+                let one = ast::Expr::value(ast::Value::Number("1".into(), false));
+                let from = substring_from.as_deref().unwrap_or(&one);
+                let mut args = vec![expr.as_ref(), from];
+                if let Some(f) = substring_for {
+                    args.push(f.as_ref());
+                }
+                self.bind_scalar_call("substr", &args, scope, agg)
+            }
+            E::Trim {
+                expr,
+                trim_where,
+                trim_what,
+                trim_characters,
+            } => {
+                let name = match trim_where {
+                    Some(ast::TrimWhereField::Leading) => "ltrim",
+                    Some(ast::TrimWhereField::Trailing) => "rtrim",
+                    _ => "btrim",
+                };
+                let mut args = vec![expr.as_ref()];
+                match (trim_what, trim_characters.as_deref()) {
+                    (Some(w), _) => args.push(w.as_ref()),
+                    (None, Some([c])) => args.push(c),
+                    (None, None) => {}
+                    (None, Some(_)) => {
+                        return Err(SqlError::undefined_function(
+                            "function btrim with more than two arguments does not exist",
+                        ))
+                    }
+                }
+                self.bind_scalar_call(name, &args, scope, agg)
+            }
+            E::Interval(iv) => {
+                let text = match iv.value.as_ref() {
+                    E::Value(v) => match &v.value {
+                        ast::Value::SingleQuotedString(s) => s.clone(),
+                        ast::Value::Number(n, _) => n.clone(),
+                        _ => return Err(SqlError::unsupported("this INTERVAL literal")),
+                    },
+                    _ => return Err(SqlError::unsupported("INTERVAL of an expression")),
+                };
+                if iv.last_field.is_some() {
+                    return Err(SqlError::unsupported("INTERVAL ... TO ..."));
+                }
+                let unit = iv
+                    .leading_field
+                    .as_ref()
+                    .map(|f| f.to_string().to_lowercase());
+                let parsed = crate::interval::Interval::parse(&text, unit.as_deref())?;
+                Ok((Expr::Const(Value::Interval(parsed)), DataType::Interval))
+            }
+            E::Extract { field, expr, .. } => {
+                let unit = match field {
+                    ast::DateTimeField::Custom(id) => id.value.clone(),
+                    other => other.to_string(),
+                };
+                let (e, t) = self.bind_expr(expr, scope, agg)?;
+                self.finish_scalar_call(
+                    "extract",
+                    vec![
+                        (
+                            Expr::Const(Value::Text(unit.to_lowercase())),
+                            DataType::Text,
+                        ),
+                        (e, t),
+                    ],
+                )
+            }
             E::Subquery(q) => self.bind_subquery(q, scope, SubqueryKind::Scalar),
             E::Exists { subquery, negated } => {
                 let (e, t) = self.bind_subquery(subquery, scope, SubqueryKind::Exists)?;
@@ -1253,6 +1393,15 @@ impl Binder<'_> {
             B::StringConcat => {
                 let (l, lt) = self.bind_expr(left, scope, agg.as_deref_mut())?;
                 let (r, rt) = self.bind_expr(right, scope, agg)?;
+                let texty = |t: &DataType| t.is_string() || *t == DataType::Unknown;
+                if !texty(&lt) && !texty(&rt) {
+                    return Err(SqlError::undefined_function(format!(
+                        "operator does not exist: {} || {}",
+                        lt.name(),
+                        rt.name()
+                    ))
+                    .with_hint("No operator matches the given name and argument types. You might need to add explicit type casts."));
+                }
                 let l = self.coerce(
                     l,
                     lt,
@@ -1297,6 +1446,42 @@ impl Binder<'_> {
                 };
                 let (l, lt) = self.bind_expr(left, scope, agg.as_deref_mut())?;
                 let (r, rt) = self.bind_expr(right, scope, agg)?;
+                if let Some(ty) = datetime_arithmetic_type(bop, lt, rt) {
+                    // Untyped literals take the type the operator needs: an interval next to
+                    // a timestamp (`ts + '1 day'`), the other timestamp in `ts - '...'`.
+                    let unknown_as = |other: DataType| match (bop, other) {
+                        (BinOp::Sub, DataType::Timestamp | DataType::Timestamptz)
+                            if ty == DataType::Interval =>
+                        {
+                            other
+                        }
+                        (BinOp::Mul | BinOp::Div, DataType::Interval) => DataType::Float8,
+                        _ => DataType::Interval,
+                    };
+                    let l = if lt == DataType::Unknown {
+                        self.coerce(l, lt, unknown_as(rt))?
+                    } else if lt == DataType::Date && ty == DataType::Interval {
+                        self.coerce(l, lt, DataType::Timestamp)?
+                    } else {
+                        l
+                    };
+                    let r = if rt == DataType::Unknown {
+                        self.coerce(r, rt, unknown_as(lt))?
+                    } else if rt == DataType::Date && ty == DataType::Interval {
+                        self.coerce(r, rt, DataType::Timestamp)?
+                    } else {
+                        r
+                    };
+                    return Ok((
+                        Expr::Binary {
+                            op: bop,
+                            left: Box::new(l),
+                            right: Box::new(r),
+                            ty,
+                        },
+                        ty,
+                    ));
+                }
                 // Date arithmetic: date ± integer, date - date.
                 if lt == DataType::Date || rt == DataType::Date {
                     let (l, lt2) = if lt == DataType::Unknown {
@@ -1373,6 +1558,36 @@ impl Binder<'_> {
                     },
                     ty,
                 ))
+            }
+            B::PGLikeMatch | B::PGILikeMatch | B::PGNotLikeMatch | B::PGNotILikeMatch => {
+                // `~~`, `~~*`, `!~~`, `!~~*`: the operators LIKE and ILIKE stand for.
+                let (e, t) = self.bind_expr(left, scope, agg.as_deref_mut())?;
+                let (p, pt) = self.bind_expr(right, scope, agg)?;
+                let sym = op.to_string();
+                let e = self.text_operand(e, t, &sym)?;
+                let p = self.text_operand(p, pt, &sym)?;
+                Ok((
+                    Expr::Like {
+                        expr: Box::new(e),
+                        pattern: Box::new(p),
+                        negated: matches!(op, B::PGNotLikeMatch | B::PGNotILikeMatch),
+                        case_insensitive: matches!(op, B::PGILikeMatch | B::PGNotILikeMatch),
+                    },
+                    DataType::Bool,
+                ))
+            }
+            B::PGExp => {
+                let (l, lt) = self.bind_expr(left, scope, agg.as_deref_mut())?;
+                let (r, rt) = self.bind_expr(right, scope, agg)?;
+                if crate::functions::power_type(&lt, &rt).is_none() {
+                    return Err(SqlError::undefined_function(format!(
+                        "operator does not exist: {} ^ {}",
+                        lt.name(),
+                        rt.name()
+                    ))
+                    .with_hint("No operator matches the given name and argument types. You might need to add explicit type casts."));
+                }
+                self.finish_scalar_call("power", vec![(l, lt), (r, rt)])
             }
             other => Err(SqlError::unsupported(format!("operator {other}"))),
         }
@@ -1490,6 +1705,49 @@ impl Binder<'_> {
             },
             DataType::Int8,
         ))
+    }
+
+    /// A call of a [`crate::functions`] function: binds the arguments, resolves the
+    /// overload from their types and coerces each argument to its parameter type.
+    pub(crate) fn bind_scalar_call(
+        &mut self,
+        name: &str,
+        args: &[&ast::Expr],
+        scope: &Scope,
+        mut agg: Option<&mut AggState>,
+    ) -> SqlResult<(Expr, DataType)> {
+        let mut bound = Vec::with_capacity(args.len());
+        for a in args {
+            bound.push(self.bind_expr(a, scope, agg.as_deref_mut())?);
+        }
+        self.finish_scalar_call(name, bound)
+    }
+
+    /// [`Binder::bind_scalar_call`] for arguments already bound.
+    fn finish_scalar_call(
+        &mut self,
+        name: &str,
+        bound: Vec<(Expr, DataType)>,
+    ) -> SqlResult<(Expr, DataType)> {
+        let types: Vec<DataType> = bound.iter().map(|(_, t)| *t).collect();
+        let sig = match crate::functions::resolve(name, &types) {
+            Some(r) => r?,
+            None => {
+                return Err(SqlError::undefined_function(format!(
+                    "function {name}() does not exist"
+                )))
+            }
+        };
+        let mut exprs = Vec::with_capacity(bound.len());
+        for ((e, t), to) in bound.into_iter().zip(sig.args.iter()) {
+            // char(n) as text loses its padding, as PostgreSQL's bpchar-to-text cast does.
+            let e = match t {
+                DataType::Bpchar(_) if to.is_string() => Expr::Func(Func::RtrimSpaces, vec![e]),
+                _ => e,
+            };
+            exprs.push(self.coerce(e, t, *to)?);
+        }
+        Ok((Expr::Func(Func::Scalar(sig.func), exprs), sig.result))
     }
 
     fn bind_function(
@@ -1628,6 +1886,17 @@ impl Binder<'_> {
         if let Some(op) = crate::sequence::SeqOp::from_name(&name) {
             return self.bind_sequence_call(op, &args, scope);
         }
+        if name == "age" && args.len() == 1 && !no_parens {
+            // age(x) is age(current_date, x).
+            let (e, t) = self.bind_expr(args[0], scope, agg)?;
+            let today = (Expr::Clock(Clock::CurrentDate), DataType::Date);
+            return self.finish_scalar_call("age", vec![today, (e, t)]);
+        }
+        if (crate::functions::is_scalar(&name) || (name == "round" && args.len() == 2))
+            && !no_parens
+        {
+            return self.bind_scalar_call(&name, &args, scope, agg);
+        }
         let text = |s: String| Ok((Expr::Const(Value::Text(s)), DataType::Text));
         match (name.as_str(), args.len()) {
             ("version", 0) => text(crate::VERSION_STRING.to_string()),
@@ -1668,6 +1937,8 @@ impl Binder<'_> {
             ("lower", 1) | ("upper", 1) | ("length", 1) | ("char_length", 1) | ("character_length", 1) => {
                 let (e, t) = self.bind_expr(args[0], scope, agg)?;
                 let e = if t == DataType::Bytea && name == "length" { e } else { self.text_operand(e, t, &name)? };
+                // char(n) as text loses its padding (length('ab  '::char(4)) is 2).
+                let e = if matches!(t, DataType::Bpchar(_)) { Expr::Func(Func::RtrimSpaces, vec![e]) } else { e };
                 let (func, ty) = match name.as_str() {
                     "lower" => (Func::Lower, DataType::Text),
                     "upper" => (Func::Upper, DataType::Text),

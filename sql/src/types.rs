@@ -48,6 +48,8 @@ pub enum DataType {
     Timestamp,
     /// timestamp with time zone (oid 1184).
     Timestamptz,
+    /// interval (oid 1186).
+    Interval,
     /// The type of a quoted literal before context gives it one (oid 705).
     Unknown,
 }
@@ -76,6 +78,7 @@ impl DataType {
             DataType::Date => 1082,
             DataType::Timestamp => 1114,
             DataType::Timestamptz => 1184,
+            DataType::Interval => 1186,
             DataType::Numeric { .. } => 1700,
         }
     }
@@ -87,6 +90,7 @@ impl DataType {
             DataType::Int2 => 2,
             DataType::Int4 | DataType::Float4 | DataType::Date => 4,
             DataType::Int8 | DataType::Float8 | DataType::Timestamp | DataType::Timestamptz => 8,
+            DataType::Interval => 16,
             DataType::Unknown => -2,
             _ => -1,
         }
@@ -121,6 +125,7 @@ impl DataType {
             1082 => DataType::Date,
             1114 => DataType::Timestamp,
             1184 => DataType::Timestamptz,
+            1186 => DataType::Interval,
             1700 => NUMERIC,
             _ => return None,
         })
@@ -151,6 +156,7 @@ impl DataType {
             DataType::Date => "date".into(),
             DataType::Timestamp => "timestamp without time zone".into(),
             DataType::Timestamptz => "timestamp with time zone".into(),
+            DataType::Interval => "interval".into(),
             DataType::Unknown => "unknown".into(),
         }
     }
@@ -229,11 +235,14 @@ pub enum Value {
     Timestamp(i64),
     /// timestamptz: microseconds since 2000-01-01 00:00:00 UTC.
     Timestamptz(i64),
+    /// interval: months, days and microseconds.
+    Interval(crate::interval::Interval),
 }
 
 /// Days from 1970-01-01 to 2000-01-01.
-const UNIX_TO_PG_DAYS: i64 = 10_957;
-const USECS_PER_DAY: i64 = 86_400_000_000;
+pub(crate) const UNIX_TO_PG_DAYS: i64 = 10_957;
+/// Microseconds in a day.
+pub(crate) const USECS_PER_DAY: i64 = 86_400_000_000;
 
 fn invalid_input(ty: &DataType, s: &str) -> SqlError {
     let name = match ty {
@@ -241,6 +250,13 @@ fn invalid_input(ty: &DataType, s: &str) -> SqlError {
         DataType::Numeric { .. } => "numeric".to_string(),
         other => other.name(),
     };
+    if ty.is_datetime() && date_fields_are_numbers(s) {
+        // Well-formed but impossible (month 13, February 30): PostgreSQL's 22008.
+        return SqlError::new(
+            SqlState::DATETIME_FIELD_OVERFLOW,
+            format!("date/time field value out of range: \"{s}\""),
+        );
+    }
     let code = if ty.is_datetime() {
         SqlState::INVALID_DATETIME_FORMAT
     } else {
@@ -274,6 +290,7 @@ impl Value {
             Value::Date(_) => DataType::Date,
             Value::Timestamp(_) => DataType::Timestamp,
             Value::Timestamptz(_) => DataType::Timestamptz,
+            Value::Interval(_) => DataType::Interval,
         }
     }
 
@@ -313,6 +330,7 @@ impl Value {
             Value::Date(d) => format_date(*d),
             Value::Timestamp(t) => format_timestamp(*t),
             Value::Timestamptz(t) => format!("{}+00", format_timestamp(*t)),
+            Value::Interval(i) => i.to_text(),
         })
     }
 
@@ -331,6 +349,7 @@ impl Value {
             Value::Bytea(b) => b.clone(),
             Value::Date(d) => d.to_be_bytes().to_vec(),
             Value::Timestamp(t) | Value::Timestamptz(t) => t.to_be_bytes().to_vec(),
+            Value::Interval(i) => i.to_binary(),
         })
     }
 
@@ -400,6 +419,7 @@ impl Value {
                 let (us, offset) = parse_timestamp(t).ok_or_else(|| invalid_input(ty, s))?;
                 Ok(Value::Timestamptz(us - offset.unwrap_or(0) * 1_000_000))
             }
+            DataType::Interval => crate::interval::Interval::parse(s, None).map(Value::Interval),
         }
     }
 
@@ -433,6 +453,14 @@ impl Value {
             DataType::Date => Value::Date(i32::from_be_bytes(fixed(b, ty)?)),
             DataType::Timestamp => Value::Timestamp(i64::from_be_bytes(fixed(b, ty)?)),
             DataType::Timestamptz => Value::Timestamptz(i64::from_be_bytes(fixed(b, ty)?)),
+            DataType::Interval => {
+                Value::Interval(crate::interval::Interval::from_binary(b).ok_or_else(|| {
+                    SqlError::new(
+                        SqlState::INVALID_BINARY_REPRESENTATION,
+                        "incorrect binary data format for type interval",
+                    )
+                })?)
+            }
         })
     }
 }
@@ -562,7 +590,7 @@ fn parse_bytea(s: &str) -> Option<Vec<u8>> {
 }
 
 /// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's algorithm).
-fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
+pub(crate) fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
     let y = if m <= 2 { y - 1 } else { y };
     let era = if y >= 0 { y } else { y - 399 } / 400;
     let yoe = y - era * 400;
@@ -573,7 +601,7 @@ fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
 }
 
 /// Inverse of [`days_from_civil`].
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
+pub(crate) fn civil_from_days(z: i64) -> (i64, u32, u32) {
     let z = z + 719_468;
     let era = if z >= 0 { z } else { z - 146_096 } / 146_097;
     let doe = z - era * 146_097;
@@ -640,6 +668,17 @@ fn format_timestamp(us: i64) -> String {
         s.push_str(" BC");
     }
     s
+}
+
+/// Whether `s` starts with a `Y-M-D` date whose three fields are numbers (so a failed parse
+/// means a field is out of range, not a syntax error).
+fn date_fields_are_numbers(s: &str) -> bool {
+    let date = s.trim().split([' ', 'T']).next().unwrap_or("");
+    let parts: Vec<&str> = date.split('-').collect();
+    parts.len() == 3
+        && parts
+            .iter()
+            .all(|p| !p.is_empty() && p.len() <= 4 && p.bytes().all(|c| c.is_ascii_digit()))
 }
 
 /// Parses `YYYY-MM-DD` (optionally ` BC`); also accepts `epoch`.
@@ -892,6 +931,8 @@ pub(crate) fn compare_values(a: &Value, b: &Value) -> Option<Ordering> {
         (Timestamp(x), Timestamptz(y)) | (Timestamptz(x), Timestamp(y)) => x.cmp(y),
         (Date(x), Timestamp(y)) | (Date(x), Timestamptz(y)) => date_to_timestamp(*x).cmp(y),
         (Timestamp(x), Date(y)) | (Timestamptz(x), Date(y)) => x.cmp(&date_to_timestamp(*y)),
+        (Interval(x), Interval(y)) => x.compare(y),
+        (Interval(_), _) | (_, Interval(_)) => return None,
         _ => {
             if let (Some(x), Some(y)) = (as_i64(a), as_i64(b)) {
                 return Some(x.cmp(&y));

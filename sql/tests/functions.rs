@@ -86,3 +86,71 @@ fn any_and_all_over_an_array_constructor() {
     assert_eq!(run(&mut s, "SELECT 1 = ANY(ARRAY['1'])"), "ERROR 42883");
     assert_eq!(run(&mut s, "SELECT 1"), "1");
 }
+
+#[test]
+fn math_and_string_functions_follow_postgres() {
+    let (_d, mut s) = setup();
+    assert_eq!(
+        run(
+            &mut s,
+            "SELECT floor(-1.5), ceil(1.2::float8), trunc(12.345, -1), round(1250, -2), 2 ^ 10, 2.0 ^ 3, sqrt(2::numeric), mod(-7, 3)"
+        ),
+        "-2|2|10|1300|1024|8.0000000000000000|1.414213562373095|-1"
+    );
+    assert_eq!(
+        run(
+            &mut s,
+            "SELECT substring('hello' from 2 for 3), position('l' in 'hello'), trim(both 'x' from 'xxaxx'), \
+             lpad('hi', 5, 'xy'), split_part('a,b,c', ',', -1), concat('a', NULL, 1), initcap('hello wORLD')"
+        ),
+        "ell|3|a|xyxhi|c|a1|Hello World"
+    );
+    assert_eq!(
+        run(
+            &mut s,
+            "SELECT extract(epoch from timestamp '2020-01-01 12:34:56.789'), date_trunc('week', timestamp '2020-01-01 13:14'), \
+             to_char(timestamp '2020-03-04 15:06:07', 'FMDDth Mon YYYY HH12:MI AM'), to_char(-1234.5, '9,999.99')"
+        ),
+        "1577882096.789000|2019-12-30 00:00:00|4th Mar 2020 03:06 PM|-1,234.50"
+    );
+    // SQLSTATEs: 2201F power, 2201E log, 22011 substring, 22023 split_part, 0A000 extract.
+    for (sql, code) in [
+        ("SELECT 0 ^ -1", "ERROR 2201F"),
+        ("SELECT ln(0)", "ERROR 2201E"),
+        ("SELECT substr('a', 1, -1)", "ERROR 22011"),
+        ("SELECT split_part('a', ',', 0)", "ERROR 22023"),
+        ("SELECT extract(hour from date '2020-01-01')", "ERROR 0A000"),
+        ("SELECT make_date(2020, 2, 30)", "ERROR 22008"),
+        ("SELECT length(1)", "ERROR 42883"),
+    ] {
+        assert_eq!(run(&mut s, sql), code, "{sql}");
+    }
+}
+
+#[test]
+fn intervals_do_calendar_arithmetic_and_survive_storage() {
+    let (_d, mut s) = setup();
+    assert_eq!(
+        run(
+            &mut s,
+            "SELECT timestamp '2020-01-31' + interval '1 month', timestamp '2020-01-02 01:00' - timestamp '2020-01-01', \
+             interval '1 day' * 1.5, age(timestamp '2020-03-01', timestamp '2019-01-31'), interval '1 mon' = interval '30 days'"
+        ),
+        "2020-02-29 00:00:00|1 day 01:00:00|1 day 12:00:00|1 year 1 mon 1 day|t"
+    );
+    run(
+        &mut s,
+        "CREATE TABLE t (id interval PRIMARY KEY, v interval);
+         INSERT INTO t VALUES (interval '1 day', interval '-1 day +02:00:00'), (interval '1 hour', NULL);",
+    );
+    assert_eq!(
+        run(&mut s, "SELECT id, v FROM t ORDER BY id"),
+        "01:00:00|NULL\n1 day|-1 days +02:00:00"
+    );
+    // '24 hours' equals '1 day': the primary key refuses it.
+    assert_eq!(
+        run(&mut s, "INSERT INTO t VALUES (interval '24 hours', NULL)"),
+        "ERROR 23505"
+    );
+    assert_eq!(run(&mut s, "SELECT 'soon'::interval"), "ERROR 22007");
+}
