@@ -78,6 +78,11 @@ pub(crate) enum CatalogFn {
     False,
     /// `pg_collation_is_visible` / `pg_type_is_visible`: true (everything is in the path).
     True,
+    /// `pg_get_partkeydef(oid)`: a partitioned table's key (`RANGE (k)`).
+    PartKeyDef,
+    /// The OIDs of `pg_partition_ancestors(oid)` as an array (the relation itself, then its
+    /// parents; none for a table that is neither a partition nor partitioned).
+    PartitionAncestors,
     /// `to_regtype(name)`: the type's OID, or NULL.
     ToRegtype,
     /// `to_regclass(name)`: the relation's OID, or NULL.
@@ -120,6 +125,7 @@ pub(crate) fn signature(
         ("array_to_string", 3) => (CatalogFn::ArrayToString, &[Text, Text, Text], Text),
         ("array_upper", 2) => (CatalogFn::ArrayUpper, &[Text, Int4], Int4),
         ("to_regtype", 1) => (CatalogFn::ToRegtype, &[Text], Int8),
+        ("pg_get_partkeydef", 1) => (CatalogFn::PartKeyDef, &[Int8], Text),
         ("to_regclass", 1) => (CatalogFn::ToRegclass, &[Text], Int8),
         ("json_build_object", n) if n % 2 == 0 && n <= ANY_ARGS.len() => {
             (CatalogFn::JsonBuildObject, &ANY_ARGS[..n], Text)
@@ -339,6 +345,45 @@ pub(crate) fn call(
             t(crate::pg_catalog::relation_name(txn()?, oid)?
                 .map(|n| quote_ident(&n))
                 .unwrap_or_else(|| oid.to_string()))
+        }
+        CatalogFn::PartKeyDef => {
+            let oid = int(0).unwrap_or(0);
+            Ok(crate::pg_catalog::tables(txn()?)?
+                .into_iter()
+                .find(|t| t.id.0 as i64 == oid)
+                .and_then(|t| {
+                    let key = t.partitioning.key.as_ref()?;
+                    let cols: Vec<String> = key
+                        .columns
+                        .iter()
+                        .map(|&c| quote_ident(&t.columns[c].name))
+                        .collect();
+                    Some(Value::Text(format!(
+                        "{} ({})",
+                        key.strategy.name().to_uppercase(),
+                        cols.join(", ")
+                    )))
+                })
+                .unwrap_or(Value::Null))
+        }
+        CatalogFn::PartitionAncestors => {
+            let oid = int(0).unwrap_or(0);
+            let all = crate::pg_catalog::tables(txn()?)?;
+            let mut out = Vec::new();
+            let mut cur = all.iter().find(|t| t.id.0 as i64 == oid);
+            while let Some(t) = cur {
+                let partitioned = t.partitioning.key.is_some() || t.partitioning.of.is_some();
+                if !partitioned || out.len() > all.len() {
+                    break;
+                }
+                out.push(Some(t.id.0.to_string()));
+                cur = t
+                    .partitioning
+                    .of
+                    .as_ref()
+                    .and_then(|(parent, _)| all.iter().find(|p| &p.name == parent));
+            }
+            t(format_array(&out))
         }
         CatalogFn::ToRegtype => Ok(text(0)
             .and_then(|n| type_oid(&n))
@@ -1049,15 +1094,33 @@ impl Binder<'_> {
     /// `unnest(array) [AS] alias`: a one-column source of the array's elements (text).
     pub(crate) fn bind_unnest(
         &mut self,
+        name: &str,
         args: &[ast::FunctionArg],
         alias: Option<&ast::TableAlias>,
     ) -> SqlResult<(crate::query::Source, Scope)> {
         let [ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(arg))] = args else {
-            return Err(SqlError::undefined_function(
-                "function unnest with these arguments does not exist",
-            ));
+            return Err(SqlError::undefined_function(format!(
+                "function {name} with these arguments does not exist"
+            )));
         };
-        self.bind_unnest_expr(arg, alias)
+        if name == "pg_partition_ancestors" {
+            // An unnest of the ancestors' OIDs; the column is PostgreSQL's OUT name `relid`.
+            let (e, t) = self.bind_expr(arg, &Scope::default(), None)?;
+            // The argument is a regclass: a quoted name or number resolves now.
+            let e = match (e, t) {
+                (Expr::Const(Value::Text(s)), DataType::Unknown) => {
+                    Expr::Const(Value::Int8(regclass_oid(self.txn, &s)?))
+                }
+                (e, t) => self.coerce(e, t, DataType::Int8)?,
+            };
+            let oids = Expr::Func(Func::Catalog(CatalogFn::PartitionAncestors), vec![e]);
+            let qualifier = alias.map_or_else(|| name.to_string(), |a| ident_name(&a.name));
+            let col = alias
+                .and_then(|a| a.columns.first())
+                .map_or_else(|| "relid".to_string(), |c| ident_name(&c.name));
+            return Ok(unnest_source(oids, qualifier, col, DataType::Int8));
+        }
+        self.bind_unnest_expr(arg, alias, DataType::Text)
     }
 
     /// `unnest(arg) [AS] alias` for one argument expression.
@@ -1065,6 +1128,7 @@ impl Binder<'_> {
         &mut self,
         arg: &ast::Expr,
         alias: Option<&ast::TableAlias>,
+        ty: DataType,
     ) -> SqlResult<(crate::query::Source, Scope)> {
         let (e, t) = self.bind_expr(arg, &Scope::default(), None)?;
         let e = self.coerce(e, t, DataType::Text)?;
@@ -1080,27 +1144,86 @@ impl Binder<'_> {
             }
             None => ("unnest".to_string(), "unnest".to_string()),
         };
-        let scope = Scope::of_columns(vec![crate::plan::ScopeColumn {
-            qualifier: Some(qualifier),
-            name: col,
-            ty: DataType::Text,
-            table_oid: 0,
-            column_id: 0,
-            unqualified: true,
-        }]);
-        Ok((crate::query::Source::Unnest(e), scope))
+        Ok(unnest_source(e, qualifier, col, ty))
     }
 }
 
-/// Rows of `unnest(array)` for an evaluated array argument.
-pub(crate) fn unnest_rows(v: &Value) -> SqlResult<Vec<Vec<Value>>> {
+/// A one-column source of an array's elements, cast to `ty`.
+fn unnest_source(
+    e: Expr,
+    qualifier: String,
+    col: String,
+    ty: DataType,
+) -> (crate::query::Source, Scope) {
+    let scope = Scope::of_columns(vec![crate::plan::ScopeColumn {
+        qualifier: Some(qualifier),
+        name: col,
+        ty,
+        table_oid: 0,
+        column_id: 0,
+        unqualified: true,
+    }]);
+    (crate::query::Source::Unnest(e, ty), scope)
+}
+
+/// Rows of `unnest(array)` for an evaluated array argument, elements cast to `ty`.
+pub(crate) fn unnest_rows(v: &Value, ty: &DataType) -> SqlResult<Vec<Vec<Value>>> {
     let Some(text) = v.to_text() else {
         return Ok(vec![]);
     };
-    Ok(parse_array(&text)?
+    parse_array(&text)?
         .into_iter()
-        .map(|i| vec![i.map(Value::Text).unwrap_or(Value::Null)])
-        .collect())
+        .map(|i| {
+            Ok(vec![match i {
+                Some(s) => cast(Value::Text(s), ty, true)?,
+                None => Value::Null,
+            }])
+        })
+        .collect()
+}
+
+/// A FROM-less SELECT whose one output is a set-returning catalog function
+/// (`SELECT pg_partition_ancestors(x)`, as psql sends it inside `IN (...)`), rewritten to
+/// read the function in FROM. None: not that shape.
+pub(crate) fn select_list_srf(s: &ast::Select) -> SqlResult<Option<ast::Select>> {
+    if !s.from.is_empty() || s.projection.len() != 1 || s.selection.is_some() {
+        return Ok(None);
+    }
+    let (f, alias) = match &s.projection[0] {
+        ast::SelectItem::UnnamedExpr(ast::Expr::Function(f)) => (f, None),
+        ast::SelectItem::ExprWithAlias {
+            expr: ast::Expr::Function(f),
+            alias,
+        } => (f, Some(alias)),
+        _ => return Ok(None),
+    };
+    let name = f
+        .name
+        .0
+        .last()
+        .and_then(|p| p.as_ident())
+        .map(ident_name)
+        .unwrap_or_default();
+    if !matches!(name.as_str(), "pg_partition_ancestors" | "unnest") {
+        return Ok(None);
+    }
+    let ast::FunctionArguments::List(args) = &f.args else {
+        return Ok(None);
+    };
+    let col = alias.map(|a| a.to_string()).unwrap_or_else(|| name.clone());
+    let args: Vec<String> = args.args.iter().map(|a| a.to_string()).collect();
+    let sql = format!(
+        "SELECT {col} FROM pg_catalog.{name}({}) AS {name}({col})",
+        args.join(", ")
+    );
+    let parsed = sqlparser::parser::Parser::new(&sqlparser::dialect::PostgreSqlDialect {})
+        .try_with_sql(&sql)
+        .and_then(|mut p| p.parse_query())
+        .map_err(|e| SqlError::syntax(e.to_string()))?;
+    match *parsed.body {
+        ast::SetExpr::Select(sel) => Ok(Some(*sel)),
+        _ => Ok(None),
+    }
 }
 
 /// The expression text PostgreSQL's `pg_get_expr` shows for a column default stored as

@@ -676,7 +676,7 @@ fn source_rows_unrecorded(env: Env<'_>, source: &Source) -> SqlResult<Vec<Vec<Va
             keep
         }
         Source::System(view) => view.rows(env.rd.txn, env.rd.txn.db())?,
-        Source::Unnest(e) => crate::catalog_fns::unnest_rows(&env.eval(e, &[])?)?,
+        Source::Unnest(e, ty) => crate::catalog_fns::unnest_rows(&env.eval(e, &[])?, ty)?,
         Source::Append(a) => {
             let keep = crate::partition::runtime_keep(a, env.rd.params);
             let mut out = Vec::new();

@@ -270,7 +270,7 @@ impl Lines {
             Source::Series { .. } => {
                 self.node(depth, "Function Scan on generate_series".into(), key)
             }
-            Source::Unnest(_) => self.node(depth, "Function Scan on unnest".into(), key),
+            Source::Unnest(..) => self.node(depth, "Function Scan on unnest".into(), key),
             Source::Values(rows) => {
                 self.node(depth, format!("Values Scan ({} rows)", rows.len()), key)
             }

@@ -346,7 +346,7 @@ pub(crate) fn source_width(s: &Source) -> usize {
     match s {
         Source::Single => 0,
         Source::Table { def, .. } => def.columns.len(),
-        Source::Series { .. } | Source::Unnest(_) => 1,
+        Source::Series { .. } | Source::Unnest(..) => 1,
         Source::System(v) => v.columns().len(),
         Source::Join(j) => j.left_width + j.right_width,
         Source::Query(q) => q.visible,

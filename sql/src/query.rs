@@ -209,8 +209,9 @@ pub(crate) enum Source {
         step: Option<Expr>,
         ty: DataType,
     },
-    /// `unnest(array)`: one row per element of the array's text form (`catalog_fns`).
-    Unnest(Expr),
+    /// `unnest(array)`: one row per element of the array's text form (`catalog_fns`), cast
+    /// to the type (`pg_partition_ancestors` is an unnest of an oid array).
+    Unnest(Expr, DataType),
     /// A system view ([`crate::system`]), read at execution.
     System(crate::system::SystemView),
     /// Rows of two sources side by side ([`crate::plan`]).
@@ -2130,7 +2131,14 @@ impl Binder<'_> {
             _ => return Err(SqlError::unsupported("more than one locking clause")),
         };
         let select = match q.body.as_ref() {
-            ast::SetExpr::Select(s) => s,
+            ast::SetExpr::Select(s) => {
+                if let Some(rewritten) = crate::catalog_fns::select_list_srf(s)? {
+                    let mut q2 = q.clone();
+                    *q2.body = ast::SetExpr::Select(Box::new(rewritten));
+                    return self.bind_query_body(&q2);
+                }
+                s
+            }
             ast::SetExpr::Query(inner) if q.order_by.is_none() && q.limit_clause.is_none() => {
                 return self.bind_query(inner)
             }
@@ -2714,8 +2722,8 @@ impl Binder<'_> {
                     ..
                 } => {
                     let fname = object_name(name)?;
-                    if fname == "unnest" {
-                        return self.bind_unnest(&args.args, alias.as_ref());
+                    if fname == "unnest" || fname == "pg_partition_ancestors" {
+                        return self.bind_unnest(&fname, &args.args, alias.as_ref());
                     }
                     if fname != "generate_series" {
                         return Err(SqlError::undefined_function(format!(
@@ -2805,7 +2813,7 @@ impl Binder<'_> {
                     with_ordinality: false,
                     ..
                 } if array_exprs.len() == 1 => {
-                    self.bind_unnest_expr(&array_exprs[0], alias.as_ref())
+                    self.bind_unnest_expr(&array_exprs[0], alias.as_ref(), DataType::Text)
                 }
                 _ => Err(SqlError::unsupported("this FROM item")),
             }

@@ -250,3 +250,40 @@ fn arrays_any_and_regex_operators_behave_as_in_postgres() {
         "id, name, sku, qty\nSELECT 1"
     );
 }
+
+#[test]
+fn partition_catalog_functions_follow_the_partition_tree() {
+    let (_d, _e, mut s) = setup();
+    run(&mut s, SCHEMA);
+    run(
+        &mut s,
+        "CREATE TABLE m (k int PRIMARY KEY) PARTITION BY LIST (k); \
+         CREATE TABLE m1 PARTITION OF m FOR VALUES IN (1)",
+    );
+    assert_eq!(
+        run(
+            &mut s,
+            "SELECT relid::regclass FROM pg_catalog.pg_partition_ancestors('m1')"
+        ),
+        "m1\nm\nSELECT 2"
+    );
+    // A table outside any partition tree has no ancestors, not even itself.
+    assert_eq!(
+        run(
+            &mut s,
+            "SELECT count(*) FROM pg_partition_ancestors('items')"
+        ),
+        "0\nSELECT 1"
+    );
+    // The select-list form psql uses inside IN (...).
+    assert_eq!(
+        run(
+            &mut s,
+            "SELECT 'm'::regclass IN (SELECT pg_catalog.pg_partition_ancestors('m1') \
+             UNION ALL VALUES ('items'::pg_catalog.regclass)), \
+             'items'::regclass IN (SELECT pg_partition_ancestors('m1')), \
+             pg_get_partkeydef('m'::regclass), pg_get_partkeydef('items'::regclass)"
+        ),
+        "t|f|LIST (k)|NULL\nSELECT 1"
+    );
+}

@@ -39,3 +39,10 @@ SELECT array_to_string(ARRAY['a', 'b c', NULL], ',', '*') AS joined,
        ARRAY(SELECT relname FROM pg_class WHERE relkind = 'r'
                 AND relnamespace = 'public'::regnamespace ORDER BY 1) AS tables;
 SELECT string_agg(attname, ', ') FROM pg_attribute WHERE attrelid = 'tags'::regclass AND attnum > 0;
+-- A partitioned table and its partitions.
+CREATE TABLE m (k int PRIMARY KEY, v text) PARTITION BY RANGE (k);
+CREATE TABLE m1 PARTITION OF m FOR VALUES FROM (MINVALUE) TO (10);
+CREATE TABLE m2 PARTITION OF m FOR VALUES FROM (10) TO (20);
+\d m
+\d+ m
+\d m1
