@@ -243,3 +243,58 @@ async fn writers_of_different_partitions_do_not_wait_and_lock_table_holds_one_pa
         vec!["1|a3", "2|b2", "15|c3", "16|d"]
     );
 }
+
+/// psql's `\d` and `\d+` of a partitioned table print what they print on PostgreSQL 15 (the
+/// expected text is PostgreSQL 15.x's output of the same script).
+#[test]
+fn psql_describes_a_partitioned_table_like_postgres() {
+    let Some(psql) = common::find_pg_tool("psql") else {
+        eprintln!("SKIPPED: psql not found on PATH nor at /usr/lib/postgresql/15/bin/psql");
+        return;
+    };
+    let dir = tempfile::tempdir().expect("temp dir");
+    let server = Server::start(dir.path());
+    let script = "CREATE TABLE m (k int PRIMARY KEY, v text) PARTITION BY RANGE (k);\n\
+                  CREATE TABLE m1 PARTITION OF m FOR VALUES FROM (1) TO (10);\n\
+                  CREATE TABLE md PARTITION OF m DEFAULT;\n\
+                  \\d m\n\\d+ m\n";
+    let file = dir.path().join("d.sql");
+    std::fs::write(&file, script).expect("write script");
+    let out = std::process::Command::new(psql)
+        .arg(server.conn_str())
+        .args(["-X", "-q", "-f"])
+        .arg(&file)
+        .env("COLUMNS", "200")
+        .output()
+        .expect("run psql");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{out:?}");
+    let expected = r#"           Partitioned table "public.m"
+ Column |  Type   | Collation | Nullable | Default 
+--------+---------+-----------+----------+---------
+ k      | integer |           | not null | 
+ v      | text    |           |          | 
+Partition key: RANGE (k)
+Indexes:
+    "m_pkey" PRIMARY KEY, btree (k)
+Number of partitions: 2 (Use \d+ to list them.)
+
+                                      Partitioned table "public.m"
+ Column |  Type   | Collation | Nullable | Default | Storage  | Compression | Stats target | Description 
+--------+---------+-----------+----------+---------+----------+-------------+--------------+-------------
+ k      | integer |           | not null |         | plain    |             |              | 
+ v      | text    |           |          |         | extended |             |              | 
+Partition key: RANGE (k)
+Indexes:
+    "m_pkey" PRIMARY KEY, btree (k)
+Partitions: m1 FOR VALUES FROM (1) TO (10),
+            md DEFAULT
+
+"#;
+    assert_eq!(
+        stdout,
+        expected,
+        "stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

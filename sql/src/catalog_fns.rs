@@ -51,6 +51,13 @@ pub(crate) enum CatalogFn {
     GetIndexdef,
     /// `pg_get_constraintdef(constraint oid [, pretty])`.
     GetConstraintdef,
+    /// `pg_get_partkeydef(table oid)`: `RANGE (k)` for a partitioned table, else NULL.
+    GetPartkeydef,
+    /// `pg_partition_ancestors(oid)` in a select list (psql's "Referenced by" query of a
+    /// partitioned table): the table itself. NB: a set-returning function in PostgreSQL;
+    /// here one row, so a partition's parent is not among the results (in FROM it is, see
+    /// `partition::bind_ancestors`).
+    PartitionAncestorsSelf,
     /// `pg_table_is_visible(oid)`.
     TableIsVisible,
     /// `pg_get_userbyid(role oid)`.
@@ -116,6 +123,8 @@ pub(crate) fn signature(
         ("pg_get_indexdef", 1) => (CatalogFn::GetIndexdef, &[Int8], Text),
         ("pg_get_indexdef", 3) => (CatalogFn::GetIndexdef, &[Int8, Int4, Bool], Text),
         ("pg_get_constraintdef", 1) => (CatalogFn::GetConstraintdef, &[Int8], Text),
+        ("pg_get_partkeydef", 1) => (CatalogFn::GetPartkeydef, &[Int8], Text),
+        ("pg_partition_ancestors", 1) => (CatalogFn::PartitionAncestorsSelf, &[Int8], Int8),
         ("pg_get_constraintdef", 2) => (CatalogFn::GetConstraintdef, &[Int8, Bool], Text),
         ("pg_table_is_visible", 1) => (CatalogFn::TableIsVisible, &[Int8], Bool),
         ("pg_get_userbyid", 1) => (CatalogFn::GetUserById, &[Int8], Text),
@@ -189,6 +198,16 @@ pub(crate) fn call(
             let oid = int(0).unwrap_or(0);
             let column = int(1).unwrap_or(0);
             Ok(crate::pg_catalog::index_def(txn()?, oid, column)?
+                .map(Value::Text)
+                .unwrap_or(Value::Null))
+        }
+        CatalogFn::PartitionAncestorsSelf => Ok(int(0).map(Value::Int8).unwrap_or(Value::Null)),
+        CatalogFn::GetPartkeydef => {
+            let oid = int(0).unwrap_or(0);
+            Ok(crate::pg_catalog::tables(txn()?)?
+                .into_iter()
+                .find(|t| i64::from(t.id.0) == oid)
+                .and_then(|t| crate::partition::key_text(&t))
                 .map(Value::Text)
                 .unwrap_or(Value::Null))
         }

@@ -106,6 +106,21 @@ fn rows_are_routed_to_their_partition_and_the_parent_sees_all() {
         "m|p|f|NULL\nm1|r|t|FOR VALUES FROM (MINVALUE) TO (10)\n\
          m2|r|t|FOR VALUES FROM (10) TO (20)\nSELECT 3"
     );
+    assert_eq!(
+        run(
+            &mut s,
+            "SELECT c.relname FROM pg_partition_ancestors('m1') a \
+             JOIN pg_class c ON c.oid = a.relid ORDER BY 1"
+        ),
+        "m\nm1\nSELECT 2"
+    );
+    assert_eq!(
+        run(
+            &mut s,
+            "SELECT count(*) FROM pg_partition_ancestors('nope')"
+        ),
+        "0\nSELECT 1"
+    );
     // The primary key is unique per partition, and the key decides the partition.
     assert_eq!(
         run(&mut s, "INSERT INTO m VALUES (10, 'again')"),
