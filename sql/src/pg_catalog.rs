@@ -403,7 +403,8 @@ fn collation_of(t: &DataType) -> i64 {
 // from their name (stable across restarts).
 // ---------------------------------------------------------------------------------------------
 
-/// An OID for an object stored without one: `kind` (1 check constraint, 2 default) in the
+/// An OID for an object stored without one: `kind` (1 check constraint, 2 default, 3
+/// foreign key) in the
 /// top bits, then the table id, then the position.
 fn synthetic_oid(kind: u8, table: u32, n: usize) -> i64 {
     ((kind as i64) << 48) | ((table as i64) << 16) | (n as i64 & 0xffff)
@@ -448,6 +449,13 @@ pub(crate) struct ConstraintInfo {
     pub cols: Vec<i16>,
     /// What `pg_get_constraintdef` shows.
     pub def: String,
+    /// A foreign key's referenced table (0 otherwise).
+    pub frelid: u32,
+    /// A foreign key's referenced column numbers.
+    pub fcols: Vec<i16>,
+    /// A foreign key's ON UPDATE / ON DELETE codes (`a` no action, `c` cascade, ...; ' '
+    /// for other constraints).
+    pub actions: (char, char),
 }
 
 fn column_list(t: &TableDef, cols: &[usize]) -> String {
@@ -469,6 +477,9 @@ fn table_constraints(t: &TableDef) -> Vec<ConstraintInfo> {
             indid: t.def_id.0,
             cols: t.primary_key.iter().map(|&i| i as i16 + 1).collect(),
             def: format!("PRIMARY KEY ({})", column_list(t, &t.primary_key)),
+            frelid: 0,
+            fcols: vec![],
+            actions: (' ', ' '),
         });
     }
     for ix in t.indexes.iter().filter(|ix| ix.constraint) {
@@ -480,6 +491,9 @@ fn table_constraints(t: &TableDef) -> Vec<ConstraintInfo> {
             indid: ix.id,
             cols: ix.columns.iter().map(|&i| i as i16 + 1).collect(),
             def: format!("UNIQUE ({})", column_list(t, &ix.columns)),
+            frelid: 0,
+            fcols: vec![],
+            actions: (' ', ' '),
         });
     }
     for (n, c) in t.checks.iter().enumerate() {
@@ -498,6 +512,9 @@ fn table_constraints(t: &TableDef) -> Vec<ConstraintInfo> {
             indid: 0,
             cols,
             def: format!("CHECK ({})", c.expr),
+            frelid: 0,
+            fcols: vec![],
+            actions: (' ', ' '),
         });
     }
     out
@@ -505,7 +522,60 @@ fn table_constraints(t: &TableDef) -> Vec<ConstraintInfo> {
 
 /// Every constraint `txn` sees.
 pub(crate) fn constraints(txn: &dyn Transaction) -> SqlResult<Vec<ConstraintInfo>> {
-    Ok(tables(txn)?.iter().flat_map(table_constraints).collect())
+    let all = tables(txn)?;
+    let mut out: Vec<ConstraintInfo> = all.iter().flat_map(table_constraints).collect();
+    for t in &all {
+        for (n, fk) in t.foreign_keys.iter().enumerate() {
+            let Some(r) = all.iter().find(|r| r.name == fk.ref_table) else {
+                continue;
+            };
+            let rcols: Vec<usize> = fk
+                .ref_columns
+                .iter()
+                .filter_map(|c| r.column_index(c))
+                .collect();
+            // The referenced key's index: the primary key's or a unique index's.
+            let indid = if rcols == r.primary_key {
+                r.def_id.0
+            } else {
+                r.indexes
+                    .iter()
+                    .find(|ix| ix.unique && ix.columns == rcols)
+                    .map_or(0, |ix| ix.id)
+            };
+            let action = |a: crate::catalog::FkAction| match a.pg_code() {
+                'r' => "RESTRICT",
+                'c' => "CASCADE",
+                'n' => "SET NULL",
+                'd' => "SET DEFAULT",
+                _ => "",
+            };
+            let mut def = format!(
+                "FOREIGN KEY ({}) REFERENCES {}({})",
+                column_list(t, &fk.columns),
+                crate::catalog_fns::quote_ident(&r.name),
+                column_list(r, &rcols)
+            );
+            for (what, a) in [("UPDATE", fk.on_update), ("DELETE", fk.on_delete)] {
+                if !action(a).is_empty() {
+                    def.push_str(&format!(" ON {what} {}", action(a)));
+                }
+            }
+            out.push(ConstraintInfo {
+                oid: synthetic_oid(3, t.id.0, n),
+                name: fk.name.clone(),
+                relid: t.id.0,
+                contype: "f",
+                indid,
+                cols: fk.columns.iter().map(|&i| i as i16 + 1).collect(),
+                def,
+                frelid: r.id.0,
+                fcols: rcols.iter().map(|&i| i as i16 + 1).collect(),
+                actions: (fk.on_update.pg_code(), fk.on_delete.pg_code()),
+            });
+        }
+    }
+    Ok(out)
 }
 
 /// An index as `pg_index` shows it: (index oid, name, table, unique, primary, columns).
@@ -971,6 +1041,9 @@ impl CatalogView {
                 .map(|c| {
                     let key: Vec<Option<String>> =
                         c.cols.iter().map(|k| Some(k.to_string())).collect();
+                    let fkey: Vec<Option<String>> =
+                        c.fcols.iter().map(|k| Some(k.to_string())).collect();
+                    let foreign = c.contype == "f";
                     vec![
                         Value::Int8(c.oid),
                         Value::Text(c.name),
@@ -983,15 +1056,19 @@ impl CatalogView {
                         Value::Int8(0),
                         Value::Int8(c.indid as i64),
                         Value::Int8(0),
-                        Value::Int8(0),
-                        Value::Text(" ".into()),
-                        Value::Text(" ".into()),
-                        Value::Text(" ".into()),
+                        Value::Int8(c.frelid as i64),
+                        Value::Text(c.actions.0.to_string()),
+                        Value::Text(c.actions.1.to_string()),
+                        Value::Text(if foreign { "s" } else { " " }.into()),
                         Value::Bool(true),
                         Value::Int2(0),
                         Value::Bool(false),
                         Value::Text(crate::catalog_fns::format_array(&key)),
-                        Value::Null,
+                        if foreign {
+                            Value::Text(crate::catalog_fns::format_array(&fkey))
+                        } else {
+                            Value::Null
+                        },
                         Value::Null,
                     ]
                 })

@@ -287,3 +287,27 @@ fn partition_catalog_functions_follow_the_partition_tree() {
         "t|f|LIST (k)|NULL\nSELECT 1"
     );
 }
+
+#[test]
+fn foreign_keys_show_in_pg_constraint() {
+    let (_d, _e, mut s) = setup();
+    run(&mut s, SCHEMA);
+    let out = run(
+        &mut s,
+        "CREATE TABLE orders (id int PRIMARY KEY, item int REFERENCES items (id) ON DELETE CASCADE, \
+         sku text REFERENCES items (sku))",
+    );
+    assert_eq!(out, "CREATE TABLE");
+    assert_eq!(
+        run(
+            &mut s,
+            "SELECT conname, conrelid::regclass, confrelid::regclass, conkey, confkey, \
+             confupdtype, confdeltype, conindid::regclass, pg_get_constraintdef(oid, true) \
+             FROM pg_constraint WHERE contype = 'f' ORDER BY conname"
+        ),
+        "orders_item_fkey|orders|items|{2}|{1}|a|c|items_pkey|\
+         FOREIGN KEY (item) REFERENCES items(id) ON DELETE CASCADE\n\
+         orders_sku_fkey|orders|items|{3}|{3}|a|a|items_sku_key|\
+         FOREIGN KEY (sku) REFERENCES items(sku)\nSELECT 2"
+    );
+}
