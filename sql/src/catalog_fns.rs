@@ -85,8 +85,6 @@ pub(crate) enum CatalogFn {
     False,
     /// `pg_collation_is_visible` / `pg_type_is_visible`: true (everything is in the path).
     True,
-    /// `pg_get_partkeydef(oid)`: a partitioned table's key (`RANGE (k)`).
-    PartKeyDef,
     /// The OIDs of `pg_partition_ancestors(oid)` as an array (the relation itself, then its
     /// parents; none for a table that is neither a partition nor partitioned).
     PartitionAncestors,
@@ -134,7 +132,6 @@ pub(crate) fn signature(
         ("array_to_string", 3) => (CatalogFn::ArrayToString, &[Text, Text, Text], Text),
         ("array_upper", 2) => (CatalogFn::ArrayUpper, &[Text, Int4], Int4),
         ("to_regtype", 1) => (CatalogFn::ToRegtype, &[Text], Int8),
-        ("pg_get_partkeydef", 1) => (CatalogFn::PartKeyDef, &[Int8], Text),
         ("to_regclass", 1) => (CatalogFn::ToRegclass, &[Text], Int8),
         ("json_build_object", n) if n % 2 == 0 && n <= ANY_ARGS.len() => {
             (CatalogFn::JsonBuildObject, &ANY_ARGS[..n], Text)
@@ -364,26 +361,6 @@ pub(crate) fn call(
             t(crate::pg_catalog::relation_name(txn()?, oid)?
                 .map(|n| quote_ident(&n))
                 .unwrap_or_else(|| oid.to_string()))
-        }
-        CatalogFn::PartKeyDef => {
-            let oid = int(0).unwrap_or(0);
-            Ok(crate::pg_catalog::tables(txn()?)?
-                .into_iter()
-                .find(|t| t.id.0 as i64 == oid)
-                .and_then(|t| {
-                    let key = t.partitioning.key.as_ref()?;
-                    let cols: Vec<String> = key
-                        .columns
-                        .iter()
-                        .map(|&c| quote_ident(&t.columns[c].name))
-                        .collect();
-                    Some(Value::Text(format!(
-                        "{} ({})",
-                        key.strategy.name().to_uppercase(),
-                        cols.join(", ")
-                    )))
-                })
-                .unwrap_or(Value::Null))
         }
         CatalogFn::PartitionAncestors => {
             let oid = int(0).unwrap_or(0);

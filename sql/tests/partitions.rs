@@ -114,11 +114,17 @@ fn rows_are_routed_to_their_partition_and_the_parent_sees_all() {
         ),
         "m\nm1\nSELECT 2"
     );
+    // As in PostgreSQL 15: a name that is no relation is 42P01 (the argument is a regclass),
+    // an OID that is none has no ancestors.
     assert_eq!(
         run(
             &mut s,
             "SELECT count(*) FROM pg_partition_ancestors('nope')"
         ),
+        "ERROR 42P01 relation \"nope\" does not exist"
+    );
+    assert_eq!(
+        run(&mut s, "SELECT count(*) FROM pg_partition_ancestors(99999)"),
         "0\nSELECT 1"
     );
     // The primary key is unique per partition, and the key decides the partition.
