@@ -154,9 +154,11 @@
 //! columns, separate namespaces per database (CREATE
 //! DATABASE makes a name sessions can connect to; all databases see the same tables) and per
 //! schema (CREATE SCHEMA records a name; tables are found by their last name part), most of
-//! pg_catalog (only pg_class, pg_namespace, pg_type and information_schema.tables/columns, see
-//! `pg_catalog.rs`: psql's `\d` family and ORMs' reflection do not work yet), time types,
-//! arrays (only `x op ANY/ALL (ARRAY[...])`; no array values, columns or `ANY($1)`), non-UTC time zones (TimeZone may be SET but output stays UTC), locale collations (text compares bytewise, like `C`),
+//! pg_catalog (what psql 15's `\d`, `\dt`, `\d TABLE`, `\d+ TABLE`, `\di`, `\l`, `\dn`, `\du`
+//! and SQLAlchemy's has_table read is served, see `pg_catalog.rs` / `catalog_fns.rs`; not
+//! pg_proc, pg_operator, sizes, comments, ORM reflection of enums/domains), time types,
+//! arrays as values (`ARRAY[...]`, `ARRAY(SELECT ...)`, catalog array columns are their text
+//! form typed `text`; no array columns in tables or `ANY($1)` with an array parameter), non-UTC time zones (TimeZone may be SET but output stays UTC), locale collations (text compares bytewise, like `C`),
 //! numeric beyond 28 significant digits and numeric NaN, and extra_float_digits < 1 output.
 //! Results are materialised in memory (no streaming portals). SET is not rolled back with
 //! its transaction.
