@@ -369,3 +369,68 @@ async fn lock_counters_are_exported_as_metrics() {
     value(&after, "gnomon_lock_escalations_total");
     value(&after, "gnomon_lock_de_escalations_total");
 }
+
+#[tokio::test]
+async fn lock_thresholds_and_timeout_defaults_come_from_flags_and_show() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let server = Server::start_with(
+        dir.path(),
+        &[
+            "--lock-escalation-partition-rows",
+            "0",
+            "--lock-escalation-table-rows=3",
+            "--lock-hotspot-window",
+            "250",
+            "--lock-timeout",
+            "150ms",
+        ],
+    );
+    let a = server.connect().await;
+    let b = server.connect().await;
+    assert_eq!(col(&a, "SHOW lock_escalation_table_rows").await, vec!["3"]);
+    assert_eq!(
+        col(&a, "SHOW lock_escalation_partition_rows").await,
+        vec!["0"]
+    );
+    assert_eq!(col(&a, "SHOW lock_hotspot_waits").await, vec!["200"]);
+    assert_eq!(col(&a, "SHOW lock_hotspot_window").await, vec!["250ms"]);
+    assert_eq!(col(&a, "SHOW lock_timeout").await, vec!["150ms"]);
+    assert_eq!(col(&a, "SHOW statement_timeout").await, vec!["0"]);
+    let e = a
+        .batch_execute("SET lock_escalation_table_rows = 10")
+        .await
+        .unwrap_err();
+    assert_eq!(sqlstate(&e), "55P02");
+    a.batch_execute("SET lock_timeout = '1s'").await.unwrap();
+    assert_eq!(col(&a, "SHOW lock_timeout").await, vec!["1s"]);
+    a.batch_execute("RESET lock_timeout").await.unwrap();
+    assert_eq!(
+        col(&a, "SHOW lock_timeout").await,
+        vec!["150ms"],
+        "RESET returns to the server's default"
+    );
+
+    // Past three row locks in one table the writer holds the table lock instead.
+    a.batch_execute(
+        "CREATE TABLE t (id int PRIMARY KEY, v int); \
+         INSERT INTO t VALUES (1, 10), (2, 20), (3, 30), (4, 40)",
+    )
+    .await
+    .unwrap();
+    a.batch_execute("BEGIN; UPDATE t SET v = v + 1 WHERE id <= 2")
+        .await
+        .unwrap();
+    let escalated = "SELECT count(*) FROM pg_locks WHERE locktype = 'relation' \
+                     AND mode = 'ExclusiveLock' AND escalated";
+    assert_eq!(col(&b, escalated).await, vec!["0"]);
+    a.batch_execute("UPDATE t SET v = v + 1").await.unwrap();
+    assert_eq!(col(&b, escalated).await, vec!["1"]);
+    // The default lock_timeout applies to a session that never set it.
+    let e = b
+        .batch_execute("UPDATE t SET v = 0 WHERE id = 3")
+        .await
+        .unwrap_err();
+    assert_eq!(sqlstate(&e), "55P03");
+    a.batch_execute("COMMIT").await.unwrap();
+    assert_eq!(col(&b, "SELECT sum(v) FROM t").await, vec!["106"]);
+}

@@ -347,6 +347,65 @@ fn copy_from_stdin_loads_text_format_rows() {
 }
 
 #[test]
+fn copy_in_many_messages_is_all_or_nothing_and_names_the_first_bad_line() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let server = Server::start(dir.path());
+    let mut raw = Raw::connect(&server);
+    raw.startup("gnomon", "gnomon", &[]);
+    raw.until_ready();
+    raw.query("CREATE TABLE cp2 (id int PRIMARY KEY, v int)");
+    let copy = cstr("COPY cp2 FROM STDIN");
+    // One CopyData per line, as pgbench sends them; 3000 lines span several batches. Line
+    // 2500 repeats id 10 and line 2800 is not a number: the first error is the one reported.
+    raw.send(b'Q', &copy);
+    assert_eq!(raw.recv().map(|m| m.kind), Some(b'G'));
+    for i in 1..=3000 {
+        let line = match i {
+            2500 => "10\t0\n".to_string(),
+            2800 => "x\t0\n".to_string(),
+            _ => format!("{i}\t{i}\n"),
+        };
+        raw.send(b'd', line.as_bytes());
+    }
+    raw.send(b'c', &[]);
+    let reply = raw.until_ready();
+    assert_eq!(kinds(&reply), "EZ");
+    assert_eq!(reply[0].field('C').as_deref(), Some("23505"));
+    assert_eq!(reply[0].field('W').as_deref(), Some("COPY cp2, line 2500"));
+    let tag = |reply: &[Msg]| {
+        reply
+            .iter()
+            .find(|m| m.kind == b'C')
+            .map(|m| m.strings()[0].clone())
+    };
+    let rows = raw.query("SELECT * FROM cp2");
+    assert_eq!(
+        tag(&rows).as_deref(),
+        Some("SELECT 0"),
+        "a failed COPY leaves nothing"
+    );
+
+    // Inside a block, a good COPY of 3000 lines is visible to the block and then committed.
+    raw.query("BEGIN");
+    raw.send(b'Q', &copy);
+    assert_eq!(raw.recv().map(|m| m.kind), Some(b'G'));
+    for i in 1..=3000 {
+        raw.send(b'd', format!("{i}\t{i}\n").as_bytes());
+    }
+    raw.send(b'c', &[]);
+    let reply = raw.until_ready();
+    assert_eq!(tag(&reply).as_deref(), Some("COPY 3000"));
+    let rows = raw.query("SELECT sum(v) FROM cp2 HAVING count(*) = 3000 AND sum(v) = 4501500");
+    assert_eq!(tag(&rows).as_deref(), Some("SELECT 1"));
+    raw.query("COMMIT");
+    let mut other = Raw::connect(&server);
+    other.startup("gnomon", "gnomon", &[]);
+    other.until_ready();
+    let rows = other.query("SELECT 1 FROM cp2 WHERE id = v");
+    assert_eq!(tag(&rows).as_deref(), Some("SELECT 3000"));
+}
+
+#[test]
 fn notices_reach_the_client_in_both_protocols() {
     let dir = tempfile::tempdir().expect("temp dir");
     let server = Server::start(dir.path());

@@ -77,8 +77,12 @@ pub struct Savepoint(usize);
 pub struct Txn {
     db: Arc<Db>,
     state: TxnState,
-    /// For each write, the key and the write-set entry it replaced (None = there was none).
+    /// For each write since the first savepoint, the key and the write-set entry it replaced
+    /// (None = there was none). Writes before the first savepoint need no undo: nothing rolls
+    /// back to a point before it, short of the whole transaction.
     undo: Vec<(Vec<u8>, Option<Option<Bytes>>)>,
+    /// Whether [`Txn::savepoint`] was called (from then on every write is recorded in `undo`).
+    savepoints: bool,
     /// Table, partition and row locks held, released at commit or rollback.
     locks: TxnLocks,
     /// When it began (wall clock, µs since the Unix epoch).
@@ -105,6 +109,7 @@ impl Txn {
             db,
             state,
             undo: Vec::new(),
+            savepoints: false,
             locks,
             started_us,
             registered: false,
@@ -331,11 +336,42 @@ impl Txn {
     /// Writes a key that no other transaction can be writing, without a row lock: the caller
     /// guarantees the key lies in a range only this transaction can reach (a table created by
     /// this transaction and not yet committed, or a freshly allocated unique row id). For bulk
-    /// rewrites, where a lock per row is pure cost.
-    pub fn put_unlocked(&mut self, key: &[u8], value: Bytes) {
+    /// rewrites, where a lock per row is pure cost. Returns true if the transaction had
+    /// already written `key` (now overwritten).
+    pub fn put_unlocked(&mut self, key: &[u8], value: Bytes) -> bool {
         self.note_write();
         let previous = self.state.writes.insert(key.to_vec(), Some(value));
-        self.undo.push((key.to_vec(), previous));
+        let replaced = previous.is_some();
+        self.record_undo(key, previous);
+        replaced
+    }
+
+    /// Remembers what a write replaced, if a savepoint may roll it back.
+    fn record_undo(&mut self, key: &[u8], previous: Option<Option<Bytes>>) {
+        if self.savepoints {
+            self.undo.push((key.to_vec(), previous));
+        }
+    }
+
+    /// Deletes a key without a row lock: the caller holds the table's ACCESS EXCLUSIVE lock
+    /// (TRUNCATE, DROP TABLE, a rewrite by ALTER TABLE), which conflicts with every row lock
+    /// of other transactions. At REPEATABLE READ and above a row changed after the snapshot
+    /// still fails with [`MvccError::Serialization`], and SERIALIZABLE records the write.
+    pub fn delete_unlocked(&mut self, key: &[u8]) -> Result<(), MvccError> {
+        if self.state.isolation != Isolation::ReadCommitted {
+            if let Some(latest) = self.db.engine().latest_version(key) {
+                if latest > self.state.snapshot.to_version() {
+                    return Err(MvccError::Serialization { key: key.to_vec() });
+                }
+            }
+            if self.state.isolation == Isolation::Serializable {
+                self.db.ssi().write_key(self.state.id, key)?;
+            }
+        }
+        self.note_write();
+        let previous = self.state.writes.insert(key.to_vec(), None);
+        self.record_undo(key, previous);
+        Ok(())
     }
 
     /// True if this transaction itself has written `key` (put or delete).
@@ -359,7 +395,7 @@ impl Txn {
         }
         self.note_write();
         let previous = self.state.writes.insert(key.to_vec(), value);
-        self.undo.push((key.to_vec(), previous));
+        self.record_undo(key, previous);
         Ok(())
     }
 
@@ -449,7 +485,8 @@ impl Txn {
     }
 
     /// Marks the current position of the write set.
-    pub fn savepoint(&self) -> Savepoint {
+    pub fn savepoint(&mut self) -> Savepoint {
+        self.savepoints = true;
         Savepoint(self.undo.len())
     }
 

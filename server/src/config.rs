@@ -15,6 +15,12 @@
 //! gc_window = "5min"           # Δgc: superseded row versions are kept at least this long
 //! lock_hash_partitions = 16    # lock-manager partitions of a plain table (hash buckets of keys)
 //! audit_log = "/var/log/gnomon-audit.log"  # default: audit.log in the data directory
+//! lock_escalation_partition_rows = 1000  # lock thresholds and timeout defaults
+//! lock_escalation_table_rows = 5000      # (crate::lock_settings)
+//! lock_hotspot_waits = 200
+//! lock_hotspot_window = "1s"
+//! lock_timeout = "0"
+//! statement_timeout = "0"
 //! tls_cert = "/etc/gnomon/server.crt"      # PEM certificate chain; with tls_key enables TLS
 //! tls_key = "/etc/gnomon/server.key"       # PEM private key (PKCS#8, PKCS#1 or SEC1)
 //! tls_required_for_remote = true           # refuse non-TLS clients on non-loopback addresses
@@ -34,6 +40,7 @@ use serde::Deserialize;
 
 use crate::error::ServerError;
 use crate::hba::HbaEntry;
+use crate::lock_settings::LockConfig;
 use crate::maintenance::{MaintenanceConfig, SettingValue};
 
 /// Default data directory, relative to the working directory.
@@ -83,6 +90,21 @@ OPTIONS:
                           the lock manager's partitions of a plain (not
                           partitioned) table: hash buckets of row keys where
                           row locks escalate first (default 16, 1..=65536)
+    --lock-escalation-partition-rows N
+                          row locks of a transaction in one partition that
+                          escalate to a partition lock (default 1000; 0 = never)
+    --lock-escalation-table-rows N
+                          row locks in one table that escalate to a table lock,
+                          and the size from which bulk statements take it up
+                          front (default 5000; 0 = never)
+    --lock-hotspot-waits N
+                          lock waits in one partition within the window that
+                          make it a hot spot (default 200; 0 = never)
+    --lock-hotspot-window TIME
+                          that window (default 1s; bare numbers are ms)
+    --lock-timeout TIME   default lock_timeout of sessions (default 0 = none)
+    --statement-timeout TIME
+                          default statement_timeout of sessions (default 0)
     --audit-log FILE      where DDL, role, GRANT and 2PC events are logged as JSON
                           lines (default DIR/audit.log)
     --tls-cert FILE       PEM certificate chain; with --tls-key, clients may use TLS
@@ -95,6 +117,9 @@ OPTIONS:
                           max_connections, http, log_level, audit_log,
                           max_prepared_transactions, checkpoint_wal_size,
                           checkpoint_timeout, gc_window, lock_hash_partitions,
+                          lock_escalation_partition_rows,
+                          lock_escalation_table_rows, lock_hotspot_waits,
+                          lock_hotspot_window, lock_timeout, statement_timeout,
                           tls_cert, tls_key,
                           tls_required_for_remote, and [[hba]] access rules
                           (flags override the file)
@@ -136,6 +161,8 @@ pub struct Config {
     /// Lock-manager partitions of a plain table (`lock_hash_partitions`; a partitioned
     /// table's partitions are its own).
     pub lock_hash_partitions: u32,
+    /// Lock thresholds and session timeout defaults.
+    pub locks: LockConfig,
 }
 
 impl Default for Config {
@@ -155,6 +182,7 @@ impl Default for Config {
             tls_required_for_remote: false,
             hba: Vec::new(),
             lock_hash_partitions: DEFAULT_LOCK_HASH_PARTITIONS,
+            locks: LockConfig::default(),
         }
     }
 }
@@ -191,6 +219,12 @@ struct FileConfig {
     #[serde(default)]
     hba: Vec<HbaEntry>,
     lock_hash_partitions: Option<u32>,
+    lock_escalation_partition_rows: Option<SettingValue>,
+    lock_escalation_table_rows: Option<SettingValue>,
+    lock_hotspot_waits: Option<SettingValue>,
+    lock_hotspot_window: Option<SettingValue>,
+    lock_timeout: Option<SettingValue>,
+    statement_timeout: Option<SettingValue>,
 }
 
 impl Command {
@@ -204,6 +238,7 @@ impl Command {
         let mut http = None;
         let mut log_level = None;
         let mut maintenance = Vec::new();
+        let mut locks = Vec::new();
         let mut audit_log = None;
         let mut tls_cert = None;
         let mut tls_key = None;
@@ -273,6 +308,12 @@ impl Command {
                 "--checkpoint-wal-size" | "--checkpoint-timeout" | "--gc-window" => {
                     maintenance.push((flag.clone(), value(&flag)?));
                 }
+                f if f.strip_prefix("--").is_some_and(|k| {
+                    crate::lock_settings::KEYS.contains(&k.replace('-', "_").as_str())
+                }) =>
+                {
+                    locks.push((flag.clone(), value(&flag)?));
+                }
                 other => {
                     return Err(ServerError::Usage(format!(
                         "unknown argument {other:?} (try --help)"
@@ -309,6 +350,9 @@ impl Command {
             config
                 .maintenance
                 .set(flag.trim_start_matches('-'), &value)?;
+        }
+        for (flag, value) in locks {
+            config.locks.set(flag.trim_start_matches('-'), &value)?;
         }
         if audit_log.is_some() {
             config.audit_log = audit_log;
@@ -354,6 +398,27 @@ impl Config {
                     .map_err(<toml::de::Error as serde::de::Error>::custom)?;
             }
         }
+        let mut locks = defaults.locks.clone();
+        for (key, value) in [
+            (
+                "lock_escalation_partition_rows",
+                &file.lock_escalation_partition_rows,
+            ),
+            (
+                "lock_escalation_table_rows",
+                &file.lock_escalation_table_rows,
+            ),
+            ("lock_hotspot_waits", &file.lock_hotspot_waits),
+            ("lock_hotspot_window", &file.lock_hotspot_window),
+            ("lock_timeout", &file.lock_timeout),
+            ("statement_timeout", &file.statement_timeout),
+        ] {
+            if let Some(value) = value {
+                locks
+                    .set_from_file(key, value)
+                    .map_err(<toml::de::Error as serde::de::Error>::custom)?;
+            }
+        }
         Ok(Config {
             data_dir: file.data_dir.unwrap_or(defaults.data_dir),
             listen: file.listen.unwrap_or(defaults.listen),
@@ -375,6 +440,7 @@ impl Config {
                 .lock_hash_partitions
                 .unwrap_or(defaults.lock_hash_partitions),
             hba: file.hba,
+            locks,
         })
     }
 
@@ -506,6 +572,7 @@ mod tests {
                 tls_required_for_remote: false,
                 hba: Vec::new(),
                 lock_hash_partitions: DEFAULT_LOCK_HASH_PARTITIONS,
+                locks: LockConfig::default(),
             })
         );
     }
@@ -605,6 +672,33 @@ mod tests {
             ..Config::default()
         };
         assert!(zero.validate().is_err());
+    }
+
+    #[test]
+    fn lock_settings_come_from_file_or_flag() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("g.toml");
+        std::fs::write(
+            &file,
+            "lock_escalation_partition_rows = 50\nlock_hotspot_window = 20\nlock_timeout = \"3s\"\n",
+        )
+        .unwrap();
+        let cmd = Command::from_args(args(&[
+            "--config",
+            file.to_str().unwrap(),
+            "--lock-escalation-partition-rows=60",
+            "--statement-timeout",
+            "5s",
+        ]))
+        .unwrap();
+        let Command::Run(c) = cmd else { unreachable!() };
+        assert_eq!(c.locks.escalation_partition_rows, 60);
+        assert_eq!(c.locks.hotspot_window, std::time::Duration::from_millis(20));
+        assert_eq!(c.locks.lock_timeout, std::time::Duration::from_secs(3));
+        assert_eq!(c.locks.statement_timeout, std::time::Duration::from_secs(5));
+        assert!(Command::from_args(args(&["--lock-hotspot-waits", "lots"])).is_err());
+        std::fs::write(&file, "lock_escalation_table_rows = \"x\"\n").unwrap();
+        assert!(Config::from_file(&file).is_err());
     }
 
     #[test]

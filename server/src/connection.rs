@@ -853,6 +853,10 @@ impl Backend {
         wire.flush()?;
 
         let mut lines = LineSplitter::new(&target.options);
+        let columns = insert_column_names(insert.sql());
+        // Lines waiting to be inserted: one statement per COPY_BATCH_LINES (clients such as
+        // pgbench send one CopyData per line).
+        let mut pending: Vec<Vec<u8>> = Vec::new();
         let mut rows = 0u64;
         let mut line_no = 0u64;
         let mut failure: Option<ErrorFields> = None;
@@ -861,11 +865,11 @@ impl Backend {
             let Some(message) = wire.read_message()? else {
                 return Ok(CopyEnd::Failed);
             };
-            let batch = match message {
-                FrontendMessage::CopyData(data) => lines.push(&data),
+            match message {
+                FrontendMessage::CopyData(data) => pending.extend(lines.push(&data)),
                 FrontendMessage::CopyDone => {
                     ended = true;
-                    lines.finish().into_iter().collect()
+                    pending.extend(lines.finish());
                 }
                 FrontendMessage::CopyFail(reason) => {
                     failure.get_or_insert_with(|| {
@@ -874,7 +878,7 @@ impl Backend {
                     break;
                 }
                 // NB: Flush and Sync are ignored during COPY (protocol rule).
-                FrontendMessage::Flush | FrontendMessage::Sync => Vec::new(),
+                FrontendMessage::Flush | FrontendMessage::Sync => {}
                 _ => {
                     failure.get_or_insert_with(|| {
                         ErrorFields::error(
@@ -885,9 +889,21 @@ impl Backend {
                     break;
                 }
             };
-            if failure.is_none() && !batch.is_empty() {
+            if failure.is_some() {
+                pending.clear();
+            }
+            if !pending.is_empty() && (ended || pending.len() >= COPY_BATCH_LINES) {
+                let batch = std::mem::take(&mut pending);
                 let inserted = self.run(|s| {
-                    insert_copy_lines(s, &insert, target, &batch, &mut line_no, &mut rows)
+                    insert_copy_lines(
+                        s,
+                        &insert,
+                        target,
+                        &columns,
+                        &batch,
+                        &mut line_no,
+                        &mut rows,
+                    )
                 });
                 match inserted {
                     Err(Panicked) => return Ok(CopyEnd::Panicked),
@@ -1398,19 +1414,53 @@ struct CopyTarget<'a> {
     columns: &'a Option<Vec<String>>,
 }
 
-/// Inserts decoded COPY records; `line_no` counts the records read (the header too, as
-/// PostgreSQL counts lines), `rows` the inserted ones. A bad record fails with PostgreSQL's
-/// error and the context `COPY t, line N`.
+/// Lines of a COPY FROM inserted by one statement.
+const COPY_BATCH_LINES: usize = 1024;
+
+/// Inserts decoded COPY records, as one statement; `line_no` counts the records read (the
+/// header too, as PostgreSQL counts lines), `rows` the inserted ones. A bad record fails with
+/// PostgreSQL's error and the context `COPY t, line N`; the records before it are inserted
+/// first, so the error reported is the first line's, as in PostgreSQL.
 fn insert_copy_lines(
     session: &mut Session,
     insert: &Prepared,
     spec: &CopySpec,
+    columns: &[String],
     lines: &[Vec<u8>],
     line_no: &mut u64,
     rows: &mut u64,
 ) -> Result<(), ErrorFields> {
+    let mut batch: Vec<Vec<Value>> = Vec::with_capacity(lines.len());
+    let mut batch_lines: Vec<u64> = Vec::with_capacity(lines.len());
+    let decoded = decode_copy_lines(insert, spec, columns, lines, line_no, &mut |n, values| {
+        batch.push(values);
+        batch_lines.push(n);
+    });
+    if !batch.is_empty() {
+        match session.execute_prepared_rows(insert, &batch) {
+            Ok(n) => *rows += n,
+            Err((i, e)) => {
+                let mut f = sql_error_fields(&e);
+                let n = batch_lines.get(i).copied().unwrap_or(*line_no);
+                f.context = Some(format!("COPY {}, line {n}", spec.table_name()).into());
+                return Err(f);
+            }
+        }
+    }
+    decoded
+}
+
+/// Decodes COPY records into parameter rows for `insert`, handing each to `row` with its line
+/// number; stops at the first bad record with its error.
+fn decode_copy_lines(
+    insert: &Prepared,
+    spec: &CopySpec,
+    columns: &[String],
+    lines: &[Vec<u8>],
+    line_no: &mut u64,
+    row: &mut dyn FnMut(u64, Vec<Value>),
+) -> Result<(), ErrorFields> {
     let types = insert.param_types();
-    let columns = insert_column_names(insert.sql());
     for line in lines {
         *line_no += 1;
         let context = |extra: &str| format!("COPY {}, line {line_no}{extra}", spec.table_name());
@@ -1457,12 +1507,7 @@ fn insert_copy_lines(
                 })?,
             });
         }
-        session.execute_prepared(insert, values).map_err(|e| {
-            let mut f = sql_error_fields(&e);
-            f.context = Some(context("").into());
-            f
-        })?;
-        *rows += 1;
+        row(*line_no, values);
     }
     Ok(())
 }

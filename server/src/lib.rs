@@ -100,6 +100,7 @@ pub mod copy;
 pub mod error;
 pub mod hba;
 pub mod http;
+pub mod lock_settings;
 pub mod maintenance;
 pub mod metrics;
 pub mod tls;
@@ -150,8 +151,9 @@ pub fn run(config: Config) -> Result<(), ServerError> {
         dir: config.data_dir.clone(),
         source,
     })?;
-    // A plain table's lock-manager partitions (a partitioned table's are its partitions).
-    let mut locks = db.lock_manager().settings();
+    // Escalation and hot-spot thresholds (crate::lock_settings), and a plain table's
+    // lock-manager partitions (a partitioned table's are its partitions).
+    let mut locks = config.locks.lock_settings(db.lock_manager().settings());
     locks.hash_partitions = config.lock_hash_partitions;
     db.lock_manager().configure(locks);
     // Checkpoints by WAL volume and time, GC passes; stopped before the database is closed.
@@ -165,6 +167,11 @@ pub fn run(config: Config) -> Result<(), ServerError> {
         dir: config.data_dir.clone(),
         source,
     })?;
+    for (name, value) in config.locks.session_defaults() {
+        engine
+            .set_session_default(name, &value)
+            .map_err(|e| ServerError::Usage(format!("{name}: {e}")))?;
+    }
     check_remote_access(&config, addr, &engine)?;
     engine.set_ssl(tls.is_some());
     let audit_path = config.audit_log_path();

@@ -744,14 +744,15 @@ impl Catalog {
     }
 
     /// Deletes every row of a table (TRUNCATE) and its index entries; returns how many rows.
+    /// The caller holds the table's ACCESS EXCLUSIVE lock, so the rows take no row locks.
     pub(crate) fn delete_rows(&self, txn: &mut dyn Transaction, def: &TableDef) -> SqlResult<u64> {
         let rows = txn.scan(KeyPrefix::Rows(def.id).range(), false, None)?;
         for (k, _) in &rows {
-            txn.delete(k)?;
+            txn.delete_unlocked(k)?;
         }
         if !def.indexes.is_empty() {
             for (k, _) in txn.scan(KeyPrefix::Indexes(def.id).range(), false, None)? {
-                txn.delete(&k)?;
+                txn.delete_unlocked(&k)?;
             }
         }
         Ok(rows.len() as u64)

@@ -1894,8 +1894,9 @@ pub(crate) fn add_primary_key(
         let new_key = moved.row_key(&row);
         // NB: the new table id was created by this transaction, so no committed row and no
         // other transaction can hold its keys: only our own earlier puts can collide, and the
-        // puts need no row locks.
-        if t.txn.wrote(&new_key) {
+        // puts need no row locks. The old rows need none either: alter_table holds ACCESS
+        // EXCLUSIVE on the table.
+        if t.txn.put_unlocked(&new_key, bytes) {
             let names: Vec<&str> = key.iter().map(|&i| old.columns[i].name.as_str()).collect();
             let vals: Vec<String> = key
                 .iter()
@@ -1911,12 +1912,11 @@ pub(crate) fn add_primary_key(
                 vals.join(", ")
             )));
         }
-        t.txn.put_unlocked(&new_key, bytes);
-        t.txn.delete(&old_key)?;
+        t.txn.delete_unlocked(&old_key)?;
     }
     if !old.indexes.is_empty() {
         for (k, _) in Transaction::scan(&t.txn, KeyPrefix::Indexes(old.id).range(), false, None)? {
-            t.txn.delete(&k)?;
+            t.txn.delete_unlocked(&k)?;
         }
         for ix in &moved.indexes {
             crate::index::build(&mut t.txn, &moved, ix, interrupt)?;

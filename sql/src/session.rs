@@ -121,6 +121,9 @@ pub struct SqlEngine {
     ssl: std::sync::atomic::AtomicBool,
     /// Open sessions per database: DROP DATABASE refuses a database in use (55006).
     pub(crate) sessions: std::sync::Mutex<HashMap<String, usize>>,
+    /// Server-wide defaults of session settings ([`SqlEngine::set_session_default`]) over
+    /// [`SETTINGS`]: what new sessions start with and RESET returns to.
+    session_defaults: std::sync::RwLock<HashMap<String, String>>,
 }
 
 impl SqlEngine {
@@ -172,7 +175,53 @@ impl SqlEngine {
             no_audit: crate::audit::Audit::disabled(),
             ssl: std::sync::atomic::AtomicBool::new(false),
             sessions: Default::default(),
+            session_defaults: Default::default(),
         }))
+    }
+
+    /// Sets the server-wide default of a session setting (the server's `lock_timeout` and
+    /// `statement_timeout` config keys): sessions started from now on begin with it, and RESET
+    /// returns to it, as PostgreSQL's postgresql.conf values. 22023 for a bad value, 42704 for
+    /// another setting.
+    pub fn set_session_default(&self, name: &str, value: &str) -> SqlResult<()> {
+        let key = name.to_ascii_lowercase();
+        let text = match key.as_str() {
+            "lock_timeout" | "statement_timeout" => format_timeout(parse_duration_ms(&key, value)?),
+            _ => {
+                return Err(SqlError::new(
+                    SqlState::UNDEFINED_OBJECT,
+                    format!("no server-wide default for parameter \"{key}\""),
+                ))
+            }
+        };
+        if let Ok(mut d) = self.session_defaults.write() {
+            d.insert(key, text);
+        }
+        Ok(())
+    }
+
+    /// The value a session setting starts with and RESET returns to.
+    fn session_default(&self, key: &str) -> Option<String> {
+        if let Some(v) = self
+            .session_defaults
+            .read()
+            .ok()
+            .and_then(|d| d.get(key).cloned())
+        {
+            return Some(v);
+        }
+        SETTINGS
+            .iter()
+            .find(|(k, _)| *k == key)
+            .map(|(_, v)| v.to_string())
+    }
+
+    /// Every session setting at its default.
+    fn default_settings(&self) -> HashMap<String, String> {
+        SETTINGS
+            .iter()
+            .map(|(k, _)| (k.to_string(), self.session_default(k).unwrap_or_default()))
+            .collect()
     }
 
     /// Whether a database of this name exists.
@@ -348,6 +397,27 @@ const SETTINGS: &[(&str, &str)] = &[
     ("lc_messages", "C"),
     ("max_identifier_length", "63"),
 ];
+
+/// Server settings shown by SHOW and fixed while the server runs (the lock manager's
+/// thresholds: the server's `lock_*` config keys).
+const SERVER_SETTINGS: &[&str] = &[
+    "lock_escalation_partition_rows",
+    "lock_escalation_table_rows",
+    "lock_hotspot_waits",
+    "lock_hotspot_window",
+];
+
+/// The value of a [`SERVER_SETTINGS`] entry.
+fn server_setting(db: &Db, name: &str) -> Option<String> {
+    let s = db.lock_manager().settings();
+    Some(match name {
+        "lock_escalation_partition_rows" => s.partition_escalation_rows.to_string(),
+        "lock_escalation_table_rows" => s.table_escalation_rows.to_string(),
+        "lock_hotspot_waits" => s.contention_threshold.to_string(),
+        "lock_hotspot_window" => format_timeout(s.contention_window_ms.into()),
+        _ => return None,
+    })
+}
 
 fn canonical_setting(name: &str) -> Option<&'static str> {
     SETTINGS
@@ -557,7 +627,8 @@ impl Session {
         if let Ok(mut open) = engine.sessions.lock() {
             *open.entry(database.to_string()).or_default() += 1;
         }
-        Ok(Session {
+        let settings = engine.default_settings();
+        let mut session = Session {
             sequences,
             engine,
             info: SessionInfo {
@@ -565,10 +636,7 @@ impl Session {
                 database: database.to_string(),
             },
             txn: None,
-            settings: SETTINGS
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
+            settings,
             default_isolation: Isolation::ReadCommitted,
             cancel: Arc::new(AtomicBool::new(false)),
             notices: Vec::new(),
@@ -576,7 +644,9 @@ impl Session {
             sync_error: None,
             statement_timeout_ms: 0,
             lock_timeout_ms: 0,
-        })
+        };
+        session.refresh_timeouts();
+        Ok(session)
     }
 
     /// Cancellation flag: the server sets it on CancelRequest; execution checks it in row
@@ -626,6 +696,10 @@ impl Session {
         if name.eq_ignore_ascii_case("ssl") {
             let on = self.engine.ssl.load(std::sync::atomic::Ordering::Relaxed);
             return Some(if on { "on" } else { "off" }.into());
+        }
+        let lower = name.to_ascii_lowercase();
+        if let Some(v) = server_setting(&self.engine.db, &lower) {
+            return Some(v);
         }
         let key = canonical_setting(name)
             .map(str::to_string)
@@ -919,10 +993,7 @@ impl Session {
             S::Reset(r) => {
                 match &r.reset {
                     ast::Reset::ALL => {
-                        self.settings = SETTINGS
-                            .iter()
-                            .map(|(k, v)| (k.to_string(), v.to_string()))
-                            .collect();
+                        self.settings = self.engine.default_settings();
                         self.default_isolation = Isolation::ReadCommitted;
                     }
                     ast::Reset::ConfigurationParameter(name) => {
@@ -1095,11 +1166,23 @@ impl Session {
                     "parameter \"ssl\" cannot be changed now",
                 ));
             }
+            n if SERVER_SETTINGS.contains(&n) => {
+                return Err(SqlError::new(
+                    SqlState::CANT_CHANGE_RUNTIME_PARAM,
+                    format!("parameter \"{n}\" cannot be changed without restarting the server"),
+                ));
+            }
             "default_transaction_isolation" => {
                 self.default_isolation = match value {
                     Some(v) => parse_isolation(&v)?,
                     None => Isolation::ReadCommitted,
                 };
+                return Ok(());
+            }
+            "statement_timeout" | "lock_timeout" if value.is_none() => {
+                if let Some(d) = self.engine.session_default(&lower) {
+                    self.settings.insert(lower.clone(), d);
+                }
                 return Ok(());
             }
             "statement_timeout" => {
@@ -1216,6 +1299,13 @@ impl Session {
                     ]
                 })
                 .collect();
+            for k in SERVER_SETTINGS {
+                rows.push(vec![
+                    Value::Text(k.to_string()),
+                    Value::Text(self.setting(k).unwrap_or_default()),
+                    Value::Text(String::new()),
+                ]);
+            }
             rows.push(vec![
                 Value::Text("transaction_isolation".into()),
                 Value::Text(self.setting("transaction_isolation").unwrap_or_default()),
@@ -1498,6 +1588,90 @@ impl Session {
         stmt: &ast::Statement,
         params: &[Value],
     ) -> SqlResult<Outcome> {
+        let (plan, interrupt) = self.start_prepared(p, stmt)?;
+        let engine = &self.engine;
+        let Some(t) = self.txn.as_mut() else {
+            return Err(SqlError::internal("no transaction"));
+        };
+        let mut ctx = ExecContext {
+            txn: &mut t.txn,
+            catalog: &engine.catalog,
+            params,
+            interrupt: &interrupt,
+            stats: &mut self.stats,
+            times: StatementTimes {
+                transaction: t.started_at,
+                statement: now_timestamp(),
+            },
+            sequences: &self.sequences,
+        };
+        execute(&mut ctx, &plan)
+    }
+
+    /// Runs a prepared INSERT once per row of `rows` (its parameters), as ONE statement: one
+    /// snapshot, one plan, one statement time; what `COPY ... FROM STDIN` does with each batch
+    /// of lines. Returns the rows inserted, or the index of the row that failed with its
+    /// error (the transaction is then failed, as after any error).
+    pub fn execute_prepared_rows(
+        &mut self,
+        p: &Prepared,
+        rows: &[Vec<Value>],
+    ) -> Result<u64, (usize, SqlError)> {
+        let r = self.run_prepared_rows(p, rows);
+        if r.is_err() {
+            if let Some(t) = self.txn.as_mut() {
+                t.failed = true;
+            }
+        }
+        self.cancel.store(false, Ordering::Release);
+        r
+    }
+
+    fn run_prepared_rows(
+        &mut self,
+        p: &Prepared,
+        rows: &[Vec<Value>],
+    ) -> Result<u64, (usize, SqlError)> {
+        let Some(stmt @ ast::Statement::Insert(_)) = &p.statement else {
+            return Err((
+                0,
+                SqlError::internal("execute_prepared_rows needs a prepared INSERT"),
+            ));
+        };
+        let (plan, interrupt) = self.start_prepared(p, stmt).map_err(|e| (0, e))?;
+        let engine = &self.engine;
+        let Some(t) = self.txn.as_mut() else {
+            return Err((0, SqlError::internal("no transaction")));
+        };
+        let mut ctx = ExecContext {
+            txn: &mut t.txn,
+            catalog: &engine.catalog,
+            params: &[],
+            interrupt: &interrupt,
+            stats: &mut self.stats,
+            times: StatementTimes {
+                transaction: t.started_at,
+                statement: now_timestamp(),
+            },
+            sequences: &self.sequences,
+        };
+        let mut n = 0u64;
+        for (i, row) in rows.iter().enumerate() {
+            ctx.params = row.as_slice();
+            execute(&mut ctx, &plan).map_err(|e| (i, e))?;
+            n += 1;
+        }
+        Ok(n)
+    }
+
+    /// Starts a statement that runs a prepared plan: refuses a failed transaction (25P02),
+    /// begins an implicit one, takes the statement's snapshot and wait limits, and returns the
+    /// cached plan (or binds it again) with the statement's interrupt.
+    fn start_prepared(
+        &mut self,
+        p: &Prepared,
+        stmt: &ast::Statement,
+    ) -> SqlResult<(Arc<Plan>, Interrupt)> {
         if self.txn.as_ref().is_some_and(|t| t.failed) {
             return Err(SqlError::new(
                 SqlState::IN_FAILED_SQL_TRANSACTION,
@@ -1555,19 +1729,7 @@ impl Session {
                 plan
             }
         };
-        let mut ctx = ExecContext {
-            txn: &mut t.txn,
-            catalog: &engine.catalog,
-            params,
-            interrupt: &interrupt,
-            stats: &mut self.stats,
-            times: StatementTimes {
-                transaction: t.started_at,
-                statement: now_timestamp(),
-            },
-            sequences: &self.sequences,
-        };
-        execute(&mut ctx, &plan)
+        Ok((plan, interrupt))
     }
 
     /// Marks the current transaction failed, as an error inside it would: for errors the server

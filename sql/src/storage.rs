@@ -43,6 +43,9 @@ pub trait Transaction {
     fn put_new(&mut self, key: &[u8], value: Bytes) -> SqlResult<()>;
     /// Deletes `key`.
     fn delete(&mut self, key: &[u8]) -> SqlResult<()>;
+    /// Deletes a row of a table this transaction holds ACCESS EXCLUSIVE (TRUNCATE, DROP
+    /// TABLE, a rewrite): like `delete` without the row lock, which that lock makes redundant.
+    fn delete_unlocked(&mut self, key: &[u8]) -> SqlResult<()>;
     /// The node's durable logical clocks (Lamport, version vector, vector clock), if this
     /// storage has them.
     fn logical_clocks(&self) -> Option<&gnomon_mvcc::LogicalClocks> {
@@ -119,6 +122,10 @@ impl Transaction for gnomon_mvcc::Txn {
 
     fn delete(&mut self, key: &[u8]) -> SqlResult<()> {
         Ok(gnomon_mvcc::Txn::delete(self, key)?)
+    }
+
+    fn delete_unlocked(&mut self, key: &[u8]) -> SqlResult<()> {
+        Ok(gnomon_mvcc::Txn::delete_unlocked(self, key)?)
     }
 
     fn logical_clocks(&self) -> Option<&gnomon_mvcc::LogicalClocks> {

@@ -517,8 +517,16 @@ fn parse_int(t: &str, ty: &DataType, original: &str) -> SqlResult<i128> {
     if digits.is_empty() || !digits.bytes().all(|c| c.is_ascii_digit() || c == b'_') {
         return Err(invalid_input(ty, original));
     }
-    let cleaned: String = t.chars().filter(|c| *c != '_').collect();
-    match cleaned.parse::<i128>() {
+    // Plain digits (what COPY and drivers send) parse without a copy.
+    let parsed = if t.contains('_') {
+        t.chars()
+            .filter(|c| *c != '_')
+            .collect::<String>()
+            .parse::<i128>()
+    } else {
+        t.parse::<i128>()
+    };
+    match parsed {
         Ok(v) => Ok(v),
         // More digits than i128 holds: certainly out of range for any SQL integer.
         Err(_) => Ok(i128::MAX),

@@ -436,7 +436,13 @@ pub(crate) fn execute_merge(ctx: &mut ExecContext<'_>, plan: &MergePlan) -> SqlR
     } else {
         vec![]
     };
-    let mut modified: HashSet<Vec<u8>> = HashSet::new();
+    let writes = !plan.matched.is_empty() || !plan.not_matched.is_empty();
+    if writes {
+        // Bulk work: past the table escalation threshold the table lock replaces row locks.
+        ctx.txn
+            .bulk_write_hint(gnomon_mvcc::RelId(target.id.0), source_rows.len());
+    }
+    let mut modified: HashSet<Vec<u8>> = HashSet::with_capacity(source_rows.len());
     let mut count = 0u64;
     let mut both: Vec<Value> = Vec::with_capacity(nt + 8);
     for src in &source_rows {
@@ -445,7 +451,8 @@ pub(crate) fn execute_merge(ctx: &mut ExecContext<'_>, plan: &MergePlan) -> SqlR
         both.clear();
         both.resize(nt, Value::Null);
         both.extend_from_slice(src);
-        let mut candidates: Vec<(Vec<u8>, Vec<Value>)> = Vec::new();
+        // Candidates with the stored bytes they were decoded from.
+        let mut candidates: Vec<(Vec<u8>, Option<Bytes>, Vec<Value>)> = Vec::new();
         match &plan.lookup {
             MergeLookup::Point(exprs) => {
                 let mut key = Vec::with_capacity(32);
@@ -454,7 +461,8 @@ pub(crate) fn execute_merge(ctx: &mut ExecContext<'_>, plan: &MergePlan) -> SqlR
                     ctx.stats.point_gets += 1;
                     if let Some(b) = ctx.txn.get(&key)? {
                         ctx.stats.rows_read += 1;
-                        candidates.push((key, decode_table_row(target, &b)?));
+                        let row = decode_table_row(target, &b)?;
+                        candidates.push((key, Some(b), row));
                     }
                 }
             }
@@ -466,15 +474,21 @@ pub(crate) fn execute_merge(ctx: &mut ExecContext<'_>, plan: &MergePlan) -> SqlR
                     for (_, row_key) in ctx.txn.scan(prefix_range(&prefix), false, None)? {
                         if let Some(b) = ctx.txn.get(&row_key)? {
                             ctx.stats.rows_read += 1;
-                            candidates.push((row_key.to_vec(), decode_table_row(target, &b)?));
+                            let row = decode_table_row(target, &b)?;
+                            candidates.push((row_key.to_vec(), Some(b), row));
                         }
                     }
                 }
             }
-            MergeLookup::Scan => candidates = scanned.clone(),
+            MergeLookup::Scan => {
+                candidates = scanned
+                    .iter()
+                    .map(|(k, r)| (k.clone(), None, r.clone()))
+                    .collect()
+            }
         }
         let mut any_matched = false;
-        for (key, row) in candidates {
+        for (key, read, row) in candidates {
             both.clear();
             both.extend_from_slice(&row);
             both.extend_from_slice(src);
@@ -482,16 +496,22 @@ pub(crate) fn execute_merge(ctx: &mut ExecContext<'_>, plan: &MergePlan) -> SqlR
                 continue;
             }
             // Lock and re-read; the row may have changed (READ COMMITTED) or gone.
-            let Some(current) = ctx.txn.get_for_update(&key)? else {
+            let Some(current_bytes) = ctx.txn.get_for_update(&key)? else {
                 continue;
             };
-            let current = decode_table_row(target, &current)?;
-            both.clear();
-            both.extend_from_slice(&current);
-            both.extend_from_slice(src);
-            if !passes(ctx, Some(&plan.on), &both)? {
-                continue;
-            }
+            let current = if read.as_ref() == Some(&current_bytes) {
+                // The version already decoded and tested (the common case).
+                row
+            } else {
+                let current = decode_table_row(target, &current_bytes)?;
+                both.clear();
+                both.extend_from_slice(&current);
+                both.extend_from_slice(src);
+                if !passes(ctx, Some(&plan.on), &both)? {
+                    continue;
+                }
+                current
+            };
             any_matched = true;
             if plan.matched.is_empty() {
                 continue;
@@ -540,8 +560,10 @@ pub(crate) fn execute_merge(ctx: &mut ExecContext<'_>, plan: &MergePlan) -> SqlR
                             ctx.txn, target, &key, &current, &new_key, &new_row,
                         )?;
                         crate::foreign_key::after_update_now(ctx, target, &current, &new_row)?;
+                        if new_key != key {
+                            modified.insert(new_key);
+                        }
                         modified.insert(key.clone());
-                        modified.insert(new_key);
                         count += 1;
                     }
                 }
