@@ -3,8 +3,8 @@
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
-use std::thread::JoinHandle;
+use std::sync::{Arc, Condvar, Mutex, OnceLock};
+use std::thread::{JoinHandle, Thread};
 
 use crate::error::WalError;
 use crate::format::{
@@ -111,27 +111,55 @@ enum BatchOutcome {
 
 /// One batch's completion. Each batch has its own, so finishing a batch wakes exactly its
 /// committers, not those already queued for the next batch.
+///
+/// NB: the outcome is a write-once cell read without a lock, and each waiting committer is
+/// unparked by the writer directly. A `Mutex` + `Condvar::notify_all` here woke the whole batch
+/// at once onto one mutex (a thundering herd: the woken committers queued on it one after the
+/// other, each a futex wait and wake more).
 struct BatchSignal {
-    outcome: Mutex<Option<BatchOutcome>>,
-    done: Condvar,
+    outcome: OnceLock<BatchOutcome>,
+    /// Committers parked until `outcome` is set; drained (and unparked) by `finish`.
+    waiters: Mutex<Vec<Thread>>,
 }
 
 impl BatchSignal {
     fn new() -> Arc<BatchSignal> {
         Arc::new(BatchSignal {
-            outcome: Mutex::new(None),
-            done: Condvar::new(),
+            outcome: OnceLock::new(),
+            waiters: Mutex::new(Vec::new()),
         })
     }
 
     /// Publishes the outcome (first one wins) and wakes every committer of the batch.
     fn finish(&self, outcome: BatchOutcome) {
-        let mut slot = lock(&self.outcome);
-        if slot.is_none() {
-            *slot = Some(outcome);
+        let _ = self.outcome.set(outcome);
+        // NB: the outcome is set before the list is taken, and a waiter checks the outcome
+        // with the list locked before it adds itself, so no waiter is missed.
+        let waiters = std::mem::take(&mut *lock(&self.waiters));
+        for thread in waiters {
+            thread.unpark();
         }
-        drop(slot);
-        self.done.notify_all();
+    }
+
+    /// Blocks until the batch has an outcome.
+    fn wait(&self) -> &BatchOutcome {
+        if let Some(outcome) = self.outcome.get() {
+            return outcome;
+        }
+        {
+            let mut waiters = lock(&self.waiters);
+            if let Some(outcome) = self.outcome.get() {
+                return outcome;
+            }
+            waiters.push(std::thread::current());
+        }
+        loop {
+            // NB: park may return spuriously (or for an earlier unpark); the cell decides.
+            if let Some(outcome) = self.outcome.get() {
+                return outcome;
+            }
+            std::thread::park();
+        }
     }
 }
 
@@ -173,29 +201,17 @@ impl Pending {
             PendingState::Queued { batch, lsn } => (batch, lsn),
             PendingState::Refused(err) => return Err(err),
         };
-        let mut outcome = lock(&batch.outcome);
-        loop {
-            match &*outcome {
-                None => {}
-                Some(BatchOutcome::Durable) => return Ok(Lsn(lsn)),
-                Some(BatchOutcome::Failed(failure)) => {
-                    return Err(WalError::WriteFailed {
-                        op: failure.op,
-                        source: Arc::clone(&failure.source),
-                    })
-                }
-                Some(BatchOutcome::Poisoned(failure)) => {
-                    return Err(WalError::Poisoned {
-                        op: failure.op,
-                        source: Arc::clone(&failure.source),
-                    })
-                }
-                Some(BatchOutcome::Closed) => return Err(WalError::Closed),
-            }
-            outcome = batch
-                .done
-                .wait(outcome)
-                .unwrap_or_else(|poisoned| poisoned.into_inner());
+        match batch.wait() {
+            BatchOutcome::Durable => Ok(Lsn(lsn)),
+            BatchOutcome::Failed(failure) => Err(WalError::WriteFailed {
+                op: failure.op,
+                source: Arc::clone(&failure.source),
+            }),
+            BatchOutcome::Poisoned(failure) => Err(WalError::Poisoned {
+                op: failure.op,
+                source: Arc::clone(&failure.source),
+            }),
+            BatchOutcome::Closed => Err(WalError::Closed),
         }
     }
 }

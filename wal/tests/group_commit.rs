@@ -175,3 +175,37 @@ fn sync_off_policy_never_calls_fsync_for_records() {
     assert_eq!(fs.syncs(), syncs);
     assert_eq!(replay_all(&wal, Lsn(0)).len(), 5);
 }
+
+#[test]
+fn a_committer_woken_by_someone_else_keeps_waiting_until_durable() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (fs, wal) = open_faulty(dir.path());
+    let syncs_at_start = fs.syncs();
+    fs.hold_syncs();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let committer = {
+        let wal = Arc::clone(&wal);
+        thread::spawn(move || {
+            let result = wal.append(KIND, &payload(0, 100));
+            // What the log said durable when append returned.
+            tx.send(wal.durable_lsn()).expect("send");
+            result
+        })
+    };
+    wait_until(|| fs.syncs() == syncs_at_start + 1);
+    // Unparks that are not the writer's (the lock manager parks the same threads) must not
+    // end the wait: the committer is still in append, its record not yet synced.
+    for _ in 0..100 {
+        committer.thread().unpark();
+        thread::yield_now();
+    }
+    assert!(
+        rx.try_recv().is_err(),
+        "append returned while its fsync was held"
+    );
+    assert_eq!(wal.durable_lsn(), Lsn(0));
+    fs.release_syncs();
+    let lsn = committer.join().expect("thread").expect("durable");
+    assert_eq!(lsn, Lsn(0));
+    assert_eq!(rx.recv().expect("durable lsn"), Lsn(9 + 100));
+}
