@@ -25,6 +25,10 @@ struct State {
     in_flight: BTreeMap<Version, bool>,
     max_prepared: Version,
     visible: Version,
+    /// Threads sleeping in `wait_visible`. NB: `Condvar::notify_all` is a futex syscall even
+    /// with nobody waiting, and most commits find the watermark already past their version,
+    /// so an advance wakes only when somebody sleeps.
+    sleepers: usize,
 }
 
 impl Visibility {
@@ -35,6 +39,7 @@ impl Visibility {
                 in_flight: BTreeMap::new(),
                 max_prepared: recovered,
                 visible: recovered,
+                sleepers: 0,
             }),
             advanced: Condvar::new(),
         })
@@ -99,7 +104,9 @@ impl Visibility {
         };
         if candidate > state.visible {
             state.visible = candidate;
-            self.advanced.notify_all();
+            if state.sleepers > 0 {
+                self.advanced.notify_all();
+            }
         }
     }
 
@@ -114,10 +121,13 @@ impl Visibility {
     pub(crate) fn wait_visible(&self, version: Version) {
         let mut state = self.lock();
         while state.visible < version {
+            // NB: counted under the mutex, so `advance` (also under it) cannot miss a sleeper.
+            state.sleepers += 1;
             state = self
                 .advanced
                 .wait(state)
                 .unwrap_or_else(PoisonError::into_inner);
+            state.sleepers -= 1;
         }
     }
 }
