@@ -186,6 +186,58 @@ fn set_of_a_reported_setting_sends_parameter_status() {
     );
 }
 
+/// Runs `sql` through the extended protocol (unnamed statement and portal) and returns the
+/// reply up to ReadyForQuery.
+fn extended(raw: &mut Raw, sql: &str) -> Vec<Msg> {
+    let mut parse = cstr("");
+    parse.extend(cstr(sql));
+    parse.extend([0, 0]);
+    raw.send(b'P', &parse);
+    let mut bind = cstr("");
+    bind.extend(cstr(""));
+    bind.extend([0, 0, 0, 0, 0, 0]);
+    raw.send(b'B', &bind);
+    let mut exec = cstr("");
+    exec.extend(0i32.to_be_bytes());
+    raw.send(b'E', &exec);
+    raw.send(b'S', &[]);
+    raw.until_ready()
+}
+
+#[test]
+fn set_in_the_extended_protocol_and_in_a_transaction_reports_once() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let server = Server::start(dir.path());
+    let mut raw = Raw::connect(&server);
+    raw.startup("gnomon", "gnomon", &[]);
+    raw.until_ready();
+    raw.query("CREATE TABLE r (id int PRIMARY KEY, n int)");
+    raw.query("INSERT INTO r VALUES (1, 0)");
+
+    // As a prepared-statement client sends it: the change is reported before ReadyForQuery.
+    let reply = extended(&mut raw, "SET application_name = 'extended'");
+    assert_eq!(kinds(&reply), "12CSZ");
+    assert_eq!(reply[3].strings()[..2], ["application_name", "extended"]);
+
+    // Inside a transaction: reported at the SET's own ReadyForQuery, not again at COMMIT,
+    // and statements that change no setting report nothing.
+    assert_eq!(kinds(&extended(&mut raw, "BEGIN")), "12CZ");
+    let reply = extended(&mut raw, "SET application_name = 'in-txn'");
+    assert_eq!(kinds(&reply), "12CSZ");
+    assert_eq!(reply[3].strings()[..2], ["application_name", "in-txn"]);
+    assert_eq!(
+        kinds(&extended(&mut raw, "UPDATE r SET n = n + 1 WHERE id = 1")),
+        "12CZ"
+    );
+    assert_eq!(kinds(&extended(&mut raw, "COMMIT")), "12CZ");
+
+    // RESET brings the default back, reported once.
+    let reply = raw.query("RESET application_name");
+    assert_eq!(kinds(&reply), "CSZ");
+    assert_eq!(reply[1].strings()[..2], ["application_name", ""]);
+    assert_eq!(kinds(&raw.query("RESET application_name")), "CZ");
+}
+
 #[test]
 fn simple_query_answers_each_statement_and_empty_queries() {
     let dir = tempfile::tempdir().expect("temp dir");

@@ -16,7 +16,7 @@
 //! 3. A portal's result is computed once, on its first Execute; later Executes with a row
 //!    limit page through the kept rows (PortalSuspended until the last page).
 //! 4. ParameterStatus is sent before ReadyForQuery for every reported setting whose value
-//!    changed since it was last reported (SET, RESET, ROLLBACK of a SET...).
+//!    changed since it was last reported (SET, RESET: the session's settings generation).
 
 use std::collections::{HashMap, VecDeque};
 use std::hash::{BuildHasherDefault, Hasher};
@@ -453,7 +453,7 @@ fn startup(
         statements: NameMap::default(),
         portals: NameMap::default(),
         skip_until_sync: false,
-        settings_dirty: false,
+        reported_generation: 0,
     };
     backend.apply_startup_settings(&params);
     wire.out.authentication_ok();
@@ -462,6 +462,7 @@ fn startup(
         wire.out.parameter_status(name, &value);
         backend.reported.insert(name, value);
     }
+    backend.reported_generation = backend.session.settings_generation();
     wire.out.backend_key_data(cancel_key.pid, cancel_key.secret);
     wire.out.ready_for_query(ReadyStatus::Idle);
     wire.flush()?;
@@ -540,8 +541,9 @@ struct Backend {
     statements: NameMap<Statement>,
     portals: NameMap<Portal>,
     skip_until_sync: bool,
-    /// A statement ran that may have changed a reported setting (invariant 4).
-    settings_dirty: bool,
+    /// The session's settings generation when `reported` was last brought up to date
+    /// (invariant 4).
+    reported_generation: u64,
 }
 
 impl Backend {
@@ -620,12 +622,14 @@ impl Backend {
 
     /// Sends ParameterStatus for every reported setting that changed (invariant 4).
     ///
-    /// NB: settings only change by utility commands (SET, RESET, DISCARD, transaction ends), so
-    /// a round trip that ran only queries and DML skips the comparison.
+    /// NB: the comparison runs only when the session's settings generation moved (a SET or
+    /// RESET ran), so a round trip of queries, DML or transaction control skips it.
     fn report_changed_settings(&mut self, out: &mut Output) {
-        if !std::mem::take(&mut self.settings_dirty) {
+        let generation = self.session.settings_generation();
+        if generation == self.reported_generation {
             return;
         }
+        self.reported_generation = generation;
         for (name, _) in REPORTED {
             let value = self.current_setting(name);
             if self.reported.get(name) != Some(&value) {
@@ -759,7 +763,6 @@ impl Backend {
 
     /// Simple query protocol: every statement's result, then ReadyForQuery.
     fn simple_query(&mut self, wire: &mut Wire, sql: &str) -> Result<(), ConnError> {
-        self.settings_dirty = true;
         // NB: PostgreSQL drops the unnamed statement and portal when a Query arrives.
         self.statements.remove("");
         self.portals.remove("");
@@ -1200,7 +1203,6 @@ impl Backend {
         name: &str,
         copy: &CopyStatement,
     ) -> Result<Result<(), StepError>, ConnError> {
-        self.settings_dirty = true;
         let end = match copy {
             CopyStatement::From(target) => self.copy_from_stdin(wire, target)?,
             CopyStatement::To(spec) => self.copy_to_stdout(wire, spec)?,
@@ -1267,7 +1269,6 @@ impl Backend {
                     tag,
                 },
                 Outcome::Command { tag } => {
-                    self.settings_dirty |= may_change_settings(&tag);
                     self.forget_deallocated(&tag, prepared.sql());
                     wire.out.command_complete(&tag);
                     PortalState::Done { tag: Some(tag) }
@@ -1335,16 +1336,6 @@ impl Backend {
         }
         Ok(Ok(()))
     }
-}
-
-/// Whether a command with this tag may change a setting reported with ParameterStatus: every
-/// utility command but the row-level ones.
-fn may_change_settings(tag: &str) -> bool {
-    let verb = tag.split(' ').next().unwrap_or("");
-    !matches!(
-        verb,
-        "INSERT" | "UPDATE" | "DELETE" | "SELECT" | "MERGE" | "BEGIN" | "START" | "FETCH" | "MOVE"
-    )
 }
 
 /// Statements and portals by name; FNV-1a hashing (names are short and only hurt their own

@@ -606,6 +606,8 @@ pub struct Session {
     lock_timeout_ms: u64,
     /// Sequence values and this session's `currval`s.
     sequences: Arc<SessionSequences>,
+    /// Bumped by every SET and RESET (see [`Session::settings_generation`]).
+    settings_generation: u64,
 }
 
 impl Session {
@@ -644,9 +646,18 @@ impl Session {
             sync_error: None,
             statement_timeout_ms: 0,
             lock_timeout_ms: 0,
+            settings_generation: 0,
         };
         session.refresh_timeouts();
         Ok(session)
+    }
+
+    /// A number that changes whenever a setting may have changed (every SET and RESET), so a
+    /// server reporting settings to its client (ParameterStatus) compares values only after
+    /// it moved. NB: a transaction's end changes no setting here (there is
+    /// no SET LOCAL scope yet); whatever starts changing settings must bump it too.
+    pub fn settings_generation(&self) -> u64 {
+        self.settings_generation
     }
 
     /// Cancellation flag: the server sets it on CancelRequest; execution checks it in row
@@ -716,8 +727,9 @@ impl Session {
     }
 
     /// Re-reads statement_timeout and lock_timeout after SET/RESET: statements read the cached
-    /// numbers, not the text settings.
+    /// numbers, not the text settings. Also bumps the settings generation.
     fn refresh_timeouts(&mut self) {
+        self.settings_generation = self.settings_generation.wrapping_add(1);
         let ms = |name: &str| {
             self.settings
                 .get(name)
