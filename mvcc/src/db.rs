@@ -85,7 +85,8 @@ impl Default for DbOptions {
 /// log and its writes are in the engine, unpublished.
 pub(crate) struct InFlightCommit {
     commit_ts: Timestamp,
-    ticket: gnomon_engine::BatchTicket,
+    /// The engine ticket, unless it waits in [`Db::unpublished`] under the record's LSN.
+    ticket: Option<gnomon_engine::BatchTicket>,
     pending: gnomon_wal::Pending,
 }
 
@@ -111,6 +112,13 @@ pub struct Db {
     /// Serialises "take a commit timestamp + register the batch with the engine", so that
     /// batches are registered in timestamp order (engine invariant: prepared versions increase).
     commit_order: Mutex<()>,
+    /// Engine tickets of commits whose record is in the log but not yet known durable, by the
+    /// record's LSN. The first committer that learns its record durable publishes every
+    /// ticket at or below its LSN (durability is a prefix of the log), so a group-commit batch
+    /// is published by one thread in LSN order instead of by each committer after its own
+    /// wake-up (where a committer woken before its predecessor had to sleep in
+    /// `wait_visible` until that one ran).
+    unpublished: Mutex<BTreeMap<u64, gnomon_engine::BatchTicket>>,
     next_txn: AtomicU64,
     /// Snapshots in use (the GC safe point stays below the oldest) and writing transactions
     /// (live and recently finished), sharded by transaction id ([`crate::registry`]).
@@ -274,6 +282,7 @@ impl Db {
             locks: LockManager::default(),
             ssi: Ssi::default(),
             commit_order: Mutex::new(()),
+            unpublished: Mutex::new(BTreeMap::new()),
             next_txn: AtomicU64::new(first_txn),
             registry: Registry::default(),
             prepared: Mutex::new(prepared),
@@ -418,6 +427,13 @@ impl Db {
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
         self.engine.insert_batch(&ticket, writes);
+        let ticket = match pending.lsn() {
+            Some(lsn) => {
+                relock(&self.unpublished).insert(lsn.0, ticket);
+                None
+            }
+            None => Some(ticket),
+        };
         Ok(InFlightCommit {
             commit_ts,
             ticket,
@@ -447,12 +463,33 @@ impl Db {
             ticket,
             pending,
         } = commit;
-        if let Err(e) = pending.wait() {
-            self.engine
-                .retract_batch(ticket, state.writes.keys().cloned());
-            return Err(e.into());
+        let lsn = pending.lsn();
+        match pending.wait() {
+            Ok(durable) => {
+                // Every record up to ours is durable: publish all their batches, in log order.
+                let ready = {
+                    let mut unpublished = relock(&self.unpublished);
+                    let later = unpublished.split_off(&(durable.0 + 1));
+                    std::mem::replace(&mut *unpublished, later)
+                };
+                for (_, t) in ready {
+                    self.engine.publish_batch(t);
+                }
+                if let Some(t) = ticket {
+                    self.engine.publish_batch(t);
+                }
+            }
+            Err(e) => {
+                // NB: no committer publishes a record that is not durable, so the ticket is
+                // still there.
+                let ticket =
+                    ticket.or_else(|| lsn.and_then(|lsn| relock(&self.unpublished).remove(&lsn.0)));
+                if let Some(t) = ticket {
+                    self.engine.retract_batch(t, state.writes.keys().cloned());
+                }
+                return Err(e.into());
+            }
         }
-        self.engine.publish_batch(ticket);
         self.engine.wait_visible(commit_ts.to_version());
         Ok(commit_ts)
     }
