@@ -73,6 +73,33 @@ pub(crate) fn relation_exists(
         || sequence::lookup(txn, name)?.is_some())
 }
 
+/// The check before creating relation `name`: `Ok(false)` when the name is free,
+/// `Ok(true)` (with PostgreSQL's 42P07 NOTICE) when it is taken and `IF NOT EXISTS` says to
+/// skip, 42P07 otherwise.
+pub(crate) fn relation_taken(
+    engine: &SqlEngine,
+    txn: &dyn Transaction,
+    name: &str,
+    if_not_exists: bool,
+    notices: &mut Vec<Notice>,
+) -> SqlResult<bool> {
+    if !relation_exists(engine, txn, name)? {
+        return Ok(false);
+    }
+    if if_not_exists {
+        notices.push(Notice {
+            code: "42P07",
+            message: format!("relation \"{name}\" already exists, skipping"),
+            severity: "NOTICE",
+        });
+        return Ok(true);
+    }
+    Err(SqlError::new(
+        SqlState::DUPLICATE_TABLE,
+        format!("relation \"{name}\" already exists"),
+    ))
+}
+
 /// PostgreSQL's choice of a free name `<base>`, `<base>1`, `<base>2`, ... (63-byte limit
 /// ignored).
 pub(crate) fn free_name(
@@ -214,19 +241,8 @@ pub(crate) fn create_sequence(
     notices: &mut Vec<Notice>,
 ) -> SqlResult<()> {
     let name = object_name(name)?;
-    if relation_exists(engine, &t.txn, &name)? {
-        if if_not_exists {
-            notices.push(Notice {
-                code: "42P07",
-                message: format!("relation \"{name}\" already exists, skipping"),
-                severity: "NOTICE",
-            });
-            return Ok(());
-        }
-        return Err(SqlError::new(
-            SqlState::DUPLICATE_TABLE,
-            format!("relation \"{name}\" already exists"),
-        ));
+    if relation_taken(engine, &t.txn, &name, if_not_exists, notices)? {
+        return Ok(());
     }
     let mut def = SequenceDef::with_defaults(engine.catalog.allocate_id(), name, DataType::Int8);
     apply_sequence_options(&mut def, opts)?;
@@ -590,19 +606,8 @@ pub(crate) fn create_table(
         return Err(SqlError::unsupported("temporary tables"));
     }
     let name = object_name(&ct.name)?;
-    if relation_exists(engine, &t.txn, &name)? {
-        if ct.if_not_exists {
-            notices.push(Notice {
-                code: "42P07",
-                message: format!("relation \"{name}\" already exists, skipping"),
-                severity: "NOTICE",
-            });
-            return Ok(());
-        }
-        return Err(SqlError::new(
-            SqlState::DUPLICATE_TABLE,
-            format!("relation \"{name}\" already exists"),
-        ));
+    if relation_taken(engine, &t.txn, &name, ct.if_not_exists, notices)? {
+        return Ok(());
     }
     if let ast::CreateTableOptions::With(opts) = &ct.table_options {
         for o in opts {
@@ -873,19 +878,8 @@ pub(crate) fn create_index(
     let iname = match &ci.name {
         Some(n) => {
             let n = object_name(n)?;
-            if relation_exists(engine, &t.txn, &n)? {
-                if ci.if_not_exists {
-                    notices.push(Notice {
-                        code: "42P07",
-                        message: format!("relation \"{n}\" already exists, skipping"),
-                        severity: "NOTICE",
-                    });
-                    return Ok(());
-                }
-                return Err(SqlError::new(
-                    SqlState::DUPLICATE_TABLE,
-                    format!("relation \"{n}\" already exists"),
-                ));
+            if relation_taken(engine, &t.txn, &n, ci.if_not_exists, notices)? {
+                return Ok(());
             }
             n
         }

@@ -551,65 +551,6 @@ fn value_literal(v: &Value) -> String {
     }
 }
 
-/// `pg_partition_ancestors(regclass)` in FROM (psql's `\d` of a partitioned table): one
-/// `relid` row for the table and one for its parent. The argument must be a constant (an
-/// OID or a table name, as psql sends it); it is resolved when the query is bound.
-pub(crate) fn bind_ancestors(
-    binder: &mut Binder<'_>,
-    args: &[ast::FunctionArg],
-    alias: Option<&ast::TableAlias>,
-) -> SqlResult<(Source, crate::plan::Scope)> {
-    let [ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(arg))] = args else {
-        return Err(SqlError::undefined_function(
-            "function pg_partition_ancestors with these arguments does not exist",
-        ));
-    };
-    let (e, _) = binder.bind_expr(arg, &crate::plan::Scope::default(), None)?;
-    let tables = crate::pg_catalog::tables(binder.txn)?;
-    let find = |v: Value| -> Option<TableDef> {
-        let text = v.to_text()?;
-        match text.parse::<i64>() {
-            Ok(oid) => tables.iter().find(|t| i64::from(t.id.0) == oid).cloned(),
-            Err(_) => tables.iter().find(|t| t.name == text).cloned(),
-        }
-    };
-    let mut rows = Vec::new();
-    let mut at = plan_time_value(&e).and_then(find);
-    while let Some(t) = at {
-        rows.push(vec![Expr::Const(Value::Int8(i64::from(t.id.0)))]);
-        at = t
-            .partitioning
-            .of
-            .as_ref()
-            .and_then(|(p, _)| tables.iter().find(|x| &x.name == p).cloned());
-        if rows.len() > 64 {
-            break;
-        }
-    }
-    let qualifier = alias
-        .map(|a| crate::query::ident_name(&a.name))
-        .unwrap_or_else(|| "pg_partition_ancestors".to_string());
-    let scope = crate::plan::Scope::of_columns(vec![crate::plan::ScopeColumn {
-        qualifier: Some(qualifier),
-        name: "relid".into(),
-        ty: DataType::Int8,
-        table_oid: 0,
-        column_id: 0,
-        unqualified: true,
-    }]);
-    if rows.is_empty() {
-        // An empty VALUES source has no width: filter a one-row source to nothing.
-        return Ok((
-            Source::Filter(
-                Box::new(Source::Values(vec![vec![Expr::Const(Value::Null)]])),
-                Expr::Const(Value::Bool(false)),
-            ),
-            scope,
-        ));
-    }
-    Ok((Source::Values(rows), scope))
-}
-
 /// PostgreSQL's text of a partitioned table's key (`pg_get_partkeydef`: `RANGE (k)`).
 pub(crate) fn key_text(t: &TableDef) -> Option<String> {
     let key = t.partitioning.key.as_ref()?;
@@ -1255,19 +1196,8 @@ pub(crate) fn create_partition(
         return Err(SqlError::internal("not a PARTITION OF statement"));
     };
     let name = object_name(&ct.name)?;
-    if crate::ddl::relation_exists(engine, &t.txn, &name)? {
-        if ct.if_not_exists {
-            notices.push(Notice {
-                code: "42P07",
-                message: format!("relation \"{name}\" already exists, skipping"),
-                severity: "NOTICE",
-            });
-            return Ok(());
-        }
-        return Err(SqlError::new(
-            SqlState::DUPLICATE_TABLE,
-            format!("relation \"{name}\" already exists"),
-        ));
+    if crate::ddl::relation_taken(engine, &t.txn, &name, ct.if_not_exists, notices)? {
+        return Ok(());
     }
     if ct.temporary {
         return Err(SqlError::unsupported("temporary tables"));

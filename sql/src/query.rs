@@ -2725,9 +2725,6 @@ impl Binder<'_> {
                     if fname == "unnest" || fname == "pg_partition_ancestors" {
                         return self.bind_unnest(&fname, &args.args, alias.as_ref());
                     }
-                    if fname == "pg_partition_ancestors" {
-                        return crate::partition::bind_ancestors(self, &args.args, alias.as_ref());
-                    }
                     if fname != "generate_series" {
                         return Err(SqlError::undefined_function(format!(
                             "function {fname} does not exist"
