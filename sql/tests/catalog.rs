@@ -4,51 +4,10 @@
 //! operators fails with PostgreSQL's SQLSTATE and leaves the session usable. The psql output
 //! itself is compared with PostgreSQL 15's in tests/psql.rs.
 
-use std::sync::Arc;
+use gnomon_sql::Outcome;
 
-use gnomon_mvcc::{Db, DbOptions, SyncPolicy};
-use gnomon_sql::{Outcome, Session, SqlEngine};
-
-fn open(dir: &std::path::Path) -> Arc<SqlEngine> {
-    let db = Db::open(DbOptions {
-        dir: dir.to_path_buf(),
-        sync: SyncPolicy::OffUnsafeNoDurability,
-        ..Default::default()
-    })
-    .expect("open db");
-    SqlEngine::open(db).expect("open sql")
-}
-
-/// Runs `sql` and renders every result: rows as `a|b`, tags, errors as `ERROR <code> <msg>`.
-fn run(s: &mut Session, sql: &str) -> String {
-    let mut out = Vec::new();
-    for r in s.execute_simple(sql) {
-        match r {
-            Ok(Outcome::Rows { rows, tag, .. }) => {
-                for row in rows {
-                    out.push(
-                        row.iter()
-                            .map(|v| v.to_text().unwrap_or_else(|| "NULL".into()))
-                            .collect::<Vec<_>>()
-                            .join("|"),
-                    );
-                }
-                out.push(tag);
-            }
-            Ok(Outcome::Command { tag }) => out.push(tag),
-            Ok(Outcome::Empty) => out.push("EMPTY".into()),
-            Err(e) => out.push(format!("ERROR {} {}", e.code.code(), e.message)),
-        }
-    }
-    out.join("\n")
-}
-
-fn setup() -> (tempfile::TempDir, Arc<SqlEngine>, Session) {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let engine = open(dir.path());
-    let s = Session::new(engine.clone(), "gnomon", "gnomon").expect("session");
-    (dir, engine, s)
-}
+mod common;
+use common::{run, setup};
 
 const SCHEMA: &str = "CREATE TABLE items (id integer PRIMARY KEY, name varchar(40) NOT NULL, \
      sku text UNIQUE, qty bigint DEFAULT 1 CHECK (qty > 0)); \
@@ -131,7 +90,7 @@ fn identity_and_serial_columns_show_as_postgres_shows_them() {
 #[test]
 fn catalog_views_follow_the_reading_transaction() {
     let (_d, engine, mut s) = setup();
-    let mut other = Session::new(engine.clone(), "gnomon", "gnomon").expect("session");
+    let mut other = common::session(&engine);
     run(&mut s, "BEGIN");
     run(&mut s, SCHEMA);
     let count = "SELECT count(*) FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid \

@@ -5,52 +5,14 @@
 use std::sync::Arc;
 
 use gnomon_mvcc::{Db, DbOptions, SyncPolicy};
-use gnomon_sql::{Outcome, Session, SqlEngine};
+use gnomon_sql::{Session, SqlEngine};
 
-fn setup() -> (tempfile::TempDir, Arc<SqlEngine>, Session) {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let db = Db::open(DbOptions {
-        dir: dir.path().to_path_buf(),
-        sync: SyncPolicy::OffUnsafeNoDurability,
-        ..Default::default()
-    })
-    .expect("open db");
-    let engine: Arc<SqlEngine> = SqlEngine::open(db).expect("open sql");
-    let s = Session::new(engine.clone(), "gnomon", "gnomon").expect("session");
-    (dir, engine, s)
-}
+mod common;
+use common::{setup, Errors};
 
-/// Runs `sql` and renders every result: rows as `a|b`, tags, errors as
-/// `ERROR <code> <message>` plus `DETAIL ...` / `HINT ...` lines.
+/// [`common::run`] with an error's DETAIL and HINT as lines of their own.
 fn run(s: &mut Session, sql: &str) -> String {
-    let mut out = Vec::new();
-    for r in s.execute_simple(sql) {
-        match r {
-            Ok(Outcome::Rows { rows, tag, .. }) => {
-                for row in rows {
-                    out.push(
-                        row.iter()
-                            .map(|v| v.to_text().unwrap_or_else(|| "NULL".into()))
-                            .collect::<Vec<_>>()
-                            .join("|"),
-                    );
-                }
-                out.push(tag);
-            }
-            Ok(Outcome::Command { tag }) => out.push(tag),
-            Ok(Outcome::Empty) => out.push("EMPTY".into()),
-            Err(e) => {
-                out.push(format!("ERROR {} {}", e.code.code(), e.message));
-                if let Some(d) = e.detail {
-                    out.push(format!("DETAIL {d}"));
-                }
-                if let Some(h) = e.hint {
-                    out.push(format!("HINT {h}"));
-                }
-            }
-        }
-    }
-    out.join("\n")
+    common::run_as(s, sql, Errors::DetailAndHint)
 }
 
 #[test]
@@ -340,7 +302,7 @@ fn blocked_until(
     release: &str,
 ) -> String {
     let waiter = std::thread::spawn(move || run(&mut s, sql));
-    let mut watcher = Session::new(engine.clone(), "gnomon", "gnomon").expect("session");
+    let mut watcher = common::session(engine);
     // Polls (no timing assertion) until the statement waits for a lock.
     while run(
         &mut watcher,
@@ -362,7 +324,7 @@ fn a_child_insert_and_a_parent_delete_wait_for_each_other() {
          CREATE TABLE c (id int PRIMARY KEY, pid int REFERENCES p);
          INSERT INTO p VALUES (1, 0), (2, 0), (3, 0), (4, 0)",
     );
-    let session = || Session::new(e.clone(), "gnomon", "gnomon").expect("session");
+    let session = || common::session(&e);
     // The child insert locks its parent FOR KEY SHARE: an UPDATE of other columns does not
     // wait, a DELETE does, and then sees the committed child.
     assert_eq!(

@@ -2,39 +2,18 @@
 //! NULL handling and SQLSTATEs. (tests/differential.rs runs a larger corpus against a live
 //! PostgreSQL 15 over the wire.)
 
-use std::sync::Arc;
+use gnomon_sql::{Outcome, Session};
 
-use gnomon_mvcc::{Db, DbOptions, SyncPolicy};
-use gnomon_sql::{Outcome, Session, SqlEngine};
+mod common;
+use common::{row_text, setup};
 
-fn setup() -> (tempfile::TempDir, Session) {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let db = Db::open(DbOptions {
-        dir: dir.path().to_path_buf(),
-        sync: SyncPolicy::OffUnsafeNoDurability,
-        ..Default::default()
-    })
-    .expect("open db");
-    let engine: Arc<SqlEngine> = SqlEngine::open(db).expect("open sql");
-    let s = Session::new(engine, "gnomon", "gnomon").expect("session");
-    (dir, s)
-}
-
-/// Runs `sql` and renders every result: rows as `a|b`, errors as `ERROR <code>`.
+/// Runs `sql` and renders every result: rows as `a|b` (no command tags), errors as
+/// `ERROR <code>`.
 fn run(s: &mut Session, sql: &str) -> String {
     let mut out = Vec::new();
     for r in s.execute_simple(sql) {
         match r {
-            Ok(Outcome::Rows { rows, .. }) => {
-                for row in rows {
-                    out.push(
-                        row.iter()
-                            .map(|v| v.to_text().unwrap_or_else(|| "NULL".into()))
-                            .collect::<Vec<_>>()
-                            .join("|"),
-                    );
-                }
-            }
+            Ok(Outcome::Rows { rows, .. }) => out.extend(rows.iter().map(|row| row_text(row))),
             Ok(Outcome::Command { tag }) => out.push(tag),
             Ok(Outcome::Empty) => out.push("EMPTY".into()),
             Err(e) => out.push(format!("ERROR {}", e.code.code())),
@@ -45,7 +24,7 @@ fn run(s: &mut Session, sql: &str) -> String {
 
 #[test]
 fn any_and_all_over_an_array_constructor() {
-    let (_d, mut s) = setup();
+    let (_d, _e, mut s) = setup();
     run(
         &mut s,
         "CREATE TABLE t (id int PRIMARY KEY, k text);
@@ -89,7 +68,7 @@ fn any_and_all_over_an_array_constructor() {
 
 #[test]
 fn math_and_string_functions_follow_postgres() {
-    let (_d, mut s) = setup();
+    let (_d, _e, mut s) = setup();
     assert_eq!(
         run(
             &mut s,
@@ -129,7 +108,7 @@ fn math_and_string_functions_follow_postgres() {
 
 #[test]
 fn intervals_do_calendar_arithmetic_and_survive_storage() {
-    let (_d, mut s) = setup();
+    let (_d, _e, mut s) = setup();
     assert_eq!(
         run(
             &mut s,

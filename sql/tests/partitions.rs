@@ -6,43 +6,17 @@ use std::sync::Arc;
 use gnomon_mvcc::{Db, DbOptions, SyncPolicy};
 use gnomon_sql::{Outcome, Session, SqlEngine, Value};
 
+mod common;
+use common::Errors;
+
+/// Opens (or reopens) the database in `dir` and starts a session on it.
 fn open(dir: &std::path::Path) -> Session {
-    let db = Db::open(DbOptions {
-        dir: dir.to_path_buf(),
-        sync: SyncPolicy::OffUnsafeNoDurability,
-        ..Default::default()
-    })
-    .expect("open db");
-    let engine: Arc<SqlEngine> = SqlEngine::open(db).expect("open sql");
-    Session::new(engine, "gnomon", "gnomon").expect("session")
+    common::session(&common::open(dir))
 }
 
-/// Runs `sql` and renders every result: rows as `a|b`, tags, errors as `ERROR <code> msg`
-/// (plus ` DETAIL: ...` when there is one).
+/// [`common::run`] with an error's DETAIL on its line (` DETAIL: ...`).
 fn run(s: &mut Session, sql: &str) -> String {
-    let mut out = Vec::new();
-    for r in s.execute_simple(sql) {
-        match r {
-            Ok(Outcome::Rows { rows, tag, .. }) => {
-                for row in rows {
-                    out.push(
-                        row.iter()
-                            .map(|v| v.to_text().unwrap_or_else(|| "NULL".into()))
-                            .collect::<Vec<_>>()
-                            .join("|"),
-                    );
-                }
-                out.push(tag);
-            }
-            Ok(Outcome::Command { tag }) => out.push(tag),
-            Ok(Outcome::Empty) => out.push("EMPTY".into()),
-            Err(e) => out.push(match &e.detail {
-                Some(d) => format!("ERROR {} {} DETAIL: {d}", e.code.code(), e.message),
-                None => format!("ERROR {} {}", e.code.code(), e.message),
-            }),
-        }
-    }
-    out.join("\n")
+    common::run_as(s, sql, Errors::InlineDetail)
 }
 
 fn range_table(s: &mut Session) {

@@ -2,47 +2,10 @@
 //! (A differential test that runs such queries on a live PostgreSQL 15 too does not exist
 //! yet: issue 6.)
 
-use std::sync::Arc;
+use gnomon_sql::Session;
 
-use gnomon_mvcc::{Db, DbOptions, SyncPolicy};
-use gnomon_sql::{Outcome, Session, SqlEngine};
-
-fn setup() -> (tempfile::TempDir, Session) {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let db = Db::open(DbOptions {
-        dir: dir.path().to_path_buf(),
-        sync: SyncPolicy::OffUnsafeNoDurability,
-        ..Default::default()
-    })
-    .expect("open db");
-    let engine: Arc<SqlEngine> = SqlEngine::open(db).expect("open sql");
-    let s = Session::new(engine, "gnomon", "gnomon").expect("session");
-    (dir, s)
-}
-
-/// Runs `sql` and renders every result: rows as `a|b`, tags, errors as `ERROR <code>`.
-fn run(s: &mut Session, sql: &str) -> String {
-    let mut out = Vec::new();
-    for r in s.execute_simple(sql) {
-        match r {
-            Ok(Outcome::Rows { rows, tag, .. }) => {
-                for row in rows {
-                    out.push(
-                        row.iter()
-                            .map(|v| v.to_text().unwrap_or_else(|| "NULL".into()))
-                            .collect::<Vec<_>>()
-                            .join("|"),
-                    );
-                }
-                out.push(tag);
-            }
-            Ok(Outcome::Command { tag }) => out.push(tag),
-            Ok(Outcome::Empty) => out.push("EMPTY".into()),
-            Err(e) => out.push(format!("ERROR {} {}", e.code.code(), e.message)),
-        }
-    }
-    out.join("\n")
-}
+mod common;
+use common::{run, setup};
 
 fn setup_tables(s: &mut Session) {
     run(
@@ -56,7 +19,7 @@ fn setup_tables(s: &mut Session) {
 
 #[test]
 fn outer_joins_pad_the_unmatched_side_with_nulls() {
-    let (_d, mut s) = setup();
+    let (_d, _e, mut s) = setup();
     setup_tables(&mut s);
     assert_eq!(
         run(
@@ -83,7 +46,7 @@ fn outer_joins_pad_the_unmatched_side_with_nulls() {
 
 #[test]
 fn join_methods_are_chosen_from_keys() {
-    let (_d, mut s) = setup();
+    let (_d, _e, mut s) = setup();
     setup_tables(&mut s);
     // The primary key of the inner side: a seek per outer row.
     let plan = run(&mut s, "EXPLAIN SELECT * FROM b JOIN a ON a.id = b.a_id");
@@ -114,7 +77,7 @@ fn join_methods_are_chosen_from_keys() {
 
 #[test]
 fn subqueries_follow_sql_null_semantics() {
-    let (_d, mut s) = setup();
+    let (_d, _e, mut s) = setup();
     setup_tables(&mut s);
     assert_eq!(
         run(
@@ -147,7 +110,7 @@ fn subqueries_follow_sql_null_semantics() {
 
 #[test]
 fn set_operations_ctes_and_windows() {
-    let (_d, mut s) = setup();
+    let (_d, _e, mut s) = setup();
     setup_tables(&mut s);
     assert_eq!(
         run(

@@ -1,62 +1,11 @@
 //! Scenario tests of the SQL layer against a real gnomon_mvcc::Db in a temporary directory.
 
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
 
-use gnomon_mvcc::{Db, DbOptions, SyncPolicy};
-use gnomon_sql::{DataType, Outcome, Session, SqlEngine, TxnStatus, Value};
+use gnomon_sql::{DataType, Outcome, TxnStatus, Value};
 
-fn open(dir: &std::path::Path) -> Arc<SqlEngine> {
-    let db = Db::open(DbOptions {
-        dir: dir.to_path_buf(),
-        sync: SyncPolicy::OffUnsafeNoDurability,
-        ..Default::default()
-    })
-    .expect("open db");
-    SqlEngine::open(db).expect("open sql")
-}
-
-fn session(engine: &Arc<SqlEngine>) -> Session {
-    Session::new(engine.clone(), "gnomon", "gnomon").expect("session")
-}
-
-/// Runs `sql` and renders every result: tags, rows as `a|b`, errors as `ERROR <code>`.
-fn run(s: &mut Session, sql: &str) -> String {
-    let mut out = Vec::new();
-    for r in s.execute_simple(sql) {
-        match r {
-            Ok(Outcome::Rows { rows, tag, .. }) => {
-                for row in rows {
-                    out.push(
-                        row.iter()
-                            .map(|v| v.to_text().unwrap_or_else(|| "NULL".into()))
-                            .collect::<Vec<_>>()
-                            .join("|"),
-                    );
-                }
-                out.push(tag);
-            }
-            Ok(Outcome::Command { tag }) => out.push(tag),
-            Ok(Outcome::Empty) => out.push("EMPTY".into()),
-            Err(e) => out.push(format!("ERROR {} {}", e.code.code(), e.message)),
-        }
-    }
-    out.join("\n")
-}
-
-fn code(s: &mut Session, sql: &str) -> String {
-    match s.execute_simple(sql).pop() {
-        Some(Err(e)) => e.code.code().to_string(),
-        other => format!("no error: {other:?}"),
-    }
-}
-
-fn setup() -> (tempfile::TempDir, Arc<SqlEngine>, Session) {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let engine = open(dir.path());
-    let s = session(&engine);
-    (dir, engine, s)
-}
+mod common;
+use common::{code, open, run, session, setup};
 
 #[test]
 fn select_without_from_has_postgres_types_and_names() {

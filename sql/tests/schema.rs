@@ -1,55 +1,10 @@
 //! Schema and constraint scenarios: SERIAL and sequences, NOT NULL / DEFAULT / CHECK /
 //! UNIQUE, CREATE / DROP INDEX, ALTER TABLE, against a real gnomon_mvcc::Db.
 
-use std::sync::Arc;
+use gnomon_sql::{Outcome, Session};
 
-use gnomon_mvcc::{Db, DbOptions, SyncPolicy};
-use gnomon_sql::{Outcome, Session, SqlEngine};
-
-fn open(dir: &std::path::Path) -> Arc<SqlEngine> {
-    let db = Db::open(DbOptions {
-        dir: dir.to_path_buf(),
-        sync: SyncPolicy::OffUnsafeNoDurability,
-        ..Default::default()
-    })
-    .expect("open db");
-    SqlEngine::open(db).expect("open sql")
-}
-
-fn session(engine: &Arc<SqlEngine>) -> Session {
-    Session::new(engine.clone(), "gnomon", "gnomon").expect("session")
-}
-
-/// Runs `sql` and renders every result: rows as `a|b`, tags, errors as `ERROR <code> <msg>`.
-fn run(s: &mut Session, sql: &str) -> String {
-    let mut out = Vec::new();
-    for r in s.execute_simple(sql) {
-        match r {
-            Ok(Outcome::Rows { rows, tag, .. }) => {
-                for row in rows {
-                    out.push(
-                        row.iter()
-                            .map(|v| v.to_text().unwrap_or_else(|| "NULL".into()))
-                            .collect::<Vec<_>>()
-                            .join("|"),
-                    );
-                }
-                out.push(tag);
-            }
-            Ok(Outcome::Command { tag }) => out.push(tag),
-            Ok(Outcome::Empty) => out.push("EMPTY".into()),
-            Err(e) => out.push(format!("ERROR {} {}", e.code.code(), e.message)),
-        }
-    }
-    out.join("\n")
-}
-
-fn setup() -> (tempfile::TempDir, Arc<SqlEngine>, Session) {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let engine = open(dir.path());
-    let s = session(&engine);
-    (dir, engine, s)
-}
+mod common;
+use common::{open, run, session, setup};
 
 #[test]
 fn serial_columns_draw_from_their_sequence_and_survive_rollback_gaps() {
