@@ -46,6 +46,24 @@ impl Raw {
         Raw { stream }
     }
 
+    /// A session of `gnomon` on database `database`, past its first ReadyForQuery.
+    fn session_on(server: &Server, database: &str) -> Raw {
+        let mut raw = Raw::connect(server);
+        raw.startup("gnomon", database, &[]);
+        let greeting = raw.until_ready();
+        assert_eq!(
+            greeting.last().map(|m| m.kind),
+            Some(b'Z'),
+            "startup: {greeting:?}"
+        );
+        raw
+    }
+
+    /// A session of `gnomon` on database `gnomon`, past its first ReadyForQuery.
+    fn session(server: &Server) -> Raw {
+        Raw::session_on(server, "gnomon")
+    }
+
     fn send_untyped(&mut self, body: &[u8]) {
         let mut frame = ((body.len() + 4) as i32).to_be_bytes().to_vec();
         frame.extend_from_slice(body);
@@ -97,10 +115,56 @@ impl Raw {
     }
 
     fn query(&mut self, sql: &str) -> Vec<Msg> {
-        let mut body = sql.as_bytes().to_vec();
-        body.push(0);
-        self.send(b'Q', &body);
+        self.send(b'Q', &cstr(sql));
         self.until_ready()
+    }
+
+    /// Parse: `sql` as statement `name` (`""`: the unnamed one), parameter type OIDs `oids`
+    /// (0: let the server infer).
+    fn parse(&mut self, name: &str, sql: &str, oids: &[u32]) {
+        let mut body = cstr(name);
+        body.extend(cstr(sql));
+        body.extend((oids.len() as i16).to_be_bytes());
+        for oid in oids {
+            body.extend(oid.to_be_bytes());
+        }
+        self.send(b'P', &body);
+    }
+
+    /// Bind: statement `stmt` to portal `portal`, `params` as (format code, bytes), all
+    /// results in text.
+    fn bind(&mut self, portal: &str, stmt: &str, params: &[(i16, &[u8])]) {
+        let mut body = cstr(portal);
+        body.extend(cstr(stmt));
+        body.extend((params.len() as i16).to_be_bytes());
+        for (format, _) in params {
+            body.extend(format.to_be_bytes());
+        }
+        body.extend((params.len() as i16).to_be_bytes());
+        for (_, value) in params {
+            body.extend((value.len() as i32).to_be_bytes());
+            body.extend(*value);
+        }
+        body.extend([0, 0]);
+        self.send(b'B', &body);
+    }
+
+    /// Describe of portal `portal`.
+    fn describe_portal(&mut self, portal: &str) {
+        let mut body = vec![b'P'];
+        body.extend(cstr(portal));
+        self.send(b'D', &body);
+    }
+
+    /// Execute: portal `portal`, at most `max_rows` rows (0: all).
+    fn execute(&mut self, portal: &str, max_rows: i32) {
+        let mut body = cstr(portal);
+        body.extend(max_rows.to_be_bytes());
+        self.send(b'E', &body);
+    }
+
+    fn sync(&mut self) {
+        self.send(b'S', &[]);
     }
 }
 
@@ -172,9 +236,7 @@ fn ssl_is_refused_and_the_greeting_matches_postgres_15() {
 fn set_of_a_reported_setting_sends_parameter_status() {
     let dir = tempfile::tempdir().expect("temp dir");
     let server = Server::start(dir.path());
-    let mut raw = Raw::connect(&server);
-    raw.startup("gnomon", "gnomon", &[]);
-    raw.until_ready();
+    let mut raw = Raw::session(&server);
     let reply = raw.query("SET application_name = 'renamed'");
     assert_eq!(kinds(&reply), "CSZ");
     assert_eq!(reply[1].strings()[..2], ["application_name", "renamed"]);
@@ -189,18 +251,7 @@ fn set_of_a_reported_setting_sends_parameter_status() {
 /// Runs `sql` through the extended protocol (unnamed statement and portal) and returns the
 /// reply up to ReadyForQuery.
 fn extended(raw: &mut Raw, sql: &str) -> Vec<Msg> {
-    let mut parse = cstr("");
-    parse.extend(cstr(sql));
-    parse.extend([0, 0]);
-    raw.send(b'P', &parse);
-    let mut bind = cstr("");
-    bind.extend(cstr(""));
-    bind.extend([0, 0, 0, 0, 0, 0]);
-    raw.send(b'B', &bind);
-    let mut exec = cstr("");
-    exec.extend(0i32.to_be_bytes());
-    raw.send(b'E', &exec);
-    raw.send(b'S', &[]);
+    execute_unnamed(raw, sql, false, b'S');
     raw.until_ready()
 }
 
@@ -208,9 +259,7 @@ fn extended(raw: &mut Raw, sql: &str) -> Vec<Msg> {
 fn set_in_the_extended_protocol_and_in_a_transaction_reports_once() {
     let dir = tempfile::tempdir().expect("temp dir");
     let server = Server::start(dir.path());
-    let mut raw = Raw::connect(&server);
-    raw.startup("gnomon", "gnomon", &[]);
-    raw.until_ready();
+    let mut raw = Raw::session(&server);
     raw.query("CREATE TABLE r (id int PRIMARY KEY, n int)");
     raw.query("INSERT INTO r VALUES (1, 0)");
 
@@ -242,9 +291,7 @@ fn set_in_the_extended_protocol_and_in_a_transaction_reports_once() {
 fn simple_query_answers_each_statement_and_empty_queries() {
     let dir = tempfile::tempdir().expect("temp dir");
     let server = Server::start(dir.path());
-    let mut raw = Raw::connect(&server);
-    raw.startup("gnomon", "gnomon", &[]);
-    raw.until_ready();
+    let mut raw = Raw::session(&server);
     let reply = raw.query("SELECT 1; SELECT 2");
     assert_eq!(kinds(&reply), "TDCTDCZ");
     assert_eq!(reply[2].strings()[0], "SELECT 1");
@@ -262,19 +309,12 @@ fn simple_query_answers_each_statement_and_empty_queries() {
 fn extended_protocol_error_skips_to_sync_and_portals_suspend() {
     let dir = tempfile::tempdir().expect("temp dir");
     let server = Server::start(dir.path());
-    let mut raw = Raw::connect(&server);
-    raw.startup("gnomon", "gnomon", &[]);
-    raw.until_ready();
+    let mut raw = Raw::session(&server);
 
     // Bind to a statement that does not exist: error, then everything until Sync is skipped.
-    let mut bind = cstr("");
-    bind.extend(cstr("nosuch"));
-    bind.extend([0, 0, 0, 0, 0, 0]);
-    raw.send(b'B', &bind);
-    let mut exec = cstr("");
-    exec.extend(0i32.to_be_bytes());
-    raw.send(b'E', &exec);
-    raw.send(b'S', &[]);
+    raw.bind("", "nosuch", &[]);
+    raw.execute("", 0);
+    raw.sync();
     let reply = raw.until_ready();
     assert_eq!(kinds(&reply), "EZ");
     assert_eq!(reply[0].field('C').as_deref(), Some("26000"));
@@ -282,22 +322,12 @@ fn extended_protocol_error_skips_to_sync_and_portals_suspend() {
     // A three-row result fetched two rows at a time.
     raw.query("CREATE TABLE s (id int PRIMARY KEY); INSERT INTO s VALUES (1), (2), (3)");
     raw.query("BEGIN");
-    let mut parse = cstr("st");
-    parse.extend(cstr("SELECT id FROM s ORDER BY id"));
-    parse.extend([0, 0]);
-    raw.send(b'P', &parse);
-    let mut bind = cstr("pt");
-    bind.extend(cstr("st"));
-    bind.extend([0, 0, 0, 0, 0, 0]);
-    raw.send(b'B', &bind);
-    let mut describe = vec![b'P'];
-    describe.extend(cstr("pt"));
-    raw.send(b'D', &describe);
-    let mut exec = cstr("pt");
-    exec.extend(2i32.to_be_bytes());
-    raw.send(b'E', &exec);
-    raw.send(b'E', &exec);
-    raw.send(b'S', &[]);
+    raw.parse("st", "SELECT id FROM s ORDER BY id", &[]);
+    raw.bind("pt", "st", &[]);
+    raw.describe_portal("pt");
+    raw.execute("pt", 2);
+    raw.execute("pt", 2);
+    raw.sync();
     let reply = raw.until_ready();
     assert_eq!(kinds(&reply), "12TDDsDCZ");
     assert_eq!(reply[7].strings()[0], "SELECT 1");
@@ -308,9 +338,7 @@ fn extended_protocol_error_skips_to_sync_and_portals_suspend() {
 fn malformed_frame_is_fatal_for_its_connection_only() {
     let dir = tempfile::tempdir().expect("temp dir");
     let server = Server::start(dir.path());
-    let mut raw = Raw::connect(&server);
-    raw.startup("gnomon", "gnomon", &[]);
-    raw.until_ready();
+    let mut raw = Raw::session(&server);
     // A Bind whose parameter claims 2 GiB of data.
     let mut bind = cstr("");
     bind.extend(cstr(""));
@@ -322,9 +350,7 @@ fn malformed_frame_is_fatal_for_its_connection_only() {
     assert_eq!(reply[0].field('S').as_deref(), Some("FATAL"));
     assert_eq!(reply[0].field('C').as_deref(), Some("08P01"));
 
-    let mut other = Raw::connect(&server);
-    other.startup("gnomon", "gnomon", &[]);
-    other.until_ready();
+    let mut other = Raw::session(&server);
     assert_eq!(kinds(&other.query("SELECT 1")), "TDCZ");
 }
 
@@ -332,23 +358,18 @@ fn malformed_frame_is_fatal_for_its_connection_only() {
 fn deallocate_all_forgets_protocol_prepared_statements() {
     let dir = tempfile::tempdir().expect("temp dir");
     let server = Server::start(dir.path());
-    let mut raw = Raw::connect(&server);
-    raw.startup("gnomon", "gnomon", &[]);
-    raw.until_ready();
-    let mut parse = cstr("st");
-    parse.extend(cstr("SELECT 1"));
-    parse.extend([0, 0]);
-    raw.send(b'P', &parse);
-    raw.send(b'S', &[]);
+    let mut raw = Raw::session(&server);
+    raw.parse("st", "SELECT 1", &[]);
+    raw.sync();
     assert_eq!(kinds(&raw.until_ready()), "1Z");
-    raw.send(b'P', &parse);
-    raw.send(b'S', &[]);
+    raw.parse("st", "SELECT 1", &[]);
+    raw.sync();
     let reply = raw.until_ready();
     assert_eq!(kinds(&reply), "EZ");
     assert_eq!(reply[0].field('C').as_deref(), Some("42P05"));
     assert_eq!(kinds(&raw.query("DEALLOCATE ALL")), "CZ");
-    raw.send(b'P', &parse);
-    raw.send(b'S', &[]);
+    raw.parse("st", "SELECT 1", &[]);
+    raw.sync();
     assert_eq!(kinds(&raw.until_ready()), "1Z", "the name is free again");
 }
 
@@ -356,9 +377,7 @@ fn deallocate_all_forgets_protocol_prepared_statements() {
 fn copy_from_stdin_loads_text_format_rows() {
     let dir = tempfile::tempdir().expect("temp dir");
     let server = Server::start(dir.path());
-    let mut raw = Raw::connect(&server);
-    raw.startup("gnomon", "gnomon", &[]);
-    raw.until_ready();
+    let mut raw = Raw::session(&server);
     raw.query("CREATE TABLE cp (id int PRIMARY KEY, note text)");
 
     let mut copy = cstr("COPY cp FROM STDIN");
@@ -402,9 +421,7 @@ fn copy_from_stdin_loads_text_format_rows() {
 fn copy_in_many_messages_is_all_or_nothing_and_names_the_first_bad_line() {
     let dir = tempfile::tempdir().expect("temp dir");
     let server = Server::start(dir.path());
-    let mut raw = Raw::connect(&server);
-    raw.startup("gnomon", "gnomon", &[]);
-    raw.until_ready();
+    let mut raw = Raw::session(&server);
     raw.query("CREATE TABLE cp2 (id int PRIMARY KEY, v int)");
     let copy = cstr("COPY cp2 FROM STDIN");
     // One CopyData per line, as pgbench sends them; 3000 lines span several batches. Line
@@ -450,9 +467,7 @@ fn copy_in_many_messages_is_all_or_nothing_and_names_the_first_bad_line() {
     let rows = raw.query("SELECT sum(v) FROM cp2 HAVING count(*) = 3000 AND sum(v) = 4501500");
     assert_eq!(tag(&rows).as_deref(), Some("SELECT 1"));
     raw.query("COMMIT");
-    let mut other = Raw::connect(&server);
-    other.startup("gnomon", "gnomon", &[]);
-    other.until_ready();
+    let mut other = Raw::session(&server);
     let rows = other.query("SELECT 1 FROM cp2 WHERE id = v");
     assert_eq!(tag(&rows).as_deref(), Some("SELECT 3000"));
 }
@@ -461,9 +476,7 @@ fn copy_in_many_messages_is_all_or_nothing_and_names_the_first_bad_line() {
 fn notices_reach_the_client_in_both_protocols() {
     let dir = tempfile::tempdir().expect("temp dir");
     let server = Server::start(dir.path());
-    let mut raw = Raw::connect(&server);
-    raw.startup("gnomon", "gnomon", &[]);
-    raw.until_ready();
+    let mut raw = Raw::session(&server);
     let reply = raw.query("DROP TABLE IF EXISTS nothere");
     assert_eq!(kinds(&reply), "NCZ");
     assert_eq!(
@@ -471,52 +484,18 @@ fn notices_reach_the_client_in_both_protocols() {
         Some("table \"nothere\" does not exist, skipping")
     );
 
-    let mut parse = cstr("");
-    parse.extend(cstr("DROP TABLE IF EXISTS nothere"));
-    parse.extend([0, 0]);
-    raw.send(b'P', &parse);
-    let mut bind = cstr("");
-    bind.extend(cstr(""));
-    bind.extend([0, 0, 0, 0, 0, 0]);
-    raw.send(b'B', &bind);
-    let mut exec = cstr("");
-    exec.extend(0i32.to_be_bytes());
-    raw.send(b'E', &exec);
-    raw.send(b'S', &[]);
-    let reply = raw.until_ready();
+    let reply = extended(&mut raw, "DROP TABLE IF EXISTS nothere");
     assert_eq!(kinds(&reply), "12NCZ");
     assert_eq!(reply[2].field('C').as_deref(), Some("00000"));
 }
 
 /// Parse + Bind + Describe portal + Execute + Sync as psycopg 3 and pgjdbc send them.
 fn run_extended(raw: &mut Raw, sql: &str, oids: &[u32], params: &[(i16, &[u8])]) -> Vec<Msg> {
-    let mut parse = cstr("");
-    parse.extend(cstr(sql));
-    parse.extend((oids.len() as i16).to_be_bytes());
-    for oid in oids {
-        parse.extend(oid.to_be_bytes());
-    }
-    raw.send(b'P', &parse);
-    let mut bind = cstr("");
-    bind.extend(cstr(""));
-    bind.extend((params.len() as i16).to_be_bytes());
-    for (format, _) in params {
-        bind.extend(format.to_be_bytes());
-    }
-    bind.extend((params.len() as i16).to_be_bytes());
-    for (_, value) in params {
-        bind.extend((value.len() as i32).to_be_bytes());
-        bind.extend(*value);
-    }
-    bind.extend([0, 0]);
-    raw.send(b'B', &bind);
-    let mut describe = vec![b'P'];
-    describe.extend(cstr(""));
-    raw.send(b'D', &describe);
-    let mut exec = cstr("");
-    exec.extend(0i32.to_be_bytes());
-    raw.send(b'E', &exec);
-    raw.send(b'S', &[]);
+    raw.parse("", sql, oids);
+    raw.bind("", "", params);
+    raw.describe_portal("");
+    raw.execute("", 0);
+    raw.sync();
     raw.until_ready()
 }
 
@@ -540,9 +519,7 @@ fn data_row_texts(row: &Msg) -> Vec<String> {
 fn parameters_are_decoded_by_the_type_the_driver_declared() {
     let dir = tempfile::tempdir().expect("temp dir");
     let server = Server::start(dir.path());
-    let mut raw = Raw::connect(&server);
-    raw.startup("gnomon", "gnomon", &[]);
-    raw.until_ready();
+    let mut raw = Raw::session(&server);
     // psycopg 3: binary int2 and an untyped text parameter.
     let reply = run_extended(
         &mut raw,
@@ -567,9 +544,7 @@ fn parameters_are_decoded_by_the_type_the_driver_declared() {
 fn sessions_beyond_max_connections_are_refused_with_53300() {
     let dir = tempfile::tempdir().expect("temp dir");
     let server = Server::start_with(dir.path(), &["--max-connections", "1"]);
-    let mut first = Raw::connect(&server);
-    first.startup("gnomon", "gnomon", &[]);
-    assert_eq!(first.until_ready().last().map(|m| m.kind), Some(b'Z'));
+    let mut first = Raw::session(&server);
 
     let mut second = Raw::connect(&server);
     second.startup("gnomon", "gnomon", &[]);
@@ -591,12 +566,8 @@ fn sessions_beyond_max_connections_are_refused_with_53300() {
 fn idle_session_is_told_57p01_when_the_server_shuts_down() {
     let dir = tempfile::tempdir().expect("temp dir");
     let server = Server::start(dir.path());
-    let mut idle = Raw::connect(&server);
-    idle.startup("gnomon", "gnomon", &[]);
-    assert_eq!(idle.until_ready().last().map(|m| m.kind), Some(b'Z'));
-    let mut other_idle = Raw::connect(&server);
-    other_idle.startup("gnomon", "gnomon", &[]);
-    other_idle.until_ready();
+    let mut idle = Raw::session(&server);
+    let mut other_idle = Raw::session(&server);
 
     let status = server.terminate();
     assert!(status.success(), "clean exit on SIGTERM: {status}");
@@ -613,9 +584,7 @@ fn idle_session_is_told_57p01_when_the_server_shuts_down() {
 fn a_running_statement_finishes_before_the_shutdown_goodbye() {
     let dir = tempfile::tempdir().expect("temp dir");
     let server = Server::start(dir.path());
-    let mut busy = Raw::connect(&server);
-    busy.startup("gnomon", "gnomon", &[]);
-    busy.until_ready();
+    let mut busy = Raw::session(&server);
     busy.send(b'Q', &cstr("SELECT pg_sleep(0.3), 7"));
     // NB: whether SIGTERM lands during or after the statement, the client must get its whole
     // result and then the goodbye.
@@ -632,22 +601,12 @@ fn a_running_statement_finishes_before_the_shutdown_goodbye() {
 /// Parse / Bind / (Describe portal) / Execute of `sql` with no parameters, then `tail`
 /// (Flush or Sync).
 fn execute_unnamed(raw: &mut Raw, sql: &str, describe: bool, tail: u8) {
-    let mut parse = cstr("");
-    parse.extend(cstr(sql));
-    parse.extend([0, 0]);
-    raw.send(b'P', &parse);
-    let mut bind = cstr("");
-    bind.extend(cstr(""));
-    bind.extend([0, 0, 0, 0, 0, 0]);
-    raw.send(b'B', &bind);
+    raw.parse("", sql, &[]);
+    raw.bind("", "", &[]);
     if describe {
-        let mut d = vec![b'P'];
-        d.extend(cstr(""));
-        raw.send(b'D', &d);
+        raw.describe_portal("");
     }
-    let mut exec = cstr("");
-    exec.extend(0i32.to_be_bytes());
-    raw.send(b'E', &exec);
+    raw.execute("", 0);
     raw.send(tail, &[]);
 }
 
@@ -670,9 +629,7 @@ fn until_kind(raw: &mut Raw, kinds: &[u8]) -> Vec<Msg> {
 fn copy_runs_through_the_extended_protocol() {
     let dir = tempfile::tempdir().expect("temp dir");
     let server = Server::start(dir.path());
-    let mut raw = Raw::connect(&server);
-    raw.startup("gnomon", "gnomon", &[]);
-    raw.until_ready();
+    let mut raw = Raw::session(&server);
     raw.query("CREATE TABLE cp (id int PRIMARY KEY, note text)");
 
     execute_unnamed(&mut raw, "COPY cp FROM STDIN", true, b'H');
@@ -747,13 +704,9 @@ fn copy_runs_through_the_extended_protocol() {
 fn drop_database_is_refused_while_another_session_uses_it() {
     let dir = tempfile::tempdir().expect("temp dir");
     let server = Server::start(dir.path());
-    let mut admin = Raw::connect(&server);
-    admin.startup("gnomon", "gnomon", &[]);
-    admin.until_ready();
+    let mut admin = Raw::session(&server);
     assert_eq!(kinds(&admin.query("CREATE DATABASE db1")), "CZ");
-    let mut user = Raw::connect(&server);
-    user.startup("gnomon", "db1", &[]);
-    assert_eq!(user.until_ready().last().map(|m| m.kind), Some(b'Z'));
+    let mut user = Raw::session_on(&server, "db1");
     let reply = admin.query("DROP DATABASE db1");
     assert_eq!(kinds(&reply), "EZ");
     assert_eq!(reply[0].field('C').as_deref(), Some("55006"));

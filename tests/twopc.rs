@@ -28,6 +28,32 @@ async fn one(client: &Client, sql: &str) -> Option<String> {
     column(client, sql).await.into_iter().next().flatten()
 }
 
+/// Runs `sql` (one or more statements); a failure fails the test, naming the statement.
+async fn exec(client: &Client, sql: &str) {
+    client
+        .batch_execute(sql)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"));
+}
+
+/// `column`'s answer for rows that are all non-NULL `values`.
+fn texts(values: &[&str]) -> Vec<Option<String>> {
+    values.iter().map(|v| Some(v.to_string())).collect()
+}
+
+/// The SQLSTATE and DETAIL of the error `sql` fails with.
+async fn code_and_detail(client: &Client, sql: &str) -> (String, Option<String>) {
+    let e = match client.simple_query(sql).await {
+        Ok(_) => panic!("{sql}: expected an error"),
+        Err(e) => e,
+    };
+    let db = e.as_db_error().unwrap_or_else(|| panic!("{sql}: {e}"));
+    (
+        db.code().code().to_string(),
+        db.detail().map(str::to_string),
+    )
+}
+
 async fn error_code(client: &Client, sql: &str) -> String {
     match client.simple_query(sql).await {
         Ok(_) => panic!("{sql}: expected an error"),
@@ -40,13 +66,13 @@ async fn a_prepared_transaction_survives_kill9_with_its_row_lock_held() {
     let dir = tempfile::tempdir().expect("temp dir");
     let server = Server::start(dir.path());
     let a = server.connect().await;
-    a.batch_execute("CREATE TABLE t (id int PRIMARY KEY, v int); INSERT INTO t VALUES (1, 10)")
-        .await
-        .unwrap();
-    a.batch_execute("BEGIN; UPDATE t SET v = 20 WHERE id = 1")
-        .await
-        .unwrap();
-    a.batch_execute("PREPARE TRANSACTION 'g1'").await.unwrap();
+    exec(
+        &a,
+        "CREATE TABLE t (id int PRIMARY KEY, v int); INSERT INTO t VALUES (1, 10)",
+    )
+    .await;
+    exec(&a, "BEGIN; UPDATE t SET v = 20 WHERE id = 1").await;
+    exec(&a, "PREPARE TRANSACTION 'g1'").await;
     // The session is out of its block: a new statement runs in a transaction of its own.
     assert_eq!(one(&a, "SELECT v FROM t").await.as_deref(), Some("10"));
     let b = server.connect().await;
@@ -57,7 +83,7 @@ async fn a_prepared_transaction_survives_kill9_with_its_row_lock_held() {
             "SELECT gid || '/' || owner || '/' || database FROM pg_prepared_xacts"
         )
         .await,
-        vec![Some("g1/gnomon/gnomon".to_string())]
+        texts(&["g1/gnomon/gnomon"])
     );
     drop((a, b));
 
@@ -66,7 +92,7 @@ async fn a_prepared_transaction_survives_kill9_with_its_row_lock_held() {
     let c = server.connect().await;
     assert_eq!(
         column(&c, "SELECT gid FROM pg_prepared_xacts").await,
-        vec![Some("g1".to_string())],
+        texts(&["g1"]),
         "the prepared transaction is back after kill -9"
     );
     assert_eq!(
@@ -84,7 +110,7 @@ async fn a_prepared_transaction_survives_kill9_with_its_row_lock_held() {
     });
     until_someone_waits(&c).await;
     assert!(!updater.is_finished(), "the UPDATE must wait for the lock");
-    c.batch_execute("COMMIT PREPARED 'g1'").await.unwrap();
+    exec(&c, "COMMIT PREPARED 'g1'").await;
     updater.await.unwrap().unwrap();
     // 21, not 11: the UPDATE waited and then read the committed 20 (had it not waited, COMMIT
     // PREPARED would have overwritten its 11 with 20).
@@ -109,9 +135,7 @@ async fn rollback_prepared_and_errors_follow_postgresql() {
     let server = Server::start(dir.path());
     let a = server.connect().await;
     let b = server.connect().await;
-    a.batch_execute("CREATE TABLE t (id int PRIMARY KEY, v int)")
-        .await
-        .unwrap();
+    exec(&a, "CREATE TABLE t (id int PRIMARY KEY, v int)").await;
     // A multi-statement message may end with PREPARE TRANSACTION (sqlparser does not parse it).
     a.simple_query("BEGIN; INSERT INTO t VALUES (1, 1); PREPARE TRANSACTION 'r1'")
         .await
@@ -130,12 +154,12 @@ async fn rollback_prepared_and_errors_follow_postgresql() {
     assert_eq!(error_code(&a, "COMMIT PREPARED 'nope'").await, "42704");
 
     // A duplicate gid fails with 42710 and rolls the transaction back, ending the block.
-    a.batch_execute("BEGIN; INSERT INTO t VALUES (2, 2); PREPARE TRANSACTION 'd'")
-        .await
-        .unwrap();
-    a.batch_execute("BEGIN; INSERT INTO t VALUES (3, 3)")
-        .await
-        .unwrap();
+    exec(
+        &a,
+        "BEGIN; INSERT INTO t VALUES (2, 2); PREPARE TRANSACTION 'd'",
+    )
+    .await;
+    exec(&a, "BEGIN; INSERT INTO t VALUES (3, 3)").await;
     assert_eq!(error_code(&a, "PREPARE TRANSACTION 'd'").await, "42710");
     assert_eq!(
         one(&a, "SELECT count(*) FROM t").await.as_deref(),
@@ -143,20 +167,20 @@ async fn rollback_prepared_and_errors_follow_postgresql() {
         "outside any block now, and row 3 was rolled back"
     );
     // Inside a block or a multi-statement message: 25001.
-    a.batch_execute("BEGIN").await.unwrap();
+    exec(&a, "BEGIN").await;
     assert_eq!(error_code(&a, "COMMIT PREPARED 'd'").await, "25001");
-    a.batch_execute("ROLLBACK").await.unwrap();
+    exec(&a, "ROLLBACK").await;
     assert_eq!(
         error_code(&a, "SELECT 1; COMMIT PREPARED 'd'").await,
         "25001"
     );
     // A failed block answers 25P02.
-    a.batch_execute("BEGIN").await.unwrap();
+    exec(&a, "BEGIN").await;
     assert_eq!(error_code(&a, "SELECT 1/0").await, "22012");
     assert_eq!(error_code(&a, "COMMIT PREPARED 'd'").await, "25P02");
-    a.batch_execute("ROLLBACK").await.unwrap();
+    exec(&a, "ROLLBACK").await;
     // Too long a gid: 22023. Bad syntax: 42601, the session stays usable.
-    a.batch_execute("BEGIN").await.unwrap();
+    exec(&a, "BEGIN").await;
     let long = format!("PREPARE TRANSACTION '{}'", "x".repeat(200));
     assert_eq!(error_code(&a, &long).await, "22023");
     assert_eq!(error_code(&a, "COMMIT PREPARED d").await, "42601");
@@ -169,11 +193,8 @@ async fn rollback_prepared_and_errors_follow_postgresql() {
         error_code(&a, "SET max_prepared_transactions = 3").await,
         "55P02"
     );
-    a.batch_execute("COMMIT PREPARED 'd'").await.unwrap();
-    assert_eq!(
-        column(&b, "SELECT id FROM t").await,
-        vec![Some("2".to_string())]
-    );
+    exec(&a, "COMMIT PREPARED 'd'").await;
+    assert_eq!(column(&b, "SELECT id FROM t").await, texts(&["2"]));
     drop((a, b));
     drop(server);
 
@@ -184,9 +205,7 @@ async fn rollback_prepared_and_errors_follow_postgresql() {
         one(&a, "SHOW max_prepared_transactions").await.as_deref(),
         Some("0")
     );
-    a.batch_execute("BEGIN; INSERT INTO t VALUES (4, 4)")
-        .await
-        .unwrap();
+    exec(&a, "BEGIN; INSERT INTO t VALUES (4, 4)").await;
     let err = a.simple_query("PREPARE TRANSACTION 'z'").await.unwrap_err();
     assert_eq!(sqlstate(&err), "55000");
     let db = err.as_db_error().expect("a server error");
@@ -242,15 +261,13 @@ async fn transactions_view_status_lookup_and_commit_timestamps() {
     let dir = tempfile::tempdir().expect("temp dir");
     let server = Server::start(dir.path());
     let a = server.connect().await;
-    a.batch_execute(
+    exec(
+        &a,
         "CREATE TABLE t (id int PRIMARY KEY, v int); INSERT INTO t VALUES (1, 1), (2, 2)",
     )
-    .await
-    .unwrap();
+    .await;
     let before = one(&a, "SELECT gnomon_hlc_now()").await.unwrap();
-    a.batch_execute("UPDATE t SET v = 20 WHERE id = 2")
-        .await
-        .unwrap();
+    exec(&a, "UPDATE t SET v = 20 WHERE id = 2").await;
     let after = one(&a, "SELECT gnomon_hlc_now()").await.unwrap();
     // The system column is not part of SELECT *, and orders rows by commit time.
     let star = a.simple_query("SELECT * FROM t").await.unwrap();
@@ -271,20 +288,18 @@ async fn transactions_view_status_lookup_and_commit_timestamps() {
             "SELECT rank() OVER (ORDER BY gnomon_mvcc_timestamp) FROM t ORDER BY id"
         )
         .await,
-        vec![Some("1".to_string()), Some("2".to_string())]
+        texts(&["1", "2"])
     );
     assert_eq!(
         column(&a, "SELECT id FROM t ORDER BY gnomon_mvcc_timestamp DESC").await,
-        vec![Some("2".to_string()), Some("1".to_string())]
+        texts(&["2", "1"])
     );
     let in_window = format!(
         "SELECT t.gnomon_mvcc_timestamp > {before} AND gnomon_mvcc_timestamp < {after} FROM t WHERE id = 2"
     );
     assert_eq!(one(&a, &in_window).await.as_deref(), Some("t"));
     // The transaction's own write has no commit timestamp yet.
-    a.batch_execute("BEGIN; UPDATE t SET v = 10 WHERE id = 1")
-        .await
-        .unwrap();
+    exec(&a, "BEGIN; UPDATE t SET v = 10 WHERE id = 1").await;
     assert_eq!(
         one(&a, "SELECT gnomon_mvcc_timestamp FROM t WHERE id = 1").await,
         None
@@ -298,9 +313,7 @@ async fn transactions_view_status_lookup_and_commit_timestamps() {
     .unwrap()
     .parse()
     .unwrap();
-    a.batch_execute("PREPARE TRANSACTION 'in-doubt'")
-        .await
-        .unwrap();
+    exec(&a, "PREPARE TRANSACTION 'in-doubt'").await;
     let status = format!("SELECT gnomon_transaction_status({active})");
     assert_eq!(one(&b, &status).await.as_deref(), Some("prepared"));
     assert_eq!(
@@ -315,7 +328,7 @@ async fn transactions_view_status_lookup_and_commit_timestamps() {
         one(&b, "SELECT transaction FROM pg_prepared_xacts").await,
         Some(active.to_string())
     );
-    b.batch_execute("COMMIT PREPARED 'in-doubt'").await.unwrap();
+    exec(&b, "COMMIT PREPARED 'in-doubt'").await;
     assert_eq!(one(&b, &status).await.as_deref(), Some("committed"));
     // The commit timestamp in the view is the row version's.
     let committed =
@@ -362,21 +375,21 @@ async fn only_the_preparing_role_or_a_superuser_finishes_a_prepared_transaction(
     let dir = tempfile::tempdir().expect("temp dir");
     let server = Server::start(dir.path());
     let admin = server.connect().await;
-    admin
-        .batch_execute(
-            "CREATE ROLE alice LOGIN; CREATE ROLE bob LOGIN; \
+    exec(
+        &admin,
+        "CREATE ROLE alice LOGIN; CREATE ROLE bob LOGIN; \
              CREATE TABLE t (id int PRIMARY KEY, v int); INSERT INTO t VALUES (1, 1); \
              GRANT ALL ON t TO alice, bob",
-        )
-        .await
-        .unwrap();
-    admin.batch_execute("CREATE DATABASE other").await.unwrap();
+    )
+    .await;
+    exec(&admin, "CREATE DATABASE other").await;
     let alice = connect_as(&server, "alice", "gnomon").await;
     let bob = connect_as(&server, "bob", "gnomon").await;
-    alice
-        .batch_execute("BEGIN; UPDATE t SET v = v + 1 WHERE id = 1; PREPARE TRANSACTION 'a1'")
-        .await
-        .unwrap();
+    exec(
+        &alice,
+        "BEGIN; UPDATE t SET v = v + 1 WHERE id = 1; PREPARE TRANSACTION 'a1'",
+    )
+    .await;
     // PostgreSQL 15 (checked against the real server): another role gets 42501 with a hint,
     // for COMMIT and ROLLBACK PREPARED alike, and the transaction stays prepared.
     let denied = (
@@ -406,31 +419,30 @@ async fn only_the_preparing_role_or_a_superuser_finishes_a_prepared_transaction(
     );
     assert_eq!(
         column(&admin, "SELECT gid || '/' || owner FROM pg_prepared_xacts").await,
-        vec![Some("a1/alice".to_string())],
+        texts(&["a1/alice"]),
         "still prepared after the refusals"
     );
     // The owner finishes it from another session.
     let alice2 = connect_as(&server, "alice", "gnomon").await;
-    alice2.batch_execute("COMMIT PREPARED 'a1'").await.unwrap();
+    exec(&alice2, "COMMIT PREPARED 'a1'").await;
     assert_eq!(one(&admin, "SELECT v FROM t").await.as_deref(), Some("2"));
     // A superuser finishes anyone's.
-    alice
-        .batch_execute("BEGIN; UPDATE t SET v = v + 1 WHERE id = 1; PREPARE TRANSACTION 'a2'")
-        .await
-        .unwrap();
+    exec(
+        &alice,
+        "BEGIN; UPDATE t SET v = v + 1 WHERE id = 1; PREPARE TRANSACTION 'a2'",
+    )
+    .await;
     assert_eq!(error_of(&bob, "ROLLBACK PREPARED 'a2'").await, denied);
-    admin.batch_execute("ROLLBACK PREPARED 'a2'").await.unwrap();
+    exec(&admin, "ROLLBACK PREPARED 'a2'").await;
     assert_eq!(one(&bob, "SELECT v FROM t").await.as_deref(), Some("2"));
     // A role made superuser may finish others' (the role is read at the command).
-    alice
-        .batch_execute("BEGIN; UPDATE t SET v = 10 WHERE id = 1; PREPARE TRANSACTION 'a3'")
-        .await
-        .unwrap();
-    admin
-        .batch_execute("ALTER ROLE bob SUPERUSER")
-        .await
-        .unwrap();
-    bob.batch_execute("COMMIT PREPARED 'a3'").await.unwrap();
+    exec(
+        &alice,
+        "BEGIN; UPDATE t SET v = 10 WHERE id = 1; PREPARE TRANSACTION 'a3'",
+    )
+    .await;
+    exec(&admin, "ALTER ROLE bob SUPERUSER").await;
+    exec(&bob, "COMMIT PREPARED 'a3'").await;
     assert_eq!(one(&admin, "SELECT v FROM t").await.as_deref(), Some("10"));
 }
 
@@ -450,23 +462,25 @@ async fn table_locks_of_a_prepared_transaction_are_held_again_after_kill9() {
     let dir = tempfile::tempdir().expect("temp dir");
     let server = Server::start(dir.path());
     let a = server.connect().await;
-    a.batch_execute(
+    exec(
+        &a,
         "CREATE TABLE t (id int PRIMARY KEY, v int); INSERT INTO t VALUES (1, 1); \
          CREATE TABLE s (id int PRIMARY KEY); INSERT INTO s VALUES (1); \
          CREATE TABLE x (id int PRIMARY KEY)",
     )
-    .await
-    .unwrap();
+    .await;
     // g1 updated t (ROW EXCLUSIVE on t) and locked s in SHARE mode; g2 locked x outright.
-    a.batch_execute(
+    exec(
+        &a,
         "BEGIN; UPDATE t SET v = 2 WHERE id = 1; LOCK TABLE s IN SHARE MODE; \
          PREPARE TRANSACTION 'g1'",
     )
-    .await
-    .unwrap();
-    a.batch_execute("BEGIN; LOCK TABLE x IN ACCESS EXCLUSIVE MODE; PREPARE TRANSACTION 'g2'")
-        .await
-        .unwrap();
+    .await;
+    exec(
+        &a,
+        "BEGIN; LOCK TABLE x IN ACCESS EXCLUSIVE MODE; PREPARE TRANSACTION 'g2'",
+    )
+    .await;
     let held = "SELECT c.relname || ':' || l.mode FROM pg_locks l JOIN pg_class c \
                 ON c.oid = l.relation WHERE l.locktype = 'relation' AND l.granted \
                 ORDER BY 1";
@@ -483,18 +497,16 @@ async fn table_locks_of_a_prepared_transaction_are_held_again_after_kill9() {
     );
     assert_eq!(
         before,
-        ["s:ShareLock", "t:RowExclusiveLock", "x:AccessExclusiveLock"].map(|s| Some(s.to_string()))
+        texts(&["s:ShareLock", "t:RowExclusiveLock", "x:AccessExclusiveLock"])
     );
     // DDL and LOCK TABLE on t conflict with the ROW EXCLUSIVE lock: NOWAIT and lock_timeout
     // give up with 55P03.
-    c.batch_execute("BEGIN").await.unwrap();
+    exec(&c, "BEGIN").await;
     assert_eq!(
         error_code(&c, "LOCK TABLE t IN ACCESS EXCLUSIVE MODE NOWAIT").await,
         "55P03"
     );
-    c.batch_execute("ROLLBACK; SET lock_timeout = '50ms'")
-        .await
-        .unwrap();
+    exec(&c, "ROLLBACK; SET lock_timeout = '50ms'").await;
     assert_eq!(error_code(&c, "DROP TABLE t").await, "55P03");
     assert_eq!(error_code(&c, "TRUNCATE t").await, "55P03");
     assert_eq!(
@@ -510,24 +522,22 @@ async fn table_locks_of_a_prepared_transaction_are_held_again_after_kill9() {
     // ACCESS EXCLUSIVE on x: even readers wait.
     assert_eq!(error_code(&c, "SELECT * FROM x").await, "55P03");
     // Row writers of t are compatible with ROW EXCLUSIVE (only the updated row is locked).
-    c.batch_execute("INSERT INTO t VALUES (2, 2)")
-        .await
-        .unwrap();
+    exec(&c, "INSERT INTO t VALUES (2, 2)").await;
 
     // A DROP TABLE waits (seen in pg_locks) until COMMIT PREPARED, then goes through.
-    c.batch_execute("RESET lock_timeout").await.unwrap();
+    exec(&c, "RESET lock_timeout").await;
     let d = server.connect().await;
     let dropper = tokio::spawn(async move { d.batch_execute("DROP TABLE t").await });
     until_someone_waits(&c).await;
     assert!(!dropper.is_finished());
-    c.batch_execute("COMMIT PREPARED 'g1'").await.unwrap();
+    exec(&c, "COMMIT PREPARED 'g1'").await;
     dropper
         .await
         .unwrap()
         .expect("DROP TABLE after COMMIT PREPARED");
     assert_eq!(error_code(&c, "SELECT * FROM t").await, "42P01");
-    c.batch_execute("INSERT INTO s VALUES (2)").await.unwrap();
-    c.batch_execute("ROLLBACK PREPARED 'g2'").await.unwrap();
+    exec(&c, "INSERT INTO s VALUES (2)").await;
+    exec(&c, "ROLLBACK PREPARED 'g2'").await;
     assert!(column(&c, "SELECT * FROM x").await.is_empty());
     assert!(column(&c, held).await.is_empty(), "every lock released");
 }
@@ -538,12 +548,12 @@ async fn write_skew_with_one_side_prepared_fails_the_other_side_before_and_after
     let server = Server::start(dir.path());
     let a = server.connect().await;
     let b = server.connect().await;
-    a.batch_execute(
+    exec(
+        &a,
         "CREATE TABLE doctors (id int PRIMARY KEY, on_call bool); \
          INSERT INTO doctors VALUES (1, true), (2, true)",
     )
-    .await
-    .unwrap();
+    .await;
     let take_off = |id: i32| {
         format!(
             "BEGIN ISOLATION LEVEL SERIALIZABLE; \
@@ -554,30 +564,23 @@ async fn write_skew_with_one_side_prepared_fails_the_other_side_before_and_after
     // Before a restart: A prepares (PostgreSQL 15 allows PREPARE at SERIALIZABLE); B does
     // the same on the other row and fails at its UPDATE, as in PostgreSQL (the prepared
     // transaction can no longer be the one aborted).
-    a.batch_execute(&take_off(1)).await.unwrap();
-    a.batch_execute("PREPARE TRANSACTION 'skew1'")
-        .await
-        .unwrap();
-    b.batch_execute(
+    exec(&a, &take_off(1)).await;
+    exec(&a, "PREPARE TRANSACTION 'skew1'").await;
+    exec(
+        &b,
         "BEGIN ISOLATION LEVEL SERIALIZABLE; SELECT count(*) FROM doctors WHERE on_call",
     )
-    .await
-    .unwrap();
-    let e = b
-        .simple_query("UPDATE doctors SET on_call = false WHERE id = 2")
-        .await
-        .expect_err("the other side of the write skew fails");
-    let db = e.as_db_error().expect("a server error");
+    .await;
+    // The other side of the write skew fails, as in PostgreSQL 15.
     assert_eq!(
-        (db.code().code(), db.detail()),
+        code_and_detail(&b, "UPDATE doctors SET on_call = false WHERE id = 2").await,
         (
-            "40001",
-            Some("Reason code: Canceled on identification as a pivot, during write.")
+            "40001".to_string(),
+            Some("Reason code: Canceled on identification as a pivot, during write.".to_string())
         ),
-        "as PostgreSQL 15"
     );
-    b.batch_execute("ROLLBACK").await.unwrap();
-    a.batch_execute("COMMIT PREPARED 'skew1'").await.unwrap();
+    exec(&b, "ROLLBACK").await;
+    exec(&a, "COMMIT PREPARED 'skew1'").await;
     assert_eq!(
         one(&a, "SELECT count(*) FROM doctors WHERE on_call")
             .await
@@ -588,46 +591,35 @@ async fn write_skew_with_one_side_prepared_fails_the_other_side_before_and_after
     // After kill -9: the recovered prepared transaction keeps its SIREAD set and is assumed to
     // have conflicts; B fails (at its read of the row A wrote, as in PostgreSQL) and the
     // prepared side commits.
-    a.batch_execute("UPDATE doctors SET on_call = true")
-        .await
-        .unwrap();
-    a.batch_execute(&take_off(1)).await.unwrap();
-    a.batch_execute("PREPARE TRANSACTION 'skew2'")
-        .await
-        .unwrap();
+    exec(&a, "UPDATE doctors SET on_call = true").await;
+    exec(&a, &take_off(1)).await;
+    exec(&a, "PREPARE TRANSACTION 'skew2'").await;
     drop((a, b));
     server.kill9();
     let server = Server::start(dir.path());
     let b = server.connect().await;
-    b.batch_execute("BEGIN ISOLATION LEVEL SERIALIZABLE")
-        .await
-        .unwrap();
-    let e = b
-        .simple_query("SELECT count(*) FROM doctors WHERE on_call")
-        .await
-        .expect_err("the read of the prepared transaction's write fails");
-    let db = e.as_db_error().expect("a server error");
+    exec(&b, "BEGIN ISOLATION LEVEL SERIALIZABLE").await;
+    // The read of the prepared transaction's write fails, as in PostgreSQL 15 after a crash.
     assert_eq!(
-        (db.code().code(), db.detail()),
+        code_and_detail(&b, "SELECT count(*) FROM doctors WHERE on_call").await,
         (
-            "40001",
-            Some("Reason code: Canceled on conflict out to old pivot.")
+            "40001".to_string(),
+            Some("Reason code: Canceled on conflict out to old pivot.".to_string())
         ),
-        "as PostgreSQL 15 after a crash"
     );
-    b.batch_execute("ROLLBACK").await.unwrap();
+    exec(&b, "ROLLBACK").await;
     // A transaction that never meets the prepared one's writes is not refused: it reads row 2
     // only (which the prepared one read, but did not write) and updates it.
-    b.batch_execute(
+    exec(
+        &b,
         "BEGIN ISOLATION LEVEL SERIALIZABLE; SELECT on_call FROM doctors WHERE id = 2; \
          UPDATE doctors SET on_call = true WHERE id = 2; COMMIT",
     )
-    .await
-    .unwrap();
-    b.batch_execute("COMMIT PREPARED 'skew2'").await.unwrap();
+    .await;
+    exec(&b, "COMMIT PREPARED 'skew2'").await;
     assert_eq!(
         column(&b, "SELECT id || ':' || on_call FROM doctors ORDER BY id").await,
-        vec![Some("1:false".to_string()), Some("2:true".to_string())]
+        texts(&["1:false", "2:true"])
     );
 }
 
@@ -636,22 +628,24 @@ async fn partition_locks_of_a_prepared_transaction_are_held_again_after_kill9() 
     let dir = tempfile::tempdir().expect("temp dir");
     let server = Server::start(dir.path());
     let a = server.connect().await;
-    a.batch_execute(
+    exec(
+        &a,
         "CREATE TABLE m (k int PRIMARY KEY, v text) PARTITION BY RANGE (k); \
          CREATE TABLE m1 PARTITION OF m FOR VALUES FROM (MINVALUE) TO (10); \
          CREATE TABLE m2 PARTITION OF m FOR VALUES FROM (10) TO (20); \
          INSERT INTO m VALUES (1, 'a'), (15, 'b')",
     )
-    .await
-    .unwrap();
-    a.batch_execute("BEGIN; UPDATE m SET v = 'p' WHERE k = 1; PREPARE TRANSACTION 'pm'")
-        .await
-        .unwrap();
+    .await;
+    exec(
+        &a,
+        "BEGIN; UPDATE m SET v = 'p' WHERE k = 1; PREPARE TRANSACTION 'pm'",
+    )
+    .await;
     let parts = "SELECT p.relname || ':' || c.relname || ':' || l.mode FROM pg_locks l \
                  JOIN pg_class p ON p.oid = l.relation JOIN pg_class c ON c.oid = l.page \
                  WHERE l.locktype = 'partition' ORDER BY 1";
     let before = column(&a, parts).await;
-    assert_eq!(before, vec![Some("m:m1:IntentExclusiveLock".to_string())]);
+    assert_eq!(before, texts(&["m:m1:IntentExclusiveLock"]));
     drop(a);
 
     server.kill9();
@@ -664,18 +658,22 @@ async fn partition_locks_of_a_prepared_transaction_are_held_again_after_kill9() 
     );
     // LOCK TABLE on the partition the prepared transaction wrote in conflicts with its IX;
     // the other partition is free.
-    c.batch_execute("BEGIN").await.unwrap();
+    exec(&c, "BEGIN").await;
     assert_eq!(
         error_code(&c, "LOCK TABLE m1 IN ACCESS EXCLUSIVE MODE NOWAIT").await,
         "55P03"
     );
-    c.batch_execute("ROLLBACK; BEGIN; LOCK TABLE m2 IN ACCESS EXCLUSIVE MODE NOWAIT; ROLLBACK")
-        .await
-        .unwrap();
-    c.batch_execute("COMMIT PREPARED 'pm'").await.unwrap();
-    c.batch_execute("BEGIN; LOCK TABLE m1 IN ACCESS EXCLUSIVE MODE NOWAIT; COMMIT")
-        .await
-        .unwrap();
+    exec(
+        &c,
+        "ROLLBACK; BEGIN; LOCK TABLE m2 IN ACCESS EXCLUSIVE MODE NOWAIT; ROLLBACK",
+    )
+    .await;
+    exec(&c, "COMMIT PREPARED 'pm'").await;
+    exec(
+        &c,
+        "BEGIN; LOCK TABLE m1 IN ACCESS EXCLUSIVE MODE NOWAIT; COMMIT",
+    )
+    .await;
     assert_eq!(
         one(&c, "SELECT v FROM m WHERE k = 1").await.as_deref(),
         Some("p")
@@ -687,18 +685,18 @@ async fn row_locks_of_a_prepared_transaction_keep_their_modes_after_kill9() {
     let dir = tempfile::tempdir().expect("temp dir");
     let server = Server::start(dir.path());
     let a = server.connect().await;
-    a.batch_execute(
+    exec(
+        &a,
         "CREATE TABLE t (id int PRIMARY KEY, v int); INSERT INTO t VALUES (1, 1), (2, 2)",
     )
-    .await
-    .unwrap();
+    .await;
     // Row 1 locked FOR SHARE, row 2 updated (FOR NO KEY UPDATE: no key column changes).
-    a.batch_execute(
+    exec(
+        &a,
         "BEGIN; SELECT * FROM t WHERE id = 1 FOR SHARE; UPDATE t SET v = 20 WHERE id = 2; \
          PREPARE TRANSACTION 'modes'",
     )
-    .await
-    .unwrap();
+    .await;
     drop(a);
     server.kill9();
     let server = Server::start(dir.path());
@@ -711,20 +709,20 @@ async fn row_locks_of_a_prepared_transaction_keep_their_modes_after_kill9() {
     )
     .await
     .expect("FOR SHARE beside FOR SHARE, FOR KEY SHARE beside FOR NO KEY UPDATE");
-    c.batch_execute("BEGIN").await.unwrap();
+    exec(&c, "BEGIN").await;
     assert_eq!(
         error_code(&c, "SELECT * FROM t WHERE id = 1 FOR UPDATE NOWAIT").await,
         "55P03"
     );
-    c.batch_execute("ROLLBACK; BEGIN").await.unwrap();
+    exec(&c, "ROLLBACK; BEGIN").await;
     assert_eq!(
         error_code(&c, "SELECT * FROM t WHERE id = 2 FOR SHARE NOWAIT").await,
         "55P03"
     );
-    c.batch_execute("ROLLBACK").await.unwrap();
-    c.batch_execute("COMMIT PREPARED 'modes'").await.unwrap();
+    exec(&c, "ROLLBACK").await;
+    exec(&c, "COMMIT PREPARED 'modes'").await;
     assert_eq!(
         column(&c, "SELECT v FROM t ORDER BY id").await,
-        vec![Some("1".to_string()), Some("20".to_string())]
+        texts(&["1", "20"])
     );
 }
