@@ -1415,23 +1415,16 @@ fn call(f: Func, args: Vec<Value>) -> SqlResult<Value> {
             Value::Numeric(d) => Value::Numeric(d.abs()),
             _ => return Err(SqlError::undefined_function("function abs does not exist")),
         },
-        (Func::Round, v) => {
-            let places = args.get(1).and_then(as_i64).unwrap_or(0);
-            match v {
-                Value::Float8(x) if args.len() == 1 => Value::Float8(x.round_ties_even()),
-                _ => {
-                    let d = match v {
-                        Value::Float8(x) => Decimal::from_f64(*x).unwrap_or_default(),
-                        other => as_decimal(other).unwrap_or_default(),
-                    };
-                    let places = places.clamp(0, 28) as u32;
-                    let mut r =
-                        d.round_dp_with_strategy(places, RoundingStrategy::MidpointAwayFromZero);
-                    r.rescale(places);
-                    Value::Numeric(r)
-                }
+        // round(x) only: round(x, n) is functions.rs's RoundPlaces.
+        (Func::Round, v) => match v {
+            Value::Float8(x) => Value::Float8(x.round_ties_even()),
+            other => {
+                let d = as_decimal(other).unwrap_or_default();
+                let mut r = d.round_dp_with_strategy(0, RoundingStrategy::MidpointAwayFromZero);
+                r.rescale(0);
+                Value::Numeric(r)
             }
-        }
+        },
         _ => {
             return Err(SqlError::undefined_function(format!(
                 "function {f:?} does not exist for this argument type"

@@ -1963,25 +1963,23 @@ impl Binder<'_> {
                 }
                 Ok((Expr::Func(Func::Abs, vec![e]), t))
             }
-            ("round", 1) | ("round", 2) => {
-                let mut bound = Vec::new();
-                for a in &args {
-                    let (e, t) = self.bind_expr(a, scope, agg.as_deref_mut())?;
-                    if !t.is_numeric() && t != DataType::Unknown {
-                        return Err(SqlError::undefined_function(format!("function round({}) does not exist", t.name())));
+            ("round", 1) => {
+                // round(x, n) is bound by bind_scalar_call (functions.rs) above.
+                let (e, t) = self.bind_expr(args[0], scope, agg)?;
+                if !t.is_numeric() && t != DataType::Unknown {
+                    return Err(SqlError::undefined_function(format!("function round({}) does not exist", t.name())));
+                }
+                // round(numeric) for numerics; round(double precision) for everything else, as
+                // PostgreSQL resolves integers and unknown literals to its numeric category's
+                // preferred type.
+                let (e, ty) = match t {
+                    DataType::Numeric { .. } => (e, NUMERIC),
+                    _ => {
+                        let e = if t == DataType::Unknown { self.coerce(e, t, DataType::Float8)? } else { e };
+                        (Expr::Cast { expr: Box::new(e), ty: DataType::Float8, explicit: false }, DataType::Float8)
                     }
-                    let to = if bound.is_empty() { if t == DataType::Unknown { NUMERIC } else { t } } else { DataType::Int4 };
-                    bound.push((self.coerce(e, t, to)?, to));
-                }
-                let first = bound[0].1;
-                let ty = if args.len() == 1 && matches!(first, DataType::Float8 | DataType::Float4) { DataType::Float8 } else { NUMERIC };
-                let mut exprs: Vec<Expr> = bound.into_iter().map(|(e, _)| e).collect();
-                if ty == DataType::Float8 {
-                    exprs[0] = Expr::Cast { expr: Box::new(exprs[0].clone()), ty: DataType::Float8, explicit: false };
-                } else if !matches!(first, DataType::Numeric { .. }) {
-                    exprs[0] = Expr::Cast { expr: Box::new(exprs[0].clone()), ty: NUMERIC, explicit: false };
-                }
-                Ok((Expr::Func(Func::Round, exprs), ty))
+                };
+                Ok((Expr::Func(Func::Round, vec![e]), ty))
             }
             _ => Err(SqlError::undefined_function(format!("function {name}() does not exist"))
                 .with_hint("No function matches the given name and argument types. You might need to add explicit type casts.")),

@@ -133,3 +133,54 @@ fn intervals_do_calendar_arithmetic_and_survive_storage() {
     );
     assert_eq!(run(&mut s, "SELECT 'soon'::interval"), "ERROR 22007");
 }
+
+#[test]
+fn round_follows_postgres_with_and_without_places() {
+    let (_d, _e, mut s) = setup();
+    // PostgreSQL 15's answers (checked on a live server). round(x, n) is bound by
+    // functions.rs: numeric, half away from zero, a negative n rounds left of the point.
+    assert_eq!(
+        run(
+            &mut s,
+            "SELECT round(2.5::numeric, 0), round(-2.345, 2), round(1234.5678, -2), \
+             round(0.5::numeric, 3), round(7, 1), round(NULL::numeric, 1), round('2.55', 1)"
+        ),
+        "3|-2.35|1200|0.500|7.0|NULL|2.6"
+    );
+    // round(x): numeric half away from zero; double precision (also for integers and
+    // unknown literals) half to even.
+    assert_eq!(
+        run(
+            &mut s,
+            "SELECT round(2.5), round(-2.5), round(-0.5), round(2.5::float8), round(3.5::float4), \
+             round('2.5'), round(7), round(-3::int8)"
+        ),
+        "3|-3|-1|2|4|2|7|-3"
+    );
+    let types = |s: &mut Session, sql: &str| match s.execute_simple(sql).pop() {
+        Some(Ok(Outcome::Rows { columns, .. })) => {
+            columns.iter().map(|c| c.ty.oid()).collect::<Vec<_>>()
+        }
+        other => panic!("{sql}: {other:?}"),
+    };
+    assert_eq!(
+        types(
+            &mut s,
+            "SELECT round(2.5::numeric, 0), round(7, 1), round(2.5), round(2.5::float8), \
+             round(1::int2), round(7), round('7')"
+        ),
+        [1700, 1700, 1700, 701, 701, 701, 701]
+    );
+    // No round(double precision, integer) in PostgreSQL; bad text is 22P02; the session goes on.
+    assert_eq!(run(&mut s, "SELECT round(2.5::float8, 1)"), "ERROR 42883");
+    assert_eq!(run(&mut s, "SELECT round('abc', 1)"), "ERROR 22P02");
+    assert_eq!(run(&mut s, "SELECT round('abc')"), "ERROR 22P02");
+    assert_eq!(run(&mut s, "SELECT round(true)"), "ERROR 42883");
+    assert_eq!(
+        run(
+            &mut s,
+            "SELECT round(1.5), round(NULL::numeric), round(NULL)"
+        ),
+        "2|NULL|NULL"
+    );
+}
