@@ -1128,18 +1128,7 @@ impl Binder<'_> {
     ) -> SqlResult<(crate::query::Source, Scope)> {
         let (e, t) = self.bind_expr(arg, &Scope::default(), None)?;
         let e = self.coerce(e, t, DataType::Text)?;
-        let (qualifier, col) = match alias {
-            Some(a) => {
-                let q = ident_name(&a.name);
-                let c = a
-                    .columns
-                    .first()
-                    .map(|c| ident_name(&c.name))
-                    .unwrap_or_else(|| q.clone());
-                (q, c)
-            }
-            None => ("unnest".to_string(), "unnest".to_string()),
-        };
+        let (qualifier, col) = crate::query::function_column_names(alias, "unnest");
         Ok(unnest_source(e, qualifier, col, ty))
     }
 }

@@ -644,63 +644,14 @@ impl Expr {
 
     /// Marks in `used` (grown as needed) every column the expression reads.
     pub(crate) fn mark_columns(&self, used: &mut Vec<bool>) {
-        let all = |list: &[Expr], used: &mut Vec<bool>| {
-            for e in list {
-                e.mark_columns(used);
-            }
-        };
-        match self {
-            Expr::Column(i) => {
+        self.visit(&mut |e| {
+            if let Expr::Column(i) = e {
                 if used.len() <= *i {
                     used.resize(i + 1, false);
                 }
                 used[*i] = true;
             }
-            Expr::Const(_) | Expr::Param(_) | Expr::Clock(_) => {}
-            Expr::Neg(e)
-            | Expr::Not(e)
-            | Expr::IsNull(e, _)
-            | Expr::IsBool { expr: e, .. }
-            | Expr::Cast { expr: e, .. } => e.mark_columns(used),
-            Expr::Binary { left, right, .. } | Expr::IsDistinct { left, right, .. } => {
-                left.mark_columns(used);
-                right.mark_columns(used);
-            }
-            Expr::And(a, b) | Expr::Or(a, b) | Expr::NullIf(a, b) => {
-                a.mark_columns(used);
-                b.mark_columns(used);
-            }
-            Expr::Like { expr, pattern, .. } => {
-                expr.mark_columns(used);
-                pattern.mark_columns(used);
-            }
-            Expr::InList { expr, list, .. } | Expr::QuantifiedList { expr, list, .. } => {
-                expr.mark_columns(used);
-                all(list, used);
-            }
-            Expr::Case {
-                operand,
-                whens,
-                otherwise,
-            } => {
-                for e in operand.iter().chain(otherwise.iter()) {
-                    e.mark_columns(used);
-                }
-                for (w, t) in whens {
-                    w.mark_columns(used);
-                    t.mark_columns(used);
-                }
-            }
-            Expr::Coalesce(list) | Expr::Func(_, list) | Expr::Sequence { args: list, .. } => {
-                all(list, used)
-            }
-            Expr::Outer { .. } => {}
-            Expr::Subquery(s) => {
-                if let SubqueryKind::Quantified { expr, .. } = &s.kind {
-                    expr.mark_columns(used);
-                }
-            }
-        }
+        });
     }
 
     /// True when the expression reads no column (constants, parameters and operators on them).

@@ -51,6 +51,26 @@ pub(crate) fn ident_name(id: &ast::Ident) -> String {
     }
 }
 
+/// The relation and column name a set-returning function's single column goes by in FROM:
+/// `f(...) AS r(c)` names both, `AS r` both `r`, no alias both `function`.
+pub(crate) fn function_column_names(
+    alias: Option<&ast::TableAlias>,
+    function: &str,
+) -> (String, String) {
+    match alias {
+        Some(a) => {
+            let relation = ident_name(&a.name);
+            let column = a
+                .columns
+                .first()
+                .map(|c| ident_name(&c.name))
+                .unwrap_or_else(|| relation.clone());
+            (relation, column)
+        }
+        None => (function.to_string(), function.to_string()),
+    }
+}
+
 /// The last part of an object name (schema qualifiers `public.` / `pg_catalog.` are ignored).
 pub(crate) fn object_name(name: &ast::ObjectName) -> SqlResult<String> {
     let parts: Vec<String> = name
@@ -1858,31 +1878,24 @@ impl Binder<'_> {
             };
             return Ok((Expr::Column(state.output_index(idx)), result_ty));
         }
-        if let Some((func, arg_types, result)) =
-            crate::clock_functions::signature(&name, args.len())
-        {
+        // Functions of fixed signature: each argument coerced to its parameter's type.
+        let fixed = crate::clock_functions::signature(&name, args.len())
+            .map(|(f, params, result)| (Func::Logical(f), params, result))
+            .or_else(|| {
+                crate::system::signature(&name, args.len())
+                    .map(|(f, params, result)| (Func::System(f), params, result))
+            })
+            .or_else(|| {
+                crate::catalog_fns::signature(&name, args.len())
+                    .map(|(f, params, result)| (Func::Catalog(f), params, result))
+            });
+        if let Some((func, params, result)) = fixed {
             let mut bound = Vec::with_capacity(args.len());
-            for (a, to) in args.iter().zip(arg_types) {
+            for (a, to) in args.iter().zip(params) {
                 let (e, t) = self.bind_expr(a, scope, agg.as_deref_mut())?;
                 bound.push(self.coerce(e, t, *to)?);
             }
-            return Ok((Expr::Func(Func::Logical(func), bound), result));
-        }
-        if let Some((func, arg_types, result)) = crate::system::signature(&name, args.len()) {
-            let mut bound = Vec::with_capacity(args.len());
-            for (a, to) in args.iter().zip(arg_types) {
-                let (e, t) = self.bind_expr(a, scope, agg.as_deref_mut())?;
-                bound.push(self.coerce(e, t, *to)?);
-            }
-            return Ok((Expr::Func(Func::System(func), bound), result));
-        }
-        if let Some((func, arg_types, result)) = crate::catalog_fns::signature(&name, args.len()) {
-            let mut bound = Vec::with_capacity(args.len());
-            for (a, to) in args.iter().zip(arg_types) {
-                let (e, t) = self.bind_expr(a, scope, agg.as_deref_mut())?;
-                bound.push(self.coerce(e, t, *to)?);
-            }
-            return Ok((Expr::Func(Func::Catalog(func), bound), result));
+            return Ok((Expr::Func(func, bound), result));
         }
         if let Some(op) = crate::sequence::SeqOp::from_name(&name) {
             return self.bind_sequence_call(op, &args, scope);
@@ -2774,18 +2787,7 @@ impl Binder<'_> {
                     let step = if bound.len() == 3 { bound.pop() } else { None };
                     let stop = bound.pop().unwrap_or(Expr::Const(Value::Null));
                     let start = bound.pop().unwrap_or(Expr::Const(Value::Null));
-                    let (qualifier, col) = match alias {
-                        Some(a) => {
-                            let q = ident_name(&a.name);
-                            let c = a
-                                .columns
-                                .first()
-                                .map(|c| ident_name(&c.name))
-                                .unwrap_or_else(|| q.clone());
-                            (q, c)
-                        }
-                        None => ("generate_series".to_string(), "generate_series".to_string()),
-                    };
+                    let (qualifier, col) = function_column_names(alias.as_ref(), "generate_series");
                     let scope = Scope::of_columns(vec![ScopeColumn {
                         qualifier: Some(qualifier),
                         name: col,

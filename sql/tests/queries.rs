@@ -142,3 +142,37 @@ fn set_operations_ctes_and_windows() {
         "3|11\nSELECT 1"
     );
 }
+
+#[test]
+fn set_returning_functions_in_from_are_named_as_in_postgres() {
+    let (_d, _e, mut s) = setup();
+    // No alias: relation and column take the function's name; `AS r`: both `r`;
+    // `AS r(c)`: relation r, column c (PostgreSQL 15's answers).
+    assert_eq!(
+        run(
+            &mut s,
+            "SELECT generate_series.generate_series FROM generate_series(1, 2)"
+        ),
+        "1\n2\nSELECT 2"
+    );
+    assert_eq!(
+        run(&mut s, "SELECT g.g FROM generate_series(3, 3) g"),
+        "3\nSELECT 1"
+    );
+    assert_eq!(
+        run(&mut s, "SELECT t.c FROM generate_series(4, 4) AS t(c)"),
+        "4\nSELECT 1"
+    );
+    assert_eq!(
+        run(&mut s, "SELECT unnest.unnest FROM unnest(ARRAY['a', 'b'])"),
+        "a\nb\nSELECT 2"
+    );
+    assert_eq!(
+        run(&mut s, "SELECT u.v FROM unnest(ARRAY['c']) AS u(v)"),
+        "c\nSELECT 1"
+    );
+    assert_eq!(
+        run(&mut s, "SELECT x FROM generate_series(1, 1) AS t(c)"),
+        "ERROR 42703 column \"x\" does not exist"
+    );
+}
