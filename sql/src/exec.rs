@@ -677,6 +677,13 @@ fn source_rows_unrecorded(env: Env<'_>, source: &Source) -> SqlResult<Vec<Vec<Va
         }
         Source::System(view) => view.rows(env.rd.txn, env.rd.txn.db())?,
         Source::Unnest(e, ty) => crate::catalog_fns::unnest_rows(&env.eval(e, &[])?, ty)?,
+        Source::Ordinality(inner) => {
+            let mut rows = source_rows(env, inner)?;
+            for (n, r) in rows.iter_mut().enumerate() {
+                r.push(Value::Int8(n as i64 + 1));
+            }
+            rows
+        }
         Source::Append(a) => {
             let keep = crate::partition::runtime_keep(a, env.rd.params);
             let mut out = Vec::new();

@@ -275,6 +275,7 @@ impl Lines {
                 self.node(depth, format!("Values Scan ({} rows)", rows.len()), key)
             }
             Source::Filter(inner, _) => self.source(inner, depth, true, key),
+            Source::Ordinality(inner) => self.source(inner, depth, filtered, key),
             Source::Append(a) => {
                 if a.parts.is_empty() {
                     // PostgreSQL: every partition pruned.

@@ -242,6 +242,9 @@ pub(crate) fn pg_class_rows(txn: &dyn Transaction) -> SqlResult<Vec<Vec<Value>>>
         };
         let mut r = row(t.id.0, t.name.clone(), kind, t.columns.len(), has_index);
         r[8] = Value::Int2(t.checks.len() as i16);
+        // PostgreSQL implements a foreign key with triggers on both tables (what makes
+        // psql's \d print "Foreign-key constraints" and "Referenced by").
+        r[10] = Value::Bool(!t.foreign_keys.is_empty() || !t.referenced_by.is_empty());
         if let Some((_, bound)) = &t.partitioning.of {
             r[13] = Value::Bool(true);
             r[22] = Value::Text(crate::partition::bound_text(bound));

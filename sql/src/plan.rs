@@ -355,6 +355,7 @@ pub(crate) fn source_width(s: &Source) -> usize {
         Source::WorkTable { width, .. } => *width,
         Source::Values(rows) => rows.first().map_or(0, |r| r.len()),
         Source::Filter(s, _) => source_width(s),
+        Source::Ordinality(s) => source_width(s) + 1,
         Source::Append(a) => a.parent.columns.len(),
     }
 }

@@ -253,6 +253,8 @@ pub(crate) enum Source {
     Filter(Box<Source>, Expr),
     /// A partitioned table: the rows of its (surviving) partitions (`partition.rs`).
     Append(Box<crate::partition::AppendPlan>),
+    /// `... WITH ORDINALITY`: the inner source's rows with their 1-based number appended.
+    Ordinality(Box<Source>),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -2681,6 +2683,40 @@ impl Binder<'_> {
     ) -> SqlResult<(Source, Scope)> {
         {
             match relation {
+                ast::TableFactor::Table {
+                    alias,
+                    args: Some(_),
+                    with_ordinality: true,
+                    ..
+                } => {
+                    // `f(...) WITH ORDINALITY [AS] a(c1, ..., n)`: the function's rows
+                    // numbered from 1 in a last bigint column (named by the alias's column
+                    // after the function's own, else `ordinality`).
+                    let mut plain = relation.clone();
+                    if let ast::TableFactor::Table {
+                        with_ordinality, ..
+                    } = &mut plain
+                    {
+                        *with_ordinality = false;
+                    }
+                    let (source, mut scope) = self.bind_table_factor(&plain)?;
+                    let width = scope.cols.len();
+                    let name = alias
+                        .as_ref()
+                        .and_then(|a| a.columns.get(width))
+                        .map_or_else(|| "ordinality".to_string(), |c| ident_name(&c.name));
+                    let qualifier = scope.cols.first().and_then(|c| c.qualifier.clone());
+                    scope.cols.push(ScopeColumn {
+                        qualifier,
+                        name,
+                        ty: DataType::Int8,
+                        table_oid: 0,
+                        column_id: 0,
+                        unqualified: true,
+                    });
+                    scope.star.push(crate::plan::StarItem::Column(width));
+                    Ok((Source::Ordinality(Box::new(source)), scope))
+                }
                 ast::TableFactor::Table {
                     name,
                     alias,

@@ -46,3 +46,22 @@ CREATE TABLE m2 PARTITION OF m FOR VALUES FROM (10) TO (20);
 \d m
 \d+ m
 \d m1
+-- Foreign keys: \d shows "Foreign-key constraints" on the referencing table and
+-- "Referenced by" on the referenced one (a self-reference shows both).
+CREATE TABLE parent (id int PRIMARY KEY, code text UNIQUE, a int, b int, UNIQUE (a, b));
+CREATE TABLE child (
+    id int PRIMARY KEY,
+    parent_id int REFERENCES parent (id) ON DELETE CASCADE,
+    code text,
+    x int,
+    y int,
+    CONSTRAINT child_code_fk FOREIGN KEY (code) REFERENCES parent (code) ON UPDATE SET NULL,
+    FOREIGN KEY (x, y) REFERENCES parent (a, b) ON DELETE SET DEFAULT ON UPDATE RESTRICT
+);
+CREATE TABLE node (id int PRIMARY KEY, up int REFERENCES node);
+\d parent
+\d child
+\d+ child
+\d node
+SELECT relname, relhastriggers FROM pg_class
+ WHERE relname IN ('items', 'parent', 'child', 'node') ORDER BY 1;
