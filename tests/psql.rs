@@ -87,7 +87,8 @@ fn copy_script_output_matches_postgres() {
 /// psql's `\d` family (`\d`, `\dt`, `\d TABLE`, `\d+ TABLE`, `\di`, `\l`, `\dn`, `\du`) over
 /// a schema with a primary key, an index, NOT NULL, DEFAULT, CHECK, UNIQUE, a SERIAL column,
 /// a sequence and a schema, foreign keys ("Foreign-key constraints" / "Referenced by", a
-/// multi-column one with ON UPDATE/ON DELETE actions, a self-reference), plus the catalog
+/// multi-column one with ON UPDATE/ON DELETE actions, a self-reference), generated columns
+/// (`generated always as (...) stored`), plus the catalog
 /// operators and functions those commands use:
 /// the output equals PostgreSQL 15's byte for byte (so every catalog query psql sends works
 /// and returns what PostgreSQL returns).

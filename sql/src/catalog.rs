@@ -30,6 +30,9 @@ pub const TABLE_DEF_VERSION: u8 = 4; // FROZEN (1: no definition id, checks or i
 /// Tag of the partitioning section of an encoded [`TableDef`] (version 4). FROZEN.
 const SECTION_PARTITIONING: u8 = 1;
 
+/// Tag of the generated-columns section of an encoded [`TableDef`] (version 4). FROZEN.
+const SECTION_GENERATED: u8 = 2;
+
 /// Version of the catalog layout, stored under [`Key::Meta`] at bootstrap.
 pub const CATALOG_FORMAT_VERSION: u32 = 1; // FROZEN
 
@@ -49,6 +52,9 @@ pub struct ColumnDef {
     pub default: Option<String>,
     /// GENERATED ... AS IDENTITY (the default draws from the owned sequence).
     pub identity: Identity,
+    /// GENERATED ALWAYS AS (expr) STORED: the expression as SQL text over the row's other
+    /// columns, computed on every INSERT and UPDATE (such a column has no `default`).
+    pub generated: Option<String>,
 }
 
 /// Whether a column is an identity column, and which kind.
@@ -236,7 +242,9 @@ impl TableDef {
     ///   | nsections varint | nsections × (tag 1B | len varint | payload len B)
     /// ```
     /// Sections carry what most tables lack; tag 1 is the partitioning
-    /// ([`crate::partition::Partitioning::encode`]), written only when not empty. A reader
+    /// ([`crate::partition::Partitioning::encode`]), written only when not empty; tag 2 the
+    /// generated columns (`n varint | n × (column index varint | expr str)`), written only
+    /// when the table has one. A reader
     /// refuses a tag it does not know (the definition would lose it when rewritten).
     /// Foreign key action bytes (FROZEN): 0 NO ACTION, 1 RESTRICT, 2 CASCADE, 3 SET NULL,
     /// 4 SET DEFAULT.
@@ -303,6 +311,21 @@ impl TableDef {
             self.partitioning.encode(&mut payload);
             sections.push((SECTION_PARTITIONING, payload));
         }
+        let generated: Vec<(usize, &String)> = self
+            .columns
+            .iter()
+            .enumerate()
+            .filter_map(|(i, c)| Some((i, c.generated.as_ref()?)))
+            .collect();
+        if !generated.is_empty() {
+            let mut payload = Vec::new();
+            put_varint(&mut payload, generated.len() as u64);
+            for (i, expr) in generated {
+                put_varint(&mut payload, i as u64);
+                put_str(&mut payload, expr);
+            }
+            sections.push((SECTION_GENERATED, payload));
+        }
         put_varint(&mut out, sections.len() as u64);
         for (tag, payload) in sections {
             out.push(tag);
@@ -351,6 +374,7 @@ impl TableDef {
                 } else {
                     Identity::None
                 },
+                generated: None,
             });
         }
         let npk = r.varint()? as usize;
@@ -441,6 +465,17 @@ impl TableDef {
                     SECTION_PARTITIONING => {
                         partitioning =
                             crate::partition::Partitioning::decode(&mut payload, columns.len())?
+                    }
+                    SECTION_GENERATED => {
+                        let n = payload.varint()? as usize;
+                        for _ in 0..n {
+                            let i = payload.varint()? as usize;
+                            let expr = payload.string()?;
+                            let col = columns.get_mut(i).ok_or_else(|| {
+                                SqlError::corrupt("generated column index out of range")
+                            })?;
+                            col.generated = Some(expr);
+                        }
                     }
                     other => {
                         return Err(SqlError::corrupt(format!(
@@ -865,6 +900,7 @@ mod tests {
                     not_null: true,
                     default: None,
                     identity: Identity::Always,
+                    generated: None,
                 },
                 ColumnDef {
                     name: "balance".into(),
@@ -875,6 +911,7 @@ mod tests {
                     not_null: false,
                     default: Some("0".into()),
                     identity: Identity::None,
+                    generated: None,
                 },
                 ColumnDef {
                     name: "name".into(),
@@ -882,6 +919,15 @@ mod tests {
                     not_null: false,
                     default: None,
                     identity: Identity::ByDefault,
+                    generated: None,
+                },
+                ColumnDef {
+                    name: "doubled".into(),
+                    ty: DataType::Int8,
+                    not_null: true,
+                    default: None,
+                    identity: Identity::None,
+                    generated: Some("id * 2".into()),
                 },
             ],
             primary_key: vec![0],

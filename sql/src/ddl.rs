@@ -500,8 +500,8 @@ struct ColumnExtras {
     foreign_keys: Vec<(Option<String>, ast::ForeignKeyConstraint)>,
 }
 
-/// Converts one column definition (shared by CREATE TABLE and ADD COLUMN).
-fn column_def(c: &ast::ColumnDef) -> SqlResult<(ColumnDef, ColumnExtras)> {
+/// Converts one column definition of table `table` (shared by CREATE TABLE and ADD COLUMN).
+fn column_def(c: &ast::ColumnDef, table: &str) -> SqlResult<(ColumnDef, ColumnExtras)> {
     let cname = ident_name(&c.name);
     let serial = serial_type(&c.data_type);
     let ty = match serial {
@@ -514,6 +514,7 @@ fn column_def(c: &ast::ColumnDef) -> SqlResult<(ColumnDef, ColumnExtras)> {
         not_null: serial.is_some(),
         default: None,
         identity: Identity::None,
+        generated: None,
     };
     let mut extras = ColumnExtras {
         sequence: serial.map(|_| vec![]),
@@ -563,7 +564,34 @@ fn column_def(c: &ast::ColumnDef) -> SqlResult<(ColumnDef, ColumnExtras)> {
                 def.not_null = true;
                 extras.sequence = Some(sequence_options.clone().unwrap_or_default());
             }
+            ast::ColumnOption::Generated {
+                generated_as: ast::GeneratedAs::ExpStored,
+                generation_expr: Some(e),
+                ..
+            } => {
+                if def.generated.is_some() {
+                    return Err(SqlError::syntax(format!(
+                        "multiple generation clauses specified for column \"{}\" of table \"{table}\"",
+                        def.name
+                    )));
+                }
+                def.generated = Some(e.to_string());
+            }
             other => return Err(SqlError::unsupported(format!("column constraint {other}"))),
+        }
+    }
+    if def.generated.is_some() {
+        if def.default.is_some() {
+            return Err(SqlError::syntax(format!(
+                "both default and generation expression specified for column \"{}\" of table \"{table}\"",
+                def.name
+            )));
+        }
+        if def.identity != Identity::None || serial.is_some() {
+            return Err(SqlError::syntax(format!(
+                "both identity and generation expression specified for column \"{}\" of table \"{table}\"",
+                def.name
+            )));
         }
     }
     if extras.sequence.is_some() && def.default.is_some() {
@@ -638,7 +666,7 @@ pub(crate) fn create_table(
     let mut foreign_keys: Vec<(Option<String>, Vec<String>, ast::ForeignKeyConstraint)> =
         Vec::new();
     for c in &ct.columns {
-        let (def, extras) = column_def(c)?;
+        let (def, extras) = column_def(c, &name)?;
         if columns.iter().any(|x| x.name == def.name) {
             return Err(SqlError::new(
                 SqlState::DUPLICATE_COLUMN,
@@ -751,6 +779,15 @@ pub(crate) fn create_table(
         columns,
         primary_key.clone().unwrap_or_default(),
     )?;
+    // Generated columns' expressions must bind over the table's other columns.
+    {
+        let mut binder = Binder::new(&engine.catalog, &t.txn, info, vec![]);
+        for (i, c) in def.columns.iter().enumerate() {
+            if let Some(g) = &c.generated {
+                binder.bind_generated(g, &def, i)?;
+            }
+        }
+    }
     for (mut sd, i) in seq_defs {
         sd.owned_by = Some((def.id.0, def.columns[i].name.clone()));
         sequence::create(&mut t.txn, &sd)?;
@@ -1470,7 +1507,12 @@ pub(crate) fn alter_table(
                 column_def: cd,
                 ..
             } => {
-                let (mut col, extras) = column_def(cd)?;
+                let (mut col, extras) = column_def(cd, &def.name)?;
+                if col.generated.is_some() {
+                    return Err(SqlError::unsupported(
+                        "ADD COLUMN ... GENERATED ALWAYS AS (...) STORED",
+                    ));
+                }
                 if def.column_index(&col.name).is_some() {
                     if *if_not_exists {
                         notices.push(Notice {

@@ -695,6 +695,7 @@ fn referenced_row_changed(
                         for (&c, v) in fk.columns.iter().zip(&replacement) {
                             new_child[c] = store_value(&child, c, v.clone())?;
                         }
+                        ctx.fill_generated(&child, &mut new_child)?;
                         rewrite(ctx, &child, &key, &old_child, &new_child)?;
                         // The new values must be referenced keys too (SET DEFAULT), and the
                         // child's own children follow.

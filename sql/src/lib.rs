@@ -150,8 +150,9 @@
 //! run in the written order; no table statistics), views, MATCH FULL and DEFERRABLE foreign
 //! keys (the others: `foreign_key.rs`), ON CONFLICT ...
 //! WHERE index_predicate, MERGE ... WHEN NOT MATCHED BY SOURCE and MERGE ... RETURNING
-//! (PostgreSQL 17), table locks around DDL (see `ddl.rs`), GENERATED ... AS (expr) STORED
-//! columns, separate namespaces per database (CREATE
+//! (PostgreSQL 17), table locks around DDL (see `ddl.rs`), ADD COLUMN ... GENERATED ALWAYS
+//! AS (expr) STORED (CREATE TABLE has them; their expressions are not checked for
+//! immutability), separate namespaces per database (CREATE
 //! DATABASE makes a name sessions can connect to; all databases see the same tables) and per
 //! schema (CREATE SCHEMA records a name; tables are found by their last name part), most of
 //! pg_catalog (what psql 15's `\d`, `\dt`, `\d TABLE`, `\d+ TABLE`, `\di`, `\l`, `\dn`, `\du`

@@ -296,6 +296,7 @@ pub(crate) fn pg_locks_def() -> Arc<TableDef> {
         not_null: false,
         default: None,
         identity: Default::default(),
+        generated: None,
     };
     Arc::new(TableDef {
         id: PG_LOCKS_ID,

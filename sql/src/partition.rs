@@ -1608,6 +1608,7 @@ mod tests {
                     not_null: false,
                     default: None,
                     identity: Default::default(),
+                    generated: None,
                 },
                 ColumnDef {
                     name: "v".into(),
@@ -1615,6 +1616,7 @@ mod tests {
                     not_null: false,
                     default: None,
                     identity: Default::default(),
+                    generated: None,
                 },
             ],
             primary_key: vec![],

@@ -7,7 +7,7 @@
 //! | view                          | rows                                                       |
 //! |-------------------------------|------------------------------------------------------------|
 //! | `information_schema.tables`   | one per table (`BASE TABLE`) in schema `public`            |
-//! | `information_schema.columns`  | one per column: position, default, nullability, type name  |
+//! | `information_schema.columns`  | one per column: position, default, nullability, type name, is_generated |
 //! | `pg_class`                    | tables (`r`), their indexes (`i`) and sequences (`S`)      |
 //! | `pg_namespace`                | `pg_catalog`, `public`, `information_schema`, user schemas |
 //! | `pg_type`                     | the built-in types Gnomon has, with PostgreSQL's OIDs      |
@@ -95,6 +95,7 @@ pub(crate) const COLUMNS_COLUMNS: &[(&str, DataType)] = &[
     ("is_nullable", DataType::Text),
     ("data_type", DataType::Text),
     ("character_maximum_length", DataType::Int4),
+    ("is_generated", DataType::Text),
 ];
 
 /// `pg_class` columns.
@@ -189,6 +190,14 @@ pub(crate) fn columns_rows(txn: &dyn Transaction) -> SqlResult<Vec<Vec<Value>>> 
                 Value::Text(if c.not_null { "NO" } else { "YES" }.into()),
                 Value::Text(sql_type_name(&c.ty).into()),
                 max_len,
+                Value::Text(
+                    if c.generated.is_some() {
+                        "ALWAYS"
+                    } else {
+                        "NEVER"
+                    }
+                    .into(),
+                ),
             ]);
         }
     }
@@ -992,14 +1001,20 @@ impl CatalogView {
                 let mut out = Vec::new();
                 for t in tables(txn)? {
                     for (i, c) in t.columns.iter().enumerate() {
-                        if let (Some(d), true) = (&c.default, has_default(c)) {
-                            out.push(vec![
-                                Value::Int8(synthetic_oid(2, t.id.0, i)),
-                                Value::Int8(t.id.0 as i64),
-                                Value::Int2(i as i16 + 1),
-                                Value::Text(crate::catalog_fns::default_display(d, &c.ty)),
-                            ]);
-                        }
+                        let expr = match (&c.default, &c.generated) {
+                            (Some(d), _) if has_default(c) => {
+                                crate::catalog_fns::default_display(d, &c.ty)
+                            }
+                            // A generated column's expression is its pg_attrdef row.
+                            (_, Some(g)) => g.clone(),
+                            _ => continue,
+                        };
+                        out.push(vec![
+                            Value::Int8(synthetic_oid(2, t.id.0, i)),
+                            Value::Int8(t.id.0 as i64),
+                            Value::Int2(i as i16 + 1),
+                            Value::Text(expr),
+                        ]);
                     }
                 }
                 out
@@ -1220,6 +1235,12 @@ fn has_default(c: &crate::catalog::ColumnDef) -> bool {
     c.default.is_some() && c.identity == Identity::None
 }
 
+/// Whether a column has a pg_attrdef row (`atthasdef`): a default, or a generated
+/// column's expression.
+fn has_attrdef(c: &crate::catalog::ColumnDef) -> bool {
+    has_default(c) || c.generated.is_some()
+}
+
 /// `pg_attribute`: the columns of tables and of indexes (user columns only: no system
 /// columns such as ctid, which Gnomon does not have).
 fn attribute_rows(txn: &dyn Transaction) -> SqlResult<Vec<Vec<Value>>> {
@@ -1244,7 +1265,7 @@ fn attribute_rows(txn: &dyn Transaction) -> SqlResult<Vec<Vec<Value>>> {
             Value::Int4(c.ty.typmod()),
             Value::Int2(0),
             Value::Bool(c.not_null && !index),
-            Value::Bool(has_default(c) && !index),
+            Value::Bool(has_attrdef(c) && !index),
             Value::Bool(false),
             Value::Text(
                 match c.identity {
@@ -1254,7 +1275,14 @@ fn attribute_rows(txn: &dyn Transaction) -> SqlResult<Vec<Vec<Value>>> {
                 }
                 .into(),
             ),
-            Value::Text(String::new()),
+            Value::Text(
+                if c.generated.is_some() && !index {
+                    "s"
+                } else {
+                    ""
+                }
+                .into(),
+            ),
             Value::Bool(false),
             Value::Bool(true),
             Value::Int2(0),

@@ -2930,6 +2930,43 @@ impl Binder<'_> {
         self.bind_bool(&ast, &Scope::of_table(table, None), None, "CHECK")
     }
 
+    /// Binds the expression of `table`'s generated column `col` (GENERATED ALWAYS AS (expr)
+    /// STORED) over the table's columns, coerced to the column's type. As in PostgreSQL it
+    /// may not read another generated column (42P17).
+    pub(crate) fn bind_generated(
+        &mut self,
+        text: &str,
+        table: &TableDef,
+        col: usize,
+    ) -> SqlResult<Expr> {
+        let ast = Parser::new(&PostgreSqlDialect {})
+            .try_with_sql(text)
+            .and_then(|mut p| p.parse_expr())
+            .map_err(|e| SqlError::syntax(e.to_string()))?;
+        let (e, t) = self.bind_expr(&ast, &Scope::of_table(table, None), None)?;
+        let read = std::cell::RefCell::new(Vec::new());
+        e.map_columns(&|i| {
+            read.borrow_mut().push(i);
+            i
+        });
+        if let Some(&g) = read
+            .borrow()
+            .iter()
+            .find(|&&i| table.columns.get(i).is_some_and(|c| c.generated.is_some()))
+        {
+            return Err(SqlError::new(
+                SqlState::INVALID_OBJECT_DEFINITION,
+                format!(
+                    "cannot use generated column \"{}\" in column generation expression",
+                    table.columns[g].name
+                ),
+            )
+            .with_detail("A generated column cannot reference another generated column."));
+        }
+        let c = &table.columns[col];
+        self.assign_expr(e, t, c.ty, &c.name)
+    }
+
     /// Coerces an expression for storing into a column of type `to` (42804 if not assignable).
     fn assign_expr(
         &mut self,
@@ -3039,6 +3076,9 @@ impl Binder<'_> {
                                 continue;
                             }
                         }
+                        if col.generated.is_some() {
+                            return Err(generated_column_insert(&col.name));
+                        }
                         match (col.identity, &ins.overriding) {
                             (Identity::None, _) => {}
                             (_, Some(ast::InsertOverriding::User)) => {
@@ -3065,6 +3105,9 @@ impl Binder<'_> {
                 }
                 for (j, c) in plan.columns.iter().enumerate() {
                     let col = &table.columns[targets[j]];
+                    if col.generated.is_some() {
+                        return Err(generated_column_insert(&col.name));
+                    }
                     match (col.identity, &ins.overriding) {
                         (Identity::None, _) => {}
                         (_, Some(ast::InsertOverriding::User)) => {
@@ -3231,6 +3274,13 @@ impl Binder<'_> {
                         None => Expr::Const(Value::Null),
                     }
                 }
+                _ if col.generated.is_some() => {
+                    return Err(SqlError::new(
+                        SqlState::GENERATED_ALWAYS,
+                        format!("column \"{}\" can only be updated to DEFAULT", col.name),
+                    )
+                    .with_detail(format!("Column \"{}\" is a generated column.", col.name)))
+                }
                 _ if col.identity == Identity::Always => {
                     return Err(SqlError::new(
                         SqlState::GENERATED_ALWAYS,
@@ -3331,6 +3381,15 @@ impl Binder<'_> {
 
 /// 428C9: INSERT gives a GENERATED ALWAYS identity column a value without OVERRIDING SYSTEM
 /// VALUE.
+/// 428C9: INSERT gives a generated column (GENERATED ALWAYS AS (expr) STORED) a value.
+pub(crate) fn generated_column_insert(column: &str) -> SqlError {
+    SqlError::new(
+        SqlState::GENERATED_ALWAYS,
+        format!("cannot insert a non-DEFAULT value into column \"{column}\""),
+    )
+    .with_detail(format!("Column \"{column}\" is a generated column."))
+}
+
 fn generated_always(column: &str) -> SqlError {
     SqlError::new(
         SqlState::GENERATED_ALWAYS,
@@ -3713,6 +3772,33 @@ impl ExecContext<'_> {
         Ok(key)
     }
 
+    /// Computes the generated columns of `row` (GENERATED ALWAYS AS (expr) STORED) from its
+    /// other columns; every path that writes a new or changed row calls it before placing
+    /// and checking the row.
+    pub(crate) fn fill_generated(&self, table: &TableDef, row: &mut [Value]) -> SqlResult<()> {
+        if !table.columns.iter().any(|c| c.generated.is_some()) {
+            return Ok(());
+        }
+        let bound = self
+            .catalog
+            .bound_checks(table, || bind_checks(self.catalog, &*self.txn, table))?;
+        let mut exprs = bound.get(table.checks.len()..).unwrap_or_default().iter();
+        for (i, c) in table.columns.iter().enumerate() {
+            if c.generated.is_none() {
+                continue;
+            }
+            let e = exprs
+                .next()
+                .ok_or_else(|| SqlError::internal("generated column expression missing"))?;
+            let v = store_value(table, i, self.eval(e, row)?)?;
+            if v.is_null() && c.not_null {
+                return Err(not_null_violation(table, i));
+            }
+            row[i] = v;
+        }
+        Ok(())
+    }
+
     /// Fails with 23514 if `row` violates a CHECK constraint of `table`.
     pub(crate) fn check_row(&self, table: &TableDef, row: &[Value]) -> SqlResult<()> {
         if table.checks.is_empty() {
@@ -3725,8 +3811,9 @@ impl ExecContext<'_> {
     }
 }
 
-/// Binds the CHECK constraints of `table` against its columns. They depend on nothing but
-/// the row, so they are bound once per definition and shared by every session.
+/// Binds the CHECK constraints of `table` against its columns, then its generated columns'
+/// expressions. They depend on nothing but the row, so they are bound once per definition
+/// and shared by every session.
 pub(crate) fn bind_checks(
     catalog: &Catalog,
     txn: &dyn Transaction,
@@ -3737,11 +3824,18 @@ pub(crate) fn bind_checks(
         database: String::new(),
     };
     let mut binder = Binder::new(catalog, txn, &info, vec![]);
-    table
+    let mut out = table
         .checks
         .iter()
         .map(|c| binder.bind_table_expr(&c.expr, table))
-        .collect()
+        .collect::<SqlResult<Vec<_>>>()?;
+    // After the CHECKs: the generated columns' expressions, in column order.
+    for (i, c) in table.columns.iter().enumerate() {
+        if let Some(g) = &c.generated {
+            out.push(binder.bind_generated(g, table, i)?);
+        }
+    }
+    Ok(out)
 }
 
 /// The stored row at the primary key `exprs` of `def` (an [`Access::Point`]), with its key.
@@ -4116,14 +4210,9 @@ fn lock_plan_tables(ctx: &mut ExecContext<'_>, plan: &Plan) -> SqlResult<()> {
 pub(crate) fn store_value(def: &TableDef, col: usize, v: Value) -> SqlResult<Value> {
     let c = &def.columns[col];
     if v.is_null() {
-        if c.not_null {
-            return Err(SqlError::new(
-                SqlState::NOT_NULL_VIOLATION,
-                format!(
-                    "null value in column \"{}\" of relation \"{}\" violates not-null constraint",
-                    c.name, def.name
-                ),
-            ));
+        // A generated column's value is computed later (`fill_generated`), and checked there.
+        if c.not_null && c.generated.is_none() {
+            return Err(not_null_violation(def, col));
         }
         return Ok(v);
     }
@@ -4131,6 +4220,17 @@ pub(crate) fn store_value(def: &TableDef, col: usize, v: Value) -> SqlResult<Val
         return Ok(v); // Already of the column's exact type (no typmod to apply).
     }
     cast(v, &c.ty, false)
+}
+
+/// 23502: NULL in NOT NULL column `col` of `def`.
+fn not_null_violation(def: &TableDef, col: usize) -> SqlError {
+    SqlError::new(
+        SqlState::NOT_NULL_VIOLATION,
+        format!(
+            "null value in column \"{}\" of relation \"{}\" violates not-null constraint",
+            def.columns[col].name, def.name
+        ),
+    )
 }
 
 /// A command tag with a row count, e.g. `UPDATE 1` (without the formatting machinery: this
@@ -4344,7 +4444,7 @@ pub(crate) fn execute(ctx: &mut ExecContext<'_>, plan: &Plan) -> SqlResult<Outco
             let mut locked_parts: Vec<u32> = Vec::new();
             for row in input {
                 ctx.interrupt.check()?;
-                let full = row
+                let mut full = row
                     .into_iter()
                     .enumerate()
                     .map(|(i, v)| {
@@ -4358,6 +4458,7 @@ pub(crate) fn execute(ctx: &mut ExecContext<'_>, plan: &Plan) -> SqlResult<Outco
                         store_value(table, i, v)
                     })
                     .collect::<SqlResult<Vec<Value>>>()?;
+                ctx.fill_generated(table, &mut full)?;
                 let table = placement.place(table, &full)?;
                 if !matches!(placement, crate::partition::Placement::Plain)
                     && !locked_parts.contains(&table.id.0)
@@ -4438,6 +4539,7 @@ pub(crate) fn execute(ctx: &mut ExecContext<'_>, plan: &Plan) -> SqlResult<Outco
                     for ((i, _), v) in sets.iter().zip(new_values.drain(..)) {
                         new_row[*i] = v;
                     }
+                    ctx.fill_generated(table, &mut new_row)?;
                     ctx.check_row(table, &new_row)?;
                     let dest = if matches!(placement, crate::partition::Placement::Plain) {
                         table

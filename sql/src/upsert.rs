@@ -136,6 +136,7 @@ pub(crate) fn update_existing(
     for ((i, _), v) in sets.iter().zip(new_values) {
         new_row[*i] = v;
     }
+    ctx.fill_generated(table, &mut new_row)?;
     ctx.check_row(table, &new_row)?;
     let new_key = if table.has_rowid() {
         existing.clone()

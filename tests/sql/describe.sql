@@ -65,3 +65,7 @@ CREATE TABLE node (id int PRIMARY KEY, up int REFERENCES node);
 \d node
 SELECT relname, relhastriggers FROM pg_class
  WHERE relname IN ('items', 'parent', 'child', 'node') ORDER BY 1;
+-- Generated columns: \d shows their expressions.
+CREATE TABLE gen (a int, name text, twice int GENERATED ALWAYS AS (a * 2) STORED,
+                  up text GENERATED ALWAYS AS (upper(name)) STORED NOT NULL);
+\d gen

@@ -256,6 +256,9 @@ impl Binder<'_> {
                             let mut exprs = Vec::new();
                             for (e, &i) in row.iter().zip(&cols) {
                                 let col = &target.columns[i];
+                                if col.generated.is_some() {
+                                    return Err(crate::query::generated_column_insert(&col.name));
+                                }
                                 let (b, t) = self.bind_expr(e, &source_scope, None)?;
                                 exprs.push(self.assign_expr(b, t, col.ty, &col.name)?);
                             }
@@ -543,6 +546,7 @@ pub(crate) fn execute_merge(ctx: &mut ExecContext<'_>, plan: &MergePlan) -> SqlR
                         for (i, e) in sets {
                             new_row[*i] = store_value(target, *i, ctx.eval(e, &both)?)?;
                         }
+                        ctx.fill_generated(target, &mut new_row)?;
                         ctx.check_row(target, &new_row)?;
                         let new_key = if target.has_rowid() {
                             key.clone()
@@ -593,6 +597,7 @@ pub(crate) fn execute_merge(ctx: &mut ExecContext<'_>, plan: &MergePlan) -> SqlR
                     };
                     full.push(store_value(target, i, v)?);
                 }
+                ctx.fill_generated(target, &mut full)?;
                 ctx.check_row(target, &full)?;
                 let key = ctx.insert_row(target, &full)?;
                 modified.insert(key);
