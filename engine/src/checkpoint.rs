@@ -29,7 +29,9 @@
 //! ```
 //!
 //! Entries are sorted by (key ascending, version descending) across the whole file, so the
-//! index's first keys are sorted too and a seek is a binary search plus one block scan.
+//! index's first keys are sorted too and a seek is a binary search over the blocks, then one
+//! over the entries of the block (their offsets are collected in memory at open, 4 bytes per
+//! entry; the file has no in-block index).
 //! The reader validates everything at open (header, trailer, index, every block's CRC and
 //! every entry's bounds), so the read path never meets a malformed byte.
 //!
@@ -314,6 +316,9 @@ struct BlockMeta {
     entries_end: usize,
     first_user: Range<usize>,
     first_version: Version,
+    /// This block's entries in [`Checkpoint::offsets`] (so a seek inside the block is a binary
+    /// search, not a decode of every entry before the target).
+    entries: Range<usize>,
 }
 
 /// An open, validated checkpoint file, memory-mapped.
@@ -324,6 +329,9 @@ pub(crate) struct Checkpoint {
     /// The whole file; `Bytes::from_owner` keeps the mmap alive while any slice is in use.
     data: Bytes,
     blocks: Vec<BlockMeta>,
+    /// Every entry's offset from its block's `entries_start`, block after block (built by the
+    /// validation at open, which decodes every entry anyway): 4 bytes of memory per entry.
+    offsets: Vec<u32>,
     wal_lsn: u64,
     max_version: Version,
     entry_count: u64,
@@ -353,6 +361,7 @@ impl Checkpoint {
             seq,
             data,
             blocks: Vec::new(),
+            offsets: Vec::new(),
             wal_lsn: 0,
             max_version: Version::MIN,
             entry_count: 0,
@@ -409,6 +418,7 @@ impl Checkpoint {
             return Err(bad("index CRC mismatch"));
         }
         let mut blocks = Vec::new();
+        let mut offsets = Vec::new();
         let mut pos = 0;
         let mut expected_offset = HEADER_LEN;
         let mut entries_seen = 0u64;
@@ -442,9 +452,14 @@ impl Checkpoint {
             let count = read_u32(data, offset).ok_or_else(|| bad("short block"))?;
             let mut entry_pos = offset + 4;
             let mut first = None;
+            let entries_from = offsets.len();
             for _ in 0..count {
                 let (entry, next) = decode_entry(data, entry_pos, crc_at)
                     .ok_or_else(|| bad("malformed entry inside a block"))?;
+                // NB: a block's length is a u32 in the index, so this cannot fail for a valid one.
+                let relative = u32::try_from(entry_pos - (offset + 4))
+                    .map_err(|_| bad("block larger than 4 GiB"))?;
+                offsets.push(relative);
                 if first.is_none() {
                     first = Some(entry.clone());
                 }
@@ -464,6 +479,7 @@ impl Checkpoint {
                 entries_end: crc_at,
                 first_user: key_start..key_end,
                 first_version,
+                entries: entries_from..offsets.len(),
             });
             entries_seen += u64::from(count);
             expected_offset = block_end;
@@ -475,6 +491,7 @@ impl Checkpoint {
             return Err(bad("block or entry count does not match the trailer"));
         }
         self.blocks = blocks;
+        self.offsets = offsets;
         self.wal_lsn = wal_lsn;
         self.max_version = max_version;
         self.entry_count = entry_count;
@@ -526,6 +543,30 @@ impl Checkpoint {
         })
     }
 
+    /// Entry `i` of block `b`; None past the block's last entry.
+    fn block_entry(&self, b: &BlockMeta, i: usize) -> Option<RawEntry> {
+        if i >= b.entries.len() {
+            return None;
+        }
+        let relative = *self.offsets.get(b.entries.start + i)? as usize;
+        decode_entry(&self.data, b.entries_start + relative, b.entries_end).map(|(e, _)| e)
+    }
+
+    /// How many leading entries of block `b` satisfy `pred` (which must hold for a prefix of
+    /// the block's entries, as every order predicate does): a binary search.
+    fn block_partition_point(&self, b: &BlockMeta, pred: impl Fn(&RawEntry) -> bool) -> usize {
+        let (mut lo, mut hi) = (0, b.entries.len());
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            if self.block_entry(b, mid).is_some_and(|e| pred(&e)) {
+                lo = mid + 1;
+            } else {
+                hi = mid;
+            }
+        }
+        lo
+    }
+
     fn cmp_block_first(&self, b: &BlockMeta, probe: &Probe<'_>) -> std::cmp::Ordering {
         cmp_versioned(
             &self.data[b.first_user.clone()],
@@ -568,15 +609,15 @@ impl Source for Checkpoint {
         let after = self
             .blocks
             .partition_point(|b| self.cmp_block_first(b, &probe) != Greater);
-        for b in after.saturating_sub(1)..self.blocks.len() {
-            let hit = self
-                .block_entries(b)
-                .find(|e| match self.cmp_entry(e, &probe) {
-                    Greater => true,
-                    Equal => inclusive,
-                    Less => false,
-                });
-            if let Some(e) = hit {
+        // NB: block `after - 1` starts at or before the probe; if none of its entries is past
+        // it, the answer is the first entry of the next block.
+        for meta in self.blocks.get(after.saturating_sub(1)..)? {
+            let skip = self.block_partition_point(meta, |e| match self.cmp_entry(e, &probe) {
+                Greater => false,
+                Equal => !inclusive,
+                Less => true,
+            });
+            if let Some(e) = self.block_entry(meta, skip) {
                 return Some(self.found(&e));
             }
         }
@@ -600,14 +641,13 @@ impl Source for Checkpoint {
                 Equal => inclusive,
                 Greater => false,
             });
-        let b = count.checked_sub(1)?;
-        self.block_entries(b)
-            .take_while(|e| match self.cmp_entry(e, &probe) {
-                Less => true,
-                Equal => inclusive,
-                Greater => false,
-            })
-            .last()
+        let meta = self.blocks.get(count.checked_sub(1)?)?;
+        let below = self.block_partition_point(meta, |e| match self.cmp_entry(e, &probe) {
+            Less => true,
+            Equal => inclusive,
+            Greater => false,
+        });
+        self.block_entry(meta, below.checked_sub(1)?)
             .map(|e| self.found(&e))
     }
 }
@@ -640,4 +680,78 @@ pub(crate) fn list(dir: &Path) -> Result<Vec<(u64, PathBuf)>, EngineError> {
     }
     found.sort_by_key(|entry| std::cmp::Reverse(entry.0));
     Ok(found)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Which orderings (entry vs probe) a seek may return.
+    type Keep = fn(std::cmp::Ordering) -> bool;
+
+    /// Seeks inside blocks (a binary search over the entry offsets collected at open) find what
+    /// a linear walk of the whole file finds, for probes on, between, before and after keys,
+    /// at versions above, on and below the stored ones, inclusive and exclusive.
+    #[test]
+    fn seeks_agree_with_a_linear_walk() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join(file_name(1));
+        // ~10 entries per block; keys k010, k020, ... with 1 to 3 versions, some tombstones.
+        let mut writer = CheckpointWriter::create(&path, 300).expect("create");
+        for k in 1..=60u32 {
+            let user = format!("k{:03}", k * 10);
+            for v in (1..=(k % 3 + 1)).rev() {
+                let version = Version(u128::from(v * 10));
+                let value = format!("value {k} {v}");
+                let value = (k % 7 != 0 || v != 1).then_some(value.as_bytes());
+                writer.add(user.as_bytes(), version, value).expect("add");
+            }
+        }
+        writer.finish(0, Version(100), false).expect("finish");
+        let checkpoint = Checkpoint::open(&path, 1).expect("open");
+        assert!(checkpoint.blocks.len() > 5, "the test needs several blocks");
+        let all: Vec<Found> = checkpoint.iter().collect();
+        let key = |f: &Found| (f.user.to_vec(), f.version);
+        for k in 0..=610u32 {
+            let user = format!("k{k:03}");
+            for at in [0u128, 5, 10, 15, 20, 30, 99] {
+                let probe = || Probe::new(user.as_bytes(), Version(at));
+                let order =
+                    |f: &Found| cmp_versioned(&f.user, f.version, user.as_bytes(), Version(at));
+                use std::cmp::Ordering::*;
+                let cases: [(_, Keep); 2] = [
+                    (Bound::Included(probe()), |o| o != Less),
+                    (Bound::Excluded(probe()), |o| o == Greater),
+                ];
+                for (bound, keep) in cases {
+                    let want = all.iter().find(|f| keep(order(f))).map(key);
+                    assert_eq!(
+                        checkpoint.lower_bound(bound).as_ref().map(key),
+                        want,
+                        "{user}@{at}"
+                    );
+                }
+                let cases: [(_, Keep); 2] = [
+                    (Bound::Included(probe()), |o| o != Greater),
+                    (Bound::Excluded(probe()), |o| o == Less),
+                ];
+                for (bound, keep) in cases {
+                    let want = all.iter().rev().find(|f| keep(order(f))).map(key);
+                    assert_eq!(
+                        checkpoint.upper_bound(bound).as_ref().map(key),
+                        want,
+                        "{user}@{at}"
+                    );
+                }
+            }
+        }
+        assert_eq!(
+            checkpoint.lower_bound(Bound::Unbounded).as_ref().map(key),
+            all.first().map(key)
+        );
+        assert_eq!(
+            checkpoint.upper_bound(Bound::Unbounded).as_ref().map(key),
+            all.last().map(key)
+        );
+    }
 }
