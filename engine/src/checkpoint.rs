@@ -585,6 +585,44 @@ impl Checkpoint {
         )
     }
 
+    /// Block and offset of the entry `found` was built from, when it came from this file
+    /// (its user key is a slice of the mapping): checked by decoding the entry there again, so
+    /// a `Found` from anywhere else gives `None`.
+    fn entry_position(&self, found: &Found) -> Option<(usize, usize)> {
+        let base = self.data.as_ptr() as usize;
+        let user_start = (found.user.as_ptr() as usize).checked_sub(base)?;
+        let user_end = user_start.checked_add(found.user.len())?;
+        if user_end > self.data.len() {
+            return None;
+        }
+        let pos = user_start.checked_sub(4)?;
+        let block = self
+            .blocks
+            .partition_point(|m| m.entries_start <= pos)
+            .checked_sub(1)?;
+        let meta = self.blocks.get(block)?;
+        let (raw, _) = decode_entry(&self.data, pos, meta.entries_end)?;
+        (raw.user == (user_start..user_end) && raw.version == found.version).then_some((block, pos))
+    }
+
+    /// The first entry at or after offset `pos` of `block` (and on into the next blocks)
+    /// whose user key is not `user`: the next key, found by walking on from the current
+    /// entry instead of a binary search and a block scan from its start.
+    fn first_user_after(&self, mut block: usize, mut pos: usize, user: &[u8]) -> Option<Found> {
+        loop {
+            let meta = self.blocks.get(block)?;
+            while pos < meta.entries_end {
+                let (raw, next) = decode_entry(&self.data, pos, meta.entries_end)?;
+                if self.data[raw.user.clone()] != *user {
+                    return Some(self.found(&raw));
+                }
+                pos = next;
+            }
+            block += 1;
+            pos = self.blocks.get(block)?.entries_start;
+        }
+    }
+
     /// Every entry in order (for the checkpoint merge).
     pub(crate) fn iter(&self) -> impl Iterator<Item = Found> + '_ {
         (0..self.blocks.len()).flat_map(move |b| self.block_entries(b).map(|e| self.found(&e)))
@@ -622,6 +660,13 @@ impl Source for Checkpoint {
             }
         }
         None
+    }
+
+    fn next_user(&self, after: &Found) -> Option<Found> {
+        match self.entry_position(after) {
+            Some((block, pos)) => self.first_user_after(block, pos, &after.user),
+            None => self.lower_bound(Bound::Excluded(Probe::new(&after.user, Version::MIN))),
+        }
     }
 
     fn upper_bound(&self, bound: Bound<Probe<'_>>) -> Option<Found> {

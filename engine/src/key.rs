@@ -238,6 +238,15 @@ pub(crate) trait Source: Send + Sync {
     fn newest_value_at(&self, user: &[u8], at: Version) -> Option<(Version, Option<Bytes>)> {
         newest_at(self, user, at).map(|found| (found.version, found.value))
     }
+    /// The first entry whose user key is greater than `after`'s, where `after` is an entry
+    /// this source handed out: a forward scan's step to its next key. The default seeks; a
+    /// source that can continue from where `after` lies (the checkpoint) walks on instead.
+    fn next_user(&self, after: &Found) -> Option<Found> {
+        self.lower_bound(std::ops::Bound::Excluded(Probe::new(
+            &after.user,
+            Version::MIN,
+        )))
+    }
 }
 
 /// Newest version of `user` with version <= `at` in one source (tombstones included).

@@ -113,17 +113,18 @@ impl Scan {
             return;
         }
         let user = cursor.user.clone();
+        let next = if self.reverse {
+            source.upper_bound(Bound::Excluded(Probe::new(&user, Version::MAX)))
+        } else {
+            source.next_user(&cursor)
+        };
         let visible = if !self.reverse && cursor.version <= self.at {
             // Forward cursors sit on a key's newest version: often the answer already.
             Some(cursor)
         } else {
             newest_at(source, &user, self.at)
         };
-        walk.cursor = if self.reverse {
-            source.upper_bound(Bound::Excluded(Probe::new(&user, Version::MAX)))
-        } else {
-            source.lower_bound(Bound::Excluded(Probe::new(&user, Version::MIN)))
-        };
+        walk.cursor = next;
         walk.head = Some((user, visible));
     }
 }
