@@ -227,6 +227,12 @@ struct FileConfig {
     statement_timeout: Option<SettingValue>,
 }
 
+/// `text` as the number `flag` takes; a usage error saying it needs `what` otherwise.
+fn number<T: std::str::FromStr>(flag: &str, text: &str, what: &str) -> Result<T, ServerError> {
+    text.parse()
+        .map_err(|_| ServerError::Usage(format!("{flag} needs {what}, not {text:?}")))
+}
+
 impl Command {
     /// Parses the arguments after the program name.
     pub fn from_args(args: impl IntoIterator<Item = String>) -> Result<Command, ServerError> {
@@ -262,30 +268,15 @@ impl Command {
                 "--listen" => listen = Some(value("--listen")?),
                 "--max-connections" => {
                     let text = value("--max-connections")?;
-                    let n = text.parse::<usize>().map_err(|_| {
-                        ServerError::Usage(format!(
-                            "--max-connections needs a positive number, not {text:?}"
-                        ))
-                    })?;
-                    max_connections = Some(n);
+                    max_connections = Some(number(&flag, &text, "a positive number")?);
                 }
                 "--max-prepared-transactions" => {
                     let text = value("--max-prepared-transactions")?;
-                    let n = text.parse::<usize>().map_err(|_| {
-                        ServerError::Usage(format!(
-                            "--max-prepared-transactions needs a number, not {text:?}"
-                        ))
-                    })?;
-                    max_prepared = Some(n);
+                    max_prepared = Some(number(&flag, &text, "a number")?);
                 }
                 "--lock-hash-partitions" => {
                     let text = value("--lock-hash-partitions")?;
-                    let n = text.parse::<u32>().map_err(|_| {
-                        ServerError::Usage(format!(
-                            "--lock-hash-partitions needs a number, not {text:?}"
-                        ))
-                    })?;
-                    lock_hash_partitions = Some(n);
+                    lock_hash_partitions = Some(number(&flag, &text, "a number")?);
                 }
                 "--audit-log" => audit_log = Some(PathBuf::from(value("--audit-log")?)),
                 "--tls-cert" => tls_cert = Some(PathBuf::from(value("--tls-cert")?)),
@@ -536,6 +527,34 @@ mod tests {
         assert_eq!(c.data_dir, PathBuf::from("./gnomon-data"));
         assert_eq!(c.listen, "127.0.0.1:5433");
         assert!(c.fsync);
+    }
+
+    #[test]
+    fn number_flags_take_numbers_and_say_what_they_need() {
+        let usage = |list: &[&str]| match Command::from_args(args(list)) {
+            Err(ServerError::Usage(m)) => m,
+            other => panic!("{list:?}: {other:?}"),
+        };
+        assert_eq!(
+            usage(&["--max-connections", "many"]),
+            "--max-connections needs a positive number, not \"many\""
+        );
+        assert_eq!(
+            usage(&["--max-prepared-transactions=-1"]),
+            "--max-prepared-transactions needs a number, not \"-1\""
+        );
+        assert_eq!(
+            usage(&["--lock-hash-partitions", "x"]),
+            "--lock-hash-partitions needs a number, not \"x\""
+        );
+        let Ok(Command::Run(c)) = Command::from_args(args(&[
+            "--max-connections=7",
+            "--max-prepared-transactions",
+            "0",
+        ])) else {
+            panic!("numbers are accepted")
+        };
+        assert_eq!((c.max_connections, c.max_prepared_transactions), (7, 0));
     }
 
     #[test]

@@ -52,18 +52,22 @@ pub(crate) fn entry_key(
     (key, unique)
 }
 
-/// 23505 for a duplicate in unique index `ix`.
-pub(crate) fn unique_violation(table: &TableDef, ix: &IndexDef, row: &[Value]) -> SqlError {
-    let names: Vec<&str> = ix
-        .columns
+/// `(a, b)=(1, 2)`: the names of `columns` of `table` and their values in `row`, as
+/// PostgreSQL prints a key in a DETAIL (NULL as `null`).
+pub(crate) fn key_text(table: &TableDef, columns: &[usize], row: &[Value]) -> String {
+    let names: Vec<&str> = columns
         .iter()
         .map(|&i| table.columns[i].name.as_str())
         .collect();
-    let vals: Vec<String> = ix
-        .columns
+    let vals: Vec<String> = columns
         .iter()
         .map(|&i| row[i].to_text().unwrap_or_else(|| "null".into()))
         .collect();
+    format!("({})=({})", names.join(", "), vals.join(", "))
+}
+
+/// 23505 for a duplicate in unique index `ix`.
+pub(crate) fn unique_violation(table: &TableDef, ix: &IndexDef, row: &[Value]) -> SqlError {
     SqlError::new(
         SqlState::UNIQUE_VIOLATION,
         format!(
@@ -72,9 +76,8 @@ pub(crate) fn unique_violation(table: &TableDef, ix: &IndexDef, row: &[Value]) -
         ),
     )
     .with_detail(format!(
-        "Key ({})=({}) already exists.",
-        names.join(", "),
-        vals.join(", ")
+        "Key {} already exists.",
+        key_text(table, &ix.columns, row)
     ))
 }
 
@@ -164,24 +167,13 @@ pub(crate) fn build(
         let row = crate::catalog::decode_table_row(table, &bytes)?;
         let (key, unique) = entry_key(table, ix, &row, &row_key);
         if unique && txn.get(&key)?.is_some() {
-            let names: Vec<&str> = ix
-                .columns
-                .iter()
-                .map(|&i| table.columns[i].name.as_str())
-                .collect();
-            let vals: Vec<String> = ix
-                .columns
-                .iter()
-                .map(|&i| row[i].to_text().unwrap_or_else(|| "null".into()))
-                .collect();
             return Err(SqlError::new(
                 SqlState::UNIQUE_VIOLATION,
                 format!("could not create unique index \"{}\"", ix.name),
             )
             .with_detail(format!(
-                "Key ({})=({}) is duplicated.",
-                names.join(", "),
-                vals.join(", ")
+                "Key {} is duplicated.",
+                key_text(table, &ix.columns, &row)
             )));
         }
         if unique {

@@ -4290,20 +4290,9 @@ fn lock_matching_row(
 }
 
 fn key_detail(def: &TableDef, row: &[Value]) -> String {
-    let names: Vec<&str> = def
-        .primary_key
-        .iter()
-        .map(|&i| def.columns[i].name.as_str())
-        .collect();
-    let vals: Vec<String> = def
-        .primary_key
-        .iter()
-        .map(|&i| row[i].to_text().unwrap_or_else(|| "null".into()))
-        .collect();
     format!(
-        "Key ({})=({}) already exists.",
-        names.join(", "),
-        vals.join(", ")
+        "Key {} already exists.",
+        crate::index::key_text(def, &def.primary_key, row)
     )
 }
 

@@ -567,3 +567,34 @@ fn generated_stored_columns_are_computed_and_refuse_values() {
          UPDATE 1\n6\nSELECT 1"
     );
 }
+
+#[test]
+fn unique_keys_name_the_duplicate_in_the_detail() {
+    let (_d, _e, mut s) = setup();
+    run(
+        &mut s,
+        "CREATE TABLE uk (id int PRIMARY KEY, a int, b text);
+         INSERT INTO uk VALUES (1, 1, 'x'), (2, 1, 'x')",
+    );
+    // PostgreSQL 15's messages (checked on a live server).
+    assert_eq!(
+        run(&mut s, "CREATE UNIQUE INDEX uk_ab ON uk (a, b)"),
+        "ERROR 23505 could not create unique index \"uk_ab\"\n\
+         DETAIL Key (a, b)=(1, x) is duplicated."
+    );
+    run(&mut s, "DELETE FROM uk WHERE id = 2");
+    assert_eq!(
+        run(&mut s, "CREATE UNIQUE INDEX uk_ab ON uk (a, b)"),
+        "CREATE INDEX"
+    );
+    assert_eq!(
+        run(&mut s, "INSERT INTO uk VALUES (3, 1, 'x')"),
+        "ERROR 23505 duplicate key value violates unique constraint \"uk_ab\"\n\
+         DETAIL Key (a, b)=(1, x) already exists."
+    );
+    assert_eq!(
+        run(&mut s, "INSERT INTO uk VALUES (1, 2, 'y')"),
+        "ERROR 23505 duplicate key value violates unique constraint \"uk_pkey\"\n\
+         DETAIL Key (id)=(1) already exists."
+    );
+}
