@@ -16,8 +16,9 @@ use crate::locks::{LockManager, LockStats, LockWait, RowMode, TxnLocks};
 use crate::logical::LogicalClocks;
 use crate::maintenance::{Counters, MaintenanceStats};
 use crate::record::{
-    decode_abort_prepared, decode_commit, decode_prepare, encode_commit, ABORT_PREPARED_RECORD,
-    COMMIT_RECORD, PREPARE_RECORD,
+    decode_abort_prepared, decode_commit, decode_part, decode_parts_commit, decode_prepare,
+    encode_commit, encode_parts_commit, Writes, ABORT_PREPARED_RECORD, COMMIT_RECORD,
+    PARTS_COMMIT_RECORD, PART_RECORD, PREPARE_RECORD,
 };
 use crate::registry::{Registry, TxnInfo, TxnPhase};
 use crate::ssi::{Ssi, SsiStats};
@@ -51,7 +52,14 @@ pub struct DbOptions {
     /// Where recovery progress, checkpoints and background failures are reported. `None`:
     /// progress, long recoveries and failures go to stderr.
     pub events: Option<EventSink>,
+    /// A transaction whose buffered writes pass this many bytes writes them to the log as
+    /// write-set parts while it runs (crate docs, "Bulk work"); 0 = never. Default
+    /// [`DEFAULT_WRITE_SET_PART_SIZE`]; changeable with [`Db::set_write_set_part_size`].
+    pub write_set_part_size: u64,
 }
+
+/// Default [`DbOptions::write_set_part_size`]: 16 MiB.
+pub const DEFAULT_WRITE_SET_PART_SIZE: u64 = 16 << 20;
 
 /// Default limit on prepared transactions. NB: PostgreSQL ships 0 (disabled) because a
 /// forgotten prepared transaction holds locks and blocks vacuum forever. Gnomon is built to be
@@ -77,6 +85,7 @@ impl Default for DbOptions {
             wal_fs: Arc::new(RealFs),
             max_prepared_transactions: DEFAULT_MAX_PREPARED_TRANSACTIONS,
             events: None,
+            write_set_part_size: DEFAULT_WRITE_SET_PART_SIZE,
         }
     }
 }
@@ -95,8 +104,13 @@ pub(crate) struct InFlightCommit {
 pub struct RecoveryStats {
     /// WAL position of the checkpoint recovery started from (0 = none).
     pub checkpoint_lsn: u64,
-    /// Commit records replayed from the WAL.
+    /// Commit records (parts commits included) replayed from the WAL.
     pub replayed_commits: u64,
+    /// Write-set parts replayed as part of a committed transaction.
+    pub replayed_parts: u64,
+    /// Write-set parts ignored: their transaction has no commit in the log (it rolled back,
+    /// failed, prepared, or the server stopped before its commit).
+    pub ignored_parts: u64,
     /// Prepared transactions found unresolved and rebuilt (locks held, writes invisible).
     pub prepared_restored: u64,
 }
@@ -140,6 +154,11 @@ pub struct Db {
     /// GC and checkpoint figures ([`Db::maintenance_stats`]).
     counters: Counters,
     events: EventSink,
+    /// [`DbOptions::write_set_part_size`].
+    write_set_part_size: AtomicU64,
+    /// Transactions that wrote write-set parts and have not finished, with a position at or
+    /// before their first part: the checkpoint stamp stays at or below the oldest (invariant 7).
+    open_parts: Mutex<BTreeMap<TxnId, Lsn>>,
 }
 
 /// Counters of a running database since it was opened, for monitoring (`/metrics`).
@@ -217,6 +236,8 @@ impl Db {
         let mut max_txn = 0u64;
         // Prepare records not (yet) resolved by a later commit or abort-prepared record.
         let mut in_doubt = BTreeMap::new();
+        // Write-set parts of transactions whose commit has not been seen (yet), in log order.
+        let mut parts: BTreeMap<TxnId, (u32, Writes)> = BTreeMap::new();
         let total_bytes = wal_end - checkpoint_lsn;
         let mut replayed_bytes = 0;
         let mut next_report = 10; // percent
@@ -246,7 +267,32 @@ impl Db {
                     clock.observe_recovered(commit.commit_ts)?;
                     max_txn = max_txn.max(commit.txn.0);
                     in_doubt.remove(&commit.txn);
+                    // A commit record is self-contained (COMMIT PREPARED of a transaction
+                    // that wrote parts repeats the whole write set).
+                    if let Some((n, _)) = parts.remove(&commit.txn) {
+                        recovery.ignored_parts += u64::from(n);
+                    }
                     engine.apply_recovered(commit.commit_ts.to_version(), commit.writes);
+                    recovery.replayed_commits += 1;
+                }
+                PART_RECORD => {
+                    let part = decode_part(&record.payload).map_err(malformed)?;
+                    max_txn = max_txn.max(part.txn.0);
+                    let (n, writes) = parts.entry(part.txn).or_default();
+                    *n += 1;
+                    writes.extend(part.writes);
+                }
+                PARTS_COMMIT_RECORD => {
+                    let commit = decode_parts_commit(&record.payload).map_err(malformed)?;
+                    clock.observe_recovered(commit.commit_ts)?;
+                    max_txn = max_txn.max(commit.txn.0);
+                    // Parts in log order, then the tail: the last write of a key wins. Fewer
+                    // parts than named: the first ones are before the replay start, and the
+                    // checkpoint holds the whole transaction (see record.rs).
+                    let (n, mut writes) = parts.remove(&commit.txn).unwrap_or_default();
+                    recovery.replayed_parts += u64::from(n);
+                    writes.extend(commit.writes);
+                    engine.apply_recovered(commit.commit_ts.to_version(), writes);
                     recovery.replayed_commits += 1;
                 }
                 PREPARE_RECORD => {
@@ -258,11 +304,16 @@ impl Db {
                 ABORT_PREPARED_RECORD => {
                     let (txn, _gid) = decode_abort_prepared(&record.payload).map_err(malformed)?;
                     in_doubt.remove(&txn);
+                    if let Some((n, _)) = parts.remove(&txn) {
+                        recovery.ignored_parts += u64::from(n);
+                    }
                 }
                 // NB: kinds of other layers or newer versions are not ours to interpret.
                 _ => {}
             }
         }
+        recovery.ignored_parts += parts.values().map(|(n, _)| u64::from(*n)).sum::<u64>();
+        drop(parts);
         let mut prepared = PreparedSet::default();
         for (_, (lsn, rec)) in in_doubt {
             prepared.insert_recovered(lsn, rec);
@@ -296,6 +347,8 @@ impl Db {
             checkpointing: Mutex::new(()),
             counters: Counters::default(),
             events,
+            write_set_part_size: AtomicU64::new(opts.write_set_part_size),
+            open_parts: Mutex::new(BTreeMap::new()),
         });
         let restored = db.restore_prepared()? as u64;
         if let Some(db) = Arc::get_mut(&mut db) {
@@ -407,7 +460,14 @@ impl Db {
     /// returns, the transaction's row locks may be released (early lock release): the next
     /// writer of a row reads this version, and its own commit record comes later in the log, so
     /// it cannot become durable without this one.
-    pub(crate) fn start_commit(&self, state: &TxnState) -> Result<InFlightCommit, MvccError> {
+    /// `parts`: a transaction that wrote write-set parts writes a parts-commit record naming
+    /// how many, with the writes made since its last part (`(parts, count, encoded writes)`,
+    /// [`crate::record`]); otherwise a commit record carries the whole write set.
+    pub(crate) fn start_commit(
+        &self,
+        state: &TxnState,
+        parts: Option<(u32, u32, Vec<u8>)>,
+    ) -> Result<InFlightCommit, MvccError> {
         self.registry
             .set_phase(state.id, TxnPhase::Committing, None);
         let (commit_ts, ticket) = if state.isolation == Isolation::Serializable {
@@ -419,8 +479,16 @@ impl Db {
         } else {
             self.order_commit()?
         };
-        let payload = encode_commit(commit_ts, state.id, state.writes.iter());
-        let pending = self.wal.submit(COMMIT_RECORD, payload);
+        let pending = match parts {
+            None => self.wal.submit(
+                COMMIT_RECORD,
+                encode_commit(commit_ts, state.id, state.writes.iter()),
+            ),
+            Some((parts, count, writes)) => self.wal.submit(
+                PARTS_COMMIT_RECORD,
+                encode_parts_commit(commit_ts, state.id, parts, count, &writes),
+            ),
+        };
         let writes = state
             .writes
             .iter()
@@ -528,7 +596,15 @@ impl Db {
         let end = self.wal.end_lsn();
         // Replay must still see every unresolved prepare record (twopc invariant 6). Read
         // after the end of the log: a prepare begun since is at or after `end` anyway.
-        let unresolved = self.oldest_unresolved_prepare_lsn();
+        // Nor past the first part of a transaction that has not published its commit: its
+        // parts commit may come after `end` and need them (record.rs).
+        let unresolved = match (
+            self.oldest_unresolved_prepare_lsn(),
+            self.oldest_open_part(),
+        ) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
         let prepared = self.engine.max_prepared();
         self.engine.wait_visible(prepared);
         // NB: never stamp past the durable end. If the log failed, records in [durable, end)
@@ -541,6 +617,47 @@ impl Db {
         let info = self.engine.checkpoint(lsn.0)?;
         let removed = self.wal.remove_segments_before(lsn)?;
         Ok((lsn.0, info, removed))
+    }
+
+    /// The part size of bulk transactions ([`DbOptions::write_set_part_size`]; 0 = never).
+    pub fn write_set_part_size(&self) -> u64 {
+        self.write_set_part_size.load(Ordering::Relaxed)
+    }
+
+    /// Changes the part size for writes from now on (running transactions included).
+    pub fn set_write_set_part_size(&self, bytes: u64) {
+        self.write_set_part_size.store(bytes, Ordering::Relaxed);
+    }
+
+    /// Hands a write-set part of `txn` to the log without waiting for it to be durable (the
+    /// group-commit writer writes and syncs it in the background; the commit's fsync covers
+    /// it). The first part of a transaction bounds the checkpoint stamp until
+    /// [`Db::parts_closed`].
+    pub(crate) fn submit_part(&self, txn: TxnId, payload: Vec<u8>) -> Result<(), MvccError> {
+        {
+            // A lower bound of the part's position, read before it is submitted (as for
+            // prepare records): a checkpoint that misses the entry read the log's end first.
+            relock(&self.open_parts)
+                .entry(txn)
+                .or_insert_with(|| self.wal.end_lsn());
+        }
+        let pending = self.wal.submit(PART_RECORD, payload);
+        if pending.lsn().is_none() {
+            // Refused at submission: `wait` returns the reason at once.
+            pending.wait()?;
+        }
+        Ok(())
+    }
+
+    /// `txn`, which wrote parts, finished: committed and published, rolled back, or prepared
+    /// (whose record repeats the write set).
+    pub(crate) fn parts_closed(&self, txn: TxnId) {
+        relock(&self.open_parts).remove(&txn);
+    }
+
+    /// Position at or before the first part of the oldest transaction with parts still open.
+    pub(crate) fn oldest_open_part(&self) -> Option<Lsn> {
+        relock(&self.open_parts).values().min().copied()
     }
 
     /// Drops versions that no snapshot can see any more and that are older than Δgc.

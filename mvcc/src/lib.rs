@@ -8,8 +8,10 @@
 //! ## Guarantees
 //!
 //! - **Atomic, durable commits.** A transaction's writes travel in one WAL record
-//!   ([`record`]); `commit` returns `Ok` only after that record is fsynced by the group-commit
-//!   writer and the writes are visible.
+//!   ([`record`]), or, for a bulk transaction, in write-set part records followed by a parts
+//!   commit record that replay needs before it applies any of them ("Bulk work" below);
+//!   `commit` returns `Ok` only after that record is fsynced by the group-commit writer and
+//!   the writes are visible.
 //! - **Snapshots.** A transaction reads at a snapshot timestamp: every transaction that committed
 //!   at or before it, completely, and nothing else. READ COMMITTED takes a new snapshot per
 //!   statement; REPEATABLE READ keeps one for the whole transaction. Readers take no locks and
@@ -65,9 +67,11 @@
 //!    meanwhile. A prepared (2PC) transaction keeps its snapshot registered, so it holds the
 //!    safe point back like any reader.
 //! 7. A checkpoint's replay position is never past an unresolved prepare record
-//!    (`Db::oldest_unresolved_prepare_lsn`), and WAL segments are only removed before that
-//!    position: whoever schedules checkpoints or removes segments must go through
-//!    `Db::checkpoint` or respect that bound. Replaying commit records that the checkpoint
+//!    (`Db::oldest_unresolved_prepare_lsn`), nor past the first write-set part of a
+//!    transaction that has not finished (its entry in `Db::open_parts` is dropped only once
+//!    its commit is published, so a checkpoint that misses the entry holds the writes), and
+//!    WAL segments are only removed before that position: whoever schedules checkpoints or
+//!    removes segments must go through `Db::checkpoint` or respect that bound. Replaying commit records that the checkpoint
 //!    already holds is harmless (applying a commit record is idempotent, and every later record
 //!    is replayed after it).
 //! 8. A prepared transaction's writes reach the engine only through its commit record (COMMIT
@@ -114,8 +118,8 @@
 //!  engine keys:  user key bytes ++ version (newest first)   version = HLC ts as u128
 //!                ⟨physical µs:64 | logical:32 | node:32⟩
 //!  data dir:     LOCK  checkpoint files  clock (HLC ceiling)  logical_clocks  wal/<segments>
-//!  data dir:     LOCK  checkpoint files  clock (HLC ceiling)  wal/<segments>
-//!  WAL kinds:    1 commit   2 prepare (2PC)   3 abort-prepared (2PC)        (record.rs)
+//!  WAL kinds:    1 commit   2 prepare (2PC)   3 abort-prepared (2PC)
+//!                4 write-set part   5 parts commit                         (record.rs)
 //!
 //!  2PC:  active ──prepare──► prepared ──commit_prepared──► committed
 //!                   (fsync)      │ locks + snapshot held
@@ -136,13 +140,28 @@
 //!   [`Txn::delete_unlocked`].
 //! - **Undo.** The per-write undo record exists only from the first savepoint on
 //!   ([`Txn::savepoint`]); before it, an error can only roll back the whole transaction.
-//! - NB (not done yet): the write set is still one in-memory map and one commit record (a
-//!   `pgbench -i -s 10` writes ~260 MB of WAL, mostly in two records). The intended next step
-//!   keeps atomicity: the write set spills to the WAL as "write-set part" records tagged with
-//!   the transaction id, and the commit record names them; recovery applies parts only once it
-//!   sees the commit, and the checkpoint stamp may not pass the oldest part of an undecided
-//!   transaction (as for prepare records, invariant 7). Committing in increments visible to
-//!   others is deliberately not offered: it would make a failed load leave a prefix behind.
+//! - **The log.** Once a transaction's buffered writes pass `write_set_part_size`
+//!   ([`DbOptions::write_set_part_size`], default 16 MiB), they go to the WAL as a "write-set
+//!   part" record (txn id, part number), handed to the group-commit writer without waiting:
+//!   it writes and syncs parts in the background while the load goes on, and the commit writes
+//!   a small "parts commit" record (commit timestamp, txn id, part count, the writes since the
+//!   last part) whose one fsync covers them all. Recovery keeps a transaction's parts aside
+//!   and applies them only at its parts commit (parts in log order, then the tail; the last
+//!   write of a key wins); parts with no commit after them (ROLLBACK, a failed statement, a
+//!   crash mid-load) are ignored, so no abort marker is written. The checkpoint stamp never
+//!   passes the first part of an unfinished transaction (invariant 7). A prepared transaction
+//!   with parts is self-contained as before: its prepare record carries the whole write set,
+//!   and COMMIT PREPARED writes an ordinary commit record (replay drops the parts).
+//!   Savepoints: a part cannot take a write back, so parts are written only before the
+//!   transaction's first savepoint; from then on its writes wait for the commit record, which
+//!   repeats the current value of every key written since the savepoint (those rolled back to
+//!   a savepoint are gone from the undo log and restored to what a part or the tail already
+//!   holds).
+//! - NB (not done yet): the write set also stays in memory until commit (reads of the
+//!   transaction's own writes and the engine insert at commit use it); what parts save is
+//!   the commit record's one big encoding and the commit-time write + fsync of it.
+//!   Committing in increments visible to others is deliberately not offered: it would make a
+//!   failed load leave a prefix behind.
 //!
 //! ## Deliberately left out (for now)
 //!
@@ -167,6 +186,7 @@ mod txn;
 pub use clock::{Clock, NodeId, SystemClock, Timestamp, WallClock};
 pub use db::{
     Db, DbOptions, DbStats, RecoveryStats, DEFAULT_GC_WINDOW, DEFAULT_MAX_PREPARED_TRANSACTIONS,
+    DEFAULT_WRITE_SET_PART_SIZE,
 };
 pub use error::MvccError;
 pub use events::{DbEvent, EventSink, PROGRESS_MIN_BYTES};

@@ -1,5 +1,6 @@
 //! The mvcc layer's WAL records: the commit record (the one record an ordinary transaction
-//! writes) and the two records of a prepared (two-phase commit) transaction.
+//! writes), the write-set part and parts-commit records of a bulk transaction, and the two
+//! records of a prepared (two-phase commit) transaction.
 //!
 //! Payload of a WAL record of kind [`COMMIT_RECORD`] (all integers little-endian unless noted;
 //! the WAL frames it with length and CRC):
@@ -16,6 +17,28 @@
 //! transaction (COMMIT PREPARED) is an ordinary commit record under the prepared transaction's
 //! id, repeating its write set: a commit record is self-contained, so replay never needs the
 //! prepare record to apply it.
+//!
+//! ## Write-set part record ([`PART_RECORD`]) and parts-commit record ([`PARTS_COMMIT_RECORD`])
+//!
+//! A transaction whose buffered write set grows past `write_set_part_size` (see
+//! `Db::set_write_set_part_size`) writes it to the log in parts while it runs, without waiting
+//! for an fsync; its commit record then carries only the writes made since its last part.
+//!
+//! ```text
+//! part:          | txn id u64 LE | part no u32 LE (1, 2, ...) | count u32 LE | count × write |
+//! parts commit:  | commit ts (16B) HLC big-endian | txn id u64 LE | parts u32 LE |
+//!                | count u32 LE | count × write (as in the commit record)                  |
+//! ```
+//!
+//! Unlike a commit record's, the writes of parts are in *write order*, not key order, and a key
+//! may appear more than once (in one part or across parts): replay applies the parts in order
+//! (part 1 first), then the parts commit's own writes, and the last write of a key wins (all of
+//! them carry the one commit timestamp). Parts of a transaction that has no parts commit in the
+//! log (it rolled back, failed, or the server stopped first) are never applied; there is no abort
+//! marker. A parts commit record whose parts are not all found after the replay start names a
+//! transaction that a checkpoint already holds (the checkpoint stamp never passes the first part
+//! of a transaction that has not published its commit, crate invariant 7): its parts that are
+//! found, and its own writes, are applied again harmlessly. Frozen.
 //!
 //! ## Prepare record ([`PREPARE_RECORD`])
 //!
@@ -85,6 +108,11 @@ pub const PREPARE_RECORD: RecordKind = RecordKind(2);
 /// WAL record kind of an abort-prepared record (ROLLBACK PREPARED). Frozen.
 pub const ABORT_PREPARED_RECORD: RecordKind = RecordKind(3);
 
+/// WAL record kind of a write-set part of a still-running transaction. Frozen.
+pub const PART_RECORD: RecordKind = RecordKind(4);
+/// WAL record kind of the commit of a transaction that wrote write-set parts. Frozen.
+pub const PARTS_COMMIT_RECORD: RecordKind = RecordKind(5);
+
 /// The prepare record's format byte written now. Frozen: format 1 (row locks only) and
 /// format 2 (table and partition locks, SIREAD set) are both read.
 const PREPARE_FORMAT: u8 = 2;
@@ -136,16 +164,7 @@ fn encode_writes<'a>(
 ) {
     buf.extend_from_slice(&(writes.len() as u32).to_le_bytes());
     for (key, value) in writes {
-        buf.extend_from_slice(&(key.len() as u32).to_le_bytes());
-        buf.extend_from_slice(key);
-        match value {
-            None => buf.push(TAG_DELETE),
-            Some(v) => {
-                buf.push(TAG_PUT);
-                buf.extend_from_slice(&(v.len() as u32).to_le_bytes());
-                buf.extend_from_slice(v);
-            }
-        }
+        encode_write(buf, key, value.as_ref());
     }
 }
 
@@ -183,6 +202,101 @@ pub fn decode_commit(payload: &[u8]) -> Result<CommitRecord, &'static str> {
     Ok(CommitRecord {
         commit_ts: Timestamp::decode(ts),
         txn,
+        writes,
+    })
+}
+
+/// A decoded write-set part record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartRecord {
+    /// The transaction that wrote it.
+    pub txn: TxnId,
+    /// Its number among the transaction's parts, from 1.
+    pub part: u32,
+    /// The writes, in write order (a key may repeat; the last one wins).
+    pub writes: Writes,
+}
+
+/// A decoded parts-commit record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartsCommitRecord {
+    /// The commit timestamp: the version of every write of every part.
+    pub commit_ts: Timestamp,
+    /// The transaction.
+    pub txn: TxnId,
+    /// How many part records it wrote before this one.
+    pub parts: u32,
+    /// The writes made after its last part, applied after the parts.
+    pub writes: Writes,
+}
+
+/// Appends one write to `buf` in the layout every record uses (see the module docs).
+pub fn encode_write(buf: &mut Vec<u8>, key: &[u8], value: Option<&Bytes>) {
+    buf.extend_from_slice(&(key.len() as u32).to_le_bytes());
+    buf.extend_from_slice(key);
+    match value {
+        None => buf.push(TAG_DELETE),
+        Some(v) => {
+            buf.push(TAG_PUT);
+            buf.extend_from_slice(&(v.len() as u32).to_le_bytes());
+            buf.extend_from_slice(v);
+        }
+    }
+}
+
+/// Encodes a part record around `count` writes already encoded by [`encode_write`].
+pub fn encode_part(txn: TxnId, part: u32, count: u32, encoded_writes: &[u8]) -> Vec<u8> {
+    let mut buf = Vec::with_capacity(16 + encoded_writes.len());
+    buf.extend_from_slice(&txn.0.to_le_bytes());
+    buf.extend_from_slice(&part.to_le_bytes());
+    buf.extend_from_slice(&count.to_le_bytes());
+    buf.extend_from_slice(encoded_writes);
+    buf
+}
+
+/// Decodes a part record; `Err` names what is malformed.
+pub fn decode_part(payload: &[u8]) -> Result<PartRecord, &'static str> {
+    let mut r = Reader { buf: payload };
+    let txn = TxnId(r.u64()?);
+    let part = r.u32()?;
+    let writes = decode_writes(&mut r)?;
+    if !r.buf.is_empty() {
+        return Err("trailing bytes");
+    }
+    Ok(PartRecord { txn, part, writes })
+}
+
+/// Encodes a parts-commit record around `count` writes already encoded by [`encode_write`].
+pub fn encode_parts_commit(
+    commit_ts: Timestamp,
+    txn: TxnId,
+    parts: u32,
+    count: u32,
+    encoded_writes: &[u8],
+) -> Vec<u8> {
+    let mut buf = Vec::with_capacity(36 + encoded_writes.len());
+    buf.extend_from_slice(&commit_ts.encode());
+    buf.extend_from_slice(&txn.0.to_le_bytes());
+    buf.extend_from_slice(&parts.to_le_bytes());
+    buf.extend_from_slice(&count.to_le_bytes());
+    buf.extend_from_slice(encoded_writes);
+    buf
+}
+
+/// Decodes a parts-commit record; `Err` names what is malformed.
+pub fn decode_parts_commit(payload: &[u8]) -> Result<PartsCommitRecord, &'static str> {
+    let mut r = Reader { buf: payload };
+    let commit_ts = r.timestamp()?;
+    let txn = TxnId(r.u64()?);
+    let parts = r.u32()?;
+    let writes = decode_writes(&mut r)?;
+    if !r.buf.is_empty() {
+        return Err("trailing bytes");
+    }
+    Ok(PartsCommitRecord {
+        commit_ts,
+        txn,
+        parts,
         writes,
     })
 }
@@ -567,6 +681,44 @@ mod tests {
                 "cut at {cut} must not decode"
             );
         }
+    }
+
+    #[test]
+    fn part_and_parts_commit_records_roundtrip_and_reject_truncation() {
+        let mut enc = Vec::new();
+        encode_write(&mut enc, b"k", Some(&Bytes::from_static(b"v1")));
+        encode_write(&mut enc, b"a", None);
+        encode_write(&mut enc, b"k", Some(&Bytes::from_static(b"v2")));
+        let part = encode_part(TxnId(5), 2, 3, &enc);
+        let rec = decode_part(&part).unwrap();
+        assert_eq!(rec.txn, TxnId(5));
+        assert_eq!(rec.part, 2);
+        assert_eq!(
+            rec.writes,
+            vec![
+                (b"k".to_vec(), Some(Bytes::from_static(b"v1"))),
+                (b"a".to_vec(), None),
+                (b"k".to_vec(), Some(Bytes::from_static(b"v2"))),
+            ],
+            "write order kept, repeats kept"
+        );
+        for cut in 0..part.len() {
+            assert!(decode_part(&part[..cut]).is_err(), "cut at {cut}");
+        }
+        let ts = Timestamp {
+            physical_us: 9,
+            logical: 1,
+            node: 2,
+        };
+        let commit = encode_parts_commit(ts, TxnId(5), 7, 3, &enc);
+        let rec = decode_parts_commit(&commit).unwrap();
+        assert_eq!((rec.commit_ts, rec.txn, rec.parts), (ts, TxnId(5), 7));
+        assert_eq!(rec.writes.len(), 3);
+        for cut in 0..commit.len() {
+            assert!(decode_parts_commit(&commit[..cut]).is_err(), "cut at {cut}");
+        }
+        // A count larger than the writes present is refused.
+        assert!(decode_part(&encode_part(TxnId(5), 1, 4, &enc)).is_err());
     }
 
     #[test]

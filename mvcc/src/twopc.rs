@@ -305,7 +305,7 @@ impl Db {
         // NB: no early lock release here: if the commit fails, the transaction stays prepared
         // with its locks.
         let committed = self
-            .start_commit(&p.state)
+            .start_commit(&p.state, None)
             .and_then(|c| self.finish_commit(c, &p.state));
         let serializable = p.state.isolation == Isolation::Serializable;
         match committed {

@@ -90,6 +90,23 @@ pub struct Txn {
     /// Whether the registry knows it as a writer (from its first write on).
     registered: bool,
     finished: bool,
+    /// Approximate size of the write set (key + value + 16 bytes a write) until it first
+    /// passes the part size and `spill` starts.
+    write_bytes: usize,
+    /// The write set is being written to the log in parts (crate docs, "Bulk work").
+    spill: Option<Spill>,
+}
+
+/// A transaction writing its write set to the log in parts: the writes since its last part,
+/// encoded as the records carry them, in write order.
+struct Spill {
+    /// Parts written so far.
+    parts: u32,
+    /// Writes since the last part.
+    count: u32,
+    buf: Vec<u8>,
+    /// A part the log refused (it is poisoned or the part too large): the commit fails.
+    refused: Option<MvccError>,
 }
 
 impl fmt::Debug for Txn {
@@ -114,6 +131,8 @@ impl Txn {
             started_us,
             registered: false,
             finished: false,
+            write_bytes: 0,
+            spill: None,
         }
     }
 
@@ -126,6 +145,12 @@ impl Txn {
     /// anything; the snapshot stays registered. The handle is finished.
     pub(crate) fn into_prepared(mut self) -> (TxnState, TxnLocks, u64) {
         self.finished = true;
+        // The prepare record carries the whole write set, and the commit of a prepared
+        // transaction repeats it: its parts are not needed by replay any more. (The prepared
+        // set already bounds the checkpoint stamp below the prepare record.)
+        if self.spill.take().is_some() {
+            self.db.parts_closed(self.state.id);
+        }
         let state = TxnState {
             id: self.state.id,
             isolation: self.state.isolation,
@@ -343,7 +368,82 @@ impl Txn {
         let previous = self.state.writes.insert(key.to_vec(), Some(value));
         let replaced = previous.is_some();
         self.record_undo(key, previous);
+        self.after_write(key);
         replaced
+    }
+
+    /// Bulk work: once the write set passes the database's `write_set_part_size`, it goes to
+    /// the log in parts (crate docs, "Bulk work"). Before the first savepoint only: a write
+    /// after it may be rolled back, and a part cannot take a write back, so from the first
+    /// savepoint on writes wait for the commit record (which also repeats every key written
+    /// since, see [`Txn::parts_tail`]).
+    fn after_write(&mut self, key: &[u8]) {
+        if self.savepoints {
+            return;
+        }
+        let limit = self.db.write_set_part_size();
+        let value = self.state.writes.get(key).and_then(|v| v.as_ref());
+        match &mut self.spill {
+            Some(spill) => {
+                crate::record::encode_write(&mut spill.buf, key, value);
+                spill.count += 1;
+                if limit > 0 && spill.buf.len() as u64 >= limit {
+                    self.write_part();
+                }
+            }
+            None => {
+                if limit == 0 {
+                    return;
+                }
+                self.write_bytes += key.len() + value.map_or(0, |v| v.len()) + 16;
+                if self.write_bytes as u64 >= limit {
+                    // The first part is the whole write set so far.
+                    let mut buf = Vec::with_capacity(self.write_bytes);
+                    for (k, v) in &self.state.writes {
+                        crate::record::encode_write(&mut buf, k, v.as_ref());
+                    }
+                    self.spill = Some(Spill {
+                        parts: 0,
+                        count: self.state.writes.len() as u32,
+                        buf,
+                        refused: None,
+                    });
+                    self.write_part();
+                }
+            }
+        }
+    }
+
+    /// Hands the writes since the last part to the log as the next part record (no wait).
+    fn write_part(&mut self) {
+        let Some(spill) = self.spill.as_mut() else {
+            return;
+        };
+        spill.parts += 1;
+        let payload =
+            crate::record::encode_part(self.state.id, spill.parts, spill.count, &spill.buf);
+        spill.buf.clear();
+        spill.count = 0;
+        if let Err(e) = self.db.submit_part(self.state.id, payload) {
+            spill.refused.get_or_insert(e);
+        }
+    }
+
+    /// The writes a parts-commit record carries: those since the last part, then the current
+    /// value of every key written since the first savepoint (writes rolled back to a savepoint
+    /// are gone from `undo`; what they overwrote is in a part or earlier in the tail).
+    /// `Some((parts, count, encoded))` if the transaction wrote parts.
+    fn parts_tail(&self) -> Option<(u32, u32, Vec<u8>)> {
+        let spill = self.spill.as_ref()?;
+        let mut buf = spill.buf.clone();
+        let mut count = spill.count;
+        for (key, _) in &self.undo {
+            if let Some(value) = self.state.writes.get(key) {
+                crate::record::encode_write(&mut buf, key, value.as_ref());
+                count += 1;
+            }
+        }
+        Some((spill.parts, count, buf))
     }
 
     /// Remembers what a write replaced, if a savepoint may roll it back.
@@ -371,6 +471,7 @@ impl Txn {
         self.note_write();
         let previous = self.state.writes.insert(key.to_vec(), None);
         self.record_undo(key, previous);
+        self.after_write(key);
         Ok(())
     }
 
@@ -396,6 +497,7 @@ impl Txn {
         self.note_write();
         let previous = self.state.writes.insert(key.to_vec(), value);
         self.record_undo(key, previous);
+        self.after_write(key);
         Ok(())
     }
 
@@ -524,9 +626,12 @@ impl Txn {
             } else {
                 Ok(self.state.snapshot)
             }
+        } else if let Some(e) = self.spill.as_mut().and_then(|s| s.refused.take()) {
+            Err(e)
         } else {
             let db = self.db.clone();
-            match db.start_commit(&self.state) {
+            let tail = self.parts_tail();
+            match db.start_commit(&self.state, tail) {
                 Ok(in_flight) => {
                     // Early lock release: the writes are in the engine (unpublished) and the
                     // commit record is ordered in the log; the next writer may go on.
@@ -561,6 +666,11 @@ impl Txn {
 
     fn release(&mut self) {
         self.release_locks();
+        // After a commit this runs once it is published: from here on a checkpoint holds the
+        // writes and its stamp may pass the parts (crate invariant 7).
+        if self.spill.take().is_some() {
+            self.db.parts_closed(self.state.id);
+        }
         if self.state.isolation == Isolation::Serializable {
             let committed = matches!(self.state.status, TxnStatus::Committed(_));
             self.db.ssi().end(self.state.id, committed);

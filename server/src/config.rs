@@ -86,6 +86,9 @@ OPTIONS:
                           written (default 5min; units ms, s, min, h, d)
     --gc-window TIME      keep superseded row versions at least this long
                           (default 5min); a background task then collects them
+    --write-set-part-size SIZE
+                          a transaction's buffered writes go to the WAL in
+                          parts of this size (default 16MB; 0 = never)
     --lock-hash-partitions N
                           the lock manager's partitions of a plain (not
                           partitioned) table: hash buckets of row keys where
@@ -116,7 +119,8 @@ OPTIONS:
     --config FILE         TOML file with keys data_dir, listen, fsync,
                           max_connections, http, log_level, audit_log,
                           max_prepared_transactions, checkpoint_wal_size,
-                          checkpoint_timeout, gc_window, lock_hash_partitions,
+                          checkpoint_timeout, gc_window, write_set_part_size,
+                          lock_hash_partitions,
                           lock_escalation_partition_rows,
                           lock_escalation_table_rows, lock_hotspot_waits,
                           lock_hotspot_window, lock_timeout, statement_timeout,
@@ -212,6 +216,7 @@ struct FileConfig {
     checkpoint_wal_size: Option<SettingValue>,
     checkpoint_timeout: Option<SettingValue>,
     gc_window: Option<SettingValue>,
+    write_set_part_size: Option<SettingValue>,
     audit_log: Option<PathBuf>,
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
@@ -296,7 +301,10 @@ impl Command {
                 "--config" => config_file = Some(PathBuf::from(value("--config")?)),
                 "--http" => http = Some(value("--http")?),
                 "--log-level" => log_level = Some(value("--log-level")?),
-                "--checkpoint-wal-size" | "--checkpoint-timeout" | "--gc-window" => {
+                "--checkpoint-wal-size"
+                | "--checkpoint-timeout"
+                | "--gc-window"
+                | "--write-set-part-size" => {
                     maintenance.push((flag.clone(), value(&flag)?));
                 }
                 f if f.strip_prefix("--").is_some_and(|k| {
@@ -382,6 +390,7 @@ impl Config {
             ("checkpoint_wal_size", &file.checkpoint_wal_size),
             ("checkpoint_timeout", &file.checkpoint_timeout),
             ("gc_window", &file.gc_window),
+            ("write_set_part_size", &file.write_set_part_size),
         ] {
             if let Some(value) = value {
                 maintenance
@@ -645,6 +654,7 @@ mod tests {
                 checkpoint_wal_size: 16 << 20,
                 checkpoint_timeout: std::time::Duration::from_secs(60),
                 gc_window: std::time::Duration::from_millis(50),
+                write_set_part_size: 16 << 20,
             }
         );
         assert!(Command::from_args(args(&["--checkpoint-wal-size", "lots"])).is_err());

@@ -145,6 +145,7 @@ pub fn run(config: Config) -> Result<(), ServerError> {
         max_prepared_transactions: config.max_prepared_transactions,
         gc_window: config.maintenance.gc_window,
         events: Some(Arc::new(maintenance::log_event)),
+        write_set_part_size: config.maintenance.write_set_part_size,
         ..DbOptions::default()
     })
     .map_err(|source| ServerError::OpenDb {

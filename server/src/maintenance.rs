@@ -6,6 +6,7 @@
 //! | `--checkpoint-wal-size` `checkpoint_wal_size` | 64MB | checkpoint once this much WAL was written |
 //! | `--checkpoint-timeout` `checkpoint_timeout`   | 5min | ... or this long passed with writes       |
 //! | `--gc-window` `gc_window`                     | 5min | Δgc: old versions live at least this long |
+//! | `--write-set-part-size` `write_set_part_size` | 16MB | a transaction's buffered writes go to the WAL in parts of this size (bulk loads; 0 = never) |
 //!
 //! Sizes take PostgreSQL's units (`B`, `kB`, `MB`, `GB`, `TB`; a bare number is bytes),
 //! durations `ms`, `s`, `min`, `h`, `d` (a bare number is seconds, as for PostgreSQL's
@@ -15,7 +16,7 @@ use std::time::Duration;
 
 use gnomon_mvcc::{
     DbEvent, MaintenanceOptions, DEFAULT_CHECKPOINT_TIMEOUT, DEFAULT_CHECKPOINT_WAL_SIZE,
-    DEFAULT_GC_WINDOW,
+    DEFAULT_GC_WINDOW, DEFAULT_WRITE_SET_PART_SIZE,
 };
 use serde::Deserialize;
 
@@ -37,6 +38,9 @@ pub struct MaintenanceConfig {
     /// Δgc: a superseded version stays readable at least this long (and while any snapshot or
     /// prepared transaction may read it).
     pub gc_window: Duration,
+    /// A transaction's buffered writes past this size go to the WAL as write-set parts while
+    /// it runs (0 = never; see the mvcc essay, "Bulk work").
+    pub write_set_part_size: u64,
 }
 
 impl Default for MaintenanceConfig {
@@ -45,12 +49,18 @@ impl Default for MaintenanceConfig {
             checkpoint_wal_size: DEFAULT_CHECKPOINT_WAL_SIZE,
             checkpoint_timeout: DEFAULT_CHECKPOINT_TIMEOUT,
             gc_window: DEFAULT_GC_WINDOW,
+            write_set_part_size: DEFAULT_WRITE_SET_PART_SIZE,
         }
     }
 }
 
 /// The config keys (and, with dashes, the flags) this module owns.
-pub const KEYS: [&str; 3] = ["checkpoint_wal_size", "checkpoint_timeout", "gc_window"];
+pub const KEYS: [&str; 4] = [
+    "checkpoint_wal_size",
+    "checkpoint_timeout",
+    "gc_window",
+    "write_set_part_size",
+];
 
 /// A setting's value in the TOML file: `"64MB"` / `"5min"`, or a bare integer.
 #[derive(Debug, Clone, Deserialize)]
@@ -95,6 +105,7 @@ impl MaintenanceConfig {
                 self.checkpoint_timeout = timeout;
             }
             "gc_window" => self.gc_window = parse_duration(value).map_err(bad)?,
+            "write_set_part_size" => self.write_set_part_size = parse_size(value).map_err(bad)?,
             _ => return Err(bad("not a maintenance setting".into())),
         }
         Ok(())
@@ -206,14 +217,17 @@ mod tests {
         c.set("gc-window", "50ms").unwrap();
         c.set("checkpoint_wal_size", "1MB").unwrap();
         c.set("checkpoint_timeout", "30s").unwrap();
+        c.set("write-set-part-size", "4kB").unwrap();
         assert_eq!(
             c,
             MaintenanceConfig {
                 checkpoint_wal_size: 1 << 20,
                 checkpoint_timeout: Duration::from_secs(30),
                 gc_window: Duration::from_millis(50),
+                write_set_part_size: 4 << 10,
             }
         );
+        assert!(c.set("write_set_part_size", "big").is_err());
         assert_eq!(c.options().gc_interval, Duration::from_micros(12_500));
         assert!(c.set("checkpoint_wal_size", "10").is_err());
         assert!(c.set("checkpoint_timeout", "0").is_err());

@@ -399,12 +399,13 @@ const SETTINGS: &[(&str, &str)] = &[
 ];
 
 /// Server settings shown by SHOW and fixed while the server runs (the lock manager's
-/// thresholds: the server's `lock_*` config keys).
+/// thresholds: the server's `lock_*` config keys; the WAL part size of bulk transactions).
 const SERVER_SETTINGS: &[&str] = &[
     "lock_escalation_partition_rows",
     "lock_escalation_table_rows",
     "lock_hotspot_waits",
     "lock_hotspot_window",
+    "write_set_part_size",
 ];
 
 /// The value of a [`SERVER_SETTINGS`] entry.
@@ -415,8 +416,19 @@ fn server_setting(db: &Db, name: &str) -> Option<String> {
         "lock_escalation_table_rows" => s.table_escalation_rows.to_string(),
         "lock_hotspot_waits" => s.contention_threshold.to_string(),
         "lock_hotspot_window" => format_timeout(s.contention_window_ms.into()),
+        "write_set_part_size" => format_size(db.write_set_part_size()),
         _ => return None,
     })
+}
+
+/// A size as PostgreSQL shows one: the largest of `TB`, `GB`, `MB`, `kB` that divides it.
+fn format_size(bytes: u64) -> String {
+    for (unit, shift) in [("TB", 40), ("GB", 30), ("MB", 20), ("kB", 10)] {
+        if bytes != 0 && bytes.is_multiple_of(1 << shift) {
+            return format!("{}{unit}", bytes >> shift);
+        }
+    }
+    format!("{bytes}B")
 }
 
 fn canonical_setting(name: &str) -> Option<&'static str> {
