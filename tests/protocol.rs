@@ -473,6 +473,72 @@ fn copy_in_many_messages_is_all_or_nothing_and_names_the_first_bad_line() {
 }
 
 #[test]
+fn copy_batches_fill_defaults_check_constraints_and_route_partitions_per_line() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let server = Server::start(dir.path());
+    let mut raw = Raw::session(&server);
+    raw.query("CREATE TABLE cd (id int, v int CHECK (v >= 0), tag text DEFAULT 'dflt')");
+    let tag = |reply: &[Msg]| {
+        reply
+            .iter()
+            .find(|m| m.kind == b'C')
+            .map(|m| m.strings()[0].clone())
+    };
+    // The CHECK fails on line 1500, in the second batch of lines: 23514 at that line.
+    let copy = cstr("COPY cd (id, v) FROM STDIN");
+    raw.send(b'Q', &copy);
+    assert_eq!(raw.recv().map(|m| m.kind), Some(b'G'));
+    for i in 1..=2000 {
+        let v = if i == 1500 { -1 } else { i };
+        raw.send(b'd', format!("{i}\t{v}\n").as_bytes());
+    }
+    raw.send(b'c', &[]);
+    let reply = raw.until_ready();
+    assert_eq!(kinds(&reply), "EZ");
+    assert_eq!(reply[0].field('C').as_deref(), Some("23514"));
+    let context = reply[0].field('W').unwrap_or_default();
+    assert!(context.starts_with("COPY cd, line 1500"), "{context}");
+    let rows = raw.query("SELECT * FROM cd");
+    assert_eq!(tag(&rows).as_deref(), Some("SELECT 0"), "nothing kept");
+    // A good COPY fills the omitted column's DEFAULT on every line of every batch.
+    raw.send(b'Q', &copy);
+    assert_eq!(raw.recv().map(|m| m.kind), Some(b'G'));
+    for i in 1..=2000 {
+        raw.send(b'd', format!("{i}\t{i}\n").as_bytes());
+    }
+    raw.send(b'c', &[]);
+    assert_eq!(tag(&raw.until_ready()).as_deref(), Some("COPY 2000"));
+    let rows = raw.query("SELECT 1 FROM cd WHERE tag = 'dflt' AND v = id");
+    assert_eq!(tag(&rows).as_deref(), Some("SELECT 2000"));
+
+    // Into a partitioned table each line goes to its own partition, within one batch.
+    raw.query("CREATE TABLE pr (id int, v int) PARTITION BY RANGE (id)");
+    raw.query("CREATE TABLE pr_lo PARTITION OF pr FOR VALUES FROM (0) TO (1000)");
+    raw.query("CREATE TABLE pr_hi PARTITION OF pr FOR VALUES FROM (1000) TO (3000)");
+    raw.send(b'Q', &cstr("COPY pr FROM STDIN"));
+    assert_eq!(raw.recv().map(|m| m.kind), Some(b'G'));
+    for i in 0..3000 {
+        raw.send(b'd', format!("{i}\t{i}\n").as_bytes());
+    }
+    raw.send(b'c', &[]);
+    assert_eq!(tag(&raw.until_ready()).as_deref(), Some("COPY 3000"));
+    let rows = raw.query("SELECT 1 FROM pr_lo");
+    assert_eq!(tag(&rows).as_deref(), Some("SELECT 1000"));
+    let rows = raw.query("SELECT 1 FROM pr_hi");
+    assert_eq!(tag(&rows).as_deref(), Some("SELECT 2000"));
+    // A line no partition accepts fails at its line.
+    raw.send(b'Q', &cstr("COPY pr FROM STDIN"));
+    assert_eq!(raw.recv().map(|m| m.kind), Some(b'G'));
+    raw.send(b'd', b"5\t5\n7\t7\n5000\t1\n");
+    raw.send(b'c', &[]);
+    let reply = raw.until_ready();
+    assert_eq!(kinds(&reply), "EZ");
+    assert_eq!(reply[0].field('C').as_deref(), Some("23514"));
+    let context = reply[0].field('W').unwrap_or_default();
+    assert!(context.starts_with("COPY pr, line 3"), "{context}");
+}
+
+#[test]
 fn notices_reach_the_client_in_both_protocols() {
     let dir = tempfile::tempdir().expect("temp dir");
     let server = Server::start(dir.path());

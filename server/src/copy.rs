@@ -4,8 +4,9 @@
 //! The server handles COPY itself: FROM answers CopyInResponse, splits the CopyData stream
 //! into records, decodes each record's fields and feeds them to a prepared
 //! `INSERT INTO table (columns) VALUES ($1, ...)`, up to 1024 records per statement
-//! (`Session::execute_prepared_rows`: one snapshot and one plan look-up per batch, not per
-//! line; the whole COPY stays one transaction); TO runs `SELECT columns FROM table` (or
+//! (`Session::execute_prepared_rows`: one snapshot, one plan look-up, one table lock and one
+//! partition placement look-up per batch, not per line; the whole COPY stays one
+//! transaction); TO runs `SELECT columns FROM table` (or
 //! the query) and sends CopyOutResponse, one CopyData per row, CopyDone.
 //!
 //! ```text

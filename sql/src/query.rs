@@ -4377,6 +4377,161 @@ fn table_arc_or<'a>(
 }
 
 /// Executes a plan.
+/// One INSERT statement's state across its rows: the partition placement (looked up once),
+/// the partitions locked so far, the rows an ON CONFLICT DO UPDATE touched, the RETURNING
+/// rows and the count.
+struct InsertRun {
+    placement: crate::partition::Placement,
+    locked_parts: Vec<u32>,
+    affected: crate::upsert::Affected,
+    out_rows: Vec<Vec<Value>>,
+    n: u64,
+}
+
+impl InsertRun {
+    /// Starts an INSERT of `rows` rows into `table` (bulk work past the escalation threshold
+    /// takes the table lock instead of row locks).
+    fn start(
+        ctx: &mut ExecContext<'_>,
+        table: &Arc<TableDef>,
+        rows: usize,
+    ) -> SqlResult<InsertRun> {
+        if !table.has_rowid() {
+            ctx.txn.bulk_write_hint(RelId(table.id.0), rows);
+        }
+        Ok(InsertRun {
+            placement: crate::partition::Placement::of(ctx.catalog, &*ctx.txn, table)?,
+            locked_parts: Vec::new(),
+            affected: crate::upsert::Affected::default(),
+            out_rows: Vec::new(),
+            n: 0,
+        })
+    }
+
+    /// Inserts one row placed into the table's columns (`None` = DEFAULT / not given).
+    fn row(
+        &mut self,
+        ctx: &mut ExecContext<'_>,
+        table: &Arc<TableDef>,
+        defaults: &[Option<Expr>],
+        on_conflict: &Option<Box<crate::upsert::OnConflict>>,
+        returning: &Option<Returning>,
+        row: Vec<Option<Value>>,
+    ) -> SqlResult<()> {
+        let mut full = row
+            .into_iter()
+            .enumerate()
+            .map(|(i, v)| {
+                let v = match v {
+                    Some(v) => v,
+                    None => match &defaults[i] {
+                        Some(d) => ctx.eval(d, &[])?,
+                        None => Value::Null,
+                    },
+                };
+                store_value(table, i, v)
+            })
+            .collect::<SqlResult<Vec<Value>>>()?;
+        ctx.fill_generated(table, &mut full)?;
+        let placement = &self.placement;
+        let table = placement.place(table, &full)?;
+        if !matches!(placement, crate::partition::Placement::Plain)
+            && !self.locked_parts.contains(&table.id.0)
+        {
+            // The partition a row is routed to is locked like the table.
+            ctx.txn
+                .lock_table(RelId(table.id.0), TableMode::RowExclusive, LockWait::Block)
+                .map_err(|e| lock_error(e, &table.name))?;
+            self.locked_parts.push(table.id.0);
+        }
+        ctx.check_row(table, &full)?;
+        if let Some(oc) = on_conflict {
+            if let Some(existing) =
+                crate::upsert::find_conflict(ctx.txn, table, &oc.arbiters, &full)?
+            {
+                if let crate::upsert::ConflictAction::Update { sets, filter } = &oc.action {
+                    if let Some(row) = crate::upsert::update_existing(
+                        ctx,
+                        table,
+                        sets,
+                        filter.as_ref(),
+                        existing,
+                        &full,
+                        &mut self.affected,
+                    )? {
+                        returning_row(ctx, returning, &row, &mut self.out_rows)?;
+                        self.n += 1;
+                    }
+                }
+                return Ok(());
+            }
+        }
+        let key = ctx.insert_row(table, &full)?;
+        if let Some(oc) = on_conflict {
+            self.affected.record(oc, &key);
+        }
+        returning_row(ctx, returning, &full, &mut self.out_rows)?;
+        self.n += 1;
+        Ok(())
+    }
+}
+
+/// Runs an INSERT plan whose source is one VALUES row once per row of `rows` (each row is
+/// that VALUES row's parameters), as one statement: the tables are locked and the partition
+/// placement looked up once for the whole batch, not per row. `COPY ... FROM STDIN` inserts
+/// its batches of lines through this. Returns the rows inserted, or the index of the row
+/// that failed with its error.
+pub(crate) fn execute_insert_rows<'a>(
+    ctx: &mut ExecContext<'a>,
+    plan: &Plan,
+    rows: &'a [Vec<Value>],
+) -> Result<u64, (usize, SqlError)> {
+    let Plan::Insert {
+        table,
+        targets,
+        source: InsertSource::Values(values),
+        defaults,
+        returning,
+        on_conflict,
+    } = plan
+    else {
+        return Err((
+            0,
+            SqlError::internal("execute_insert_rows needs INSERT ... VALUES"),
+        ));
+    };
+    let [exprs] = values.as_slice() else {
+        return Err((
+            0,
+            SqlError::internal("execute_insert_rows needs one VALUES row"),
+        ));
+    };
+    lock_plan_tables(ctx, plan).map_err(|e| (0, e))?;
+    let mut run = InsertRun::start(ctx, table, rows.len()).map_err(|e| (0, e))?;
+    let ncols = table.columns.len();
+    for (i, params) in rows.iter().enumerate() {
+        ctx.params = params.as_slice();
+        let one = |ctx: &mut ExecContext<'a>, run: &mut InsertRun| {
+            ctx.interrupt.check()?;
+            let mut row: Vec<Option<Value>> = vec![None; ncols];
+            for (j, e) in exprs.iter().enumerate() {
+                row[targets[j]] = match e {
+                    // A bare parameter (COPY's `$n`) needs no evaluation context.
+                    Some(Expr::Param(k)) => match params.get(*k) {
+                        Some(v) => Some(v.clone()),
+                        None => Some(ctx.eval(&Expr::Param(*k), &[])?),
+                    },
+                    Some(e) => Some(ctx.eval(e, &[])?),
+                    None => None,
+                };
+            }
+            run.row(ctx, table, defaults, on_conflict, returning, row)
+        };
+        one(ctx, &mut run).map_err(|e| (i, e))?;
+    }
+    Ok(run.n)
+}
+
 pub(crate) fn execute(ctx: &mut ExecContext<'_>, plan: &Plan) -> SqlResult<Outcome> {
     lock_plan_tables(ctx, plan)?;
     match plan {
@@ -4422,71 +4577,12 @@ pub(crate) fn execute(ctx: &mut ExecContext<'_>, plan: &Plan) -> SqlResult<Outco
                 }
                 InsertSource::Query(q) => run_select(ctx, q)?.into_iter().map(placed).collect(),
             };
-            if !table.has_rowid() {
-                // Bulk work: past the escalation threshold the table lock replaces row locks.
-                ctx.txn.bulk_write_hint(RelId(table.id.0), input.len());
-            }
-            let mut out_rows = Vec::new();
-            let mut affected = crate::upsert::Affected::default();
-            let mut n = 0u64;
-            let placement = crate::partition::Placement::of(ctx.catalog, &*ctx.txn, table)?;
-            let mut locked_parts: Vec<u32> = Vec::new();
+            let mut run = InsertRun::start(ctx, table, input.len())?;
             for row in input {
                 ctx.interrupt.check()?;
-                let mut full = row
-                    .into_iter()
-                    .enumerate()
-                    .map(|(i, v)| {
-                        let v = match v {
-                            Some(v) => v,
-                            None => match &defaults[i] {
-                                Some(d) => ctx.eval(d, &[])?,
-                                None => Value::Null,
-                            },
-                        };
-                        store_value(table, i, v)
-                    })
-                    .collect::<SqlResult<Vec<Value>>>()?;
-                ctx.fill_generated(table, &mut full)?;
-                let table = placement.place(table, &full)?;
-                if !matches!(placement, crate::partition::Placement::Plain)
-                    && !locked_parts.contains(&table.id.0)
-                {
-                    // The partition a row is routed to is locked like the table.
-                    ctx.txn
-                        .lock_table(RelId(table.id.0), TableMode::RowExclusive, LockWait::Block)
-                        .map_err(|e| lock_error(e, &table.name))?;
-                    locked_parts.push(table.id.0);
-                }
-                ctx.check_row(table, &full)?;
-                if let Some(oc) = on_conflict {
-                    if let Some(existing) =
-                        crate::upsert::find_conflict(ctx.txn, table, &oc.arbiters, &full)?
-                    {
-                        if let crate::upsert::ConflictAction::Update { sets, filter } = &oc.action {
-                            if let Some(row) = crate::upsert::update_existing(
-                                ctx,
-                                table,
-                                sets,
-                                filter.as_ref(),
-                                existing,
-                                &full,
-                                &mut affected,
-                            )? {
-                                returning_row(ctx, returning, &row, &mut out_rows)?;
-                                n += 1;
-                            }
-                        }
-                        continue;
-                    }
-                }
-                let key = ctx.insert_row(table, &full)?;
-                if let Some(oc) = on_conflict {
-                    affected.record(oc, &key);
-                }
-                returning_row(ctx, returning, &full, &mut out_rows)?;
-                n += 1;
+                run.row(ctx, table, defaults, on_conflict, returning, row)?;
             }
+            let InsertRun { n, out_rows, .. } = run;
             Ok(dml_outcome(count_tag("INSERT 0 ", n), returning, out_rows))
         }
         Plan::Update {

@@ -1679,13 +1679,7 @@ impl Session {
             },
             sequences: &self.sequences,
         };
-        let mut n = 0u64;
-        for (i, row) in rows.iter().enumerate() {
-            ctx.params = row.as_slice();
-            execute(&mut ctx, &plan).map_err(|e| (i, e))?;
-            n += 1;
-        }
-        Ok(n)
+        crate::query::execute_insert_rows(&mut ctx, &plan, rows)
     }
 
     /// Starts a statement that runs a prepared plan: refuses a failed transaction (25P02),
