@@ -385,11 +385,12 @@ pub enum ReadyStatus {
     Failed,
 }
 
-/// One column of a RowDescription.
+/// One column of a RowDescription (the name borrowed from the statement's columns: encoding a
+/// RowDescription allocates nothing).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FieldDescription {
+pub struct FieldDescription<'a> {
     /// Column name.
-    pub name: String,
+    pub name: &'a str,
     /// OID of the source table, 0 if none.
     pub table_oid: u32,
     /// Attribute number in that table, 0 if none.
@@ -594,11 +595,14 @@ impl Output {
 
     /// `T | len | n i16 | (name cstr | table i32 | attnum i16 | type i32 | typlen i16 |
     /// typmod i32 | format i16) * n`: RowDescription.
-    pub fn row_description(&mut self, fields: &[FieldDescription]) {
+    pub fn row_description<'a>(
+        &mut self,
+        fields: impl ExactSizeIterator<Item = FieldDescription<'a>>,
+    ) {
         self.frame(b'T', |b| {
             b.put_i16(i16::try_from(fields.len()).unwrap_or(i16::MAX));
             for f in fields {
-                Self::put_cstr(b, &f.name);
+                Self::put_cstr(b, f.name);
                 b.put_u32(f.table_oid);
                 b.put_i16(f.column_id);
                 b.put_u32(f.type_oid);

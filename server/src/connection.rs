@@ -805,7 +805,7 @@ impl Backend {
         for result in results {
             match result {
                 Ok(Outcome::Rows { columns, rows, tag }) => {
-                    wire.out.row_description(&field_descriptions(&columns, &[]));
+                    wire.out.row_description(field_descriptions(&columns, &[]));
                     for row in &rows {
                         send_row(&mut wire.out, row, &[]);
                         wire.flush_if_full()?;
@@ -1608,27 +1608,26 @@ fn check_format_codes(codes: &[i16]) -> Result<(), ErrorFields> {
     }
 }
 
-fn field_descriptions(columns: &[Column], formats: &[i16]) -> Vec<FieldDescription> {
-    columns
-        .iter()
-        .enumerate()
-        .map(|(i, c)| FieldDescription {
-            name: c.name.clone(),
-            table_oid: c.table_oid,
-            column_id: c.column_id,
-            type_oid: c.ty.oid(),
-            type_len: c.ty.typlen(),
-            type_modifier: c.ty.typmod(),
-            format: format_for(formats, i),
-        })
-        .collect()
+fn field_descriptions<'a>(
+    columns: &'a [Column],
+    formats: &'a [i16],
+) -> impl ExactSizeIterator<Item = FieldDescription<'a>> + 'a {
+    columns.iter().enumerate().map(|(i, c)| FieldDescription {
+        name: &c.name,
+        table_oid: c.table_oid,
+        column_id: c.column_id,
+        type_oid: c.ty.oid(),
+        type_len: c.ty.typlen(),
+        type_modifier: c.ty.typmod(),
+        format: format_for(formats, i),
+    })
 }
 
 fn describe_columns(out: &mut Output, columns: &[Column], formats: &[i16]) {
     if columns.is_empty() {
         out.no_data();
     } else {
-        out.row_description(&field_descriptions(columns, formats));
+        out.row_description(field_descriptions(columns, formats));
     }
 }
 
