@@ -298,3 +298,176 @@ Partitions: m1 FOR VALUES FROM (1) TO (10),
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// ATTACH / DETACH PARTITION over the wire: a prepared statement over the parent sees the new
+/// shape at its next execution (re-planned, pruning included), and the lock manager places
+/// an attached table's rows under the parent (in the partition that is the table) and a
+/// detached one's back under its own relation, once the DDL has committed.
+#[tokio::test]
+async fn attach_and_detach_replan_prepared_statements_and_move_row_locks() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let server = Server::start(dir.path());
+    let a = server.connect().await;
+    let watcher = server.connect().await;
+    a.batch_execute(
+        "CREATE TABLE p (k int, v text) PARTITION BY LIST (k);
+         CREATE TABLE p1 PARTITION OF p FOR VALUES IN (1);
+         CREATE TABLE t (k int, v text);
+         INSERT INTO p VALUES (1, 'a');
+         INSERT INTO t VALUES (2, 'b'), (2, 'c');",
+    )
+    .await
+    .unwrap();
+    let count = a
+        .prepare("SELECT count(*) FROM p WHERE k = $1")
+        .await
+        .unwrap();
+    let insert = a.prepare("INSERT INTO p VALUES ($1, 'n')").await.unwrap();
+    let n = |k: i32| {
+        let (a, count) = (&a, &count);
+        async move { a.query_one(count, &[&k]).await.unwrap().get::<_, i64>(0) }
+    };
+    assert_eq!(n(2).await, 0);
+    let e = a.execute(&insert, &[&2i32]).await.unwrap_err();
+    assert_eq!(sqlstate(&e), "23514");
+
+    a.batch_execute("ALTER TABLE p ATTACH PARTITION t FOR VALUES IN (2, 3)")
+        .await
+        .unwrap();
+    assert_eq!(n(2).await, 2);
+    a.execute(&insert, &[&3i32]).await.unwrap();
+    assert_eq!(n(3).await, 1);
+
+    let oid = |name: &'static str| {
+        let w = &watcher;
+        async move {
+            rows(
+                w,
+                &format!("SELECT oid FROM pg_class WHERE relname = '{name}'"),
+            )
+            .await
+            .remove(0)
+        }
+    };
+    let (p, t) = (oid("p").await, oid("t").await);
+    let partition_locks = || {
+        rows(
+            &watcher,
+            "SELECT relation, page, mode FROM pg_locks WHERE locktype = 'partition'",
+        )
+    };
+    a.batch_execute("BEGIN; UPDATE p SET v = 'x' WHERE k = 3")
+        .await
+        .unwrap();
+    assert_eq!(
+        partition_locks().await,
+        vec![format!("{p}|{t}|IntentExclusiveLock")]
+    );
+    a.batch_execute("COMMIT").await.unwrap();
+
+    a.batch_execute("ALTER TABLE p DETACH PARTITION t")
+        .await
+        .unwrap();
+    assert_eq!(n(2).await, 0);
+    let e = a.execute(&insert, &[&2i32]).await.unwrap_err();
+    assert_eq!(sqlstate(&e), "23514");
+    assert_eq!(rows(&a, "SELECT count(*) FROM t").await, vec!["3"]);
+    a.batch_execute("BEGIN; UPDATE t SET v = 'y' WHERE k = 3")
+        .await
+        .unwrap();
+    // A plain table's rows lock in its own relation's hash partitions.
+    assert_eq!(
+        rows(
+            &watcher,
+            "SELECT relation FROM pg_locks WHERE locktype = 'partition'"
+        )
+        .await,
+        vec![t.clone()]
+    );
+    a.batch_execute("COMMIT").await.unwrap();
+}
+
+/// psql's `\d` of a partitioned table with indexes and of its partitions (created before and
+/// after the index, one with an equivalent index of its own, one attached) prints what
+/// PostgreSQL 15 prints for the same script.
+#[test]
+fn psql_describes_indexes_of_a_partitioned_table_like_postgres() {
+    let Some(psql) = common::find_pg_tool("psql") else {
+        eprintln!("SKIPPED: psql not found on PATH nor at /usr/lib/postgresql/15/bin/psql");
+        return;
+    };
+    let dir = tempfile::tempdir().expect("temp dir");
+    let server = Server::start(dir.path());
+    let script = "CREATE TABLE p (k int, v text, w int) PARTITION BY RANGE (k);\n\
+                  CREATE TABLE p1 PARTITION OF p FOR VALUES FROM (0) TO (10);\n\
+                  CREATE INDEX ON p1 (v);\n\
+                  CREATE INDEX ON p (v);\n\
+                  CREATE UNIQUE INDEX pu ON p (k, v);\n\
+                  CREATE TABLE p2 PARTITION OF p FOR VALUES FROM (10) TO (20);\n\
+                  CREATE TABLE t (k int, v text, w int);\n\
+                  ALTER TABLE p ATTACH PARTITION t FOR VALUES FROM (20) TO (30);\n\
+                  \\d p\n\\d p1\n\\d p2\n\\d t\n";
+    let file = dir.path().join("d.sql");
+    std::fs::write(&file, script).expect("write script");
+    let out = std::process::Command::new(psql)
+        .arg(server.conn_str())
+        .args(["-X", "-q", "-f"])
+        .arg(&file)
+        .env("COLUMNS", "200")
+        .output()
+        .expect("run psql");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{out:?}");
+    let expected = r#"           Partitioned table "public.p"
+ Column |  Type   | Collation | Nullable | Default 
+--------+---------+-----------+----------+---------
+ k      | integer |           |          | 
+ v      | text    |           |          | 
+ w      | integer |           |          | 
+Partition key: RANGE (k)
+Indexes:
+    "p_v_idx" btree (v)
+    "pu" UNIQUE, btree (k, v)
+Number of partitions: 3 (Use \d+ to list them.)
+
+                 Table "public.p1"
+ Column |  Type   | Collation | Nullable | Default 
+--------+---------+-----------+----------+---------
+ k      | integer |           |          | 
+ v      | text    |           |          | 
+ w      | integer |           |          | 
+Partition of: p FOR VALUES FROM (0) TO (10)
+Indexes:
+    "p1_k_v_idx" UNIQUE, btree (k, v)
+    "p1_v_idx" btree (v)
+
+                 Table "public.p2"
+ Column |  Type   | Collation | Nullable | Default 
+--------+---------+-----------+----------+---------
+ k      | integer |           |          | 
+ v      | text    |           |          | 
+ w      | integer |           |          | 
+Partition of: p FOR VALUES FROM (10) TO (20)
+Indexes:
+    "p2_k_v_idx" UNIQUE, btree (k, v)
+    "p2_v_idx" btree (v)
+
+                 Table "public.t"
+ Column |  Type   | Collation | Nullable | Default 
+--------+---------+-----------+----------+---------
+ k      | integer |           |          | 
+ v      | text    |           |          | 
+ w      | integer |           |          | 
+Partition of: p FOR VALUES FROM (20) TO (30)
+Indexes:
+    "t_k_v_idx" UNIQUE, btree (k, v)
+    "t_v_idx" btree (v)
+
+"#;
+    assert_eq!(
+        stdout,
+        expected,
+        "stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

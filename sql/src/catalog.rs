@@ -587,6 +587,36 @@ impl Catalog {
         self.hierarchy.register(child, parent);
     }
 
+    /// The parents (None: no parent) of the tables named `names` as `txn` sees them, for
+    /// [`Catalog::link_partitions`] once `txn` commits (ATTACH / DETACH PARTITION).
+    pub(crate) fn partition_links(
+        &self,
+        txn: &dyn Transaction,
+        names: &[String],
+    ) -> SqlResult<Vec<(TableId, Option<TableId>)>> {
+        let mut out = Vec::with_capacity(names.len());
+        for n in names {
+            if let Some(d) = self.lookup(txn, n)? {
+                let parent = match &d.partitioning.of {
+                    Some((p, _)) => self.lookup(txn, p)?.map(|p| p.id),
+                    None => None,
+                };
+                out.push((d.id, parent));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Rows of each table lock under its parent from now on (or as their own table's).
+    pub(crate) fn link_partitions(&self, links: &[(TableId, Option<TableId>)]) {
+        for &(child, parent) in links {
+            match parent {
+                Some(p) => self.hierarchy.register(child, p),
+                None => self.hierarchy.unregister(child),
+            }
+        }
+    }
+
     /// A fresh object id (table, definition, index or sequence); never reused.
     pub(crate) fn allocate_id(&self) -> u32 {
         self.next_table_id.fetch_add(1, Ordering::AcqRel)

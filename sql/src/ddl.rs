@@ -894,9 +894,6 @@ pub(crate) fn create_index(
     }
     let tname = object_name(&ci.table_name)?;
     let table = engine.catalog.require(&t.txn, &tname)?;
-    if table.partitioning.key.is_some() {
-        return Err(SqlError::unsupported("CREATE INDEX on a partitioned table"));
-    }
     crate::locking::lock_for_ddl(&mut t.txn, &table, gnomon_mvcc::TableMode::Share)?;
     let names = ci
         .columns
@@ -925,6 +922,17 @@ pub(crate) fn create_index(
             free_name(engine, &t.txn, &default_name(&tname, &refs, "idx"))?
         }
     };
+    if let Some(key) = &table.partitioning.key {
+        if ci.unique {
+            crate::partition::check_unique_covers_key(
+                &table.name,
+                &table.columns,
+                key,
+                &cols,
+                false,
+            )?;
+        }
+    }
     add_index_name(engine, t, &iname, &table)?;
     let ix = IndexDef {
         id: engine.catalog.allocate_id(),
@@ -933,6 +941,10 @@ pub(crate) fn create_index(
         unique: ci.unique,
         constraint: false,
     };
+    if table.partitioning.key.is_some() {
+        // A partitioned table's index is one index per partition (and on later ones).
+        crate::partition::index_partitions(engine, t, &table, &ix, interrupt)?;
+    }
     crate::index::build(&mut t.txn, &table, &ix, interrupt)?;
     let mut new = (*table).clone();
     new.indexes.push(ix);
@@ -1168,6 +1180,33 @@ pub(crate) fn drop_indexes(
                 table.name
             )));
         }
+        if let Some(parent_ix) =
+            crate::partition::parent_index_of(engine, &t.txn, &table, &table.indexes[pos])?
+        {
+            return Err(SqlError::new(
+                SqlState::DEPENDENT_OBJECTS,
+                format!("cannot drop index {name} because index {parent_ix} requires it"),
+            )
+            .with_hint(format!("You can drop index {parent_ix} instead.")));
+        }
+        if table.partitioning.key.is_some() {
+            // The partitions' indexes standing for it go with it.
+            let ix = table.indexes[pos].clone();
+            for part in crate::partition::partitions_of(&engine.catalog, &t.txn, &table)? {
+                crate::locking::lock_for_ddl(
+                    &mut t.txn,
+                    &part,
+                    gnomon_mvcc::TableMode::AccessExclusive,
+                )?;
+                if let Some(p) = part
+                    .indexes
+                    .iter()
+                    .position(|x| x.columns == ix.columns && x.unique == ix.unique)
+                {
+                    drop_index_at(engine, t, &part, p)?;
+                }
+            }
+        }
         drop_index_at(engine, t, &table, pos)?;
     }
     Ok(())
@@ -1307,13 +1346,38 @@ pub(crate) fn alter_table(
             format!("relation \"{name}\" does not exist"),
         ));
     };
+    use ast::AlterTableOperation as Op;
+    match at.operations.as_slice() {
+        [Op::AttachPartitionOf {
+            partition,
+            for_values,
+        }] => {
+            return crate::partition::attach(
+                engine, info, t, &def, partition, for_values, interrupt,
+            )
+        }
+        [Op::DetachPartitionOf { partition, mode }] => {
+            return crate::partition::detach(engine, t, &def, partition, *mode)
+        }
+        ops if ops.iter().any(|o| {
+            matches!(
+                o,
+                Op::AttachPartitionOf { .. } | Op::DetachPartitionOf { .. }
+            )
+        }) =>
+        {
+            return Err(SqlError::syntax(
+                "ATTACH / DETACH PARTITION must be the only action of an ALTER TABLE",
+            ))
+        }
+        _ => {}
+    }
     if !def.partitioning.is_empty() {
         return Err(SqlError::unsupported(
             "ALTER TABLE on a partitioned table or a partition",
         ));
     }
     crate::locking::lock_for_ddl(&mut t.txn, &def, gnomon_mvcc::TableMode::AccessExclusive)?;
-    use ast::AlterTableOperation as Op;
     for op in &at.operations {
         interrupt.check()?;
         def = match op {

@@ -42,7 +42,8 @@ use crate::types::{DataType, Value};
 #[derive(Default)]
 pub(crate) struct SqlHierarchy {
     /// Partition table id -> parent table id. Entries are added when a partition is created
-    /// (or found at start) and never removed: table ids are never reused.
+    /// or attached (or found at start) and removed when one is detached (both once the DDL
+    /// has committed; until then the DDL holds ACCESS EXCLUSIVE on both tables).
     parents: std::sync::RwLock<std::collections::HashMap<u32, u32>>,
     /// Whether `parents` has entries (lets plain tables skip the map).
     any: std::sync::atomic::AtomicBool,
@@ -54,6 +55,13 @@ impl SqlHierarchy {
         if let Ok(mut m) = self.parents.write() {
             m.insert(child.0, parent.0);
             self.any.store(true, std::sync::atomic::Ordering::Release);
+        }
+    }
+
+    /// Rows of table `child` lock as its own table's again (DETACH PARTITION).
+    pub(crate) fn unregister(&self, child: TableId) {
+        if let Ok(mut m) = self.parents.write() {
+            m.remove(&child.0);
         }
     }
 

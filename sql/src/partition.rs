@@ -31,19 +31,36 @@
 //! 2. Writing a partition directly checks its bound (23514 `new row for relation "c"
 //!    violates partition constraint`). An UPDATE through the parent that changes the key
 //!    moves the row: delete from the old partition, insert into the new one.
-//! 3. Bounds of partitions of one parent never overlap (42P17), checked at CREATE.
-//! 4. A primary key or UNIQUE constraint of a partitioned table includes every key column
-//!    (0A000), so uniqueness per partition is uniqueness of the parent.
+//! 3. Bounds of partitions of one parent never overlap (42P17), checked at CREATE and at
+//!    ATTACH.
+//! 4. A primary key, UNIQUE constraint or unique index of a partitioned table includes every
+//!    key column (0A000), so uniqueness per partition is uniqueness of the parent. An index
+//!    of a partitioned table is stored in the parent's definition (it holds no entries) and
+//!    is one index per partition: CREATE INDEX builds it on every partition (a partition's
+//!    index on the same columns with the same uniqueness serves instead), CREATE ... PARTITION
+//!    OF and ATTACH give it to the new partition, DROP INDEX of the parent's drops the
+//!    partitions' and DROP INDEX of a partition's is refused (2BP01).
 //! 5. Pruning only narrows which partitions are read: each partition's rows are filtered
 //!    by the whole WHERE clause again (the SQL layer's invariant 5). Constants prune at
 //!    plan time (EXPLAIN shows the survivors under `Append`); parameters of prepared
 //!    statements prune again at execution.
+//! 6. `ALTER TABLE p ATTACH PARTITION t FOR VALUES ...` turns the plain table `t` into a
+//!    partition after PostgreSQL's checks (bound, columns 42804, overlap 42P17, CHECKs,
+//!    `t`'s rows and the DEFAULT partition's rows 23514), adding the parent's primary key
+//!    and indexes; `DETACH PARTITION t` makes it a plain table with its rows. Both lock the
+//!    parent and `t` ACCESS EXCLUSIVE and write a new parent definition (cached plans and
+//!    prepared statements re-plan); the lock manager learns the new parent of `t`'s rows when
+//!    the DDL commits.
 //!
 //! ## Deliberately left out
 //!
-//! Sub-partitioning (a partition that is itself partitioned), ATTACH / DETACH PARTITION,
-//! CREATE INDEX on a partitioned table, MERGE into and `SELECT ... FOR UPDATE` of a
-//! partitioned table (all 0A000). HASH partitions place integer, boolean, date and timestamp
+//! Sub-partitioning (a partition that is itself partitioned), MERGE into and `SELECT ... FOR
+//! UPDATE` of a partitioned table, ATTACH of a table whose columns are in another order than
+//! the parent's (rows are stored in the parent's column order), DETACH ... CONCURRENTLY (all
+//! 0A000). Which partition index stands for a parent index is not recorded: it is the
+//! partition's first index on the same columns with the same uniqueness. A prepared
+//! transaction (2PC) that attaches or detaches leaves the lock manager's view of the table
+//! as it was until a restart. HASH partitions place integer, boolean, date and timestamp
 //! keys exactly as PostgreSQL does (its lookup3-based extended hashes with the partition
 //! seed, tested against PostgreSQL 15's placements); other key types (text, numeric, ...)
 //! use FNV-1a over the key's memcomparable encoding: the same rows on every Gnomon node and
@@ -1183,6 +1200,103 @@ pub(crate) fn plan_time_value(e: &Expr) -> Option<Value> {
 // ---------------------------------------------------------------------------------------
 // CREATE TABLE ... PARTITION OF and DROP TABLE.
 
+/// Evaluates a partition bound's expression, which must be a constant.
+fn const_eval(
+    engine: &SqlEngine,
+    info: &SessionInfo,
+    txn: &gnomon_mvcc::Txn,
+    e: &ast::Expr,
+) -> SqlResult<Value> {
+    let mut binder = Binder::new(&engine.catalog, txn, info, vec![]);
+    let (bound, _) = binder.bind_expr(e, &crate::plan::Scope::default(), None)?;
+    if !bound.is_row_independent() || bound.has_subquery() {
+        return Err(SqlError::new(
+            SqlState::INVALID_OBJECT_DEFINITION,
+            "partition bound expression must be a constant",
+        ));
+    }
+    bound.eval(
+        &[],
+        &crate::expr::EvalContext {
+            params: &[],
+            interrupt: None,
+            times: Default::default(),
+            sequences: None,
+            clocks: None,
+            db: None,
+            outer: None,
+            runner: None,
+        },
+    )
+}
+
+/// Partitions' names and bounds.
+type Bounds = Vec<(String, PartitionBound)>;
+
+/// The bounds of `parent`'s partitions, and its DEFAULT partition if it has one.
+fn sibling_bounds(
+    engine: &SqlEngine,
+    txn: &dyn Transaction,
+    parent: &TableDef,
+) -> SqlResult<(Bounds, Option<Arc<TableDef>>)> {
+    let mut siblings = Vec::new();
+    let mut default_part = None;
+    for c in &parent.partitioning.children {
+        if let Some(d) = engine.catalog.lookup(txn, c)? {
+            if let Some((_, b)) = &d.partitioning.of {
+                siblings.push((d.name.clone(), b.clone()));
+                if *b == PartitionBound::Default {
+                    default_part = Some(d.clone());
+                }
+            }
+        }
+    }
+    Ok((siblings, default_part))
+}
+
+/// A new partition `name` of `parent` with `bound` (CREATE ... PARTITION OF, ATTACH): its
+/// bound overlaps no sibling's (42P17), and no row of the DEFAULT partition belongs in it
+/// (23514; the DEFAULT partition is locked ACCESS EXCLUSIVE to look).
+fn check_against_siblings(
+    engine: &SqlEngine,
+    t: &mut ActiveTxn,
+    parent: &TableDef,
+    key: &PartitionKey,
+    name: &str,
+    bound: &PartitionBound,
+) -> SqlResult<()> {
+    let (siblings, default_part) = sibling_bounds(engine, &t.txn, parent)?;
+    check_new_bound(name, bound, &siblings)?;
+    check_default_rows(t, key, bound, default_part.as_ref())
+}
+
+/// No row of the DEFAULT partition `default_part` belongs in a new partition with `bound`
+/// (23514; the DEFAULT partition is locked ACCESS EXCLUSIVE to look).
+fn check_default_rows(
+    t: &mut ActiveTxn,
+    key: &PartitionKey,
+    bound: &PartitionBound,
+    default_part: Option<&Arc<TableDef>>,
+) -> SqlResult<()> {
+    if let (Some(d), false) = (&default_part, *bound == PartitionBound::Default) {
+        // Rows the new partition would take must not sit in the default partition.
+        crate::locking::lock_for_ddl(&mut t.txn, d, TableMode::AccessExclusive)?;
+        for (_, bytes) in Transaction::scan(&t.txn, KeyPrefix::Rows(d.id).range(), false, None)? {
+            let row = decode_table_row(d, &bytes)?;
+            if accepts(key, bound, &row) {
+                return Err(SqlError::new(
+                    SqlState::CHECK_VIOLATION,
+                    format!(
+                        "updated partition constraint for default partition \"{}\" would be violated by some row",
+                        d.name
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// CREATE TABLE c PARTITION OF p FOR VALUES ... | DEFAULT: a table with the parent's
 /// columns, primary key, CHECKs and unique constraints, listed in the parent's definition.
 pub(crate) fn create_partition(
@@ -1225,59 +1339,8 @@ pub(crate) fn create_partition(
             "syntax error: FOR VALUES or DEFAULT expected",
         ));
     };
-    let eval = |e: &ast::Expr| -> SqlResult<Value> {
-        let mut binder = Binder::new(&engine.catalog, &t.txn, info, vec![]);
-        let (bound, _) = binder.bind_expr(e, &crate::plan::Scope::default(), None)?;
-        if !bound.is_row_independent() || bound.has_subquery() {
-            return Err(SqlError::new(
-                SqlState::INVALID_OBJECT_DEFINITION,
-                "partition bound expression must be a constant",
-            ));
-        }
-        bound.eval(
-            &[],
-            &crate::expr::EvalContext {
-                params: &[],
-                interrupt: None,
-                times: Default::default(),
-                sequences: None,
-                clocks: None,
-                db: None,
-                outer: None,
-                runner: None,
-            },
-        )
-    };
-    let bound = bound_from_ast(&parent, &key, fv, &eval)?;
-    let mut siblings = Vec::new();
-    let mut default_part = None;
-    for c in &parent.partitioning.children {
-        if let Some(d) = engine.catalog.lookup(&t.txn, c)? {
-            if let Some((_, b)) = &d.partitioning.of {
-                siblings.push((d.name.clone(), b.clone()));
-                if *b == PartitionBound::Default {
-                    default_part = Some(d.clone());
-                }
-            }
-        }
-    }
-    check_new_bound(&name, &bound, &siblings)?;
-    if let (Some(d), false) = (&default_part, bound == PartitionBound::Default) {
-        // Rows the new partition would take must not sit in the default partition.
-        crate::locking::lock_for_ddl(&mut t.txn, d, TableMode::AccessExclusive)?;
-        for (_, bytes) in Transaction::scan(&t.txn, KeyPrefix::Rows(d.id).range(), false, None)? {
-            let row = decode_table_row(d, &bytes)?;
-            if accepts(&key, &bound, &row) {
-                return Err(SqlError::new(
-                    SqlState::CHECK_VIOLATION,
-                    format!(
-                        "updated partition constraint for default partition \"{}\" would be violated by some row",
-                        d.name
-                    ),
-                ));
-            }
-        }
-    }
+    let bound = bound_from_ast(&parent, &key, fv, &|e| const_eval(engine, info, &t.txn, e))?;
+    check_against_siblings(engine, t, &parent, &key, &name, &bound)?;
     let def = engine.catalog.create_table(
         &mut t.txn,
         name.clone(),
@@ -1367,6 +1430,366 @@ pub(crate) fn expand_drop(
         }
     }
     Ok(out)
+}
+
+/// ALTER TABLE parent ATTACH PARTITION name FOR VALUES ... | DEFAULT: the plain table `name`
+/// becomes a partition of `parent` (both locked ACCESS EXCLUSIVE). As PostgreSQL 15: its
+/// columns must be the parent's (same names and types, NOT NULL where the parent's are,
+/// 42804), it must have the parent's CHECK constraints (by name, 42804), its rows must fit
+/// the bound (23514) and the DEFAULT partition must hold no row the bound takes (23514).
+/// The parent's primary key and indexes are created on it unless it has them (a rewrite
+/// when the primary key is new). Gnomon stores a partition's rows in its parent's column
+/// order, so a table whose columns are in another order is refused (0A000).
+pub(crate) fn attach(
+    engine: &SqlEngine,
+    info: &SessionInfo,
+    t: &mut ActiveTxn,
+    parent: &Arc<TableDef>,
+    part_name: &ast::ObjectName,
+    fv: &ast::ForValues,
+    interrupt: &crate::session::Interrupt,
+) -> SqlResult<()> {
+    let Some(key) = parent.partitioning.key.clone() else {
+        return Err(invalid_object(format!(
+            "table \"{}\" is not partitioned",
+            parent.name
+        )));
+    };
+    crate::locking::lock_for_ddl(&mut t.txn, parent, TableMode::AccessExclusive)?;
+    // PostgreSQL's order of checks: the bound (at parse analysis), the table, its columns'
+    // names, overlap with the siblings, columns' types and NOT NULL, CHECKs, then rows.
+    let bound = bound_from_ast(parent, &key, fv, &|e| const_eval(engine, info, &t.txn, e))?;
+    let name = object_name(part_name)?;
+    let part = engine.catalog.require(&t.txn, &name)?;
+    if part.id == parent.id {
+        return Err(SqlError::new(
+            SqlState::DUPLICATE_TABLE,
+            "circular inheritance not allowed",
+        )
+        .with_detail(format!(
+            "\"{}\" is already a child of \"{}\".",
+            part.name, parent.name
+        )));
+    }
+    if part.partitioning.of.is_some() {
+        return Err(SqlError::new(
+            SqlState::WRONG_OBJECT_TYPE,
+            format!("\"{}\" is already a partition", part.name),
+        ));
+    }
+    if part.partitioning.key.is_some() {
+        return Err(SqlError::unsupported(
+            "sub-partitioning (a partition that is itself partitioned)",
+        ));
+    }
+    if !part.foreign_keys.is_empty() || !part.referenced_by.is_empty() {
+        return Err(SqlError::unsupported(
+            "foreign keys from or to partitioned tables and partitions",
+        ));
+    }
+    crate::locking::lock_for_ddl(&mut t.txn, &part, TableMode::AccessExclusive)?;
+    check_extra_columns(parent, &part)?;
+    let (siblings, default_part) = sibling_bounds(engine, &t.txn, parent)?;
+    check_new_bound(&part.name, &bound, &siblings)?;
+    check_same_columns(parent, &part)?;
+    for c in &parent.checks {
+        match part.checks.iter().find(|x| x.name == c.name) {
+            None => {
+                return Err(SqlError::new(
+                    SqlState::DATATYPE_MISMATCH,
+                    format!("child table is missing constraint \"{}\"", c.name),
+                ))
+            }
+            Some(x) if x.expr != c.expr => {
+                return Err(SqlError::new(
+                    SqlState::DATATYPE_MISMATCH,
+                    format!(
+                        "child table \"{}\" has different definition for check constraint \"{}\"",
+                        part.name, c.name
+                    ),
+                ))
+            }
+            Some(_) => {}
+        }
+    }
+    if !parent.primary_key.is_empty()
+        && !part.primary_key.is_empty()
+        && part.primary_key != parent.primary_key
+    {
+        return Err(SqlError::new(
+            SqlState::INVALID_TABLE_DEFINITION,
+            format!(
+                "multiple primary keys for table \"{}\" are not allowed",
+                part.name
+            ),
+        ));
+    }
+    check_default_rows(t, &key, &bound, default_part.as_ref())?;
+    // Every row of the table must fit the bound.
+    let others: Vec<PartitionBound> = if bound == PartitionBound::Default {
+        siblings.into_iter().map(|(_, b)| b).collect()
+    } else {
+        vec![]
+    };
+    for (_, bytes) in Transaction::scan(&t.txn, KeyPrefix::Rows(part.id).range(), false, None)? {
+        interrupt.check()?;
+        let row = decode_table_row(&part, &bytes)?;
+        let fits = match &bound {
+            PartitionBound::Default => !others.iter().any(|b| accepts(&key, b, &row)),
+            b => accepts(&key, b, &row),
+        };
+        if !fits {
+            return Err(SqlError::new(
+                SqlState::CHECK_VIOLATION,
+                format!(
+                    "partition constraint of relation \"{}\" is violated by some row",
+                    part.name
+                ),
+            ));
+        }
+    }
+    // The parent's primary key (rows re-keyed under a new table id) and indexes.
+    let mut cur = part.clone();
+    if !parent.primary_key.is_empty() && cur.primary_key.is_empty() {
+        let cols: Vec<String> = parent
+            .primary_key
+            .iter()
+            .map(|&i| parent.columns[i].name.clone())
+            .collect();
+        cur = crate::ddl::add_primary_key(engine, t, &cur, &cols, interrupt)?;
+    }
+    let mut new = (*cur).clone();
+    for ix in &parent.indexes {
+        if new
+            .indexes
+            .iter()
+            .any(|x| x.columns == ix.columns && x.unique == ix.unique)
+        {
+            continue;
+        }
+        let ix2 = partition_index(engine, t, &new, ix)?;
+        crate::index::build(&mut t.txn, &new, &ix2, interrupt)?;
+        new.indexes.push(ix2);
+    }
+    new.partitioning.of = Some((parent.name.clone(), bound));
+    engine.catalog.replace_table(&mut t.txn, &cur, new)?;
+    t.dropped.push(cur.def_id);
+    let mut p2 = (**parent).clone();
+    p2.partitioning.children.push(part.name.clone());
+    engine.catalog.replace_table(&mut t.txn, parent, p2)?;
+    t.dropped.push(parent.def_id);
+    t.partition_links.push(part.name.clone());
+    t.ddl = true;
+    Ok(())
+}
+
+/// CREATE INDEX on a partitioned table: each partition gets its own index for `ix` (locked
+/// SHARE, built), unless it already has one on the same columns with the same uniqueness,
+/// which then serves as it (as PostgreSQL attaches an equivalent index).
+pub(crate) fn index_partitions(
+    engine: &SqlEngine,
+    t: &mut ActiveTxn,
+    parent: &TableDef,
+    ix: &IndexDef,
+    interrupt: &crate::session::Interrupt,
+) -> SqlResult<()> {
+    for part in partitions_of(&engine.catalog, &t.txn, parent)? {
+        crate::locking::lock_for_ddl(&mut t.txn, &part, TableMode::Share)?;
+        if part
+            .indexes
+            .iter()
+            .any(|x| x.columns == ix.columns && x.unique == ix.unique)
+        {
+            continue;
+        }
+        let ix2 = partition_index(engine, t, &part, ix)?;
+        crate::index::build(&mut t.txn, &part, &ix2, interrupt)?;
+        let mut new = (*part).clone();
+        new.indexes.push(ix2);
+        engine.catalog.replace_table(&mut t.txn, &part, new)?;
+        t.dropped.push(part.def_id);
+        t.ddl = true;
+    }
+    Ok(())
+}
+
+/// The index of `parent` (a partitioned table) that a partition's index `ix` stands for, if
+/// any: DROP INDEX of it is refused (2BP01), as PostgreSQL refuses to drop an index attached
+/// to a partitioned index.
+pub(crate) fn parent_index_of(
+    engine: &SqlEngine,
+    txn: &dyn Transaction,
+    part: &TableDef,
+    ix: &IndexDef,
+) -> SqlResult<Option<String>> {
+    let Some((parent, _)) = &part.partitioning.of else {
+        return Ok(None);
+    };
+    let Some(parent) = engine.catalog.lookup(txn, parent)? else {
+        return Ok(None);
+    };
+    // The partition's first index on those columns is the one standing for the parent's.
+    let first = part
+        .indexes
+        .iter()
+        .find(|x| x.columns == ix.columns && x.unique == ix.unique);
+    if first.map(|x| x.id) != Some(ix.id) {
+        return Ok(None);
+    }
+    Ok(parent
+        .indexes
+        .iter()
+        .find(|x| x.columns == ix.columns && x.unique == ix.unique)
+        .map(|x| x.name.clone()))
+}
+
+/// The index a partition `part` gets for its parent's index `ix`, named as PostgreSQL names
+/// it (`<partition>_<columns>_key` for a constraint, `_idx` otherwise; `_pkey` is the
+/// primary key's), its name reserved. The caller builds it.
+pub(crate) fn partition_index(
+    engine: &SqlEngine,
+    t: &mut ActiveTxn,
+    part: &TableDef,
+    ix: &IndexDef,
+) -> SqlResult<IndexDef> {
+    let cols: Vec<&str> = ix
+        .columns
+        .iter()
+        .map(|&i| part.columns[i].name.as_str())
+        .collect();
+    let suffix = if ix.constraint { "key" } else { "idx" };
+    let iname = crate::ddl::free_name(
+        engine,
+        &t.txn,
+        &crate::ddl::default_name(&part.name, &cols, suffix),
+    )?;
+    crate::ddl::add_index_name(engine, t, &iname, part)?;
+    Ok(IndexDef {
+        id: engine.catalog.allocate_id(),
+        name: iname,
+        columns: ix.columns.clone(),
+        unique: ix.unique,
+        constraint: ix.constraint,
+    })
+}
+
+/// ATTACH's first column check: no column the parent lacks (42804).
+fn check_extra_columns(parent: &TableDef, part: &TableDef) -> SqlResult<()> {
+    if let Some(c) = part
+        .columns
+        .iter()
+        .find(|c| parent.column_index(&c.name).is_none())
+    {
+        return Err(SqlError::new(
+            SqlState::DATATYPE_MISMATCH,
+            format!(
+                "table \"{}\" contains column \"{}\" not found in parent \"{}\"",
+                part.name, c.name, parent.name
+            ),
+        )
+        .with_detail("The new partition may contain only the columns present in parent."));
+    }
+    Ok(())
+}
+
+/// ATTACH's other column checks, in PostgreSQL's order: for each parent column: present,
+/// same type, NOT NULL if the parent's is (all 42804).
+fn check_same_columns(parent: &TableDef, part: &TableDef) -> SqlResult<()> {
+    let mismatch = |m: String| SqlError::new(SqlState::DATATYPE_MISMATCH, m);
+    for pc in &parent.columns {
+        let Some(c) = part.columns.iter().find(|c| c.name == pc.name) else {
+            return Err(mismatch(format!(
+                "child table is missing column \"{}\"",
+                pc.name
+            )));
+        };
+        if c.ty != pc.ty {
+            return Err(mismatch(format!(
+                "child table \"{}\" has different type for column \"{}\"",
+                part.name, pc.name
+            )));
+        }
+        if pc.not_null && !c.not_null {
+            return Err(mismatch(format!(
+                "column \"{}\" in child table must be marked NOT NULL",
+                pc.name
+            )));
+        }
+    }
+    if part
+        .columns
+        .iter()
+        .zip(&parent.columns)
+        .any(|(a, b)| a.name != b.name)
+    {
+        return Err(SqlError::unsupported(
+            "ATTACH PARTITION of a table whose columns are in another order than its parent's",
+        ));
+    }
+    Ok(())
+}
+
+/// ALTER TABLE parent DETACH PARTITION name: the partition becomes a plain table with its
+/// rows, indexes and constraints (both locked ACCESS EXCLUSIVE). CONCURRENTLY is refused
+/// (25001 in a transaction block as PostgreSQL, else 0A000); FINALIZE finds no pending
+/// detach (55000), as PostgreSQL says when none was started.
+pub(crate) fn detach(
+    engine: &SqlEngine,
+    t: &mut ActiveTxn,
+    parent: &Arc<TableDef>,
+    part_name: &ast::ObjectName,
+    mode: Option<ast::DetachPartitionMode>,
+) -> SqlResult<()> {
+    if parent.partitioning.key.is_none() {
+        return Err(invalid_object(format!(
+            "table \"{}\" is not partitioned",
+            parent.name
+        )));
+    }
+    let name = object_name(part_name)?;
+    match mode {
+        None => {}
+        Some(ast::DetachPartitionMode::Concurrently) => {
+            if t.in_explicit_block() {
+                return Err(SqlError::new(
+                    SqlState::ACTIVE_SQL_TRANSACTION,
+                    "ALTER TABLE ... DETACH CONCURRENTLY cannot run inside a transaction block",
+                ));
+            }
+            return Err(SqlError::unsupported("DETACH PARTITION ... CONCURRENTLY"));
+        }
+        Some(ast::DetachPartitionMode::Finalize) => {
+            engine.catalog.require(&t.txn, &name)?;
+            return Err(SqlError::new(
+                SqlState::OBJECT_NOT_IN_PREREQUISITE_STATE,
+                format!("cannot complete detaching partition \"{name}\""),
+            )
+            .with_detail("There's no pending concurrent detach."));
+        }
+    }
+    crate::locking::lock_for_ddl(&mut t.txn, parent, TableMode::AccessExclusive)?;
+    let part = engine.catalog.require(&t.txn, &name)?;
+    if part.partitioning.of.as_ref().map(|(p, _)| p) != Some(&parent.name) {
+        return Err(SqlError::new(
+            SqlState::UNDEFINED_TABLE,
+            format!(
+                "relation \"{}\" is not a partition of relation \"{}\"",
+                part.name, parent.name
+            ),
+        ));
+    }
+    crate::locking::lock_for_ddl(&mut t.txn, &part, TableMode::AccessExclusive)?;
+    let mut new = (*part).clone();
+    new.partitioning.of = None;
+    engine.catalog.replace_table(&mut t.txn, &part, new)?;
+    t.dropped.push(part.def_id);
+    let mut p2 = (**parent).clone();
+    p2.partitioning.children.retain(|c| *c != part.name);
+    engine.catalog.replace_table(&mut t.txn, parent, p2)?;
+    t.dropped.push(parent.def_id);
+    t.partition_links.push(part.name.clone());
+    t.ddl = true;
+    Ok(())
 }
 
 /// The partitions of a partitioned table as `txn` sees them, in the parent's order.

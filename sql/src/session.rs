@@ -335,6 +335,9 @@ pub(crate) struct ActiveTxn {
     pub(crate) dropped: Vec<TableId>,
     /// The transaction has DDL of its own.
     pub(crate) ddl: bool,
+    /// Tables ATTACHed to or DETACHed from a partitioned table: the lock manager learns
+    /// their parent (or that they have none) when the transaction commits.
+    pub(crate) partition_links: Vec<String>,
     statements: u64,
     /// When the transaction started (`now()`).
     started_at: i64,
@@ -860,10 +863,12 @@ impl Session {
             return Ok(());
         }
         let catalog = &self.engine.catalog;
+        let links = catalog.partition_links(&t.txn, &t.partition_links)?;
         catalog.ddl_commit_begins();
         match t.txn.commit() {
             Ok(_) => {
                 catalog.ddl_committed(&t.dropped);
+                catalog.link_partitions(&links);
                 Ok(())
             }
             Err(e) => {
@@ -884,6 +889,7 @@ impl Session {
             savepoints: vec![],
             dropped: vec![],
             ddl: false,
+            partition_links: vec![],
             statements: 0,
             started_at: now_timestamp(),
             catalog_tag,

@@ -461,3 +461,262 @@ fn escalation_in_a_hot_partition_takes_that_partition_only() {
         "a\nSELECT 1"
     );
 }
+
+/// ATTACH / DETACH PARTITION with PostgreSQL 15's errors (each message and SQLSTATE below
+/// was taken from a live PostgreSQL 15 running the same statements).
+#[test]
+fn attach_and_detach_partition_as_postgres() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut s = open(dir.path());
+    let out = run(
+        &mut s,
+        "CREATE TABLE p (k int, v text) PARTITION BY RANGE (k);
+         CREATE TABLE p1 PARTITION OF p FOR VALUES FROM (0) TO (10);
+         CREATE TABLE pd PARTITION OF p DEFAULT;
+         INSERT INTO p VALUES (1,'a'),(15,'b'),(25,'x');
+         CREATE TABLE t (k int, v text);
+         INSERT INTO t VALUES (12,'c'),(13,'d');",
+    );
+    assert!(!out.contains("ERROR"), "{out}");
+    let err = |s: &mut Session, sql: &str| run(s, sql);
+    assert_eq!(
+        err(
+            &mut s,
+            "ALTER TABLE p ATTACH PARTITION t FOR VALUES FROM (5) TO (20)"
+        ),
+        "ERROR 42P17 partition \"t\" would overlap partition \"p1\""
+    );
+    // 15 sits in the DEFAULT partition and would belong to t.
+    assert_eq!(
+        err(&mut s, "ALTER TABLE p ATTACH PARTITION t FOR VALUES FROM (10) TO (20)"),
+        "ERROR 23514 updated partition constraint for default partition \"pd\" would be violated by some row"
+    );
+    run(&mut s, "DELETE FROM pd WHERE k = 15");
+    // t's own row 13 is outside [10, 13).
+    assert_eq!(
+        err(
+            &mut s,
+            "ALTER TABLE p ATTACH PARTITION t FOR VALUES FROM (10) TO (13)"
+        ),
+        "ERROR 23514 partition constraint of relation \"t\" is violated by some row"
+    );
+    assert_eq!(
+        run(
+            &mut s,
+            "ALTER TABLE p ATTACH PARTITION t FOR VALUES FROM (10) TO (14)"
+        ),
+        "ALTER TABLE"
+    );
+    // Routing and pruning see t at once; writing t directly checks its new bound.
+    assert_eq!(run(&mut s, "INSERT INTO p VALUES (11, 'e')"), "INSERT 0 1");
+    assert_eq!(
+        run(&mut s, "SELECT k FROM t ORDER BY k"),
+        "11\n12\n13\nSELECT 3"
+    );
+    assert_eq!(run(&mut s, "SELECT k FROM p WHERE k = 12"), "12\nSELECT 1");
+    assert!(run(&mut s, "INSERT INTO t VALUES (30, 'z')")
+        .starts_with("ERROR 23514 new row for relation \"t\" violates partition constraint"));
+    assert_eq!(
+        err(
+            &mut s,
+            "ALTER TABLE p ATTACH PARTITION t FOR VALUES FROM (50) TO (60)"
+        ),
+        "ERROR 42809 \"t\" is already a partition"
+    );
+    // Column checks, in PostgreSQL's order.
+    run(
+        &mut s,
+        "CREATE TABLE t2 (k int, v text, extra int); CREATE TABLE t3 (k bigint, v text);
+         CREATE TABLE t4 (k int); CREATE TABLE t5 (v text, k int); CREATE TABLE t6 (k int, v text)",
+    );
+    assert_eq!(
+        err(&mut s, "ALTER TABLE p ATTACH PARTITION t2 FOR VALUES FROM (30) TO (40)"),
+        "ERROR 42804 table \"t2\" contains column \"extra\" not found in parent \"p\" DETAIL: The new partition may contain only the columns present in parent."
+    );
+    assert_eq!(
+        err(
+            &mut s,
+            "ALTER TABLE p ATTACH PARTITION t3 FOR VALUES FROM (30) TO (40)"
+        ),
+        "ERROR 42804 child table \"t3\" has different type for column \"k\""
+    );
+    assert_eq!(
+        err(
+            &mut s,
+            "ALTER TABLE p ATTACH PARTITION t4 FOR VALUES FROM (30) TO (40)"
+        ),
+        "ERROR 42804 child table is missing column \"v\""
+    );
+    assert!(err(
+        &mut s,
+        "ALTER TABLE p ATTACH PARTITION t5 FOR VALUES FROM (30) TO (40)"
+    )
+    .starts_with("ERROR 0A000"));
+    assert_eq!(
+        err(
+            &mut s,
+            "ALTER TABLE t ATTACH PARTITION t6 FOR VALUES FROM (50) TO (60)"
+        ),
+        "ERROR 42P17 table \"t\" is not partitioned"
+    );
+    assert_eq!(
+        err(
+            &mut s,
+            "ALTER TABLE p ATTACH PARTITION nope FOR VALUES FROM (50) TO (60)"
+        ),
+        "ERROR 42P01 relation \"nope\" does not exist"
+    );
+    assert_eq!(
+        err(
+            &mut s,
+            "ALTER TABLE p ATTACH PARTITION p FOR VALUES FROM (50) TO (60)"
+        ),
+        "ERROR 42P07 circular inheritance not allowed DETAIL: \"p\" is already a child of \"p\"."
+    );
+    assert_eq!(
+        err(
+            &mut s,
+            "ALTER TABLE p ATTACH PARTITION t6 FOR VALUES IN (1)"
+        ),
+        "ERROR 42P16 invalid bound specification for a range partition"
+    );
+    assert_eq!(
+        err(&mut s, "ALTER TABLE p ATTACH PARTITION t6 DEFAULT"),
+        "ERROR 42P17 partition \"t6\" conflicts with existing default partition \"pd\""
+    );
+    assert_eq!(
+        err(&mut s, "ALTER TABLE p DETACH PARTITION t6"),
+        "ERROR 42P01 relation \"t6\" is not a partition of relation \"p\""
+    );
+    assert_eq!(
+        err(&mut s, "ALTER TABLE p DETACH PARTITION p1 FINALIZE"),
+        "ERROR 55000 cannot complete detaching partition \"p1\" DETAIL: There's no pending concurrent detach."
+    );
+    assert_eq!(
+        err(&mut s, "BEGIN; ALTER TABLE p DETACH PARTITION p1 CONCURRENTLY"),
+        "BEGIN\nERROR 25001 ALTER TABLE ... DETACH CONCURRENTLY cannot run inside a transaction block"
+    );
+    run(&mut s, "ROLLBACK");
+
+    // DETACH: t is a plain table with its rows; the parent no longer sees them.
+    assert_eq!(
+        run(&mut s, "ALTER TABLE p DETACH PARTITION t"),
+        "ALTER TABLE"
+    );
+    assert_eq!(run(&mut s, "SELECT k FROM p ORDER BY k"), "1\n25\nSELECT 2");
+    assert_eq!(run(&mut s, "INSERT INTO t VALUES (30, 'z')"), "INSERT 0 1");
+    assert_eq!(run(&mut s, "SELECT count(*) FROM t"), "4\nSELECT 1");
+    assert_eq!(
+        err(&mut s, "ALTER TABLE p DETACH PARTITION t"),
+        "ERROR 42P01 relation \"t\" is not a partition of relation \"p\""
+    );
+    // A rolled-back ATTACH leaves nothing behind.
+    assert_eq!(
+        run(
+            &mut s,
+            "BEGIN; DELETE FROM t WHERE k = 30; ALTER TABLE p ATTACH PARTITION t FOR VALUES FROM (10) TO (20); ROLLBACK"
+        ),
+        "BEGIN\nDELETE 1\nALTER TABLE\nROLLBACK"
+    );
+    assert_eq!(
+        run(&mut s, "SELECT count(*) FROM p WHERE k = 12"),
+        "0\nSELECT 1"
+    );
+
+    // The DEFAULT partition's rows are checked against the other bounds.
+    run(
+        &mut s,
+        "ALTER TABLE p DETACH PARTITION pd; DELETE FROM t WHERE k = 30",
+    );
+    assert_eq!(
+        err(&mut s, "ALTER TABLE p ATTACH PARTITION pd DEFAULT"),
+        "ALTER TABLE"
+    );
+    assert_eq!(
+        err(
+            &mut s,
+            "ALTER TABLE p ATTACH PARTITION t FOR VALUES FROM (10) TO (20)"
+        ),
+        "ALTER TABLE"
+    );
+    assert_eq!(
+        run(
+            &mut s,
+            "SELECT 'p1', k FROM p1 UNION ALL SELECT 't', k FROM t UNION ALL SELECT 'pd', k FROM pd ORDER BY 2"
+        ),
+        "p1|1\nt|11\nt|12\nt|13\npd|25\nSELECT 5"
+    );
+    assert_eq!(
+        run(&mut s, "SELECT k FROM p ORDER BY k"),
+        "1\n11\n12\n13\n25\nSELECT 5"
+    );
+
+    // NOT NULL and CHECK constraints of the parent; its primary key is built on the table.
+    let out = run(
+        &mut s,
+        "CREATE TABLE pk (k int PRIMARY KEY, v text CHECK (v <> '')) PARTITION BY LIST (k);
+         CREATE TABLE n1 (k int, v text);
+         CREATE TABLE n2 (k int NOT NULL, v text);
+         CREATE TABLE n3 (k int NOT NULL, v text CONSTRAINT pk_v_check CHECK (v <> ''));
+         INSERT INTO n3 VALUES (1, 'a'), (1, 'b');",
+    );
+    assert!(!out.contains("ERROR"), "{out}");
+    assert_eq!(
+        err(
+            &mut s,
+            "ALTER TABLE pk ATTACH PARTITION n1 FOR VALUES IN (1)"
+        ),
+        "ERROR 42804 column \"k\" in child table must be marked NOT NULL"
+    );
+    assert_eq!(
+        err(
+            &mut s,
+            "ALTER TABLE pk ATTACH PARTITION n2 FOR VALUES IN (1)"
+        ),
+        "ERROR 42804 child table is missing constraint \"pk_v_check\""
+    );
+    assert_eq!(
+        err(
+            &mut s,
+            "ALTER TABLE pk ATTACH PARTITION n3 FOR VALUES IN (1)"
+        ),
+        "ERROR 23505 could not create unique index \"n3_pkey\" DETAIL: Key (k)=(1) is duplicated."
+    );
+    run(&mut s, "DELETE FROM n3 WHERE v = 'b'");
+    assert_eq!(
+        err(
+            &mut s,
+            "ALTER TABLE pk ATTACH PARTITION n3 FOR VALUES IN (1)"
+        ),
+        "ALTER TABLE"
+    );
+    assert!(run(&mut s, "INSERT INTO pk VALUES (1, 'c')")
+        .starts_with("ERROR 23505 duplicate key value violates unique constraint \"n3_pkey\""));
+    assert_eq!(run(&mut s, "SELECT k, v FROM pk"), "1|a\nSELECT 1");
+}
+
+/// An ATTACH / DETACH is durable: the shape survives a restart.
+#[test]
+fn attached_and_detached_partitions_survive_a_restart() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    {
+        let mut s = open(dir.path());
+        let out = run(
+            &mut s,
+            "CREATE TABLE l (k int, v text) PARTITION BY LIST (k);
+             CREATE TABLE l1 PARTITION OF l FOR VALUES IN (1);
+             CREATE TABLE l2 (k int, v text);
+             INSERT INTO l2 VALUES (2, 'b');
+             INSERT INTO l VALUES (1, 'a');
+             ALTER TABLE l ATTACH PARTITION l2 FOR VALUES IN (2, 3);
+             ALTER TABLE l DETACH PARTITION l1;",
+        );
+        assert!(!out.contains("ERROR"), "{out}");
+    }
+    let mut s = open(dir.path());
+    assert_eq!(run(&mut s, "SELECT k FROM l ORDER BY k"), "2\nSELECT 1");
+    assert_eq!(run(&mut s, "INSERT INTO l VALUES (3, 'c')"), "INSERT 0 1");
+    assert_eq!(run(&mut s, "SELECT k FROM l2 ORDER BY k"), "2\n3\nSELECT 2");
+    assert_eq!(run(&mut s, "SELECT k FROM l1"), "1\nSELECT 1");
+    assert!(run(&mut s, "INSERT INTO l VALUES (1, 'x')").starts_with("ERROR 23514"));
+}
