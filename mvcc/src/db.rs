@@ -479,6 +479,18 @@ impl Db {
         } else {
             self.order_commit()?
         };
+        Ok(self.enqueue_commit(state, commit_ts, ticket, parts))
+    }
+
+    /// The commit record to the log (a parts-commit record if the transaction wrote parts),
+    /// the writes into the engine (unpublished).
+    fn enqueue_commit(
+        &self,
+        state: &TxnState,
+        commit_ts: Timestamp,
+        ticket: gnomon_engine::BatchTicket,
+        parts: Option<(u32, u32, Vec<u8>)>,
+    ) -> InFlightCommit {
         let pending = match parts {
             None => self.wal.submit(
                 COMMIT_RECORD,
@@ -502,11 +514,49 @@ impl Db {
             }
             None => Some(ticket),
         };
-        Ok(InFlightCommit {
+        InFlightCommit {
             commit_ts,
             ticket,
             pending,
-        })
+        }
+    }
+
+    /// [`Db::start_commit`] of a READ COMMITTED transaction with increments (the caller holds
+    /// INCREMENT COMMIT on each row). Under the commit-order mutex, held until the record is
+    /// queued and the writes are in the engine: each row's newest version (unpublished ones of
+    /// earlier committers included) plus the deltas becomes a write of the record, then the
+    /// timestamp, the log and the engine as for any commit. Every incrementer of a row does
+    /// this under the same mutex, so the row's versions are a serial execution in commit (=
+    /// log) order. A delta out of range fails the commit before anything is registered.
+    pub(crate) fn start_commit_increments(
+        &self,
+        state: &mut TxnState,
+        increments: &[(Vec<u8>, Vec<std::sync::Arc<dyn crate::txn::RowDelta>>)],
+        mut parts: Option<(u32, u32, Vec<u8>)>,
+    ) -> Result<InFlightCommit, MvccError> {
+        self.registry
+            .set_phase(state.id, TxnPhase::Committing, None);
+        let _order = relock(&self.commit_order);
+        for (key, deltas) in increments {
+            let Some(mut row) = self.engine.get(key, gnomon_engine::Version::MAX) else {
+                continue; // NB: cannot happen, a delete waits for INCREMENT holders
+            };
+            for d in deltas {
+                row = d
+                    .apply(&row)
+                    .map_err(|message| MvccError::IncrementFailed { message })?;
+            }
+            // A transaction that wrote parts: the final value joins the parts-commit tail, where
+            // replay lets it win over any earlier write of the key.
+            if let Some((_, count, buf)) = parts.as_mut() {
+                crate::record::encode_write(buf, key, Some(&row));
+                *count += 1;
+            }
+            state.writes.insert(key.clone(), Some(row));
+        }
+        let ts = self.clock.now()?;
+        let ticket = self.engine.prepare_batch(ts.to_version())?;
+        Ok(self.enqueue_commit(state, ts, ticket, parts))
     }
 
     /// Takes the commit timestamp and registers the batch with the engine, in timestamp order.

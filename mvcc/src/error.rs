@@ -129,6 +129,14 @@ pub enum MvccError {
         /// What is wrong.
         reason: &'static str,
     },
+    /// Applying an increment ([`crate::Txn::increment`]) to a row failed: the result is out of
+    /// the column's range (the SQL layer's 22003), or the row did not decode. At COMMIT this
+    /// fails the transaction (PostgreSQL would have failed the UPDATE; see the locks README).
+    #[error("{message}")]
+    IncrementFailed {
+        /// The SQL layer's message (`integer out of range`).
+        message: String,
+    },
 }
 
 impl MvccError {

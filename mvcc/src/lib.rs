@@ -96,6 +96,13 @@
 //!     write the records in [durable, `E`) may be missing on restart, and a stamp beyond the
 //!     reopened log's end would make recovery skip every record written after the reopen
 //!     (`Db::open` refuses a checkpoint ahead of the log: `WalBehindCheckpoint`).
+//! 11. **Increments.** A row held in INCREMENT mode by several transactions gets its final
+//!     value only at each one's commit: the newest version (unpublished ones included) plus the
+//!     deltas, computed under the commit-order mutex held until the record is queued and the
+//!     writes are in the engine (`Db::start_commit_increments`), so the row's versions are a
+//!     serial execution in log order and the WAL holds values, not deltas. A transaction that
+//!     reads a row it increments first becomes its observer (the others' commits wait for it);
+//!     see `src/locks/README.md`, "Increments".
 //!
 //! ## Data
 //!
@@ -204,4 +211,6 @@ pub use maintenance::{
 pub use registry::{TxnInfo, TxnPhase};
 pub use ssi::SsiStats;
 pub use twopc::{PreparedInfo, MAX_GID_LEN};
-pub use txn::{Isolation, Savepoint, ScanIter, Txn, TxnId, TxnState, TxnStatus};
+pub use txn::{
+    IncrementOutcome, Isolation, RowDelta, Savepoint, ScanIter, Txn, TxnId, TxnState, TxnStatus,
+};

@@ -496,7 +496,12 @@ pub fn encode_prepare<'a>(
             RowMode::Update => buf.push(LOCK_ROW_EXCLUSIVE),
             RowMode::KeyShare => buf.extend_from_slice(&[LOCK_ROW, 0]),
             RowMode::Share => buf.extend_from_slice(&[LOCK_ROW, 1]),
-            RowMode::NoKeyUpdate => buf.extend_from_slice(&[LOCK_ROW, 2]),
+            // A prepared transaction has observed every row it increments (its final values
+            // are in its write set), so it holds those rows as a writer: FOR NO KEY UPDATE.
+            RowMode::NoKeyUpdate
+            | RowMode::Increment
+            | RowMode::IncrementObserve
+            | RowMode::IncrementCommit => buf.extend_from_slice(&[LOCK_ROW, 2]),
         }
         push_key(&mut buf, key);
     }

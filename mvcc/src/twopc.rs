@@ -171,11 +171,13 @@ impl Db {
     /// or the log failed (then the outcome is in doubt, as for a commit).
     pub fn prepare(
         &self,
-        txn: Txn,
+        mut txn: Txn,
         gid: &str,
         owner: &str,
         database: &str,
     ) -> Result<(), MvccError> {
+        // Increments are observed first: the prepare record carries final values.
+        txn.observe_increments()?;
         if gid.len() > MAX_GID_LEN {
             return Err(MvccError::GidTooLong {
                 gid: gid.to_string(),

@@ -68,9 +68,41 @@ pub struct TxnState {
     pub status: TxnStatus,
 }
 
-/// A position in a transaction's writes to return to ([`Txn::rollback_to`]).
+/// A position in a transaction's writes (and increments) to return to ([`Txn::rollback_to`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Savepoint(usize);
+pub struct Savepoint {
+    undo: usize,
+    increments: usize,
+}
+
+/// An increment of one row, applied to the row's stored bytes: the SQL layer decodes the row,
+/// adds its constants to the columns, checks their ranges and encodes it again. Applied once at
+/// the statement (to check the range), when the transaction observes the row, and at commit
+/// to the newest version, including unpublished versions of earlier committers.
+pub trait RowDelta: Send + Sync + fmt::Debug {
+    /// The row after the increment; `Err(message)` if a result is out of its column's range
+    /// (or the row does not decode).
+    fn apply(&self, row: &Bytes) -> Result<Bytes, String>;
+}
+
+/// What [`Txn::increment`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IncrementOutcome {
+    /// The row exists and holds INCREMENT; the delta is recorded (applied at commit).
+    Recorded,
+    /// The row has no newest version (deleted): nothing recorded (`UPDATE 0`).
+    Absent,
+    /// Not eligible here (not READ COMMITTED, or the transaction already wrote the row): the
+    /// caller runs the ordinary UPDATE.
+    NotEligible,
+}
+
+/// A recorded increment: the row and its delta (in statement order; deltas of one row add).
+#[derive(Clone, Debug)]
+struct PendingIncrement {
+    key: Vec<u8>,
+    delta: Arc<dyn RowDelta>,
+}
 
 /// A live transaction. Reads see the snapshot plus the transaction's own writes; writes take a
 /// row lock and are buffered until commit. Dropping an unfinished `Txn` rolls it back.
@@ -83,6 +115,10 @@ pub struct Txn {
     undo: Vec<(Vec<u8>, Option<Option<Bytes>>)>,
     /// Whether [`Txn::savepoint`] was called (from then on every write is recorded in `undo`).
     savepoints: bool,
+    /// Increments recorded by [`Txn::increment`], in order. A row whose key is also in the
+    /// write set has been observed: its write holds the final value and its increments are
+    /// done; the others are applied at commit.
+    increments: Vec<PendingIncrement>,
     /// Table, partition and row locks held, released at commit or rollback.
     locks: TxnLocks,
     /// When it began (wall clock, µs since the Unix epoch).
@@ -127,6 +163,7 @@ impl Txn {
             state,
             undo: Vec::new(),
             savepoints: false,
+            increments: Vec::new(),
             locks,
             started_us,
             registered: false,
@@ -197,9 +234,95 @@ impl Txn {
         self.db.logical_clocks()
     }
 
-    /// True if the transaction has buffered writes.
+    /// True if the transaction has buffered writes (or recorded increments).
     pub fn has_writes(&self) -> bool {
-        !self.state.writes.is_empty()
+        !self.state.writes.is_empty() || !self.increments.is_empty()
+    }
+
+    /// True if some increment is recorded whose row the transaction has not observed yet
+    /// ([`Txn::observe_increments`]).
+    pub fn has_pending_increments(&self) -> bool {
+        self.increments
+            .iter()
+            .any(|p| !self.state.writes.contains_key(&p.key))
+    }
+
+    /// Increments a row (`UPDATE t SET c = c + e WHERE <full primary key>`, the SQL layer
+    /// decides eligibility): takes the row's INCREMENT lock, which other incrementers share,
+    /// checks that the row's newest version exists and that the delta applies to it (with
+    /// this transaction's earlier deltas of the row), and records the delta. The row's final
+    /// value is computed at commit from the newest version then, inside the commit order (see
+    /// the locks README, "Increments"). Not eligible at REPEATABLE READ and above, nor for a
+    /// row the transaction already wrote (or observed).
+    pub fn increment(
+        &mut self,
+        key: &[u8],
+        delta: Arc<dyn RowDelta>,
+    ) -> Result<IncrementOutcome, MvccError> {
+        if self.state.isolation != Isolation::ReadCommitted || self.state.writes.contains_key(key) {
+            return Ok(IncrementOutcome::NotEligible);
+        }
+        self.lock_row(key, RowMode::Increment, LockWait::Block)?;
+        let Some(mut row) = self.db.engine().get(key, gnomon_engine::Version::MAX) else {
+            return Ok(IncrementOutcome::Absent);
+        };
+        for p in self.increments.iter().filter(|p| p.key == key) {
+            row = p.delta.apply(&row).map_err(increment_failed)?;
+        }
+        delta.apply(&row).map_err(increment_failed)?;
+        self.note_write();
+        self.increments.push(PendingIncrement {
+            key: key.to_vec(),
+            delta,
+        });
+        Ok(IncrementOutcome::Recorded)
+    }
+
+    /// Observes every row with pending increments (see `Txn::observe`), in key order. The
+    /// SQL layer calls it before a statement that may read those rows.
+    pub fn observe_increments(&mut self) -> Result<(), MvccError> {
+        if self.increments.is_empty() {
+            return Ok(());
+        }
+        let mut keys: Vec<Vec<u8>> = self
+            .increments
+            .iter()
+            .filter(|p| !self.state.writes.contains_key(&p.key))
+            .map(|p| p.key.clone())
+            .collect();
+        keys.sort();
+        keys.dedup();
+        for key in keys {
+            self.observe(&key)?;
+        }
+        Ok(())
+    }
+
+    /// The transaction reads (or writes otherwise) a row it increments: it becomes the row's
+    /// observer. Takes INCREMENT OBSERVE (waits for an earlier observer of the row to end, and
+    /// for a committing incrementer to finish its commit), waits until the newest version is
+    /// visible (durable), and fixes the row's value as that version plus its own deltas, in
+    /// the write set. From then on the other incrementers' commits wait for this transaction.
+    fn observe(&mut self, key: &[u8]) -> Result<(), MvccError> {
+        if self.state.writes.contains_key(key) || !self.increments.iter().any(|p| p.key == key) {
+            return Ok(());
+        }
+        self.lock_row(key, RowMode::IncrementObserve, LockWait::Block)?;
+        if let Some(v) = self.db.engine().latest_version(key) {
+            self.db.engine().wait_visible(v);
+        }
+        let Some(mut row) = self.db.engine().get(key, gnomon_engine::Version::MAX) else {
+            // NB: cannot happen while INCREMENT is held (a delete waits for it); the
+            // increments of a missing row have nothing to apply to.
+            self.increments.retain(|p| p.key != key);
+            return Ok(());
+        };
+        for p in self.increments.iter().filter(|p| p.key == key) {
+            row = p.delta.apply(&row).map_err(increment_failed)?;
+        }
+        let previous = self.state.writes.insert(key.to_vec(), Some(row));
+        self.record_undo(key, previous);
+        Ok(())
     }
 
     /// The value of `key` in this transaction's view: its own write if any, else the newest
@@ -515,6 +638,18 @@ impl Txn {
         mode: RowMode,
         wait: LockWait,
     ) -> Result<RowLocked, MvccError> {
+        if !mode.is_increment()
+            && mode != RowMode::KeyShare
+            && !self.increments.is_empty()
+            && !self.state.writes.contains_key(key)
+            && self.increments.iter().any(|p| p.key == key)
+        {
+            // An UPDATE, DELETE, SELECT ... FOR ... of a row this transaction increments
+            // observes it first (the observer's lock covers the non-key modes), so what it
+            // reads and writes is its final value. FOR KEY SHARE (a foreign-key check) only
+            // needs the row to exist, which increments do not change.
+            self.observe(key)?;
+        }
         let r = self
             .db
             .locks()
@@ -589,13 +724,19 @@ impl Txn {
     /// Marks the current position of the write set.
     pub fn savepoint(&mut self) -> Savepoint {
         self.savepoints = true;
-        Savepoint(self.undo.len())
+        Savepoint {
+            undo: self.undo.len(),
+            increments: self.increments.len(),
+        }
     }
 
     /// Undoes every write made after `sp`. Row locks taken since are kept until the end of the
     /// transaction (NB: PostgreSQL releases them; keeping them is safe, only less concurrent).
+    /// Increments recorded since are dropped too; a row observed since is no longer observed
+    /// (its remaining increments are applied at commit, or observed again).
     pub fn rollback_to(&mut self, sp: Savepoint) {
-        while self.undo.len() > sp.0 {
+        self.increments.truncate(sp.increments);
+        while self.undo.len() > sp.undo {
             let Some((key, previous)) = self.undo.pop() else {
                 break;
             };
@@ -617,7 +758,11 @@ impl Txn {
     /// the record in flight, and it may be found committed after a restart.
     pub fn commit(mut self) -> Result<Timestamp, MvccError> {
         self.finished = true;
-        let result = if self.state.writes.is_empty() {
+        let result = if let Some(e) = self.spill.as_mut().and_then(|s| s.refused.take()) {
+            Err(e)
+        } else if self.has_pending_increments() {
+            self.commit_increments()
+        } else if self.state.writes.is_empty() {
             if self.state.isolation == Isolation::Serializable {
                 self.db
                     .ssi()
@@ -626,8 +771,6 @@ impl Txn {
             } else {
                 Ok(self.state.snapshot)
             }
-        } else if let Some(e) = self.spill.as_mut().and_then(|s| s.refused.take()) {
-            Err(e)
         } else {
             let db = self.db.clone();
             let tail = self.parts_tail();
@@ -648,6 +791,46 @@ impl Txn {
         self.db.count_commit(result.is_ok());
         self.release();
         result
+    }
+
+    /// Commit of a transaction with increments of rows it has not observed: takes INCREMENT
+    /// COMMIT on each (waits for another transaction observing the row), then commits with the
+    /// final values computed inside the commit order (`Db::start_commit_increments`).
+    fn commit_increments(&mut self) -> Result<Timestamp, MvccError> {
+        let mut keys: Vec<Vec<u8>> = self
+            .increments
+            .iter()
+            .filter(|p| !self.state.writes.contains_key(&p.key))
+            .map(|p| p.key.clone())
+            .collect();
+        keys.sort();
+        keys.dedup();
+        for key in &keys {
+            self.db.locks().lock_row(
+                &mut self.locks,
+                self.state.id,
+                key,
+                RowMode::IncrementCommit,
+                LockWait::Block,
+            )?;
+        }
+        let deltas: Vec<(Vec<u8>, Vec<Arc<dyn RowDelta>>)> = keys
+            .into_iter()
+            .map(|key| {
+                let d = self
+                    .increments
+                    .iter()
+                    .filter(|p| p.key == key)
+                    .map(|p| p.delta.clone())
+                    .collect();
+                (key, d)
+            })
+            .collect();
+        let db = self.db.clone();
+        let tail = self.parts_tail();
+        let in_flight = db.start_commit_increments(&mut self.state, &deltas, tail)?;
+        self.release_locks();
+        db.finish_commit(in_flight, &self.state)
     }
 
     /// Rolls back: nothing the transaction wrote becomes visible.
@@ -698,6 +881,10 @@ impl Drop for Txn {
             self.release();
         }
     }
+}
+
+fn increment_failed(message: String) -> MvccError {
+    MvccError::IncrementFailed { message }
 }
 
 /// The transaction's own writes in a key range, in scan direction.

@@ -266,6 +266,7 @@ impl From<gnomon_mvcc::MvccError> for SqlError {
                 SqlState::LOCK_NOT_AVAILABLE
             }
             MvccError::StatementTimeout | MvccError::Canceled => SqlState::QUERY_CANCELED,
+            MvccError::IncrementFailed { .. } => SqlState::NUMERIC_VALUE_OUT_OF_RANGE,
             MvccError::Io { .. } | MvccError::Wal(_) => SqlState::IO_ERROR,
             MvccError::MalformedRecord { .. } | MvccError::CorruptClockFile { .. } => {
                 SqlState::DATA_CORRUPTED

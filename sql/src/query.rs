@@ -349,6 +349,8 @@ pub(crate) enum Plan {
         filter: Option<Expr>,
         sets: Vec<(usize, Expr)>,
         returning: Option<Returning>,
+        /// Runs as increments under the INCREMENT row lock ([`increment_plan`]).
+        increment: Option<IncrementPlan>,
     },
     Delete {
         table: Arc<TableDef>,
@@ -3332,12 +3334,14 @@ impl Binder<'_> {
         };
         let returning = self.bind_returning(&u.returning, &scope)?;
         let access = choose_access(&table, filter.as_ref());
+        let increment = increment_plan(&table, &access, filter.as_ref(), &sets, &returning);
         Ok(Plan::Update {
             table,
             access,
             filter,
             sets,
             returning,
+            increment,
         })
     }
 
@@ -3504,6 +3508,154 @@ fn point_read_implies(def: &TableDef, filter: &Expr) -> bool {
         covered[pos] = true;
     }
     true
+}
+
+/// An UPDATE that runs as increments: per SET item the column, `Add` or `Sub`, the
+/// row-independent operand and the arithmetic type.
+#[derive(Debug, Clone)]
+pub(crate) struct IncrementPlan {
+    items: Vec<(usize, BinOp, Expr, DataType)>,
+}
+
+/// The one place that decides whether an UPDATE may take the INCREMENT row lock instead of
+/// FOR NO KEY UPDATE (see `mvcc/src/locks/README.md`, "Increments"), once per bound plan:
+/// every SET item is `c = c + e` or `c = c - e` with `e` row-independent (a constant or a
+/// parameter, no subquery) and `c` numeric (int2/int4/int8/numeric/float4/float8); the WHERE
+/// clause is exactly the full primary key by equality (a point read that implies the
+/// filter); no RETURNING; a plain table (not partitioned, not a partition); and no `c` is in
+/// the primary key, an index or UNIQUE constraint, a foreign key, or named by a CHECK
+/// constraint. The isolation level (READ COMMITTED only) and a row the transaction already
+/// wrote are checked per row by `Txn::increment`, which otherwise sends the UPDATE down the
+/// ordinary path.
+fn increment_plan(
+    def: &TableDef,
+    access: &Access,
+    filter: Option<&Expr>,
+    sets: &[(usize, Expr)],
+    returning: &Option<Returning>,
+) -> Option<IncrementPlan> {
+    if returning.is_some() || sets.is_empty() || !def.partitioning.is_empty() {
+        return None;
+    }
+    if !matches!(access, Access::Point(_)) || !point_read_implies(def, filter?) {
+        return None;
+    }
+    let mut items = Vec::with_capacity(sets.len());
+    for (i, e) in sets {
+        let col = &def.columns[*i];
+        let numeric = matches!(
+            col.ty,
+            DataType::Int2
+                | DataType::Int4
+                | DataType::Int8
+                | DataType::Float4
+                | DataType::Float8
+                | DataType::Numeric { .. }
+        );
+        let constrained = def.primary_key.contains(i)
+            || def.indexes.iter().any(|x| x.columns.contains(i))
+            || def.foreign_keys.iter().any(|f| f.columns.contains(i))
+            || def
+                .checks
+                .iter()
+                .any(|c| c.expr.to_lowercase().contains(&col.name.to_lowercase()));
+        if !numeric || constrained {
+            return None;
+        }
+        let Expr::Binary {
+            op: op @ (BinOp::Add | BinOp::Sub),
+            left,
+            right,
+            ty,
+        } = e
+        else {
+            return None;
+        };
+        if !matches!(left.as_ref(), Expr::Column(c) if c == i)
+            || !right.is_row_independent()
+            || right.has_subquery()
+            || !ty.is_numeric()
+        {
+            return None;
+        }
+        items.push((*i, *op, right.as_ref().clone(), *ty));
+    }
+    Some(IncrementPlan { items })
+}
+
+/// The delta of one incremented row: the operands evaluated at the statement, applied to
+/// whatever version of the row is newest when it is applied (see `gnomon_mvcc::RowDelta`).
+#[derive(Debug)]
+struct SqlDelta {
+    table: Arc<TableDef>,
+    items: Vec<(usize, BinOp, Value, DataType)>,
+}
+
+impl gnomon_mvcc::RowDelta for SqlDelta {
+    fn apply(&self, row: &Bytes) -> Result<Bytes, String> {
+        let mut values = decode_table_row(&self.table, row).map_err(|e| e.message)?;
+        for (col, op, v, ty) in &self.items {
+            let Some(old) = values.get(*col) else {
+                return Err(format!("row of \"{}\" is too short", self.table.name));
+            };
+            let new = crate::expr::binary(*op, old.clone(), v.clone(), ty)
+                .and_then(|x| store_value(&self.table, *col, x))
+                .map_err(|e| e.message)?;
+            values[*col] = new;
+        }
+        Ok(Bytes::from(encode_row(&values)))
+    }
+}
+
+/// Runs an UPDATE with an [`IncrementPlan`]: evaluates the operands, finds the row by its
+/// key at the statement's snapshot and records the increment. `None` when the transaction
+/// cannot increment here (not READ COMMITTED, a NULL operand, a row it already wrote): the
+/// caller runs the ordinary UPDATE, nothing having been done yet.
+fn run_increment(
+    ctx: &mut ExecContext<'_>,
+    table: &Arc<TableDef>,
+    access: &Access,
+    plan: &IncrementPlan,
+) -> SqlResult<Option<Outcome>> {
+    let mut items = Vec::with_capacity(plan.items.len());
+    for (col, op, e, ty) in &plan.items {
+        let v = ctx.eval(e, &[])?;
+        if v.is_null() {
+            return Ok(None);
+        }
+        items.push((*col, *op, v, *ty));
+    }
+    let delta: Arc<dyn gnomon_mvcc::RowDelta> = Arc::new(SqlDelta {
+        table: table.clone(),
+        items,
+    });
+    let mut n = 0u64;
+    for (key, _) in read_raw(ctx.reader().env(), table, access)? {
+        ctx.interrupt.check()?;
+        match ctx.txn.increment(&key, delta.clone())? {
+            gnomon_mvcc::IncrementOutcome::Recorded => n += 1,
+            gnomon_mvcc::IncrementOutcome::Absent => {}
+            // A point read finds at most one row: nothing was recorded yet.
+            gnomon_mvcc::IncrementOutcome::NotEligible => return Ok(None),
+        }
+    }
+    Ok(Some(dml_outcome(count_tag("UPDATE ", n), &None, vec![])))
+}
+
+/// True for a plan that reads no row the transaction may have incremented: an UPDATE that
+/// increments, an INSERT of VALUES without subqueries, ON CONFLICT or RETURNING. Any other
+/// statement first observes the transaction's pending increments (coarse: all of them).
+fn reads_no_increment(plan: &Plan) -> bool {
+    match plan {
+        Plan::Update { increment, .. } => increment.is_some(),
+        Plan::Insert {
+            source: InsertSource::Values(rows),
+            on_conflict: None,
+            returning: None,
+            ..
+        } => rows.iter().flatten().flatten().all(|e| !e.has_subquery()),
+        _ => false,
+    }
 }
 
 /// Equalities on a prefix of `key` plus bounds on the next key column, from `preds`
@@ -4533,6 +4685,9 @@ pub(crate) fn execute_insert_rows<'a>(
 }
 
 pub(crate) fn execute(ctx: &mut ExecContext<'_>, plan: &Plan) -> SqlResult<Outcome> {
+    if ctx.txn.has_pending_increments() && !reads_no_increment(plan) {
+        ctx.txn.observe_increments()?;
+    }
     lock_plan_tables(ctx, plan)?;
     match plan {
         Plan::Select(s) => {
@@ -4591,7 +4746,13 @@ pub(crate) fn execute(ctx: &mut ExecContext<'_>, plan: &Plan) -> SqlResult<Outco
             filter,
             sets,
             returning,
+            increment,
         } => {
+            if let Some(inc) = increment {
+                if let Some(outcome) = run_increment(ctx, table, access, inc)? {
+                    return Ok(outcome);
+                }
+            }
             let placement = crate::partition::Placement::of(ctx.catalog, &*ctx.txn, table)?;
             // Every partition's rows are read before any is written, so a row moved to a
             // later partition is not updated again.

@@ -1808,6 +1808,16 @@ fn run_in(
 ) -> SqlResult<Outcome> {
     use ast::Statement as S;
     let catalog = &engine.catalog;
+    if t.txn.has_pending_increments()
+        && !matches!(
+            stmt,
+            S::Query(_) | S::Insert(_) | S::Update(_) | S::Delete(_) | S::Merge(_)
+        )
+    {
+        // DDL, COPY, EXPLAIN ...: may read rows this transaction increments (plans decide
+        // for themselves in `query::execute`).
+        t.txn.observe_increments()?;
+    }
     if let Some(r) =
         crate::security::run(catalog, &mut t.txn, &info.user, stmt, &mut t.ddl, notices)
     {

@@ -83,9 +83,45 @@ pub trait Transaction {
     /// About to write `rows` rows of `rel` in one statement: past the lock manager's table
     /// escalation threshold the table lock is taken now (if free) instead of row locks.
     fn bulk_write_hint(&mut self, rel: RelId, rows: usize);
+    /// Increments the row `key` under the INCREMENT row lock (`gnomon_mvcc::Txn::increment`;
+    /// the UPDATE decides eligibility, see `query::increment_plan`). Storage without it
+    /// answers `NotEligible` and the UPDATE runs as usual.
+    fn increment(
+        &mut self,
+        _key: &[u8],
+        _delta: std::sync::Arc<dyn gnomon_mvcc::RowDelta>,
+    ) -> SqlResult<gnomon_mvcc::IncrementOutcome> {
+        Ok(gnomon_mvcc::IncrementOutcome::NotEligible)
+    }
+    /// True if rows incremented by this transaction have not been observed yet.
+    fn has_pending_increments(&self) -> bool {
+        false
+    }
+    /// Observes every row this transaction increments (fixes their values as the newest
+    /// version plus its deltas; see the mvcc locks README): before a statement that may read
+    /// them.
+    fn observe_increments(&mut self) -> SqlResult<()> {
+        Ok(())
+    }
 }
 
 impl Transaction for gnomon_mvcc::Txn {
+    fn increment(
+        &mut self,
+        key: &[u8],
+        delta: std::sync::Arc<dyn gnomon_mvcc::RowDelta>,
+    ) -> SqlResult<gnomon_mvcc::IncrementOutcome> {
+        Ok(gnomon_mvcc::Txn::increment(self, key, delta)?)
+    }
+
+    fn has_pending_increments(&self) -> bool {
+        gnomon_mvcc::Txn::has_pending_increments(self)
+    }
+
+    fn observe_increments(&mut self) -> SqlResult<()> {
+        Ok(gnomon_mvcc::Txn::observe_increments(self)?)
+    }
+
     fn get(&self, key: &[u8]) -> SqlResult<Option<Bytes>> {
         Ok(gnomon_mvcc::Txn::get(self, key)?)
     }

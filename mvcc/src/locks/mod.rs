@@ -538,7 +538,9 @@ impl LockManager {
         // A hot partition: a writer without locks there yet takes the whole partition (one
         // lock instead of many contended row locks). One that already holds row locks there
         // keeps to rows (upgrading its IX would deadlock with its peers).
-        if exclusive && !locks.holds_any(ptag) && self.is_hot(rel, part) {
+        // NB: not for the increment modes, whose holders share the row by design (a partition
+        // X lock would serialise them again).
+        if exclusive && !mode.is_increment() && !locks.holds_any(ptag) && self.is_hot(rel, part) {
             if let Err(e) = self.lock_object(
                 locks,
                 txn,

@@ -13,6 +13,13 @@ pub trait Mode: Copy + Eq + fmt::Debug + Send + Sync + 'static {
     fn conflicts_with(self, other: Self) -> bool;
     /// True if holding `self` already gives everything a request for `other` would.
     fn covers(self, other: Self) -> bool;
+    /// True if a holder upgrading to `self` queues behind the waiters that do not wait for it
+    /// (those compatible with every mode it holds) instead of going to the front of the queue.
+    /// The increment modes do (an observer keeps its FIFO place among observers); PostgreSQL's
+    /// modes do not.
+    fn fair_upgrade(self) -> bool {
+        false
+    }
     /// The name the lock view shows (PostgreSQL's `pg_locks.mode` spelling where there is one).
     fn view_name(self) -> &'static str;
 }
@@ -125,6 +132,17 @@ pub enum RowMode {
     NoKeyUpdate,
     /// SELECT ... FOR UPDATE; DELETE; UPDATE of a key column.
     Update,
+    /// Gnomon's increment (escrow) mode: `UPDATE t SET c = c + e WHERE <full primary key>` at
+    /// READ COMMITTED. Compatible with itself and FOR KEY SHARE: several transactions add to
+    /// one row at once, each delta applied at its commit (see the README, "Increments").
+    Increment,
+    /// An increment holder that read the row ("observed" it): its value is fixed, so the
+    /// other holders' commits wait for it. Compatible with INCREMENT and FOR KEY SHARE,
+    /// conflicts with itself (observers of a row are serialised, as PostgreSQL's row writers).
+    IncrementObserve,
+    /// Held by an increment holder for the length of its commit: waits for an observer of the
+    /// row (other than itself) to end. Compatible with INCREMENT, itself and FOR KEY SHARE.
+    IncrementCommit,
 }
 
 impl RowMode {
@@ -136,9 +154,24 @@ impl RowMode {
         RowMode::Update,
     ];
 
+    /// The increment modes, Gnomon's own (not in PostgreSQL's table).
+    pub const INCREMENT: [RowMode; 3] = [
+        RowMode::Increment,
+        RowMode::IncrementObserve,
+        RowMode::IncrementCommit,
+    ];
+
     /// True for the modes that let their holder change the row.
     pub fn is_update(self) -> bool {
-        matches!(self, RowMode::NoKeyUpdate | RowMode::Update)
+        !matches!(self, RowMode::KeyShare | RowMode::Share)
+    }
+
+    /// True for the increment modes ([`RowMode::INCREMENT`]).
+    pub fn is_increment(self) -> bool {
+        matches!(
+            self,
+            RowMode::Increment | RowMode::IncrementObserve | RowMode::IncrementCommit
+        )
     }
 
     /// The SQL spelling (`FOR NO KEY UPDATE`).
@@ -148,6 +181,9 @@ impl RowMode {
             RowMode::Share => "FOR SHARE",
             RowMode::NoKeyUpdate => "FOR NO KEY UPDATE",
             RowMode::Update => "FOR UPDATE",
+            RowMode::Increment => "FOR INCREMENT",
+            RowMode::IncrementObserve => "FOR INCREMENT (observer)",
+            RowMode::IncrementCommit => "FOR INCREMENT (commit)",
         }
     }
 }
@@ -155,6 +191,16 @@ impl RowMode {
 impl Mode for RowMode {
     fn conflicts_with(self, other: Self) -> bool {
         use RowMode::*;
+        let inc = |m: RowMode| m.is_increment();
+        if inc(self) || inc(other) {
+            return match (self, other) {
+                (KeyShare, _) | (_, KeyShare) => false,
+                (Share | NoKeyUpdate | Update, _) | (_, Share | NoKeyUpdate | Update) => true,
+                (Increment, _) | (_, Increment) => false,
+                (IncrementCommit, IncrementCommit) => false,
+                _ => true, // an observer conflicts with observers and committers
+            };
+        }
         matches!(
             (self, other),
             (KeyShare, Update)
@@ -166,14 +212,25 @@ impl Mode for RowMode {
         )
     }
 
+    /// NB: the observer covers FOR SHARE and FOR NO KEY UPDATE: nobody else can change the
+    /// row while it holds it (other incrementers' commits wait for it, and are ordered after
+    /// it), so its own non-key writes of the row need not wait for them. It does not cover FOR
+    /// UPDATE (a DELETE waits for every incrementer, whose UPDATE already said "UPDATE 1").
     fn covers(self, other: Self) -> bool {
         use RowMode::*;
         match self {
             Update => true,
-            NoKeyUpdate => matches!(other, KeyShare | NoKeyUpdate),
+            NoKeyUpdate => other != Share && other != Update,
             Share => matches!(other, KeyShare | Share),
             KeyShare => other == KeyShare,
+            Increment => matches!(other, KeyShare | Increment),
+            IncrementCommit => matches!(other, KeyShare | Increment | IncrementCommit),
+            IncrementObserve => other != Update,
         }
+    }
+
+    fn fair_upgrade(self) -> bool {
+        matches!(self, RowMode::IncrementObserve | RowMode::IncrementCommit)
     }
 
     /// The table-lock name PostgreSQL shows in `pg_locks` for a tuple lock of this strength
@@ -184,6 +241,9 @@ impl Mode for RowMode {
             RowMode::Share => "RowShareLock",
             RowMode::NoKeyUpdate => "ExclusiveLock",
             RowMode::Update => "AccessExclusiveLock",
+            RowMode::Increment => "IncrementLock",
+            RowMode::IncrementObserve => "IncrementObserveLock",
+            RowMode::IncrementCommit => "IncrementCommitLock",
         }
     }
 }
@@ -392,5 +452,51 @@ mod tests {
         check_cover(&TableMode::ALL);
         check_cover(&RowMode::ALL);
         check_cover(&IntentMode::ALL);
+    }
+
+    /// The increment modes' row of the README's matrix, in the order KS, S, NKU, U, INC, OBS,
+    /// COMMIT.
+    #[test]
+    fn increment_modes_match_the_readme_matrix() {
+        use RowMode::*;
+        let all = [
+            KeyShare,
+            Share,
+            NoKeyUpdate,
+            Update,
+            Increment,
+            IncrementObserve,
+            IncrementCommit,
+        ];
+        check(
+            &all,
+            &[
+                " | | | X | | | ",
+                " | | X | X | X | X | X",
+                " | X | X | X | X | X | X",
+                "X | X | X | X | X | X | X",
+                " | X | X | X | | | ",
+                " | X | X | X | | X | X",
+                " | X | X | X | | X | ",
+            ],
+        );
+        // Covering never hides a conflict, except the observer's cover of FOR SHARE and FOR NO
+        // KEY UPDATE (the README explains why the incrementers it does not conflict with are
+        // harmless).
+        for &a in &all {
+            for &b in &all {
+                if a.covers(b) && !(a == IncrementObserve && matches!(b, Share | NoKeyUpdate)) {
+                    for &c in &all {
+                        assert!(
+                            !b.conflicts_with(c) || a.conflicts_with(c),
+                            "{a:?} covers {b:?} but not its conflict with {c:?}"
+                        );
+                    }
+                }
+            }
+            assert!(a.covers(a));
+        }
+        assert!(IncrementObserve.fair_upgrade() && IncrementCommit.fair_upgrade());
+        assert!(!Increment.fair_upgrade() && !Update.fair_upgrade());
     }
 }

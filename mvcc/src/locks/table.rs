@@ -184,11 +184,30 @@ impl<K: Hash + Eq + Clone, M: Mode> LockTable<K, M> {
             return Ok(Acquired::AlreadyHeld);
         }
         let upgrading = entry.holders.iter().any(|&(t, _)| t == txn);
-        let queue_conflict = !upgrading
-            && entry
+        // Where the request queues if it must wait: an upgrade goes first, except a fair one
+        // (`Mode::fair_upgrade`), which goes just ahead of the first waiter that waits for it
+        // (conflicts with a mode it holds) and behind the others.
+        let place = if !upgrading {
+            entry.queue.len()
+        } else if mode.fair_upgrade() {
+            entry
                 .queue
                 .iter()
-                .any(|w| w.handle.get() == super::graph::WAITING && w.mode.conflicts_with(mode));
+                .position(|w| {
+                    entry
+                        .holders
+                        .iter()
+                        .any(|&(t, m)| t == txn && m.conflicts_with(w.mode))
+                })
+                .unwrap_or(entry.queue.len())
+        } else {
+            0
+        };
+        let queue_conflict = entry
+            .queue
+            .iter()
+            .take(place)
+            .any(|w| w.handle.get() == super::graph::WAITING && w.mode.conflicts_with(mode));
         if !entry.holder_conflict(txn, mode) && !queue_conflict {
             entry.holders.push((txn, mode));
             return Ok(Acquired::New);
@@ -203,11 +222,7 @@ impl<K: Hash + Eq + Clone, M: Mode> LockTable<K, M> {
             handle: handle.clone(),
             since: SystemTime::now(),
         };
-        if upgrading {
-            entry.queue.push_front(waiter);
-        } else {
-            entry.queue.push_back(waiter);
-        }
+        entry.queue.insert(place, waiter);
         let mut blockers = entry.blockers(txn, mode);
         (req.on_wait)();
         let what = (req.what)();
