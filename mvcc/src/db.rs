@@ -531,7 +531,7 @@ impl Db {
     pub(crate) fn start_commit_increments(
         &self,
         state: &mut TxnState,
-        increments: &[(Vec<u8>, Vec<std::sync::Arc<dyn crate::txn::RowDelta>>)],
+        increments: &crate::txn::RowDeltas,
         mut parts: Option<(u32, u32, Vec<u8>)>,
     ) -> Result<InFlightCommit, MvccError> {
         self.registry

@@ -97,6 +97,9 @@ pub enum IncrementOutcome {
     NotEligible,
 }
 
+/// Each incremented row's key with its deltas, in order (what a commit applies).
+pub(crate) type RowDeltas = Vec<(Vec<u8>, Vec<Arc<dyn RowDelta>>)>;
+
 /// A recorded increment: the row and its delta (in statement order; deltas of one row add).
 #[derive(Clone, Debug)]
 struct PendingIncrement {
@@ -814,7 +817,7 @@ impl Txn {
                 LockWait::Block,
             )?;
         }
-        let deltas: Vec<(Vec<u8>, Vec<Arc<dyn RowDelta>>)> = keys
+        let deltas: RowDeltas = keys
             .into_iter()
             .map(|key| {
                 let d = self
