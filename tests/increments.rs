@@ -463,3 +463,74 @@ async fn pgbench_tpcb_at_16_clients_keeps_the_balance_invariant() {
     assert_eq!(sums[4], Some(640));
     assert_eq!((sums[0], sums[1], sums[2]), (sums[3], sums[3], sums[3]));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_table_with_a_generated_column_takes_the_ordinary_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path());
+    let admin = server.connect().await;
+    admin
+        .batch_execute(
+            "CREATE TABLE g (id int PRIMARY KEY, v int, d int GENERATED ALWAYS AS (v * 2) STORED); \
+             INSERT INTO g (id, v) VALUES (1, 10)",
+        )
+        .await
+        .unwrap();
+    let a = server.connect().await;
+    a.batch_execute("BEGIN; UPDATE g SET v = v + 1 WHERE id = 1")
+        .await
+        .unwrap();
+    // An ordinary row lock, not INCREMENT: d must be computed from the row the UPDATE wrote.
+    let modes = granted_tuple_modes(&admin).await;
+    assert!(
+        !modes.iter().any(|m| m.starts_with("Increment")),
+        "{modes:?}"
+    );
+    let b = server.connect().await;
+    let second =
+        tokio::spawn(async move { b.batch_execute("UPDATE g SET v = v + 1 WHERE id = 1").await });
+    until_waiting(&admin, 1).await;
+    a.batch_execute("COMMIT").await.unwrap();
+    second.await.unwrap().unwrap();
+    let row = admin
+        .query_one("SELECT v, d FROM g WHERE id = 1", &[])
+        .await
+        .unwrap();
+    assert_eq!((row.get::<_, i32>(0), row.get::<_, i32>(1)), (12, 24));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_increment_in_a_transaction_that_wrote_parts_survives_kill_9() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_with(dir.path(), &["--write-set-part-size", "4kB"]);
+    let admin = setup(&server).await;
+    admin
+        .batch_execute("CREATE TABLE big (id int PRIMARY KEY, pad text)")
+        .await
+        .unwrap();
+    let bulk = server.connect().await;
+    bulk.batch_execute(
+        "BEGIN; INSERT INTO big SELECT i, repeat('x', 50) FROM generate_series(1, 3000) AS i; \
+         UPDATE t SET v = v + 5 WHERE id = 1",
+    )
+    .await
+    .unwrap();
+    // Another incrementer commits first; the bulk transaction's final value is applied on top.
+    let other = server.connect().await;
+    other
+        .batch_execute("BEGIN; UPDATE t SET v = v + 1 WHERE id = 1; COMMIT")
+        .await
+        .unwrap();
+    bulk.batch_execute("COMMIT").await.unwrap();
+    assert_eq!(value(&admin, 1).await, 6);
+    drop((admin, bulk, other));
+    server.kill9();
+    let server = Server::start(dir.path());
+    let c = server.connect().await;
+    assert_eq!(
+        value(&c, 1).await,
+        6,
+        "the increment's final value is in the parts-commit record"
+    );
+    assert_eq!(col(&c, "SELECT count(*) FROM big").await, vec!["3000"]);
+}

@@ -3534,7 +3534,13 @@ fn increment_plan(
     sets: &[(usize, Expr)],
     returning: &Option<Returning>,
 ) -> Option<IncrementPlan> {
-    if returning.is_some() || sets.is_empty() || !def.partitioning.is_empty() {
+    // A generated column may depend on the incremented one and would have to be recomputed
+    // from the final row at COMMIT: such tables take the ordinary path.
+    if returning.is_some()
+        || sets.is_empty()
+        || !def.partitioning.is_empty()
+        || def.columns.iter().any(|c| c.generated.is_some())
+    {
         return None;
     }
     if !matches!(access, Access::Point(_)) || !point_read_implies(def, filter?) {
