@@ -11,8 +11,8 @@
 
 mod common;
 
-use common::{sqlstate, Server};
-use tokio_postgres::{Client, SimpleQueryMessage};
+use common::{col, pgbench, sqlstate, Server};
+use tokio_postgres::Client;
 
 async fn setup(server: &Server) -> Client {
     let c = server.connect().await;
@@ -23,19 +23,6 @@ async fn setup(server: &Server) -> Client {
     .await
     .unwrap();
     c
-}
-
-/// The first column of every row of a simple query, as text.
-async fn col(c: &Client, sql: &str) -> Vec<String> {
-    c.simple_query(sql)
-        .await
-        .unwrap()
-        .into_iter()
-        .filter_map(|m| match m {
-            SimpleQueryMessage::Row(r) => Some(r.get(0).unwrap_or("NULL").to_string()),
-            _ => None,
-        })
-        .collect()
 }
 
 async fn value(c: &Client, id: i32) -> i32 {
@@ -405,28 +392,7 @@ async fn pgbench_tpcb_at_16_clients_keeps_the_balance_invariant() {
     };
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path());
-    let run = |args: &[&str]| {
-        let out = std::process::Command::new(&bin)
-            .args([
-                "-h",
-                "127.0.0.1",
-                "-p",
-                &server.port.to_string(),
-                "-U",
-                "gnomon",
-            ])
-            .args(args)
-            .arg("gnomon")
-            .output()
-            .expect("run pgbench");
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        assert!(out.status.success(), "pgbench {args:?}:\n{text}");
-        text
-    };
+    let run = |args: &[&str]| pgbench(&bin, &server, args);
     run(&["-i", "-I", "dtGvp", "-s", "1", "-q"]);
     let out = run(&[
         "-M",

@@ -7,8 +7,8 @@
 
 mod common;
 
-use common::{sqlstate, Server};
-use tokio_postgres::{Client, SimpleQueryMessage};
+use common::{col, sqlstate, Server};
+use tokio_postgres::Client;
 
 async fn setup() -> (tempfile::TempDir, Server, Client, Client) {
     let dir = tempfile::tempdir().expect("temp dir");
@@ -22,19 +22,6 @@ async fn setup() -> (tempfile::TempDir, Server, Client, Client) {
     .await
     .unwrap();
     (dir, server, a, b)
-}
-
-/// The first column of every row of a simple query, as text.
-async fn col(c: &Client, sql: &str) -> Vec<String> {
-    c.simple_query(sql)
-        .await
-        .unwrap()
-        .into_iter()
-        .filter_map(|m| match m {
-            SimpleQueryMessage::Row(r) => Some(r.get(0).unwrap_or("NULL").to_string()),
-            _ => None,
-        })
-        .collect()
 }
 
 /// Waits until some session waits for a lock (a not-granted row in pg_locks).

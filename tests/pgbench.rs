@@ -3,34 +3,7 @@
 
 mod common;
 
-use std::path::Path;
-use std::process::Command;
-
-use common::Server;
-
-fn pgbench(bin: &Path, server: &Server, args: &[&str]) -> String {
-    let out = Command::new(bin)
-        .args([
-            "-h",
-            "127.0.0.1",
-            "-p",
-            &server.port.to_string(),
-            "-U",
-            "gnomon",
-        ])
-        .args(args)
-        .arg("gnomon")
-        .env_remove("PGPASSWORD")
-        .output()
-        .expect("run pgbench");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(out.status.success(), "pgbench {args:?} failed:\n{text}");
-    text
-}
+use common::{pgbench, Server};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn pgbench_initialises_and_runs_every_builtin_script_in_every_mode() {

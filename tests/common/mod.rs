@@ -183,3 +183,44 @@ pub fn find_tool(name: &str) -> Option<PathBuf> {
             .find(|p| p.is_file())
     })
 }
+
+/// The first column of every row of a simple query, as text (`NULL` for a null).
+pub async fn col(c: &tokio_postgres::Client, sql: &str) -> Vec<String> {
+    c.simple_query(sql)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter_map(|m| match m {
+            tokio_postgres::SimpleQueryMessage::Row(r) => {
+                Some(r.get(0).unwrap_or("NULL").to_string())
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+/// Runs the pgbench at `bin` against `server`'s database `gnomon` as user `gnomon`, asserts
+/// it succeeded, and returns its stdout and stderr.
+pub fn pgbench(bin: &Path, server: &Server, args: &[&str]) -> String {
+    let out = Command::new(bin)
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &server.port.to_string(),
+            "-U",
+            "gnomon",
+        ])
+        .args(args)
+        .arg("gnomon")
+        .env_remove("PGPASSWORD")
+        .output()
+        .expect("run pgbench");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "pgbench {args:?} failed:\n{text}");
+    text
+}
