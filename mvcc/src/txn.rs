@@ -250,6 +250,20 @@ impl Txn {
             .any(|p| !self.state.writes.contains_key(&p.key))
     }
 
+    /// The rows with increments not yet observed (an observed row's value is in the write
+    /// set), each once, in key order.
+    fn pending_increment_keys(&self) -> Vec<Vec<u8>> {
+        let mut keys: Vec<Vec<u8>> = self
+            .increments
+            .iter()
+            .filter(|p| !self.state.writes.contains_key(&p.key))
+            .map(|p| p.key.clone())
+            .collect();
+        keys.sort();
+        keys.dedup();
+        keys
+    }
+
     /// Increments a row (`UPDATE t SET c = c + e WHERE <full primary key>`, the SQL layer
     /// decides eligibility): takes the row's INCREMENT lock, which other incrementers share,
     /// checks that the row's newest version exists and that the delta applies to it (with
@@ -287,14 +301,7 @@ impl Txn {
         if self.increments.is_empty() {
             return Ok(());
         }
-        let mut keys: Vec<Vec<u8>> = self
-            .increments
-            .iter()
-            .filter(|p| !self.state.writes.contains_key(&p.key))
-            .map(|p| p.key.clone())
-            .collect();
-        keys.sort();
-        keys.dedup();
+        let keys = self.pending_increment_keys();
         for key in keys {
             self.observe(&key)?;
         }
@@ -800,14 +807,7 @@ impl Txn {
     /// COMMIT on each (waits for another transaction observing the row), then commits with the
     /// final values computed inside the commit order (`Db::start_commit_increments`).
     fn commit_increments(&mut self) -> Result<Timestamp, MvccError> {
-        let mut keys: Vec<Vec<u8>> = self
-            .increments
-            .iter()
-            .filter(|p| !self.state.writes.contains_key(&p.key))
-            .map(|p| p.key.clone())
-            .collect();
-        keys.sort();
-        keys.dedup();
+        let keys = self.pending_increment_keys();
         for key in &keys {
             self.db.locks().lock_row(
                 &mut self.locks,
