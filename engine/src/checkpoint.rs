@@ -1,6 +1,6 @@
 //! Checkpoint files: an immutable, sorted, CRC-checked image of every live version.
 //!
-//! # File format (format version 1; all integers little-endian)
+//! # File format (format version 2; all integers little-endian)
 //!
 //! ```text
 //! offset 0
@@ -10,6 +10,8 @@
 //! | block 0 | block 1 | ... | block n-1                                   |
 //! +-----------------------------------------------------------------------+
 //! | index: n index entries                                                |
+//! +-----------------------------------------------------------------------+
+//! | range deletes (format 2 only)                                         |
 //! +-----------------------------------------------------------------------+
 //! | trailer (72 B)                                                        |
 //! +-----------------------------------------------------------------------+
@@ -26,7 +28,14 @@
 //!               | wal_lsn u64 | max_version u128 | index_crc u32 | trailer_crc u32
 //!               | tail magic "GNOMTAIL" (8)
 //!               (trailer_crc covers the 60 bytes before it; index_crc covers the index)
+//! range deletes: count u32 | count × (start_len u32 | start | end_len u32 | end
+//!               | version u128) | crc32 u32 (covers count and the range deletes)
+//!               every range delete the engine held at or below the file's settled version
+//!               (see `ranges.rs`); they run from the index's end to the trailer.
 //! ```
+//!
+//! Format 1 (before range deletes) has nothing between the index and the trailer; it is still
+//! read (as a file without range deletes). Files are written in format 2.
 //!
 //! Entries are sorted by (key ascending, version descending) across the whole file, so the
 //! index's first keys are sorted too and a seek is a binary search over the blocks, then one
@@ -47,17 +56,20 @@ use bytes::Bytes;
 use memmap2::Mmap;
 
 use crate::key::{cmp_versioned, Found, Probe, Source};
+use crate::ranges::{RangeDelete, RangeDeletes};
 use crate::{EngineError, Version};
 
 /// Header magic. FROZEN.
 pub(crate) const HEADER_MAGIC: &[u8; 8] = b"GNOMCKPT";
 /// Trailer magic. FROZEN.
 pub(crate) const TAIL_MAGIC: &[u8; 8] = b"GNOMTAIL";
-/// The format this build writes and reads. Bump on any layout change.
-pub(crate) const FORMAT_VERSION: u32 = 1;
-/// Header length in bytes. FROZEN for format 1.
+/// The format this build writes. Bump on any layout change.
+pub(crate) const FORMAT_VERSION: u32 = 2;
+/// The format before range deletes, still read. FROZEN.
+pub(crate) const FORMAT_VERSION_1: u32 = 1;
+/// Header length in bytes. FROZEN for formats 1 and 2.
 pub(crate) const HEADER_LEN: usize = 16;
-/// Trailer length in bytes. FROZEN for format 1.
+/// Trailer length in bytes. FROZEN for formats 1 and 2.
 pub(crate) const TRAILER_LEN: usize = 72;
 const VERSION_LEN: usize = 16;
 const KIND_TOMBSTONE: u8 = 0;
@@ -204,12 +216,25 @@ impl CheckpointWriter {
         mut self,
         wal_lsn: u64,
         max_version: Version,
+        ranges: &RangeDeletes,
         sync: bool,
     ) -> Result<WrittenStats, EngineError> {
         self.flush_block()?;
         let index_offset = self.offset;
         let index = std::mem::take(&mut self.index);
         self.write_raw(&index)?;
+        let mut section = Vec::new();
+        section.extend_from_slice(&len_u32(ranges.iter().count()).to_le_bytes());
+        for r in ranges.iter() {
+            section.extend_from_slice(&len_u32(r.start.len()).to_le_bytes());
+            section.extend_from_slice(&r.start);
+            section.extend_from_slice(&len_u32(r.end.len()).to_le_bytes());
+            section.extend_from_slice(&r.end);
+            section.extend_from_slice(&r.version.0.to_le_bytes());
+        }
+        let section_crc = crc32fast::hash(&section);
+        section.extend_from_slice(&section_crc.to_le_bytes());
+        self.write_raw(&section)?;
         let mut trailer = Vec::with_capacity(TRAILER_LEN);
         trailer.extend_from_slice(&index_offset.to_le_bytes());
         trailer.extend_from_slice(&(index.len() as u64).to_le_bytes());
@@ -259,6 +284,38 @@ fn read_u64(buf: &[u8], at: usize) -> Option<u64> {
 fn read_u128(buf: &[u8], at: usize) -> Option<u128> {
     let bytes = buf.get(at..at.checked_add(16)?)?;
     Some(u128::from_le_bytes(bytes.try_into().ok()?))
+}
+
+/// Decodes and checks the range-delete section `data[from..to]` (format 2).
+fn decode_range_deletes(data: &Bytes, from: usize, to: usize) -> Option<Vec<RangeDelete>> {
+    let crc_at = to.checked_sub(4)?;
+    if crc_at < from || crc32fast::hash(data.get(from..crc_at)?) != read_u32(data, crc_at)? {
+        return None;
+    }
+    let area = data.get(..crc_at)?;
+    let count = read_u32(area, from)?;
+    let mut pos = from + 4;
+    let mut out = Vec::new();
+    for _ in 0..count {
+        let mut key = || {
+            let len = read_u32(area, pos)? as usize;
+            let start = pos.checked_add(4)?;
+            let end = start.checked_add(len)?;
+            area.get(start..end)?;
+            pos = end;
+            Some(data.slice(start..end))
+        };
+        let start = key()?;
+        let end = key()?;
+        let version = Version(read_u128(area, pos)?);
+        pos += VERSION_LEN;
+        out.push(RangeDelete {
+            start,
+            end,
+            version,
+        });
+    }
+    (pos == crc_at).then_some(out)
 }
 
 /// One decoded entry: ranges into the file image.
@@ -335,6 +392,8 @@ pub(crate) struct Checkpoint {
     wal_lsn: u64,
     max_version: Version,
     entry_count: u64,
+    /// The range deletes stored in the file (none in format 1).
+    range_deletes: Vec<RangeDelete>,
 }
 
 impl Checkpoint {
@@ -365,6 +424,7 @@ impl Checkpoint {
             wal_lsn: 0,
             max_version: Version::MIN,
             entry_count: 0,
+            range_deletes: Vec::new(),
         };
         checkpoint.validate().map_err(|failure| match failure {
             Invalid::Corrupt(reason) => corrupt(reason),
@@ -385,7 +445,7 @@ impl Checkpoint {
             return Err(bad("bad header magic"));
         }
         let format = read_u32(data, 8).ok_or_else(|| bad("short header"))?;
-        if format != FORMAT_VERSION {
+        if format != FORMAT_VERSION && format != FORMAT_VERSION_1 {
             return Err(Invalid::Format(format));
         }
         if read_u32(data, 12) != Some(0) {
@@ -410,8 +470,17 @@ impl Checkpoint {
         let index_end = index_offset
             .checked_add(index_len)
             .ok_or_else(|| bad("index bounds overflow"))?;
-        if index_offset < HEADER_LEN || index_end != t {
+        let index_ends_file = if format == FORMAT_VERSION_1 {
+            index_end == t
+        } else {
+            index_end <= t
+        };
+        if index_offset < HEADER_LEN || !index_ends_file {
             return Err(bad("index bounds do not match the file"));
+        }
+        if format != FORMAT_VERSION_1 {
+            self.range_deletes = decode_range_deletes(&self.data, index_end, t)
+                .ok_or_else(|| bad("malformed range deletes"))?;
         }
         let index = &data[index_offset..index_end];
         if crc32fast::hash(index) != index_crc {
@@ -500,6 +569,10 @@ impl Checkpoint {
 
     pub(crate) fn path(&self) -> &Path {
         &self.path
+    }
+    /// The range deletes the file holds.
+    pub(crate) fn range_deletes(&self) -> &[RangeDelete] {
+        &self.range_deletes
     }
     pub(crate) fn seq(&self) -> u64 {
         self.seq
@@ -752,7 +825,9 @@ mod tests {
                 writer.add(user.as_bytes(), version, value).expect("add");
             }
         }
-        writer.finish(0, Version(100), false).expect("finish");
+        writer
+            .finish(0, Version(100), &RangeDeletes::default(), false)
+            .expect("finish");
         let checkpoint = Checkpoint::open(&path, 1).expect("open");
         assert!(checkpoint.blocks.len() > 5, "the test needs several blocks");
         let all: Vec<Found> = checkpoint.iter().collect();

@@ -14,6 +14,7 @@ use crate::dirlock::DirLock;
 use crate::key::{cmp_versioned, newest_at, Found, Source};
 use crate::layers::Layers;
 use crate::memtable::{MemTable, WriteGuard};
+use crate::ranges::{RangeDelete, RangeDeletes};
 use crate::scan::Scan;
 use crate::visibility::Visibility;
 use crate::{EngineError, Value, Version};
@@ -184,6 +185,11 @@ impl Engine {
         report.wal_lsn = loaded.as_ref().map_or(0, |c| c.wal_lsn());
         report.checkpoint = loaded.as_ref().map(|c| c.path().to_path_buf());
         let wal_lsn = report.wal_lsn;
+        let ranges = Arc::new(RangeDeletes::new(
+            loaded
+                .as_ref()
+                .map_or_else(Vec::new, |c| c.range_deletes().to_vec()),
+        ));
         let engine = Engine {
             dir: dir.to_path_buf(),
             opts,
@@ -191,6 +197,7 @@ impl Engine {
                 active: Arc::new(MemTable::new()),
                 frozen: Vec::new(),
                 checkpoint: loaded,
+                ranges,
             })),
             visibility: Visibility::new(recovered_version),
             checkpoint_seq: Mutex::new(next_seq),
@@ -241,6 +248,24 @@ impl Engine {
         // The read lock is held for this one lookup instead of cloning the `Arc` (two fewer
         // atomic read-modify-writes on a line every reader shares); a layer swap waits for it.
         let layers = self.layers.read().unwrap_or_else(PoisonError::into_inner);
+        let best = Self::newest_in_layers(&layers, key, at);
+        match best {
+            Some((version, _)) => match layers.ranges.hiding(key, version, at) {
+                // Hidden by a range delete: it reads as a tombstone at the delete's version.
+                Some(deleted) => Some((deleted, None)),
+                None => best,
+            },
+            None => None,
+        }
+    }
+
+    /// The newest version of `key` at or below `at` over the layers, range deletes aside.
+    #[inline(always)]
+    fn newest_in_layers(
+        layers: &Layers,
+        key: &[u8],
+        at: Version,
+    ) -> Option<(Version, Option<Value>)> {
         let mut best = layers.active.newest_value_at(key, at);
         if let Some((version, _)) = &best {
             // Nothing older can hold a newer version than the checkpoint's newest: with no
@@ -268,13 +293,20 @@ impl Engine {
     }
 
     /// Newest version of `key` at any time, tombstones included (for write-conflict checks).
+    /// A range delete covering the key counts as a version of it.
     pub fn latest_version(&self, key: &[u8]) -> Option<Version> {
         let layers = self.layers();
-        (0..layers.count())
+        let newest = (0..layers.count())
             .filter_map(|i| layers.source(i))
             .filter_map(|source| newest_at(source, key, Version::MAX))
             .map(|found| found.version)
-            .max()
+            .max()?;
+        Some(
+            layers
+                .ranges
+                .hiding(key, newest, Version::MAX)
+                .unwrap_or(newest),
+        )
     }
 
     /// Range scan at snapshot `at`: per user key in `[start, end]` (per the bounds) its newest
@@ -317,6 +349,39 @@ impl Engine {
         self.insert_all(ticket.version, writes);
     }
 
+    /// Adds range deletes to a prepared batch (before it is published, like
+    /// [`Engine::insert_batch`]): each `[start, end)` hides, from readers at or after the
+    /// batch's version, every older version of every key in it (see `ranges.rs`). The batch's
+    /// own writes, at its version, stay visible. Retracting the batch takes them back.
+    pub fn insert_range_deletes(&self, ticket: &BatchTicket, ranges: Vec<(Vec<u8>, Vec<u8>)>) {
+        self.add_range_deletes(ticket.version, ranges);
+    }
+
+    /// Recovery only (WAL replay): range deletes of a batch at `version`, idempotently. Call
+    /// before [`Engine::apply_recovered`] of the same batch (which moves visibility).
+    pub fn apply_recovered_range_deletes(&self, version: Version, ranges: Vec<(Vec<u8>, Vec<u8>)>) {
+        self.add_range_deletes(version, ranges);
+    }
+
+    fn add_range_deletes(&self, version: Version, ranges: Vec<(Vec<u8>, Vec<u8>)>) {
+        if ranges.is_empty() {
+            return;
+        }
+        let added = ranges.into_iter().map(|(start, end)| RangeDelete {
+            start: Bytes::from(start),
+            end: Bytes::from(end),
+            version,
+        });
+        let mut slot = self.layers.write().unwrap_or_else(PoisonError::into_inner);
+        let ranges = slot.ranges.with(added);
+        *slot = Arc::new(Layers {
+            active: Arc::clone(&slot.active),
+            frozen: slot.frozen.clone(),
+            checkpoint: slot.checkpoint.clone(),
+            ranges,
+        });
+    }
+
     /// Publishes a batch inserted by [`Engine::insert_batch`]: `visible()` passes its version
     /// once every earlier prepared batch is published or abandoned too.
     pub fn publish_batch(&self, mut ticket: BatchTicket) {
@@ -326,7 +391,20 @@ impl Engine {
 
     /// Takes back a batch inserted by [`Engine::insert_batch`] that will never be published
     /// (its WAL write failed): removes its versions from every memtable, then abandons it.
+    /// Its range deletes, if any, are removed too.
     pub fn retract_batch(&self, mut ticket: BatchTicket, keys: impl IntoIterator<Item = Vec<u8>>) {
+        {
+            let mut slot = self.layers.write().unwrap_or_else(PoisonError::into_inner);
+            if slot.ranges.iter().any(|r| r.version == ticket.version) {
+                let ranges = slot.ranges.without(ticket.version);
+                *slot = Arc::new(Layers {
+                    active: Arc::clone(&slot.active),
+                    frozen: slot.frozen.clone(),
+                    checkpoint: slot.checkpoint.clone(),
+                    ranges,
+                });
+            }
+        }
         let layers = self.layers();
         for key in keys {
             let user = Bytes::from(key);
@@ -406,6 +484,7 @@ impl Engine {
                 active: Arc::new(MemTable::new()),
                 frozen,
                 checkpoint: slot.checkpoint.clone(),
+                ranges: slot.ranges.clone(),
             });
             Arc::clone(&slot)
         };
@@ -440,8 +519,22 @@ impl Engine {
         if let Some(old) = &frozen_set.checkpoint {
             sources.push(Box::new(old.iter()));
         }
+        // Range deletes of settled batches only: published ones (a retracted batch's were
+        // taken out of the layer set before it was abandoned, so before the wait ended).
+        let ranges = self.layers().ranges.at_or_below(settled);
+        let hidden_at = safe_point.min(settled);
         let mut gc = GcFilter::new(safe_point);
         for found in MergeSorted::new(sources) {
+            // A version a range delete at or below the safe point hides is seen by no snapshot
+            // GC still serves; the range delete stays in the file and keeps hiding it should
+            // the WAL replay re-insert it.
+            if ranges
+                .hiding(&found.user, found.version, hidden_at)
+                .is_some()
+            {
+                versions_dropped += 1;
+                continue;
+            }
             if gc.keep(&found) {
                 writer.add(&found.user, found.version, found.value.as_deref())?;
             } else {
@@ -452,7 +545,7 @@ impl Engine {
             .checkpoint
             .as_ref()
             .map_or(Version::MIN, |c| c.max_version());
-        let stats = writer.finish(wal_lsn, settled.max(base_max), self.opts.fsync)?;
+        let stats = writer.finish(wal_lsn, settled.max(base_max), &ranges, self.opts.fsync)?;
         fs::rename(&temp_path, &final_path)
             .map_err(|e| EngineError::io("rename", &final_path, e))?;
         if self.opts.fsync {
@@ -473,6 +566,7 @@ impl Engine {
                 active: Arc::clone(&slot.active),
                 frozen: still_frozen,
                 checkpoint: Some(Arc::clone(&installed)),
+                ranges: slot.ranges.clone(),
             });
         }
 

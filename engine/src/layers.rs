@@ -5,6 +5,7 @@ use std::sync::Arc;
 use crate::checkpoint::Checkpoint;
 use crate::key::Source;
 use crate::memtable::MemTable;
+use crate::ranges::RangeDeletes;
 
 /// An immutable snapshot of the layer structure. Swapped whole (under a brief write lock)
 /// when a checkpoint freezes the memtable and when it installs the new file.
@@ -15,6 +16,8 @@ pub(crate) struct Layers {
     pub(crate) frozen: Vec<Arc<MemTable>>,
     /// The newest valid checkpoint file, if any.
     pub(crate) checkpoint: Option<Arc<Checkpoint>>,
+    /// Every range delete (published or not, like the memtables' versions); see `ranges.rs`.
+    pub(crate) ranges: Arc<RangeDeletes>,
 }
 
 impl Layers {

@@ -25,6 +25,10 @@
 //! - **Crash-safe checkpoints.** A checkpoint is written to a temp file, fsynced, renamed, and
 //!   the directory fsynced; every block is CRC-checked. Recovery loads the newest checkpoint
 //!   that validates and says which newer ones it skipped ([`Engine::recovery_report`]).
+//! - **Range deletes.** A batch may carry range deletes ([`Engine::insert_range_deletes`]):
+//!   `[start, end)` at the batch's version hides every older version of every key in the
+//!   range from readers at or after it (the batch's own writes stay). One entry, whatever the
+//!   number of keys: TRUNCATE, DROP TABLE and table rewrites cost O(1) writes (`ranges.rs`).
 //! - **One engine per directory.** An exclusive `flock` on `<dir>/LOCK` refuses a second
 //!   engine, in this or another process ([`EngineError::Locked`]).
 //!
@@ -52,6 +56,10 @@
 //!    or was retracted (removed from the memtables before it was abandoned). An unpublished
 //!    batch (inserted ahead of its durability) never reaches a checkpoint file, and the file's
 //!    `max_version` bounds every version in it.
+//! 10. Range deletes are never dropped (see `ranges.rs`): a checkpoint file holds every one
+//!     at or below its settled version, and drops a version only if a range delete at or
+//!     below both the GC safe point and that settled version hides it. A version WAL replay
+//!     re-inserts under a range delete stays hidden by it.
 //!
 //! ## Data layout
 //!
@@ -71,6 +79,9 @@
 //!   key order inside every layer:
 //!     ("apple", v9) ("apple", v4) ("apple", v1 tombstone) ("pear", v7) ("pear", v2) ...
 //!      newest ------------------------------> oldest      newest ------> oldest
+//!
+//!   range deletes (beside the layers, in the same swapped set):  [start, end) @ version
+//!     ("t1/", "t10") @ v20 hides ("t1/a", v9) from readers at >= v20; ("t1/a", v25) stays
 //!
 //!   data dir:  LOCK   checkpoint-00000000000000000007.ckpt   (checkpoint-*.tmp while writing)
 //! ```
@@ -105,6 +116,7 @@ mod error;
 mod key;
 mod layers;
 mod memtable;
+mod ranges;
 mod scan;
 mod visibility;
 

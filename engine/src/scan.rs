@@ -165,10 +165,14 @@ impl Iterator for Scan {
             }
             self.walks = walks;
             if let Some(Found {
-                value: Some(value), ..
+                value: Some(value),
+                version,
+                ..
             }) = best
             {
-                return Some((user.to_vec(), value));
+                if self.layers.ranges.hiding(&user, version, self.at).is_none() {
+                    return Some((user.to_vec(), value));
+                }
             }
         }
     }

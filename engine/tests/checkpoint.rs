@@ -217,7 +217,7 @@ fn unknown_format_version_is_refused() {
         engine.recovery_report().skipped[0].error,
         EngineError::UnsupportedCheckpointFormat {
             found: 99,
-            expected: 1,
+            expected: 2,
             ..
         }
     ));

@@ -272,7 +272,9 @@ impl Db {
                     if let Some((n, _)) = parts.remove(&commit.txn) {
                         recovery.ignored_parts += u64::from(n);
                     }
-                    engine.apply_recovered(commit.commit_ts.to_version(), commit.writes);
+                    let version = commit.commit_ts.to_version();
+                    engine.apply_recovered_range_deletes(version, commit.range_deletes);
+                    engine.apply_recovered(version, commit.writes);
                     recovery.replayed_commits += 1;
                 }
                 PART_RECORD => {
@@ -292,7 +294,9 @@ impl Db {
                     let (n, mut writes) = parts.remove(&commit.txn).unwrap_or_default();
                     recovery.replayed_parts += u64::from(n);
                     writes.extend(commit.writes);
-                    engine.apply_recovered(commit.commit_ts.to_version(), writes);
+                    let version = commit.commit_ts.to_version();
+                    engine.apply_recovered_range_deletes(version, commit.range_deletes);
+                    engine.apply_recovered(version, writes);
                     recovery.replayed_commits += 1;
                 }
                 PREPARE_RECORD => {
@@ -376,6 +380,7 @@ impl Db {
             isolation,
             snapshot,
             writes: BTreeMap::new(),
+            range_deletes: Vec::new(),
             status: TxnStatus::Active,
         };
         Txn::new(self.clone(), state, TxnLocks::default(), started_us)
@@ -494,7 +499,12 @@ impl Db {
         let pending = match parts {
             None => self.wal.submit(
                 COMMIT_RECORD,
-                encode_commit(commit_ts, state.id, state.writes.iter()),
+                encode_commit(
+                    commit_ts,
+                    state.id,
+                    state.writes.iter(),
+                    &state.range_deletes,
+                ),
             ),
             Some((parts, count, writes)) => self.wal.submit(
                 PARTS_COMMIT_RECORD,
@@ -506,6 +516,8 @@ impl Db {
             .iter()
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
+        self.engine
+            .insert_range_deletes(&ticket, state.range_deletes.clone());
         self.engine.insert_batch(&ticket, writes);
         let ticket = match pending.lsn() {
             Some(lsn) => {

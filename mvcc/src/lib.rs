@@ -127,6 +127,7 @@
 //!  data dir:     LOCK  checkpoint files  clock (HLC ceiling)  logical_clocks  wal/<segments>
 //!  WAL kinds:    1 commit   2 prepare (2PC)   3 abort-prepared (2PC)
 //!                4 write-set part   5 parts commit                         (record.rs)
+//!                (commit and parts commit may carry range deletes: write tag 2)
 //!
 //!  2PC:  active ──prepare──► prepared ──commit_prepared──► committed
 //!                   (fsync)      │ locks + snapshot held
@@ -145,6 +146,15 @@
 //!   waiting ([`Txn::bulk_write_hint`]); if granted, its rows take no row locks. Table rewrites
 //!   and TRUNCATE / DROP TABLE hold ACCESS EXCLUSIVE and write with [`Txn::put_unlocked`] /
 //!   [`Txn::delete_unlocked`].
+//! - **Range deletes.** TRUNCATE, DROP TABLE and a rewrite's old rows go as range deletes
+//!   ([`Txn::delete_range`]): the commit record carries `[start, end)` once (a write with tag
+//!   2, `record.rs`) and the engine hides every older version in it (engine `ranges.rs`), so
+//!   dropping a million rows writes a few bytes. The transaction's own reads skip the range at
+//!   once; other snapshots see it at the commit like any write (one taken before keeps the
+//!   old rows; the ACCESS EXCLUSIVE lock keeps writers out meanwhile). Not at REPEATABLE READ
+//!   and above (each key's serialization check), after a savepoint (no undo of a range) or
+//!   with increments: there it is key by key. PREPARE turns range deletes into point deletes
+//!   (the prepare record has none).
 //! - **Undo.** The per-write undo record exists only from the first savepoint on
 //!   ([`Txn::savepoint`]); before it, an error can only roll back the whole transaction.
 //! - **The log.** Once a transaction's buffered writes pass `write_set_part_size`

@@ -11,7 +11,17 @@
 //! | HLC, big-endian |  u64 LE   |  u32 LE   |                                            |
 //! +-----------------+-----------+-----------+--------------------------------------------+
 //! write = | key len u32 | key bytes | tag u8 (0 = delete, 1 = put) | [value len u32 | value] |
+//!       | | start len u32 | start | tag u8 = 2 (range delete) | end len u32 | end |
 //! ```
+//!
+//! A range delete (tag 2, the table's rows and index entries dropped by TRUNCATE, DROP TABLE
+//! or a rewrite) deletes every key in `[start, end)` written before the commit (see the
+//! engine's `ranges.rs`); the record's own writes at the same timestamp stay. A commit record
+//! lists its range deletes first, then its writes in key order; the count covers both. Only
+//! commit and parts-commit records carry range deletes (a part or a prepare record never
+//! does: a prepared transaction's range deletes are turned into point deletes). Tag 2 is the
+//! one extension of the frozen layout: a build that predates it refuses the record as
+//! malformed rather than skipping it.
 //!
 //! Frozen: a change of this layout needs a new record kind. The commit of a prepared
 //! transaction (COMMIT PREPARED) is an ordinary commit record under the prepared transaction's
@@ -133,6 +143,10 @@ const BOUND_EXCLUDED: u8 = 2;
 
 const TAG_DELETE: u8 = 0;
 const TAG_PUT: u8 = 1;
+const TAG_RANGE_DELETE: u8 = 2;
+
+/// Range deletes as records carry them: `[start, end)` pairs.
+pub type RangeDeletes = Vec<(Vec<u8>, Vec<u8>)>;
 
 /// A decoded commit record.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -143,6 +157,8 @@ pub struct CommitRecord {
     pub txn: TxnId,
     /// Its writes; `None` deletes the key.
     pub writes: Vec<(Vec<u8>, Option<Bytes>)>,
+    /// Its range deletes (applied with the writes, hiding only older versions).
+    pub range_deletes: RangeDeletes,
 }
 
 /// Encodes a commit record (see the module docs for the layout).
@@ -150,12 +166,33 @@ pub fn encode_commit<'a>(
     commit_ts: Timestamp,
     txn: TxnId,
     writes: impl ExactSizeIterator<Item = (&'a Vec<u8>, &'a Option<Bytes>)>,
+    range_deletes: &[(Vec<u8>, Vec<u8>)],
 ) -> Vec<u8> {
     let mut buf = Vec::with_capacity(28 + writes.len() * 32);
     buf.extend_from_slice(&commit_ts.encode());
     buf.extend_from_slice(&txn.0.to_le_bytes());
-    encode_writes(&mut buf, writes);
+    if range_deletes.is_empty() {
+        encode_writes(&mut buf, writes);
+    } else {
+        let count = writes.len() + range_deletes.len();
+        buf.extend_from_slice(&(count as u32).to_le_bytes());
+        for (start, end) in range_deletes {
+            encode_range_delete(&mut buf, start, end);
+        }
+        for (key, value) in writes {
+            encode_write(&mut buf, key, value.as_ref());
+        }
+    }
     buf
+}
+
+/// Appends one range delete to `buf` (a write with tag 2, see the module docs).
+pub fn encode_range_delete(buf: &mut Vec<u8>, start: &[u8], end: &[u8]) {
+    buf.extend_from_slice(&(start.len() as u32).to_le_bytes());
+    buf.extend_from_slice(start);
+    buf.push(TAG_RANGE_DELETE);
+    buf.extend_from_slice(&(end.len() as u32).to_le_bytes());
+    buf.extend_from_slice(end);
 }
 
 fn encode_writes<'a>(
@@ -171,9 +208,19 @@ fn encode_writes<'a>(
 /// A write set as records carry it: key and value (`None` deletes), in key order.
 pub type Writes = Vec<(Vec<u8>, Option<Bytes>)>;
 
+/// Writes without range deletes (part and prepare records never carry them).
 fn decode_writes(r: &mut Reader<'_>) -> Result<Writes, &'static str> {
+    let (writes, ranges) = decode_writes_and_ranges(r)?;
+    if !ranges.is_empty() {
+        return Err("range delete outside a commit record");
+    }
+    Ok(writes)
+}
+
+fn decode_writes_and_ranges(r: &mut Reader<'_>) -> Result<(Writes, RangeDeletes), &'static str> {
     let count = r.u32()? as usize;
     let mut writes = Vec::with_capacity(count.min(r.buf.len() / 5));
+    let mut ranges = Vec::new();
     for _ in 0..count {
         let klen = r.u32()? as usize;
         let key = r.take(klen)?.to_vec();
@@ -183,11 +230,16 @@ fn decode_writes(r: &mut Reader<'_>) -> Result<Writes, &'static str> {
                 let vlen = r.u32()? as usize;
                 Some(Bytes::copy_from_slice(r.take(vlen)?))
             }
+            TAG_RANGE_DELETE => {
+                let end = r.key()?;
+                ranges.push((key, end));
+                continue;
+            }
             _ => return Err("unknown write tag"),
         };
         writes.push((key, value));
     }
-    Ok(writes)
+    Ok((writes, ranges))
 }
 
 /// Decodes a commit record; `Err` names what is malformed.
@@ -195,7 +247,7 @@ pub fn decode_commit(payload: &[u8]) -> Result<CommitRecord, &'static str> {
     let mut r = Reader { buf: payload };
     let ts: [u8; 16] = r.take(16)?.try_into().map_err(|_| "short timestamp")?;
     let txn = TxnId(r.u64()?);
-    let writes = decode_writes(&mut r)?;
+    let (writes, range_deletes) = decode_writes_and_ranges(&mut r)?;
     if !r.buf.is_empty() {
         return Err("trailing bytes");
     }
@@ -203,6 +255,7 @@ pub fn decode_commit(payload: &[u8]) -> Result<CommitRecord, &'static str> {
         commit_ts: Timestamp::decode(ts),
         txn,
         writes,
+        range_deletes,
     })
 }
 
@@ -228,6 +281,8 @@ pub struct PartsCommitRecord {
     pub parts: u32,
     /// The writes made after its last part, applied after the parts.
     pub writes: Writes,
+    /// Its range deletes (applied with the writes, hiding only older versions).
+    pub range_deletes: RangeDeletes,
 }
 
 /// Appends one write to `buf` in the layout every record uses (see the module docs).
@@ -289,7 +344,7 @@ pub fn decode_parts_commit(payload: &[u8]) -> Result<PartsCommitRecord, &'static
     let commit_ts = r.timestamp()?;
     let txn = TxnId(r.u64()?);
     let parts = r.u32()?;
-    let writes = decode_writes(&mut r)?;
+    let (writes, range_deletes) = decode_writes_and_ranges(&mut r)?;
     if !r.buf.is_empty() {
         return Err("trailing bytes");
     }
@@ -298,6 +353,7 @@ pub fn decode_parts_commit(payload: &[u8]) -> Result<PartsCommitRecord, &'static
         txn,
         parts,
         writes,
+        range_deletes,
     })
 }
 
@@ -675,17 +731,28 @@ mod tests {
             logical: 3,
             node: 1,
         };
-        let buf = encode_commit(ts, TxnId(9), writes.iter());
-        let rec = decode_commit(&buf).unwrap();
-        assert_eq!(rec.commit_ts, ts);
-        assert_eq!(rec.txn, TxnId(9));
-        assert_eq!(rec.writes, writes.into_iter().collect::<Vec<_>>());
-        for cut in 0..buf.len() {
-            assert!(
-                decode_commit(&buf[..cut]).is_err(),
-                "cut at {cut} must not decode"
-            );
+        let ranges = vec![
+            (b"t1".to_vec(), b"t2".to_vec()),
+            (b"x".to_vec(), b"y".to_vec()),
+        ];
+        for ranges in [Vec::new(), ranges] {
+            let buf = encode_commit(ts, TxnId(9), writes.iter(), &ranges);
+            let rec = decode_commit(&buf).unwrap();
+            assert_eq!(rec.commit_ts, ts);
+            assert_eq!(rec.txn, TxnId(9));
+            assert_eq!(rec.writes, writes.clone().into_iter().collect::<Vec<_>>());
+            assert_eq!(rec.range_deletes, ranges);
+            for cut in 0..buf.len() {
+                assert!(
+                    decode_commit(&buf[..cut]).is_err(),
+                    "cut at {cut} must not decode"
+                );
+            }
         }
+        // A part record never carries a range delete.
+        let mut enc = Vec::new();
+        encode_range_delete(&mut enc, b"a", b"b");
+        assert!(decode_part(&encode_part(TxnId(1), 1, 1, &enc)).is_err());
     }
 
     #[test]

@@ -137,6 +137,7 @@ impl PreparedSet {
             isolation,
             snapshot,
             writes: writes.into_iter().collect(),
+            range_deletes: Vec::new(),
             status: TxnStatus::Prepared,
         };
         self.by_gid.insert(

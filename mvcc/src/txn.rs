@@ -64,6 +64,11 @@ pub struct TxnState {
     pub snapshot: Timestamp,
     /// Buffered writes, applied at commit; `None` deletes the key.
     pub writes: BTreeMap<Vec<u8>, Option<Bytes>>,
+    /// Key ranges `[start, end)` deleted as a whole ([`Txn::delete_range`]): at commit they
+    /// hide every older version in them; `writes` holds nothing inside them from before the
+    /// delete. Empty in a prepared transaction (its range deletes become point deletes).
+    #[serde(default)]
+    pub range_deletes: Vec<(Vec<u8>, Vec<u8>)>,
     /// Where it is in its life.
     pub status: TxnStatus,
 }
@@ -191,11 +196,25 @@ impl Txn {
         if self.spill.take().is_some() {
             self.db.parts_closed(self.state.id);
         }
+        // The prepare record has no range deletes: they become point deletes of the keys
+        // they cover (the table's ACCESS EXCLUSIVE lock keeps anyone else from writing them).
+        for (start, end) in std::mem::take(&mut self.state.range_deletes) {
+            let committed = self.db.engine().scan(
+                Bound::Included(start),
+                Bound::Excluded(end),
+                gnomon_engine::Version::MAX,
+                false,
+            );
+            for (key, _) in committed {
+                self.state.writes.entry(key).or_insert(None);
+            }
+        }
         let state = TxnState {
             id: self.state.id,
             isolation: self.state.isolation,
             snapshot: self.state.snapshot,
             writes: std::mem::take(&mut self.state.writes),
+            range_deletes: Vec::new(),
             status: self.state.status,
         };
         (state, std::mem::take(&mut self.locks), self.started_us)
@@ -239,7 +258,9 @@ impl Txn {
 
     /// True if the transaction has buffered writes (or recorded increments).
     pub fn has_writes(&self) -> bool {
-        !self.state.writes.is_empty() || !self.increments.is_empty()
+        !self.state.writes.is_empty()
+            || !self.state.range_deletes.is_empty()
+            || !self.increments.is_empty()
     }
 
     /// True if some increment is recorded whose row the transaction has not observed yet
@@ -270,13 +291,16 @@ impl Txn {
     /// this transaction's earlier deltas of the row), and records the delta. The row's final
     /// value is computed at commit from the newest version then, inside the commit order (see
     /// the locks README, "Increments"). Not eligible at REPEATABLE READ and above, nor for a
-    /// row the transaction already wrote (or observed).
+    /// row the transaction already wrote (or observed) or deleted with a range delete.
     pub fn increment(
         &mut self,
         key: &[u8],
         delta: Arc<dyn RowDelta>,
     ) -> Result<IncrementOutcome, MvccError> {
-        if self.state.isolation != Isolation::ReadCommitted || self.state.writes.contains_key(key) {
+        if self.state.isolation != Isolation::ReadCommitted
+            || self.state.writes.contains_key(key)
+            || self.range_deleted(key)
+        {
             return Ok(IncrementOutcome::NotEligible);
         }
         self.lock_row(key, RowMode::Increment, LockWait::Block)?;
@@ -341,6 +365,9 @@ impl Txn {
         if let Some(own) = self.state.writes.get(key) {
             return Ok(own.clone());
         }
+        if self.range_deleted(key) {
+            return Ok(None);
+        }
         if self.state.isolation == Isolation::Serializable {
             self.db.ssi().read_key(self.state.id, key)?;
         }
@@ -351,7 +378,7 @@ impl Txn {
     /// its own (uncommitted) write or no row. For the `gnomon_mvcc_timestamp` system column;
     /// the row itself is read with [`Txn::get`] or a scan (which record SSI reads).
     pub fn version_of(&self, key: &[u8]) -> Option<Timestamp> {
-        if self.state.writes.contains_key(key) {
+        if self.state.writes.contains_key(key) || self.range_deleted(key) {
             return None;
         }
         self.db
@@ -377,6 +404,9 @@ impl Txn {
     pub fn read_locked(&self, key: &[u8]) -> Result<Option<Bytes>, MvccError> {
         if let Some(own) = self.state.writes.get(key) {
             return Ok(own.clone());
+        }
+        if self.range_deleted(key) {
+            return Ok(None);
         }
         if self.state.isolation == Isolation::Serializable {
             // A read too (SELECT ... FOR UPDATE may not write the row).
@@ -435,6 +465,7 @@ impl Txn {
             committed: committed.peekable(),
             own: own.peekable(),
             reverse,
+            range_deletes: &self.state.range_deletes,
         })
     }
 
@@ -463,6 +494,7 @@ impl Txn {
                 committed: committed.peekable(),
                 own: own.peekable(),
                 reverse: false,
+                range_deletes: &self.state.range_deletes,
             }
             .collect());
         }
@@ -570,6 +602,12 @@ impl Txn {
         let spill = self.spill.as_ref()?;
         let mut buf = spill.buf.clone();
         let mut count = spill.count;
+        // Range deletes ride in the tail: replay applies them with the parts at the one commit
+        // timestamp, where they hide only older versions, so their place does not matter.
+        for (start, end) in &self.state.range_deletes {
+            crate::record::encode_range_delete(&mut buf, start, end);
+            count += 1;
+        }
         for (key, _) in &self.undo {
             if let Some(value) = self.state.writes.get(key) {
                 crate::record::encode_write(&mut buf, key, value.as_ref());
@@ -606,6 +644,64 @@ impl Txn {
         self.record_undo(key, previous);
         self.after_write(key);
         Ok(())
+    }
+
+    /// Deletes every key in `[start, end)` of a table this transaction holds ACCESS
+    /// EXCLUSIVE (TRUNCATE, DROP TABLE, the old rows of a rewrite): at READ COMMITTED, before
+    /// any savepoint or increment, as one range delete (a WAL entry of a few bytes, whatever
+    /// the number of rows: see the engine's range deletes); the transaction's own earlier
+    /// writes in the range are dropped from its write set, or, once it writes parts (which
+    /// may hold them), become point deletes that the commit's tail carries after the parts.
+    /// Otherwise key by key with [`Txn::delete_unlocked`] (its serialization checks, SSI
+    /// records, savepoint undo).
+    pub fn delete_range(&mut self, start: &[u8], end: &[u8]) -> Result<(), MvccError> {
+        if start >= end {
+            return Ok(());
+        }
+        let whole = self.state.isolation == Isolation::ReadCommitted
+            && !self.savepoints
+            && self.increments.is_empty();
+        if !whole {
+            let keys: Vec<Vec<u8>> = self
+                .scan_iter(
+                    Bound::Included(start.to_vec()),
+                    Bound::Excluded(end.to_vec()),
+                    false,
+                )?
+                .map(|(k, _)| k)
+                .collect();
+            for key in keys {
+                self.delete_unlocked(&key)?;
+            }
+            return Ok(());
+        }
+        self.note_write();
+        let own: Vec<Vec<u8>> = self
+            .state
+            .writes
+            .range::<[u8], _>((Bound::Included(start), Bound::Excluded(end)))
+            .map(|(k, _)| k.clone())
+            .collect();
+        for key in own {
+            if self.spill.is_some() {
+                // A part may hold the key: a later tombstone wins over it at replay.
+                self.state.writes.insert(key.clone(), None);
+                self.after_write(&key);
+            } else {
+                self.state.writes.remove(&key);
+            }
+        }
+        let range = (start.to_vec(), end.to_vec());
+        if !self.state.range_deletes.contains(&range) {
+            self.state.range_deletes.push(range);
+        }
+        Ok(())
+    }
+
+    /// Whether `key` lies in one of this transaction's range deletes (and was not written
+    /// since: callers look at the write set first).
+    fn range_deleted(&self, key: &[u8]) -> bool {
+        in_ranges(&self.state.range_deletes, key)
     }
 
     /// True if this transaction itself has written `key` (put or delete).
@@ -772,7 +868,7 @@ impl Txn {
             Err(e)
         } else if self.has_pending_increments() {
             self.commit_increments()
-        } else if self.state.writes.is_empty() {
+        } else if self.state.writes.is_empty() && self.state.range_deletes.is_empty() {
             if self.state.isolation == Isolation::Serializable {
                 self.db
                     .ssi()
@@ -886,6 +982,13 @@ impl Drop for Txn {
     }
 }
 
+/// Whether `key` lies in one of `ranges` (`[start, end)` each).
+fn in_ranges(ranges: &[(Vec<u8>, Vec<u8>)], key: &[u8]) -> bool {
+    ranges
+        .iter()
+        .any(|(start, end)| key >= start.as_slice() && key < end.as_slice())
+}
+
 fn increment_failed(message: String) -> MvccError {
     MvccError::IncrementFailed { message }
 }
@@ -898,6 +1001,8 @@ pub struct ScanIter<'a> {
     committed: std::iter::Peekable<gnomon_engine::Scan>,
     own: std::iter::Peekable<OwnWrites<'a>>,
     reverse: bool,
+    /// The transaction's own range deletes: committed keys inside them are skipped.
+    range_deletes: &'a [(Vec<u8>, Vec<u8>)],
 }
 
 impl Iterator for ScanIter<'_> {
@@ -926,7 +1031,10 @@ impl Iterator for ScanIter<'_> {
                 }
                 // own delete: skip
             } else {
-                return self.committed.next();
+                let (key, value) = self.committed.next()?;
+                if !in_ranges(self.range_deletes, &key) {
+                    return Some((key, value));
+                }
             }
         }
     }

@@ -1931,8 +1931,9 @@ fn drop_column(
 }
 
 /// Gives a table without a primary key one: the rows are re-keyed by the new key under a new
-/// table id (the row keys change, so the table moves), the old id's rows, index entries and
-/// definition are deleted, and the indexes are rebuilt for the new keys. Fails with 23502 if
+/// table id (the row keys change, so the table moves), the old id's rows and index entries
+/// are dropped as two range deletes (not one tombstone per row) and its definition deleted,
+/// and the indexes are rebuilt for the new keys. Fails with 23502 if
 /// a key column holds NULL and with 23505 on a duplicate key, leaving the transaction to roll
 /// everything back.
 pub(crate) fn add_primary_key(
@@ -1979,7 +1980,12 @@ pub(crate) fn add_primary_key(
         )?;
     }
     let rows = Transaction::scan(&t.txn, KeyPrefix::Rows(old.id).range(), false, None)?;
-    for (old_key, bytes) in rows {
+    // The old id's rows and index entries go as range deletes (nothing reaches that id again).
+    Transaction::delete_range(&mut t.txn, KeyPrefix::Rows(old.id).range())?;
+    if !old.indexes.is_empty() {
+        Transaction::delete_range(&mut t.txn, KeyPrefix::Indexes(old.id).range())?;
+    }
+    for (_, bytes) in rows {
         interrupt.check()?;
         let row = decode_table_row(old, &bytes)?;
         if let Some(&i) = key.iter().find(|&&i| row[i].is_null()) {
@@ -2012,12 +2018,8 @@ pub(crate) fn add_primary_key(
                 vals.join(", ")
             )));
         }
-        t.txn.delete_unlocked(&old_key)?;
     }
     if !old.indexes.is_empty() {
-        for (k, _) in Transaction::scan(&t.txn, KeyPrefix::Indexes(old.id).range(), false, None)? {
-            t.txn.delete_unlocked(&k)?;
-        }
         for ix in &moved.indexes {
             crate::index::build(&mut t.txn, &moved, ix, interrupt)?;
         }

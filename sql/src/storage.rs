@@ -46,6 +46,16 @@ pub trait Transaction {
     /// Deletes a row of a table this transaction holds ACCESS EXCLUSIVE (TRUNCATE, DROP
     /// TABLE, a rewrite): like `delete` without the row lock, which that lock makes redundant.
     fn delete_unlocked(&mut self, key: &[u8]) -> SqlResult<()>;
+    /// Deletes every row in `range` of a table this transaction holds ACCESS EXCLUSIVE
+    /// (TRUNCATE, DROP TABLE, the old rows of a rewrite). Storage that can drops the range as
+    /// a whole (one range delete, whatever the number of rows); this default deletes key by
+    /// key.
+    fn delete_range(&mut self, range: KeyRange) -> SqlResult<()> {
+        for (k, _) in self.scan(range, false, None)? {
+            self.delete_unlocked(&k)?;
+        }
+        Ok(())
+    }
     /// The node's durable logical clocks (Lamport, version vector, vector clock), if this
     /// storage has them.
     fn logical_clocks(&self) -> Option<&gnomon_mvcc::LogicalClocks> {
@@ -106,6 +116,20 @@ pub trait Transaction {
 }
 
 impl Transaction for gnomon_mvcc::Txn {
+    fn delete_range(&mut self, range: KeyRange) -> SqlResult<()> {
+        match range {
+            (Bound::Included(start), Bound::Excluded(end)) => {
+                Ok(gnomon_mvcc::Txn::delete_range(self, &start, &end)?)
+            }
+            range => {
+                for (k, _) in Transaction::scan(self, range, false, None)? {
+                    gnomon_mvcc::Txn::delete_unlocked(self, &k)?;
+                }
+                Ok(())
+            }
+        }
+    }
+
     fn increment(
         &mut self,
         key: &[u8],
