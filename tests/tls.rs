@@ -623,16 +623,21 @@ async fn hba_rules_reject_trust_and_ask_for_passwords_first_match_wins() {
     let certs = make_certs(dir.path());
     let data = dir.path().join("data");
     let server = Server::start(&data);
-    server
-        .connect()
-        .await
+    let admin = server.connect().await;
+    admin
         .batch_execute(
             "CREATE ROLE mallory LOGIN; CREATE ROLE alice LOGIN PASSWORD 'a-pw'; \
              CREATE ROLE bob LOGIN PASSWORD 'b-pw'; CREATE ROLE nopass LOGIN; \
-             CREATE ROLE carol LOGIN; CREATE DATABASE other",
+             CREATE ROLE carol LOGIN",
         )
         .await
         .expect("roles");
+    // CREATE DATABASE cannot share a message with other statements (25001, as PostgreSQL).
+    admin
+        .batch_execute("CREATE DATABASE other")
+        .await
+        .expect("database");
+    drop(admin);
     server.terminate();
 
     let rule = |kind: &str, database: &str, user: &str, address: &str, method: &str| {

@@ -139,6 +139,8 @@ pub struct Txn {
     write_bytes: usize,
     /// The write set is being written to the log in parts (crate docs, "Bulk work").
     spill: Option<Spill>,
+    /// The caller's namespace ([`Txn::set_namespace`]); 0 until set.
+    namespace: u32,
 }
 
 /// A transaction writing its write set to the log in parts: the writes since its last part,
@@ -178,7 +180,20 @@ impl Txn {
             finished: false,
             write_bytes: 0,
             spill: None,
+            namespace: 0,
         }
+    }
+
+    /// Labels the transaction with the caller's namespace: an opaque number to this layer
+    /// (the SQL layer's database OID, which qualifies the names it reads and writes). It
+    /// travels with the handle so the layer above never needs a global to know it.
+    pub fn set_namespace(&mut self, namespace: u32) {
+        self.namespace = namespace;
+    }
+
+    /// The namespace set by [`Txn::set_namespace`] (0 if none).
+    pub fn namespace(&self) -> u32 {
+        self.namespace
     }
 
     /// When the transaction began: wall clock, µs since the Unix epoch (what `now()` shows).

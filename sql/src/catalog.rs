@@ -33,8 +33,10 @@ const SECTION_PARTITIONING: u8 = 1;
 /// Tag of the generated-columns section of an encoded [`TableDef`] (version 4). FROZEN.
 const SECTION_GENERATED: u8 = 2;
 
-/// Version of the catalog layout, stored under [`Key::Meta`] at bootstrap.
-pub const CATALOG_FORMAT_VERSION: u32 = 1; // FROZEN
+/// Version of the catalog layout, stored under [`Key::Meta`] at bootstrap. FROZEN values:
+/// 1 = names were cluster-wide; 2 = name keys are qualified by their database's OID and
+/// `Database` entries hold the OID (an older data dir is migrated at open).
+pub const CATALOG_FORMAT_VERSION: u32 = 2;
 
 /// First id handed to a user table (PostgreSQL's FirstNormalObjectId).
 pub const FIRST_TABLE_ID: u32 = 16384;
@@ -548,17 +550,33 @@ impl Catalog {
                 defs.insert(id, Arc::new(def));
             }
         }
-        // Partitions' rows lock under their parent (see `locking.rs`).
-        let ids: HashMap<&str, TableId> = defs.values().map(|d| (d.name.as_str(), d.id)).collect();
-        for d in defs.values() {
-            if let Some((parent, _)) = &d.partitioning.of {
-                if let Some(&p) = ids.get(parent.as_str()) {
-                    hierarchy.register(d.id, p);
+        // Partitions' rows lock under their parent (see `locking.rs`): the parent is named in
+        // the partition's database.
+        let mut named = HashMap::new();
+        for (k, v) in txn.scan(KeyPrefix::AllTableNames.range(), false, None)? {
+            if let (Key::TableName(db, name), Ok(b)) =
+                (Key::decode(&k)?, <[u8; 4]>::try_from(v.as_ref()))
+            {
+                if let Some(d) = defs.get(&TableId(u32::from_be_bytes(b))) {
+                    named.insert((db, name), d.clone());
                 }
             }
         }
-        for seq in crate::sequence::all(txn)? {
-            max_id = max_id.max(seq.id);
+        for ((db, _), d) in &named {
+            if let Some((parent, _)) = &d.partitioning.of {
+                if let Some(p) = named.get(&(*db, parent.clone())) {
+                    hierarchy.register(d.id, p.id);
+                }
+            }
+        }
+        for (_, v) in txn.scan(KeyPrefix::AllSequences.range(), false, None)? {
+            max_id = max_id.max(crate::sequence::SequenceDef::decode(&v)?.id);
+        }
+        // Database OIDs come from the same counter.
+        for (_, v) in txn.scan(KeyPrefix::Database.range(), false, None)? {
+            if let Ok(b) = <[u8; 4]>::try_from(v.as_ref()) {
+                max_id = max_id.max(u32::from_be_bytes(b));
+            }
         }
         // Sequence values outlive dropped sequences: their ids count too.
         let values = (
@@ -707,7 +725,7 @@ impl Catalog {
         if name == "pg_locks" {
             return Ok(Some(crate::locking::pg_locks_def()));
         }
-        let Some(idb) = txn.get(&Key::TableName(name.to_string()).encode())? else {
+        let Some(idb) = txn.get(&Key::TableName(txn.database(), name.to_string()).encode())? else {
             return Ok(None);
         };
         let id = TableId(u32::from_be_bytes(
@@ -773,7 +791,7 @@ impl Catalog {
     /// Writes `def` under its definition id and points its name at it.
     pub(crate) fn write_def(&self, txn: &mut dyn Transaction, def: &TableDef) -> SqlResult<()> {
         txn.put(
-            &Key::TableName(def.name.clone()).encode(),
+            &Key::TableName(txn.database(), def.name.clone()).encode(),
             Bytes::copy_from_slice(&def.def_id.0.to_be_bytes()),
         )?;
         txn.put(&Key::Table(def.def_id).encode(), Bytes::from(def.encode()))
@@ -790,7 +808,7 @@ impl Catalog {
     ) -> SqlResult<Arc<TableDef>> {
         new.def_id = TableId(self.allocate_id());
         if new.name != old.name {
-            txn.delete(&Key::TableName(old.name.clone()).encode())?;
+            txn.delete(&Key::TableName(txn.database(), old.name.clone()).encode())?;
         }
         txn.delete(&Key::Table(old.def_id).encode())?;
         self.write_def(txn, &new)?;
@@ -801,9 +819,9 @@ impl Catalog {
     pub(crate) fn drop_table(&self, txn: &mut dyn Transaction, def: &TableDef) -> SqlResult<()> {
         self.delete_rows(txn, def)?;
         for ix in &def.indexes {
-            txn.delete(&Key::IndexName(ix.name.clone()).encode())?;
+            txn.delete(&Key::IndexName(txn.database(), ix.name.clone()).encode())?;
         }
-        txn.delete(&Key::TableName(def.name.clone()).encode())?;
+        txn.delete(&Key::TableName(txn.database(), def.name.clone()).encode())?;
         txn.delete(&Key::Table(def.def_id).encode())?;
         Ok(())
     }
@@ -822,8 +840,8 @@ impl Catalog {
     /// Every table `txn` sees, by name.
     pub(crate) fn all_tables(&self, txn: &dyn Transaction) -> SqlResult<Vec<Arc<TableDef>>> {
         let mut out = Vec::new();
-        for (k, _) in txn.scan(KeyPrefix::TableName.range(), false, None)? {
-            if let Key::TableName(name) = Key::decode(&k)? {
+        for (k, _) in txn.scan(KeyPrefix::TableName(txn.database()).range(), false, None)? {
+            if let Key::TableName(_, name) = Key::decode(&k)? {
                 if let Some(def) = self.lookup(txn, &name)? {
                     out.push(def);
                 }

@@ -21,7 +21,7 @@ use sqlparser::dialect::PostgreSqlDialect;
 use sqlparser::tokenizer::{Token, Tokenizer};
 
 use crate::catalog::{decode_table_row, CheckDef, ColumnDef, Identity, IndexDef, TableDef};
-use crate::encoding::{encode_row, Key, KeyPrefix, TableId};
+use crate::encoding::{encode_row, DatabaseId, Key, KeyPrefix, TableId};
 use crate::error::{Notice, SqlError, SqlResult, SqlState};
 use crate::expr::cast;
 use crate::expr::EvalContext;
@@ -68,7 +68,7 @@ pub(crate) fn relation_exists(
 ) -> SqlResult<bool> {
     Ok(engine.catalog.lookup(txn, name)?.is_some()
         || txn
-            .get(&Key::IndexName(name.to_string()).encode())?
+            .get(&Key::IndexName(txn.database(), name.to_string()).encode())?
             .is_some()
         || sequence::lookup(txn, name)?.is_some())
 }
@@ -289,20 +289,6 @@ pub(crate) fn drop_owned_sequences(t: &mut ActiveTxn, table: &TableDef) -> SqlRe
     Ok(())
 }
 
-/// Writes (or deletes) a database entry in a transaction of its own: CREATE and DROP
-/// DATABASE cannot run inside a transaction block and are not rolled back, as in PostgreSQL.
-fn database_entry(engine: &SqlEngine, name: &str, create: bool) -> SqlResult<()> {
-    let mut txn = ActiveTxn::engine_db(engine).begin(gnomon_mvcc::Isolation::ReadCommitted);
-    let key = Key::Database(name.to_string()).encode();
-    if create {
-        Transaction::put(&mut txn, &key, Bytes::new())?;
-    } else {
-        Transaction::delete(&mut txn, &key)?;
-    }
-    txn.commit()?;
-    Ok(())
-}
-
 fn database_name(n: &ast::ObjectName) -> SqlResult<String> {
     match n.0.as_slice() {
         [ast::ObjectNamePart::Identifier(id)] => Ok(ident_name(id)),
@@ -310,8 +296,9 @@ fn database_name(n: &ast::ObjectName) -> SqlResult<String> {
     }
 }
 
-/// CREATE DATABASE. NB: databases share one catalog namespace today: a session connected to
-/// another database sees the same tables (see the crate essay).
+/// CREATE DATABASE: a new, empty namespace with a fresh OID. Written in a transaction of its
+/// own: CREATE and DROP DATABASE cannot run inside a transaction block (nor in a simple-query
+/// message of several statements) and are not rolled back, as in PostgreSQL.
 pub(crate) fn create_database(
     engine: &SqlEngine,
     t: &ActiveTxn,
@@ -319,7 +306,7 @@ pub(crate) fn create_database(
     if_not_exists: bool,
     notices: &mut Vec<Notice>,
 ) -> SqlResult<()> {
-    if t.in_explicit_block() {
+    if t.in_transaction_block() {
         return Err(SqlError::new(
             SqlState::ACTIVE_SQL_TRANSACTION,
             "CREATE DATABASE cannot run inside a transaction block",
@@ -330,7 +317,7 @@ pub(crate) fn create_database(
         .databases
         .write()
         .map_err(|_| SqlError::internal("database list poisoned"))?;
-    if dbs.contains(&name) {
+    if dbs.contains_key(&name) {
         if if_not_exists {
             notices.push(Notice {
                 code: "42P04",
@@ -344,13 +331,40 @@ pub(crate) fn create_database(
             format!("database \"{name}\" already exists"),
         ));
     }
-    database_entry(engine, &name, true)?;
-    dbs.push(name);
+    let oid = DatabaseId(engine.catalog.allocate_id());
+    let mut txn = ActiveTxn::engine_db(engine).begin(gnomon_mvcc::Isolation::ReadCommitted);
+    Transaction::put(
+        &mut txn,
+        &Key::Database(name.clone()).encode(),
+        crate::session::encode_database_oid(oid),
+    )?;
+    txn.commit()?;
+    dbs.insert(name, oid);
     Ok(())
 }
 
-/// DROP DATABASE [IF EXISTS]. The current database, and one other sessions are connected to,
-/// cannot be dropped (55006).
+/// How long DROP DATABASE waits for other sessions of the database to end (PostgreSQL's
+/// CountOtherDBBackends: 50 tries 100 ms apart).
+const DROP_DATABASE_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// PostgreSQL's errdetail_busy_db.
+fn busy_database_detail(sessions: usize, prepared: usize) -> String {
+    match (sessions, prepared) {
+        (s, p) if s > 0 && p > 0 => {
+            format!("There are {s} other session(s) and {p} prepared transaction(s) using the database.")
+        }
+        (1, _) => "There is 1 other session using the database.".to_string(),
+        (s, 0) => format!("There are {s} other sessions using the database."),
+        (_, 1) => "There is 1 prepared transaction using the database.".to_string(),
+        (_, p) => format!("There are {p} prepared transactions using the database."),
+    }
+}
+
+/// DROP DATABASE [IF EXISTS]: removes the database and, in one transaction of its own, every
+/// object named in it with its rows and index entries (deleted: the space is reclaimed by GC
+/// like any deleted row's). The current database cannot be dropped (55006); one that other
+/// sessions are connected to, or that prepared transactions belong to, is waited for up to
+/// 5 s, then refused (55006), as in PostgreSQL.
 pub(crate) fn drop_databases(
     engine: &SqlEngine,
     info: &SessionInfo,
@@ -359,7 +373,7 @@ pub(crate) fn drop_databases(
     if_exists: bool,
     notices: &mut Vec<Notice>,
 ) -> SqlResult<()> {
-    if t.in_explicit_block() {
+    if t.in_transaction_block() {
         return Err(SqlError::new(
             SqlState::ACTIVE_SQL_TRANSACTION,
             "DROP DATABASE cannot run inside a transaction block",
@@ -367,17 +381,7 @@ pub(crate) fn drop_databases(
     }
     for n in names {
         let name = database_name(n)?;
-        if name == info.database {
-            return Err(SqlError::new(
-                SqlState::OBJECT_IN_USE,
-                "cannot drop the currently open database",
-            ));
-        }
-        let mut dbs = engine
-            .databases
-            .write()
-            .map_err(|_| SqlError::internal("database list poisoned"))?;
-        let Some(pos) = dbs.iter().position(|d| *d == name) else {
+        if !engine.database_exists(&name) {
             if if_exists {
                 notices.push(Notice {
                     code: "00000",
@@ -390,27 +394,91 @@ pub(crate) fn drop_databases(
                 SqlState::INVALID_CATALOG_NAME,
                 format!("database \"{name}\" does not exist"),
             ));
-        };
-        let others = engine
-            .sessions
-            .lock()
-            .map(|open| open.get(&name).copied().unwrap_or(0))
-            .unwrap_or(0);
-        if others > 0 {
-            // NB: PostgreSQL waits up to 5 s for the other sessions to end first.
+        }
+        if name == info.database {
             return Err(SqlError::new(
                 SqlState::OBJECT_IN_USE,
-                format!("database \"{name}\" is being accessed by other users"),
-            )
-            .with_detail(match others {
-                1 => "There is 1 other session using the database.".to_string(),
-                n => format!("There are {n} other sessions using the database."),
-            }));
+                "cannot drop the currently open database",
+            ));
         }
-        database_entry(engine, &name, false)?;
-        dbs.remove(pos);
+        let waited_until = std::time::Instant::now() + DROP_DATABASE_WAIT;
+        loop {
+            let mut dbs = engine
+                .databases
+                .write()
+                .map_err(|_| SqlError::internal("database list poisoned"))?;
+            let Some(&oid) = dbs.get(&name) else {
+                // Dropped meanwhile by another session.
+                return Err(SqlError::new(
+                    SqlState::INVALID_CATALOG_NAME,
+                    format!("database \"{name}\" does not exist"),
+                ));
+            };
+            let sessions = engine
+                .sessions
+                .lock()
+                .map(|open| open.get(&name).copied().unwrap_or(0))
+                .unwrap_or(0);
+            let prepared = ActiveTxn::engine_db(engine)
+                .prepared_transactions()
+                .iter()
+                .filter(|p| p.database == name)
+                .count();
+            if sessions == 0 && prepared == 0 {
+                // Under the write lock: no session can join the database meanwhile.
+                drop_database_objects(engine, &name, oid)?;
+                dbs.remove(&name);
+                break;
+            }
+            drop(dbs);
+            if std::time::Instant::now() >= waited_until {
+                return Err(SqlError::new(
+                    SqlState::OBJECT_IN_USE,
+                    format!("database \"{name}\" is being accessed by other users"),
+                )
+                .with_detail(busy_database_detail(sessions, prepared)));
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
     }
     Ok(())
+}
+
+/// Deletes database `name` (OID `oid`) and everything named in it, in one transaction: its
+/// tables' rows, index entries, definitions and ACLs, its sequences, index names and
+/// schemas. Nobody is connected to it (the caller holds the database list's write lock).
+fn drop_database_objects(engine: &SqlEngine, name: &str, oid: DatabaseId) -> SqlResult<()> {
+    let mut txn = ActiveTxn::engine_db(engine).begin(gnomon_mvcc::Isolation::ReadCommitted);
+    txn.set_namespace(oid.0);
+    let mut dropped = Vec::new();
+    for def in engine.catalog.all_tables(&txn)? {
+        engine.catalog.drop_table(&mut txn, &def)?;
+        Transaction::delete(&mut txn, &Key::TableAcl(def.id).encode())?;
+        dropped.push(def.def_id);
+    }
+    for prefix in [
+        KeyPrefix::TableName(oid),
+        KeyPrefix::IndexName(oid),
+        KeyPrefix::Sequence(oid),
+        KeyPrefix::Schema(oid),
+    ] {
+        for (k, _) in Transaction::scan(&txn, prefix.range(), false, None)? {
+            Transaction::delete(&mut txn, &k)?;
+        }
+    }
+    Transaction::delete(&mut txn, &Key::Database(name.to_string()).encode())?;
+    let catalog = &engine.catalog;
+    catalog.ddl_commit_begins();
+    match txn.commit() {
+        Ok(_) => {
+            catalog.ddl_committed(&dropped);
+            Ok(())
+        }
+        Err(e) => {
+            catalog.ddl_commit_failed();
+            Err(e.into())
+        }
+    }
 }
 
 fn schema_name(n: &ast::SchemaName) -> SqlResult<String> {
@@ -433,7 +501,7 @@ pub(crate) fn create_schema(
     notices: &mut Vec<Notice>,
 ) -> SqlResult<()> {
     let name = schema_name(name)?;
-    let key = Key::Schema(name.clone()).encode();
+    let key = Key::Schema(t.txn.database(), name.clone()).encode();
     if builtin_schema(&name) || t.txn.get(&key)?.is_some() {
         if if_not_exists {
             notices.push(Notice {
@@ -462,7 +530,7 @@ pub(crate) fn drop_schemas(
 ) -> SqlResult<()> {
     for n in names {
         let name = database_name(n)?;
-        let key = Key::Schema(name.clone()).encode();
+        let key = Key::Schema(t.txn.database(), name.clone()).encode();
         if t.txn.get(&key)?.is_none() {
             if builtin_schema(&name) {
                 return Err(SqlError::new(
@@ -874,9 +942,10 @@ pub(crate) fn add_index_name(
             format!("relation \"{name}\" already exists"),
         ));
     }
+    let key = Key::IndexName(t.txn.database(), name.to_string()).encode();
     Transaction::put(
         &mut t.txn,
-        &Key::IndexName(name.to_string()).encode(),
+        &key,
         Bytes::copy_from_slice(&table.id.0.to_be_bytes()),
     )
 }
@@ -1125,7 +1194,7 @@ fn index_table(
     txn: &dyn Transaction,
     name: &str,
 ) -> SqlResult<Option<Arc<TableDef>>> {
-    let Some(idb) = txn.get(&Key::IndexName(name.to_string()).encode())? else {
+    let Some(idb) = txn.get(&Key::IndexName(txn.database(), name.to_string()).encode())? else {
         return Ok(None);
     };
     let id = TableId(u32::from_be_bytes(
@@ -1237,7 +1306,8 @@ fn drop_index_at(
         .with_hint("Use DROP ... CASCADE to drop the dependent objects too."));
     }
     crate::index::clear(&mut t.txn, table, ix)?;
-    t.txn.delete(&Key::IndexName(ix.name.clone()).encode())?;
+    t.txn
+        .delete(&Key::IndexName(t.txn.database(), ix.name.clone()).encode())?;
     let mut new = table.clone();
     new.indexes.remove(pos);
     replace(engine, t, table, new)
@@ -1789,7 +1859,8 @@ pub(crate) fn alter_table(
                     .find(|i| i.name == old && i.constraint)
                 {
                     add_index_name(engine, t, &newn, &def)?;
-                    t.txn.delete(&Key::IndexName(old.clone()).encode())?;
+                    t.txn
+                        .delete(&Key::IndexName(t.txn.database(), old.clone()).encode())?;
                     i.name = newn;
                 } else {
                     return Err(SqlError::new(
@@ -1975,7 +2046,7 @@ pub(crate) fn add_primary_key(
     }
     for ix in &old.indexes {
         t.txn.put(
-            &Key::IndexName(ix.name.clone()).encode(),
+            &Key::IndexName(t.txn.database(), ix.name.clone()).encode(),
             Bytes::copy_from_slice(&moved.id.0.to_be_bytes()),
         )?;
     }

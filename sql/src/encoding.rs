@@ -7,20 +7,29 @@
 //!
 //! ```text
 //! 0x01                                   Meta          -> catalog format version (u32 BE)
-//! 0x02 <str name>                        Database      -> empty
+//! 0x02 <str name>                        Database      -> database OID (u32 BE)
 //! 0x03 <str name>                        Role          -> RoleDef (roles.rs; empty = bootstrap)
-//! 0x04 <str name>                        TableName     -> table id (u32 BE)
+//! 0x04 <u32 BE db> <str name>            TableName     -> table id (u32 BE)
 //! 0x05 <u32 BE definition id>            Table         -> encoded TableDef
-//! 0x06 <str name>                        Sequence      -> encoded SequenceDef
+//! 0x06 <u32 BE db> <str name>            Sequence      -> encoded SequenceDef
 //! 0x07 <u32 BE sequence id>              SequenceValue -> last reserved value (i64 BE),
 //!                                                         written outside transactions
-//! 0x08 <str name>                        IndexName     -> table id (u32 BE)
-//! 0x09 <str name>                        Schema        -> empty
+//! 0x08 <u32 BE db> <str name>            IndexName     -> table id (u32 BE)
+//! 0x09 <u32 BE db> <str name>            Schema        -> empty
 //! 0x0A <u32 BE table id>                 TableAcl      -> owner and grants (privileges.rs)
 //! 0x10 <u32 BE table id> <pk values...>  Row           -> encoded row
 //! 0x11 <u32 BE table id> <u32 BE index id> <values...> [<pk values...>]
 //!                                        IndexEntry    -> the row's full Row key
 //! ```
+//!
+//! Names are per database (catalog format 2): the name keys (`TableName`, `Sequence`,
+//! `IndexName`, `Schema`) carry the OID of their database ([`DatabaseId`]) before the name,
+//! so two databases can each have a `t1` and one database's objects are one contiguous range
+//! per kind. Everything keyed by an id (definitions, rows, index entries, ACLs, sequence
+//! values) needs no database: ids come from one cluster-wide counter and are never reused.
+//! Databases and roles are cluster-wide. Catalog format 1 (before namespaces) had the name
+//! keys without `<u32 BE db>` and empty `Database` values; `SqlEngine::open` migrates it
+//! (see `session.rs`).
 //!
 //! A table's name entry points at its current definition id; ALTER TABLE writes the altered
 //! definition under a fresh definition id (definitions are immutable per id), while the
@@ -79,6 +88,11 @@ use crate::types::{DataType, Value};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct TableId(pub u32);
 
+/// Identifier of a database: its OID (`pg_database.oid`). Name keys are qualified by it, and
+/// a transaction carries the one its session is connected to ([`crate::storage::Transaction::database`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct DatabaseId(pub u32);
+
 /// Version byte written first in every row value; readers reject other versions.
 pub const ROW_FORMAT_VERSION: u8 = 1; // FROZEN
 
@@ -91,20 +105,22 @@ pub enum Key {
     Database(String),
     /// A role name.
     Role(String),
-    /// Table name -> id; its write lock serializes concurrent CREATE/DROP of one name.
-    TableName(String),
+    /// Table name -> id in a database; its write lock serializes concurrent CREATE/DROP of
+    /// one name.
+    TableName(DatabaseId, String),
     /// Table definition by id.
     Table(TableId),
     /// A row: table id and the memcomparable encoding of its primary key values.
     Row(TableId, Vec<u8>),
-    /// A sequence definition by name (transactional).
-    Sequence(String),
+    /// A sequence definition by database and name (transactional).
+    Sequence(DatabaseId, String),
     /// A sequence's last reserved value (written by autonomous transactions).
     SequenceValue(u32),
-    /// Index name -> table id; its write lock serializes CREATE/DROP INDEX of one name.
-    IndexName(String),
-    /// A schema name.
-    Schema(String),
+    /// Index name -> table id in a database; its write lock serializes CREATE/DROP INDEX of
+    /// one name.
+    IndexName(DatabaseId, String),
+    /// A schema name in a database.
+    Schema(DatabaseId, String),
     /// An index entry: table id, index id, encoded values (and row key suffix).
     IndexEntry(TableId, u32, Vec<u8>),
     /// A table's owner and granted privileges, by table id (`privileges.rs`).
@@ -120,18 +136,22 @@ pub enum KeyPrefix {
     Database,
     /// All [`Key::Role`] keys.
     Role,
-    /// All [`Key::TableName`] keys.
-    TableName,
+    /// All [`Key::TableName`] keys of one database.
+    TableName(DatabaseId),
+    /// All [`Key::TableName`] keys of every database (partition links at open).
+    AllTableNames,
     /// All [`Key::Table`] keys.
     Table,
     /// All rows of one table.
     Rows(TableId),
-    /// All [`Key::Sequence`] keys.
-    Sequence,
-    /// All [`Key::IndexName`] keys.
-    IndexName,
-    /// All [`Key::Schema`] keys.
-    Schema,
+    /// All [`Key::Sequence`] keys of one database.
+    Sequence(DatabaseId),
+    /// All [`Key::Sequence`] keys of every database (id allocation at open).
+    AllSequences,
+    /// All [`Key::IndexName`] keys of one database.
+    IndexName(DatabaseId),
+    /// All [`Key::Schema`] keys of one database.
+    Schema(DatabaseId),
     /// All [`Key::TableAcl`] keys.
     TableAcl,
     /// All index entries of one table.
@@ -154,6 +174,20 @@ const TAG_TABLE_ACL: u8 = 0x0A;
 const TAG_ROW: u8 = 0x10;
 const TAG_INDEX_ENTRY: u8 = 0x11;
 
+/// Tags of the name keys, which catalog format 2 qualifies by database.
+pub(crate) const NAME_KEY_TAGS: [u8; 4] =
+    [TAG_TABLE_NAME, TAG_SEQUENCE, TAG_INDEX_NAME, TAG_SCHEMA];
+
+/// A name key of catalog format 1 (`tag <str name>`) as format 2 writes it in database `db`
+/// (`tag <u32 BE db> <str name>`).
+pub(crate) fn qualify_v1_name_key(old: &[u8], db: DatabaseId) -> Vec<u8> {
+    let mut out = Vec::with_capacity(old.len() + 4);
+    out.extend_from_slice(&old[..1.min(old.len())]);
+    out.extend_from_slice(&db.0.to_be_bytes());
+    out.extend_from_slice(old.get(1..).unwrap_or_default());
+    out
+}
+
 impl Key {
     /// The order-preserving byte encoding.
     pub fn encode(&self) -> Vec<u8> {
@@ -168,8 +202,9 @@ impl Key {
                 out.push(TAG_ROLE);
                 encode_str(name.as_bytes(), &mut out);
             }
-            Key::TableName(name) => {
+            Key::TableName(db, name) => {
                 out.push(TAG_TABLE_NAME);
+                out.extend_from_slice(&db.0.to_be_bytes());
                 encode_str(name.as_bytes(), &mut out);
             }
             Key::Table(id) => {
@@ -185,20 +220,23 @@ impl Key {
                 out.extend_from_slice(&id.0.to_be_bytes());
                 out.extend_from_slice(pk);
             }
-            Key::Sequence(name) => {
+            Key::Sequence(db, name) => {
                 out.push(TAG_SEQUENCE);
+                out.extend_from_slice(&db.0.to_be_bytes());
                 encode_str(name.as_bytes(), &mut out);
             }
             Key::SequenceValue(id) => {
                 out.push(TAG_SEQUENCE_VALUE);
                 out.extend_from_slice(&id.to_be_bytes());
             }
-            Key::IndexName(name) => {
+            Key::IndexName(db, name) => {
                 out.push(TAG_INDEX_NAME);
+                out.extend_from_slice(&db.0.to_be_bytes());
                 encode_str(name.as_bytes(), &mut out);
             }
-            Key::Schema(name) => {
+            Key::Schema(db, name) => {
                 out.push(TAG_SCHEMA);
+                out.extend_from_slice(&db.0.to_be_bytes());
                 encode_str(name.as_bytes(), &mut out);
             }
             Key::IndexEntry(id, index, body) => {
@@ -219,6 +257,7 @@ impl Key {
             let b: [u8; 4] = r.get(..4).and_then(|s| s.try_into().ok()).ok_or_else(bad)?;
             Ok(TableId(u32::from_be_bytes(b)))
         };
+        let database_id = |r: &[u8]| -> SqlResult<DatabaseId> { Ok(DatabaseId(table_id(r)?.0)) };
         let name = |r: &[u8]| -> SqlResult<String> {
             let (s, used) = decode_str(r).ok_or_else(bad)?;
             if used != r.len() {
@@ -230,13 +269,17 @@ impl Key {
             TAG_META if rest.is_empty() => Key::Meta,
             TAG_DATABASE => Key::Database(name(rest)?),
             TAG_ROLE => Key::Role(name(rest)?),
-            TAG_TABLE_NAME => Key::TableName(name(rest)?),
+            TAG_TABLE_NAME if rest.len() >= 4 => {
+                Key::TableName(database_id(rest)?, name(&rest[4..])?)
+            }
             TAG_TABLE if rest.len() == 4 => Key::Table(table_id(rest)?),
             TAG_ROW => Key::Row(table_id(rest)?, rest[4..].to_vec()),
-            TAG_SEQUENCE => Key::Sequence(name(rest)?),
+            TAG_SEQUENCE if rest.len() >= 4 => Key::Sequence(database_id(rest)?, name(&rest[4..])?),
             TAG_SEQUENCE_VALUE if rest.len() == 4 => Key::SequenceValue(table_id(rest)?.0),
-            TAG_INDEX_NAME => Key::IndexName(name(rest)?),
-            TAG_SCHEMA => Key::Schema(name(rest)?),
+            TAG_INDEX_NAME if rest.len() >= 4 => {
+                Key::IndexName(database_id(rest)?, name(&rest[4..])?)
+            }
+            TAG_SCHEMA if rest.len() >= 4 => Key::Schema(database_id(rest)?, name(&rest[4..])?),
             TAG_TABLE_ACL if rest.len() == 4 => Key::TableAcl(table_id(rest)?),
             TAG_INDEX_ENTRY if rest.len() >= 8 => {
                 Key::IndexEntry(table_id(rest)?, table_id(&rest[4..])?.0, rest[8..].to_vec())
@@ -253,7 +296,11 @@ impl KeyPrefix {
             KeyPrefix::Meta => vec![TAG_META],
             KeyPrefix::Database => vec![TAG_DATABASE],
             KeyPrefix::Role => vec![TAG_ROLE],
-            KeyPrefix::TableName => vec![TAG_TABLE_NAME],
+            KeyPrefix::TableName(db) => {
+                let mut v = vec![TAG_TABLE_NAME];
+                v.extend_from_slice(&db.0.to_be_bytes());
+                v
+            }
             KeyPrefix::TableAcl => vec![TAG_TABLE_ACL],
             KeyPrefix::Table => vec![TAG_TABLE],
             KeyPrefix::Rows(id) => {
@@ -261,9 +308,23 @@ impl KeyPrefix {
                 v.extend_from_slice(&id.0.to_be_bytes());
                 v
             }
-            KeyPrefix::Sequence => vec![TAG_SEQUENCE],
-            KeyPrefix::IndexName => vec![TAG_INDEX_NAME],
-            KeyPrefix::Schema => vec![TAG_SCHEMA],
+            KeyPrefix::AllSequences => vec![TAG_SEQUENCE],
+            KeyPrefix::AllTableNames => vec![TAG_TABLE_NAME],
+            KeyPrefix::Sequence(db) => {
+                let mut v = vec![TAG_SEQUENCE];
+                v.extend_from_slice(&db.0.to_be_bytes());
+                v
+            }
+            KeyPrefix::IndexName(db) => {
+                let mut v = vec![TAG_INDEX_NAME];
+                v.extend_from_slice(&db.0.to_be_bytes());
+                v
+            }
+            KeyPrefix::Schema(db) => {
+                let mut v = vec![TAG_SCHEMA];
+                v.extend_from_slice(&db.0.to_be_bytes());
+                v
+            }
             KeyPrefix::Indexes(id) => {
                 let mut v = vec![TAG_INDEX_ENTRY];
                 v.extend_from_slice(&id.0.to_be_bytes());
@@ -745,16 +806,19 @@ mod tests {
     #[test]
     fn every_prefix_is_a_prefix_of_its_keys() {
         let t = TableId(16384);
+        let d = DatabaseId(5);
         let cases = [
             (KeyPrefix::Meta, Key::Meta),
             (KeyPrefix::Database, Key::Database("gnomon".into())),
             (KeyPrefix::Role, Key::Role("gnomon".into())),
-            (KeyPrefix::TableName, Key::TableName("t\0x".into())),
+            (KeyPrefix::TableName(d), Key::TableName(d, "t\0x".into())),
             (KeyPrefix::Table, Key::Table(t)),
             (KeyPrefix::Rows(t), Key::Row(t, key_of(Value::Int4(-5)))),
-            (KeyPrefix::Sequence, Key::Sequence("t_id_seq".into())),
-            (KeyPrefix::IndexName, Key::IndexName("t_a_idx".into())),
-            (KeyPrefix::Schema, Key::Schema("public".into())),
+            (KeyPrefix::Sequence(d), Key::Sequence(d, "t_id_seq".into())),
+            (KeyPrefix::AllSequences, Key::Sequence(d, "t_id_seq".into())),
+            (KeyPrefix::AllTableNames, Key::TableName(d, "t".into())),
+            (KeyPrefix::IndexName(d), Key::IndexName(d, "t_a_idx".into())),
+            (KeyPrefix::Schema(d), Key::Schema(d, "public".into())),
             (KeyPrefix::TableAcl, Key::TableAcl(TableId(16384))),
             (
                 KeyPrefix::Indexes(t),
@@ -771,6 +835,11 @@ mod tests {
             let range = prefix.range();
             assert!(std::ops::RangeBounds::contains(&range, &k));
             assert_eq!(Key::decode(&k).unwrap(), key);
+            // A name of another database is outside a per-database prefix.
+            if let (Key::TableName(_, n), KeyPrefix::TableName(_)) = (&key, prefix) {
+                let other = Key::TableName(DatabaseId(16384), n.clone()).encode();
+                assert!(!std::ops::RangeBounds::contains(&range, &other));
+            }
         }
         // Rows of another table fall outside the range.
         let other = Key::Row(TableId(16385), vec![]).encode();

@@ -81,18 +81,37 @@
 //!     `referenced_by` names the referencing table. Every DDL that renames, drops or re-keys
 //!     either side rewrites both (see `foreign_key.rs`).
 //!
+//! ## Databases
+//!
+//! Databases and roles are cluster-wide; everything named (tables, indexes, sequences,
+//! schemas) is named within one database: the name keys carry the database's OID (catalog
+//! format 2, see `encoding.rs`), so two databases can each have a `t1`. A session's database
+//! reaches storage through the transaction handle: the session labels every transaction it
+//! begins with its database's OID (`gnomon_mvcc::Txn::set_namespace`) and every name key is
+//! built from `Transaction::database()`, so there is no global "current database". Ids
+//! (tables, definitions, indexes, sequences, database OIDs) come from one counter and are
+//! never reused, so rows, index entries and definitions need no database in their keys, and
+//! pg_class and friends list only the current database's names. CREATE / DROP DATABASE
+//! commit on their own and are refused in a transaction block or a multi-statement message
+//! (25001); DROP DATABASE deletes the database's objects and rows in one transaction (GC
+//! reclaims the space) after waiting up to 5 s for its other sessions to end (55006 after,
+//! as PostgreSQL; also while prepared transactions of it exist). A data dir of catalog
+//! format 1 (names were cluster-wide) is migrated at open: its objects go to database
+//! `gnomon`.
+//!
 //! ## Data layout
 //!
 //! ```text
-//!  0x01                         Meta       catalog format version
-//!  0x02 "gnomon"\0\1            Database
+//!  0x01                         Meta       catalog format version (2)
+//!  0x02 "gnomon"\0\1            Database   -> OID 5 (u32 BE)
 //!  0x03 "gnomon"\0\1            Role       -> RoleDef (flags, SCRAM verifier)
-//!  0x04 "accounts"\0\1          TableName  -> 16385 (definition id)
+//!  0x04 00 00 00 05 "accounts"\0\1   TableName  -> 16385 (definition id)
+//!       ^database OID: names are per database, ids are cluster-wide
 //!  0x05 00 00 40 01             Table      -> TableDef(16384 def 16385: id int8 PK,
 //!                                             balance numeric, index 16386 on balance)
-//!  0x06 "s"\0\1                 Sequence   -> SequenceDef
+//!  0x06 00 00 00 05 "s"\0\1     Sequence   -> SequenceDef
 //!  0x07 00 00 40 03             SequenceValue -> last reserved value
-//!  0x08 "accounts_balance_idx"..  IndexName -> 16384
+//!  0x08 00 00 00 05 "accounts_balance_idx"..  IndexName -> 16384
 //!  0x10 00 00 40 00 01 80..01   Row        -> [v1][2][tag int8][..][tag numeric][..]
 //!  0x10 00 00 40 00 01 80..02   Row
 //!       ^table id   ^pk value (tag 0x01 + sign-flipped big-endian)
@@ -153,9 +172,9 @@
 //! WHERE index_predicate, MERGE ... WHEN NOT MATCHED BY SOURCE and MERGE ... RETURNING
 //! (PostgreSQL 17), table locks around DDL (see `ddl.rs`), ADD COLUMN ... GENERATED ALWAYS
 //! AS (expr) STORED (CREATE TABLE has them; their expressions are not checked for
-//! immutability), separate namespaces per database (CREATE
-//! DATABASE makes a name sessions can connect to; all databases see the same tables) and per
-//! schema (CREATE SCHEMA records a name; tables are found by their last name part), most of
+//! immutability), separate namespaces per
+//! schema (CREATE SCHEMA records a name; tables are found by their last name part; databases
+//! do have their own namespaces, see "Databases"), most of
 //! pg_catalog (what psql 15's `\d`, `\dt`, `\d TABLE`, `\d+ TABLE`, `\di`, `\l`, `\dn`, `\du`
 //! and SQLAlchemy's has_table read is served, see `pg_catalog.rs` / `catalog_fns.rs`; not
 //! pg_proc, pg_operator, sizes, comments, ORM reflection of enums/domains), time types,

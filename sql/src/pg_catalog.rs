@@ -60,8 +60,8 @@ pub const DEFAULT_COLLATION_OID: i64 = 100;
 /// Every table definition `txn` sees, in name order (decoded from the catalog keys).
 pub(crate) fn tables(txn: &dyn Transaction) -> SqlResult<Vec<TableDef>> {
     let mut out = Vec::new();
-    for (k, v) in txn.scan(KeyPrefix::TableName.range(), false, None)? {
-        let Key::TableName(_) = Key::decode(&k)? else {
+    for (k, v) in txn.scan(KeyPrefix::TableName(txn.database()).range(), false, None)? {
+        let Key::TableName(..) = Key::decode(&k)? else {
             continue;
         };
         let id = TableId(u32::from_be_bytes(
@@ -306,11 +306,11 @@ pub(crate) fn pg_namespace_rows(txn: &dyn Transaction) -> SqlResult<Vec<Vec<Valu
         ],
     ];
     for (i, (k, _)) in txn
-        .scan(KeyPrefix::Schema.range(), false, None)?
+        .scan(KeyPrefix::Schema(txn.database()).range(), false, None)?
         .into_iter()
         .enumerate()
     {
-        if let Key::Schema(name) = Key::decode(&k)? {
+        if let Key::Schema(_, name) = Key::decode(&k)? {
             out.push(vec![
                 Value::Int8(INFORMATION_SCHEMA_OID as i64 + 1 + i as i64),
                 Value::Text(name),
@@ -411,8 +411,8 @@ fn collation_of(t: &DataType) -> i64 {
 // are the table's definition id (see `pg_class_rows`); a UNIQUE constraint is its index's id.
 // Objects Gnomon stores without an id get an OID computed from their table and position
 // (`synthetic_oid`, above 2^32 so it never meets a real one): CHECK constraints and column
-// defaults. Roles other than the bootstrap superuser (10) and databases get an OID hashed
-// from their name (stable across restarts).
+// defaults. Roles other than the bootstrap superuser (10) get an OID hashed from their name
+// (stable across restarts); a database's OID is stored with it (`Key::Database`).
 // ---------------------------------------------------------------------------------------------
 
 /// An OID for an object stored without one: `kind` (1 check constraint, 2 default, 3
@@ -441,11 +441,6 @@ fn role_oid_of(name: &str) -> i64 {
     } else {
         (0x4000_0000 | (name_hash(name) & 0x3fff_ffff)) as i64
     }
-}
-
-/// The OID of the database called `name`.
-fn database_oid_of(name: &str) -> i64 {
-    (0x2000_0000 | (name_hash(name) & 0x0fff_ffff)) as i64
 }
 
 /// A constraint as `pg_constraint` shows it.
@@ -1162,10 +1157,10 @@ impl CatalogView {
             }
             CatalogView::Database => {
                 let mut out = Vec::new();
-                for (k, _) in txn.scan(KeyPrefix::Database.range(), false, None)? {
+                for (k, v) in txn.scan(KeyPrefix::Database.range(), false, None)? {
                     if let Key::Database(name) = Key::decode(&k)? {
                         out.push(vec![
-                            Value::Int8(database_oid_of(&name)),
+                            Value::Int8(crate::session::decode_database_oid(&v)?.0 as i64),
                             Value::Text(name),
                             Value::Int8(SUPERUSER_OID as i64),
                             Value::Int4(6),

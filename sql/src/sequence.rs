@@ -146,7 +146,7 @@ impl SequenceDef {
 
 /// The sequence named `name` as `txn` sees it.
 pub(crate) fn lookup(txn: &dyn Transaction, name: &str) -> SqlResult<Option<SequenceDef>> {
-    match txn.get(&Key::Sequence(name.to_string()).encode())? {
+    match txn.get(&Key::Sequence(txn.database(), name.to_string()).encode())? {
         Some(b) => Ok(Some(SequenceDef::decode(&b)?)),
         None => Ok(None),
     }
@@ -164,7 +164,7 @@ pub(crate) fn require(txn: &dyn Transaction, name: &str) -> SqlResult<SequenceDe
 
 /// Every sequence `txn` sees.
 pub(crate) fn all(txn: &dyn Transaction) -> SqlResult<Vec<SequenceDef>> {
-    txn.scan(KeyPrefix::Sequence.range(), false, None)?
+    txn.scan(KeyPrefix::Sequence(txn.database()).range(), false, None)?
         .into_iter()
         .map(|(_, v)| SequenceDef::decode(&v))
         .collect()
@@ -173,14 +173,14 @@ pub(crate) fn all(txn: &dyn Transaction) -> SqlResult<Vec<SequenceDef>> {
 /// Writes a sequence definition in `txn`.
 pub(crate) fn create(txn: &mut dyn Transaction, def: &SequenceDef) -> SqlResult<()> {
     txn.put(
-        &Key::Sequence(def.name.clone()).encode(),
+        &Key::Sequence(txn.database(), def.name.clone()).encode(),
         Bytes::from(def.encode()),
     )
 }
 
 /// Deletes a sequence definition in `txn` (its value key stays: see invariant 2).
 pub(crate) fn drop(txn: &mut dyn Transaction, name: &str) -> SqlResult<()> {
-    txn.delete(&Key::Sequence(name.to_string()).encode())
+    txn.delete(&Key::Sequence(txn.database(), name.to_string()).encode())
 }
 
 #[derive(Debug, Clone, Copy)]

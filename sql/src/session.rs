@@ -12,7 +12,7 @@ use gnomon_mvcc::{Db, Isolation, Savepoint, Txn};
 use sqlparser::ast;
 
 use crate::catalog::{Catalog, CATALOG_FORMAT_VERSION};
-use crate::encoding::{Key, KeyPrefix, TableId};
+use crate::encoding::{DatabaseId, Key, KeyPrefix, TableId};
 use crate::error::{Notice, SqlError, SqlResult, SqlState};
 use crate::expr::StatementTimes;
 use crate::query::{
@@ -108,12 +108,71 @@ impl Interrupt {
 pub const VERSION_STRING: &str =
     "PostgreSQL 15.0 (Gnomon 0.1.0) on x86_64-pc-linux-gnu, compiled by rustc, 64-bit";
 
+/// The database created at bootstrap (the one sessions connect to by default).
+pub const BOOTSTRAP_DATABASE: &str = "gnomon";
+
+/// OID of [`BOOTSTRAP_DATABASE`] (PostgreSQL's `postgres` database has OID 5 too). Other
+/// databases take OIDs from the catalog's id counter.
+pub const BOOTSTRAP_DATABASE_OID: DatabaseId = DatabaseId(5);
+
+/// The value of a [`Key::Database`] entry (catalog format 2): the OID, u32 BE.
+pub(crate) fn encode_database_oid(oid: DatabaseId) -> Bytes {
+    Bytes::copy_from_slice(&oid.0.to_be_bytes())
+}
+
+/// Decodes a [`Key::Database`] value written by [`encode_database_oid`].
+pub(crate) fn decode_database_oid(v: &[u8]) -> SqlResult<DatabaseId> {
+    let b: [u8; 4] = v
+        .try_into()
+        .map_err(|_| SqlError::corrupt("bad database entry"))?;
+    Ok(DatabaseId(u32::from_be_bytes(b)))
+}
+
+/// Migrates a catalog of format 1 (names were cluster-wide) in `txn`: every name key
+/// (table, sequence, index, schema) moves into the namespace of one database, which gets
+/// [`BOOTSTRAP_DATABASE_OID`]: [`BOOTSTRAP_DATABASE`] if it exists, else the first database
+/// by name. NB: under format 1 every database showed these objects; after the migration only
+/// that one does (the others start empty). Returns its name. The caller gives the
+/// `Database` entries their OIDs once the id counter is loaded.
+fn migrate_v1(txn: &mut Txn) -> SqlResult<String> {
+    let mut names = Vec::new();
+    for (k, _) in Transaction::scan(txn, KeyPrefix::Database.range(), false, None)? {
+        if let Key::Database(n) = Key::decode(&k)? {
+            names.push(n);
+        }
+    }
+    let owner = if names.iter().any(|n| n == BOOTSTRAP_DATABASE) {
+        BOOTSTRAP_DATABASE.to_string()
+    } else {
+        names
+            .first()
+            .cloned()
+            .unwrap_or_else(|| BOOTSTRAP_DATABASE.to_string())
+    };
+    if !names.contains(&owner) {
+        Transaction::put(txn, &Key::Database(owner.clone()).encode(), Bytes::new())?;
+    }
+    for tag in crate::encoding::NAME_KEY_TAGS {
+        for (old, value) in
+            Transaction::scan(txn, crate::encoding::prefix_range(&[tag]), false, None)?
+        {
+            let new = crate::encoding::qualify_v1_name_key(&old, BOOTSTRAP_DATABASE_OID);
+            Transaction::put(txn, &new, value)?;
+            Transaction::delete(txn, &old)?;
+        }
+    }
+    Ok(owner)
+}
+
 /// One per database process. Owns the catalog cache; opens on an `Arc<gnomon_mvcc::Db>`.
 pub struct SqlEngine {
     db: Arc<Db>,
     pub(crate) catalog: Catalog,
-    /// Database names (CREATE / DROP DATABASE change them at once, outside transactions).
-    pub(crate) databases: std::sync::RwLock<Vec<String>>,
+    /// Databases by name (CREATE / DROP DATABASE change them at once, outside transactions).
+    /// A session registers in `sessions` under this lock's read side, and DROP DATABASE
+    /// checks `sessions` and removes the database under its write side, so no session can
+    /// join a database being dropped.
+    pub(crate) databases: std::sync::RwLock<HashMap<String, DatabaseId>>,
     /// The audit log, set once by the server ([`SqlEngine::set_audit`]).
     audit: std::sync::OnceLock<crate::audit::Audit>,
     no_audit: crate::audit::Audit,
@@ -132,19 +191,22 @@ impl SqlEngine {
     pub fn open(db: Arc<Db>) -> Result<Arc<SqlEngine>, SqlError> {
         let hierarchy = crate::locking::install(&db);
         let mut txn = db.begin(Isolation::RepeatableRead);
+        let format = Bytes::copy_from_slice(&CATALOG_FORMAT_VERSION.to_be_bytes());
+        // The database that owns the objects of a format-1 data dir (see `migrate_v1`).
+        let mut v1_owner = None;
         match Transaction::get(&txn, &Key::Meta.encode())? {
             None => {
+                Transaction::put(&mut txn, &Key::Meta.encode(), format)?;
                 Transaction::put(
                     &mut txn,
-                    &Key::Meta.encode(),
-                    Bytes::copy_from_slice(&CATALOG_FORMAT_VERSION.to_be_bytes()),
-                )?;
-                Transaction::put(
-                    &mut txn,
-                    &Key::Database("gnomon".into()).encode(),
-                    Bytes::new(),
+                    &Key::Database(BOOTSTRAP_DATABASE.into()).encode(),
+                    encode_database_oid(BOOTSTRAP_DATABASE_OID),
                 )?;
                 Transaction::put(&mut txn, &Key::Role("gnomon".into()).encode(), Bytes::new())?;
+            }
+            Some(v) if v.as_ref() == 1u32.to_be_bytes() => {
+                v1_owner = Some(migrate_v1(&mut txn)?);
+                Transaction::put(&mut txn, &Key::Meta.encode(), format)?;
             }
             Some(v) => {
                 if v.as_ref() != CATALOG_FORMAT_VERSION.to_be_bytes() {
@@ -156,16 +218,26 @@ impl SqlEngine {
             }
         }
         let catalog = Catalog::load(&txn, db.clone(), hierarchy)?;
-        let names = |prefix: KeyPrefix, txn: &Txn| -> SqlResult<Vec<String>> {
-            let mut out = Vec::new();
-            for (k, _) in Transaction::scan(txn, prefix.range(), false, None)? {
-                if let Key::Database(n) = Key::decode(&k)? {
-                    out.push(n);
-                }
-            }
-            Ok(out)
-        };
-        let databases = names(KeyPrefix::Database, &txn)?;
+        let mut databases = HashMap::new();
+        for (k, v) in Transaction::scan(&txn, KeyPrefix::Database.range(), false, None)? {
+            let Key::Database(name) = Key::decode(&k)? else {
+                continue;
+            };
+            let oid = if v.is_empty() && v1_owner.is_some() {
+                // A format-1 entry: the owner of the old objects takes the bootstrap OID,
+                // every other database a fresh one.
+                let oid = if v1_owner.as_deref() == Some(name.as_str()) {
+                    BOOTSTRAP_DATABASE_OID
+                } else {
+                    DatabaseId(catalog.allocate_id())
+                };
+                Transaction::put(&mut txn, &k, encode_database_oid(oid))?;
+                oid
+            } else {
+                decode_database_oid(&v)?
+            };
+            databases.insert(name, oid);
+        }
         txn.commit()?;
         Ok(Arc::new(SqlEngine {
             db,
@@ -226,10 +298,30 @@ impl SqlEngine {
 
     /// Whether a database of this name exists.
     pub fn database_exists(&self, name: &str) -> bool {
+        self.database_id(name).is_some()
+    }
+
+    /// The OID of the database called `name`, if it exists.
+    pub fn database_id(&self, name: &str) -> Option<DatabaseId> {
         self.databases
             .read()
-            .map(|d| d.iter().any(|d| d == name))
-            .unwrap_or(false)
+            .ok()
+            .and_then(|d| d.get(name).copied())
+    }
+
+    /// Counts a new session of database `name` (false if it no longer exists): under the
+    /// database list's read lock, so DROP DATABASE sees it.
+    fn enter_database(&self, name: &str) -> bool {
+        let Ok(dbs) = self.databases.read() else {
+            return false;
+        };
+        if !dbs.contains_key(name) {
+            return false;
+        }
+        if let Ok(mut open) = self.sessions.lock() {
+            *open.entry(name.to_string()).or_default() += 1;
+        }
+        true
     }
 
     /// Whether a role of this name exists (committed).
@@ -339,6 +431,9 @@ pub(crate) struct ActiveTxn {
     /// their parent (or that they have none) when the transaction commits.
     pub(crate) partition_links: Vec<String>,
     statements: u64,
+    /// Opened for a simple-query message of several statements ([`Session`]'s
+    /// `multi_statement`).
+    multi_statement: bool,
     /// When the transaction started (`now()`).
     started_at: i64,
     /// The catalog version the current snapshot sees ([`Catalog::tagged_snapshot`]); None when
@@ -347,9 +442,16 @@ pub(crate) struct ActiveTxn {
 }
 
 impl ActiveTxn {
-    /// Inside BEGIN ... COMMIT (where CREATE DATABASE is refused).
+    /// Inside BEGIN ... COMMIT.
     pub(crate) fn in_explicit_block(&self) -> bool {
         self.block == Block::Explicit
+    }
+
+    /// Inside a transaction block as PostgreSQL's PreventInTransactionBlock sees it: BEGIN ...
+    /// COMMIT or the implicit block of a simple-query message of several statements (CREATE /
+    /// DROP DATABASE are refused there, 25001).
+    pub(crate) fn in_transaction_block(&self) -> bool {
+        self.block == Block::Explicit || self.multi_statement
     }
 
     /// The database this engine runs on (for statements that commit on their own).
@@ -596,8 +698,17 @@ fn statement_kind(stmt: &ast::Statement) -> &'static str {
 /// A session counts as connected to its database from [`Session::new`] until it is dropped.
 impl Drop for Session {
     fn drop(&mut self) {
-        if let Ok(mut open) = self.engine.sessions.lock() {
-            if let Some(n) = open.get_mut(&self.info.database) {
+        LeaveDatabase(&self.engine, &self.info.database);
+    }
+}
+
+/// Uncounts one session of a database when dropped.
+struct LeaveDatabase<'a>(&'a SqlEngine, &'a str);
+
+impl Drop for LeaveDatabase<'_> {
+    fn drop(&mut self) {
+        if let Ok(mut open) = self.0.sessions.lock() {
+            if let Some(n) = open.get_mut(self.1) {
                 *n = n.saturating_sub(1);
             }
         }
@@ -608,6 +719,12 @@ impl Drop for Session {
 pub struct Session {
     engine: Arc<SqlEngine>,
     info: SessionInfo,
+    /// The OID of the connected database: every transaction of the session carries it
+    /// (`Txn::set_namespace`), so names resolve in this database.
+    database_id: DatabaseId,
+    /// The simple-query message being run holds several statements (PostgreSQL's implicit
+    /// transaction block: CREATE / DROP DATABASE are refused in it).
+    multi_statement: bool,
     txn: Option<ActiveTxn>,
     settings: HashMap<String, String>,
     default_isolation: Isolation,
@@ -628,12 +745,13 @@ pub struct Session {
 impl Session {
     /// A session for `user` on `database` (3D000 / 28000 if they do not exist).
     pub fn new(engine: Arc<SqlEngine>, user: &str, database: &str) -> Result<Session, SqlError> {
-        if !engine.database_exists(database) {
-            return Err(SqlError::new(
+        let missing = || {
+            SqlError::new(
                 SqlState::INVALID_CATALOG_NAME,
                 format!("database \"{database}\" does not exist"),
-            ));
-        }
+            )
+        };
+        let database_id = engine.database_id(database).ok_or_else(missing)?;
         if !engine.role_exists(user) {
             return Err(SqlError::new(
                 SqlState::INVALID_AUTHORIZATION,
@@ -641,8 +759,14 @@ impl Session {
             ));
         }
         let sequences = Arc::new(SessionSequences::new(engine.catalog.sequences.clone()));
-        if let Ok(mut open) = engine.sessions.lock() {
-            *open.entry(database.to_string()).or_default() += 1;
+        // NB: a database dropped and created again in between gets another OID: refuse then.
+        if !engine.enter_database(database) {
+            return Err(missing());
+        }
+        if engine.database_id(database) != Some(database_id) {
+            // Counted above under the name: the Drop below uncounts it.
+            let _leave = LeaveDatabase(&engine, database);
+            return Err(missing());
         }
         let settings = engine.default_settings();
         let mut session = Session {
@@ -652,6 +776,8 @@ impl Session {
                 user: user.to_string(),
                 database: database.to_string(),
             },
+            database_id,
+            multi_statement: false,
             txn: None,
             settings,
             default_isolation: Isolation::ReadCommitted,
@@ -808,6 +934,7 @@ impl Session {
         }
         let mut results = Vec::with_capacity(stmts.len());
         let n = stmts.len();
+        self.multi_statement = n > 1;
         for (i, stmt) in stmts.iter().enumerate() {
             let r = self.run_statement(stmt, &[]);
             let failed = r.is_err();
@@ -823,6 +950,7 @@ impl Session {
                 }
             }
         }
+        self.multi_statement = false;
         self.cancel.store(false, Ordering::Release);
         results
     }
@@ -881,8 +1009,10 @@ impl Session {
     fn begin_txn(&mut self, block: Block, iso: Option<Isolation>) -> &mut ActiveTxn {
         let iso = iso.unwrap_or(self.default_isolation);
         let db = &self.engine.db;
-        let (txn, catalog_tag) = self.engine.catalog.tagged_snapshot(|| db.begin(iso));
+        let (mut txn, catalog_tag) = self.engine.catalog.tagged_snapshot(|| db.begin(iso));
+        txn.set_namespace(self.database_id.0);
         self.txn.insert(ActiveTxn {
+            multi_statement: self.multi_statement,
             txn,
             block,
             failed: false,
@@ -1068,7 +1198,8 @@ impl Session {
                 "VACUUM cannot run inside a transaction block",
             ));
         }
-        let txn = self.engine.db.begin(Isolation::ReadCommitted);
+        let mut txn = self.engine.db.begin(Isolation::ReadCommitted);
+        txn.set_namespace(self.database_id.0);
         for t in tables {
             self.engine.catalog.require(&txn, t)?;
         }
@@ -1413,7 +1544,9 @@ impl Session {
             if let (ast::Statement::CreateTable(ct), Some(t)) = (stmt, self.txn.as_mut()) {
                 // The creator owns a table it created (privileges.rs).
                 if let Ok(name) = object_name(&ct.name) {
-                    let created = t.txn.wrote(&Key::TableName(name.clone()).encode());
+                    let created = t
+                        .txn
+                        .wrote(&Key::TableName(t.txn.database(), name.clone()).encode());
                     let catalog = &engine.catalog;
                     crate::privileges::record_owner(
                         catalog, &mut t.txn, created, &name, &info.user,
@@ -1493,10 +1626,11 @@ impl Session {
                     }
                     None => {
                         let db = &self.engine.db;
-                        let (txn, version) = self
+                        let (mut txn, version) = self
                             .engine
                             .catalog
                             .tagged_snapshot(|| db.begin(Isolation::ReadCommitted));
+                        txn.set_namespace(self.database_id.0);
                         let r = bind(&txn);
                         txn.rollback();
                         let (types, plan) = r?;

@@ -66,6 +66,9 @@ pub trait Transaction {
     fn version_of(&self, _key: &[u8]) -> Option<gnomon_mvcc::Timestamp> {
         None
     }
+    /// The SQL database (namespace) this transaction's session is connected to: name keys
+    /// (tables, indexes, sequences, schemas) are read and written under it.
+    fn database(&self) -> crate::encoding::DatabaseId;
     /// The database, for system views and functions (prepared transactions, transaction
     /// status, the HLC), if this storage is one.
     fn db(&self) -> Option<&gnomon_mvcc::Db> {
@@ -116,6 +119,10 @@ pub trait Transaction {
 }
 
 impl Transaction for gnomon_mvcc::Txn {
+    fn database(&self) -> crate::encoding::DatabaseId {
+        crate::encoding::DatabaseId(self.namespace())
+    }
+
     fn delete_range(&mut self, range: KeyRange) -> SqlResult<()> {
         match range {
             (Bound::Included(start), Bound::Excluded(end)) => {
