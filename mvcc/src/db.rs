@@ -497,7 +497,7 @@ impl Db {
         parts: Option<(u32, u32, Vec<u8>)>,
     ) -> InFlightCommit {
         let pending = match parts {
-            None => self.wal.submit(
+            None => self.wal.submit_to_wait(
                 COMMIT_RECORD,
                 encode_commit(
                     commit_ts,
@@ -506,7 +506,7 @@ impl Db {
                     &state.range_deletes,
                 ),
             ),
-            Some((parts, count, writes)) => self.wal.submit(
+            Some((parts, count, writes)) => self.wal.submit_to_wait(
                 PARTS_COMMIT_RECORD,
                 encode_parts_commit(commit_ts, state.id, parts, count, &writes),
             ),

@@ -145,6 +145,7 @@ struct FaultState {
     fail_next_sync: AtomicBool,
     hold_syncs: Mutex<bool>,
     syncs_released: Condvar,
+    last_sync_thread: Mutex<Option<String>>,
 }
 
 impl FaultyFs {
@@ -161,6 +162,13 @@ impl FaultyFs {
     /// Number of `sync_data` calls on files so far (including failed and held ones).
     pub fn syncs(&self) -> u64 {
         self.state.syncs.load(Ordering::SeqCst)
+    }
+
+    /// The name of the thread that made the latest file `sync_data` call (`None` before the
+    /// first, or for an unnamed thread): tells a committer leading its own batch from the
+    /// writer thread.
+    pub fn last_sync_thread(&self) -> Option<String> {
+        lock(&self.state.last_sync_thread).clone()
     }
 
     /// Number of `sync_dir` calls so far.
@@ -223,6 +231,7 @@ impl WalFile for FaultyFile {
 
     fn sync_data(&self) -> io::Result<()> {
         self.state.syncs.fetch_add(1, Ordering::SeqCst);
+        *lock(&self.state.last_sync_thread) = std::thread::current().name().map(str::to_owned);
         {
             let mut held = lock(&self.state.hold_syncs);
             while *held {

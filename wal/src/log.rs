@@ -15,7 +15,8 @@ use crate::fs::{lock, path_in, FileSystem, WalFile};
 use crate::segment::{validate_segment, Replay, SegmentMeta};
 use crate::{Lsn, RecordKind, SyncPolicy, WalOptions};
 
-/// One log stream: a directory of segments, one writer thread, any number of committers.
+/// One log stream: a directory of segments, one writer at a time (the writer thread or a
+/// committer leading its own batch), any number of committers.
 ///
 /// `Send + Sync`; share it with `Arc<Wal>`. Dropping it lets the writer finish every record
 /// already submitted, then stops the writer thread.
@@ -30,8 +31,11 @@ struct Shared {
     dir: PathBuf,
     opts: WalOptions,
     queue: Mutex<Queue>,
-    /// The writer waits here for work.
+    /// The writer thread waits here for work.
     work_ready: Condvar,
+    /// The active segment and the write position. Locked only by whoever set
+    /// [`Queue::writing`] (the writer thread or a leading committer), so never contended.
+    file: Mutex<WriterFile>,
     /// Every segment, oldest first; the last one is the active segment.
     segments: Mutex<Vec<SegmentMeta>>,
     /// Written by the writer thread only; read by [`Wal::stats`].
@@ -69,15 +73,18 @@ pub struct WalStats {
     pub batch_size_buckets: [u64; BATCH_SIZE_BOUNDS.len() + 1],
 }
 
-/// The commit queue. One mutex guards it; the writer holds it only to take a batch and to
+/// The commit queue. One mutex guards it; a writer holds it only to take a batch and to
 /// publish the batch's outcome, never across I/O.
 struct Queue {
     /// Encoded frames handed in but not yet taken by the writer, in LSN order.
     frames: Vec<Vec<u8>>,
     /// The signal of the batch `frames` will form: its committers wait on it.
     open_batch: Arc<BatchSignal>,
-    /// The writer is waiting on `work_ready` (so a submitter must wake it).
+    /// The writer thread is waiting on `work_ready` (so a submitter must wake it).
     writer_idle: bool,
+    /// A batch is being written and synced (by the writer thread or a leading committer);
+    /// nobody else may take one until it is published.
+    writing: bool,
     /// LSN the next submitted record gets.
     next_lsn: u64,
     /// Every record ending at or before this LSN is durable (per the sync policy).
@@ -141,25 +148,41 @@ impl BatchSignal {
         }
     }
 
-    /// Blocks until the batch has an outcome.
-    fn wait(&self) -> &BatchOutcome {
-        if let Some(outcome) = self.outcome.get() {
-            return outcome;
+    /// Wakes every committer of the batch (its outcome is already set).
+    fn wake_all(&self) {
+        let waiters = std::mem::take(&mut *lock(&self.waiters));
+        for thread in waiters {
+            thread.unpark();
         }
-        {
+    }
+
+    /// Wakes one committer of this (still open) batch so that it leads the batch's write;
+    /// false if none is parked on it yet.
+    fn wake_leader(&self) -> bool {
+        match lock(&self.waiters).first() {
+            Some(thread) => {
+                thread.unpark();
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Parks the calling thread until the batch has an outcome or it is woken to lead
+    /// (`registered` says whether it is already on the waiter list); false if the outcome
+    /// was set meanwhile.
+    fn park(&self, registered: &mut bool) -> bool {
+        if !*registered {
             let mut waiters = lock(&self.waiters);
-            if let Some(outcome) = self.outcome.get() {
-                return outcome;
+            if self.outcome.get().is_some() {
+                return false;
             }
             waiters.push(std::thread::current());
+            *registered = true;
         }
-        loop {
-            // NB: park may return spuriously (or for an earlier unpark); the cell decides.
-            if let Some(outcome) = self.outcome.get() {
-                return outcome;
-            }
-            std::thread::park();
-        }
+        // NB: park may return spuriously (or for an earlier unpark); the caller re-checks.
+        std::thread::park();
+        true
     }
 }
 
@@ -180,7 +203,13 @@ pub struct Pending {
 }
 
 enum PendingState {
-    Queued { batch: Arc<BatchSignal>, lsn: u64 },
+    Queued {
+        batch: Arc<BatchSignal>,
+        lsn: u64,
+        shared: Arc<Shared>,
+    },
+    /// Taken by `wait` (or refused at submission).
+    Done,
     Refused(WalError),
 }
 
@@ -189,19 +218,42 @@ impl Pending {
     pub fn lsn(&self) -> Option<Lsn> {
         match &self.state {
             PendingState::Queued { lsn, .. } => Some(Lsn(*lsn)),
-            PendingState::Refused(_) => None,
+            PendingState::Refused(_) | PendingState::Done => None,
         }
     }
 
     /// Blocks until the record is durable and returns its LSN, or returns the error that
     /// prevented it. `Ok` is never returned before the record's bytes were synced (under
     /// [`SyncPolicy::Fsync`]).
-    pub fn wait(self) -> Result<Lsn, WalError> {
-        let (batch, lsn) = match self.state {
-            PendingState::Queued { batch, lsn } => (batch, lsn),
+    ///
+    /// If no batch is being written when it is called (or once the one being written is
+    /// published and this record's batch has no writer yet), the calling thread writes and
+    /// syncs the open batch itself, as the group-commit leader; otherwise it sleeps until its
+    /// batch's writer wakes it.
+    pub fn wait(mut self) -> Result<Lsn, WalError> {
+        let (batch, lsn, shared) = match std::mem::replace(&mut self.state, PendingState::Done) {
+            PendingState::Queued { batch, lsn, shared } => (batch, lsn, shared),
             PendingState::Refused(err) => return Err(err),
+            PendingState::Done => return Err(WalError::Closed),
         };
-        match batch.wait() {
+        let mut registered = false;
+        let outcome = loop {
+            if let Some(outcome) = batch.outcome.get() {
+                break outcome;
+            }
+            let queue = lock(&shared.queue);
+            if queue.may_lead() {
+                // NB: nobody is writing and our batch has no outcome, so it is still the
+                // open batch: we take it (with everything queued behind ours).
+                shared.write_one_batch(queue);
+                continue;
+            }
+            drop(queue);
+            if !batch.park(&mut registered) {
+                continue;
+            }
+        };
+        match outcome {
             BatchOutcome::Durable => Ok(Lsn(lsn)),
             BatchOutcome::Failed(failure) => Err(WalError::WriteFailed {
                 op: failure.op,
@@ -212,6 +264,21 @@ impl Pending {
                 source: Arc::clone(&failure.source),
             }),
             BatchOutcome::Closed => Err(WalError::Closed),
+        }
+    }
+}
+
+impl Drop for Pending {
+    /// A record submitted to be led by its waiter but never waited for: the writer thread
+    /// takes it, so nothing queued is left without a writer.
+    fn drop(&mut self) {
+        if let PendingState::Queued { shared, .. } = &self.state {
+            let queue = lock(&shared.queue);
+            let wake = queue.writer_idle && !queue.writing && !queue.frames.is_empty();
+            drop(queue);
+            if wake {
+                shared.work_ready.notify_one();
+            }
         }
     }
 }
@@ -285,6 +352,7 @@ impl Wal {
                 frames: Vec::new(),
                 open_batch: BatchSignal::new(),
                 writer_idle: false,
+                writing: false,
                 next_lsn: end_lsn,
                 durable_lsn: end_lsn,
                 failure: None,
@@ -292,18 +360,18 @@ impl Wal {
                 writer_gone: false,
             }),
             work_ready: Condvar::new(),
+            file: Mutex::new(WriterFile {
+                active: active_file,
+                active_offset,
+                written_lsn: end_lsn,
+            }),
             segments: Mutex::new(segments),
             counters: Counters::default(),
         });
-        let writer = Writer {
-            shared: Arc::clone(&shared),
-            active: active_file,
-            active_offset,
-            written_lsn: end_lsn,
-        };
+        let writer = Arc::clone(&shared);
         let handle = std::thread::Builder::new()
             .name("gnomon-wal-writer".into())
-            .spawn(move || writer.run())
+            .spawn(move || run_writer_thread(writer))
             .map_err(|e| WalError::io("spawn writer thread", dir, e))?;
         Ok(Wal {
             shared,
@@ -311,20 +379,30 @@ impl Wal {
         })
     }
 
-    /// Appends one record and blocks until it is durable (per SyncPolicy). Group commit inside.
+    /// Appends one record and blocks until it is durable (per SyncPolicy). Group commit inside:
+    /// the caller writes and syncs the batch itself if no write is in progress.
     pub fn append(&self, kind: RecordKind, payload: &[u8]) -> Result<Lsn, WalError> {
-        self.submit_slice(kind, payload).wait()
+        self.submit_slice(kind, payload, false).wait()
     }
 
-    /// Hands a record to the writer and returns at once; `Pending::wait()` blocks until durable.
+    /// Hands a record to the writer thread and returns at once; `Pending::wait()` blocks until
+    /// durable. For records written in the background while their submitter goes on.
     ///
     /// Records become durable in submission order: when a record is durable, so is every
     /// record submitted (on any thread) before it.
     pub fn submit(&self, kind: RecordKind, payload: Vec<u8>) -> Pending {
-        self.submit_slice(kind, &payload)
+        self.submit_slice(kind, &payload, true)
     }
 
-    fn submit_slice(&self, kind: RecordKind, payload: &[u8]) -> Pending {
+    /// Like [`Wal::submit`], for a caller that will call [`Pending::wait`] soon (a commit):
+    /// the writer thread is not woken, so that the waiter can write and sync its batch itself
+    /// (group-commit leader) and save the two thread hand-offs. A `Pending` dropped without
+    /// `wait` hands its record to the writer thread.
+    pub fn submit_to_wait(&self, kind: RecordKind, payload: Vec<u8>) -> Pending {
+        self.submit_slice(kind, &payload, false)
+    }
+
+    fn submit_slice(&self, kind: RecordKind, payload: &[u8], background: bool) -> Pending {
         let refused = |err| Pending {
             state: PendingState::Refused(err),
         };
@@ -353,15 +431,20 @@ impl Wal {
         queue.next_lsn = lsn + frame.len() as u64;
         queue.frames.push(frame);
         let batch = Arc::clone(&queue.open_batch);
-        // NB: a busy writer re-checks the queue before sleeping, so only an idle one needs a
-        // wake-up; this saves a futex call per record under load.
-        let wake_writer = queue.writer_idle;
+        // NB: a busy writer re-checks the queue before sleeping, and whoever publishes a
+        // batch hands what is queued on (`Shared::write_one_batch`), so only an idle writer
+        // needs a wake-up, and only for a record nobody will wait for soon.
+        let wake_writer = background && queue.writer_idle && !queue.writing;
         drop(queue);
         if wake_writer {
             self.shared.work_ready.notify_one();
         }
         Pending {
-            state: PendingState::Queued { batch, lsn },
+            state: PendingState::Queued {
+                batch,
+                lsn,
+                shared: Arc::clone(&self.shared),
+            },
         }
     }
 
@@ -480,10 +563,8 @@ fn create_segment(
     Ok((file, SegmentMeta { first_lsn, path }))
 }
 
-/// The single writer: takes everything queued as one batch, writes it with one `write`, syncs
-/// it with one `fdatasync`, publishes the new durable LSN and wakes every committer.
-struct Writer {
-    shared: Arc<Shared>,
+/// The active segment and the write position, used by whoever writes the current batch.
+struct WriterFile {
     active: Box<dyn WalFile>,
     /// File offset in the active segment where the next frame goes.
     active_offset: u64,
@@ -491,8 +572,8 @@ struct Writer {
     written_lsn: u64,
 }
 
-/// Marks the writer gone when it exits for any reason, including a panic, so no committer
-/// waits forever.
+/// Marks the writer thread gone when it exits for any reason, including a panic, so no
+/// committer waits forever.
 struct WriterExit(Arc<Shared>);
 
 impl Drop for WriterExit {
@@ -513,60 +594,148 @@ impl Drop for WriterExit {
 /// Why a batch failed: which step, and the error.
 type BatchError = (&'static str, io::Error);
 
-impl Writer {
-    fn run(mut self) {
-        let _exit = WriterExit(Arc::clone(&self.shared));
+impl Queue {
+    /// A committer may take the open batch and write it itself: there is one, nobody is
+    /// writing, and the log is neither failed nor closing.
+    fn may_lead(&self) -> bool {
+        !self.writing
+            && !self.frames.is_empty()
+            && self.failure.is_none()
+            && !self.closing
+            && !self.writer_gone
+    }
+}
+
+/// Set while a batch is written; if the writer unwinds (a panic) before publishing, the log
+/// is failed: nothing after the batch can be known durable.
+struct WritingGuard<'a> {
+    shared: &'a Shared,
+    done: bool,
+}
+
+impl Drop for WritingGuard<'_> {
+    fn drop(&mut self) {
+        if self.done {
+            return;
+        }
+        let mut queue = lock(&self.shared.queue);
+        queue.writing = false;
+        if queue.failure.is_none() {
+            queue.failure = Some(Failure {
+                op: "write",
+                source: Arc::new(io::Error::other("the log writer panicked")),
+            });
+        }
+        let open = poison_queued(&mut queue);
+        drop(queue);
+        open.wake_all();
+        self.shared.work_ready.notify_all();
+    }
+}
+
+/// After a failure: the records queued behind the failed batch will never be written; their
+/// batch ends `Poisoned` (the caller wakes its committers).
+fn poison_queued(queue: &mut Queue) -> Arc<BatchSignal> {
+    queue.frames.clear();
+    let open = std::mem::replace(&mut queue.open_batch, BatchSignal::new());
+    if let Some(failure) = &queue.failure {
+        let _ = open.outcome.set(BatchOutcome::Poisoned(failure.clone()));
+    }
+    open
+}
+
+/// The writer thread: writes what is queued when no committer leads it (records submitted
+/// for the background, records whose committers are all asleep), and drains the queue at
+/// close.
+fn run_writer_thread(shared: Arc<Shared>) {
+    let _exit = WriterExit(Arc::clone(&shared));
+    loop {
+        let mut queue = lock(&shared.queue);
         loop {
-            let (frames, batch) = {
-                let mut queue = lock(&self.shared.queue);
-                while queue.frames.is_empty() && !queue.closing {
-                    queue.writer_idle = true;
-                    queue = self
-                        .shared
-                        .work_ready
-                        .wait(queue)
-                        .unwrap_or_else(|poisoned| poisoned.into_inner());
-                    queue.writer_idle = false;
-                }
-                if queue.frames.is_empty() {
-                    return; // closing and drained
-                }
-                let frames = std::mem::take(&mut queue.frames);
-                let batch = std::mem::replace(&mut queue.open_batch, BatchSignal::new());
-                (frames, InFlight(batch))
-            };
-            let before = self.written_lsn;
-            let batch_end = before + frames.iter().map(|f| f.len() as u64).sum::<u64>();
-            let outcome = match self.write_batch(&frames) {
-                Ok(()) => {
-                    self.count_batch(frames.len() as u64, batch_end - before);
-                    BatchOutcome::Durable
-                }
-                Err((op, source)) => BatchOutcome::Failed(Failure {
-                    op,
-                    source: Arc::new(source),
-                }),
-            };
-            let mut queue = lock(&self.shared.queue);
-            match &outcome {
-                BatchOutcome::Durable => queue.durable_lsn = batch_end,
-                BatchOutcome::Failed(failure) => queue.failure = Some(failure.clone()),
-                BatchOutcome::Poisoned(_) | BatchOutcome::Closed => {}
-            }
-            let failed = queue.failure.is_some();
-            drop(queue);
-            batch.0.finish(outcome);
-            if failed {
-                // Poisoned: records queued after the failed batch are failed by WriterExit
-                // (their batch ends Poisoned), and submit refuses new ones. Never retry an fsync: after
-                // a failed fsync the kernel may have dropped the dirty pages.
+            if queue.failure.is_some() {
+                // Poisoned: WriterExit fails what is still queued (their batch ends
+                // Poisoned), and submit refuses new records. Never retry an fsync: after a
+                // failed fsync the kernel may have dropped the dirty pages.
                 return;
+            }
+            if !queue.writing && !queue.frames.is_empty() {
+                break;
+            }
+            if queue.closing && !queue.writing && queue.frames.is_empty() {
+                return; // closing and drained
+            }
+            queue.writer_idle = true;
+            queue = shared
+                .work_ready
+                .wait(queue)
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            queue.writer_idle = false;
+        }
+        shared.write_one_batch(queue);
+    }
+}
+
+impl Shared {
+    /// Takes everything queued as one batch (the caller saw [`Queue::writing`] false and
+    /// frames queued), writes it with one `write`, syncs it with one `fdatasync`, publishes
+    /// the new durable LSN and wakes the batch's committers. Then hands on: if more was
+    /// queued meanwhile, one of its committers is woken to lead it (else the writer thread).
+    fn write_one_batch(&self, mut queue: std::sync::MutexGuard<'_, Queue>) {
+        queue.writing = true;
+        let frames = std::mem::take(&mut queue.frames);
+        let batch = InFlight(std::mem::replace(&mut queue.open_batch, BatchSignal::new()));
+        drop(queue);
+        let mut guard = WritingGuard {
+            shared: self,
+            done: false,
+        };
+        let mut file = lock(&self.file);
+        let before = file.written_lsn;
+        let batch_end = before + frames.iter().map(|f| f.len() as u64).sum::<u64>();
+        let outcome = match file.write_batch(self, &frames) {
+            Ok(()) => {
+                self.count_batch(frames.len() as u64, batch_end - before);
+                BatchOutcome::Durable
+            }
+            Err((op, source)) => BatchOutcome::Failed(Failure {
+                op,
+                source: Arc::new(source),
+            }),
+        };
+        drop(file);
+        let mut queue = lock(&self.queue);
+        match &outcome {
+            BatchOutcome::Durable => queue.durable_lsn = batch_end,
+            BatchOutcome::Failed(failure) => queue.failure = Some(failure.clone()),
+            BatchOutcome::Poisoned(_) | BatchOutcome::Closed => {}
+        }
+        // NB: the outcome is set under the queue lock together with `writing = false`, so a
+        // committer that sees nobody writing and no outcome knows its batch is still open.
+        let _ = batch.0.outcome.set(outcome);
+        queue.writing = false;
+        guard.done = true;
+        let (poisoned, next) = if queue.failure.is_some() {
+            (Some(poison_queued(&mut queue)), None)
+        } else if !queue.frames.is_empty() {
+            (None, Some(Arc::clone(&queue.open_batch)))
+        } else {
+            (None, None)
+        };
+        let writer_idle = queue.writer_idle;
+        drop(queue);
+        batch.0.wake_all();
+        if let Some(open) = poisoned {
+            open.wake_all();
+            self.work_ready.notify_all(); // the writer thread exits
+        } else if let Some(next) = next {
+            if !next.wake_leader() && writer_idle {
+                self.work_ready.notify_one();
             }
         }
     }
 
     fn count_batch(&self, records: u64, bytes: u64) {
-        let c = &self.shared.counters;
+        let c = &self.counters;
         c.batches.fetch_add(1, Ordering::Relaxed);
         c.records.fetch_add(records, Ordering::Relaxed);
         c.bytes.fetch_add(bytes, Ordering::Relaxed);
@@ -576,25 +745,27 @@ impl Writer {
             .unwrap_or(BATCH_SIZE_BOUNDS.len());
         c.batch_sizes[bucket].fetch_add(1, Ordering::Relaxed);
     }
+}
 
-    fn write_batch(&mut self, frames: &[Vec<u8>]) -> Result<(), BatchError> {
-        let segment_size = self.shared.opts.segment_size;
+impl WriterFile {
+    fn write_batch(&mut self, shared: &Shared, frames: &[Vec<u8>]) -> Result<(), BatchError> {
+        let segment_size = shared.opts.segment_size;
         let mut buf = Vec::with_capacity(frames.iter().map(Vec::len).sum());
         for frame in frames {
             let offset = self.active_offset + buf.len() as u64;
             let has_records = offset > SEGMENT_HEADER_LEN as u64;
             if has_records && offset + frame.len() as u64 > segment_size {
-                self.flush(&buf)?;
+                self.flush(shared, &buf)?;
                 buf.clear();
-                self.roll()?;
+                self.roll(shared)?;
             }
             buf.extend_from_slice(frame);
         }
-        self.flush(&buf)
+        self.flush(shared, &buf)
     }
 
     /// Writes `buf` at the end of the active segment and syncs it (per policy).
-    fn flush(&mut self, buf: &[u8]) -> Result<(), BatchError> {
+    fn flush(&mut self, shared: &Shared, buf: &[u8]) -> Result<(), BatchError> {
         if buf.is_empty() {
             return Ok(());
         }
@@ -603,28 +774,27 @@ impl Writer {
             .map_err(|e| ("write", e))?;
         self.active_offset += buf.len() as u64;
         self.written_lsn += buf.len() as u64;
-        if self.shared.opts.sync == SyncPolicy::Fsync {
+        if shared.opts.sync == SyncPolicy::Fsync {
             self.active.sync_data().map_err(|e| ("fsync", e))?;
-            self.shared.counters.fsyncs.fetch_add(1, Ordering::Relaxed);
+            shared.counters.fsyncs.fetch_add(1, Ordering::Relaxed);
         }
         Ok(())
     }
 
     /// Starts a new segment at `written_lsn`. The old one was synced by `flush` first, so a
     /// later segment existing on disk implies every earlier one is complete.
-    fn roll(&mut self) -> Result<(), BatchError> {
-        let fs = self.shared.fs.as_ref();
-        let path = path_in(&self.shared.dir, &segment_file_name(self.written_lsn));
+    fn roll(&mut self, shared: &Shared) -> Result<(), BatchError> {
+        let fs = shared.fs.as_ref();
+        let path = path_in(&shared.dir, &segment_file_name(self.written_lsn));
         let file = fs.create(&path).map_err(|e| ("segment roll", e))?;
         let header = encode_segment_header(self.written_lsn);
         file.write_all_at(0, &header)
             .map_err(|e| ("segment roll", e))?;
-        if self.shared.opts.sync == SyncPolicy::Fsync {
+        if shared.opts.sync == SyncPolicy::Fsync {
             file.sync_data().map_err(|e| ("segment roll", e))?;
-            fs.sync_dir(&self.shared.dir)
-                .map_err(|e| ("segment roll", e))?;
+            fs.sync_dir(&shared.dir).map_err(|e| ("segment roll", e))?;
         }
-        lock(&self.shared.segments).push(SegmentMeta {
+        lock(&shared.segments).push(SegmentMeta {
             first_lsn: self.written_lsn,
             path,
         });

@@ -209,3 +209,39 @@ fn a_committer_woken_by_someone_else_keeps_waiting_until_durable() {
     assert_eq!(lsn, Lsn(0));
     assert_eq!(rx.recv().expect("durable lsn"), Lsn(9 + 100));
 }
+
+#[test]
+fn a_committer_that_finds_the_log_idle_syncs_its_own_batch() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (fs, wal) = open_faulty(dir.path());
+    for (i, name) in ["committer-a", "committer-b"].into_iter().enumerate() {
+        let wal = Arc::clone(&wal);
+        let lsn = thread::Builder::new()
+            .name(name.into())
+            .spawn(move || {
+                if i == 0 {
+                    wal.append(KIND, &payload(0, 10))
+                } else {
+                    wal.submit_to_wait(KIND, payload(1, 10)).wait()
+                }
+            })
+            .expect("spawn")
+            .join()
+            .expect("thread")
+            .expect("durable");
+        assert_eq!(lsn, Lsn(i as u64 * (9 + 10)));
+        // No hand-off to the writer thread: the committer wrote and synced its record.
+        assert_eq!(fs.last_sync_thread().as_deref(), Some(name));
+    }
+    assert_eq!(replay_all(&wal, Lsn(0)).len(), 2);
+}
+
+#[test]
+fn a_record_submitted_to_wait_but_never_waited_for_is_still_written() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (fs, wal) = open_faulty(dir.path());
+    drop(wal.submit_to_wait(KIND, payload(0, 10)));
+    wait_until(|| wal.durable_lsn() == Lsn(9 + 10));
+    assert_eq!(fs.last_sync_thread().as_deref(), Some("gnomon-wal-writer"));
+    assert_eq!(replay_all(&wal, Lsn(0)).len(), 1);
+}
