@@ -3,7 +3,8 @@
 //! prepared-statement parameters, key updates moving rows, the catalog (pg_class relkind 'p',
 //! pg_inherits), a restart, and the lock hierarchy: rows of a partition lock under
 //! (parent, partition), so writers of different partitions never wait for each other while
-//! a LOCK TABLE on one partition holds back only that partition's writers.
+//! a LOCK TABLE on one partition holds back only that partition's writers; MERGE into a
+//! partitioned table waits for, and re-checks, rows other writers hold.
 //!
 //! "Blocked" is never judged by elapsed time: the test waits until `pg_locks` shows the
 //! request as not granted, then releases the holder and checks the outcome.
@@ -241,6 +242,71 @@ async fn writers_of_different_partitions_do_not_wait_and_lock_table_holds_one_pa
     assert_eq!(
         rows(&watcher, "SELECT k, v FROM m ORDER BY k").await,
         vec!["1|a3", "2|b2", "15|c3", "16|d"]
+    );
+}
+
+/// MERGE into a partitioned table under concurrency, as PostgreSQL 15: at READ COMMITTED a
+/// matched row locked by another writer is waited for and the action applies to the version
+/// that writer committed (in whichever partition); at REPEATABLE READ a matched row changed
+/// since the snapshot fails the MERGE with 40001, and the session goes on.
+#[tokio::test]
+async fn merge_into_a_partitioned_table_rechecks_at_read_committed_and_fails_at_repeatable_read() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let server = Server::start(dir.path());
+    let a = server.connect().await;
+    let b = server.connect().await;
+    let watcher = server.connect().await;
+    a.batch_execute(SCHEMA).await.unwrap();
+    a.batch_execute("INSERT INTO m VALUES (1, 'a'), (15, 'b')")
+        .await
+        .unwrap();
+    const MERGE: &str = "MERGE INTO m USING (VALUES (1, 'x'), (15, 'y'), (25, 'z')) s(k, v) \
+         ON m.k = s.k WHEN MATCHED THEN UPDATE SET v = m.v || s.v \
+         WHEN NOT MATCHED THEN INSERT VALUES (s.k, s.v)";
+
+    a.batch_execute("BEGIN; UPDATE m SET v = 'b2' WHERE k = 15")
+        .await
+        .unwrap();
+    let merge = tokio::spawn(async move {
+        let r = b.simple_query(MERGE).await;
+        (r, b)
+    });
+    until_someone_waits(&watcher).await;
+    a.batch_execute("COMMIT").await.unwrap();
+    let (r, b) = merge.await.unwrap();
+    let tag = r.unwrap().into_iter().find_map(|m| match m {
+        SimpleQueryMessage::CommandComplete(n) => Some(n),
+        _ => None,
+    });
+    assert_eq!(tag, Some(3));
+    assert_eq!(
+        rows(&watcher, "SELECT k, v FROM m ORDER BY k").await,
+        vec!["1|ax", "15|b2y", "25|z"]
+    );
+    assert_eq!(rows(&watcher, "SELECT k FROM md").await, vec!["25"]);
+
+    b.batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ; SELECT count(*) FROM m")
+        .await
+        .unwrap();
+    a.batch_execute("UPDATE m SET v = 'c' WHERE k = 15")
+        .await
+        .unwrap();
+    // Rows nobody changed are fine; the changed one is a serialization failure.
+    b.batch_execute(
+        "MERGE INTO m USING (VALUES (1)) s(k) ON m.k = s.k WHEN MATCHED THEN UPDATE SET v = 'rr'",
+    )
+    .await
+    .unwrap();
+    let e = b.batch_execute(MERGE).await.unwrap_err();
+    assert_eq!(sqlstate(&e), "40001");
+    assert_eq!(
+        e.as_db_error().map(|d| d.message()),
+        Some("could not serialize access due to concurrent update")
+    );
+    b.batch_execute("ROLLBACK").await.unwrap();
+    assert_eq!(
+        rows(&b, "SELECT k, v FROM m ORDER BY k").await,
+        vec!["1|ax", "15|c", "25|z"]
     );
 }
 

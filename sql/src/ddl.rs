@@ -1442,6 +1442,20 @@ pub(crate) fn alter_table(
         }
         _ => {}
     }
+    if def.partitioning.key.is_some() {
+        if let [Op::AddConstraint {
+            constraint: ast::TableConstraint::PrimaryKey(pk),
+            ..
+        }] = at.operations.as_slice()
+        {
+            let cols = pk
+                .columns
+                .iter()
+                .map(index_column_name)
+                .collect::<SqlResult<Vec<_>>>()?;
+            return crate::partition::add_primary_key(engine, t, &def, &cols, interrupt);
+        }
+    }
     if !def.partitioning.is_empty() {
         return Err(SqlError::unsupported(
             "ALTER TABLE on a partitioned table or a partition",

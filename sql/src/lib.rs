@@ -40,8 +40,9 @@
 //!   follow PostgreSQL 15: rows are routed to the partition whose bound takes them (23514
 //!   otherwise), an UPDATE of the key moves the row, WHERE on the key prunes partitions at
 //!   plan time and, with parameters, at execution; each partition is the lock manager's
-//!   partition level of its parent; ATTACH / DETACH PARTITION and indexes of a partitioned
-//!   table (one per partition) as PostgreSQL (see [`partition`]).
+//!   partition level of its parent; ATTACH / DETACH PARTITION, indexes of a partitioned
+//!   table (one per partition), ADD PRIMARY KEY on it (every partition gets the key) and
+//!   MERGE into it (routed inserts, moving updates) as PostgreSQL (see [`partition`]).
 //!
 //! ## Invariants
 //!

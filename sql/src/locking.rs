@@ -15,7 +15,9 @@
 //! NB: sqlparser 0.64 knows only `FOR UPDATE` and `FOR SHARE`. [`parse_sql`] rewrites
 //! `FOR KEY SHARE` and `FOR NO KEY UPDATE` (found with the tokenizer, so text inside strings or
 //! comments is never touched) into `FOR SHARE` / `FOR UPDATE` with a marker object name in the
-//! `OF` clause, which [`row_lock_of`] decodes.
+//! `OF` clause, which [`row_lock_of`] decodes. It also rewrites MERGE's `INSERT DEFAULT VALUES`
+//! (which sqlparser does not parse) into `INSERT VALUES (<marker>)`, which the MERGE binder
+//! reads as a row of defaults ([`MERGE_DEFAULT_VALUES_MARK`]).
 
 use std::sync::Arc;
 use std::time::UNIX_EPOCH;
@@ -111,15 +113,17 @@ pub(crate) fn install(db: &gnomon_mvcc::Db) -> Arc<SqlHierarchy> {
 
 const KEY_SHARE_MARK: &str = "__gnomon_for_key_share";
 const NO_KEY_UPDATE_MARK: &str = "__gnomon_for_no_key_update";
+/// The one identifier of the VALUES row that MERGE's `INSERT DEFAULT VALUES` is parsed as.
+pub(crate) const MERGE_DEFAULT_VALUES_MARK: &str = "__gnomon_merge_default_values";
 
-/// Parses PostgreSQL-dialect SQL, accepting `FOR KEY SHARE` and `FOR NO KEY UPDATE`.
+/// Parses PostgreSQL-dialect SQL, accepting `FOR KEY SHARE`, `FOR NO KEY UPDATE` and MERGE's
+/// `INSERT DEFAULT VALUES`.
 pub(crate) fn parse_sql(sql: &str) -> Result<Vec<ast::Statement>, ParserError> {
-    let rewritten = if sql
-        .as_bytes()
-        .windows(3)
-        .any(|w| w.eq_ignore_ascii_case(b"key"))
+    let b = sql.as_bytes();
+    let rewritten = if b.windows(3).any(|w| w.eq_ignore_ascii_case(b"key"))
+        || b.windows(7).any(|w| w.eq_ignore_ascii_case(b"default"))
     {
-        rewrite_row_lock_modes(sql)
+        rewrite_for_parser(sql)
     } else {
         None
     };
@@ -146,7 +150,7 @@ fn byte_offset(sql: &str, line: u64, column: u64) -> Option<usize> {
     None
 }
 
-fn rewrite_row_lock_modes(sql: &str) -> Option<String> {
+fn rewrite_for_parser(sql: &str) -> Option<String> {
     let dialect = PostgreSqlDialect {};
     let tokens = Tokenizer::new(&dialect, sql)
         .tokenize_with_location()
@@ -175,6 +179,14 @@ fn rewrite_row_lock_modes(sql: &str) -> Option<String> {
     let mut k = 0;
     while k < words.len() {
         let w = |j: usize| words.get(j).map(|x| x.1.as_str()).unwrap_or("");
+        if w(k) == "INSERT" && w(k + 1) == "DEFAULT" && w(k + 2) == "VALUES" {
+            // Only MERGE has INSERT directly followed by DEFAULT VALUES.
+            let (start, _) = span(words[k + 1].0)?;
+            let (_, end) = span(words[k + 2].0)?;
+            edits.push((start, end, format!("VALUES ({MERGE_DEFAULT_VALUES_MARK})")));
+            k += 3;
+            continue;
+        }
         if w(k) == "FOR" {
             let (first, last, mark, len) = if w(k + 1) == "KEY" && w(k + 2) == "SHARE" {
                 (k + 1, k + 2, KEY_SHARE_MARK, "SHARE")
@@ -425,12 +437,26 @@ mod tests {
     #[test]
     fn the_rewrite_leaves_strings_comments_and_identifiers_alone() {
         let sql = "SELECT 'for key share', \"key\" FROM t -- for no key update\n";
-        assert_eq!(rewrite_row_lock_modes(sql), None);
+        assert_eq!(rewrite_for_parser(sql), None);
         let sql = "SELECT 'é' FROM t WHERE k = 'x' FOR KEY SHARE";
         assert_eq!(
-            rewrite_row_lock_modes(sql).unwrap(),
+            rewrite_for_parser(sql).unwrap(),
             format!("SELECT 'é' FROM t WHERE k = 'x' FOR SHARE OF {KEY_SHARE_MARK}")
         );
+    }
+
+    #[test]
+    fn merge_insert_default_values_becomes_the_marker_row() {
+        let sql =
+            "MERGE INTO t USING s ON t.id = s.id WHEN NOT MATCHED THEN insert default  values";
+        assert_eq!(
+            rewrite_for_parser(sql).unwrap(),
+            format!(
+                "MERGE INTO t USING s ON t.id = s.id WHEN NOT MATCHED THEN insert VALUES ({MERGE_DEFAULT_VALUES_MARK})"
+            )
+        );
+        assert_eq!(rewrite_for_parser("INSERT INTO t DEFAULT VALUES"), None);
+        assert_eq!(rewrite_for_parser("SELECT 'insert default values'"), None);
     }
 
     #[test]

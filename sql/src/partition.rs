@@ -51,11 +51,16 @@
 //!    parent and `t` ACCESS EXCLUSIVE and write a new parent definition (cached plans and
 //!    prepared statements re-plan); the lock manager learns the new parent of `t`'s rows when
 //!    the DDL commits.
+//! 7. `ALTER TABLE p ADD PRIMARY KEY (cols)` (cols holding the partition key, else 0A000)
+//!    gives every partition the key (re-keyed under a new table id, which the lock manager
+//!    learns at commit, as for ATTACH) unless it has it already; another primary key on a
+//!    partition is 42P16. MERGE into `p` reads and writes its partitions like UPDATE and
+//!    INSERT do (`query/merge.rs`).
 //!
 //! ## Deliberately left out
 //!
-//! Sub-partitioning (a partition that is itself partitioned), MERGE into and `SELECT ... FOR
-//! UPDATE` of a partitioned table, ATTACH of a table whose columns are in another order than
+//! Sub-partitioning (a partition that is itself partitioned), `SELECT ... FOR UPDATE` of a
+//! partitioned table, ATTACH of a table whose columns are in another order than
 //! the parent's (rows are stored in the parent's column order), DETACH ... CONCURRENTLY (all
 //! 0A000). Which partition index stands for a parent index is not recorded: it is the
 //! partition's first index on the same columns with the same uniqueness. A prepared
@@ -1579,6 +1584,72 @@ pub(crate) fn attach(
     engine.catalog.replace_table(&mut t.txn, parent, p2)?;
     t.dropped.push(parent.def_id);
     t.partition_links.push(part.name.clone());
+    t.ddl = true;
+    Ok(())
+}
+
+/// ALTER TABLE parent ADD PRIMARY KEY (cols) on a partitioned table, as PostgreSQL 15: the
+/// key must hold every partition key column (0A000), the parent must have none yet (42P16),
+/// and every partition gets it (its rows re-keyed, 23502 / 23505 naming the partition)
+/// unless it has that primary key already; a partition with another primary key is 42P16.
+/// The key columns become NOT NULL in the parent and the partitions. Everything is locked
+/// ACCESS EXCLUSIVE; a re-keyed partition's new table id joins the lock hierarchy at commit.
+pub(crate) fn add_primary_key(
+    engine: &SqlEngine,
+    t: &mut ActiveTxn,
+    parent: &Arc<TableDef>,
+    cols: &[String],
+    interrupt: &crate::session::Interrupt,
+) -> SqlResult<()> {
+    let Some(key) = parent.partitioning.key.clone() else {
+        return Err(SqlError::internal("not a partitioned table"));
+    };
+    crate::locking::lock_for_ddl(&mut t.txn, parent, TableMode::AccessExclusive)?;
+    let mut pk = Vec::with_capacity(cols.len());
+    for c in cols {
+        pk.push(parent.column_index(c).ok_or_else(|| {
+            SqlError::new(
+                SqlState::UNDEFINED_COLUMN,
+                format!(
+                    "column \"{c}\" of relation \"{}\" does not exist",
+                    parent.name
+                ),
+            )
+        })?);
+    }
+    check_unique_covers_key(&parent.name, &parent.columns, &key, &pk, true)?;
+    if !parent.primary_key.is_empty() {
+        return Err(invalid_table(format!(
+            "multiple primary keys for table \"{}\" are not allowed",
+            parent.name
+        )));
+    }
+    for part in partitions_of(&engine.catalog, &t.txn, parent)? {
+        crate::locking::lock_for_ddl(&mut t.txn, &part, TableMode::AccessExclusive)?;
+        if part.primary_key == pk {
+            continue;
+        }
+        if !part.primary_key.is_empty() {
+            return Err(invalid_table(format!(
+                "multiple primary keys for table \"{}\" are not allowed",
+                part.name
+            )));
+        }
+        // The rows move to a new table id; the new definition stays a partition.
+        let keyed = crate::ddl::add_primary_key(engine, t, &part, cols, interrupt)?;
+        let mut new = (*keyed).clone();
+        new.partitioning = part.partitioning.clone();
+        engine.catalog.replace_table(&mut t.txn, &keyed, new)?;
+        t.dropped.push(keyed.def_id);
+        t.partition_links.push(part.name.clone());
+    }
+    let mut p2 = (**parent).clone();
+    for &i in &pk {
+        p2.columns[i].not_null = true;
+    }
+    p2.primary_key = pk;
+    engine.catalog.replace_table(&mut t.txn, parent, p2)?;
+    t.dropped.push(parent.def_id);
     t.ddl = true;
     Ok(())
 }

@@ -3383,8 +3383,6 @@ impl Binder<'_> {
     }
 }
 
-/// 428C9: INSERT gives a GENERATED ALWAYS identity column a value without OVERRIDING SYSTEM
-/// VALUE.
 /// 428C9: INSERT gives a generated column (GENERATED ALWAYS AS (expr) STORED) a value.
 pub(crate) fn generated_column_insert(column: &str) -> SqlError {
     SqlError::new(
@@ -3394,7 +3392,9 @@ pub(crate) fn generated_column_insert(column: &str) -> SqlError {
     .with_detail(format!("Column \"{column}\" is a generated column."))
 }
 
-fn generated_always(column: &str) -> SqlError {
+/// 428C9: INSERT gives a GENERATED ALWAYS identity column a value without OVERRIDING SYSTEM
+/// VALUE.
+pub(crate) fn generated_always(column: &str) -> SqlError {
     SqlError::new(
         SqlState::GENERATED_ALWAYS,
         format!("cannot insert a non-DEFAULT value into column \"{column}\""),
@@ -4342,12 +4342,8 @@ fn lock_plan_tables(ctx: &mut ExecContext<'_>, plan: &Plan) -> SqlResult<()> {
         ),
         Plan::Update { table, .. } | Plan::Delete { table, .. } => (Some(table), vec![]),
         // NB: MERGE's source table (when it is one) is read without a table lock.
-        Plan::Merge(m) => {
-            if m.target.partitioning.key.is_some() {
-                return Err(SqlError::unsupported("MERGE into a partitioned table"));
-            }
-            (Some(&m.target), vec![])
-        }
+        // A partitioned target's partitions are locked by execute_merge.
+        Plan::Merge(m) => (Some(&m.target), vec![]),
     };
     if let Some(t) = target {
         if t.id == PG_LOCKS_ID {

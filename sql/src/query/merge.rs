@@ -19,10 +19,21 @@
 //! A matched row is locked and re-read before its action (the lock's read is the newest
 //! committed version at READ COMMITTED, PostgreSQL's EvalPlanQual; a change after the
 //! snapshot fails with 40001 at REPEATABLE READ). If the re-read row is gone or no longer
-//! satisfies ON, the source row goes to the NOT MATCHED clauses, as in PostgreSQL 15. A
-//! target row updated or deleted by this command and matched again fails with 21000.
+//! satisfies ON, the source row goes to the NOT MATCHED clauses, as in PostgreSQL 15.
+//!
+//! The join sees the target as the statement's snapshot saw it, never this MERGE's own
+//! writes (PostgreSQL's command-id visibility; `Written` keeps what is needed): a row this
+//! MERGE updated or deleted still joins with its old values, and an UPDATE or DELETE of it
+//! fails with 21000; a row it inserted (or moved, or re-keyed) is not there, so a second
+//! source row with that key is NOT MATCHED (and its INSERT is 23505).
+//!
+//! A partitioned target reads its rows from its partitions (a point lookup goes to the one
+//! partition its key routes to, an index probe and a scan to each) and all of them are
+//! locked ROW EXCLUSIVE; an INSERT is routed (23514 without a partition), an UPDATE that
+//! changes the partition key moves the row (delete, then insert into the new partition).
+//! MERGE into a partition itself checks its bound (23514).
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -32,10 +43,14 @@ use super::{
     duplicate_key, ident_name, object_name, split_conjuncts, store_value, BinOp, Binder,
     ExecContext, Expr, Outcome, Scope, ScopeColumn, SelectPlan,
 };
+use gnomon_mvcc::{LockWait, RelId, RowMode, TableMode};
+
 use crate::catalog::{decode_table_row, TableDef};
 use crate::encoding::{append_rows_prefix, encode_key_value, encode_row, prefix_range, KeyPrefix};
 use crate::error::{SqlError, SqlResult, SqlState};
 use crate::expr::{cast, truth};
+use crate::locking::lock_error;
+use crate::partition::Placement;
 use crate::types::Value;
 
 /// Where the source rows come from.
@@ -67,8 +82,9 @@ pub(crate) enum MatchedAction {
 
 #[derive(Debug, Clone)]
 pub(crate) enum NotMatchedAction {
-    /// Target columns and one expression over the source row for each.
-    Insert(Vec<usize>, Vec<Expr>),
+    /// Target columns and one expression over the source row for each (None: DEFAULT);
+    /// the other columns take their defaults.
+    Insert(Vec<usize>, Vec<Option<Expr>>),
     Nothing,
 }
 
@@ -221,48 +237,7 @@ impl Binder<'_> {
                     };
                     let action = match &c.action {
                         ast::MergeAction::Insert(ins) => {
-                            let ast::MergeInsertKind::Values(values) = &ins.kind else {
-                                return Err(SqlError::unsupported("this MERGE INSERT form"));
-                            };
-                            let mut cols = Vec::new();
-                            if ins.columns.is_empty() {
-                                cols = (0..nt).collect();
-                            } else {
-                                for n in &ins.columns {
-                                    let name = object_name(n)?;
-                                    cols.push(target.column_index(&name).ok_or_else(|| {
-                                        SqlError::new(
-                                            SqlState::UNDEFINED_COLUMN,
-                                            format!(
-                                                "column \"{name}\" of relation \"{}\" does not exist",
-                                                target.name
-                                            ),
-                                        )
-                                    })?);
-                                }
-                            }
-                            let [row] = values.rows.as_slice() else {
-                                return Err(SqlError::syntax(
-                                    "MERGE INSERT takes exactly one VALUES row",
-                                ));
-                            };
-                            if row.len() != cols.len() {
-                                return Err(SqlError::syntax(if row.len() > cols.len() {
-                                    "INSERT has more expressions than target columns"
-                                } else {
-                                    "INSERT has more target columns than expressions"
-                                }));
-                            }
-                            let mut exprs = Vec::new();
-                            for (e, &i) in row.iter().zip(&cols) {
-                                let col = &target.columns[i];
-                                if col.generated.is_some() {
-                                    return Err(crate::query::generated_column_insert(&col.name));
-                                }
-                                let (b, t) = self.bind_expr(e, &source_scope, None)?;
-                                exprs.push(self.assign_expr(b, t, col.ty, &col.name)?);
-                            }
-                            NotMatchedAction::Insert(cols, exprs)
+                            self.bind_merge_insert(&target, ins, &source_scope)?
                         }
                         ast::MergeAction::DoNothing { .. } => NotMatchedAction::Nothing,
                         _ => {
@@ -298,6 +273,82 @@ impl Binder<'_> {
 }
 
 impl Binder<'_> {
+    /// `INSERT [(cols)] VALUES (...)` or `INSERT DEFAULT VALUES` of WHEN NOT MATCHED, as
+    /// PostgreSQL 15: without a column list the values fill the first columns; `DEFAULT` is a
+    /// column's default; a value for a generated column or a GENERATED ALWAYS identity is
+    /// 428C9.
+    fn bind_merge_insert(
+        &mut self,
+        target: &TableDef,
+        ins: &ast::MergeInsertExpr,
+        source_scope: &Scope,
+    ) -> SqlResult<NotMatchedAction> {
+        let ast::MergeInsertKind::Values(values) = &ins.kind else {
+            return Err(SqlError::unsupported("this MERGE INSERT form"));
+        };
+        let [row] = values.rows.as_slice() else {
+            return Err(SqlError::syntax(
+                "MERGE INSERT takes exactly one VALUES row",
+            ));
+        };
+        let is_default = |e: &ast::Expr, word: &str| {
+            matches!(e, ast::Expr::Identifier(id)
+                if id.quote_style.is_none() && id.value.eq_ignore_ascii_case(word))
+        };
+        if ins.columns.is_empty()
+            && matches!(row.as_slice(), [e] if is_default(e, crate::locking::MERGE_DEFAULT_VALUES_MARK))
+        {
+            return Ok(NotMatchedAction::Insert(vec![], vec![]));
+        }
+        let mut cols = Vec::new();
+        if ins.columns.is_empty() {
+            cols = (0..target.columns.len()).collect();
+        } else {
+            for n in &ins.columns {
+                let name = object_name(n)?;
+                cols.push(target.column_index(&name).ok_or_else(|| {
+                    SqlError::new(
+                        SqlState::UNDEFINED_COLUMN,
+                        format!(
+                            "column \"{name}\" of relation \"{}\" does not exist",
+                            target.name
+                        ),
+                    )
+                })?);
+            }
+        }
+        if row.len() > cols.len() {
+            return Err(SqlError::syntax(
+                "INSERT has more expressions than target columns",
+            ));
+        }
+        if row.len() < cols.len() {
+            if !ins.columns.is_empty() {
+                return Err(SqlError::syntax(
+                    "INSERT has more target columns than expressions",
+                ));
+            }
+            cols.truncate(row.len());
+        }
+        let mut exprs = Vec::with_capacity(row.len());
+        for (e, &i) in row.iter().zip(&cols) {
+            let col = &target.columns[i];
+            if is_default(e, "default") {
+                exprs.push(None);
+                continue;
+            }
+            if col.generated.is_some() {
+                return Err(crate::query::generated_column_insert(&col.name));
+            }
+            if col.identity == crate::catalog::Identity::Always {
+                return Err(crate::query::generated_always(&col.name));
+            }
+            let (b, t) = self.bind_expr(e, source_scope, None)?;
+            exprs.push(Some(self.assign_expr(b, t, col.ty, &col.name)?));
+        }
+        Ok(NotMatchedAction::Insert(cols, exprs))
+    }
+
     /// `VALUES (...), (...)` as a source: each column's type unified across the rows
     /// (untyped literals become text), named `column1`, `column2`, ... as in PostgreSQL.
     fn bind_values_rows(
@@ -385,33 +436,132 @@ fn passes(ctx: &ExecContext<'_>, cond: Option<&Expr>, row: &[Value]) -> SqlResul
     }
 }
 
-/// The encoded key values of `exprs` for key columns `cols`; None when one is NULL or not
-/// of the column's type (nothing can match).
+/// The values of `exprs` for key columns `cols`, cast to the columns' types, pushed onto
+/// `out`; false when one is NULL or not of the column's type (nothing can match).
 fn key_values(
     ctx: &ExecContext<'_>,
     target: &TableDef,
     cols: &[usize],
     exprs: &[Expr],
     row: &[Value],
-    out: &mut Vec<u8>,
+    out: &mut Vec<Value>,
 ) -> SqlResult<bool> {
     for (e, &c) in exprs.iter().zip(cols) {
         let v = ctx.eval(e, row)?;
         if v.is_null() {
             return Ok(false);
         }
-        match cast(v, &target.columns[c].ty, false) {
-            Ok(v) => encode_key_value(&v, out),
+        let ty = &target.columns[c].ty;
+        if v.data_type() == *ty {
+            out.push(v);
+            continue;
+        }
+        match cast(v, ty, false) {
+            Ok(v) => out.push(v),
             Err(_) => return Ok(false),
         }
     }
     Ok(true)
 }
 
+/// The tables the target's rows live in ("homes"): the partitions of a partitioned target,
+/// else the target itself; and for an index join, each home's index standing for the
+/// target's (a partition's first index on the same columns with the same uniqueness).
+struct Homes {
+    tables: Vec<Arc<TableDef>>,
+    index: Vec<Option<u32>>,
+}
+
+impl Homes {
+    fn of(ctx: &mut ExecContext<'_>, plan: &MergePlan, placement: &Placement) -> SqlResult<Homes> {
+        let tables = match placement {
+            Placement::Parent { parts, .. } => {
+                // Every partition may hold a matched row or take an inserted one: each is
+                // locked like its parent, as PostgreSQL locks the partitions it opens.
+                for p in parts {
+                    ctx.txn
+                        .lock_table(RelId(p.id.0), TableMode::RowExclusive, LockWait::Block)
+                        .map_err(|e| lock_error(e, &p.name))?;
+                }
+                parts.clone()
+            }
+            _ => vec![plan.target.clone()],
+        };
+        let index = match &plan.lookup {
+            MergeLookup::Index(i, _) => {
+                let ix = &plan.target.indexes[*i];
+                tables
+                    .iter()
+                    .map(|t| {
+                        t.indexes
+                            .iter()
+                            .find(|x| x.columns == ix.columns && x.unique == ix.unique)
+                            .map(|x| x.id)
+                    })
+                    .collect()
+            }
+            _ => vec![],
+        };
+        Ok(Homes { tables, index })
+    }
+}
+
+/// A target row a source row may match: its home (index into [`Homes::tables`]), key, the
+/// stored bytes it was decoded from (None for a scan join's copy) and its values.
+type Candidate = (usize, Vec<u8>, Option<Bytes>, Vec<Value>);
+
+/// What this MERGE has written so far, to join each source row with the target as the
+/// statement's snapshot saw it (PostgreSQL's MERGE never sees its own writes in the join).
+#[derive(Default)]
+struct Written {
+    /// Rows of the snapshot this MERGE updated or deleted, by key, as the snapshot saw them:
+    /// matched again, they still join (ON and WHEN read these values), and an UPDATE or
+    /// DELETE of one fails with 21000.
+    changed: HashMap<Vec<u8>, Vec<Value>>,
+    /// Keys of rows this MERGE created (inserted, moved to another partition, re-keyed):
+    /// invisible to the join, as in PostgreSQL (a second insert of the key is 23505).
+    created: HashSet<Vec<u8>>,
+    /// For an index join: the changed rows under the index prefix their old values had.
+    changed_by_index: HashMap<Vec<u8>, Vec<(usize, Vec<u8>)>>,
+}
+
+impl Written {
+    /// Records that the snapshot's row `old` under `key` (in home `h`) was updated or deleted.
+    fn change(&mut self, plan: &MergePlan, homes: &Homes, h: usize, key: Vec<u8>, old: Vec<Value>) {
+        if let MergeLookup::Index(i, _) = &plan.lookup {
+            if let Some(ix) = homes.index[h] {
+                let mut prefix = KeyPrefix::Index(homes.tables[h].id, ix).encode();
+                for &c in &plan.target.indexes[*i].columns {
+                    encode_key_value(&old[c], &mut prefix);
+                }
+                self.changed_by_index
+                    .entry(prefix)
+                    .or_default()
+                    .push((h, key.clone()));
+            }
+        }
+        self.changed.insert(key, old);
+    }
+}
+
+fn affected_twice() -> SqlError {
+    SqlError::new(
+        SqlState::CARDINALITY_VIOLATION,
+        "MERGE command cannot affect row a second time",
+    )
+    .with_hint("Ensure that not more than one source row matches any one target row.")
+}
+
 /// Executes a MERGE; the tag is `MERGE <rows inserted, updated or deleted>`.
 pub(crate) fn execute_merge(ctx: &mut ExecContext<'_>, plan: &MergePlan) -> SqlResult<Outcome> {
     let target = &plan.target;
     let nt = target.columns.len();
+    let placement = Placement::of(ctx.catalog, &*ctx.txn, target)?;
+    let homes = Homes::of(ctx, plan, &placement)?;
+    let partition_key = match &placement {
+        Placement::Parent { key, .. } => Some(key),
+        _ => None,
+    };
     let source_rows: Vec<Vec<Value>> = match &plan.source {
         MergeSource::Table(def) => {
             ctx.stats.full_scans += 1;
@@ -429,73 +579,148 @@ pub(crate) fn execute_merge(ctx: &mut ExecContext<'_>, plan: &MergePlan) -> SqlR
             .collect::<SqlResult<_>>()?,
     };
     // For a scan join, the target rows are read once.
-    let scanned: Vec<(Vec<u8>, Vec<Value>)> = if matches!(plan.lookup, MergeLookup::Scan) {
-        ctx.stats.full_scans += 1;
+    let mut scanned: Vec<Candidate> = Vec::new();
+    if matches!(plan.lookup, MergeLookup::Scan) {
+        for (h, home) in homes.tables.iter().enumerate() {
+            ctx.stats.full_scans += 1;
+            for (k, v) in ctx
+                .txn
+                .scan(KeyPrefix::Rows(home.id).range(), false, None)?
+            {
+                scanned.push((h, k, None, decode_table_row(home, &v)?));
+            }
+        }
+    }
+    let writes = !plan.matched.is_empty() || !plan.not_matched.is_empty();
+    if writes {
+        // Bulk work: past the table escalation threshold the table lock replaces row locks
+        // (a partition's rows belong to its parent's relation).
         ctx.txn
-            .scan(KeyPrefix::Rows(target.id).range(), false, None)?
-            .into_iter()
-            .map(|(k, v)| Ok((k, decode_table_row(target, &v)?)))
-            .collect::<SqlResult<_>>()?
+            .bulk_write_hint(RelId(target.id.0), source_rows.len());
+    }
+    let mut written = Written::default();
+    let mut count = 0u64;
+    let mut both: Vec<Value> = Vec::with_capacity(nt + 8);
+    let mut candidates: Vec<Candidate> = Vec::new();
+    let mut key_vals: Vec<Value> = Vec::new();
+    // A row of the target with only the primary key set, to route a point lookup.
+    let mut probe: Vec<Value> = if partition_key.is_some() {
+        vec![Value::Null; nt]
     } else {
         vec![]
     };
-    let writes = !plan.matched.is_empty() || !plan.not_matched.is_empty();
-    if writes {
-        // Bulk work: past the table escalation threshold the table lock replaces row locks.
-        ctx.txn
-            .bulk_write_hint(gnomon_mvcc::RelId(target.id.0), source_rows.len());
-    }
-    let mut modified: HashSet<Vec<u8>> = HashSet::with_capacity(source_rows.len());
-    let mut count = 0u64;
-    let mut both: Vec<Value> = Vec::with_capacity(nt + 8);
     for src in &source_rows {
         ctx.interrupt.check()?;
         // Candidate target rows as this statement's snapshot sees them.
         both.clear();
         both.resize(nt, Value::Null);
         both.extend_from_slice(src);
-        // Candidates with the stored bytes they were decoded from.
-        let mut candidates: Vec<(Vec<u8>, Option<Bytes>, Vec<Value>)> = Vec::new();
+        candidates.clear();
         match &plan.lookup {
             MergeLookup::Point(exprs) => {
-                let mut key = Vec::with_capacity(32);
-                append_rows_prefix(target.id, &mut key);
-                if key_values(ctx, target, &target.primary_key, exprs, &both, &mut key)? {
-                    ctx.stats.point_gets += 1;
-                    if let Some(b) = ctx.txn.get(&key)? {
-                        ctx.stats.rows_read += 1;
-                        let row = decode_table_row(target, &b)?;
-                        candidates.push((key, Some(b), row));
-                    }
-                }
-            }
-            MergeLookup::Index(i, exprs) => {
-                let ix = &target.indexes[*i];
-                let mut prefix = KeyPrefix::Index(target.id, ix.id).encode();
-                if key_values(ctx, target, &ix.columns, exprs, &both, &mut prefix)? {
-                    ctx.stats.range_scans += 1;
-                    for (_, row_key) in ctx.txn.scan(prefix_range(&prefix), false, None)? {
-                        if let Some(b) = ctx.txn.get(&row_key)? {
-                            ctx.stats.rows_read += 1;
-                            let row = decode_table_row(target, &b)?;
-                            candidates.push((row_key.to_vec(), Some(b), row));
+                key_vals.clear();
+                if key_values(
+                    ctx,
+                    target,
+                    &target.primary_key,
+                    exprs,
+                    &both,
+                    &mut key_vals,
+                )? {
+                    // The primary key holds the partition key: one partition can have it.
+                    let home = match partition_key {
+                        None => Some(0),
+                        Some(pk) => {
+                            for (&c, v) in target.primary_key.iter().zip(&key_vals) {
+                                probe[c] = v.clone();
+                            }
+                            let part = crate::partition::route(pk, &homes.tables, &probe);
+                            part.and_then(|p| homes.tables.iter().position(|h| h.id == p.id))
+                        }
+                    };
+                    if let Some(h) = home {
+                        let home = &homes.tables[h];
+                        let mut key = Vec::with_capacity(32);
+                        append_rows_prefix(home.id, &mut key);
+                        for v in &key_vals {
+                            encode_key_value(v, &mut key);
+                        }
+                        if written.changed.contains_key(&key) || written.created.contains(&key) {
+                            // Resolved from `written` below.
+                            candidates.push((h, key, None, Vec::new()));
+                        } else {
+                            ctx.stats.point_gets += 1;
+                            if let Some(b) = ctx.txn.get(&key)? {
+                                ctx.stats.rows_read += 1;
+                                let row = decode_table_row(home, &b)?;
+                                candidates.push((h, key, Some(b), row));
+                            }
                         }
                     }
                 }
             }
-            MergeLookup::Scan => {
-                candidates = scanned
-                    .iter()
-                    .map(|(k, r)| (k.clone(), None, r.clone()))
-                    .collect()
+            MergeLookup::Index(i, exprs) => {
+                key_vals.clear();
+                let cols = &target.indexes[*i].columns;
+                if key_values(ctx, target, cols, exprs, &both, &mut key_vals)? {
+                    for (h, home) in homes.tables.iter().enumerate() {
+                        let Some(ix) = homes.index[h] else {
+                            return Err(SqlError::internal(format!(
+                                "partition \"{}\" lacks its parent's index",
+                                home.name
+                            )));
+                        };
+                        let mut prefix = KeyPrefix::Index(home.id, ix).encode();
+                        for v in &key_vals {
+                            encode_key_value(v, &mut prefix);
+                        }
+                        ctx.stats.range_scans += 1;
+                        for (_, row_key) in ctx.txn.scan(prefix_range(&prefix), false, None)? {
+                            if written.changed.contains_key(row_key.as_ref())
+                                || written.created.contains(row_key.as_ref())
+                            {
+                                continue; // Not as the snapshot saw it: see below.
+                            }
+                            if let Some(b) = ctx.txn.get(&row_key)? {
+                                ctx.stats.rows_read += 1;
+                                let row = decode_table_row(home, &b)?;
+                                candidates.push((h, row_key.to_vec(), Some(b), row));
+                            }
+                        }
+                        // Rows this MERGE changed whose snapshot values fit the probe.
+                        if let Some(old) = written.changed_by_index.get(&prefix) {
+                            candidates
+                                .extend(old.iter().map(|(h, k)| (*h, k.clone(), None, vec![])));
+                        }
+                    }
+                }
             }
+            MergeLookup::Scan => candidates.extend(scanned.iter().cloned()),
         }
         let mut any_matched = false;
-        for (key, read, row) in candidates {
+        for (h, key, read, row) in candidates.drain(..) {
+            let home = &homes.tables[h];
+            // The snapshot's version of a row this MERGE changed joins with its old values.
+            let changed = written.changed.get(&key);
+            if changed.is_none() && written.created.contains(&key) {
+                continue;
+            }
             both.clear();
-            both.extend_from_slice(&row);
+            both.extend_from_slice(changed.unwrap_or(&row));
             both.extend_from_slice(src);
             if !passes(ctx, Some(&plan.on), &both)? {
+                continue;
+            }
+            if changed.is_some() {
+                any_matched = true;
+                for (cond, action) in &plan.matched {
+                    if passes(ctx, cond.as_ref(), &both)? {
+                        if matches!(action, MatchedAction::Nothing) {
+                            break;
+                        }
+                        return Err(affected_twice());
+                    }
+                }
                 continue;
             }
             // Lock and re-read; the row may have changed (READ COMMITTED) or gone.
@@ -506,7 +731,7 @@ pub(crate) fn execute_merge(ctx: &mut ExecContext<'_>, plan: &MergePlan) -> SqlR
                 // The version already decoded and tested (the common case).
                 row
             } else {
-                let current = decode_table_row(target, &current_bytes)?;
+                let current = decode_table_row(home, &current_bytes)?;
                 both.clear();
                 both.extend_from_slice(&current);
                 both.extend_from_slice(src);
@@ -516,18 +741,6 @@ pub(crate) fn execute_merge(ctx: &mut ExecContext<'_>, plan: &MergePlan) -> SqlR
                 current
             };
             any_matched = true;
-            if plan.matched.is_empty() {
-                continue;
-            }
-            if modified.contains(&key) {
-                return Err(SqlError::new(
-                    SqlState::CARDINALITY_VIOLATION,
-                    "MERGE command cannot affect row a second time",
-                )
-                .with_hint(
-                    "Ensure that not more than one source row matches any one target row.",
-                ));
-            }
             for (cond, action) in &plan.matched {
                 if !passes(ctx, cond.as_ref(), &both)? {
                     continue;
@@ -536,38 +749,54 @@ pub(crate) fn execute_merge(ctx: &mut ExecContext<'_>, plan: &MergePlan) -> SqlR
                     MatchedAction::Nothing => {}
                     MatchedAction::Delete => {
                         ctx.txn.delete(&key)?;
-                        crate::index::delete_entries(ctx.txn, target, &key, &current)?;
-                        crate::foreign_key::after_delete_now(ctx, target, &current)?;
-                        modified.insert(key.clone());
+                        crate::index::delete_entries(ctx.txn, home, &key, &current)?;
+                        crate::foreign_key::after_delete_now(ctx, home, &current)?;
+                        written.change(plan, &homes, h, key, current);
                         count += 1;
                     }
                     MatchedAction::Update(sets) => {
                         let mut new_row = current.clone();
                         for (i, e) in sets {
-                            new_row[*i] = store_value(target, *i, ctx.eval(e, &both)?)?;
+                            new_row[*i] = store_value(home, *i, ctx.eval(e, &both)?)?;
                         }
-                        ctx.fill_generated(target, &mut new_row)?;
-                        ctx.check_row(target, &new_row)?;
-                        let new_key = if target.has_rowid() {
+                        ctx.fill_generated(home, &mut new_row)?;
+                        let dest = placement.place(target, &new_row)?;
+                        if partition_key.is_some() && dest.id != home.id {
+                            // The key moved the row to another partition: delete and insert,
+                            // as PostgreSQL 15 does (the old row locked FOR UPDATE).
+                            ctx.check_row(dest, &new_row)?;
+                            ctx.txn
+                                .lock_row(&key, RowMode::Update, LockWait::Block)
+                                .map_err(|e| lock_error(e, &home.name))?;
+                            ctx.txn.delete(&key)?;
+                            crate::index::delete_entries(ctx.txn, home, &key, &current)?;
+                            let new_key = ctx.insert_row(dest, &new_row)?;
+                            written.created.insert(new_key);
+                            written.change(plan, &homes, h, key, current);
+                            count += 1;
+                            break;
+                        }
+                        ctx.check_row(home, &new_row)?;
+                        let new_key = if home.has_rowid() {
                             key.clone()
                         } else {
-                            target.row_key(&new_row)
+                            home.row_key(&new_row)
                         };
                         if new_key != key {
                             if ctx.txn.get_for_update(&new_key)?.is_some() {
-                                return Err(duplicate_key(target, &new_row));
+                                return Err(duplicate_key(home, &new_row));
                             }
                             ctx.txn.delete(&key)?;
                         }
                         ctx.txn.put(&new_key, Bytes::from(encode_row(&new_row)))?;
                         crate::index::update_entries(
-                            ctx.txn, target, &key, &current, &new_key, &new_row,
+                            ctx.txn, home, &key, &current, &new_key, &new_row,
                         )?;
-                        crate::foreign_key::after_update_now(ctx, target, &current, &new_row)?;
+                        crate::foreign_key::after_update_now(ctx, home, &current, &new_row)?;
                         if new_key != key {
-                            modified.insert(new_key);
+                            written.created.insert(new_key);
                         }
-                        modified.insert(key.clone());
+                        written.change(plan, &homes, h, key, current);
                         count += 1;
                     }
                 }
@@ -584,7 +813,9 @@ pub(crate) fn execute_merge(ctx: &mut ExecContext<'_>, plan: &MergePlan) -> SqlR
             if let NotMatchedAction::Insert(cols, exprs) = action {
                 let mut placed: Vec<Option<Value>> = vec![None; nt];
                 for (&c, e) in cols.iter().zip(exprs) {
-                    placed[c] = Some(ctx.eval(e, src)?);
+                    if let Some(e) = e {
+                        placed[c] = Some(ctx.eval(e, src)?);
+                    }
                 }
                 let mut full = Vec::with_capacity(nt);
                 for (i, v) in placed.into_iter().enumerate() {
@@ -598,9 +829,10 @@ pub(crate) fn execute_merge(ctx: &mut ExecContext<'_>, plan: &MergePlan) -> SqlR
                     full.push(store_value(target, i, v)?);
                 }
                 ctx.fill_generated(target, &mut full)?;
-                ctx.check_row(target, &full)?;
-                let key = ctx.insert_row(target, &full)?;
-                modified.insert(key);
+                let dest = placement.place(target, &full)?;
+                ctx.check_row(dest, &full)?;
+                let key = ctx.insert_row(dest, &full)?;
+                written.created.insert(key);
                 count += 1;
             }
             break;
