@@ -24,7 +24,7 @@ use std::time::UNIX_EPOCH;
 
 use bytes::Bytes;
 use gnomon_mvcc::{
-    LockHierarchy, LockInfo, LockTarget, LockWait, MvccError, PartitionId, RelId, RowMode,
+    LockHierarchy, LockTarget, LockWait, MvccError, PartitionId, RelId, RowMode,
     TableMode,
 };
 use sqlparser::ast;
@@ -33,7 +33,7 @@ use sqlparser::parser::{Parser, ParserError};
 use sqlparser::tokenizer::{Token, Tokenizer};
 
 use crate::catalog::{ColumnDef, TableDef};
-use crate::encoding::{encode_row, TableId};
+use crate::encoding::{encode_row, DatabaseId, Key, KeyPrefix, TableId};
 use crate::error::{SqlError, SqlResult, SqlState};
 use crate::types::{DataType, Value};
 
@@ -359,18 +359,52 @@ fn pg_micros(t: std::time::SystemTime) -> i64 {
         - UNIX_TO_PG_US
 }
 
+/// The database of every table `txn` sees, in any database (the lock manager knows tables
+/// by id only): read from the name keys of all databases and the first bytes of each
+/// definition (`version 1B | table id u32 BE | ...`, see [`TableDef::encode`]).
+fn table_databases(
+    txn: &dyn crate::storage::Transaction,
+) -> SqlResult<std::collections::HashMap<u32, DatabaseId>> {
+    let mut out = std::collections::HashMap::new();
+    for (k, v) in txn.scan(KeyPrefix::AllTableNames.range(), false, None)? {
+        let (Key::TableName(db, _), Ok(def_id)) =
+            (Key::decode(&k)?, <[u8; 4]>::try_from(v.as_ref()))
+        else {
+            continue;
+        };
+        let def_key = Key::Table(TableId(u32::from_be_bytes(def_id))).encode();
+        if let Some(id) = txn
+            .get(&def_key)?
+            .and_then(|d| d.get(1..5).and_then(|b| <[u8; 4]>::try_from(b).ok()))
+        {
+            out.insert(u32::from_be_bytes(id), db);
+        }
+    }
+    Ok(out)
+}
+
 /// The rows of `pg_locks` as stored rows (hidden row ids as keys), ready for the scan path.
+/// `database` is the OID of the locked table's database (NULL when `txn` cannot see the
+/// table: one created by a transaction not committed for it).
 /// NB: `pid` is NULL (sessions are not registered with the lock manager); the transaction id
 /// is in `virtualtransaction` (`1/<id>`).
-pub(crate) fn pg_locks_rows(def: &TableDef, view: Vec<LockInfo>) -> Vec<(Vec<u8>, Bytes)> {
-    let mut view = view;
+pub(crate) fn pg_locks_rows(
+    def: &TableDef,
+    txn: &dyn crate::storage::Transaction,
+) -> SqlResult<Vec<(Vec<u8>, Bytes)>> {
+    let databases = table_databases(txn)?;
+    let mut view = txn.lock_view();
     view.sort_by_key(|l| (!l.granted, l.relation, l.locktype, l.txn));
-    view.into_iter()
+    Ok(view
+        .into_iter()
         .enumerate()
         .map(|(i, l)| {
             let row = vec![
                 Value::Text(l.locktype.into()),
-                Value::Int8(0),
+                l.relation
+                    .and_then(|r| databases.get(&r.0))
+                    .map(|d| Value::Int8(d.0 as i64))
+                    .unwrap_or(Value::Null),
                 l.relation
                     .map(|r| Value::Int8(r.0 as i64))
                     .unwrap_or(Value::Null),
@@ -395,7 +429,7 @@ pub(crate) fn pg_locks_rows(def: &TableDef, view: Vec<LockInfo>) -> Vec<(Vec<u8>
             ];
             (def.rowid_key(i as i64 + 1), Bytes::from(encode_row(&row)))
         })
-        .collect()
+        .collect())
 }
 
 #[cfg(test)]

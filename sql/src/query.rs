@@ -4036,9 +4036,7 @@ pub(crate) fn read_raw(
         Ok(pairs)
     };
     match access {
-        Access::Full if def.id == PG_LOCKS_ID => {
-            Ok(crate::locking::pg_locks_rows(def, ctx.rd.txn.lock_view()))
-        }
+        Access::Full if def.id == PG_LOCKS_ID => crate::locking::pg_locks_rows(def, ctx.rd.txn),
         Access::Full => {
             ctx.rd.count(|s| s.full_scans += 1);
             let pairs = ctx

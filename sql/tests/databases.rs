@@ -88,6 +88,15 @@ fn two_databases_each_have_their_own_names() {
         ),
         "shared_role\nSELECT 1"
     );
+    // pg_locks names the database of each locked table, whichever database asks.
+    run(&mut g, "BEGIN; LOCK TABLE t1 IN SHARE MODE");
+    let t1_g = oid_of(&mut g, "t1");
+    let locks = format!(
+        "SELECT d.datname FROM pg_locks l JOIN pg_database d ON d.oid = l.database
+          WHERE l.relation = {t1_g}"
+    );
+    assert_eq!(run(&mut a, &locks), "gnomon\nSELECT 1");
+    run(&mut g, "COMMIT");
     // current_database() and pg_database.oid agree on who is who.
     assert_eq!(
         run(
@@ -270,7 +279,16 @@ fn a_prepared_transaction_keeps_its_database() {
         ),
         "BEGIN\nINSERT 0 1\nPREPARE TRANSACTION"
     );
+    // pg_locks shows the prepared transaction's table lock under its database's OID, from
+    // any database.
+    let t = oid_of(&mut a, "t");
     drop(a);
+    let locks = format!(
+        "SELECT DISTINCT database = (SELECT oid FROM pg_database WHERE datname = 'twopc'),
+                database IS NOT NULL
+           FROM pg_locks WHERE relation = {t}"
+    );
+    assert_eq!(run(&mut s, &locks), "t|t\nSELECT 1");
     assert_eq!(
         run_as(&mut s, "DROP DATABASE twopc", Errors::InlineDetail),
         "ERROR 55006 database \"twopc\" is being accessed by other users \
