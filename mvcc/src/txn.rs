@@ -545,10 +545,10 @@ impl Txn {
     /// already written `key` (now overwritten).
     pub fn put_unlocked(&mut self, key: &[u8], value: Bytes) -> bool {
         self.note_write();
-        let previous = self.state.writes.insert(key.to_vec(), Some(value));
+        let previous = self.state.writes.insert(key.to_vec(), Some(value.clone()));
         let replaced = previous.is_some();
         self.record_undo(key, previous);
-        self.after_write(key);
+        self.after_write(key, Some(&value));
         replaced
     }
 
@@ -557,12 +557,13 @@ impl Txn {
     /// after it may be rolled back, and a part cannot take a write back, so from the first
     /// savepoint on writes wait for the commit record (which also repeats every key written
     /// since, see [`Txn::parts_tail`]).
-    fn after_write(&mut self, key: &[u8]) {
+    /// `value` is what the write set now holds for `key` (passed in, not looked up again: a
+    /// write-set search per write is a bulk load's second B-tree walk per row).
+    fn after_write(&mut self, key: &[u8], value: Option<&Bytes>) {
         if self.savepoints {
             return;
         }
         let limit = self.db.write_set_part_size();
-        let value = self.state.writes.get(key).and_then(|v| v.as_ref());
         match &mut self.spill {
             Some(spill) => {
                 crate::record::encode_write(&mut spill.buf, key, value);
@@ -657,7 +658,7 @@ impl Txn {
         self.note_write();
         let previous = self.state.writes.insert(key.to_vec(), None);
         self.record_undo(key, previous);
-        self.after_write(key);
+        self.after_write(key, None);
         Ok(())
     }
 
@@ -701,7 +702,7 @@ impl Txn {
             if self.spill.is_some() {
                 // A part may hold the key: a later tombstone wins over it at replay.
                 self.state.writes.insert(key.clone(), None);
-                self.after_write(&key);
+                self.after_write(&key, None);
             } else {
                 self.state.writes.remove(&key);
             }
@@ -739,9 +740,9 @@ impl Txn {
             self.db.ssi().write_key(self.state.id, key)?;
         }
         self.note_write();
-        let previous = self.state.writes.insert(key.to_vec(), value);
+        let previous = self.state.writes.insert(key.to_vec(), value.clone());
         self.record_undo(key, previous);
-        self.after_write(key);
+        self.after_write(key, value.as_ref());
         Ok(())
     }
 

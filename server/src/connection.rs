@@ -1458,7 +1458,7 @@ fn decode_copy_lines(
         if *line_no == 1 && spec.options.header {
             continue;
         }
-        let fields = match copy::decode_record(line, &spec.options) {
+        let fields = match copy::decode_record_borrowed(line, &spec.options) {
             Ok(Some(fields)) => fields,
             Ok(None) => continue, // `\.` end marker
             Err(BadLine(why)) => {

@@ -26,6 +26,8 @@
 //! protocols: through Parse/Bind/Execute the same exchange happens at Execute, and
 //! ReadyForQuery waits for the client's Sync (`connection.rs`).
 
+use std::borrow::Cow;
+
 /// Text or CSV, and their options.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CopyOptions {
@@ -491,17 +493,34 @@ pub fn decode_line(line: &[u8]) -> Result<Option<Vec<Option<String>>>, BadLine> 
 
 /// Decodes one record in the format of `o` (None = NULL). `\.` alone ends the data: None.
 pub fn decode_record(line: &[u8], o: &CopyOptions) -> Result<Option<Vec<Option<String>>>, BadLine> {
+    Ok(decode_record_borrowed(line, o)?
+        .map(|fields| fields.into_iter().map(|f| f.map(Cow::into_owned)).collect()))
+}
+
+/// [`decode_record`] without a copy of the fields that hold no escape (most of them: a bulk
+/// load's fields are borrowed from its line, not allocated one by one).
+pub fn decode_record_borrowed<'a>(
+    line: &'a [u8],
+    o: &CopyOptions,
+) -> Result<Option<Vec<Option<Cow<'a, str>>>>, BadLine> {
     let line = line.strip_suffix(b"\r").unwrap_or(line);
     if line == b"\\." {
         return Ok(None);
     }
     if o.csv {
-        return decode_csv(line, o).map(Some);
+        return decode_csv(line, o)
+            .map(|fields| Some(fields.into_iter().map(|f| f.map(Cow::Owned)).collect()));
     }
     let mut fields = Vec::new();
     for raw in line.split(|&b| b == o.delimiter) {
         if raw == o.null.as_bytes() {
             fields.push(None);
+            continue;
+        }
+        if !raw.contains(&b'\\') {
+            let text = std::str::from_utf8(raw)
+                .map_err(|_| BadLine("invalid byte sequence for encoding \"UTF8\"".into()))?;
+            fields.push(Some(Cow::Borrowed(text)));
             continue;
         }
         let mut out = Vec::with_capacity(raw.len());
@@ -561,7 +580,7 @@ pub fn decode_record(line: &[u8], o: &CopyOptions) -> Result<Option<Vec<Option<S
         }
         let text = String::from_utf8(out)
             .map_err(|_| BadLine("invalid byte sequence for encoding \"UTF8\"".into()))?;
-        fields.push(Some(text));
+        fields.push(Some(Cow::Owned(text)));
     }
     Ok(Some(fields))
 }

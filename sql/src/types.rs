@@ -513,6 +513,19 @@ fn parse_bool(t: &str) -> Option<bool> {
 }
 
 fn parse_int(t: &str, ty: &DataType, original: &str) -> SqlResult<i128> {
+    // Plain decimal digits that fit an i64 (what COPY and drivers send): one pass, no i128
+    // parse.
+    let (negative, plain) = match t.as_bytes() {
+        [b'-', rest @ ..] => (true, rest),
+        [b'+', rest @ ..] => (false, rest),
+        all => (false, all),
+    };
+    if !plain.is_empty() && plain.len() <= 18 && plain.iter().all(u8::is_ascii_digit) {
+        let v = plain
+            .iter()
+            .fold(0i64, |v, &d| v * 10 + i64::from(d - b'0'));
+        return Ok(i128::from(if negative { -v } else { v }));
+    }
     let digits = t.strip_prefix(['+', '-']).unwrap_or(t);
     if digits.is_empty() || !digits.bytes().all(|c| c.is_ascii_digit() || c == b'_') {
         return Err(invalid_input(ty, original));
@@ -1011,6 +1024,31 @@ mod tests {
             Some("Infinity")
         );
         assert_eq!(Value::Float8(f64::NAN).to_text().as_deref(), Some("NaN"));
+    }
+
+    #[test]
+    fn integers_parse_from_text_on_both_paths() {
+        let int8 =
+            |s: &str| Value::from_text(s, &DataType::Int8).map_err(|e| e.code.code().to_string());
+        // One-pass path (up to 18 digits) and the general one (19 digits, underscores).
+        assert_eq!(int8("42"), Ok(Value::Int8(42)));
+        assert_eq!(int8(" -7 "), Ok(Value::Int8(-7)));
+        assert_eq!(int8("+3"), Ok(Value::Int8(3)));
+        assert_eq!(
+            int8("999999999999999999"),
+            Ok(Value::Int8(999_999_999_999_999_999))
+        );
+        assert_eq!(int8("9223372036854775807"), Ok(Value::Int8(i64::MAX)));
+        assert_eq!(int8("-9223372036854775808"), Ok(Value::Int8(i64::MIN)));
+        assert_eq!(int8("1_000"), Ok(Value::Int8(1000)));
+        assert_eq!(int8("9223372036854775808"), Err("22003".to_string()));
+        for bad in ["", "-", "12a", "+-5", "1.5"] {
+            assert_eq!(int8(bad), Err("22P02".to_string()), "{bad:?}");
+        }
+        assert_eq!(
+            Value::from_text("40000", &DataType::Int2).map_err(|e| e.code.code().to_string()),
+            Err("22003".to_string())
+        );
     }
 
     #[test]
