@@ -24,8 +24,7 @@ use std::time::UNIX_EPOCH;
 
 use bytes::Bytes;
 use gnomon_mvcc::{
-    LockHierarchy, LockTarget, LockWait, MvccError, PartitionId, RelId, RowMode,
-    TableMode,
+    LockHierarchy, LockTarget, LockWait, MvccError, PartitionId, RelId, RowMode, TableMode,
 };
 use sqlparser::ast;
 use sqlparser::dialect::PostgreSqlDialect;

@@ -180,6 +180,8 @@ fn drop_database_deletes_its_objects_and_rows() {
     let db = Db::open(DbOptions {
         dir: dir.path().to_path_buf(),
         sync: SyncPolicy::OffUnsafeNoDurability,
+        // Old versions are collectable at once (the GC step below).
+        gc_window: Duration::ZERO,
         ..Default::default()
     })
     .expect("open db");
@@ -207,6 +209,9 @@ fn drop_database_deletes_its_objects_and_rows() {
     assert_eq!(keys(&db, KeyPrefix::Rows(t)), 500);
     assert_eq!(keys(&db, KeyPrefix::Indexes(t)), 500);
     drop(d);
+    db.gc().expect("gc");
+    db.checkpoint().expect("checkpoint");
+    let before = db.maintenance_stats().versions_in_checkpoint;
     assert_eq!(run(&mut g, "DROP DATABASE doomed"), "DROP DATABASE");
     // Rows, index entries and every name are gone (deleted: GC reclaims the space).
     assert_eq!(keys(&db, KeyPrefix::Rows(t)), 0);
@@ -231,8 +236,16 @@ fn drop_database_deletes_its_objects_and_rows() {
     );
     assert_eq!(objects(&mut d), "SELECT 0\nSELECT 0\nSELECT 0");
     assert_eq!(run(&mut g, "SELECT k FROM keep"), "7\nSELECT 1");
-    // The space is reclaimable: after GC no version of the dropped rows is left.
+    // The space is reclaimed: once GC's safe point passes the DROP, a checkpoint keeps no
+    // version of the dropped rows and index entries.
     db.gc().expect("gc");
+    db.checkpoint().expect("checkpoint");
+    let after = db.maintenance_stats().versions_in_checkpoint;
+    // 500 rows + 500 index entries + 2 rows were dropped (1021 -> 19 when written).
+    assert!(
+        after + 1000 <= before,
+        "checkpoint versions {before} before DROP DATABASE, {after} after GC + checkpoint"
+    );
     assert_eq!(keys(&db, KeyPrefix::Rows(t)), 0);
 }
 
