@@ -357,15 +357,20 @@ impl Txn {
             return Ok(());
         }
         self.lock_row(key, RowMode::IncrementObserve, LockWait::Block)?;
-        if let Some(v) = self.db.engine().latest_version(key) {
-            self.db.engine().wait_visible(v);
-        }
-        let Some(mut row) = self.db.engine().get(key, gnomon_engine::Version::MAX) else {
+        // One lookup for the newest version and its value (no newer one can come while we
+        // hold INCREMENT OBSERVE: committing incrementers wait for us).
+        let engine = self.db.engine();
+        let Some((version, mut row)) = engine.get_versioned(key, gnomon_engine::Version::MAX)
+        else {
             // NB: cannot happen while INCREMENT is held (a delete waits for it); the
             // increments of a missing row have nothing to apply to.
+            if let Some(v) = engine.latest_version(key) {
+                engine.wait_visible(v);
+            }
             self.increments.retain(|p| p.key != key);
             return Ok(());
         };
+        engine.wait_visible(version);
         for p in self.increments.iter().filter(|p| p.key == key) {
             row = p.delta.apply(&row).map_err(increment_failed)?;
         }
