@@ -58,6 +58,9 @@
 //! timestamp(tz)        i64 sign-flipped BE
 //! interval             i128 (months as 30 days, days as 24 h, in µs) sign-flipped BE, so
 //!                      equal intervals ('1 mon' = '30 days') encode equally
+//! array                each element's key encoding (with its 0x01 / 0x02 marker), 0x00,
+//!                      ndims 1B, ndims × (len, lower bound: sign-flipped u32 BE): elements
+//!                      first, as PostgreSQL orders arrays
 //! ```
 //!
 //! Tables without a primary key use a hidden `rowid` (int8 body) as the key.
@@ -74,8 +77,10 @@
 //! 9 text (varint len + UTF-8), 10 bytea (varint len + bytes), 11 date (4B BE days since
 //! 2000-01-01), 12 timestamp, 13 timestamptz (8B BE µs since 2000-01-01), 14 interval (8B BE
 //! µs, 4B BE days, 4B BE months: PostgreSQL's binary format; added without a version bump,
-//! as no earlier row holds the tag). The value is self-describing, so a reader does not need
-//! the schema to decode it.
+//! as no earlier row holds the tag), 15 array (element type as in the catalog (`put_type`),
+//! ndims varint, ndims × (len 4B BE, lower bound 4B BE), then each element as a tagged value
+//! of this same format; added without a version bump, as no earlier row holds the tag).
+//! The value is self-describing, so a reader does not need the schema to decode it.
 
 use std::ops::Bound;
 
@@ -420,6 +425,20 @@ pub fn encode_key_value(v: &Value, out: &mut Vec<u8>) {
         Value::Interval(i) => {
             out.extend_from_slice(&((i.cmp_key() as u128) ^ (1u128 << 127)).to_be_bytes())
         }
+        Value::Array(a) => {
+            // Elements (each prefix-free, NULL after values) then 0x00, so a shorter array
+            // with equal leading elements sorts first; then the shape, so arrays with the same
+            // elements and other dimensions differ.
+            for item in &a.items {
+                encode_key_value(item, out);
+            }
+            out.push(0x00);
+            out.push(a.dims.len() as u8);
+            for d in &a.dims {
+                out.extend_from_slice(&(d.len as u32 ^ (1u32 << 31)).to_be_bytes());
+                out.extend_from_slice(&(d.lower as u32 ^ (1u32 << 31)).to_be_bytes());
+            }
+        }
     }
 }
 
@@ -508,6 +527,7 @@ const T_DATE: u8 = 11;
 const T_TIMESTAMP: u8 = 12;
 const T_TIMESTAMPTZ: u8 = 13;
 const T_INTERVAL: u8 = 14;
+const T_ARRAY: u8 = 15;
 
 /// Encodes a row (see the module docs for the format).
 pub fn encode_row(values: &[Value]) -> Vec<u8> {
@@ -524,63 +544,80 @@ pub fn encode_row(values: &[Value]) -> Vec<u8> {
     out.push(ROW_FORMAT_VERSION);
     put_varint(&mut out, values.len() as u64);
     for v in values {
-        match v {
-            Value::Null => out.push(T_NULL),
-            Value::Bool(false) => out.push(T_FALSE),
-            Value::Bool(true) => out.push(T_TRUE),
-            Value::Int2(x) => {
-                out.push(T_INT2);
-                out.extend_from_slice(&x.to_be_bytes());
+        encode_value(v, &mut out);
+    }
+    out
+}
+
+/// Appends one tagged value of a row.
+fn encode_value(v: &Value, out: &mut Vec<u8>) {
+    match v {
+        Value::Null => out.push(T_NULL),
+        Value::Bool(false) => out.push(T_FALSE),
+        Value::Bool(true) => out.push(T_TRUE),
+        Value::Int2(x) => {
+            out.push(T_INT2);
+            out.extend_from_slice(&x.to_be_bytes());
+        }
+        Value::Int4(x) => {
+            out.push(T_INT4);
+            out.extend_from_slice(&x.to_be_bytes());
+        }
+        Value::Int8(x) => {
+            out.push(T_INT8);
+            out.extend_from_slice(&x.to_be_bytes());
+        }
+        Value::Float4(x) => {
+            out.push(T_FLOAT4);
+            out.extend_from_slice(&x.to_be_bytes());
+        }
+        Value::Float8(x) => {
+            out.push(T_FLOAT8);
+            out.extend_from_slice(&x.to_be_bytes());
+        }
+        Value::Numeric(d) => {
+            out.push(T_NUMERIC);
+            out.extend_from_slice(&d.serialize());
+        }
+        Value::Text(s) => {
+            out.push(T_TEXT);
+            put_varint(out, s.len() as u64);
+            out.extend_from_slice(s.as_bytes());
+        }
+        Value::Bytea(b) => {
+            out.push(T_BYTEA);
+            put_varint(out, b.len() as u64);
+            out.extend_from_slice(b);
+        }
+        Value::Date(d) => {
+            out.push(T_DATE);
+            out.extend_from_slice(&d.to_be_bytes());
+        }
+        Value::Timestamp(t) => {
+            out.push(T_TIMESTAMP);
+            out.extend_from_slice(&t.to_be_bytes());
+        }
+        Value::Timestamptz(t) => {
+            out.push(T_TIMESTAMPTZ);
+            out.extend_from_slice(&t.to_be_bytes());
+        }
+        Value::Interval(i) => {
+            out.push(T_INTERVAL);
+            out.extend_from_slice(&i.to_binary());
+        }
+        Value::Array(a) => {
+            out.push(T_ARRAY);
+            put_type(out, &a.elem);
+            put_varint(out, a.dims.len() as u64);
+            for d in &a.dims {
+                out.extend_from_slice(&d.len.to_be_bytes());
+                out.extend_from_slice(&d.lower.to_be_bytes());
             }
-            Value::Int4(x) => {
-                out.push(T_INT4);
-                out.extend_from_slice(&x.to_be_bytes());
-            }
-            Value::Int8(x) => {
-                out.push(T_INT8);
-                out.extend_from_slice(&x.to_be_bytes());
-            }
-            Value::Float4(x) => {
-                out.push(T_FLOAT4);
-                out.extend_from_slice(&x.to_be_bytes());
-            }
-            Value::Float8(x) => {
-                out.push(T_FLOAT8);
-                out.extend_from_slice(&x.to_be_bytes());
-            }
-            Value::Numeric(d) => {
-                out.push(T_NUMERIC);
-                out.extend_from_slice(&d.serialize());
-            }
-            Value::Text(s) => {
-                out.push(T_TEXT);
-                put_varint(&mut out, s.len() as u64);
-                out.extend_from_slice(s.as_bytes());
-            }
-            Value::Bytea(b) => {
-                out.push(T_BYTEA);
-                put_varint(&mut out, b.len() as u64);
-                out.extend_from_slice(b);
-            }
-            Value::Date(d) => {
-                out.push(T_DATE);
-                out.extend_from_slice(&d.to_be_bytes());
-            }
-            Value::Timestamp(t) => {
-                out.push(T_TIMESTAMP);
-                out.extend_from_slice(&t.to_be_bytes());
-            }
-            Value::Timestamptz(t) => {
-                out.push(T_TIMESTAMPTZ);
-                out.extend_from_slice(&t.to_be_bytes());
-            }
-            Value::Interval(i) => {
-                out.push(T_INTERVAL);
-                out.extend_from_slice(&i.to_binary());
+            for item in &a.items {
+                encode_value(item, out);
             }
         }
     }
-    out
 }
 
 /// Decodes a row written by [`encode_row`].
@@ -613,46 +650,75 @@ fn decode_values(bytes: &[u8], needed: Option<&[bool]>) -> SqlResult<Vec<Value>>
             values.push(Value::Null);
             continue;
         }
-        values.push(match tag {
-            T_NULL => Value::Null,
-            T_FALSE => Value::Bool(false),
-            T_TRUE => Value::Bool(true),
-            T_INT2 => Value::Int2(i16::from_be_bytes(r.array()?)),
-            T_INT4 => Value::Int4(i32::from_be_bytes(r.array()?)),
-            T_INT8 => Value::Int8(i64::from_be_bytes(r.array()?)),
-            T_FLOAT4 => Value::Float4(f32::from_be_bytes(r.array()?)),
-            T_FLOAT8 => Value::Float8(f64::from_be_bytes(r.array()?)),
-            T_NUMERIC => Value::Numeric(Decimal::deserialize(r.array()?)),
-            T_TEXT => {
-                let len = r.varint()? as usize;
-                let s = r.bytes(len)?;
-                Value::Text(
-                    String::from_utf8(s.to_vec())
-                        .map_err(|_| SqlError::corrupt("row text is not UTF-8"))?,
-                )
-            }
-            T_BYTEA => {
-                let len = r.varint()? as usize;
-                Value::Bytea(r.bytes(len)?.to_vec())
-            }
-            T_DATE => Value::Date(i32::from_be_bytes(r.array()?)),
-            T_TIMESTAMP => Value::Timestamp(i64::from_be_bytes(r.array()?)),
-            T_TIMESTAMPTZ => Value::Timestamptz(i64::from_be_bytes(r.array()?)),
-            T_INTERVAL => {
-                let b: [u8; 16] = r.array()?;
-                Value::Interval(
-                    crate::interval::Interval::from_binary(&b)
-                        .ok_or_else(|| SqlError::corrupt("bad interval in row"))?,
-                )
-            }
-            other => {
-                return Err(SqlError::corrupt(format!(
-                    "unknown value tag {other} in row"
-                )))
-            }
-        });
+        values.push(decode_value(&mut r, tag)?);
     }
     Ok(values)
+}
+
+/// Decodes one value of a row whose tag byte was `tag`.
+fn decode_value(r: &mut Reader<'_>, tag: u8) -> SqlResult<Value> {
+    Ok(match tag {
+        T_NULL => Value::Null,
+        T_FALSE => Value::Bool(false),
+        T_TRUE => Value::Bool(true),
+        T_INT2 => Value::Int2(i16::from_be_bytes(r.array()?)),
+        T_INT4 => Value::Int4(i32::from_be_bytes(r.array()?)),
+        T_INT8 => Value::Int8(i64::from_be_bytes(r.array()?)),
+        T_FLOAT4 => Value::Float4(f32::from_be_bytes(r.array()?)),
+        T_FLOAT8 => Value::Float8(f64::from_be_bytes(r.array()?)),
+        T_NUMERIC => Value::Numeric(Decimal::deserialize(r.array()?)),
+        T_TEXT => {
+            let len = r.varint()? as usize;
+            let s = r.bytes(len)?;
+            Value::Text(
+                String::from_utf8(s.to_vec())
+                    .map_err(|_| SqlError::corrupt("row text is not UTF-8"))?,
+            )
+        }
+        T_BYTEA => {
+            let len = r.varint()? as usize;
+            Value::Bytea(r.bytes(len)?.to_vec())
+        }
+        T_DATE => Value::Date(i32::from_be_bytes(r.array()?)),
+        T_TIMESTAMP => Value::Timestamp(i64::from_be_bytes(r.array()?)),
+        T_TIMESTAMPTZ => Value::Timestamptz(i64::from_be_bytes(r.array()?)),
+        T_ARRAY => {
+            let elem = read_type(r)?;
+            let ndims = r.varint()? as usize;
+            if ndims > crate::types::MAX_ARRAY_DIMS {
+                return Err(SqlError::corrupt("array with too many dimensions in row"));
+            }
+            let mut dims = Vec::with_capacity(ndims);
+            let mut total: usize = 1;
+            for _ in 0..ndims {
+                let len = i32::from_be_bytes(r.array()?);
+                let lower = i32::from_be_bytes(r.array()?);
+                total = total.saturating_mul(usize::try_from(len).unwrap_or(usize::MAX));
+                dims.push(crate::types::ArrayDim { len, lower });
+            }
+            if ndims == 0 {
+                total = 0;
+            }
+            let mut items = Vec::with_capacity(total.min(r.remaining()));
+            for _ in 0..total {
+                let tag = r.u8()?;
+                items.push(decode_value(r, tag)?);
+            }
+            Value::from_array(crate::types::ArrayValue { elem, dims, items })
+        }
+        T_INTERVAL => {
+            let b: [u8; 16] = r.array()?;
+            Value::Interval(
+                crate::interval::Interval::from_binary(&b)
+                    .ok_or_else(|| SqlError::corrupt("bad interval in row"))?,
+            )
+        }
+        other => {
+            return Err(SqlError::corrupt(format!(
+                "unknown value tag {other} in row"
+            )))
+        }
+    })
 }
 
 /// LEB128 unsigned varint.
@@ -720,6 +786,11 @@ impl<'a> Reader<'a> {
             .map_err(|_| SqlError::corrupt("stored string is not UTF-8"))
     }
 
+    /// Bytes not yet read.
+    pub(crate) fn remaining(&self) -> usize {
+        self.buf.len().saturating_sub(self.pos)
+    }
+
     pub(crate) fn is_empty(&self) -> bool {
         self.pos >= self.buf.len()
     }
@@ -755,6 +826,10 @@ pub(crate) fn put_type(out: &mut Vec<u8>, ty: &DataType) {
         DataType::Timestamptz => out.push(14),
         DataType::Unknown => out.push(15),
         DataType::Interval => out.push(16),
+        DataType::Array(elem) => {
+            out.push(17);
+            put_type(out, elem);
+        }
     }
 }
 
@@ -784,6 +859,10 @@ pub(crate) fn read_type(r: &mut Reader<'_>) -> SqlResult<DataType> {
         14 => DataType::Timestamptz,
         15 => DataType::Unknown,
         16 => DataType::Interval,
+        17 => match read_type(r)? {
+            DataType::Array(_) => return Err(SqlError::corrupt("array of arrays in catalog")),
+            elem => DataType::array_of(elem),
+        },
         other => {
             return Err(SqlError::corrupt(format!(
                 "unknown type tag {other} in catalog"

@@ -151,6 +151,8 @@ impl SqlState {
     pub const INVALID_FOREIGN_KEY: SqlState = SqlState("42830");
     /// invalid_object_definition (overlapping partition bounds)
     pub const INVALID_OBJECT_DEFINITION: SqlState = SqlState("42P17");
+    /// array_subscript_error (ARRAY[...] of sub-arrays with different dimensions)
+    pub const ARRAY_SUBSCRIPT_ERROR: SqlState = SqlState("2202E");
 
     /// The five-character code, e.g. `"42P01"`.
     pub fn code(&self) -> &'static str {

@@ -246,7 +246,47 @@ pub(crate) enum Acc {
     /// `string_agg`: the text so far (None before the first non-NULL value).
     Str(Option<String>),
     /// `array_agg`: the values so far (NULLs included).
-    Array(Vec<Option<String>>),
+    Array(Vec<Value>),
+}
+
+/// Orders two rows' ORDER BY values of an ordered aggregate (NULLS as each key says).
+fn compare_agg_order(
+    order: &[crate::query::AggOrder],
+    a: &[Value],
+    b: &[Value],
+) -> std::cmp::Ordering {
+    use std::cmp::Ordering;
+    for ((o, x), y) in order.iter().zip(a).zip(b) {
+        let c = match (x.is_null(), y.is_null()) {
+            (true, true) => Ordering::Equal,
+            (true, false) => {
+                if o.nulls_first {
+                    Ordering::Less
+                } else {
+                    Ordering::Greater
+                }
+            }
+            (false, true) => {
+                if o.nulls_first {
+                    Ordering::Greater
+                } else {
+                    Ordering::Less
+                }
+            }
+            (false, false) => {
+                let c = crate::types::compare_values(x, y).unwrap_or(Ordering::Equal);
+                if o.desc {
+                    c.reverse()
+                } else {
+                    c
+                }
+            }
+        };
+        if c != Ordering::Equal {
+            return c;
+        }
+    }
+    Ordering::Equal
 }
 
 pub(crate) fn new_acc(call: &AggCall) -> Acc {
@@ -316,7 +356,7 @@ pub(crate) fn accumulate(acc: &mut Acc, call: &AggCall, v: Value) -> SqlResult<(
                 *cur = Some(v);
             }
         }
-        Acc::Array(items) => items.push(v.to_text()),
+        Acc::Array(items) => items.push(v),
         Acc::Str(cur) => {
             let v = v.to_text().unwrap_or_default();
             match cur {
@@ -359,7 +399,7 @@ pub(crate) fn finish(acc: Acc, call: &AggCall) -> SqlResult<Value> {
         Acc::MinMax(v) => v.unwrap_or(Value::Null),
         Acc::Str(s) => s.map(Value::Text).unwrap_or(Value::Null),
         Acc::Array(items) if items.is_empty() => Value::Null,
-        Acc::Array(items) => Value::Text(crate::catalog_fns::format_array(&items)),
+        Acc::Array(items) => crate::array::construct(call.arg_ty, items)?,
     })
 }
 
@@ -376,6 +416,9 @@ fn aggregate(env: Env<'_>, plan: &AggPlan, rows: Vec<Vec<Value>>) -> SqlResult<V
         keys: Vec<Value>,
         accs: Vec<Acc>,
         seen: Vec<HashSet<Vec<u8>>>,
+        /// Per aggregate with an ORDER BY: (order values, argument) of its rows, fed to the
+        /// accumulator sorted when the group is finished.
+        ordered: Vec<Vec<(Vec<Value>, Value)>>,
     }
     let mut groups: Vec<Group> = Vec::new();
     let mut index: HashMap<Vec<u8>, usize> = HashMap::new();
@@ -394,6 +437,7 @@ fn aggregate(env: Env<'_>, plan: &AggPlan, rows: Vec<Vec<Value>>) -> SqlResult<V
                     keys,
                     accs: plan.aggs.iter().map(new_acc).collect(),
                     seen: plan.aggs.iter().map(|_| HashSet::new()).collect(),
+                    ordered: plan.aggs.iter().map(|_| Vec::new()).collect(),
                 });
                 index.insert(gk, groups.len() - 1);
                 groups.len() - 1
@@ -416,6 +460,15 @@ fn aggregate(env: Env<'_>, plan: &AggPlan, rows: Vec<Vec<Value>>) -> SqlResult<V
             {
                 continue;
             }
+            if !call.order_by.is_empty() {
+                let keys = call
+                    .order_by
+                    .iter()
+                    .map(|o| env.eval(&o.expr, &row))
+                    .collect::<SqlResult<Vec<_>>>()?;
+                g.ordered[j].push((keys, v));
+                continue;
+            }
             accumulate(&mut g.accs[j], call, v)?;
         }
     }
@@ -424,12 +477,20 @@ fn aggregate(env: Env<'_>, plan: &AggPlan, rows: Vec<Vec<Value>>) -> SqlResult<V
             keys: vec![],
             accs: plan.aggs.iter().map(new_acc).collect(),
             seen: vec![],
+            ordered: plan.aggs.iter().map(|_| Vec::new()).collect(),
         });
     }
     let mut out = Vec::with_capacity(groups.len());
     for g in groups {
         let mut row = g.keys;
-        for (acc, call) in g.accs.into_iter().zip(&plan.aggs) {
+        for ((mut acc, call), mut ordered) in g.accs.into_iter().zip(&plan.aggs).zip(g.ordered) {
+            if !call.order_by.is_empty() {
+                // A stable sort: rows equal on the keys keep their input order.
+                ordered.sort_by(|(a, _), (b, _)| compare_agg_order(&call.order_by, a, b));
+                for (_, v) in ordered {
+                    accumulate(&mut acc, call, v)?;
+                }
+            }
             row.push(finish(acc, call)?);
         }
         if passes(env, plan.having.as_ref(), &row)? {

@@ -698,11 +698,12 @@ fn eval_subquery(sub: &Subquery, row: &[Value], ctx: &EvalContext<'_>) -> SqlRes
         },
         SubqueryKind::Exists => Value::Bool(!rows.is_empty()),
         SubqueryKind::Array => {
-            let items: Vec<Option<String>> = rows
+            let elem = sub.plan.columns.first().map_or(DataType::Text, |c| c.ty);
+            let items: Vec<Value> = rows
                 .iter()
-                .map(|r| r.first().and_then(Value::to_text))
+                .map(|r| r.first().cloned().unwrap_or(Value::Null))
                 .collect();
-            Value::Text(crate::catalog_fns::format_array(&items))
+            crate::array::construct(elem, items)?
         }
         SubqueryKind::Quantified { op, ty, all, .. } => {
             let v = probe.unwrap_or(Value::Null);
@@ -1082,6 +1083,25 @@ pub(crate) fn cast(v: Value, ty: &DataType, explicit: bool) -> SqlResult<Value> 
     };
     Ok(match ty {
         DataType::Unknown => v,
+        DataType::Array(elem) => {
+            let a = match v {
+                Value::Array(a) => *a,
+                Value::Text(s) => crate::array::from_text(&s, elem)?,
+                other => return Err(cannot(&other)),
+            };
+            // Each element through the element cast: modifiers (varchar(n), numeric(p,s))
+            // and conversions between element types.
+            let items = a
+                .items
+                .into_iter()
+                .map(|i| cast(i, elem, explicit))
+                .collect::<SqlResult<Vec<Value>>>()?;
+            Value::from_array(crate::types::ArrayValue {
+                elem: **elem,
+                dims: a.dims,
+                items,
+            })
+        }
         DataType::Text | DataType::Varchar(_) | DataType::Bpchar(_) => {
             let s = match v {
                 Value::Text(s) => s,
@@ -1425,12 +1445,16 @@ pub(crate) fn comparison_type(a: &DataType, b: &DataType) -> Option<DataType> {
         (Bool, Bool) => Bool,
         (Bytea, Bytea) => Bytea,
         (Interval, Interval) => Interval,
+        (Array(x), Array(y)) => DataType::array_of(comparison_type(x, y)?),
         _ => return None,
     })
 }
 
 /// Whether a value of type `from` may be stored into a column of type `to` (assignment cast).
 pub(crate) fn assignable(from: &DataType, to: &DataType) -> bool {
+    if let (DataType::Array(f), DataType::Array(t)) = (from, to) {
+        return assignable(f, t);
+    }
     from == to
         || *from == DataType::Unknown
         || (from.is_numeric() && to.is_numeric())
@@ -1440,7 +1464,11 @@ pub(crate) fn assignable(from: &DataType, to: &DataType) -> bool {
 
 /// Whether `from` may be cast to `to` with CAST / `::`.
 pub(crate) fn castable(from: &DataType, to: &DataType) -> bool {
+    if let (DataType::Array(f), DataType::Array(t)) = (from, to) {
+        return castable(f, t);
+    }
     assignable(from, to)
+        || (matches!(from, DataType::Array(_)) && to.is_string())
         || from.is_string()
         || (*from == DataType::Bool && *to == DataType::Int4)
         || (*from == DataType::Int4 && *to == DataType::Bool)

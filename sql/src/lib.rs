@@ -138,6 +138,10 @@
 //! a read-only `exec::Reader`; uncorrelated ones run once per statement. Window functions
 //! run after grouping (`window.rs`); EXPLAIN \[ANALYZE\] prints the tree (`explain.rs`).
 //!
+//! Arrays are values of their own type ([`types::ArrayValue`], `integer[]` = oid 1007, ...):
+//! any number of dimensions with lower bounds, PostgreSQL's text and binary forms, ordering
+//! and key encoding, array columns (`array.rs`).
+//!
 //! Scalar functions (math, string, date/time: `floor`, `^`, `substring`, `to_char`,
 //! `date_trunc`, `extract`, ...) are one library, `functions.rs`: the binder asks it for the
 //! overload PostgreSQL would pick (argument coercions and result type), evaluation calls it
@@ -179,12 +183,16 @@
 //! pg_catalog (what psql 15's `\d`, `\dt`, `\d TABLE`, `\d+ TABLE`, `\di`, `\l`, `\dn`, `\du`
 //! and SQLAlchemy's has_table read is served, see `pg_catalog.rs` / `catalog_fns.rs`; not
 //! pg_proc, pg_operator, sizes, comments, ORM reflection of enums/domains), time types,
-//! arrays as values (`ARRAY[...]`, `ARRAY(SELECT ...)`, catalog array columns are their text
-//! form typed `text`; no array columns in tables or `ANY($1)` with an array parameter), non-UTC time zones (TimeZone may be SET but output stays UTC), locale collations (text compares bytewise, like `C`),
+//! array slices and element assignment (`a[1:2]`, `SET a[1] = x`), array operators and
+//! functions beyond comparison, `= ANY`, subscripts, `array_length` / `array_upper` /
+//! `array_lower` / `array_ndims` / `cardinality` / `array_to_string` / `unnest` (no `||`,
+//! `@>`, `array_append`); the catalog views' array columns are their text form typed `text`
+//! (see `catalog_fns.rs`), non-UTC time zones (TimeZone may be SET but output stays UTC), locale collations (text compares bytewise, like `C`),
 //! numeric beyond 28 significant digits and numeric NaN, and extra_float_digits < 1 output.
 //! Results are materialised in memory (no streaming portals). SET is not rolled back with
 //! its transaction.
 
+pub(crate) mod array;
 pub mod audit;
 pub mod catalog;
 pub(crate) mod catalog_fns;
@@ -221,4 +229,4 @@ pub use error::{Notice, SqlError, SqlResult, SqlState};
 pub use query::ExecStats;
 pub use roles::{RoleDef, BOOTSTRAP_SUPERUSER};
 pub use session::{Column, Outcome, Prepared, Session, SqlEngine, TxnStatus, VERSION_STRING};
-pub use types::{DataType, Value};
+pub use types::{ArrayDim, ArrayValue, DataType, Value};

@@ -10,7 +10,7 @@
 //! | `information_schema.columns`  | one per column: position, default, nullability, type name, is_generated |
 //! | `pg_class`                    | tables (`r`), their indexes (`i`) and sequences (`S`)      |
 //! | `pg_namespace`                | `pg_catalog`, `public`, `information_schema`, user schemas |
-//! | `pg_type`                     | the built-in types Gnomon has, with PostgreSQL's OIDs      |
+//! | `pg_type`                     | the built-in types Gnomon has and their array types (`_int4`) |
 //! | `pg_attribute`                | the columns of tables and indexes (no system columns)      |
 //! | `pg_attrdef`                  | column defaults (`adbin` holds the expression's text)      |
 //! | `pg_index`, `pg_constraint`   | primary keys, UNIQUE constraints, indexes, CHECKs          |
@@ -150,6 +150,8 @@ fn sql_type_name(t: &DataType) -> &'static str {
         DataType::Date => "date",
         DataType::Timestamp => "timestamp without time zone",
         DataType::Timestamptz => "timestamp with time zone",
+        DataType::Interval => "interval",
+        DataType::Array(_) => "ARRAY",
         _ => "unknown",
     }
 }
@@ -344,23 +346,25 @@ pub(crate) const PG_TYPE_COLUMNS: &[(&str, DataType)] = &[
 ];
 
 /// `pg_type`: every type Gnomon implements, under PostgreSQL's OID, name, length, category
-/// and array type OID (the array types themselves are not listed: arrays are not supported).
+/// and array type OID, then the array type of each (`_int4`: category `A`, `typelem` the
+/// element's OID, `typarray` 0).
 pub(crate) fn pg_type_rows() -> Vec<Vec<Value>> {
-    // (type, PostgreSQL name, category, array type oid)
-    let types: [(DataType, &str, &str, i64); 14] = [
-        (DataType::Bool, "bool", "B", 1000),
-        (DataType::Bytea, "bytea", "U", 1001),
-        (DataType::Int8, "int8", "N", 1016),
-        (DataType::Int2, "int2", "N", 1005),
-        (DataType::Int4, "int4", "N", 1007),
-        (DataType::Text, "text", "S", 1009),
-        (DataType::Float4, "float4", "N", 1021),
-        (DataType::Float8, "float8", "N", 1022),
-        (DataType::Bpchar(None), "bpchar", "S", 1014),
-        (DataType::Varchar(None), "varchar", "S", 1015),
-        (DataType::Date, "date", "D", 1182),
-        (DataType::Timestamp, "timestamp", "D", 1115),
-        (DataType::Timestamptz, "timestamptz", "D", 1185),
+    // (type, PostgreSQL name, category)
+    let types: [(DataType, &str, &str); 15] = [
+        (DataType::Bool, "bool", "B"),
+        (DataType::Bytea, "bytea", "U"),
+        (DataType::Int8, "int8", "N"),
+        (DataType::Int2, "int2", "N"),
+        (DataType::Int4, "int4", "N"),
+        (DataType::Text, "text", "S"),
+        (DataType::Float4, "float4", "N"),
+        (DataType::Float8, "float8", "N"),
+        (DataType::Bpchar(None), "bpchar", "S"),
+        (DataType::Varchar(None), "varchar", "S"),
+        (DataType::Date, "date", "D"),
+        (DataType::Timestamp, "timestamp", "D"),
+        (DataType::Timestamptz, "timestamptz", "D"),
+        (DataType::Interval, "interval", "T"),
         (
             DataType::Numeric {
                 precision: None,
@@ -368,31 +372,55 @@ pub(crate) fn pg_type_rows() -> Vec<Vec<Value>> {
             },
             "numeric",
             "N",
-            1231,
         ),
     ];
-    types
+    let row = |oid: u32, name: String, len: i16, cat: &str, array: u32, coll: i64, elem: u32| {
+        vec![
+            Value::Int8(i64::from(oid)),
+            Value::Text(name),
+            Value::Int8(PG_CATALOG_OID as i64),
+            Value::Int2(len),
+            Value::Text("b".into()),
+            Value::Text(cat.to_string()),
+            Value::Int8(i64::from(array)),
+            Value::Int8(coll),
+            Value::Int8(i64::from(elem)),
+            Value::Int8(0),
+            Value::Int4(-1),
+            Value::Bool(false),
+            Value::Int8(0),
+            Value::Text(",".into()),
+            Value::Null,
+        ]
+    };
+    let mut out: Vec<Vec<Value>> = types
         .iter()
-        .map(|(t, name, cat, array)| {
-            vec![
-                Value::Int8(t.oid() as i64),
-                Value::Text(name.to_string()),
-                Value::Int8(PG_CATALOG_OID as i64),
-                Value::Int2(t.typlen()),
-                Value::Text("b".into()),
-                Value::Text(cat.to_string()),
-                Value::Int8(*array),
-                Value::Int8(collation_of(t)),
-                Value::Int8(0),
-                Value::Int8(0),
-                Value::Int4(-1),
-                Value::Bool(false),
-                Value::Int8(0),
-                Value::Text(",".into()),
-                Value::Null,
-            ]
+        .map(|(t, name, cat)| {
+            let array = t.array_oid().unwrap_or(0);
+            row(
+                t.oid(),
+                name.to_string(),
+                t.typlen(),
+                cat,
+                array,
+                collation_of(t),
+                0,
+            )
         })
-        .collect()
+        .collect();
+    out.extend(types.iter().map(|(t, name, _)| {
+        let array = DataType::array_of(*t);
+        row(
+            array.oid(),
+            format!("_{name}"),
+            -1,
+            "A",
+            0,
+            collation_of(t),
+            t.oid(),
+        )
+    }));
+    out
 }
 
 /// `pg_type.typcollation`: the default collation for string types, 0 otherwise.
@@ -791,7 +819,7 @@ impl CatalogView {
                 ("attlen", Int2),
                 ("attnum", Int2),
                 ("atttypmod", Int4),
-                ("attndims", Int2),
+                ("attndims", Int4),
                 ("attnotnull", Bool),
                 ("atthasdef", Bool),
                 ("atthasmissing", Bool),
@@ -1258,7 +1286,8 @@ fn attribute_rows(txn: &dyn Transaction) -> SqlResult<Vec<Vec<Value>>> {
             Value::Int2(c.ty.typlen()),
             Value::Int2(num as i16),
             Value::Int4(c.ty.typmod()),
-            Value::Int2(0),
+            // attndims: 1 for an array column (Gnomon does not keep the declared count).
+            Value::Int4(i32::from(matches!(c.ty, DataType::Array(_)))),
             Value::Bool(c.not_null && !index),
             Value::Bool(has_attrdef(c) && !index),
             Value::Bool(false),

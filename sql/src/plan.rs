@@ -738,7 +738,7 @@ impl Binder<'_> {
                 }
                 match &kind {
                     SubqueryKind::Scalar => plan.columns[0].ty,
-                    SubqueryKind::Array => DataType::Text,
+                    SubqueryKind::Array => DataType::array_of(plan.columns[0].ty),
                     _ => DataType::Bool,
                 }
             }

@@ -133,9 +133,32 @@ pub(crate) fn convert_type(t: &ast::DataType) -> SqlResult<DataType> {
         },
         A::Bytea => DataType::Bytea,
         A::Interval { .. } => DataType::Interval,
+        A::Array(
+            ast::ArrayElemTypeDef::SquareBracket(elem, _)
+            | ast::ArrayElemTypeDef::Qualified(elem, _)
+            | ast::ArrayElemTypeDef::AngleBracket(elem),
+        ) => match convert_type(elem)? {
+            // int[][] is int[]: PostgreSQL does not count dimensions in the type.
+            t @ DataType::Array(_) => t,
+            t => DataType::array_of(t),
+        },
         A::Custom(name, mods) => {
             let n = object_name(name)?;
             let first_mod = mods.first().and_then(|m| m.to_string().parse::<u32>().ok());
+            if let Some(elem) = n.strip_prefix('_') {
+                // `_int4`: pg_type's name of the array type.
+                let elem =
+                    sqlparser::parser::Parser::new(&sqlparser::dialect::PostgreSqlDialect {})
+                        .try_with_sql(elem)
+                        .and_then(|mut p| p.parse_data_type())
+                        .map_err(|_| {
+                            SqlError::new(
+                                SqlState::UNDEFINED_OBJECT,
+                                format!("type \"{n}\" does not exist"),
+                            )
+                        })?;
+                return Ok(DataType::array_of(convert_type(&elem)?));
+            }
             match n.as_str() {
                 "int2" => DataType::Int2,
                 "int4" => DataType::Int4,
@@ -179,6 +202,7 @@ fn short_type_name(t: &DataType) -> &'static str {
         DataType::Timestamptz => "timestamptz",
         DataType::Interval => "interval",
         DataType::Unknown => "unknown",
+        DataType::Array(elem) => short_type_name(elem),
     }
 }
 
@@ -281,6 +305,16 @@ pub(crate) struct AggCall {
     pub distinct: bool,
     /// `FILTER (WHERE ...)`: only rows passing it are aggregated.
     pub filter: Option<Expr>,
+    /// `agg(x ORDER BY k1 [DESC], ...)`: the order values are fed in (empty: input order).
+    pub order_by: Vec<AggOrder>,
+}
+
+/// One key of an aggregate's ORDER BY.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct AggOrder {
+    pub expr: Expr,
+    pub desc: bool,
+    pub nulls_first: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -532,7 +566,7 @@ fn column_name(e: &ast::Expr) -> String {
             expr, data_type, ..
         } => {
             let inner = column_name(expr);
-            if inner == "?column?" {
+            if inner == "?column?" || name_is_a_type(expr) {
                 convert_type(data_type)
                     .map(|t| short_type_name(&t).to_string())
                     .unwrap_or(inner)
@@ -568,7 +602,21 @@ fn column_name(e: &ast::Expr) -> String {
         },
         E::Array(_) => "array".into(),
         E::Value(v) if matches!(v.value, ast::Value::Boolean(_)) => "bool".into(),
+        // `a[1]` is named after the array.
+        E::CompoundFieldAccess { root, .. } => column_name(root),
         _ => "?column?".into(),
+    }
+}
+
+/// Whether an expression's column name is only the name of a type it was cast to (so an
+/// outer cast renames it: `'{1}'::int[]::text[]` is `text`, PostgreSQL's weak names).
+fn name_is_a_type(e: &ast::Expr) -> bool {
+    use ast::Expr as E;
+    match e {
+        E::Nested(inner) => name_is_a_type(inner),
+        E::TypedString(_) => true,
+        E::Cast { expr, .. } => column_name(expr) == "?column?" || name_is_a_type(expr),
+        _ => false,
     }
 }
 
@@ -1291,6 +1339,19 @@ impl Binder<'_> {
                 DataType::Text
             } else if ty.is_datetime() && t.is_datetime() {
                 comparison_type(&ty, t).unwrap_or(ty)
+            } else if let (Some(a), Some(b)) = (ty.element(), t.element()) {
+                match comparison_type(&a, &b) {
+                    Some(e) if a.is_numeric() || a == b || (a.is_string() && b.is_string()) => {
+                        DataType::array_of(e)
+                    }
+                    _ => {
+                        return Err(SqlError::mismatch(format!(
+                            "{what} types {} and {} cannot be matched",
+                            ty.name(),
+                            t.name()
+                        )))
+                    }
+                }
             } else {
                 return Err(SqlError::mismatch(format!(
                     "{what} types {} and {} cannot be matched",
@@ -1849,10 +1910,36 @@ impl Binder<'_> {
                 Some(w) => Some(self.bind_bool(w, scope, None, "FILTER")?),
                 None => None,
             };
-            let ordered = matches!(&f.args, ast::FunctionArguments::List(l)
-                if l.clauses.iter().any(|c| matches!(c, ast::FunctionArgumentClause::OrderBy(_))));
-            if ordered && matches!(func, AggFunc::StringAgg | AggFunc::ArrayAgg) {
-                return Err(SqlError::unsupported(format!("ORDER BY inside {name}()")));
+            let mut order_by = Vec::new();
+            if let ast::FunctionArguments::List(l) = &f.args {
+                for clause in &l.clauses {
+                    let ast::FunctionArgumentClause::OrderBy(keys) = clause else {
+                        continue;
+                    };
+                    for o in keys {
+                        if matches!(o.options.sort, Some(ast::OrderBySort::Using(_))) {
+                            return Err(SqlError::unsupported("ORDER BY ... USING"));
+                        }
+                        let desc = matches!(o.options.sort, Some(ast::OrderBySort::Desc));
+                        let (e, t) = self.bind_expr(&o.expr, scope, None)?;
+                        let e = if t == DataType::Unknown {
+                            self.coerce(e, t, DataType::Text)?
+                        } else {
+                            e
+                        };
+                        order_by.push(AggOrder {
+                            expr: e,
+                            desc,
+                            nulls_first: o.options.nulls_first.unwrap_or(desc),
+                        });
+                    }
+                }
+            }
+            if distinct && !order_by.is_empty() {
+                // PostgreSQL requires the ORDER BY keys to be the argument then; not kept here.
+                return Err(SqlError::unsupported(format!(
+                    "DISTINCT with ORDER BY inside {name}()"
+                )));
             }
             let separator = match (func, args.get(1)) {
                 (AggFunc::StringAgg, Some(sep)) => match self.bind_expr(sep, scope, None)? {
@@ -1872,6 +1959,7 @@ impl Binder<'_> {
                 arg_ty,
                 distinct,
                 filter,
+                order_by,
             };
             let idx = match state.aggs.iter().position(|c| *c == call) {
                 Some(i) => i,
@@ -2037,6 +2125,7 @@ impl Binder<'_> {
                     arg_ty: DataType::Int8,
                     distinct: false,
                     filter: None,
+                    order_by: vec![],
                 }),
                 DataType::Int8,
             ),
@@ -2069,6 +2158,7 @@ impl Binder<'_> {
                         arg_ty: t2,
                         distinct: false,
                         filter: None,
+                        order_by: vec![],
                     }),
                     ty,
                 )
@@ -3420,7 +3510,7 @@ fn agg_result_type(func: AggFunc, arg: &DataType) -> Option<DataType> {
             DataType::Float4 | DataType::Float8 => DataType::Float8,
             _ => return None,
         },
-        AggFunc::ArrayAgg => DataType::Text,
+        AggFunc::ArrayAgg => DataType::array_of(*arg),
         AggFunc::StringAgg => match arg {
             t if t.is_string() => DataType::Text,
             _ => return None,
@@ -4368,8 +4458,10 @@ pub(crate) fn store_value(def: &TableDef, col: usize, v: Value) -> SqlResult<Val
         }
         return Ok(v);
     }
-    if v.data_type() == c.ty {
-        return Ok(v); // Already of the column's exact type (no typmod to apply).
+    // Already of the column's exact type (no typmod to apply). NB: an array's element type
+    // may carry the column's modifier without its elements having been checked against it.
+    if v.data_type() == c.ty && !matches!(v, Value::Array(_)) {
+        return Ok(v);
     }
     cast(v, &c.ty, false)
 }

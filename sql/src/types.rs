@@ -52,6 +52,11 @@ pub enum DataType {
     Interval,
     /// The type of a quoted literal before context gives it one (oid 705).
     Unknown,
+    /// An array of the element type (`integer[]`, oid 1007). The element is never an array
+    /// or `unknown` (PostgreSQL has one array type per element type, whatever the number of
+    /// dimensions); build it with [`DataType::array_of`], which interns the element so the
+    /// type stays `Copy`.
+    Array(&'static DataType),
 }
 
 /// Unconstrained numeric, the type of decimal literals and of `sum(bigint)`, `avg(int)`.
@@ -80,7 +85,60 @@ impl DataType {
             DataType::Timestamptz => 1184,
             DataType::Interval => 1186,
             DataType::Numeric { .. } => 1700,
+            DataType::Array(elem) => elem.array_oid().unwrap_or(0),
         }
+    }
+
+    /// The array type whose elements are `elem` (`unknown` elements are `text`, as
+    /// PostgreSQL resolves `ARRAY['a']`; an array's array is itself).
+    pub fn array_of(elem: DataType) -> DataType {
+        use std::collections::HashMap;
+        use std::sync::{Mutex, OnceLock};
+        static INTERNED: OnceLock<Mutex<HashMap<DataType, &'static DataType>>> = OnceLock::new();
+        let elem = match elem {
+            DataType::Array(_) => return elem,
+            DataType::Unknown => DataType::Text,
+            other => other,
+        };
+        let mut map = INTERNED
+            .get_or_init(|| Mutex::new(HashMap::new()))
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        // NB: one leaked allocation per distinct element type (modifiers included) for the
+        // life of the process: a handful in practice.
+        let interned: &'static DataType =
+            map.entry(elem).or_insert_with(|| Box::leak(Box::new(elem)));
+        DataType::Array(interned)
+    }
+
+    /// The element type of an array type.
+    pub fn element(&self) -> Option<DataType> {
+        match self {
+            DataType::Array(elem) => Some(**elem),
+            _ => None,
+        }
+    }
+
+    /// pg_type.typarray: the OID of the array type over this type.
+    pub fn array_oid(&self) -> Option<u32> {
+        Some(match self {
+            DataType::Bool => 1000,
+            DataType::Bytea => 1001,
+            DataType::Int2 => 1005,
+            DataType::Int4 => 1007,
+            DataType::Text => 1009,
+            DataType::Bpchar(_) => 1014,
+            DataType::Varchar(_) => 1015,
+            DataType::Int8 => 1016,
+            DataType::Float4 => 1021,
+            DataType::Float8 => 1022,
+            DataType::Timestamp => 1115,
+            DataType::Date => 1182,
+            DataType::Timestamptz => 1185,
+            DataType::Interval => 1187,
+            DataType::Numeric { .. } => 1231,
+            DataType::Unknown | DataType::Array(_) => return None,
+        })
     }
 
     /// pg_type.typlen: the fixed size in bytes, or -1 for varlena (-2 for unknown/cstring).
@@ -104,6 +162,7 @@ impl DataType {
                 precision: Some(p),
                 scale,
             } => (((*p as i32) << 16) | scale.unwrap_or(0) as i32) + 4,
+            DataType::Array(elem) => elem.typmod(),
             _ => -1,
         }
     }
@@ -127,6 +186,29 @@ impl DataType {
             1184 => DataType::Timestamptz,
             1186 => DataType::Interval,
             1700 => NUMERIC,
+            1000 | 1001 | 1005 | 1007 | 1009 | 1014 | 1015 | 1016 | 1021 | 1022 | 1115 | 1182
+            | 1185 | 1187 | 1231 => {
+                let elem = [
+                    DataType::Bool,
+                    DataType::Bytea,
+                    DataType::Int2,
+                    DataType::Int4,
+                    DataType::Text,
+                    DataType::Bpchar(None),
+                    DataType::Varchar(None),
+                    DataType::Int8,
+                    DataType::Float4,
+                    DataType::Float8,
+                    DataType::Timestamp,
+                    DataType::Date,
+                    DataType::Timestamptz,
+                    DataType::Interval,
+                    NUMERIC,
+                ]
+                .into_iter()
+                .find(|t| t.array_oid() == Some(oid))?;
+                DataType::array_of(elem)
+            }
             _ => return None,
         })
     }
@@ -158,6 +240,7 @@ impl DataType {
             DataType::Timestamptz => "timestamp with time zone".into(),
             DataType::Interval => "interval".into(),
             DataType::Unknown => "unknown".into(),
+            DataType::Array(elem) => format!("{}[]", elem.name()),
         }
     }
 
@@ -237,7 +320,33 @@ pub enum Value {
     Timestamptz(i64),
     /// interval: months, days and microseconds.
     Interval(crate::interval::Interval),
+    /// An array (boxed: arrays are rare and `Value` stays small).
+    Array(Box<ArrayValue>),
 }
+
+/// An array value: PostgreSQL's model, elements in row-major order over `dims`.
+/// An empty array has no dimensions. Elements are of `elem`'s value kind or NULL.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ArrayValue {
+    /// The element type (its OID travels in the binary format).
+    pub elem: DataType,
+    /// Dimensions, outermost first (at most [`MAX_ARRAY_DIMS`]).
+    pub dims: Vec<ArrayDim>,
+    /// The elements, `dims`' lengths multiplied.
+    pub items: Vec<Value>,
+}
+
+/// One dimension of an array: its length and its lower bound (1 unless written `[0:2]=`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ArrayDim {
+    /// Number of elements along this dimension (> 0).
+    pub len: i32,
+    /// Subscript of the first element.
+    pub lower: i32,
+}
+
+/// PostgreSQL's MAXDIM.
+pub const MAX_ARRAY_DIMS: usize = 6;
 
 /// Days from 1970-01-01 to 2000-01-01.
 pub(crate) const UNIX_TO_PG_DAYS: i64 = 10_957;
@@ -291,6 +400,7 @@ impl Value {
             Value::Timestamp(_) => DataType::Timestamp,
             Value::Timestamptz(_) => DataType::Timestamptz,
             Value::Interval(_) => DataType::Interval,
+            Value::Array(a) => DataType::array_of(a.elem),
         }
     }
 
@@ -331,6 +441,7 @@ impl Value {
             Value::Timestamp(t) => format_timestamp(*t),
             Value::Timestamptz(t) => format!("{}+00", format_timestamp(*t)),
             Value::Interval(i) => i.to_text(),
+            Value::Array(a) => crate::array::to_text(a),
         })
     }
 
@@ -350,6 +461,7 @@ impl Value {
             Value::Date(d) => d.to_be_bytes().to_vec(),
             Value::Timestamp(t) | Value::Timestamptz(t) => t.to_be_bytes().to_vec(),
             Value::Interval(i) => i.to_binary(),
+            Value::Array(a) => crate::array::to_binary(a),
         })
     }
 
@@ -420,7 +532,13 @@ impl Value {
                 Ok(Value::Timestamptz(us - offset.unwrap_or(0) * 1_000_000))
             }
             DataType::Interval => crate::interval::Interval::parse(s, None).map(Value::Interval),
+            DataType::Array(elem) => crate::array::from_text(s, elem).map(Value::from_array),
         }
+    }
+
+    /// An array value, boxed.
+    pub fn from_array(a: ArrayValue) -> Value {
+        Value::Array(Box::new(a))
     }
 
     /// Parses PostgreSQL's binary receive format for `ty` (22P03 on a wrong length).
@@ -461,6 +579,7 @@ impl Value {
                     )
                 })?)
             }
+            DataType::Array(elem) => Value::from_array(crate::array::from_binary(b, elem)?),
         })
     }
 }
@@ -954,6 +1073,8 @@ pub(crate) fn compare_values(a: &Value, b: &Value) -> Option<Ordering> {
         (Timestamp(x), Date(y)) | (Timestamptz(x), Date(y)) => x.cmp(&date_to_timestamp(*y)),
         (Interval(x), Interval(y)) => x.compare(y),
         (Interval(_), _) | (_, Interval(_)) => return None,
+        (Array(x), Array(y)) => return crate::array::compare(x, y),
+        (Array(_), _) | (_, Array(_)) => return None,
         _ => {
             if let (Some(x), Some(y)) = (as_i64(a), as_i64(b)) {
                 return Some(x.cmp(&y));
