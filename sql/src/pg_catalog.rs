@@ -31,8 +31,8 @@
 //! a table's owner is its creator (`privileges.rs`); schemas, sequences and databases show
 //! the bootstrap superuser, `public` pg_database_owner as in PostgreSQL 15. A superuser
 //! shows every role attribute (Create role, Create DB, Replication, Bypass RLS): Gnomon
-//! stores only LOGIN and SUPERUSER. NB: `table_catalog` reads NULL (the reader does not know
-//! the session's database).
+//! stores only LOGIN and SUPERUSER. `table_catalog` is the name of the transaction's database
+//! ([`Transaction::database`]).
 
 use crate::catalog::{Identity, TableDef};
 use crate::encoding::{Key, KeyPrefix, TableId};
@@ -156,14 +156,27 @@ fn sql_type_name(t: &DataType) -> &'static str {
     }
 }
 
+/// The name of `txn`'s database (`table_catalog`), NULL if it has none.
+fn catalog_name(txn: &dyn Transaction) -> SqlResult<Value> {
+    let oid = txn.database();
+    for (k, v) in txn.scan(KeyPrefix::Database.range(), false, None)? {
+        if let Key::Database(name) = Key::decode(&k)? {
+            if crate::session::decode_database_oid(&v)? == oid {
+                return Ok(Value::Text(name));
+            }
+        }
+    }
+    Ok(Value::Null)
+}
+
 /// `information_schema.tables` as `txn` sees it.
 pub(crate) fn tables_rows(txn: &dyn Transaction) -> SqlResult<Vec<Vec<Value>>> {
+    let catalog = catalog_name(txn)?;
     Ok(tables(txn)?
         .into_iter()
         .map(|t| {
             vec![
-                // NB: the reader does not know the session's database here.
-                Value::Null,
+                catalog.clone(),
                 Value::Text("public".into()),
                 Value::Text(t.name),
                 Value::Text("BASE TABLE".into()),
@@ -174,6 +187,7 @@ pub(crate) fn tables_rows(txn: &dyn Transaction) -> SqlResult<Vec<Vec<Value>>> {
 
 /// `information_schema.columns` as `txn` sees it.
 pub(crate) fn columns_rows(txn: &dyn Transaction) -> SqlResult<Vec<Vec<Value>>> {
+    let catalog = catalog_name(txn)?;
     let mut out = Vec::new();
     for t in tables(txn)? {
         for (i, c) in t.columns.iter().enumerate() {
@@ -182,8 +196,7 @@ pub(crate) fn columns_rows(txn: &dyn Transaction) -> SqlResult<Vec<Vec<Value>>> 
                 _ => Value::Null,
             };
             out.push(vec![
-                // NB: the reader does not know the session's database here.
-                Value::Null,
+                catalog.clone(),
                 Value::Text("public".into()),
                 Value::Text(t.name.clone()),
                 Value::Text(c.name.clone()),

@@ -97,6 +97,23 @@ fn two_databases_each_have_their_own_names() {
     );
     assert_eq!(run(&mut a, &locks), "gnomon\nSELECT 1");
     run(&mut g, "COMMIT");
+    // information_schema names the current database as the tables' catalog.
+    assert_eq!(
+        run(
+            &mut g,
+            "SELECT DISTINCT table_catalog FROM information_schema.tables;
+             SELECT DISTINCT table_catalog FROM information_schema.columns"
+        ),
+        "gnomon\nSELECT 1\ngnomon\nSELECT 1"
+    );
+    run(&mut a, "CREATE TABLE in_a (x int)");
+    assert_eq!(
+        run(
+            &mut a,
+            "SELECT table_catalog, table_name FROM information_schema.columns"
+        ),
+        "db1|in_a\nSELECT 1"
+    );
     // current_database() and pg_database.oid agree on who is who.
     assert_eq!(
         run(
