@@ -17,6 +17,7 @@
 //! | `pg_roles`, `pg_database`     | roles (+ `pg_database_owner`), databases                   |
 //! | `pg_am`, `pg_collation`       | heap / btree; default, C, POSIX                            |
 //! | `pg_sequence`                 | sequences                                                  |
+//! | `pg_tables`                   | one per table of the current database (schema `public`)    |
 //! | `pg_policy`, `pg_trigger`, `pg_inherits`, `pg_publication*`, `pg_statistic_ext`, `pg_description`, `pg_auth_members` | empty, with PostgreSQL's columns |
 //!
 //! Types: `oid` columns are `int8`, `name` and `"char"` columns `text`, arrays their text
@@ -769,6 +770,7 @@ pub(crate) enum CatalogView {
     PublicationRel,
     Trigger,
     Inherits,
+    Tables,
 }
 
 impl CatalogView {
@@ -793,6 +795,7 @@ impl CatalogView {
             "pg_publication_rel" => CatalogView::PublicationRel,
             "pg_trigger" => CatalogView::Trigger,
             "pg_inherits" => CatalogView::Inherits,
+            "pg_tables" => CatalogView::Tables,
             _ => return None,
         })
     }
@@ -818,6 +821,7 @@ impl CatalogView {
             CatalogView::PublicationRel => "pg_publication_rel",
             CatalogView::Trigger => "pg_trigger",
             CatalogView::Inherits => "pg_inherits",
+            CatalogView::Tables => "pg_tables",
         }
     }
 
@@ -952,6 +956,16 @@ impl CatalogView {
                 ("classoid", Int8),
                 ("objsubid", Int4),
                 ("description", Text),
+            ],
+            CatalogView::Tables => &[
+                ("schemaname", Text),
+                ("tablename", Text),
+                ("tableowner", Text),
+                ("tablespace", Text),
+                ("hasindexes", Bool),
+                ("hasrules", Bool),
+                ("hastriggers", Bool),
+                ("rowsecurity", Bool),
             ],
             CatalogView::Sequence => &[
                 ("seqrelid", Int8),
@@ -1215,6 +1229,23 @@ impl CatalogView {
                             Value::Null,
                         ]);
                     }
+                }
+                out
+            }
+            CatalogView::Tables => {
+                let mut out = Vec::new();
+                for t in tables(txn)? {
+                    let owner = crate::privileges::table_acl(txn, t.id)?.owner;
+                    out.push(vec![
+                        Value::Text("public".into()),
+                        Value::Text(t.name.clone()),
+                        Value::Text(owner),
+                        Value::Null,
+                        Value::Bool(!t.primary_key.is_empty() || !t.indexes.is_empty()),
+                        Value::Bool(false),
+                        Value::Bool(!t.foreign_keys.is_empty() || !t.referenced_by.is_empty()),
+                        Value::Bool(false),
+                    ]);
                 }
                 out
             }

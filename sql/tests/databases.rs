@@ -23,6 +23,7 @@ fn objects(s: &mut Session) -> String {
     run(
         s,
         "SELECT relname, relkind FROM pg_class WHERE relnamespace = 2200 ORDER BY relname;
+         SELECT tablename, hasindexes FROM pg_tables WHERE schemaname = 'public' ORDER BY 1;
          SELECT table_name FROM information_schema.tables WHERE table_schema = 'public' ORDER BY 1;
          SELECT nspname FROM pg_namespace WHERE nspname = 's'",
     )
@@ -67,13 +68,13 @@ fn two_databases_each_have_their_own_names() {
     assert_eq!(run(&mut g, "CREATE TABLE only_a (y int)"), "CREATE TABLE");
     // The catalog views list the current database's objects only.
     let catalog_g = "only_a|r\nt1|r\nt1_id_seq|S\nt1_pkey|i\nt1_v_idx|i\nSELECT 5\n\
-                     only_a\nt1\nSELECT 2\ns\nSELECT 1";
+                     only_a|f\nt1|t\nSELECT 2\nonly_a\nt1\nSELECT 2\ns\nSELECT 1";
     assert_eq!(objects(&mut g), catalog_g);
     assert_eq!(objects(&mut a), catalog_g);
     run(&mut a, "DROP TABLE only_a; DROP SCHEMA s");
     assert_eq!(
         objects(&mut a),
-        "t1|r\nt1_id_seq|S\nt1_pkey|i\nt1_v_idx|i\nSELECT 4\nt1\nSELECT 1\nSELECT 0"
+        "t1|r\nt1_id_seq|S\nt1_pkey|i\nt1_v_idx|i\nSELECT 4\nt1|t\nSELECT 1\nt1\nSELECT 1\nSELECT 0"
     );
     assert_eq!(objects(&mut g), catalog_g);
     // DROP TABLE in one database leaves the other's table of that name and its rows.
@@ -251,7 +252,7 @@ fn drop_database_deletes_its_objects_and_rows() {
         run(&mut d, "SELECT * FROM t"),
         "ERROR 42P01 relation \"t\" does not exist"
     );
-    assert_eq!(objects(&mut d), "SELECT 0\nSELECT 0\nSELECT 0");
+    assert_eq!(objects(&mut d), "SELECT 0\nSELECT 0\nSELECT 0\nSELECT 0");
     assert_eq!(run(&mut g, "SELECT k FROM keep"), "7\nSELECT 1");
     // The space is reclaimed: once GC's safe point passes the DROP, a checkpoint keeps no
     // version of the dropped rows and index entries.
