@@ -134,6 +134,10 @@
 //!                                └──rollback_prepared──► rolled back
 //! ```
 //!
+//! Keys are opaque here: a caller that keeps several namespaces in one key space (the SQL
+//! layer's databases) labels each handle with `Txn::set_namespace` so the layer above reads its
+//! namespace from the handle it already holds; the label is not logged or checked here.
+//!
 //! ## Bulk work (COPY, INSERT ... SELECT, MERGE, table rewrites)
 //!
 //! The rule is: **bulk work stays atomic.** A COPY or INSERT ... SELECT that fails at row

@@ -625,6 +625,19 @@ impl Catalog {
         Ok(out)
     }
 
+    /// Forgets the in-memory state of tables dropped with their database (rowid counters,
+    /// partition links); their ids are never reused.
+    pub(crate) fn forget_tables(&self, ids: &[TableId]) {
+        if let Ok(mut rowids) = self.rowids.lock() {
+            for id in ids {
+                rowids.remove(id);
+            }
+        }
+        for &id in ids {
+            self.hierarchy.unregister(id);
+        }
+    }
+
     /// Rows of each table lock under its parent from now on (or as their own table's).
     pub(crate) fn link_partitions(&self, links: &[(TableId, Option<TableId>)]) {
         for &(child, parent) in links {

@@ -451,10 +451,12 @@ fn drop_database_objects(engine: &SqlEngine, name: &str, oid: DatabaseId) -> Sql
     let mut txn = ActiveTxn::engine_db(engine).begin(gnomon_mvcc::Isolation::ReadCommitted);
     txn.set_namespace(oid.0);
     let mut dropped = Vec::new();
+    let mut tables = Vec::new();
     for def in engine.catalog.all_tables(&txn)? {
         engine.catalog.drop_table(&mut txn, &def)?;
         Transaction::delete(&mut txn, &Key::TableAcl(def.id).encode())?;
         dropped.push(def.def_id);
+        tables.push(def.id);
     }
     for prefix in [
         KeyPrefix::TableName(oid),
@@ -472,6 +474,7 @@ fn drop_database_objects(engine: &SqlEngine, name: &str, oid: DatabaseId) -> Sql
     match txn.commit() {
         Ok(_) => {
             catalog.ddl_committed(&dropped);
+            catalog.forget_tables(&tables);
             Ok(())
         }
         Err(e) => {

@@ -221,6 +221,16 @@ fn drop_database_deletes_its_objects_and_rows() {
         ),
         "CREATE TABLE\nINSERT 0 500\nCREATE TABLE\nINSERT 0 2\nCREATE SEQUENCE\nCREATE SCHEMA"
     );
+    assert_eq!(
+        run(
+            &mut d,
+            "CREATE TABLE p (k int) PARTITION BY RANGE (k);
+             CREATE TABLE p1 PARTITION OF p FOR VALUES FROM (0) TO (10);
+             INSERT INTO p VALUES (1)"
+        ),
+        "CREATE TABLE\nCREATE TABLE\nINSERT 0 1"
+    );
+    let p1 = TableId(oid_of(&mut d, "p1"));
     let t = TableId(oid_of(&mut d, "t"));
     let nopk = TableId(oid_of(&mut d, "nopk"));
     let doomed = e.database_id("doomed").expect("oid");
@@ -235,6 +245,7 @@ fn drop_database_deletes_its_objects_and_rows() {
     assert_eq!(keys(&db, KeyPrefix::Rows(t)), 0);
     assert_eq!(keys(&db, KeyPrefix::Indexes(t)), 0);
     assert_eq!(keys(&db, KeyPrefix::Rows(nopk)), 0);
+    assert_eq!(keys(&db, KeyPrefix::Rows(p1)), 0);
     for p in [
         KeyPrefix::TableName(doomed),
         KeyPrefix::Sequence(doomed),
@@ -259,7 +270,7 @@ fn drop_database_deletes_its_objects_and_rows() {
     db.gc().expect("gc");
     db.checkpoint().expect("checkpoint");
     let after = db.maintenance_stats().versions_in_checkpoint;
-    // 500 rows + 500 index entries + 2 rows were dropped (1021 -> 19 when written).
+    // 500 rows + 500 index entries + 3 rows were dropped (1029 -> 26 when written).
     assert!(
         after + 1000 <= before,
         "checkpoint versions {before} before DROP DATABASE, {after} after GC + checkpoint"
