@@ -135,6 +135,30 @@ pub(crate) fn decode_database_oid(v: &[u8]) -> SqlResult<DatabaseId> {
 /// that one does (the others start empty). Returns its name. The caller gives the
 /// `Database` entries their OIDs once the id counter is loaded.
 fn migrate_v1(txn: &mut Txn) -> SqlResult<String> {
+    // NB: a prepared transaction's write set keeps the keys it was prepared with: one that
+    // writes a format-1 name key (prepared DDL) would write it unmigrated at COMMIT PREPARED.
+    let db = txn.db().clone();
+    for p in db.prepared_transactions() {
+        let writes_names = db.with_prepared(&p.gid, |state| {
+            state.writes.keys().any(|k| {
+                k.first()
+                    .is_some_and(|t| crate::encoding::NAME_KEY_TAGS.contains(t))
+            })
+        });
+        if writes_names == Some(true) {
+            return Err(SqlError::new(
+                SqlState::OBJECT_NOT_IN_PREREQUISITE_STATE,
+                format!(
+                    "cannot migrate the catalog to format {CATALOG_FORMAT_VERSION}: prepared \
+                     transaction \"{}\" holds DDL",
+                    p.gid
+                ),
+            )
+            .with_hint(
+                "Finish it (COMMIT or ROLLBACK PREPARED) with the previous version first.",
+            ));
+        }
+    }
     let mut names = Vec::new();
     for (k, _) in Transaction::scan(txn, KeyPrefix::Database.range(), false, None)? {
         if let Key::Database(n) = Key::decode(&k)? {

@@ -474,3 +474,38 @@ fn a_format_1_data_dir_is_migrated_at_open() {
     let mut o = connect(&e, "old_other");
     assert_eq!(run(&mut o, "SELECT count(*) FROM accounts"), "0\nSELECT 1");
 }
+
+#[test]
+fn the_migration_refuses_a_prepared_transaction_holding_ddl() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let options = || DbOptions {
+        dir: dir.path().to_path_buf(),
+        sync: SyncPolicy::OffUnsafeNoDurability,
+        ..Default::default()
+    };
+    {
+        let db = Db::open(options()).expect("open db");
+        let e = SqlEngine::open(db.clone()).expect("open sql");
+        let mut g = session(&e);
+        run(&mut g, "CREATE TABLE kept (x int)");
+        assert_eq!(
+            run(
+                &mut g,
+                "BEGIN; CREATE TABLE pending (y int); PREPARE TRANSACTION 'ddl'"
+            ),
+            "BEGIN\nCREATE TABLE\nPREPARE TRANSACTION"
+        );
+        drop((g, e));
+        downgrade_to_format_1(&db);
+    }
+    // Its CREATE TABLE would write a name key of the old layout at COMMIT PREPARED.
+    let db = Db::open(options()).expect("open db");
+    let err = SqlEngine::open(db).err().expect("the migration is refused");
+    assert_eq!(
+        (err.code.code(), err.message.as_str()),
+        (
+            "55000",
+            "cannot migrate the catalog to format 2: prepared transaction \"ddl\" holds DDL"
+        )
+    );
+}
