@@ -210,3 +210,35 @@ fn sqlalchemy_orm_round_trip_over_psycopg2_and_psycopg3() {
         run_client(cmd, &format!("SQLAlchemy over {dialect}"));
     }
 }
+
+/// SQLAlchemy 2 reflection over psycopg2 and psycopg 3 (tests/py/sqlalchemy_reflect.py):
+/// get_columns / get_pk_constraint / get_foreign_keys / get_indexes /
+/// get_unique_constraints, MetaData.reflect and Table(autoload_with=...) give what they give
+/// against PostgreSQL 15 for a schema with SERIAL and composite primary keys, a foreign key,
+/// unique constraints, plain and unique indexes, defaults, varchar(n), numeric(p,s),
+/// timestamps and an array column.
+#[test]
+fn sqlalchemy_reflects_a_schema_as_against_postgres() {
+    let sqlalchemy = pip_module("sqlalchemy", "sqlalchemy==2.0.54");
+    if !have("python3 sqlalchemy", sqlalchemy) {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Server::start(dir.path());
+    for (dialect, module, requirement) in [
+        ("psycopg2", "psycopg2", "psycopg2-binary==2.9.13"),
+        ("psycopg", "psycopg", "psycopg[binary]==3.2.13"),
+    ] {
+        if !have(
+            &format!("python3 {module}"),
+            pip_module(module, requirement),
+        ) {
+            continue;
+        }
+        let mut cmd = Command::new("python3");
+        cmd.arg(repo_file("tests/py/sqlalchemy_reflect.py"))
+            .arg(server.port.to_string())
+            .arg(dialect);
+        run_client(cmd, &format!("SQLAlchemy reflection over {dialect}"));
+    }
+}

@@ -559,18 +559,51 @@ pub(crate) fn parse_text(s: &str) -> SqlResult<(bool, Vec<Option<String>>, Vec<A
 }
 
 /// The elements of an array value, or of an array's text form held as `text` (the array
-/// columns of the catalog views); each text element as `text`.
+/// columns of the catalog views), or of an int2vector / oidvector (`1 2`); each text
+/// element as `text`.
 pub(crate) fn elements(v: &Value) -> SqlResult<Vec<Value>> {
     match v {
         Value::Array(a) => Ok(a.items.clone()),
         Value::Null => Ok(vec![]),
         other => {
             let text = other.to_text().unwrap_or_default();
+            if is_vector_text(&text) {
+                return Ok(text
+                    .split_whitespace()
+                    .map(|p| Value::Text(p.to_string()))
+                    .collect());
+            }
             Ok(parse_text(&text)?
                 .1
                 .into_iter()
                 .map(|i| i.map(Value::Text).unwrap_or(Value::Null))
                 .collect())
+        }
+    }
+}
+
+/// Whether a text form is an int2vector's / oidvector's (`1 2`, not `{1,2}`).
+fn is_vector_text(text: &str) -> bool {
+    !text.trim_start().starts_with(['{', '['])
+}
+
+/// The dimensions of an array value or of a text form as [`elements`] reads it (a vector's
+/// subscripts start at 0, as PostgreSQL's int2vector).
+pub(crate) fn dims_of(v: &Value) -> SqlResult<Vec<ArrayDim>> {
+    match v {
+        Value::Array(a) => Ok(a.dims.clone()),
+        Value::Null => Ok(vec![]),
+        other => {
+            let text = other.to_text().unwrap_or_default();
+            if is_vector_text(&text) {
+                let n = text.split_whitespace().count() as i32;
+                return Ok(if n == 0 {
+                    vec![]
+                } else {
+                    vec![ArrayDim { len: n, lower: 0 }]
+                });
+            }
+            Ok(parse_text(&text)?.2)
         }
     }
 }

@@ -78,6 +78,9 @@ pub(crate) enum CatalogFn {
     ArrayNdims,
     /// `cardinality(array)`.
     Cardinality,
+    /// `generate_subscripts(array, dim)` in a select list: the subscripts as an `int4[]`,
+    /// which the select list expands into rows (see `Binder::bind_select_list_srf`).
+    GenerateSubscripts,
     /// `array[i]`.
     Subscript,
     /// `json_build_object(key, value, ...)`: a JSON object as text.
@@ -317,6 +320,20 @@ pub(crate) fn call(
                 dims.iter().map(|d| d.len).product()
             }))
         }
+        CatalogFn::GenerateSubscripts => {
+            let dims = array_dims(&args[0])?;
+            let Some(d) = int(1)
+                .and_then(|d| usize::try_from(d - 1).ok())
+                .and_then(|d| dims.get(d))
+            else {
+                return Ok(Value::Null);
+            };
+            let subs = (d.lower..d.lower + d.len).map(Value::Int4).collect();
+            Ok(Value::from_array(crate::types::ArrayValue::one_dim(
+                DataType::Int4,
+                subs,
+            )))
+        }
         CatalogFn::Subscript => {
             let Some(i) = int(1) else {
                 return Ok(Value::Null);
@@ -552,6 +569,25 @@ fn type_oid(name: &str) -> Option<i64> {
         .map(|t| t.oid() as i64)
 }
 
+/// PostgreSQL 15's OIDs of the system catalogs clients name as regclass constants
+/// (SQLAlchemy's `classoid = 'pg_catalog.pg_class'::regclass` for table comments).
+fn system_relation_oid(name: &str) -> Option<i64> {
+    Some(match name {
+        "pg_type" => 1247,
+        "pg_attribute" => 1249,
+        "pg_proc" => 1255,
+        "pg_class" => 1259,
+        "pg_database" => 1262,
+        "pg_namespace" => 2615,
+        "pg_constraint" => 2606,
+        "pg_description" => 2609,
+        "pg_index" => 2610,
+        "pg_trigger" => 2620,
+        "pg_attrdef" => 2604,
+        _ => return None,
+    })
+}
+
 /// The OID a relation name (or a number) stands for, as `'name'::regclass` resolves it.
 pub(crate) fn regclass_oid(txn: &dyn Transaction, name: &str) -> SqlResult<i64> {
     let trimmed = name.trim();
@@ -568,6 +604,9 @@ pub(crate) fn regclass_oid(txn: &dyn Transaction, name: &str) -> SqlResult<i64> 
         .or_else(|| trimmed.strip_prefix("pg_catalog."))
         .unwrap_or(trimmed);
     let wanted = unquote_ident(unqualified);
+    if let Some(oid) = system_relation_oid(&wanted) {
+        return Ok(oid);
+    }
     crate::pg_catalog::relation_oid(txn, &wanted)?.ok_or_else(|| {
         SqlError::new(
             SqlState::UNDEFINED_TABLE,
@@ -670,12 +709,9 @@ fn json_string(s: &str) -> String {
     out
 }
 
-/// The dimensions of an array value or of an array's text form.
+/// The dimensions of an array value or of an array's (or vector's) text form.
 fn array_dims(v: &Value) -> SqlResult<Vec<crate::types::ArrayDim>> {
-    match v {
-        Value::Array(a) => Ok(a.dims.clone()),
-        other => Ok(crate::array::parse_text(&other.to_text().unwrap_or_default())?.2),
-    }
+    crate::array::dims_of(v)
 }
 
 /// PostgreSQL's text form of a one-dimensional array.
@@ -1110,6 +1146,56 @@ impl Binder<'_> {
 }
 
 impl Binder<'_> {
+    /// A set-returning function as a whole select-list item (`SELECT unnest(indkey),
+    /// generate_subscripts(indkey, 1) FROM pg_index`): the expression giving the row's
+    /// set as an array, and the type of its elements. The select list then makes one row
+    /// per element, the sets of one row side by side (NULL past a shorter one), as
+    /// PostgreSQL 10+. None: not such an item.
+    pub(crate) fn bind_select_list_srf(
+        &mut self,
+        e: &ast::Expr,
+        scope: &Scope,
+    ) -> SqlResult<Option<(Expr, DataType)>> {
+        let ast::Expr::Function(f) = e else {
+            return Ok(None);
+        };
+        if f.over.is_some() || !matches!(f.args, ast::FunctionArguments::List(_)) {
+            return Ok(None);
+        }
+        let name = crate::query::function_name(f);
+        if name != "unnest" && name != "generate_subscripts" {
+            return Ok(None);
+        }
+        let (args, _, _) = self.function_args(f)?;
+        match (name.as_str(), args.as_slice()) {
+            ("unnest", [a]) => {
+                let (x, t) = self.bind_expr(a, scope, None)?;
+                let elem = match t.set_element() {
+                    Some(elem) => elem,
+                    // An array's text form (a catalog array column, a literal).
+                    None if t.is_string() || t == DataType::Unknown => DataType::Text,
+                    None => {
+                        return Err(SqlError::undefined_function(format!(
+                            "function unnest({}) does not exist",
+                            t.name()
+                        )))
+                    }
+                };
+                Ok(Some((x, elem)))
+            }
+            ("generate_subscripts", [a, d]) => {
+                let (x, _) = self.bind_expr(a, scope, None)?;
+                let (dim, dt) = self.bind_expr(d, scope, None)?;
+                let dim = self.coerce(dim, dt, DataType::Int4)?;
+                Ok(Some((
+                    Expr::Func(Func::Catalog(CatalogFn::GenerateSubscripts), vec![x, dim]),
+                    DataType::Int4,
+                )))
+            }
+            _ => Ok(None),
+        }
+    }
+
     /// `unnest(array) [AS] alias`: a one-column source of the array's elements (text).
     pub(crate) fn bind_unnest(
         &mut self,
@@ -1150,9 +1236,9 @@ impl Binder<'_> {
         ty: DataType,
     ) -> SqlResult<(crate::query::Source, Scope)> {
         let (e, t) = self.bind_expr(arg, &Scope::default(), None)?;
-        let (e, ty) = match t {
-            DataType::Array(elem) => (e, *elem),
-            t => (self.coerce(e, t, DataType::Text)?, ty),
+        let (e, ty) = match t.set_element() {
+            Some(elem) => (e, elem),
+            None => (self.coerce(e, t, DataType::Text)?, ty),
         };
         let (qualifier, col) = crate::query::function_column_names(alias, "unnest");
         Ok(unnest_source(e, qualifier, col, ty))

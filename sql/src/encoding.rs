@@ -830,6 +830,8 @@ pub(crate) fn put_type(out: &mut Vec<u8>, ty: &DataType) {
             out.push(17);
             put_type(out, elem);
         }
+        DataType::Int2Vector => out.push(18),
+        DataType::OidVector => out.push(19),
     }
 }
 
@@ -859,6 +861,8 @@ pub(crate) fn read_type(r: &mut Reader<'_>) -> SqlResult<DataType> {
         14 => DataType::Timestamptz,
         15 => DataType::Unknown,
         16 => DataType::Interval,
+        18 => DataType::Int2Vector,
+        19 => DataType::OidVector,
         17 => match read_type(r)? {
             DataType::Array(_) => return Err(SqlError::corrupt("array of arrays in catalog")),
             elem => DataType::array_of(elem),

@@ -247,6 +247,8 @@ pub(crate) enum Acc {
     Str(Option<String>),
     /// `array_agg`: the values so far (NULLs included).
     Array(Vec<Value>),
+    /// `bool_and` / `bool_or`: None before the first non-NULL value.
+    Bool(Option<bool>),
 }
 
 /// Orders two rows' ORDER BY values of an ordered aggregate (NULLS as each key says).
@@ -302,6 +304,7 @@ pub(crate) fn new_acc(call: &AggCall) -> Acc {
         AggFunc::Avg => Acc::AvgDec(Decimal::ZERO, 0),
         AggFunc::Min | AggFunc::Max => Acc::MinMax(None),
         AggFunc::StringAgg => Acc::Str(None),
+        AggFunc::BoolAnd | AggFunc::BoolOr => Acc::Bool(None),
         AggFunc::ArrayAgg => Acc::Array(Vec::new()),
     }
 }
@@ -342,6 +345,14 @@ pub(crate) fn accumulate(acc: &mut Acc, call: &AggCall, v: Value) -> SqlResult<(
         Acc::AvgFloat(s, n) => {
             *s += crate::types::as_f64(&v).unwrap_or(0.0);
             *n += 1;
+        }
+        Acc::Bool(b) => {
+            let x = matches!(v, Value::Bool(true));
+            *b = Some(match (*b, call.func) {
+                (None, _) => x,
+                (Some(y), AggFunc::BoolAnd) => y && x,
+                (Some(y), _) => y || x,
+            });
         }
         Acc::MinMax(cur) => {
             let replace = match cur {
@@ -398,6 +409,7 @@ pub(crate) fn finish(acc: Acc, call: &AggCall) -> SqlResult<Value> {
         Acc::AvgFloat(s, n) => Value::Float8(s / n as f64),
         Acc::MinMax(v) => v.unwrap_or(Value::Null),
         Acc::Str(s) => s.map(Value::Text).unwrap_or(Value::Null),
+        Acc::Bool(b) => b.map(Value::Bool).unwrap_or(Value::Null),
         Acc::Array(items) if items.is_empty() => Value::Null,
         Acc::Array(items) => crate::array::construct(call.arg_ty, items)?,
     })
@@ -617,6 +629,9 @@ pub(crate) fn select_rows(env: Env<'_>, plan: &SelectPlan) -> SqlResult<Vec<Vec<
             projected
         }
     };
+    if !plan.srf.is_empty() {
+        projected = expand_set_columns(projected, &plan.srf)?;
+    }
     if plan.distinct {
         let mut seen = HashSet::new();
         projected.retain(|r| seen.insert(group_key(&r[..plan.visible])));
@@ -631,6 +646,32 @@ pub(crate) fn select_rows(env: Env<'_>, plan: &SelectPlan) -> SqlResult<Vec<Vec<
     }
     for r in &mut out {
         r.truncate(plan.visible);
+    }
+    Ok(out)
+}
+
+/// Expands set-returning select-list columns: each row becomes as many rows as its longest
+/// set, the sets side by side (NULL past the end of a shorter one), elements cast to their
+/// column's type; a row whose sets are all empty or NULL goes away (PostgreSQL 10+).
+fn expand_set_columns(
+    rows: Vec<Vec<Value>>,
+    srf: &[(usize, DataType)],
+) -> SqlResult<Vec<Vec<Value>>> {
+    let mut out = Vec::with_capacity(rows.len());
+    for row in rows {
+        let sets = srf
+            .iter()
+            .map(|(i, _)| crate::array::elements(&row[*i]))
+            .collect::<SqlResult<Vec<_>>>()?;
+        let n = sets.iter().map(Vec::len).max().unwrap_or(0);
+        for k in 0..n {
+            let mut r = row.clone();
+            for ((i, ty), set) in srf.iter().zip(&sets) {
+                let v = set.get(k).cloned().unwrap_or(Value::Null);
+                r[*i] = crate::expr::cast(v, ty, true)?;
+            }
+            out.push(r);
+        }
     }
     Ok(out)
 }

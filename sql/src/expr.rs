@@ -1083,6 +1083,10 @@ pub(crate) fn cast(v: Value, ty: &DataType, explicit: bool) -> SqlResult<Value> 
     };
     Ok(match ty {
         DataType::Unknown => v,
+        DataType::Int2Vector | DataType::OidVector => match v {
+            Value::Text(s) => Value::Text(s),
+            other => return Err(cannot(&other)),
+        },
         DataType::Array(elem) => {
             let a = match v {
                 Value::Array(a) => *a,

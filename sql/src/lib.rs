@@ -140,7 +140,9 @@
 //!
 //! Arrays are values of their own type ([`types::ArrayValue`], `integer[]` = oid 1007, ...):
 //! any number of dimensions with lower bounds, PostgreSQL's text and binary forms, ordering
-//! and key encoding, array columns (`array.rs`).
+//! and key encoding, array columns (`array.rs`). `unnest` / `generate_subscripts` may stand
+//! as select-list items (one row per element, sets side by side, as PostgreSQL 10+), and
+//! aggregates take an ORDER BY (`array_agg(x ORDER BY y)`).
 //!
 //! Scalar functions (math, string, date/time: `floor`, `^`, `substring`, `to_char`,
 //! `date_trunc`, `extract`, ...) are one library, `functions.rs`: the binder asks it for the

@@ -18,10 +18,13 @@
 //! | `pg_am`, `pg_collation`       | heap / btree; default, C, POSIX                            |
 //! | `pg_sequence`                 | sequences                                                  |
 //! | `pg_tables`                   | one per table of the current database (schema `public`)    |
-//! | `pg_policy`, `pg_trigger`, `pg_inherits`, `pg_publication*`, `pg_statistic_ext`, `pg_description`, `pg_auth_members` | empty, with PostgreSQL's columns |
+//! | `pg_opclass`                  | the default btree operator class of each type (PostgreSQL 15's OIDs) |
+//! | `pg_policy`, `pg_trigger`, `pg_inherits`, `pg_publication*`, `pg_statistic_ext`, `pg_description`, `pg_auth_members`, `pg_enum` | empty, with PostgreSQL's columns |
 //!
 //! Types: `oid` columns are `int8`, `name` and `"char"` columns `text`, arrays their text
-//! form (`catalog_fns.rs`). Only the columns clients are seen to read exist (the psql 15
+//! form (`catalog_fns.rs`); `pg_index`'s int2vector / oidvector columns keep those types
+//! (22 / 30) with their text form as value (`1 2`), which `unnest` and
+//! `generate_subscripts` (from 0, as PostgreSQL) read. Only the columns clients are seen to read exist (the psql 15
 //! queries of `\d`, `\dt`, `\d TABLE`, `\d+ TABLE`, `\di`, `\l`, `\dn`, `\du`, SQLAlchemy
 //! 2's has_table, pgjdbc's metadata calls); `SELECT *` over a view therefore shows fewer
 //! columns than PostgreSQL. pg_class lists user relations only (no system catalogs).
@@ -437,6 +440,39 @@ pub(crate) fn pg_type_rows() -> Vec<Vec<Value>> {
     out
 }
 
+/// The default btree operator classes of Gnomon's types, as PostgreSQL 15 numbers them:
+/// (oid, name, family, input type). Every index column uses its type's (`pg_index.indclass`).
+const BTREE_OPCLASSES: &[(u32, &str, u32, u32)] = &[
+    (10000, "array_ops", 397, 2277),
+    (424, "bool_ops", 424, 16),
+    (428, "bytea_ops", 428, 17),
+    (1978, "int4_ops", 1976, 23),
+    (1979, "int2_ops", 1976, 21),
+    (3122, "date_ops", 434, 1082),
+    (3123, "float8_ops", 1970, 701),
+    (3124, "int8_ops", 1976, 20),
+    (3125, "numeric_ops", 1988, 1700),
+    (3126, "text_ops", 1994, 25),
+    (3127, "timestamptz_ops", 434, 1184),
+    (3128, "timestamp_ops", 434, 1114),
+    (10004, "bpchar_ops", 426, 1042),
+    (10012, "float4_ops", 1970, 700),
+    (10022, "interval_ops", 1982, 1186),
+];
+
+/// The OID of a column type's default btree operator class (`varchar` uses `text_ops`).
+fn default_opclass(t: &DataType) -> u32 {
+    let oid = match t {
+        DataType::Varchar(_) | DataType::Unknown => 25,
+        DataType::Array(_) => 2277,
+        other => other.oid(),
+    };
+    BTREE_OPCLASSES
+        .iter()
+        .find(|(_, _, _, ty)| *ty == oid)
+        .map_or(0, |(opc, ..)| *opc)
+}
+
 /// `pg_type.typcollation`: the default collation for string types, 0 otherwise.
 fn collation_of(t: &DataType) -> i64 {
     if t.is_string() {
@@ -771,6 +807,8 @@ pub(crate) enum CatalogView {
     Trigger,
     Inherits,
     Tables,
+    Opclass,
+    Enum,
 }
 
 impl CatalogView {
@@ -796,6 +834,8 @@ impl CatalogView {
             "pg_trigger" => CatalogView::Trigger,
             "pg_inherits" => CatalogView::Inherits,
             "pg_tables" => CatalogView::Tables,
+            "pg_opclass" => CatalogView::Opclass,
+            "pg_enum" => CatalogView::Enum,
             _ => return None,
         })
     }
@@ -822,6 +862,8 @@ impl CatalogView {
             CatalogView::Trigger => "pg_trigger",
             CatalogView::Inherits => "pg_inherits",
             CatalogView::Tables => "pg_tables",
+            CatalogView::Opclass => "pg_opclass",
+            CatalogView::Enum => "pg_enum",
         }
     }
 
@@ -874,10 +916,10 @@ impl CatalogView {
                 ("indisready", Bool),
                 ("indislive", Bool),
                 ("indisreplident", Bool),
-                ("indkey", Text),
-                ("indcollation", Text),
-                ("indclass", Text),
-                ("indoption", Text),
+                ("indkey", DataType::Int2Vector),
+                ("indcollation", DataType::OidVector),
+                ("indclass", DataType::OidVector),
+                ("indoption", DataType::Int2Vector),
                 ("indexprs", Text),
                 ("indpred", Text),
             ],
@@ -1018,6 +1060,23 @@ impl CatalogView {
                 ("prqual", Text),
                 ("prattrs", Text),
             ],
+            CatalogView::Opclass => &[
+                ("oid", Int8),
+                ("opcmethod", Int8),
+                ("opcname", Text),
+                ("opcnamespace", Int8),
+                ("opcowner", Int8),
+                ("opcfamily", Int8),
+                ("opcintype", Int8),
+                ("opcdefault", Bool),
+                ("opckeytype", Int8),
+            ],
+            CatalogView::Enum => &[
+                ("oid", Int8),
+                ("enumtypid", Int8),
+                ("enumsortorder", DataType::Float4),
+                ("enumlabel", Text),
+            ],
             CatalogView::Trigger => &[
                 ("oid", Int8),
                 ("tgrelid", Int8),
@@ -1077,6 +1136,13 @@ impl CatalogView {
                         let key: Vec<String> =
                             ix.cols.iter().map(|c| (c + 1).to_string()).collect();
                         let zeros = vec!["0"; ix.cols.len()].join(" ");
+                        let col_types = ix.cols.iter().map(|&c| &ix.table.columns[c].ty);
+                        let opclasses: Vec<String> = col_types
+                            .clone()
+                            .map(|t| default_opclass(t).to_string())
+                            .collect();
+                        let collations: Vec<String> =
+                            col_types.map(|t| collation_of(t).to_string()).collect();
                         out.push(vec![
                             Value::Int8(ix.oid as i64),
                             Value::Int8(ix.table.id.0 as i64),
@@ -1094,8 +1160,8 @@ impl CatalogView {
                             Value::Bool(true),
                             Value::Bool(false),
                             Value::Text(key.join(" ")),
-                            Value::Text(zeros.clone()),
-                            Value::Text(zeros.clone()),
+                            Value::Text(collations.join(" ")),
+                            Value::Text(opclasses.join(" ")),
                             Value::Text(zeros),
                             Value::Null,
                             Value::Null,
@@ -1271,7 +1337,24 @@ impl CatalogView {
             | CatalogView::Publication
             | CatalogView::PublicationNamespace
             | CatalogView::PublicationRel
-            | CatalogView::Trigger => vec![],
+            | CatalogView::Trigger
+            | CatalogView::Enum => vec![],
+            CatalogView::Opclass => BTREE_OPCLASSES
+                .iter()
+                .map(|(oid, name, family, ty)| {
+                    vec![
+                        Value::Int8(i64::from(*oid)),
+                        Value::Int8(i64::from(BTREE_AM_OID)),
+                        Value::Text(name.to_string()),
+                        Value::Int8(i64::from(PG_CATALOG_OID)),
+                        Value::Int8(i64::from(SUPERUSER_OID)),
+                        Value::Int8(i64::from(*family)),
+                        Value::Int8(i64::from(*ty)),
+                        Value::Bool(true),
+                        Value::Int8(0),
+                    ]
+                })
+                .collect(),
             CatalogView::Inherits => inherits_rows(txn)?,
         })
     }

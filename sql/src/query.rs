@@ -171,6 +171,8 @@ pub(crate) fn convert_type(t: &ast::DataType) -> SqlResult<DataType> {
                 "bool" => DataType::Bool,
                 "text" => DataType::Text,
                 "name" => DataType::Text,
+                "int2vector" => DataType::Int2Vector,
+                "oidvector" => DataType::OidVector,
                 _ => {
                     return Err(SqlError::new(
                         SqlState::UNDEFINED_OBJECT,
@@ -203,6 +205,8 @@ fn short_type_name(t: &DataType) -> &'static str {
         DataType::Interval => "interval",
         DataType::Unknown => "unknown",
         DataType::Array(elem) => short_type_name(elem),
+        DataType::Int2Vector => "int2vector",
+        DataType::OidVector => "oidvector",
     }
 }
 
@@ -283,6 +287,10 @@ pub(crate) enum Source {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum AggFunc {
+    /// `bool_and(x)` / `every(x)`.
+    BoolAnd,
+    /// `bool_or(x)`.
+    BoolOr,
     CountStar,
     Count,
     Sum,
@@ -339,6 +347,10 @@ pub(crate) struct SelectPlan {
     /// Window calls, each appending one column to the (grouped) rows before projection.
     pub windows: Vec<WindowCall>,
     pub project: Vec<Expr>,
+    /// Select-list items that are set-returning functions (`unnest(x)`): the column and
+    /// the type of its elements. The column evaluates to the set as an array; each row
+    /// becomes one row per element (see `exec::expand_set_columns`).
+    pub srf: Vec<(usize, DataType)>,
     pub visible: usize,
     pub distinct: bool,
     pub order: Vec<SortKey>,
@@ -481,11 +493,20 @@ impl<'a> Binder<'a> {
 fn is_aggregate_name(n: &str) -> bool {
     matches!(
         n,
-        "count" | "sum" | "avg" | "min" | "max" | "string_agg" | "array_agg"
+        "count"
+            | "sum"
+            | "avg"
+            | "min"
+            | "max"
+            | "string_agg"
+            | "array_agg"
+            | "bool_and"
+            | "bool_or"
+            | "every"
     )
 }
 
-fn function_name(f: &ast::Function) -> String {
+pub(crate) fn function_name(f: &ast::Function) -> String {
     f.name
         .0
         .last()
@@ -1712,7 +1733,7 @@ impl Binder<'_> {
         })
     }
 
-    fn function_args<'b>(
+    pub(crate) fn function_args<'b>(
         &self,
         f: &'b ast::Function,
     ) -> SqlResult<(Vec<&'b ast::Expr>, bool, bool)> {
@@ -1877,6 +1898,8 @@ impl Binder<'_> {
                 ("min", false, [a]) => (AggFunc::Min, Some(*a)),
                 ("max", false, [a]) => (AggFunc::Max, Some(*a)),
                 ("string_agg", false, [a, _]) => (AggFunc::StringAgg, Some(*a)),
+                ("bool_and" | "every", false, [a]) => (AggFunc::BoolAnd, Some(*a)),
+                ("bool_or", false, [a]) => (AggFunc::BoolOr, Some(*a)),
                 ("array_agg", false, [a]) => (AggFunc::ArrayAgg, Some(*a)),
                 _ => {
                     return Err(SqlError::undefined_function(format!(
@@ -2348,6 +2371,7 @@ impl Binder<'_> {
         // Select list.
         let mut project = Vec::new();
         let mut columns = Vec::new();
+        let mut srf: Vec<(usize, DataType)> = Vec::new();
         for item in &select.projection {
             match item {
                 ast::SelectItem::Wildcard(_) | ast::SelectItem::QualifiedWildcard(..) => {
@@ -2390,15 +2414,28 @@ impl Binder<'_> {
                 }
                 ast::SelectItem::UnnamedExpr(e)
                 | ast::SelectItem::ExprWithAlias { expr: e, .. } => {
+                    let name = match item {
+                        ast::SelectItem::ExprWithAlias { alias, .. } => ident_name(alias),
+                        _ => column_name(e),
+                    };
+                    if agg_state.is_none() {
+                        if let Some((b, elem)) = self.bind_select_list_srf(e, &scope)? {
+                            srf.push((project.len(), elem));
+                            project.push(b);
+                            columns.push(Column {
+                                name,
+                                ty: elem,
+                                table_oid: 0,
+                                column_id: 0,
+                            });
+                            continue;
+                        }
+                    }
                     let (b, t) = self.bind_expr(e, &scope, agg_state.as_mut())?;
                     let t = if t == DataType::Unknown {
                         DataType::Text
                     } else {
                         t
-                    };
-                    let name = match item {
-                        ast::SelectItem::ExprWithAlias { alias, .. } => ident_name(alias),
-                        _ => column_name(e),
                     };
                     let (table_oid, column_id) = match (&b, agg_state.is_none()) {
                         (Expr::Column(i), true) => scope
@@ -2601,6 +2638,7 @@ impl Binder<'_> {
             agg,
             windows,
             project,
+            srf,
             visible,
             distinct,
             order,
@@ -2757,6 +2795,7 @@ impl Binder<'_> {
             agg: None,
             windows: vec![],
             project,
+            srf: vec![],
             visible,
             distinct: false,
             order,
@@ -3511,6 +3550,10 @@ fn agg_result_type(func: AggFunc, arg: &DataType) -> Option<DataType> {
             _ => return None,
         },
         AggFunc::ArrayAgg => DataType::array_of(*arg),
+        AggFunc::BoolAnd | AggFunc::BoolOr => match arg {
+            DataType::Bool => DataType::Bool,
+            _ => return None,
+        },
         AggFunc::StringAgg => match arg {
             t if t.is_string() => DataType::Text,
             _ => return None,

@@ -52,6 +52,11 @@ pub enum DataType {
     Interval,
     /// The type of a quoted literal before context gives it one (oid 705).
     Unknown,
+    /// int2vector (oid 22): a catalog column type (`pg_index.indkey`). Its values are their
+    /// text form (`1 2`, as PostgreSQL prints it) held as `Value::Text`.
+    Int2Vector,
+    /// oidvector (oid 30): like [`DataType::Int2Vector`], of OIDs (`pg_index.indclass`).
+    OidVector,
     /// An array of the element type (`integer[]`, oid 1007). The element is never an array
     /// or `unknown` (PostgreSQL has one array type per element type, whatever the number of
     /// dimensions); build it with [`DataType::array_of`], which interns the element so the
@@ -86,6 +91,8 @@ impl DataType {
             DataType::Interval => 1186,
             DataType::Numeric { .. } => 1700,
             DataType::Array(elem) => elem.array_oid().unwrap_or(0),
+            DataType::Int2Vector => 22,
+            DataType::OidVector => 30,
         }
     }
 
@@ -137,7 +144,9 @@ impl DataType {
             DataType::Timestamptz => 1185,
             DataType::Interval => 1187,
             DataType::Numeric { .. } => 1231,
-            DataType::Unknown | DataType::Array(_) => return None,
+            DataType::Unknown | DataType::Array(_) | DataType::Int2Vector | DataType::OidVector => {
+                return None
+            }
         })
     }
 
@@ -186,6 +195,8 @@ impl DataType {
             1184 => DataType::Timestamptz,
             1186 => DataType::Interval,
             1700 => NUMERIC,
+            22 => DataType::Int2Vector,
+            30 => DataType::OidVector,
             1000 | 1001 | 1005 | 1007 | 1009 | 1014 | 1015 | 1016 | 1021 | 1022 | 1115 | 1182
             | 1185 | 1187 | 1231 => {
                 let elem = [
@@ -241,6 +252,19 @@ impl DataType {
             DataType::Interval => "interval".into(),
             DataType::Unknown => "unknown".into(),
             DataType::Array(elem) => format!("{}[]", elem.name()),
+            DataType::Int2Vector => "int2vector".into(),
+            DataType::OidVector => "oidvector".into(),
+        }
+    }
+
+    /// The type of the elements `unnest` gives: an array's element type, `smallint` for
+    /// int2vector, `bigint` (Gnomon's oid) for oidvector; None for other types.
+    pub(crate) fn set_element(&self) -> Option<DataType> {
+        match self {
+            DataType::Array(elem) => Some(**elem),
+            DataType::Int2Vector => Some(DataType::Int2),
+            DataType::OidVector => Some(DataType::Int8),
+            _ => None,
         }
     }
 
@@ -533,6 +557,7 @@ impl Value {
             }
             DataType::Interval => crate::interval::Interval::parse(s, None).map(Value::Interval),
             DataType::Array(elem) => crate::array::from_text(s, elem).map(Value::from_array),
+            DataType::Int2Vector | DataType::OidVector => Ok(Value::Text(s.to_string())),
         }
     }
 
@@ -580,6 +605,17 @@ impl Value {
                 })?)
             }
             DataType::Array(elem) => Value::from_array(crate::array::from_binary(b, elem)?),
+            DataType::Int2Vector | DataType::OidVector => {
+                // The binary form is an array's; the value is the text form.
+                let elem = if *ty == DataType::Int2Vector {
+                    DataType::Int2
+                } else {
+                    DataType::Int8
+                };
+                let a = crate::array::from_binary(b, &elem)?;
+                let parts: Vec<String> = a.items.iter().filter_map(Value::to_text).collect();
+                Value::Text(parts.join(" "))
+            }
         })
     }
 }

@@ -148,3 +148,55 @@ fn malformed_arrays_are_22p02_with_postgres_details() {
         ]
     );
 }
+
+#[test]
+fn index_columns_unnest_from_their_vectors_with_default_opclasses() {
+    let (_d, _e, mut s) = setup();
+    run(
+        &mut s,
+        "CREATE TABLE t (a int, b varchar(5), c int8, PRIMARY KEY (c, a)); \
+         CREATE INDEX t_b_a ON t (b, a)",
+    );
+    // indkey / indclass / indcollation / indoption are int2vector / oidvector (22 / 30),
+    // printed as PostgreSQL prints them.
+    assert_eq!(
+        result_oids(
+            &mut s,
+            "SELECT indkey, indclass, indcollation, indoption FROM pg_index"
+        ),
+        vec![22, 30, 30, 22]
+    );
+    assert_eq!(
+        run(
+            &mut s,
+            "SELECT indkey, indclass, indcollation, indoption FROM pg_index \
+             WHERE indexrelid = 't_b_a'::regclass"
+        ),
+        "2 1|3126 1978|100 0|0 0\nSELECT 1"
+    );
+    // What SQLAlchemy's get_indexes reads: the columns in index order (subscripts of an
+    // int2vector start at 0), each with its default operator class.
+    assert_eq!(
+        run(
+            &mut s,
+            "SELECT c.relname, array_agg(a.attname::text ORDER BY x.ord), \
+             bool_and(o.opcdefault), array_agg(o.opcname ORDER BY x.ord) \
+             FROM (SELECT indexrelid, indrelid, unnest(indkey) AS attnum, \
+                   unnest(indclass) AS opc, generate_subscripts(indkey, 1) AS ord \
+                   FROM pg_index) x \
+             JOIN pg_class c ON c.oid = x.indexrelid \
+             JOIN pg_attribute a ON a.attrelid = x.indrelid AND a.attnum = x.attnum \
+             LEFT JOIN pg_opclass o ON o.oid = x.opc \
+             GROUP BY c.relname ORDER BY 1"
+        ),
+        "t_b_a|{b,a}|t|{text_ops,int4_ops}\nt_pkey|{c,a}|t|{int8_ops,int4_ops}\nSELECT 2"
+    );
+    assert_eq!(
+        run(
+            &mut s,
+            "SELECT min(x), max(x) FROM (SELECT generate_subscripts(indkey, 1) AS x FROM pg_index) s; \
+             SELECT count(*) FROM pg_enum"
+        ),
+        "0|1\nSELECT 1\n0\nSELECT 1"
+    );
+}

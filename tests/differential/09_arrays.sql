@@ -58,3 +58,11 @@ SELECT '{{1},2}'::int[];
 SELECT '{{}}'::int[];
 SELECT 1 = ANY(ARRAY['a']);
 SELECT '{99999}'::int2[];
+
+-- Set-returning functions in a select list (side by side, NULL past a shorter set), bool_and.
+SELECT unnest(ARRAY[1,2,3]) AS u, generate_subscripts(ARRAY[5,6], 1) AS s;
+SELECT id, unnest(ints) FROM arr ORDER BY id, 2;
+SELECT id, generate_subscripts(ints, 1) FROM arr WHERE id < 3 ORDER BY 1, 2;
+SELECT sum(u) FROM (SELECT unnest(ints) AS u FROM arr) s;
+SELECT bool_and(id > 0), bool_or(id > 2), bool_and(NULL::bool), every(id < 3) FROM arr;
+SELECT id % 2, bool_or(ints = '{9}') FROM arr GROUP BY 1 ORDER BY 1;

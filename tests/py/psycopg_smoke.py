@@ -83,4 +83,27 @@ with psycopg.connect(conninfo) as conn:
         conn.execute("delete from items where id > 1000")
     assert conn.execute("select count(*) from items").fetchone()[0] == 201
 
+    # Arrays: Python lists are sent as arrays (text and binary) and come back as lists.
+    conn.execute("drop table if exists py_arrays")
+    conn.execute("create table py_arrays (id int primary key, tags text[], nums int[])")
+    conn.execute(
+        "insert into py_arrays values (%s, %s, %s), (%s, %s, %s)",
+        (1, ["a b", None, "NULL", ""], [1, 2, 3], 2, [], [40000, -1]),
+    )
+    conn.commit()
+    rows = conn.execute(
+        "select id, tags, nums from py_arrays where id = any(%s) order by id", ([2, 1, 9],)
+    ).fetchall()
+    assert rows == [(1, ["a b", None, "NULL", ""], [1, 2, 3]), (2, [], [40000, -1])], rows
+    with conn.cursor(binary=True) as cur:
+        cur.execute("select nums, tags from py_arrays where id = any(%b)", ([1],))
+        assert cur.fetchone() == ([1, 2, 3], ["a b", None, "NULL", ""])
+        cur.execute("select array[array[1,2],array[3,4]], array_agg(id order by id desc) from py_arrays")
+        assert cur.fetchone() == ([[1, 2], [3, 4]], [2, 1])
+    try:
+        conn.execute("select '{1,2'::int[]")
+        raise AssertionError("malformed array accepted")
+    except errors.InvalidTextRepresentation:
+        conn.rollback()
+
 print("psycopg smoke: ok")

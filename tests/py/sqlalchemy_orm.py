@@ -2,8 +2,7 @@
 hstore probe), metadata.create_all with a SERIAL primary key (has_table reads pg_class /
 pg_namespace with pg_table_is_visible and = ANY(ARRAY[...])), ORM inserts, queries, an
 update and a delete through a Session, a unique violation surfacing as IntegrityError,
-drop_all. (Not covered: reflection with Table(autoload_with=...) / get_columns, which reads
-pg_enum and uses array_agg(... ORDER BY ...).)
+drop_all. (Reflection: sqlalchemy_reflect.py.)
 
 Usage: sqlalchemy_orm.py PORT DIALECT   (DIALECT: psycopg2 or psycopg)"""
 
