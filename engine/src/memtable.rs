@@ -122,13 +122,32 @@ fn as_view<'p>(bound: &'p Bound<Probe<'_>>) -> Bound<&'p (dyn KeyView + 'p)> {
     }
 }
 
+/// The bound as a [`VersionedKey::short_probe`] when its key fits the inline head (or it is
+/// unbounded): searched with static comparisons on (head, length, version), without the
+/// dynamic dispatch of a [`KeyView`] per skiplist comparison. `None` for a longer key.
+fn short_bound(bound: &Bound<Probe<'_>>) -> Option<Bound<VersionedKey>> {
+    Some(match bound {
+        Bound::Included(p) => Bound::Included(VersionedKey::short_probe(p.user, p.version)?),
+        Bound::Excluded(p) => Bound::Excluded(VersionedKey::short_probe(p.user, p.version)?),
+        Bound::Unbounded => Bound::Unbounded,
+    })
+}
+
 impl Source for MemTable {
     fn lower_bound(&self, bound: Bound<Probe<'_>>) -> Option<Found> {
-        self.map.lower_bound(as_view(&bound)).map(|e| found(&e))
+        match short_bound(&bound) {
+            Some(short) => self.map.lower_bound(short.as_ref()),
+            None => self.map.lower_bound(as_view(&bound)),
+        }
+        .map(|e| found(&e))
     }
 
     fn upper_bound(&self, bound: Bound<Probe<'_>>) -> Option<Found> {
-        self.map.upper_bound(as_view(&bound)).map(|e| found(&e))
+        match short_bound(&bound) {
+            Some(short) => self.map.upper_bound(short.as_ref()),
+            None => self.map.upper_bound(as_view(&bound)),
+        }
+        .map(|e| found(&e))
     }
 
     fn newest_value_at(&self, user: &[u8], at: Version) -> Option<(Version, Option<Bytes>)> {
