@@ -82,7 +82,7 @@
 //! of this same format; added without a version bump, as no earlier row holds the tag).
 //! The value is self-describing, so a reader does not need the schema to decode it.
 
-use std::ops::Bound;
+use std::ops::{Bound, Range};
 
 use rust_decimal::Decimal;
 
@@ -550,7 +550,7 @@ pub fn encode_row(values: &[Value]) -> Vec<u8> {
 }
 
 /// Appends one tagged value of a row.
-fn encode_value(v: &Value, out: &mut Vec<u8>) {
+pub(crate) fn encode_value(v: &Value, out: &mut Vec<u8>) {
     match v {
         Value::Null => out.push(T_NULL),
         Value::Bool(false) => out.push(T_FALSE),
@@ -719,6 +719,58 @@ fn decode_value(r: &mut Reader<'_>, tag: u8) -> SqlResult<Value> {
             )))
         }
     })
+}
+
+/// Decodes one value as [`encode_value`] wrote it (tag and payload).
+pub(crate) fn decode_tagged_value(bytes: &[u8]) -> SqlResult<Value> {
+    let mut r = Reader::new(bytes);
+    let tag = r.u8()?;
+    decode_value(&mut r, tag)
+}
+
+/// Where column `col`'s value (tag and payload) lies in a row written by [`encode_row`], so
+/// that one fixed-width value can be replaced without decoding the others. `None` when the row
+/// does not hold exactly `width` columns (e.g. written before a column was added) or `col` is
+/// not one of them: the caller then decodes the whole row.
+pub(crate) fn column_span(
+    bytes: &[u8],
+    col: usize,
+    width: usize,
+) -> SqlResult<Option<Range<usize>>> {
+    let mut r = Reader::new(bytes);
+    let version = r.u8()?;
+    if version != ROW_FORMAT_VERSION {
+        return Err(SqlError::corrupt(format!(
+            "unknown row format version {version}"
+        )));
+    }
+    let n = r.varint()? as usize;
+    if n != width || col >= n {
+        return Ok(None);
+    }
+    for _ in 0..col {
+        let tag = r.u8()?;
+        skip_payload(&mut r, tag)?;
+    }
+    let start = r.pos;
+    let tag = r.u8()?;
+    skip_payload(&mut r, tag)?;
+    Ok(Some(start..r.pos))
+}
+
+/// Steps over the payload of a value whose tag was just read (an array is decoded to find
+/// its end).
+fn skip_payload(r: &mut Reader<'_>, tag: u8) -> SqlResult<()> {
+    let len = match tag {
+        T_NULL | T_FALSE | T_TRUE => 0,
+        T_INT2 => 2,
+        T_INT4 | T_FLOAT4 | T_DATE => 4,
+        T_INT8 | T_FLOAT8 | T_TIMESTAMP | T_TIMESTAMPTZ => 8,
+        T_NUMERIC | T_INTERVAL => 16,
+        T_TEXT | T_BYTEA => r.varint()? as usize,
+        _ => return decode_value(r, tag).map(|_| ()),
+    };
+    r.bytes(len).map(|_| ())
 }
 
 /// LEB128 unsigned varint.
@@ -1044,5 +1096,39 @@ mod tests {
         assert_eq!(decode_row(&bytes).unwrap(), row);
         assert!(decode_row(&bytes[..bytes.len() - 1]).is_err());
         assert!(decode_row(&[9, 0]).is_err());
+    }
+
+    #[test]
+    fn a_column_span_holds_exactly_that_value_and_can_be_replaced_in_place() {
+        let row = vec![
+            Value::Int4(7),
+            Value::Text("x".repeat(200)), // a two-byte varint length
+            Value::Null,
+            Value::Numeric(Decimal::from_str("-1.5").unwrap()),
+            Value::Interval(crate::interval::Interval::from_binary(&[1; 16]).unwrap()),
+            Value::Bytea(vec![1, 2, 3]),
+            Value::Int8(-1),
+        ];
+        let bytes = encode_row(&row);
+        for (col, value) in row.iter().enumerate() {
+            let span = column_span(&bytes, col, row.len()).unwrap().unwrap();
+            assert_eq!(&decode_tagged_value(&bytes[span.clone()]).unwrap(), value);
+            let mut one = Vec::new();
+            encode_value(value, &mut one);
+            assert_eq!(&bytes[span], &one[..]);
+        }
+        // Replacing a fixed-width value in place writes what encoding the changed row writes.
+        let span = column_span(&bytes, 6, row.len()).unwrap().unwrap();
+        let mut patched = bytes.clone();
+        let mut one = Vec::new();
+        encode_value(&Value::Int8(1 << 40), &mut one);
+        patched[span].copy_from_slice(&one);
+        let mut changed = row.clone();
+        changed[6] = Value::Int8(1 << 40);
+        assert_eq!(patched, encode_row(&changed));
+        // Another width (a row from before ADD COLUMN), a column past the end, a cut row.
+        assert_eq!(column_span(&bytes, 0, row.len() + 1).unwrap(), None);
+        assert_eq!(column_span(&bytes, row.len(), row.len()).unwrap(), None);
+        assert!(column_span(&bytes[..bytes.len() - 1], 6, row.len()).is_err());
     }
 }

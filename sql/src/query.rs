@@ -3732,6 +3732,48 @@ struct SqlDelta {
 
 impl gnomon_mvcc::RowDelta for SqlDelta {
     fn apply(&self, row: &Bytes) -> Result<Bytes, String> {
+        match self.apply_in_place(row) {
+            Ok(Some(patched)) => Ok(patched),
+            Ok(None) => self.apply_decoded(row),
+            Err(e) => Err(e.message),
+        }
+    }
+}
+
+impl SqlDelta {
+    /// The common case without decoding the row: each target column's value is read, changed
+    /// and written back in place, when the row has the table's width and the new value
+    /// encodes to as many bytes as the old one (same type, fixed width: the counters of hot
+    /// rows). The bytes are those `apply_decoded` would write. `None`: not this case.
+    /// NB: a delta is applied at its UPDATE (the range check), when observed and at COMMIT,
+    /// and a full decode + encode of a pgbench_accounts row was ~1.3K instructions.
+    fn apply_in_place(&self, row: &Bytes) -> SqlResult<Option<Bytes>> {
+        let width = self.table.columns.len();
+        let mut out: Option<Vec<u8>> = None;
+        let mut encoded = Vec::with_capacity(17);
+        for (col, op, v, ty) in &self.items {
+            let current: &[u8] = out.as_deref().unwrap_or(row);
+            let Some(span) = crate::encoding::column_span(current, *col, width)? else {
+                return Ok(None);
+            };
+            let old = crate::encoding::decode_tagged_value(&current[span.clone()])?;
+            let new = crate::expr::binary(*op, old, v.clone(), ty)
+                .and_then(|x| store_value(&self.table, *col, x))?;
+            encoded.clear();
+            crate::encoding::encode_value(&new, &mut encoded);
+            if encoded.len() != span.len() {
+                return Ok(None);
+            }
+            out.get_or_insert_with(|| row.to_vec())[span].copy_from_slice(&encoded);
+        }
+        Ok(Some(match out {
+            Some(bytes) => Bytes::from(bytes),
+            None => row.clone(),
+        }))
+    }
+
+    /// Decodes the whole row, changes the target columns, encodes it again.
+    fn apply_decoded(&self, row: &Bytes) -> Result<Bytes, String> {
         let mut values = decode_table_row(&self.table, row).map_err(|e| e.message)?;
         for (col, op, v, ty) in &self.items {
             let Some(old) = values.get(*col) else {
