@@ -4055,6 +4055,12 @@ impl ExecContext<'_> {
     /// Evaluates an expression of a write statement (a subquery in it reads through the
     /// same transaction; its read counters are not kept).
     pub(crate) fn eval(&self, e: &Expr, row: &[Value]) -> SqlResult<Value> {
+        // A column or a constant needs no evaluation context (MERGE's keys, SET c = s.c).
+        match e {
+            Expr::Column(i) if *i < row.len() => return Ok(row[*i].clone()),
+            Expr::Const(v) => return Ok(v.clone()),
+            _ => {}
+        }
         let stats = std::cell::Cell::new(ExecStats::default());
         let reader = Reader::new(
             &*self.txn,
