@@ -686,6 +686,91 @@ pub(crate) fn construct(elem: DataType, values: Vec<Value>) -> SqlResult<Value> 
     Ok(Value::from_array(ArrayValue { elem, dims, items }))
 }
 
+/// `array_cat` / `array_append` / `array_prepend` (and `||`) over evaluated operands: a NULL
+/// array is empty (both NULL: NULL); arrays of the same number of dimensions join along the
+/// first, an array one dimension smaller is appended or prepended as one more slice
+/// (2202E when the other dimensions differ).
+pub(crate) fn concat(f: crate::catalog_fns::CatalogFn, a: &Value, b: &Value) -> SqlResult<Value> {
+    use crate::catalog_fns::CatalogFn;
+    let as_array = |v: &Value, elem: Option<DataType>| -> Option<ArrayValue> {
+        match v {
+            Value::Array(x) => Some((**x).clone()),
+            Value::Null => None,
+            other => Some(ArrayValue::one_dim(
+                elem.unwrap_or_else(|| other.data_type()),
+                vec![other.clone()],
+            )),
+        }
+    };
+    let elem_of = |v: &Value| match v {
+        Value::Array(x) => Some(x.elem),
+        _ => None,
+    };
+    let (x, y) = match f {
+        CatalogFn::ArrayAppend => {
+            let e = elem_of(a);
+            (
+                as_array(a, e),
+                Some(ArrayValue::one_dim(
+                    e.unwrap_or_else(|| b.data_type()),
+                    vec![b.clone()],
+                )),
+            )
+        }
+        CatalogFn::ArrayPrepend => {
+            let e = elem_of(b);
+            (
+                Some(ArrayValue::one_dim(
+                    e.unwrap_or_else(|| a.data_type()),
+                    vec![a.clone()],
+                )),
+                as_array(b, e),
+            )
+        }
+        _ => (as_array(a, None), as_array(b, None)),
+    };
+    let (x, y) = match (x, y) {
+        (None, None) => return Ok(Value::Null),
+        (Some(x), None) => return Ok(Value::from_array(x)),
+        (None, Some(y)) => return Ok(Value::from_array(y)),
+        (Some(x), Some(y)) => (x, y),
+    };
+    if x.dims.is_empty() {
+        return Ok(Value::from_array(y));
+    }
+    if y.dims.is_empty() {
+        return Ok(Value::from_array(x));
+    }
+    let incompatible = || {
+        SqlError::new(
+            SqlState::ARRAY_SUBSCRIPT_ERROR,
+            "cannot concatenate incompatible arrays",
+        )
+        .with_detail("Arrays with differing dimensions are not compatible for concatenation.")
+    };
+    let mut dims = x.dims.clone();
+    if x.dims.len() == y.dims.len() {
+        if x.dims[1..] != y.dims[1..] {
+            return Err(incompatible());
+        }
+        dims[0].len += y.dims[0].len;
+    } else if x.dims.len() == y.dims.len() + 1 && x.dims[1..] == y.dims[..] {
+        dims[0].len += 1;
+    } else if y.dims.len() == x.dims.len() + 1 && y.dims[1..] == x.dims[..] {
+        dims = y.dims.clone();
+        dims[0].len += 1;
+    } else {
+        return Err(incompatible());
+    }
+    let mut items = x.items;
+    items.extend(y.items);
+    Ok(Value::from_array(ArrayValue {
+        elem: x.elem,
+        dims,
+        items,
+    }))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -78,6 +78,12 @@ pub(crate) enum CatalogFn {
     ArrayNdims,
     /// `cardinality(array)`.
     Cardinality,
+    /// `array || array` / `array_cat`: the elements of both (a NULL side is the other).
+    ArrayCat,
+    /// `array || element` / `array_append`.
+    ArrayAppend,
+    /// `element || array` / `array_prepend`.
+    ArrayPrepend,
     /// `generate_subscripts(array, dim)` in a select list: the subscripts as an `int4[]`,
     /// which the select list expands into rows (see `Binder::bind_select_list_srf`).
     GenerateSubscripts,
@@ -179,7 +185,12 @@ pub(crate) fn call(
     // Strict functions: NULL in, NULL out (ARRAY[...] and array_to_string's null string aside).
     if !matches!(
         f,
-        CatalogFn::ArrayLiteral { .. } | CatalogFn::NullText | CatalogFn::JsonBuildObject
+        CatalogFn::ArrayLiteral { .. }
+            | CatalogFn::NullText
+            | CatalogFn::JsonBuildObject
+            | CatalogFn::ArrayCat
+            | CatalogFn::ArrayAppend
+            | CatalogFn::ArrayPrepend
     ) && args.first().is_none_or(Value::is_null)
         && !args.is_empty()
     {
@@ -319,6 +330,9 @@ pub(crate) fn call(
             } else {
                 dims.iter().map(|d| d.len).product()
             }))
+        }
+        CatalogFn::ArrayCat | CatalogFn::ArrayAppend | CatalogFn::ArrayPrepend => {
+            crate::array::concat(f, &args[0], &args[1])
         }
         CatalogFn::GenerateSubscripts => {
             let dims = array_dims(&args[0])?;
@@ -1054,6 +1068,59 @@ impl Binder<'_> {
             ),
             DataType::array_of(unified),
         ))
+    }
+
+    /// `a || b` with an array on one side, `array_cat`, `array_append`, `array_prepend`:
+    /// array and array (an untyped literal is an array), array and element, element and
+    /// array, in the common element type.
+    pub(crate) fn bind_array_concat(
+        &mut self,
+        (l, lt): (Expr, DataType),
+        (r, rt): (Expr, DataType),
+        what: &str,
+    ) -> SqlResult<(Expr, DataType)> {
+        let no_operator = || {
+            SqlError::undefined_function(if what == "||" {
+                format!("operator does not exist: {} || {}", lt.name(), rt.name())
+            } else {
+                format!("function {what}({}, {}) does not exist", lt.name(), rt.name())
+            })
+            .with_hint(if what == "||" {
+                "No operator matches the given name and argument types. You might need to add explicit type casts."
+            } else {
+                "No function matches the given name and argument types. You might need to add explicit type casts."
+            })
+        };
+        let (f, le, re) = match (lt.element(), rt.element(), what) {
+            (Some(a), Some(b), "||" | "array_cat") => (CatalogFn::ArrayCat, a, b),
+            (Some(a), None, "||" | "array_cat") if rt == DataType::Unknown && what == "||" => {
+                (CatalogFn::ArrayCat, a, a)
+            }
+            (Some(a), None, "||" | "array_append") => (CatalogFn::ArrayAppend, a, rt),
+            (None, Some(b), "||") if lt == DataType::Unknown => (CatalogFn::ArrayCat, b, b),
+            (None, Some(b), "||" | "array_prepend") => (CatalogFn::ArrayPrepend, lt, b),
+            _ => return Err(no_operator()),
+        };
+        let elem = match (le, re) {
+            (DataType::Unknown, x) | (x, DataType::Unknown) => x,
+            // Strings keep the array's element type (varchar[] || text is varchar[], as
+            // PostgreSQL resolves it).
+            (a, b) if a.is_string() && b.is_string() => {
+                if f == CatalogFn::ArrayPrepend {
+                    b
+                } else {
+                    a
+                }
+            }
+            (a, b) => crate::expr::comparison_type(&a, &b).ok_or_else(no_operator)?,
+        };
+        let ty = DataType::array_of(elem);
+        let side = |b: &mut Self, e: Expr, t: DataType, array: bool| {
+            b.coerce(e, t, if array { ty } else { elem })
+        };
+        let l = side(self, l, lt, f != CatalogFn::ArrayPrepend)?;
+        let r = side(self, r, rt, f != CatalogFn::ArrayAppend)?;
+        Ok((Expr::Func(Func::Catalog(f), vec![l, r]), ty))
     }
 
     /// `left op ANY (array)` / `left op ALL (array)` over an array value.

@@ -1500,6 +1500,9 @@ impl Binder<'_> {
             B::StringConcat => {
                 let (l, lt) = self.bind_expr(left, scope, agg.as_deref_mut())?;
                 let (r, rt) = self.bind_expr(right, scope, agg)?;
+                if matches!(lt, DataType::Array(_)) || matches!(rt, DataType::Array(_)) {
+                    return self.bind_array_concat((l, lt), (r, rt), "||");
+                }
                 let texty = |t: &DataType| t.is_string() || *t == DataType::Unknown;
                 if !texty(&lt) && !texty(&rt) {
                     return Err(SqlError::undefined_function(format!(
@@ -2014,6 +2017,13 @@ impl Binder<'_> {
         }
         if let Some(op) = crate::sequence::SeqOp::from_name(&name) {
             return self.bind_sequence_call(op, &args, scope);
+        }
+        if let ("array_cat" | "array_append" | "array_prepend", [a, b]) =
+            (name.as_str(), args.as_slice())
+        {
+            let l = self.bind_expr(a, scope, agg.as_deref_mut())?;
+            let r = self.bind_expr(b, scope, agg)?;
+            return self.bind_array_concat(l, r, &name);
         }
         if name == "age" && args.len() == 1 && !no_parens {
             // age(x) is age(current_date, x).

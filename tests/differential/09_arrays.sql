@@ -66,3 +66,12 @@ SELECT id, generate_subscripts(ints, 1) FROM arr WHERE id < 3 ORDER BY 1, 2;
 SELECT sum(u) FROM (SELECT unnest(ints) AS u FROM arr) s;
 SELECT bool_and(id > 0), bool_or(id > 2), bool_and(NULL::bool), every(id < 3) FROM arr;
 SELECT id % 2, bool_or(ints = '{9}') FROM arr GROUP BY 1 ORDER BY 1;
+-- Concatenation: ||, array_cat, array_append, array_prepend.
+SELECT ARRAY[1,2] || ARRAY[3], ARRAY[1] || 2, 0 || ARRAY[1,2], ARRAY[1] || '{2,3}', '{0}' || ARRAY[1];
+SELECT ARRAY[[1,2]] || ARRAY[3,4], ARRAY[3,4] || ARRAY[[1,2]], ARRAY[[1,2]] || ARRAY[[3,4]];
+SELECT ARRAY[1] || NULL::int[], NULL::int[] || ARRAY[1], (NULL::int[] || NULL::int[]) IS NULL, ARRAY[1] || NULL::int;
+SELECT array_append(ARRAY[1,2], 3), array_prepend(0, ARRAY[1]), array_cat(ARRAY['a'], ARRAY['b','c']), array_append(NULL::int[], 1);
+SELECT ARRAY[1.5] || 2, ARRAY['x'::varchar] || 'y'::text, ARRAY[1]::int8[] || 2;
+SELECT array_prepend(0, '[1:2]={1,2}'::int[]), '[1:2]={1,2}'::int[] || 3, '[5:5]={1}'::int[] || ARRAY[2];
+SELECT ARRAY[[1,2]] || ARRAY[3];
+SELECT ARRAY[1] || ARRAY['a'];
