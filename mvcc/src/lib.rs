@@ -112,10 +112,12 @@
 //!   ▼
 //!  commit:  ┌ commit_order mutex ┐
 //!           │ ts = clock.now()   │  WAL record = ts | txn id | writes      (record.rs)
-//!           │ engine.prepare(ts) │──► wal.submit ──► engine.insert (unpublished) ──► release row locks
+//!           │ engine.prepare(ts) │──► wal.submit_to_wait ──► engine.insert (unpublished) ──► release row locks
 //!           └────────────────────┘        └──► group fsync ──► engine.publish(ts) ──► wait visible(ts) ─► Ok(ts)
-//!                                               (the first committer of a batch to wake publishes
-//!                                                every batch whose record is at or below its LSN)
+//!                                               (written by the committer itself if the log is idle,
+//!                                                the group-commit leader; the first committer of a
+//!                                                batch to wake publishes every batch whose record is
+//!                                                at or below its LSN)
 //!
 //!  maintenance thread (Db::start_maintenance; holds a Weak<Db>):
 //!    WAL since last checkpoint >= checkpoint_wal_size, or checkpoint_timeout ──► Db::checkpoint
