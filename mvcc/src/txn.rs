@@ -1,7 +1,8 @@
 //! Transactions: the serializable [`TxnState`] and the live [`Txn`] handle around it.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::fmt;
+use std::hash::BuildHasher;
 use std::ops::Bound;
 use std::sync::Arc;
 
@@ -141,6 +142,19 @@ pub struct Txn {
     spill: Option<Spill>,
     /// The caller's namespace ([`Txn::set_namespace`]); 0 until set.
     namespace: u32,
+    /// Hashes of the keys in the write set, so that a read of a key this transaction never
+    /// wrote skips the write set's B-tree search (~1.7K instructions per read once the write
+    /// set holds 20K keys: a MERGE or UPDATE of many rows reads each before writing it). A
+    /// superset (a key taken back keeps its hash); `None` (always search) once it would pass
+    /// [`WRITTEN_FILTER_MAX`] keys, which bounds its memory.
+    written: Option<HashSet<u64, foldhash::fast::FixedState>>,
+}
+
+/// Keys [`Txn`]'s written-key filter holds at most (8 bytes each, plus the table's slack).
+const WRITTEN_FILTER_MAX: usize = 1 << 20;
+
+fn key_hash(key: &[u8]) -> u64 {
+    foldhash::fast::FixedState::default().hash_one(key)
 }
 
 /// A transaction writing its write set to the log in parts: the writes since its last part,
@@ -166,11 +180,15 @@ impl fmt::Debug for Txn {
     }
 }
 
+/// The written-key filter of a state's write set.
+fn state_keys(state: &TxnState) -> HashSet<u64, foldhash::fast::FixedState> {
+    state.writes.keys().map(|k| key_hash(k)).collect()
+}
+
 impl Txn {
     pub(crate) fn new(db: Arc<Db>, state: TxnState, locks: TxnLocks, started_us: u64) -> Txn {
         Txn {
             db,
-            state,
             undo: Vec::new(),
             savepoints: false,
             increments: Vec::new(),
@@ -181,7 +199,30 @@ impl Txn {
             write_bytes: 0,
             spill: None,
             namespace: 0,
+            written: Some(state_keys(&state)),
+            state,
         }
+    }
+
+    /// Records that `key` is (now) in the write set; every insert into it calls this.
+    fn note_key(&mut self, key: &[u8]) {
+        if let Some(set) = &mut self.written {
+            if set.len() >= WRITTEN_FILTER_MAX {
+                self.written = None;
+            } else {
+                set.insert(key_hash(key));
+            }
+        }
+    }
+
+    /// False only if `key` is surely not in the write set.
+    fn may_have_written(&self, key: &[u8]) -> bool {
+        let may = self
+            .written
+            .as_ref()
+            .is_none_or(|set| set.contains(&key_hash(key)));
+        debug_assert!(may || !self.state.writes.contains_key(key));
+        may
     }
 
     /// Labels the transaction with the caller's namespace: an opaque number to this layer
@@ -221,6 +262,7 @@ impl Txn {
                 false,
             );
             for (key, _) in committed {
+                self.note_key(&key);
                 self.state.writes.entry(key).or_insert(None);
             }
         }
@@ -375,6 +417,7 @@ impl Txn {
             row = p.delta.apply(&row).map_err(increment_failed)?;
         }
         let previous = self.state.writes.insert(key.to_vec(), Some(row));
+        self.note_key(key);
         self.record_undo(key, previous);
         Ok(())
     }
@@ -382,8 +425,10 @@ impl Txn {
     /// The value of `key` in this transaction's view: its own write if any, else the newest
     /// version at its snapshot. Never blocks on writers.
     pub fn get(&self, key: &[u8]) -> Result<Option<Bytes>, MvccError> {
-        if let Some(own) = self.state.writes.get(key) {
-            return Ok(own.clone());
+        if self.may_have_written(key) {
+            if let Some(own) = self.state.writes.get(key) {
+                return Ok(own.clone());
+            }
         }
         if self.range_deleted(key) {
             return Ok(None);
@@ -422,8 +467,10 @@ impl Txn {
     /// only be the previous holder's, whose commit record precedes ours in the log); else the
     /// snapshot's.
     pub fn read_locked(&self, key: &[u8]) -> Result<Option<Bytes>, MvccError> {
-        if let Some(own) = self.state.writes.get(key) {
-            return Ok(own.clone());
+        if self.may_have_written(key) {
+            if let Some(own) = self.state.writes.get(key) {
+                return Ok(own.clone());
+            }
         }
         if self.range_deleted(key) {
             return Ok(None);
@@ -551,6 +598,7 @@ impl Txn {
     pub fn put_unlocked(&mut self, key: &[u8], value: Bytes) -> bool {
         self.note_write();
         let previous = self.state.writes.insert(key.to_vec(), Some(value.clone()));
+        self.note_key(key);
         let replaced = previous.is_some();
         self.record_undo(key, previous);
         self.after_write(key, Some(&value));
@@ -662,6 +710,7 @@ impl Txn {
         }
         self.note_write();
         let previous = self.state.writes.insert(key.to_vec(), None);
+        self.note_key(key);
         self.record_undo(key, previous);
         self.after_write(key, None);
         Ok(())
@@ -707,6 +756,7 @@ impl Txn {
             if self.spill.is_some() {
                 // A part may hold the key: a later tombstone wins over it at replay.
                 self.state.writes.insert(key.clone(), None);
+                self.note_key(&key);
                 self.after_write(&key, None);
             } else {
                 self.state.writes.remove(&key);
@@ -746,6 +796,7 @@ impl Txn {
         }
         self.note_write();
         let previous = self.state.writes.insert(key.to_vec(), value.clone());
+        self.note_key(key);
         self.record_undo(key, previous);
         self.after_write(key, value.as_ref());
         Ok(())
@@ -869,6 +920,7 @@ impl Txn {
             };
             match previous {
                 Some(v) => {
+                    self.note_key(&key);
                     self.state.writes.insert(key, v);
                 }
                 None => {
