@@ -157,6 +157,31 @@ async fn arrays_round_trip_in_binary_with_their_array_types() {
         vec!["{{1,2},{3,4}}"]
     );
 
+    // pg_index's int2vector / oidvector columns: their types, PostgreSQL's text form, and
+    // the array binary format (subscripts from 0; oids as 4 bytes).
+    let vectors = client
+        .prepare("SELECT indkey, indclass FROM pg_index WHERE indexrelid = 'docs_pkey'::regclass")
+        .await
+        .unwrap();
+    let types: Vec<Type> = vectors
+        .columns()
+        .iter()
+        .map(|c| c.type_().clone())
+        .collect();
+    assert_eq!(types, [Type::INT2_VECTOR, Type::OID_VECTOR]);
+    let row = client.query_one(&vectors, &[]).await.unwrap();
+    assert_eq!(row.get::<_, Vec<i16>>(0), vec![1]);
+    assert_eq!(row.get::<_, Vec<u32>>(1), vec![1978]);
+    assert_eq!(
+        col(
+            &client,
+            "SELECT indkey::text || ' / ' || indclass::text FROM pg_index \
+                      WHERE indexrelid = 'docs_pkey'::regclass"
+        )
+        .await,
+        vec!["1 / 1978"]
+    );
+
     // The rows survive a restart (arrays in the row format, array types in the catalog).
     drop(client);
     server.terminate();

@@ -112,8 +112,36 @@ pub(crate) fn push_element(out: &mut String, text: Option<&str>) {
     }
 }
 
+/// An int2vector / oidvector value (`kind` is [`DataType::Int2Vector`] or
+/// [`DataType::OidVector`]): an array of int2 / oid (Gnomon's int8) items with subscripts from
+/// 0, printed as PostgreSQL prints vectors (`1 2`) and sent in the array binary format with
+/// element type int2 / oid.
+pub(crate) fn vector(kind: DataType, items: Vec<Value>) -> Value {
+    let dims = if items.is_empty() {
+        vec![]
+    } else {
+        vec![ArrayDim {
+            len: items.len() as i32,
+            lower: 0,
+        }]
+    };
+    Value::from_array(ArrayValue {
+        elem: kind,
+        dims,
+        items,
+    })
+}
+
+fn is_vector(a: &ArrayValue) -> bool {
+    matches!(a.elem, DataType::Int2Vector | DataType::OidVector)
+}
+
 /// `array_out`.
 pub(crate) fn to_text(a: &ArrayValue) -> String {
+    if is_vector(a) {
+        let parts: Vec<String> = a.items.iter().filter_map(Value::to_text).collect();
+        return parts.join(" ");
+    }
     let mut out = String::new();
     if a.dims.is_empty() {
         return "{}".into();
@@ -156,12 +184,23 @@ pub(crate) fn to_binary(a: &ArrayValue) -> Vec<u8> {
     out.extend_from_slice(&(a.dims.len() as i32).to_be_bytes());
     let has_null = a.items.iter().any(Value::is_null);
     out.extend_from_slice(&i32::from(has_null).to_be_bytes());
-    out.extend_from_slice(&a.elem.oid().to_be_bytes());
+    let elem_oid: u32 = match a.elem {
+        DataType::Int2Vector => 21,
+        DataType::OidVector => 26,
+        other => other.oid(),
+    };
+    out.extend_from_slice(&elem_oid.to_be_bytes());
     for d in &a.dims {
         out.extend_from_slice(&d.len.to_be_bytes());
         out.extend_from_slice(&d.lower.to_be_bytes());
     }
     for item in &a.items {
+        if let (DataType::OidVector, Value::Int8(oid)) = (a.elem, item) {
+            // An oid is 4 bytes on the wire.
+            out.extend_from_slice(&4i32.to_be_bytes());
+            out.extend_from_slice(&(*oid as u32).to_be_bytes());
+            continue;
+        }
         match item.to_binary() {
             None => out.extend_from_slice(&(-1i32).to_be_bytes()),
             Some(b) => {

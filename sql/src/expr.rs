@@ -1085,6 +1085,7 @@ pub(crate) fn cast(v: Value, ty: &DataType, explicit: bool) -> SqlResult<Value> 
         DataType::Unknown => v,
         DataType::Int2Vector | DataType::OidVector => match v {
             Value::Text(s) => Value::Text(s),
+            v @ Value::Array(_) if v.data_type() == *ty => v,
             other => return Err(cannot(&other)),
         },
         DataType::Array(elem) => {

@@ -23,8 +23,8 @@
 //!
 //! Types: `oid` columns are `int8`, `name` and `"char"` columns `text`, arrays their text
 //! form (`catalog_fns.rs`); `pg_index`'s int2vector / oidvector columns keep those types
-//! (22 / 30) with their text form as value (`1 2`), which `unnest` and
-//! `generate_subscripts` (from 0, as PostgreSQL) read. Only the columns clients are seen to read exist (the psql 15
+//! (22 / 30): their values are vectors (`array::vector`: subscripts from 0 as in
+//! PostgreSQL, text `1 2`, the array binary format). Only the columns clients are seen to read exist (the psql 15
 //! queries of `\d`, `\dt`, `\d TABLE`, `\d+ TABLE`, `\di`, `\l`, `\dn`, `\du`, SQLAlchemy
 //! 2's has_table, pgjdbc's metadata calls); `SELECT *` over a view therefore shows fewer
 //! columns than PostgreSQL. pg_class lists user relations only (no system catalogs).
@@ -1133,16 +1133,15 @@ impl CatalogView {
                 for t in tables(txn)? {
                     for ix in table_indexes(&t) {
                         let n = ix.cols.len() as i16;
-                        let key: Vec<String> =
-                            ix.cols.iter().map(|c| (c + 1).to_string()).collect();
-                        let zeros = vec!["0"; ix.cols.len()].join(" ");
+                        use crate::array::vector;
+                        let key = ix.cols.iter().map(|c| Value::Int2(*c as i16 + 1)).collect();
+                        let zeros = vec![Value::Int2(0); ix.cols.len()];
                         let col_types = ix.cols.iter().map(|&c| &ix.table.columns[c].ty);
-                        let opclasses: Vec<String> = col_types
+                        let opclasses = col_types
                             .clone()
-                            .map(|t| default_opclass(t).to_string())
+                            .map(|t| Value::Int8(i64::from(default_opclass(t))))
                             .collect();
-                        let collations: Vec<String> =
-                            col_types.map(|t| collation_of(t).to_string()).collect();
+                        let collations = col_types.map(|t| Value::Int8(collation_of(t))).collect();
                         out.push(vec![
                             Value::Int8(ix.oid as i64),
                             Value::Int8(ix.table.id.0 as i64),
@@ -1159,10 +1158,10 @@ impl CatalogView {
                             Value::Bool(true),
                             Value::Bool(true),
                             Value::Bool(false),
-                            Value::Text(key.join(" ")),
-                            Value::Text(collations.join(" ")),
-                            Value::Text(opclasses.join(" ")),
-                            Value::Text(zeros),
+                            vector(DataType::Int2Vector, key),
+                            vector(DataType::OidVector, collations),
+                            vector(DataType::OidVector, opclasses),
+                            vector(DataType::Int2Vector, zeros),
                             Value::Null,
                             Value::Null,
                         ]);

@@ -52,8 +52,9 @@ pub enum DataType {
     Interval,
     /// The type of a quoted literal before context gives it one (oid 705).
     Unknown,
-    /// int2vector (oid 22): a catalog column type (`pg_index.indkey`). Its values are their
-    /// text form (`1 2`, as PostgreSQL prints it) held as `Value::Text`.
+    /// int2vector (oid 22): a catalog column type (`pg_index.indkey`). The catalog's values
+    /// are arrays of int2 from subscript 0 whose element type is this type (printed `1 2`);
+    /// a value read from a client stays its text form.
     Int2Vector,
     /// oidvector (oid 30): like [`DataType::Int2Vector`], of OIDs (`pg_index.indclass`).
     OidVector,
@@ -424,7 +425,10 @@ impl Value {
             Value::Timestamp(_) => DataType::Timestamp,
             Value::Timestamptz(_) => DataType::Timestamptz,
             Value::Interval(_) => DataType::Interval,
-            Value::Array(a) => DataType::array_of(a.elem),
+            Value::Array(a) => match a.elem {
+                DataType::Int2Vector | DataType::OidVector => a.elem,
+                elem => DataType::array_of(elem),
+            },
         }
     }
 
