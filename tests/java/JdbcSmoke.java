@@ -55,6 +55,22 @@ public class JdbcSmoke {
                 check(rs.next() && rs.getBigDecimal(1).compareTo(new java.math.BigDecimal("5.00")) == 0, "updated amount");
             }
         }
+        // Arrays: createArrayOf as a parameter of = ANY(?), getArray on an array result.
+        try (Connection c = DriverManager.getConnection(url, "gnomon", "")) {
+            try (PreparedStatement p = c.prepareStatement(
+                    "SELECT array_agg(name ORDER BY id), ARRAY[id, id * 10] FROM jd WHERE id = ANY(?) GROUP BY id ORDER BY id")) {
+                p.setArray(1, c.createArrayOf("int8", new Long[] {3L, 1L, 99L}));
+                try (ResultSet rs = p.executeQuery()) {
+                    check(rs.next(), "first array row");
+                    String[] names = (String[]) rs.getArray(1).getArray();
+                    check(names.length == 1 && names[0].equals("n1"), "names " + java.util.Arrays.toString(names));
+                    Long[] ids = (Long[]) rs.getArray(2).getArray();
+                    check(ids.length == 2 && ids[0] == 1L && ids[1] == 10L, "ids " + java.util.Arrays.toString(ids));
+                    check(rs.getMetaData().getColumnTypeName(2).equals("_int8"), "type " + rs.getMetaData().getColumnTypeName(2));
+                    check(rs.next() && !rs.next(), "two array rows");
+                }
+            }
+        }
         System.out.println("pgjdbc ok");
     }
 }
