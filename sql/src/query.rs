@@ -4567,6 +4567,18 @@ pub(crate) fn store_value(def: &TableDef, col: usize, v: Value) -> SqlResult<Val
     cast(v, &c.ty, false)
 }
 
+/// For a row routed to partition `dest` of a partitioned table: 23502 naming the partition
+/// for a NULL in a NOT NULL column, checked after routing as PostgreSQL does (a NULL
+/// partition key with no partition for it is 23514 first).
+pub(crate) fn check_routed_not_null(dest: &TableDef, row: &[Value]) -> SqlResult<()> {
+    for (i, c) in dest.columns.iter().enumerate() {
+        if c.not_null && c.generated.is_none() && row.get(i).is_some_and(Value::is_null) {
+            return Err(not_null_violation(dest, i));
+        }
+    }
+    Ok(())
+}
+
 /// 23502: NULL in NOT NULL column `col` of `def`.
 fn not_null_violation(def: &TableDef, col: usize) -> SqlError {
     SqlError::new(
@@ -4763,6 +4775,8 @@ impl InsertRun {
         returning: &Option<Returning>,
         row: Vec<Option<Value>>,
     ) -> SqlResult<()> {
+        // A partitioned table's rows are routed before NOT NULL is checked (on the partition).
+        let routed = matches!(self.placement, crate::partition::Placement::Parent { .. });
         let mut full = row
             .into_iter()
             .enumerate()
@@ -4774,12 +4788,18 @@ impl InsertRun {
                         None => Value::Null,
                     },
                 };
+                if routed && v.is_null() {
+                    return Ok(v);
+                }
                 store_value(table, i, v)
             })
             .collect::<SqlResult<Vec<Value>>>()?;
         ctx.fill_generated(table, &mut full)?;
         let placement = &self.placement;
         let table = placement.place(table, &full)?;
+        if routed {
+            check_routed_not_null(table, &full)?;
+        }
         if !matches!(placement, crate::partition::Placement::Plain)
             && !self.locked_parts.contains(&table.id.0)
         {

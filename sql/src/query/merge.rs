@@ -839,10 +839,17 @@ pub(crate) fn execute_merge(ctx: &mut ExecContext<'_>, plan: &MergePlan) -> SqlR
                             None => Value::Null,
                         },
                     };
-                    full.push(store_value(target, i, v)?);
+                    if partition_key.is_some() && v.is_null() {
+                        full.push(v); // NOT NULL is checked on the partition, after routing.
+                    } else {
+                        full.push(store_value(target, i, v)?);
+                    }
                 }
                 ctx.fill_generated(target, &mut full)?;
                 let dest = placement.place(target, &full)?;
+                if partition_key.is_some() {
+                    crate::query::check_routed_not_null(dest, &full)?;
+                }
                 ctx.check_row(dest, &full)?;
                 let key = ctx.insert_row(dest, &full)?;
                 written.created.insert(key);
