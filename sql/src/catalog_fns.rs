@@ -84,6 +84,11 @@ pub(crate) enum CatalogFn {
     ArrayAppend,
     /// `element || array` / `array_prepend`.
     ArrayPrepend,
+    /// `a @> b` (`reversed`: `a <@ b`): every element of the contained side equals one of
+    /// the other's (a NULL element never does).
+    ArrayContains { reversed: bool },
+    /// `a && b`: the arrays have an element in common.
+    ArrayOverlap,
     /// `generate_subscripts(array, dim)` in a select list: the subscripts as an `int4[]`,
     /// which the select list expands into rows (see `Binder::bind_select_list_srf`).
     GenerateSubscripts,
@@ -333,6 +338,39 @@ pub(crate) fn call(
         }
         CatalogFn::ArrayCat | CatalogFn::ArrayAppend | CatalogFn::ArrayPrepend => {
             crate::array::concat(f, &args[0], &args[1])
+        }
+        CatalogFn::ArrayContains { reversed } => {
+            let (outer, inner) = if reversed {
+                (&args[1], &args[0])
+            } else {
+                (&args[0], &args[1])
+            };
+            if outer.is_null() || inner.is_null() {
+                return Ok(Value::Null);
+            }
+            let outer = crate::array::elements(outer)?;
+            let inner = crate::array::elements(inner)?;
+            Ok(Value::Bool(inner.iter().all(|x| {
+                !x.is_null()
+                    && outer.iter().any(|y| {
+                        !y.is_null()
+                            && crate::types::compare_values(x, y) == Some(std::cmp::Ordering::Equal)
+                    })
+            })))
+        }
+        CatalogFn::ArrayOverlap => {
+            if args[1].is_null() {
+                return Ok(Value::Null);
+            }
+            let a = crate::array::elements(&args[0])?;
+            let b = crate::array::elements(&args[1])?;
+            Ok(Value::Bool(a.iter().any(|x| {
+                !x.is_null()
+                    && b.iter().any(|y| {
+                        !y.is_null()
+                            && crate::types::compare_values(x, y) == Some(std::cmp::Ordering::Equal)
+                    })
+            })))
         }
         CatalogFn::GenerateSubscripts => {
             let dims = array_dims(&args[0])?;
@@ -1121,6 +1159,44 @@ impl Binder<'_> {
         let l = side(self, l, lt, f != CatalogFn::ArrayPrepend)?;
         let r = side(self, r, rt, f != CatalogFn::ArrayAppend)?;
         Ok((Expr::Func(Func::Catalog(f), vec![l, r]), ty))
+    }
+
+    /// `a @> b`, `a <@ b` (`contains`: Some(false) / Some(true)) and `a && b` (None) over
+    /// arrays of comparable elements (an untyped literal is an array of the other's type).
+    pub(crate) fn bind_array_containment(
+        &mut self,
+        (l, lt): (Expr, DataType),
+        (r, rt): (Expr, DataType),
+        symbol: &str,
+        contains: Option<bool>,
+    ) -> SqlResult<(Expr, DataType)> {
+        let no_operator = || {
+            SqlError::undefined_function(format!(
+                "operator does not exist: {} {symbol} {}",
+                lt.name(),
+                rt.name()
+            ))
+            .with_hint("No operator matches the given name and argument types. You might need to add explicit type casts.")
+        };
+        let (le, re) = match (lt.element(), rt.element()) {
+            (Some(a), Some(b)) => (a, b),
+            (Some(a), None) if rt == DataType::Unknown => (a, a),
+            (None, Some(b)) if lt == DataType::Unknown => (b, b),
+            _ => return Err(no_operator()),
+        };
+        // anyarray @> anyarray: the same element type on both sides (bigint[] @> integer[] is
+        // 42883 in PostgreSQL too).
+        if le.oid() != re.oid() {
+            return Err(no_operator());
+        }
+        let ty = DataType::array_of(le);
+        let l = self.coerce(l, lt, ty)?;
+        let r = self.coerce(r, rt, ty)?;
+        let f = match contains {
+            Some(reversed) => CatalogFn::ArrayContains { reversed },
+            None => CatalogFn::ArrayOverlap,
+        };
+        Ok((Expr::Func(Func::Catalog(f), vec![l, r]), DataType::Bool))
     }
 
     /// `left op ANY (array)` / `left op ALL (array)` over an array value.

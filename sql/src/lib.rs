@@ -188,7 +188,8 @@
 //! array slices and element assignment (`a[1:2]`, `SET a[1] = x`), array operators and
 //! functions beyond comparison, `= ANY`, subscripts, `array_length` / `array_upper` /
 //! `array_lower` / `array_ndims` / `cardinality` / `array_to_string` / `unnest`, `||` /
-//! `array_cat` / `array_append` / `array_prepend` (no `@>`, `<@`, `&&`, `array_position`); the catalog views' array columns are their text form typed `text`
+//! `array_cat` / `array_append` / `array_prepend`, `@>` / `<@` / `&&` (no `array_position`,
+//! `array_remove`, GIN indexes); the catalog views' array columns are their text form typed `text`
 //! (see `catalog_fns.rs`), non-UTC time zones (TimeZone may be SET but output stays UTC), locale collations (text compares bytewise, like `C`),
 //! numeric beyond 28 significant digits and numeric NaN, and extra_float_digits < 1 output.
 //! Results are materialised in memory (no streaming portals). SET is not rolled back with

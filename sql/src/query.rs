@@ -1473,6 +1473,16 @@ impl Binder<'_> {
             };
             return self.bind_binary(left, &builtin, right, scope, agg);
         }
+        if let Some((symbol, contains)) = match op {
+            B::AtArrow => Some(("@>", Some(false))),
+            B::ArrowAt => Some(("<@", Some(true))),
+            B::PGOverlap => Some(("&&", None)),
+            _ => None,
+        } {
+            let (l, lt) = self.bind_expr(left, scope, agg.as_deref_mut())?;
+            let (r, rt) = self.bind_expr(right, scope, agg)?;
+            return self.bind_array_containment((l, lt), (r, rt), symbol, contains);
+        }
         if let Some(c) = cmp {
             let (l, r, t) = self.bind_comparison_operands(left, right, scope, agg, op_symbol(c))?;
             return Ok((

@@ -75,3 +75,10 @@ SELECT ARRAY[1.5] || 2, ARRAY['x'::varchar] || 'y'::text, ARRAY[1]::int8[] || 2;
 SELECT array_prepend(0, '[1:2]={1,2}'::int[]), '[1:2]={1,2}'::int[] || 3, '[5:5]={1}'::int[] || ARRAY[2];
 SELECT ARRAY[[1,2]] || ARRAY[3];
 SELECT ARRAY[1] || ARRAY['a'];
+
+-- Containment and overlap: @>, <@, &&.
+SELECT ARRAY[1,2,3] @> ARRAY[2,1], ARRAY[1,2] @> ARRAY[3], ARRAY[1] <@ ARRAY[1,2], ARRAY[1,2] && ARRAY[2,5], ARRAY[1] && ARRAY[2];
+SELECT ARRAY[1,NULL] @> ARRAY[NULL::int], ARRAY[1,2] @> '{}', '{a,b}' @> ARRAY['a'], ARRAY[1,2] @> NULL::int[], ARRAY[[1,2],[3,4]] @> ARRAY[4];
+SELECT ARRAY[1]::int8[] @> ARRAY[1], ARRAY[1.5] && ARRAY[1.5::float8];
+SELECT ARRAY[1] @> ARRAY['a'];
+SELECT ARRAY[1] @> 1;
