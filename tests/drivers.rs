@@ -187,28 +187,7 @@ fn pip_module(module: &str, requirement: &str) -> bool {
 /// update, delete and a unique violation through a Session (tests/py/sqlalchemy_orm.py).
 #[test]
 fn sqlalchemy_orm_round_trip_over_psycopg2_and_psycopg3() {
-    let sqlalchemy = pip_module("sqlalchemy", "sqlalchemy==2.0.54");
-    if !have("python3 sqlalchemy", sqlalchemy) {
-        return;
-    }
-    let dir = tempfile::tempdir().expect("tempdir");
-    let server = Server::start(dir.path());
-    for (dialect, module, requirement) in [
-        ("psycopg2", "psycopg2", "psycopg2-binary==2.9.13"),
-        ("psycopg", "psycopg", "psycopg[binary]==3.2.13"),
-    ] {
-        if !have(
-            &format!("python3 {module}"),
-            pip_module(module, requirement),
-        ) {
-            continue;
-        }
-        let mut cmd = Command::new("python3");
-        cmd.arg(repo_file("tests/py/sqlalchemy_orm.py"))
-            .arg(server.port.to_string())
-            .arg(dialect);
-        run_client(cmd, &format!("SQLAlchemy over {dialect}"));
-    }
+    run_sqlalchemy_script("sqlalchemy_orm.py", "SQLAlchemy");
 }
 
 /// SQLAlchemy 2 reflection over psycopg2 and psycopg 3 (tests/py/sqlalchemy_reflect.py):
@@ -219,6 +198,12 @@ fn sqlalchemy_orm_round_trip_over_psycopg2_and_psycopg3() {
 /// timestamps and an array column.
 #[test]
 fn sqlalchemy_reflects_a_schema_as_against_postgres() {
+    run_sqlalchemy_script("sqlalchemy_reflect.py", "SQLAlchemy reflection");
+}
+
+/// Runs `tests/py/<script> <port> <dialect>` against a fresh server once over psycopg2 and
+/// once over psycopg 3 (each installed if missing, as the other driver tests).
+fn run_sqlalchemy_script(script: &str, what: &str) {
     let sqlalchemy = pip_module("sqlalchemy", "sqlalchemy==2.0.54");
     if !have("python3 sqlalchemy", sqlalchemy) {
         return;
@@ -236,9 +221,9 @@ fn sqlalchemy_reflects_a_schema_as_against_postgres() {
             continue;
         }
         let mut cmd = Command::new("python3");
-        cmd.arg(repo_file("tests/py/sqlalchemy_reflect.py"))
+        cmd.arg(repo_file(&format!("tests/py/{script}")))
             .arg(server.port.to_string())
             .arg(dialect);
-        run_client(cmd, &format!("SQLAlchemy reflection over {dialect}"));
+        run_client(cmd, &format!("{what} over {dialect}"));
     }
 }
