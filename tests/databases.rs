@@ -5,7 +5,6 @@
 mod common;
 
 use std::path::Path;
-use std::process::Command;
 
 use common::Server;
 
@@ -21,15 +20,7 @@ fn psql_connect_and_dt_show_each_databases_own_tables() {
     let dir = tempfile::tempdir().expect("temp dir");
     let server = Server::start(dir.path());
     let sql_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sql");
-    let output = Command::new(psql)
-        .args(["-X", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1", "-p"])
-        .arg(server.port.to_string())
-        .args(["-U", "gnomon", "gnomon", "-f"])
-        .arg(sql_dir.join("databases.sql"))
-        .env_remove("PGPASSWORD")
-        .env("PGCONNECT_TIMEOUT", "30")
-        .output()
-        .expect("run psql");
+    let output = common::psql_script(&psql, &server, &sql_dir.join("databases.sql"));
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(

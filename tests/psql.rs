@@ -3,23 +3,8 @@
 mod common;
 
 use std::path::Path;
-use std::process::Command;
 
 use common::Server;
-
-fn run_script(psql: &Path, server: &Server, script: &Path) -> std::process::Output {
-    Command::new(psql)
-        // Scripts name their data files relative to the repository root.
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .args(["-X", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1", "-p"])
-        .arg(server.port.to_string())
-        .args(["-U", "gnomon", "gnomon", "-f"])
-        .arg(script)
-        .env_remove("PGPASSWORD")
-        .env("PGCONNECT_TIMEOUT", "30")
-        .output()
-        .expect("run psql")
-}
 
 #[test]
 fn basic_script_output_matches_postgres() {
@@ -30,7 +15,7 @@ fn basic_script_output_matches_postgres() {
     let dir = tempfile::tempdir().expect("temp dir");
     let server = Server::start(dir.path());
     let sql_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sql");
-    let output = run_script(&psql, &server, &sql_dir.join("basic.sql"));
+    let output = common::psql_script(&psql, &server, &sql_dir.join("basic.sql"));
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
@@ -68,7 +53,7 @@ fn copy_script_output_matches_postgres() {
     let dir = tempfile::tempdir().expect("temp dir");
     let server = Server::start(dir.path());
     let sql_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sql");
-    let output = run_script(&psql, &server, &sql_dir.join("copy.sql"));
+    let output = common::psql_script(&psql, &server, &sql_dir.join("copy.sql"));
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
@@ -115,7 +100,7 @@ fn describe_meta_commands_match_postgres() {
     let dir = tempfile::tempdir().expect("temp dir");
     let server = Server::start(dir.path());
     let sql_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sql");
-    let output = run_script(&psql, &server, &sql_dir.join("describe.sql"));
+    let output = common::psql_script(&psql, &server, &sql_dir.join("describe.sql"));
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(

@@ -350,13 +350,9 @@ pub(crate) fn call(
             }
             let outer = crate::array::elements(outer)?;
             let inner = crate::array::elements(inner)?;
-            Ok(Value::Bool(inner.iter().all(|x| {
-                !x.is_null()
-                    && outer.iter().any(|y| {
-                        !y.is_null()
-                            && crate::types::compare_values(x, y) == Some(std::cmp::Ordering::Equal)
-                    })
-            })))
+            Ok(Value::Bool(
+                inner.iter().all(|x| has_equal_element(&outer, x)),
+            ))
         }
         CatalogFn::ArrayOverlap => {
             if args[1].is_null() {
@@ -364,13 +360,7 @@ pub(crate) fn call(
             }
             let a = crate::array::elements(&args[0])?;
             let b = crate::array::elements(&args[1])?;
-            Ok(Value::Bool(a.iter().any(|x| {
-                !x.is_null()
-                    && b.iter().any(|y| {
-                        !y.is_null()
-                            && crate::types::compare_values(x, y) == Some(std::cmp::Ordering::Equal)
-                    })
-            })))
+            Ok(Value::Bool(a.iter().any(|x| has_equal_element(&b, x))))
         }
         CatalogFn::GenerateSubscripts => {
             let dims = array_dims(&args[0])?;
@@ -766,6 +756,15 @@ fn array_dims(v: &Value) -> SqlResult<Vec<crate::types::ArrayDim>> {
     crate::array::dims_of(v)
 }
 
+/// Whether `x` is non-NULL and equal to a non-NULL element of `items` (the element test of
+/// `@>`, `<@` and `&&`: a NULL element never matches).
+fn has_equal_element(items: &[Value], x: &Value) -> bool {
+    !x.is_null()
+        && items.iter().any(|y| {
+            !y.is_null() && crate::types::compare_values(x, y) == Some(std::cmp::Ordering::Equal)
+        })
+}
+
 /// PostgreSQL's text form of a one-dimensional array.
 pub(crate) fn format_array(items: &[Option<String>]) -> String {
     let mut out = String::from("{");
@@ -773,27 +772,7 @@ pub(crate) fn format_array(items: &[Option<String>]) -> String {
         if i > 0 {
             out.push(',');
         }
-        match item {
-            None => out.push_str("NULL"),
-            Some(s) => {
-                let quote = s.is_empty()
-                    || s.eq_ignore_ascii_case("null")
-                    || s.chars()
-                        .any(|c| matches!(c, '{' | '}' | ',' | '"' | '\\') || c.is_whitespace());
-                if quote {
-                    out.push('"');
-                    for c in s.chars() {
-                        if c == '"' || c == '\\' {
-                            out.push('\\');
-                        }
-                        out.push(c);
-                    }
-                    out.push('"');
-                } else {
-                    out.push_str(s);
-                }
-            }
-        }
+        crate::array::push_element(&mut out, item.as_deref());
     }
     out.push('}');
     out

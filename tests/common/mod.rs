@@ -224,3 +224,19 @@ pub fn pgbench(bin: &Path, server: &Server, args: &[&str]) -> String {
     assert!(out.status.success(), "pgbench {args:?} failed:\n{text}");
     text
 }
+
+/// Runs `psql -X -v ON_ERROR_STOP=1 -f script` as `gnomon` against `server`, from the
+/// repository root (scripts name their data files relative to it).
+pub fn psql_script(psql: &Path, server: &Server, script: &Path) -> std::process::Output {
+    Command::new(psql)
+        // Scripts name their data files relative to the repository root.
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args(["-X", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1", "-p"])
+        .arg(server.port.to_string())
+        .args(["-U", "gnomon", "gnomon", "-f"])
+        .arg(script)
+        .env_remove("PGPASSWORD")
+        .env("PGCONNECT_TIMEOUT", "30")
+        .output()
+        .expect("run psql")
+}
