@@ -606,6 +606,127 @@ fn parameters_are_decoded_by_the_type_the_driver_declared() {
     assert_eq!(data_row_texts(&reply[3]), ["42", "x"]);
 }
 
+/// Bind with explicit lists: parameter `formats` (none, one for all, or one each), `params`
+/// (None = NULL), result `results` formats.
+fn bind_raw(raw: &mut Raw, stmt: &str, formats: &[i16], params: &[Option<&[u8]>], results: &[i16]) {
+    let mut body = cstr("");
+    body.extend(cstr(stmt));
+    body.extend((formats.len() as i16).to_be_bytes());
+    for format in formats {
+        body.extend(format.to_be_bytes());
+    }
+    body.extend((params.len() as i16).to_be_bytes());
+    for value in params {
+        match value {
+            Some(value) => {
+                body.extend((value.len() as i32).to_be_bytes());
+                body.extend(*value);
+            }
+            None => body.extend((-1i32).to_be_bytes()),
+        }
+    }
+    body.extend((results.len() as i16).to_be_bytes());
+    for format in results {
+        body.extend(format.to_be_bytes());
+    }
+    raw.send(b'B', &body);
+}
+
+/// Parameter formats, parameters, result formats; the SQLSTATE and message PostgreSQL answers.
+type RefusedBind<'a> = (&'a [i16], &'a [Option<&'a [u8]>], &'a [i16], &'a str, &'a str);
+
+#[test]
+fn bind_format_lists_nulls_and_counts_are_honoured() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let server = Server::start(dir.path());
+    let mut raw = Raw::session(&server);
+    raw.parse("two", "SELECT $1::int IS NULL, $2::int + 1", &[23, 23]);
+    raw.sync();
+    assert_eq!(kinds(&raw.until_ready()), "1Z");
+
+    // One format for all parameters (binary), a NULL, the second result column in binary; a
+    // second Execute of the finished portal reports no more rows.
+    let forty_one = 41i32.to_be_bytes();
+    bind_raw(&mut raw, "two", &[1], &[None, Some(&forty_one)], &[0, 1]);
+    raw.execute("", 0);
+    raw.execute("", 0);
+    raw.sync();
+    let reply = raw.until_ready();
+    assert_eq!(kinds(&reply), "2DCCZ");
+    let mut row = vec![0, 2, 0, 0, 0, 1, b't', 0, 0, 0, 4];
+    row.extend(42i32.to_be_bytes());
+    assert_eq!(reply[1].body, row);
+    assert_eq!(reply[2].strings()[0], "SELECT 1");
+    assert_eq!(reply[3].strings()[0], "SELECT 0");
+
+    // One format each: text then binary.
+    bind_raw(
+        &mut raw,
+        "two",
+        &[0, 1],
+        &[Some(b"7"), Some(&forty_one)],
+        &[],
+    );
+    raw.execute("", 0);
+    raw.sync();
+    let reply = raw.until_ready();
+    assert_eq!(kinds(&reply), "2DCZ");
+    assert_eq!(data_row_texts(&reply[1]), ["f", "42"]);
+
+    // What PostgreSQL refuses, each followed by skipping to Sync.
+    let refused: [RefusedBind; 5] = [
+        (
+            &[],
+            &[Some(b"1")],
+            &[],
+            "08P01",
+            "bind message supplies 1 parameters, but prepared statement \"two\" requires 2",
+        ),
+        (
+            &[0, 0, 0],
+            &[Some(b"1"), Some(b"2")],
+            &[],
+            "08P01",
+            "bind message has 3 parameter formats but 2 parameters",
+        ),
+        (
+            &[2],
+            &[Some(b"1"), Some(b"2")],
+            &[],
+            "22023",
+            "unsupported format code: 2",
+        ),
+        (
+            &[],
+            &[Some(b"1"), Some(b"2")],
+            &[0, 3],
+            "22023",
+            "unsupported format code: 3",
+        ),
+        (
+            &[],
+            &[Some(b"1"), Some(&[0xff, 0xfe])],
+            &[],
+            "22021",
+            "invalid byte sequence for encoding \"UTF8\"",
+        ),
+    ];
+    for (formats, params, results, code, message) in refused {
+        bind_raw(&mut raw, "two", formats, params, results);
+        raw.execute("", 0);
+        raw.sync();
+        let reply = raw.until_ready();
+        assert_eq!(kinds(&reply), "EZ", "{message}");
+        assert_eq!(reply[0].field('C').as_deref(), Some(code), "{message}");
+        // NB: PostgreSQL's 22021 message goes on with the bad bytes; ours stops before them.
+        let said = reply[0].field('M').unwrap_or_default();
+        assert!(said.starts_with(message), "{said}");
+    }
+    // The session is still usable.
+    let reply = raw.query("SELECT 1");
+    assert_eq!(kinds(&reply), "TDCZ");
+}
+
 #[test]
 fn sessions_beyond_max_connections_are_refused_with_53300() {
     let dir = tempfile::tempdir().expect("temp dir");

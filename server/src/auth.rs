@@ -222,7 +222,7 @@ fn scram_failure(e: ScramError, user_message: &str) -> Failure {
 fn read_password_message(wire: &mut Wire) -> Result<Option<bytes::Bytes>, ConnError> {
     match wire.read_message()? {
         None => Ok(None),
-        Some(FrontendMessage::Password(body)) => Ok(Some(body)),
+        Some(FrontendMessage::Password(body)) => Ok(Some(bytes::Bytes::copy_from_slice(body))),
         Some(FrontendMessage::Terminate) => Ok(None),
         Some(_) => Err(ConnError::Protocol(codec::ProtocolError::Malformed {
             message: "authentication",

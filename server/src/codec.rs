@@ -98,14 +98,20 @@ impl<'a> BodyReader<'a> {
         Ok(i32::from_be_bytes([b[0], b[1], b[2], b[3]]))
     }
 
-    /// A NUL-terminated string; invalid UTF-8 is an error (we only speak UTF8).
-    fn cstr(&mut self) -> Result<String, ProtocolError> {
+    /// A NUL-terminated string, borrowed from the body; invalid UTF-8 is an error (we only
+    /// speak UTF8).
+    fn cstr(&mut self) -> Result<&'a str, ProtocolError> {
         let Some(end) = self.buf.iter().position(|&b| b == 0) else {
             return Err(self.malformed("string is not NUL-terminated"));
         };
         let raw = self.take(end + 1)?;
-        String::from_utf8(raw[..end].to_vec())
-            .map_err(|_| self.malformed("string is not valid UTF-8"))
+        std::str::from_utf8(&raw[..end]).map_err(|_| self.malformed("string is not valid UTF-8"))
+    }
+
+    /// `n i16 | code i16 * n`: a list of format codes, borrowed (checked for length only).
+    fn format_codes(&mut self) -> Result<FormatCodes<'a>, ProtocolError> {
+        let n = self.count(2)?;
+        Ok(FormatCodes(self.take(2 * n)?))
     }
 
     /// A non-negative count that must fit `elem_size`-byte elements in what is left.
@@ -170,7 +176,7 @@ pub fn decode_startup(body: &[u8]) -> Result<StartupPacket, ProtocolError> {
                     break;
                 }
                 let value = r.cstr()?;
-                params.push((name, value));
+                params.push((name.to_string(), value.to_string()));
             }
             Ok(StartupPacket::Startup { version, params })
         }
@@ -186,45 +192,35 @@ pub enum Target {
     Portal,
 }
 
-/// A regular (post-startup) frontend message.
+/// A regular (post-startup) frontend message, borrowing its strings and bytes from the frame
+/// it was decoded from: decoding allocates only for Parse's parameter type list.
 #[derive(Debug, PartialEq, Eq)]
-pub enum FrontendMessage {
+pub enum FrontendMessage<'a> {
     /// `Q`: `sql cstr`.
-    Query(String),
+    Query(&'a str),
     /// `P`: `name cstr | sql cstr | n i16 | oid i32 * n`.
     Parse {
         /// Statement name ("" = unnamed).
-        name: String,
+        name: &'a str,
         /// Query text.
-        sql: String,
+        sql: &'a str,
         /// Declared parameter type OIDs (0 = unspecified).
         param_oids: Vec<u32>,
     },
     /// `B`: `portal cstr | stmt cstr | nf i16 | fmt i16 * nf | np i16 | (len i32 | bytes)* np
     /// | nr i16 | fmt i16 * nr`; a parameter length of -1 is NULL.
-    Bind {
-        /// Portal name ("" = unnamed).
-        portal: String,
-        /// Statement name ("" = unnamed).
-        statement: String,
-        /// Parameter format codes (0 text, 1 binary): none, one for all, or one each.
-        param_formats: Vec<i16>,
-        /// Parameter values; None is NULL.
-        params: Vec<Option<Bytes>>,
-        /// Result format codes: none, one for all, or one per column.
-        result_formats: Vec<i16>,
-    },
+    Bind(Bind<'a>),
     /// `D`: `'S'|'P' | name cstr`.
     Describe {
         /// Statement or portal.
         target: Target,
         /// Its name.
-        name: String,
+        name: &'a str,
     },
     /// `E`: `portal cstr | max_rows i32` (0 = no limit).
     Execute {
         /// Portal name.
-        portal: String,
+        portal: &'a str,
         /// Row limit; 0 or negative means all.
         max_rows: i32,
     },
@@ -233,7 +229,7 @@ pub enum FrontendMessage {
         /// Statement or portal.
         target: Target,
         /// Its name.
-        name: String,
+        name: &'a str,
     },
     /// `S`: end of an extended-protocol batch.
     Sync,
@@ -242,18 +238,150 @@ pub enum FrontendMessage {
     /// `X`: the client is leaving.
     Terminate,
     /// `d`: `data bytes`: a chunk of COPY FROM STDIN data.
-    CopyData(Bytes),
+    CopyData(&'a [u8]),
     /// `c`: the client finished sending COPY data.
     CopyDone,
     /// `f`: `message cstr`: the client aborts the COPY.
-    CopyFail(String),
+    CopyFail(&'a str),
     /// `p`: a password-family message (SASLInitialResponse, SASLResponse): its raw body,
     /// decoded by the authentication exchange that expects it.
-    Password(Bytes),
+    Password(&'a [u8]),
 }
 
-/// Decodes one regular message from its type byte and body.
-pub fn decode_message(kind: u8, body: &[u8]) -> Result<FrontendMessage, ProtocolError> {
+/// A Bind message, its parameter and format lists still in wire form (validated: every
+/// accessor is infallible).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Bind<'a> {
+    /// Portal name ("" = unnamed).
+    pub portal: &'a str,
+    /// Statement name ("" = unnamed).
+    pub statement: &'a str,
+    /// Parameter format codes (0 text, 1 binary): none, one for all, or one each.
+    pub param_formats: FormatCodes<'a>,
+    /// Parameter values; None is NULL.
+    pub params: Params<'a>,
+    /// Result format codes: none, one for all, or one per column.
+    pub result_formats: FormatCodes<'a>,
+}
+
+/// A list of format codes as sent: `code i16 * n` (not checked to be 0 or 1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct FormatCodes<'a>(&'a [u8]);
+
+impl<'a> FormatCodes<'a> {
+    /// How many codes were sent.
+    pub fn len(&self) -> usize {
+        self.0.len() / 2
+    }
+
+    /// No code was sent (everything is text).
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The codes in order.
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = i16> + 'a {
+        self.0
+            .chunks_exact(2)
+            .map(|c| i16::from_be_bytes([c[0], c[1]]))
+    }
+
+    /// The format of value `i`: text when no code was sent, the one code for all values, or
+    /// code `i` (text past the end).
+    pub fn format_of(&self, i: usize) -> i16 {
+        let at = if self.0.len() == 2 { 0 } else { 2 * i };
+        match self.0.get(at..at + 2) {
+            Some(c) => i16::from_be_bytes([c[0], c[1]]),
+            None => 0,
+        }
+    }
+
+    /// The codes, owned.
+    pub fn to_vec(&self) -> Vec<i16> {
+        self.iter().collect()
+    }
+}
+
+/// The parameter values of a Bind as sent: `(len i32 | bytes)* n`, lengths checked at decode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Params<'a> {
+    count: usize,
+    raw: &'a [u8],
+}
+
+impl<'a> Params<'a> {
+    /// How many parameters were sent.
+    pub fn len(&self) -> usize {
+        self.count
+    }
+
+    /// No parameter was sent.
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// The values in order; None is NULL.
+    pub fn iter(&self) -> ParamIter<'a> {
+        ParamIter {
+            left: self.count,
+            raw: self.raw,
+        }
+    }
+
+    /// Checks the `count` length-prefixed values at the front of `r` and takes them.
+    fn take(r: &mut BodyReader<'a>, count: usize) -> Result<Self, ProtocolError> {
+        let all = r.buf;
+        for _ in 0..count {
+            let len = r.i32()?;
+            // NB: any negative length is NULL, as in PostgreSQL's exec_bind_message.
+            if let Ok(len) = usize::try_from(len) {
+                r.take(len)?;
+            }
+        }
+        let used = all.len() - r.buf.len();
+        Ok(Params {
+            count,
+            raw: &all[..used],
+        })
+    }
+}
+
+/// Iterator over [`Params`].
+#[derive(Debug, Clone)]
+pub struct ParamIter<'a> {
+    left: usize,
+    raw: &'a [u8],
+}
+
+impl<'a> Iterator for ParamIter<'a> {
+    type Item = Option<&'a [u8]>;
+
+    fn next(&mut self) -> Option<Option<&'a [u8]>> {
+        if self.left == 0 {
+            return None;
+        }
+        self.left -= 1;
+        // NB: the lengths were checked by Params::take; a short buffer ends the iteration
+        // instead of panicking all the same.
+        let (len, rest) = self.raw.split_first_chunk::<4>()?;
+        let Ok(len) = usize::try_from(i32::from_be_bytes(*len)) else {
+            self.raw = rest;
+            return Some(None);
+        };
+        let (value, rest) = rest.split_at_checked(len)?;
+        self.raw = rest;
+        Some(Some(value))
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (self.left, Some(self.left))
+    }
+}
+
+impl ExactSizeIterator for ParamIter<'_> {}
+
+/// Decodes one regular message from its type byte and body (borrowing from the body).
+pub fn decode_message(kind: u8, body: &[u8]) -> Result<FrontendMessage<'_>, ProtocolError> {
     match kind {
         b'Q' => {
             let mut r = BodyReader::new("Query", body);
@@ -281,35 +409,18 @@ pub fn decode_message(kind: u8, body: &[u8]) -> Result<FrontendMessage, Protocol
             let mut r = BodyReader::new("Bind", body);
             let portal = r.cstr()?;
             let statement = r.cstr()?;
-            let nf = r.count(2)?;
-            let mut param_formats = Vec::with_capacity(nf);
-            for _ in 0..nf {
-                param_formats.push(r.i16()?);
-            }
+            let param_formats = r.format_codes()?;
             let np = r.count(4)?;
-            let mut params = Vec::with_capacity(np);
-            for _ in 0..np {
-                let len = r.i32()?;
-                if len < 0 {
-                    params.push(None);
-                } else {
-                    let bytes = r.take(len as usize)?;
-                    params.push(Some(Bytes::copy_from_slice(bytes)));
-                }
-            }
-            let nr = r.count(2)?;
-            let mut result_formats = Vec::with_capacity(nr);
-            for _ in 0..nr {
-                result_formats.push(r.i16()?);
-            }
+            let params = Params::take(&mut r, np)?;
+            let result_formats = r.format_codes()?;
             r.finish()?;
-            Ok(FrontendMessage::Bind {
+            Ok(FrontendMessage::Bind(Bind {
                 portal,
                 statement,
                 param_formats,
                 params,
                 result_formats,
-            })
+            }))
         }
         b'D' | b'C' => {
             let message = if kind == b'D' { "Describe" } else { "Close" };
@@ -337,13 +448,13 @@ pub fn decode_message(kind: u8, body: &[u8]) -> Result<FrontendMessage, Protocol
         b'S' => Ok(FrontendMessage::Sync),
         b'H' => Ok(FrontendMessage::Flush),
         b'X' => Ok(FrontendMessage::Terminate),
-        b'd' => Ok(FrontendMessage::CopyData(Bytes::copy_from_slice(body))),
+        b'd' => Ok(FrontendMessage::CopyData(body)),
         b'c' => Ok(FrontendMessage::CopyDone),
         b'f' => {
             let mut r = BodyReader::new("CopyFail", body);
             Ok(FrontendMessage::CopyFail(r.cstr()?))
         }
-        b'p' => Ok(FrontendMessage::Password(Bytes::copy_from_slice(body))),
+        b'p' => Ok(FrontendMessage::Password(body)),
         other => Err(ProtocolError::UnknownType(other)),
     }
 }
@@ -351,7 +462,7 @@ pub fn decode_message(kind: u8, body: &[u8]) -> Result<FrontendMessage, Protocol
 /// `SASLInitialResponse` body: `mechanism cstr | len i32 (-1 = none) | data (len bytes)`.
 pub fn decode_sasl_initial(body: &[u8]) -> Result<(String, Bytes), ProtocolError> {
     let mut r = BodyReader::new("SASLInitialResponse", body);
-    let mechanism = r.cstr()?;
+    let mechanism = r.cstr()?.to_string();
     let len = r.i32()?;
     let data = match usize::try_from(len) {
         Ok(n) => Bytes::copy_from_slice(r.take(n)?),
@@ -519,8 +630,13 @@ impl Output {
     }
 
     fn put_cstr(buf: &mut BytesMut, s: &str) {
-        // NB: an interior NUL would end the string early on the client; drop it.
-        buf.extend(s.bytes().filter(|&b| b != 0));
+        // NB: an interior NUL would end the string early on the client; drop it. Strings
+        // without one (all but a crafted few) are copied in one piece.
+        if s.as_bytes().contains(&0) {
+            buf.extend(s.bytes().filter(|&b| b != 0));
+        } else {
+            buf.put_slice(s.as_bytes());
+        }
         buf.put_u8(0);
     }
 
@@ -768,17 +884,40 @@ mod tests {
 
     #[test]
     fn bind_with_null_and_binary_param_decodes() {
-        let msg = decode_message(b'B', &bind_body()).unwrap();
+        let body = bind_body();
+        let msg = decode_message(b'B', &body).unwrap();
+        let FrontendMessage::Bind(bind) = msg else {
+            panic!("not a Bind: {msg:?}");
+        };
+        assert_eq!((bind.portal, bind.statement), ("p1", "s1"));
+        assert_eq!(bind.param_formats.to_vec(), vec![1]);
         assert_eq!(
-            msg,
-            FrontendMessage::Bind {
-                portal: "p1".into(),
-                statement: "s1".into(),
-                param_formats: vec![1],
-                params: vec![Some(Bytes::from_static(&[0, 41])), None],
-                result_formats: vec![],
-            }
+            bind.params.iter().collect::<Vec<_>>(),
+            vec![Some(&[0u8, 41][..]), None]
         );
+        assert_eq!(bind.params.iter().len(), 2);
+        assert!(bind.result_formats.is_empty());
+    }
+
+    #[test]
+    fn bind_format_codes_apply_to_all_or_each() {
+        let codes = |c: &[i16]| -> Vec<u8> { c.iter().flat_map(|c| c.to_be_bytes()).collect() };
+        let none = codes(&[]);
+        let one = codes(&[1]);
+        let each = codes(&[0, 1]);
+        assert_eq!(FormatCodes(&none).format_of(3), 0);
+        assert_eq!(FormatCodes(&one).format_of(3), 1);
+        assert_eq!(FormatCodes(&each).format_of(1), 1);
+        assert_eq!(FormatCodes(&each).format_of(0), 0);
+        assert_eq!(FormatCodes(&each).format_of(5), 0);
+        assert_eq!(FormatCodes(&each).len(), 2);
+    }
+
+    #[test]
+    fn strings_lose_interior_nuls_on_the_wire() {
+        let mut out = Output::default();
+        out.command_complete("a\0b");
+        assert_eq!(&out.take()[..], &[b'C', 0, 0, 0, 7, b'a', b'b', 0]);
     }
 
     #[test]

@@ -33,7 +33,7 @@ use gnomon_sql::{
 use crate::auth::{self, Verdict};
 use crate::cancel::{CancelKey, CancelRegistry, CancelTarget};
 use crate::codec::{
-    self, ErrorFields, FieldDescription, FrontendMessage, Output, ProtocolError, ReadyStatus,
+    self, Bind, ErrorFields, FieldDescription, FrontendMessage, Output, ProtocolError, ReadyStatus,
     StartupPacket, Target,
 };
 use crate::conns::{Connections, SessionSlot};
@@ -119,9 +119,38 @@ impl InBuf {
         &self.buf[self.start..self.end]
     }
 
-    /// Drops the first `n` available bytes (a decoded frame).
+    /// Drops the first `n` available bytes (a decoded frame). Their bytes stay in place until
+    /// the next `fill`, so a message decoded from them may borrow them until then.
     fn consume(&mut self, n: usize) {
         self.start += n;
+    }
+
+    /// The next regular message, borrowing its strings and bytes from this buffer, or None if
+    /// the peer closed first.
+    fn read_message(
+        &mut self,
+        stream: &mut impl Read,
+    ) -> Result<Option<FrontendMessage<'_>>, ConnError> {
+        if !self.fill(stream, 5)? {
+            return Ok(None);
+        }
+        let head = self.available();
+        let kind = head[0];
+        let declared = i32::from_be_bytes([head[1], head[2], head[3], head[4]]);
+        let body = codec::body_len(declared, codec::MAX_MESSAGE)?;
+        if !self.fill(stream, 5 + body)? {
+            return Ok(None);
+        }
+        let at = self.start + 5;
+        self.consume(5 + body);
+        Ok(Some(codec::decode_message(kind, &self.buf[at..at + body])?))
+    }
+
+    /// Reads until `n` bytes are available; false if the peer closed first.
+    ///
+    /// NB: the buffer grows at most by doubling, so a client declaring a huge message must
+    /// actually send the bytes before the server holds that much memory.
+    fn fill(&mut self, stream: &mut impl Read, n: usize) -> io::Result<bool> {
         if self.start >= self.end {
             self.start = 0;
             self.end = 0;
@@ -130,13 +159,6 @@ impl InBuf {
                 self.buf = vec![0; READ_BUFFER];
             }
         }
-    }
-
-    /// Reads until `n` bytes are available; false if the peer closed first.
-    ///
-    /// NB: the buffer grows at most by doubling, so a client declaring a huge message must
-    /// actually send the bytes before the server holds that much memory.
-    fn fill(&mut self, stream: &mut impl Read, n: usize) -> io::Result<bool> {
         while self.end - self.start < n {
             if self.buf.len() - self.start < n {
                 self.buf.copy_within(self.start..self.end, 0);
@@ -190,21 +212,9 @@ impl Wire {
         Ok(Some(packet?))
     }
 
-    /// Next regular message, or None at end of stream.
-    pub(crate) fn read_message(&mut self) -> Result<Option<FrontendMessage>, ConnError> {
-        if !self.inbuf.fill(&mut self.stream, 5)? {
-            return Ok(None);
-        }
-        let head = self.inbuf.available();
-        let kind = head[0];
-        let declared = i32::from_be_bytes([head[1], head[2], head[3], head[4]]);
-        let body = codec::body_len(declared, codec::MAX_MESSAGE)?;
-        if !self.inbuf.fill(&mut self.stream, 5 + body)? {
-            return Ok(None);
-        }
-        let message = codec::decode_message(kind, &self.inbuf.available()[5..5 + body]);
-        self.inbuf.consume(5 + body);
-        Ok(Some(message?))
+    /// Next regular message (borrowing from the input buffer), or None at end of stream.
+    pub(crate) fn read_message(&mut self) -> Result<Option<FrontendMessage<'_>>, ConnError> {
+        self.inbuf.read_message(&mut self.stream)
     }
 
     /// Writes everything buffered: one write syscall per client round trip.
@@ -665,7 +675,9 @@ impl Backend {
         connections: &Connections,
     ) -> Result<(), ConnError> {
         loop {
-            let Some(message) = wire.read_message()? else {
+            // NB: the message borrows the input buffer only, so the handlers below may write
+            // to `wire.out`; those that need the whole wire copy what they keep first.
+            let Some(message) = wire.inbuf.read_message(&mut wire.stream)? else {
                 // NB: shutdown cuts the socket's read side to wake this thread (conns.rs).
                 if connections.is_closing() {
                     let e = ErrorFields::fatal(
@@ -684,6 +696,7 @@ impl Backend {
             let step = match message {
                 FrontendMessage::Terminate => return Ok(()),
                 FrontendMessage::Query(sql) => {
+                    let sql = sql.to_owned();
                     self.simple_query(wire, &sql)?;
                     Ok(())
                 }
@@ -691,31 +704,20 @@ impl Backend {
                     name,
                     sql,
                     param_oids,
-                } => self.parse(&mut wire.out, name, &sql, &param_oids),
-                FrontendMessage::Bind {
-                    portal,
-                    statement,
-                    param_formats,
-                    params,
-                    result_formats,
-                } => self.bind(
-                    &mut wire.out,
-                    portal,
-                    &statement,
-                    &param_formats,
-                    params,
-                    result_formats,
-                ),
+                } => self.parse(&mut wire.out, name, sql, &param_oids),
+                FrontendMessage::Bind(bind) => self.bind(&mut wire.out, bind),
                 FrontendMessage::Describe { target, name } => {
-                    self.describe(&mut wire.out, target, &name)
+                    self.describe(&mut wire.out, target, name)
                 }
                 FrontendMessage::Execute { portal, max_rows } => {
+                    // NB: the unnamed portal (the common case) costs no allocation here.
+                    let portal = portal.to_owned();
                     self.execute(wire, &portal, max_rows)?
                 }
                 FrontendMessage::Close { target, name } => {
                     match target {
-                        Target::Statement => self.statements.remove(&name).map(|_| ()),
-                        Target::Portal => self.portals.remove(&name).map(|_| ()),
+                        Target::Statement => self.statements.remove(name).map(|_| ()),
+                        Target::Portal => self.portals.remove(name).map(|_| ()),
                     };
                     wire.out.close_complete();
                     Ok(())
@@ -869,7 +871,7 @@ impl Backend {
                 return Ok(CopyEnd::Failed);
             };
             match message {
-                FrontendMessage::CopyData(data) => pending.extend(lines.push(&data)),
+                FrontendMessage::CopyData(data) => pending.extend(lines.push(data)),
                 FrontendMessage::CopyDone => {
                     ended = true;
                     pending.extend(lines.finish());
@@ -1047,11 +1049,11 @@ impl Backend {
     fn parse(
         &mut self,
         out: &mut Output,
-        name: String,
+        name: &str,
         sql: &str,
         param_oids: &[u32],
     ) -> Result<(), StepError> {
-        if !name.is_empty() && self.statements.contains_key(&name) {
+        if !name.is_empty() && self.statements.contains_key(name) {
             return Err(ErrorFields::error(
                 "42P05",
                 format!("prepared statement \"{name}\" already exists"),
@@ -1084,24 +1086,24 @@ impl Backend {
                 .map_err(StepError::from)?;
             Some(Arc::new(prepared))
         };
-        self.statements.insert(name, Statement { prepared, copy });
+        self.statements
+            .insert(name.to_owned(), Statement { prepared, copy });
         out.parse_complete();
         Ok(())
     }
 
-    fn bind(
-        &mut self,
-        out: &mut Output,
-        portal: String,
-        statement: &str,
-        param_formats: &[i16],
-        params: Vec<Option<bytes::Bytes>>,
-        result_formats: Vec<i16>,
-    ) -> Result<(), StepError> {
+    fn bind(&mut self, out: &mut Output, bind: Bind<'_>) -> Result<(), StepError> {
+        let Bind {
+            portal,
+            statement,
+            param_formats,
+            params,
+            result_formats,
+        } = bind;
         let Some(stmt) = self.statements.get(statement) else {
             return Err(ErrorFields::error("26000", missing_statement(statement)).into());
         };
-        if !portal.is_empty() && self.portals.contains_key(&portal) {
+        if !portal.is_empty() && self.portals.contains_key(portal) {
             return Err(
                 ErrorFields::error("42P03", format!("portal \"{portal}\" already exists")).into(),
             );
@@ -1132,13 +1134,13 @@ impl Backend {
             )
             .into());
         }
-        check_format_codes(param_formats)?;
-        check_format_codes(&result_formats)?;
+        check_format_codes(param_formats.iter())?;
+        check_format_codes(result_formats.iter())?;
         let mut values = Vec::with_capacity(params.len());
         for (i, (raw, ty)) in params.iter().zip(param_types).enumerate() {
             let value = match raw {
                 None => Value::Null,
-                Some(bytes) if format_for(param_formats, i) == 1 => Value::from_binary(bytes, ty)?,
+                Some(bytes) if param_formats.format_of(i) == 1 => Value::from_binary(bytes, ty)?,
                 Some(bytes) => {
                     let text = std::str::from_utf8(bytes).map_err(|_| {
                         ErrorFields::error("22021", "invalid byte sequence for encoding \"UTF8\"")
@@ -1149,12 +1151,12 @@ impl Backend {
             values.push(value);
         }
         self.portals.insert(
-            portal,
+            portal.to_owned(),
             Portal {
                 prepared,
                 copy,
                 params: values,
-                result_formats,
+                result_formats: result_formats.to_vec(),
                 state: PortalState::Ready,
             },
         );
@@ -1321,11 +1323,12 @@ impl Backend {
                     wire.flush_if_full()?;
                 }
                 if rows.is_empty() {
-                    // NB: PostgreSQL's SELECT tag counts the rows of this Execute only.
-                    let tag = if tag.starts_with("SELECT") {
-                        format!("SELECT {sent}")
-                    } else {
-                        tag.clone()
+                    // NB: PostgreSQL's SELECT tag counts the rows of this Execute only; the sql
+                    // layer's tag already does when the portal was not paged (the usual case).
+                    let counted = |n: &str| n.strip_prefix(' ').map(str::parse::<usize>);
+                    let tag = match tag.strip_prefix("SELECT") {
+                        Some(n) if counted(n) != Some(Ok(sent)) => format!("SELECT {sent}"),
+                        _ => std::mem::take(tag),
                     };
                     wire.out.command_complete(&tag);
                     portal.state = PortalState::Done { tag: Some(tag) };
@@ -1598,8 +1601,8 @@ fn format_for(codes: &[i16], i: usize) -> i16 {
     }
 }
 
-fn check_format_codes(codes: &[i16]) -> Result<(), ErrorFields> {
-    match codes.iter().find(|&&c| c != 0 && c != 1) {
+fn check_format_codes(mut codes: impl Iterator<Item = i16>) -> Result<(), ErrorFields> {
+    match codes.find(|&c| c != 0 && c != 1) {
         Some(bad) => Err(ErrorFields::error(
             "22023",
             format!("unsupported format code: {bad}"),
@@ -1777,8 +1780,8 @@ mod tests {
         assert_eq!(format_for(&[1], 3), 1);
         assert_eq!(format_for(&[0, 1], 1), 1);
         assert_eq!(format_for(&[0, 1], 5), 0);
-        assert!(check_format_codes(&[0, 1]).is_ok());
-        assert!(check_format_codes(&[2]).is_err());
+        assert!(check_format_codes([0, 1].into_iter()).is_ok());
+        assert!(check_format_codes([2].into_iter()).is_err());
     }
 
     #[test]

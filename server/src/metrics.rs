@@ -100,7 +100,7 @@ impl StatementKind {
     /// NB: on every statement's path: tags are upper case, so this is one exact match of the
     /// first word (a length check and a short compare), no case folding.
     pub fn of_tag(tag: &str) -> StatementKind {
-        let word = match tag.find(' ') {
+        let word = match tag.bytes().position(|b| b == b' ') {
             Some(end) => &tag[..end],
             None => tag,
         };
