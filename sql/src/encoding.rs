@@ -758,6 +758,41 @@ pub(crate) fn column_span(
     Ok(Some(start..r.pos))
 }
 
+/// Adds `delta` to the tagged integer value `slot` (one [`column_span`]) in place: an int4 when
+/// `wide` is false, an int8 when it is true. The bytes are those [`encode_value`] writes for
+/// the sum. False, with `slot` unchanged, when `slot` holds another kind of value or the sum
+/// does not fit the type: the caller then takes the general path (which reports the overflow).
+pub(crate) fn add_to_integer_in_place(slot: &mut [u8], delta: i64, wide: bool) -> bool {
+    match (slot, wide) {
+        ([T_INT4, payload @ ..], false) => {
+            let Ok(old) = <[u8; 4]>::try_from(&payload[..]) else {
+                return false;
+            };
+            let sum = i64::from(i32::from_be_bytes(old)).checked_add(delta);
+            match sum.and_then(|n| i32::try_from(n).ok()) {
+                Some(n) => {
+                    payload.copy_from_slice(&n.to_be_bytes());
+                    true
+                }
+                None => false,
+            }
+        }
+        ([T_INT8, payload @ ..], true) => {
+            let Ok(old) = <[u8; 8]>::try_from(&payload[..]) else {
+                return false;
+            };
+            match i64::from_be_bytes(old).checked_add(delta) {
+                Some(n) => {
+                    payload.copy_from_slice(&n.to_be_bytes());
+                    true
+                }
+                None => false,
+            }
+        }
+        _ => false,
+    }
+}
+
 /// Steps over the payload of a value whose tag was just read (an array is decoded to find
 /// its end).
 fn skip_payload(r: &mut Reader<'_>, tag: u8) -> SqlResult<()> {
@@ -1126,6 +1161,46 @@ mod tests {
         let mut changed = row.clone();
         changed[6] = Value::Int8(1 << 40);
         assert_eq!(patched, encode_row(&changed));
+        // Integers stepped in place: the bytes of the sum's encoding, or untouched when the
+        // sum overflows or the value is of another kind.
+        for (value, delta, wide, sum) in [
+            (Value::Int4(7), -10, false, Some(Value::Int4(-3))),
+            (Value::Int4(i32::MAX), 1, false, None),
+            (Value::Int4(1), i64::from(i32::MIN) - 2, false, None),
+            (
+                Value::Int4(1),
+                i64::from(i32::MIN) - 1,
+                false,
+                Some(Value::Int4(i32::MIN)),
+            ),
+            (
+                Value::Int8(-1),
+                1 << 40,
+                true,
+                Some(Value::Int8((1 << 40) - 1)),
+            ),
+            (Value::Int8(i64::MIN), -1, true, None),
+            (Value::Int4(7), 1, true, None),
+            (Value::Int8(7), 1, false, None),
+            (Value::Null, 1, false, None),
+        ] {
+            let mut slot = Vec::new();
+            encode_value(&value, &mut slot);
+            let before = slot.clone();
+            let stepped = add_to_integer_in_place(&mut slot, delta, wide);
+            match sum {
+                Some(sum) => {
+                    let mut one = Vec::new();
+                    encode_value(&sum, &mut one);
+                    assert!(stepped, "{value:?} + {delta}");
+                    assert_eq!(slot, one, "{value:?} + {delta}");
+                }
+                None => {
+                    assert!(!stepped, "{value:?} + {delta}");
+                    assert_eq!(slot, before);
+                }
+            }
+        }
         // Another width (a row from before ADD COLUMN), a column past the end, a cut row.
         assert_eq!(column_span(&bytes, 0, row.len() + 1).unwrap(), None);
         assert_eq!(column_span(&bytes, row.len(), row.len()).unwrap(), None);

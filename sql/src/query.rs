@@ -3776,6 +3776,15 @@ impl SqlDelta {
             let Some(span) = crate::encoding::column_span(current, *col, width)? else {
                 return Ok(None);
             };
+            // An int4 / int8 counter changed by a value of its own type: stepped in its bytes
+            // (no Value, no expression evaluation), unless the result would overflow.
+            if let Some((delta, wide)) = integer_delta(*op, v, ty, &self.table.columns[*col].ty) {
+                let bytes = out.get_or_insert_with(|| row.to_vec());
+                if crate::encoding::add_to_integer_in_place(&mut bytes[span.clone()], delta, wide) {
+                    continue;
+                }
+            }
+            let current: &[u8] = out.as_deref().unwrap_or(row);
             let old = crate::encoding::decode_tagged_value(&current[span.clone()])?;
             let new = crate::expr::binary(*op, old, v.clone(), ty)
                 .and_then(|x| store_value(&self.table, *col, x))?;
@@ -3805,6 +3814,22 @@ impl SqlDelta {
             values[*col] = new;
         }
         Ok(Bytes::from(encode_row(&values)))
+    }
+}
+
+/// The signed amount `column op v` adds when the operation, the operand and the column all have
+/// the same integer type (int4 or int8), and whether it is int8; None otherwise (another type,
+/// or a negation that overflows): the general path then evaluates the expression.
+fn integer_delta(op: BinOp, v: &Value, ty: &DataType, column: &DataType) -> Option<(i64, bool)> {
+    let (amount, wide) = match (v, ty, column) {
+        (Value::Int4(d), DataType::Int4, DataType::Int4) => (i64::from(*d), false),
+        (Value::Int8(d), DataType::Int8, DataType::Int8) => (*d, true),
+        _ => return None,
+    };
+    match op {
+        BinOp::Add => Some((amount, wide)),
+        BinOp::Sub => amount.checked_neg().map(|d| (d, wide)),
+        _ => None,
     }
 }
 
