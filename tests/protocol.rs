@@ -633,7 +633,13 @@ fn bind_raw(raw: &mut Raw, stmt: &str, formats: &[i16], params: &[Option<&[u8]>]
 }
 
 /// Parameter formats, parameters, result formats; the SQLSTATE and message PostgreSQL answers.
-type RefusedBind<'a> = (&'a [i16], &'a [Option<&'a [u8]>], &'a [i16], &'a str, &'a str);
+type RefusedBind<'a> = (
+    &'a [i16],
+    &'a [Option<&'a [u8]>],
+    &'a [i16],
+    &'a str,
+    &'a str,
+);
 
 #[test]
 fn bind_format_lists_nulls_and_counts_are_honoured() {

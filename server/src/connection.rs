@@ -22,6 +22,7 @@ use std::collections::{HashMap, VecDeque};
 use std::hash::{BuildHasherDefault, Hasher};
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpStream};
+use std::ops::Range;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -131,19 +132,39 @@ impl InBuf {
         &mut self,
         stream: &mut impl Read,
     ) -> Result<Option<FrontendMessage<'_>>, ConnError> {
-        if !self.fill(stream, 5)? {
+        let Some((kind, body)) = self.next_frame(stream)? else {
             return Ok(None);
-        }
-        let head = self.available();
-        let kind = head[0];
+        };
+        Ok(Some(codec::decode_message(kind, &self.buf[body])?))
+    }
+
+    /// The type byte and body position of the next frame, read from `stream` as far as it is
+    /// not buffered yet, and consumed; None if the peer closed first.
+    fn next_frame(
+        &mut self,
+        stream: &mut impl Read,
+    ) -> Result<Option<(u8, Range<usize>)>, ConnError> {
+        let head = match self.available().first_chunk::<5>() {
+            // NB: the usual case once a round trip's messages have arrived in one read.
+            Some(head) => *head,
+            None => {
+                if !self.fill(stream, 5)? {
+                    return Ok(None);
+                }
+                let Some(head) = self.available().first_chunk::<5>() else {
+                    return Ok(None);
+                };
+                *head
+            }
+        };
         let declared = i32::from_be_bytes([head[1], head[2], head[3], head[4]]);
         let body = codec::body_len(declared, codec::MAX_MESSAGE)?;
-        if !self.fill(stream, 5 + body)? {
+        if self.end - self.start < 5 + body && !self.fill(stream, 5 + body)? {
             return Ok(None);
         }
         let at = self.start + 5;
         self.consume(5 + body);
-        Ok(Some(codec::decode_message(kind, &self.buf[at..at + body])?))
+        Ok(Some((head[0], at..at + body)))
     }
 
     /// Reads until `n` bytes are available; false if the peer closed first.
