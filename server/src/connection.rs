@@ -1107,8 +1107,7 @@ impl Backend {
                 .map_err(StepError::from)?;
             Some(Arc::new(prepared))
         };
-        self.statements
-            .insert(name.to_owned(), Statement { prepared, copy });
+        self.statements.insert(name, Statement { prepared, copy });
         out.parse_complete();
         Ok(())
     }
@@ -1172,7 +1171,7 @@ impl Backend {
             values.push(value);
         }
         self.portals.insert(
-            portal.to_owned(),
+            portal,
             Portal {
                 prepared,
                 copy,
@@ -1362,9 +1361,68 @@ impl Backend {
     }
 }
 
-/// Statements and portals by name; FNV-1a hashing (names are short and only hurt their own
+/// Statements or portals by name. The unnamed one ("") has a slot of its own: drivers run most
+/// statements through the unnamed portal (pgbench, pgjdbc, psycopg) and often the unnamed
+/// statement, so the usual Bind / Describe / Execute neither hashes nor replaces a map entry.
+/// Named ones are in a map with FNV-1a hashing (names are short and only hurt their own
 /// session if crafted).
-type NameMap<V> = HashMap<String, V, BuildHasherDefault<NameHasher>>;
+struct NameMap<V> {
+    unnamed: Option<V>,
+    named: HashMap<String, V, BuildHasherDefault<NameHasher>>,
+}
+
+impl<V> Default for NameMap<V> {
+    fn default() -> Self {
+        NameMap {
+            unnamed: None,
+            named: HashMap::default(),
+        }
+    }
+}
+
+impl<V> NameMap<V> {
+    fn get(&self, name: &str) -> Option<&V> {
+        if name.is_empty() {
+            self.unnamed.as_ref()
+        } else {
+            self.named.get(name)
+        }
+    }
+
+    fn get_mut(&mut self, name: &str) -> Option<&mut V> {
+        if name.is_empty() {
+            self.unnamed.as_mut()
+        } else {
+            self.named.get_mut(name)
+        }
+    }
+
+    fn contains_key(&self, name: &str) -> bool {
+        self.get(name).is_some()
+    }
+
+    /// Sets `name` to `value`, dropping what it held.
+    fn insert(&mut self, name: &str, value: V) {
+        if name.is_empty() {
+            self.unnamed = Some(value);
+        } else {
+            self.named.insert(name.to_owned(), value);
+        }
+    }
+
+    fn remove(&mut self, name: &str) -> Option<V> {
+        if name.is_empty() {
+            self.unnamed.take()
+        } else {
+            self.named.remove(name)
+        }
+    }
+
+    fn clear(&mut self) {
+        self.unnamed = None;
+        self.named.clear();
+    }
+}
 
 /// FNV-1a, 64 bit.
 struct NameHasher(u64);
@@ -1793,6 +1851,27 @@ mod tests {
             ]
         );
         assert!(deallocated("SELECT 1").is_empty());
+    }
+
+    #[test]
+    fn the_unnamed_entry_lives_beside_the_named_ones() {
+        let mut map: NameMap<u32> = NameMap::default();
+        map.insert("", 1);
+        map.insert("s1", 2);
+        map.insert("", 3);
+        assert_eq!(
+            (map.get(""), map.get("s1"), map.get("s2")),
+            (Some(&3), Some(&2), None)
+        );
+        if let Some(v) = map.get_mut("s1") {
+            *v = 4;
+        }
+        assert_eq!(map.remove("s1"), Some(4));
+        assert!(!map.contains_key("s1") && map.contains_key(""));
+        map.insert("s1", 5);
+        map.clear();
+        assert!(!map.contains_key("") && !map.contains_key("s1"));
+        assert_eq!(map.remove(""), None);
     }
 
     #[test]
