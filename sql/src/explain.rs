@@ -76,7 +76,8 @@ pub(crate) fn explain(ctx: &mut ExecContext<'_>, plan: &Plan, analyze: bool) -> 
             ty: DataType::Text,
             table_oid: 0,
             column_id: 0,
-        }],
+        }]
+        .into(),
         rows: out
             .lines
             .into_iter()

@@ -860,7 +860,9 @@ impl Binder<'_> {
                     ty: want,
                     explicit: false,
                 };
-                step.columns[i].ty = want;
+                let mut columns = step.columns.to_vec();
+                columns[i].ty = want;
+                step.columns = columns.into();
             }
         }
         Ok(CteBinding {
@@ -967,7 +969,9 @@ impl Binder<'_> {
                             explicit: false,
                         },
                     };
-                    p.columns[i].ty = ty;
+                    let mut columns = p.columns.to_vec();
+                    columns[i].ty = ty;
+                    p.columns = columns.into();
                 }
             }
             columns.push(Column {

@@ -356,7 +356,7 @@ pub(crate) struct SelectPlan {
     pub order: Vec<SortKey>,
     pub limit: Option<Expr>,
     pub offset: Option<Expr>,
-    pub(crate) columns: Vec<Column>,
+    pub(crate) columns: Arc<[Column]>,
     /// Which columns of a table source the query reads (filter, grouping, aggregates,
     /// projection); the others are not decoded (they read as NULL, and nothing looks at them).
     pub needed: Vec<bool>,
@@ -374,7 +374,7 @@ pub(crate) enum InsertSource {
 #[derive(Debug, Clone)]
 pub(crate) struct Returning {
     exprs: Vec<Expr>,
-    columns: Vec<Column>,
+    columns: Arc<[Column]>,
 }
 
 #[derive(Debug, Clone)]
@@ -412,12 +412,12 @@ impl Plan {
     /// Result columns (empty for statements without RETURNING).
     pub(crate) fn columns(&self) -> Vec<Column> {
         match self {
-            Plan::Select(s) => s.columns.clone(),
+            Plan::Select(s) => s.columns.to_vec(),
             Plan::Insert { returning, .. }
             | Plan::Update { returning, .. }
             | Plan::Delete { returning, .. } => returning
                 .as_ref()
-                .map(|r| r.columns.clone())
+                .map(|r| r.columns.to_vec())
                 .unwrap_or_default(),
             Plan::Merge(_) => vec![],
         }
@@ -429,9 +429,7 @@ impl Plan {
             Plan::Select(s) => &s.columns,
             Plan::Insert { returning, .. }
             | Plan::Update { returning, .. }
-            | Plan::Delete { returning, .. } => {
-                returning.as_ref().map_or(&[], |r| r.columns.as_slice())
-            }
+            | Plan::Delete { returning, .. } => returning.as_ref().map_or(&[], |r| &r.columns[..]),
             Plan::Merge(_) => &[],
         };
         mine.len() == columns.len() && mine.iter().zip(columns).all(|(a, b)| a.ty == b.ty)
@@ -2664,7 +2662,7 @@ impl Binder<'_> {
             order,
             limit,
             offset,
-            columns,
+            columns: columns.into(),
             needed,
             lock,
         })
@@ -2821,7 +2819,7 @@ impl Binder<'_> {
             order,
             limit,
             offset,
-            columns,
+            columns: columns.into(),
             needed: vec![],
             lock: None,
         })
@@ -3054,7 +3052,10 @@ impl Binder<'_> {
                 _ => return Err(SqlError::unsupported("this RETURNING item")),
             }
         }
-        Ok(Some(Returning { exprs, columns }))
+        Ok(Some(Returning {
+            exprs,
+            columns: columns.into(),
+        }))
     }
 
     /// Binds the DEFAULT expression of a column (stored as SQL text).

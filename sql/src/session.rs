@@ -40,8 +40,8 @@ pub struct Column {
 pub enum Outcome {
     /// A statement that returns rows (SELECT, ... RETURNING, SHOW).
     Rows {
-        /// Result shape.
-        columns: Vec<Column>,
+        /// Result shape (shared with the statement's plan: a result does not copy it).
+        columns: Arc<[Column]>,
         /// All rows.
         rows: Vec<Vec<Value>>,
         /// Command tag, e.g. `SELECT 3`, `INSERT 0 1`.
@@ -1503,7 +1503,8 @@ impl Session {
                     text_col("name"),
                     text_col("setting"),
                     text_col("description"),
-                ],
+                ]
+                .into(),
                 rows,
                 tag: "SHOW".into(),
             });
@@ -1530,7 +1531,7 @@ impl Session {
             ));
         };
         Ok(Outcome::Rows {
-            columns: vec![text_col(&col)],
+            columns: vec![text_col(&col)].into(),
             rows: vec![vec![Value::Text(value)]],
             tag: "SHOW".into(),
         })

@@ -742,7 +742,7 @@ fn pg_type_lists_postgres_oids_and_agrees_with_row_descriptions() {
     let Some(Ok(Outcome::Rows { columns, .. })) = r.into_iter().next() else {
         panic!("no rows")
     };
-    for c in columns {
+    for c in columns.iter() {
         let found = run(
             &mut s,
             &format!("SELECT typname FROM pg_type WHERE oid = {}", c.ty.oid()),
