@@ -345,7 +345,14 @@ impl Engine {
     /// by reads at versions above `visible()` (`get(key, Version::MAX)`, `latest_version`) but by
     /// no snapshot reader, until [`Engine::publish_batch`]. This is what lets the layer above
     /// hand a row to the next writer before the batch is durable (early lock release).
-    pub fn insert_batch(&self, ticket: &BatchTicket, writes: Vec<(Vec<u8>, Option<Value>)>) {
+    ///
+    /// Keys may come as `Vec<u8>` or as `Bytes` (slices of a shared buffer are kept as they
+    /// are, not copied).
+    pub fn insert_batch<K: Into<Bytes>>(
+        &self,
+        ticket: &BatchTicket,
+        writes: impl IntoIterator<Item = (K, Option<Value>)>,
+    ) {
         self.insert_all(ticket.version, writes);
     }
 
@@ -392,7 +399,11 @@ impl Engine {
     /// Takes back a batch inserted by [`Engine::insert_batch`] that will never be published
     /// (its WAL write failed): removes its versions from every memtable, then abandons it.
     /// Its range deletes, if any, are removed too.
-    pub fn retract_batch(&self, mut ticket: BatchTicket, keys: impl IntoIterator<Item = Vec<u8>>) {
+    pub fn retract_batch<K: Into<Bytes>>(
+        &self,
+        mut ticket: BatchTicket,
+        keys: impl IntoIterator<Item = K>,
+    ) {
         {
             let mut slot = self.layers.write().unwrap_or_else(PoisonError::into_inner);
             if slot.ranges.iter().any(|r| r.version == ticket.version) {
@@ -407,7 +418,7 @@ impl Engine {
         }
         let layers = self.layers();
         for key in keys {
-            let user = Bytes::from(key);
+            let user: Bytes = key.into();
             layers.active.remove(&user, ticket.version);
             for frozen in &layers.frozen {
                 frozen.remove(&user, ticket.version);
@@ -433,7 +444,11 @@ impl Engine {
 
     /// Inserts a whole batch into one memtable, registered as a writer so that a checkpoint
     /// freezing that memtable waits until the batch is completely in it.
-    fn insert_all(&self, version: Version, writes: Vec<(Vec<u8>, Option<Value>)>) {
+    fn insert_all<K: Into<Bytes>>(
+        &self,
+        version: Version,
+        writes: impl IntoIterator<Item = (K, Option<Value>)>,
+    ) {
         let guard = {
             let layers = self.layers.read().unwrap_or_else(PoisonError::into_inner);
             // NB: registering under the read lock is what makes the freeze safe: once the
@@ -444,7 +459,7 @@ impl Engine {
             }
         };
         for (key, value) in writes {
-            guard.mem.insert(Bytes::from(key), version, value);
+            guard.mem.insert(key.into(), version, value);
         }
         drop(guard);
     }

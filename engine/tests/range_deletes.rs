@@ -28,8 +28,7 @@ fn batch(engine: &Engine, version: u128, puts: &[(&str, &str)], ranges: &[(&str,
     engine.insert_batch(
         &ticket,
         puts.iter()
-            .map(|(k, v)| (k.as_bytes().to_vec(), Some(Bytes::from(v.to_string()))))
-            .collect(),
+            .map(|(k, v)| (k.as_bytes().to_vec(), Some(Bytes::from(v.to_string())))),
     );
     engine.publish_batch(ticket);
 }
@@ -143,7 +142,7 @@ fn a_retracted_batch_takes_its_range_delete_back() {
         None,
         "seen above the watermark"
     );
-    engine.retract_batch(ticket, Vec::new());
+    engine.retract_batch(ticket, Vec::<Vec<u8>>::new());
     assert_eq!(keys(&engine, u128::MAX).len(), 5);
     // The checkpoint after it holds no range delete: a restart reads every row.
     engine.checkpoint(1).unwrap();

@@ -379,7 +379,7 @@ impl Db {
             id,
             isolation,
             snapshot,
-            writes: BTreeMap::new(),
+            writes: crate::write_set::WriteSet::new(),
             range_deletes: Vec::new(),
             status: TxnStatus::Active,
         };
@@ -478,7 +478,7 @@ impl Db {
         let (commit_ts, ticket) = if state.isolation == Isolation::Serializable {
             // SSI's commit check and the timestamp in one step (crate::ssi invariant 1).
             self.ssi
-                .pre_commit(state.id, state.writes.keys().cloned(), || {
+                .pre_commit(state.id, state.writes.keys().map(<[u8]>::to_vec), || {
                     self.order_commit()
                 })?
         } else {
@@ -511,11 +511,7 @@ impl Db {
                 encode_parts_commit(commit_ts, state.id, parts, count, &writes),
             ),
         };
-        let writes = state
-            .writes
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
+        let writes = state.writes.engine_batch();
         self.engine
             .insert_range_deletes(&ticket, state.range_deletes.clone());
         self.engine.insert_batch(&ticket, writes);
@@ -564,7 +560,7 @@ impl Db {
                 crate::record::encode_write(buf, key, Some(&row));
                 *count += 1;
             }
-            state.writes.insert(key.clone(), Some(row));
+            state.writes.insert(key, Some(row));
         }
         let ts = self.clock.now()?;
         let ticket = self.engine.prepare_batch(ts.to_version())?;
@@ -615,7 +611,8 @@ impl Db {
                 let ticket =
                     ticket.or_else(|| lsn.and_then(|lsn| relock(&self.unpublished).remove(&lsn.0)));
                 if let Some(t) = ticket {
-                    self.engine.retract_batch(t, state.writes.keys().cloned());
+                    self.engine
+                        .retract_batch(t, state.writes.keys().map(bytes::Bytes::copy_from_slice));
                 }
                 return Err(e.into());
             }

@@ -180,6 +180,10 @@
 //!   repeats the current value of every key written since the savepoint (those rolled back to
 //!   a savepoint are gone from the undo log and restored to what a part or the tail already
 //!   holds).
+//! - **The write set** ([`write_set`]): keys written in ascending order (a COPY's row ids, a
+//!   rewrite's new keys) are appended to a sorted run in O(1), their bytes packed in shared
+//!   chunks that the commit hands to the engine as slices (no second copy of the keys); keys
+//!   out of order go to a B-tree beside it.
 //! - NB (not done yet): the write set also stays in memory until commit (reads of the
 //!   transaction's own writes and the engine insert at commit use it); what parts save is
 //!   the commit record's one big encoding and the commit-time write + fsync of it.
@@ -205,6 +209,7 @@ pub mod registry;
 pub mod ssi;
 pub mod twopc;
 mod txn;
+pub mod write_set;
 
 pub use clock::{Clock, NodeId, SystemClock, Timestamp, WallClock};
 pub use db::{
@@ -230,3 +235,4 @@ pub use twopc::{PreparedInfo, MAX_GID_LEN};
 pub use txn::{
     IncrementOutcome, Isolation, RowDelta, Savepoint, ScanIter, Txn, TxnId, TxnState, TxnStatus,
 };
+pub use write_set::WriteSet;

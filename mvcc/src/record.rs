@@ -162,10 +162,10 @@ pub struct CommitRecord {
 }
 
 /// Encodes a commit record (see the module docs for the layout).
-pub fn encode_commit<'a>(
+pub fn encode_commit<'a, K: AsRef<[u8]>>(
     commit_ts: Timestamp,
     txn: TxnId,
-    writes: impl ExactSizeIterator<Item = (&'a Vec<u8>, &'a Option<Bytes>)>,
+    writes: impl ExactSizeIterator<Item = (K, &'a Option<Bytes>)>,
     range_deletes: &[(Vec<u8>, Vec<u8>)],
 ) -> Vec<u8> {
     let mut buf = Vec::with_capacity(28 + writes.len() * 32);
@@ -180,7 +180,7 @@ pub fn encode_commit<'a>(
             encode_range_delete(&mut buf, start, end);
         }
         for (key, value) in writes {
-            encode_write(&mut buf, key, value.as_ref());
+            encode_write(&mut buf, key.as_ref(), value.as_ref());
         }
     }
     buf
@@ -195,13 +195,13 @@ pub fn encode_range_delete(buf: &mut Vec<u8>, start: &[u8], end: &[u8]) {
     buf.extend_from_slice(end);
 }
 
-fn encode_writes<'a>(
+fn encode_writes<'a, K: AsRef<[u8]>>(
     buf: &mut Vec<u8>,
-    writes: impl ExactSizeIterator<Item = (&'a Vec<u8>, &'a Option<Bytes>)>,
+    writes: impl ExactSizeIterator<Item = (K, &'a Option<Bytes>)>,
 ) {
     buf.extend_from_slice(&(writes.len() as u32).to_le_bytes());
     for (key, value) in writes {
-        encode_write(buf, key, value.as_ref());
+        encode_write(buf, key.as_ref(), value.as_ref());
     }
 }
 
@@ -502,7 +502,7 @@ fn push_str16(buf: &mut Vec<u8>, s: &str) {
 
 /// Encodes a prepare record (see the module docs for the layout).
 #[allow(clippy::too_many_arguments)]
-pub fn encode_prepare<'a>(
+pub fn encode_prepare<'a, K: AsRef<[u8]>>(
     txn: TxnId,
     snapshot: Timestamp,
     prepared_at: Timestamp,
@@ -510,7 +510,7 @@ pub fn encode_prepare<'a>(
     gid: &str,
     owner: &str,
     database: &str,
-    writes: impl ExactSizeIterator<Item = (&'a Vec<u8>, &'a Option<Bytes>)>,
+    writes: impl ExactSizeIterator<Item = (K, &'a Option<Bytes>)>,
     locks: LockSet<'_>,
     reads: &ReadSetRecord,
 ) -> Vec<u8> {

@@ -214,7 +214,7 @@ impl Db {
         let checked = self.clock().now().and_then(|prepared_at| {
             let reads = if serializable {
                 // SSI's commit point (crate::ssi, "Prepared transactions").
-                let keys = txn.state().writes.keys().cloned();
+                let keys = txn.state().writes.keys().map(<[u8]>::to_vec);
                 self.ssi().prepare(txn.state().id, keys, prepared_at)?
             } else {
                 ReadSetRecord::default()
@@ -441,7 +441,7 @@ impl Db {
                     id,
                     p.state.snapshot,
                     p.prepared_at,
-                    p.state.writes.keys().cloned(),
+                    p.state.writes.keys().map(<[u8]>::to_vec),
                     &std::mem::take(&mut p.reads),
                     serializable > 1,
                 );

@@ -1,6 +1,6 @@
 //! Transactions: the serializable [`TxnState`] and the live [`Txn`] handle around it.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 use std::fmt;
 use std::hash::BuildHasher;
 use std::ops::Bound;
@@ -15,6 +15,7 @@ use crate::error::MvccError;
 use crate::locks::{
     Acquired, LockWait, RelId, RowLocked, RowMode, TableMode, TxnLocks, WaitLimits,
 };
+use crate::write_set::WriteSet;
 
 /// Identifies a transaction. Larger ids are younger: the deadlock detector aborts the largest.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -64,7 +65,7 @@ pub struct TxnState {
     /// What it reads: versions committed at or before this timestamp.
     pub snapshot: Timestamp,
     /// Buffered writes, applied at commit; `None` deletes the key.
-    pub writes: BTreeMap<Vec<u8>, Option<Bytes>>,
+    pub writes: WriteSet,
     /// Key ranges `[start, end)` deleted as a whole ([`Txn::delete_range`]): at commit they
     /// hide every older version in them; `writes` holds nothing inside them from before the
     /// delete. Empty in a prepared transaction (its range deletes become point deletes).
@@ -182,7 +183,7 @@ impl fmt::Debug for Txn {
 
 /// The written-key filter of a state's write set.
 fn state_keys(state: &TxnState) -> HashSet<u64, foldhash::fast::FixedState> {
-    state.writes.keys().map(|k| key_hash(k)).collect()
+    state.writes.keys().map(key_hash).collect()
 }
 
 impl Txn {
@@ -262,8 +263,10 @@ impl Txn {
                 false,
             );
             for (key, _) in committed {
-                self.note_key(&key);
-                self.state.writes.entry(key).or_insert(None);
+                if !self.state.writes.contains_key(&key) {
+                    self.note_key(&key);
+                    self.state.writes.insert(&key, None);
+                }
             }
         }
         let state = TxnState {
@@ -416,7 +419,7 @@ impl Txn {
         for p in self.increments.iter().filter(|p| p.key == key) {
             row = p.delta.apply(&row).map_err(increment_failed)?;
         }
-        let previous = self.state.writes.insert(key.to_vec(), Some(row));
+        let previous = self.state.writes.insert(key, Some(row));
         self.note_key(key);
         self.record_undo(key, previous);
         Ok(())
@@ -513,17 +516,10 @@ impl Txn {
             // The whole range is the predicate read, even if the caller stops early.
             self.db.ssi().read_range(self.state.id, &start, &end)?;
         }
-        let own: OwnWrites<'_> = {
-            let range = self
-                .state
-                .writes
-                .range::<Vec<u8>, _>((start.clone(), end.clone()));
-            if reverse {
-                Box::new(range.rev())
-            } else {
-                Box::new(range)
-            }
-        };
+        let own = self
+            .state
+            .writes
+            .range((as_slice(&start), as_slice(&end)), reverse);
         let committed =
             self.db
                 .engine()
@@ -548,11 +544,10 @@ impl Txn {
         end: Bound<Vec<u8>>,
     ) -> Result<Vec<(Vec<u8>, Bytes)>, MvccError> {
         if self.state.isolation == Isolation::ReadCommitted {
-            let own: OwnWrites<'_> = Box::new(
-                self.state
-                    .writes
-                    .range::<Vec<u8>, _>((start.clone(), end.clone())),
-            );
+            let own = self
+                .state
+                .writes
+                .range((as_slice(&start), as_slice(&end)), false);
             let committed = self
                 .db
                 .engine()
@@ -597,7 +592,7 @@ impl Txn {
     /// already written `key` (now overwritten).
     pub fn put_unlocked(&mut self, key: &[u8], value: Bytes) -> bool {
         self.note_write();
-        let previous = self.state.writes.insert(key.to_vec(), Some(value.clone()));
+        let previous = self.state.writes.insert(key, Some(value.clone()));
         self.note_key(key);
         let replaced = previous.is_some();
         self.record_undo(key, previous);
@@ -709,7 +704,7 @@ impl Txn {
             }
         }
         self.note_write();
-        let previous = self.state.writes.insert(key.to_vec(), None);
+        let previous = self.state.writes.insert(key, None);
         self.note_key(key);
         self.record_undo(key, previous);
         self.after_write(key, None);
@@ -749,13 +744,13 @@ impl Txn {
         let own: Vec<Vec<u8>> = self
             .state
             .writes
-            .range::<[u8], _>((Bound::Included(start), Bound::Excluded(end)))
-            .map(|(k, _)| k.clone())
+            .range((Bound::Included(start), Bound::Excluded(end)), false)
+            .map(|(k, _)| k.to_vec())
             .collect();
         for key in own {
             if self.spill.is_some() {
                 // A part may hold the key: a later tombstone wins over it at replay.
-                self.state.writes.insert(key.clone(), None);
+                self.state.writes.insert(&key, None);
                 self.note_key(&key);
                 self.after_write(&key, None);
             } else {
@@ -795,7 +790,7 @@ impl Txn {
             self.db.ssi().write_key(self.state.id, key)?;
         }
         self.note_write();
-        let previous = self.state.writes.insert(key.to_vec(), value.clone());
+        let previous = self.state.writes.insert(key, value.clone());
         self.note_key(key);
         self.record_undo(key, previous);
         self.after_write(key, value.as_ref());
@@ -921,7 +916,7 @@ impl Txn {
             match previous {
                 Some(v) => {
                     self.note_key(&key);
-                    self.state.writes.insert(key, v);
+                    self.state.writes.insert(&key, v);
                 }
                 None => {
                     self.state.writes.remove(&key);
@@ -1066,13 +1061,19 @@ fn increment_failed(message: String) -> MvccError {
     MvccError::IncrementFailed { message }
 }
 
-/// The transaction's own writes in a key range, in scan direction.
-type OwnWrites<'a> = Box<dyn Iterator<Item = (&'a Vec<u8>, &'a Option<Bytes>)> + 'a>;
+/// A scan bound as the write set takes it.
+fn as_slice(bound: &Bound<Vec<u8>>) -> Bound<&[u8]> {
+    match bound {
+        Bound::Included(k) => Bound::Included(k.as_slice()),
+        Bound::Excluded(k) => Bound::Excluded(k.as_slice()),
+        Bound::Unbounded => Bound::Unbounded,
+    }
+}
 
 /// Merges the committed snapshot with the transaction's own writes, in key order.
 pub struct ScanIter<'a> {
     committed: std::iter::Peekable<gnomon_engine::Scan>,
-    own: std::iter::Peekable<OwnWrites<'a>>,
+    own: std::iter::Peekable<crate::write_set::Range<'a>>,
     reverse: bool,
     /// The transaction's own range deletes: committed keys inside them are skipped.
     range_deletes: &'a [(Vec<u8>, Vec<u8>)],
@@ -1088,7 +1089,7 @@ impl Iterator for ScanIter<'_> {
                 (Some(_), None) => false,
                 (None, Some(_)) => true,
                 (Some((ck, _)), Some((ok, _))) => {
-                    let ord = ck.as_slice().cmp(ok.as_slice());
+                    let ord = ck.as_slice().cmp(ok);
                     if ord == std::cmp::Ordering::Equal {
                         self.committed.next(); // shadowed by the transaction's own write
                         true
@@ -1100,7 +1101,7 @@ impl Iterator for ScanIter<'_> {
             if take_own {
                 let (k, v) = self.own.next()?;
                 if let Some(v) = v {
-                    return Some((k.clone(), v.clone()));
+                    return Some((k.to_vec(), v.clone()));
                 }
                 // own delete: skip
             } else {
