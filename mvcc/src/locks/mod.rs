@@ -495,13 +495,15 @@ impl LockManager {
         mode: RowMode,
         wait: LockWait,
     ) -> Result<RowLocked, MvccError> {
+        // NB: the hierarchy is borrowed, not cloned: an `Arc` clone per row lock would be two
+        // atomic read-modify-writes on a counter every session shares.
         let place = self.hierarchy.get().and_then(|h| {
             h.relation_of(key).map(|rel| {
                 let n = self.hash_partitions.load(Ordering::Relaxed);
-                (h.clone(), rel, h.partition_of(rel, key, n))
+                (rel, h.partition_of(rel, key, n))
             })
         });
-        let Some((_, rel, part)) = place else {
+        let Some((rel, part)) = place else {
             return self.lock_plain_row(locks, txn, key, mode, wait, None);
         };
         let exclusive = mode.is_update();
