@@ -40,7 +40,9 @@
 //! Entries are sorted by (key ascending, version descending) across the whole file, so the
 //! index's first keys are sorted too and a seek is a binary search over the blocks, then one
 //! over the entries of the block (their offsets are collected in memory at open, 4 bytes per
-//! entry; the file has no in-block index).
+//! entry; the file has no in-block index). The block search runs on the first 16 bytes of each
+//! block's first key, kept in memory as an integer (`KeyHead`, 16 bytes per block), and reads
+//! key bytes from the mapping only for blocks whose head equals the probe's.
 //! The reader validates everything at open (header, trailer, index, every block's CRC and
 //! every entry's bounds), so the read path never meets a malformed byte.
 //!
@@ -55,7 +57,7 @@ use std::path::{Path, PathBuf};
 use bytes::Bytes;
 use memmap2::Mmap;
 
-use crate::key::{cmp_versioned, Found, Probe, Source};
+use crate::key::{cmp_versioned, Found, KeyHead, KeyParts, KeyView, Probe, Source};
 use crate::ranges::{RangeDelete, RangeDeletes};
 use crate::{EngineError, Version};
 
@@ -373,6 +375,8 @@ struct BlockMeta {
     entries_end: usize,
     first_user: Range<usize>,
     first_version: Version,
+    /// `KeyHead::of(first_user)`: the block search decides most comparisons on it.
+    first_head: KeyHead,
     /// This block's entries in [`Checkpoint::offsets`] (so a seek inside the block is a binary
     /// search, not a decode of every entry before the target).
     entries: Range<usize>,
@@ -386,6 +390,10 @@ pub(crate) struct Checkpoint {
     /// The whole file; `Bytes::from_owner` keeps the mmap alive while any slice is in use.
     data: Bytes,
     blocks: Vec<BlockMeta>,
+    /// Each block's `first_head`, dense (16 bytes a block): a seek binary-searches these
+    /// first, so most steps are one integer compare on a few cache lines, not a `BlockMeta`
+    /// and the key bytes in the mapping.
+    block_heads: Vec<KeyHead>,
     /// Every entry's offset from its block's `entries_start`, block after block (built by the
     /// validation at open, which decodes every entry anyway): 4 bytes of memory per entry.
     offsets: Vec<u32>,
@@ -420,6 +428,7 @@ impl Checkpoint {
             seq,
             data,
             blocks: Vec::new(),
+            block_heads: Vec::new(),
             offsets: Vec::new(),
             wal_lsn: 0,
             max_version: Version::MIN,
@@ -548,6 +557,7 @@ impl Checkpoint {
                 entries_end: crc_at,
                 first_user: key_start..key_end,
                 first_version,
+                first_head: KeyHead::of(&data[key_start..key_end]),
                 entries: entries_from..offsets.len(),
             });
             entries_seen += u64::from(count);
@@ -559,6 +569,7 @@ impl Checkpoint {
         if blocks.len() as u64 != block_count || entries_seen != entry_count {
             return Err(bad("block or entry count does not match the trailer"));
         }
+        self.block_heads = blocks.iter().map(|b| b.first_head).collect();
         self.blocks = blocks;
         self.offsets = offsets;
         self.wal_lsn = wal_lsn;
@@ -640,13 +651,49 @@ impl Checkpoint {
         lo
     }
 
+    /// Order of block `b`'s first entry against the probe: on the inline heads first (an
+    /// integer compare), on the key bytes only when the heads are equal.
     fn cmp_block_first(&self, b: &BlockMeta, probe: &Probe<'_>) -> std::cmp::Ordering {
-        cmp_versioned(
-            &self.data[b.first_user.clone()],
-            b.first_version,
-            probe.user,
-            probe.version,
-        )
+        let user = self.data.get(b.first_user.clone()).unwrap_or_default();
+        KeyParts::with_head(b.first_head, user, b.first_version).cmp(&probe.parts())
+    }
+
+    /// User key and version of entry `i` of block `b`, without decoding the rest of the entry
+    /// (what a seek compares; the block was validated at open). None past the block's end.
+    fn block_key(&self, b: &BlockMeta, i: usize) -> Option<(&[u8], Version)> {
+        if i >= b.entries.len() {
+            return None;
+        }
+        let pos = b.entries_start + *self.offsets.get(b.entries.start + i)? as usize;
+        let area = self.data.get(..b.entries_end)?;
+        let key_len = read_u32(area, pos)? as usize;
+        let user_end = (pos + 4).checked_add(key_len)?;
+        let user = area.get(pos + 4..user_end)?;
+        Some((user, Version(read_u128(area, user_end)?)))
+    }
+
+    /// How many leading entries of block `b` order before the probe (`inclusive`: strictly
+    /// before it; else at or before it): a binary search on keys and versions only.
+    fn block_skip(&self, b: &BlockMeta, probe: &Probe<'_>, inclusive: bool) -> usize {
+        use std::cmp::Ordering::*;
+        let (mut lo, mut hi) = (0, b.entries.len());
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            let before =
+                self.block_key(b, mid).is_some_and(|(user, version)| {
+                    match cmp_versioned(user, version, probe.user, probe.version) {
+                        Greater => false,
+                        Equal => !inclusive,
+                        Less => true,
+                    }
+                });
+            if before {
+                lo = mid + 1;
+            } else {
+                hi = mid;
+            }
+        }
+        lo
     }
 
     fn cmp_entry(&self, e: &RawEntry, probe: &Probe<'_>) -> std::cmp::Ordering {
@@ -656,6 +703,35 @@ impl Checkpoint {
             probe.user,
             probe.version,
         )
+    }
+
+    /// How many blocks start at or before the probe. A block whose first head is below the
+    /// probe's starts before it, one whose head is above starts after it (see `KeyHead`); only
+    /// blocks with the probe's very head are compared on their key bytes.
+    fn blocks_at_or_before(&self, probe: &Probe<'_>) -> usize {
+        use std::cmp::Ordering::*;
+        let head = probe.parts().head();
+        let below = self.block_heads.partition_point(|h| *h < head);
+        if self.block_heads.get(below) != Some(&head) {
+            return below;
+        }
+        let equal = self.block_heads[below..].partition_point(|h| *h == head);
+        let tied = self.blocks.get(below..below + equal).unwrap_or_default();
+        below + tied.partition_point(|b| self.cmp_block_first(b, probe) != Greater)
+    }
+
+    /// The first entry at or after (`inclusive`) or after the probe.
+    fn seek(&self, probe: &Probe<'_>, inclusive: bool) -> Option<RawEntry> {
+        let after = self.blocks_at_or_before(probe);
+        // NB: block `after - 1` starts at or before the probe; if none of its entries is past
+        // it, the answer is the first entry of the next block.
+        for meta in self.blocks.get(after.saturating_sub(1)..)? {
+            let skip = self.block_skip(meta, probe, inclusive);
+            if let Some(e) = self.block_entry(meta, skip) {
+                return Some(e);
+            }
+        }
+        None
     }
 
     /// Block and offset of the entry `found` was built from, when it came from this file
@@ -709,7 +785,6 @@ enum Invalid {
 
 impl Source for Checkpoint {
     fn lower_bound(&self, bound: Bound<Probe<'_>>) -> Option<Found> {
-        use std::cmp::Ordering::*;
         let (probe, inclusive) = match bound {
             Bound::Unbounded => {
                 return self.block_entries(0).next().map(|e| self.found(&e));
@@ -717,22 +792,17 @@ impl Source for Checkpoint {
             Bound::Included(p) => (p, true),
             Bound::Excluded(p) => (p, false),
         };
-        let after = self
-            .blocks
-            .partition_point(|b| self.cmp_block_first(b, &probe) != Greater);
-        // NB: block `after - 1` starts at or before the probe; if none of its entries is past
-        // it, the answer is the first entry of the next block.
-        for meta in self.blocks.get(after.saturating_sub(1)..)? {
-            let skip = self.block_partition_point(meta, |e| match self.cmp_entry(e, &probe) {
-                Greater => false,
-                Equal => !inclusive,
-                Less => true,
-            });
-            if let Some(e) = self.block_entry(meta, skip) {
-                return Some(self.found(&e));
-            }
+        self.seek(&probe, inclusive).map(|e| self.found(&e))
+    }
+
+    /// The point read: one seek, then a slice of the value only (no `Found`: each slice of the
+    /// mapping is an atomic increment of its shared reference count).
+    fn newest_value_at(&self, user: &[u8], at: Version) -> Option<(Version, Option<Bytes>)> {
+        let e = self.seek(&Probe::new(user, at), true)?;
+        if self.data.get(e.user.clone())? != user {
+            return None;
         }
-        None
+        Some((e.version, e.value.map(|r| self.data.slice(r))))
     }
 
     fn next_user(&self, after: &Found) -> Option<Found> {
@@ -812,12 +882,20 @@ mod tests {
     /// at versions above, on and below the stored ones, inclusive and exclusive.
     #[test]
     fn seeks_agree_with_a_linear_walk() {
+        // Short keys (decided on the inline heads) and keys sharing a prefix longer than a
+        // head (decided on the bytes past it).
+        for prefix in ["", "a-common-prefix-longer-than-16/"] {
+            seeks_agree_with_a_linear_walk_under(prefix);
+        }
+    }
+
+    fn seeks_agree_with_a_linear_walk_under(prefix: &str) {
         let dir = tempfile::tempdir().expect("temp dir");
         let path = dir.path().join(file_name(1));
         // ~10 entries per block; keys k010, k020, ... with 1 to 3 versions, some tombstones.
-        let mut writer = CheckpointWriter::create(&path, 300).expect("create");
+        let mut writer = CheckpointWriter::create(&path, 300 + 3 * prefix.len()).expect("create");
         for k in 1..=60u32 {
-            let user = format!("k{:03}", k * 10);
+            let user = format!("{prefix}k{:03}", k * 10);
             for v in (1..=(k % 3 + 1)).rev() {
                 let version = Version(u128::from(v * 10));
                 let value = format!("value {k} {v}");
@@ -833,8 +911,16 @@ mod tests {
         let all: Vec<Found> = checkpoint.iter().collect();
         let key = |f: &Found| (f.user.to_vec(), f.version);
         for k in 0..=610u32 {
-            let user = format!("k{k:03}");
+            let user = format!("{prefix}k{k:03}");
             for at in [0u128, 5, 10, 15, 20, 30, 99] {
+                // The point read answers what the generic seek answers.
+                let generic = crate::key::newest_at(&checkpoint, user.as_bytes(), Version(at))
+                    .map(|f| (f.version, f.value));
+                assert_eq!(
+                    checkpoint.newest_value_at(user.as_bytes(), Version(at)),
+                    generic,
+                    "{user}@{at}"
+                );
                 let probe = || Probe::new(user.as_bytes(), Version(at));
                 let order =
                     |f: &Found| cmp_versioned(&f.user, f.version, user.as_bytes(), Version(at));

@@ -55,7 +55,11 @@ pub(crate) const HEAD_LEN: usize = 16;
 pub(crate) struct KeyHead(u128);
 
 impl KeyHead {
+    #[inline]
     pub(crate) fn of(user: &[u8]) -> KeyHead {
+        if let Some(first) = user.first_chunk::<HEAD_LEN>() {
+            return KeyHead(u128::from_be_bytes(*first));
+        }
         let mut padded = [0u8; HEAD_LEN];
         let n = user.len().min(HEAD_LEN);
         padded[..n].copy_from_slice(&user[..n]);
@@ -73,9 +77,25 @@ pub(crate) struct KeyParts<'a> {
     version: Version,
 }
 
-impl KeyParts<'_> {
+impl<'a> KeyParts<'a> {
+    /// The parts of a stored key whose head was computed already (a checkpoint block's first
+    /// key): `head` must be `KeyHead::of(user)`.
+    pub(crate) fn with_head(head: KeyHead, user: &'a [u8], version: Version) -> Self {
+        KeyParts {
+            head,
+            len: user.len(),
+            user,
+            version,
+        }
+    }
+
+    /// The user key's head.
+    pub(crate) fn head(&self) -> KeyHead {
+        self.head
+    }
+
     /// Same order as [`cmp_versioned`], deciding most comparisons on the heads.
-    fn cmp(&self, other: &KeyParts<'_>) -> Ordering {
+    pub(crate) fn cmp(&self, other: &KeyParts<'_>) -> Ordering {
         self.head
             .cmp(&other.head)
             .then_with(|| self.cmp_user_after_head(other))

@@ -5,20 +5,33 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use bytes::Bytes;
-use crossbeam_skiplist::map::Entry;
-use crossbeam_skiplist::SkipMap;
+use crossbeam_epoch as epoch;
+use crossbeam_skiplist::base::{Entry, RefIter, SkipList};
 
 use crate::key::{Found, KeyView, Probe, Source, VersionedKey};
 use crate::Version;
 
 /// A skiplist of `(user key asc, version desc) -> Option<value>`; `None` is a tombstone.
 ///
-/// Readers and writers never lock: `SkipMap` is concurrent. `writers` counts batches being
+/// Readers and writers never lock: the skiplist is concurrent. `writers` counts batches being
 /// inserted right now so a checkpoint can wait for the last writer of a frozen memtable.
-#[derive(Default)]
+///
+/// NB: the skiplist is crossbeam's `base::SkipList`, not its `SkipMap` wrapper: a read pins
+/// the epoch once, searches, and copies the key and value out (their `Bytes` clones) while
+/// pinned. `SkipMap` would also take and drop a reference count on the node it returns, two
+/// atomic read-modify-writes on a cache line every reader of a hot row shares.
 pub(crate) struct MemTable {
-    map: SkipMap<VersionedKey, Option<Bytes>>,
+    list: SkipList<VersionedKey, Option<Bytes>>,
     writers: AtomicUsize,
+}
+
+impl Default for MemTable {
+    fn default() -> Self {
+        MemTable {
+            list: SkipList::new(epoch::default_collector().clone()),
+            writers: AtomicUsize::new(0),
+        }
+    }
 }
 
 /// Result of garbage-collecting one memtable.
@@ -36,21 +49,33 @@ impl MemTable {
     /// Inserts one version. Inserting the same (key, version) again replaces it with the same
     /// content, which is what makes WAL replay idempotent.
     pub(crate) fn insert(&self, user: Bytes, version: Version, value: Option<Bytes>) {
-        self.map.insert(VersionedKey::new(user, version), value);
+        let guard = &epoch::pin();
+        self.list
+            .insert(VersionedKey::new(user, version), value, guard)
+            .release(guard);
     }
 
     /// Removes one version if present (a retracted batch).
     pub(crate) fn remove(&self, user: &Bytes, version: Version) {
-        self.map.remove(&VersionedKey::new(user.clone(), version));
+        let guard = &epoch::pin();
+        if let Some(entry) = self
+            .list
+            .remove(&VersionedKey::new(user.clone(), version), guard)
+        {
+            entry.release(guard);
+        }
     }
 
     pub(crate) fn len(&self) -> usize {
-        self.map.len()
+        self.list.len()
     }
 
-    /// Every entry in key order (used by the checkpoint merge).
+    /// Every entry in key order (used by the checkpoint merge). Pins the epoch per step, not
+    /// for the whole walk (a long pin would hold back the reclamation of removed nodes).
     pub(crate) fn iter(&self) -> impl Iterator<Item = Found> + '_ {
-        self.map.iter().map(|e| found(&e))
+        MemIter {
+            walk: self.list.ref_iter(),
+        }
     }
 
     /// Registers a batch writer; the caller must call [`MemTable::end_write`].
@@ -84,29 +109,63 @@ impl MemTable {
         let mut stats = MemGc::default();
         let mut current: Option<Bytes> = None;
         let mut kept_one_at_or_below = false;
-        for entry in self.map.iter() {
+        let mut walk = self.list.ref_iter();
+        loop {
+            let guard = &epoch::pin();
+            let Some(entry) = walk.next(guard) else {
+                break;
+            };
             stats.examined += 1;
             let key = entry.key();
             if current.as_ref() != Some(&key.user) {
                 current = Some(key.user.clone());
                 kept_one_at_or_below = false;
             }
-            if key.version > safe_point {
-                continue;
-            }
-            if kept_one_at_or_below {
-                if entry.remove() {
-                    stats.removed += 1;
+            if key.version <= safe_point {
+                if kept_one_at_or_below {
+                    if entry.remove(guard) {
+                        stats.removed += 1;
+                    }
+                } else {
+                    kept_one_at_or_below = true;
                 }
-            } else {
-                kept_one_at_or_below = true;
             }
+            entry.release(guard);
         }
+        walk.drop_impl(&epoch::pin());
         stats
     }
 }
 
-fn found(entry: &Entry<'_, VersionedKey, Option<Bytes>>) -> Found {
+/// [`MemTable::iter`]: a reference-counted walk, pinned per step.
+struct MemIter<'a> {
+    walk: RefIter<'a, VersionedKey, Option<Bytes>>,
+}
+
+impl Iterator for MemIter<'_> {
+    type Item = Found;
+
+    fn next(&mut self) -> Option<Found> {
+        let guard = &epoch::pin();
+        let entry = self.walk.next(guard)?;
+        let out = Found {
+            user: entry.key().user.clone(),
+            version: entry.key().version,
+            value: entry.value().clone(),
+        };
+        entry.release(guard);
+        Some(out)
+    }
+}
+
+impl Drop for MemIter<'_> {
+    fn drop(&mut self) {
+        // The walk holds a reference on the node it stands on; give it back.
+        self.walk.drop_impl(&epoch::pin());
+    }
+}
+
+fn found(entry: &Entry<'_, '_, VersionedKey, Option<Bytes>>) -> Found {
     Found {
         user: entry.key().user.clone(),
         version: entry.key().version,
@@ -135,28 +194,31 @@ fn short_bound(bound: &Bound<Probe<'_>>) -> Option<Bound<VersionedKey>> {
 
 impl Source for MemTable {
     fn lower_bound(&self, bound: Bound<Probe<'_>>) -> Option<Found> {
+        let guard = &epoch::pin();
         match short_bound(&bound) {
-            Some(short) => self.map.lower_bound(short.as_ref()),
-            None => self.map.lower_bound(as_view(&bound)),
+            Some(short) => self.list.lower_bound(short.as_ref(), guard),
+            None => self.list.lower_bound(as_view(&bound), guard),
         }
         .map(|e| found(&e))
     }
 
     fn upper_bound(&self, bound: Bound<Probe<'_>>) -> Option<Found> {
+        let guard = &epoch::pin();
         match short_bound(&bound) {
-            Some(short) => self.map.upper_bound(short.as_ref()),
-            None => self.map.upper_bound(as_view(&bound)),
+            Some(short) => self.list.upper_bound(short.as_ref(), guard),
+            None => self.list.upper_bound(as_view(&bound), guard),
         }
         .map(|e| found(&e))
     }
 
     fn newest_value_at(&self, user: &[u8], at: Version) -> Option<(Version, Option<Bytes>)> {
+        let guard = &epoch::pin();
         let entry = match VersionedKey::short_probe(user, at) {
-            Some(probe) => self.map.lower_bound(Bound::Included(&probe)),
+            Some(probe) => self.list.lower_bound(Bound::Included(&probe), guard),
             None => {
                 let probe = Probe::new(user, at);
-                self.map
-                    .lower_bound(Bound::Included(&probe as &dyn KeyView))
+                self.list
+                    .lower_bound(Bound::Included(&probe as &dyn KeyView), guard)
             }
         }?;
         let key = entry.key();
