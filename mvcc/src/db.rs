@@ -220,6 +220,7 @@ impl Db {
             WalOptions {
                 segment_size: opts.segment_size,
                 sync: opts.sync,
+                ..WalOptions::default()
             },
         )?;
         let wal_end = wal.end_lsn().0;

@@ -3,6 +3,11 @@
 //! Everything here is FROZEN for format version 1: changing any constant, field, order or
 //! checksum rule needs a new [`FORMAT_VERSION`], and the reader refuses versions it does not
 //! know (`WalError::UnsupportedVersion`).
+//!
+//! A segment file is its header followed by frames, back to back. The last (active) segment
+//! may end in zero bytes after its last frame (preallocated room, or a crash mid-write): a
+//! zero-filled frame header is the end of the log there, as it always was for version 1.
+//! Every other segment ends exactly at its last frame.
 
 /// FROZEN. First 8 bytes of every segment file.
 pub const SEGMENT_MAGIC: [u8; 8] = *b"GNMNWAL\0";

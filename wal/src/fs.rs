@@ -126,7 +126,9 @@ impl FileSystem for RealFs {
     }
 }
 
-/// A [`FileSystem`] over [`RealFs`] that counts and can fail or hold writes and syncs.
+/// A [`FileSystem`] over [`RealFs`] that counts and can fail or hold writes and syncs, and
+/// tells writes that grow a file (whose `fdatasync` must also write the inode) from writes
+/// inside it.
 ///
 /// Meant for tests and fault-injection runs; it is public so that other crates' tests can use
 /// it too. Counters cover file data operations (`write_all_at`, `sync_data`) of files opened
@@ -139,9 +141,11 @@ pub struct FaultyFs {
 #[derive(Debug, Default)]
 struct FaultState {
     writes: AtomicU64,
+    growing_writes: AtomicU64,
     syncs: AtomicU64,
     dir_syncs: AtomicU64,
     fail_next_write: AtomicBool,
+    fail_next_growing_write: AtomicBool,
     fail_next_sync: AtomicBool,
     hold_syncs: Mutex<bool>,
     syncs_released: Condvar,
@@ -157,6 +161,12 @@ impl FaultyFs {
     /// Number of successful or failed `write_all_at` calls so far.
     pub fn writes(&self) -> u64 {
         self.state.writes.load(Ordering::SeqCst)
+    }
+
+    /// Number of `write_all_at` calls so far that reached past the end of their file (counted
+    /// whether they succeeded or not).
+    pub fn growing_writes(&self) -> u64 {
+        self.state.growing_writes.load(Ordering::SeqCst)
     }
 
     /// Number of `sync_data` calls on files so far (including failed and held ones).
@@ -179,6 +189,14 @@ impl FaultyFs {
     /// The next `write_all_at` fails with an I/O error without writing anything.
     pub fn fail_next_write(&self) {
         self.state.fail_next_write.store(true, Ordering::SeqCst);
+    }
+
+    /// The next `write_all_at` that would reach past the end of its file fails with an I/O
+    /// error without writing anything; writes inside files are not affected.
+    pub fn fail_next_growing_write(&self) {
+        self.state
+            .fail_next_growing_write
+            .store(true, Ordering::SeqCst);
     }
 
     /// The next file `sync_data` fails with an I/O error (after the data reached the OS, like a
@@ -225,6 +243,16 @@ impl WalFile for FaultyFile {
         self.state.writes.fetch_add(1, Ordering::SeqCst);
         if self.state.fail_next_write.swap(false, Ordering::SeqCst) {
             return Err(injected("write"));
+        }
+        if offset + data.len() as u64 > self.inner.file_len()? {
+            self.state.growing_writes.fetch_add(1, Ordering::SeqCst);
+            if self
+                .state
+                .fail_next_growing_write
+                .swap(false, Ordering::SeqCst)
+            {
+                return Err(injected("growing write"));
+            }
         }
         self.inner.write_all_at(offset, data)
     }
@@ -294,6 +322,20 @@ impl FileSystem for FaultyFs {
         self.state.dir_syncs.fetch_add(1, Ordering::SeqCst);
         RealFs.sync_dir(dir)
     }
+}
+
+/// Writes zeros over `[from, to)` of `file` (extending it if `to` lies past its end), in
+/// pieces of at most 1 MiB.
+pub(crate) fn write_zeros(file: &dyn WalFile, from: u64, to: u64) -> io::Result<()> {
+    const PIECE: u64 = 1024 * 1024;
+    let zeros = vec![0u8; to.saturating_sub(from).min(PIECE) as usize];
+    let mut pos = from;
+    while pos < to {
+        let len = (to - pos).min(PIECE) as usize;
+        file.write_all_at(pos, &zeros[..len])?;
+        pos += len as u64;
+    }
+    Ok(())
 }
 
 /// Joins a directory and a file name (helper so call sites read as intent).

@@ -11,7 +11,7 @@ use crate::format::{
     encode_record, encode_segment_header, parse_segment_file_name, segment_file_name,
     MAX_PAYLOAD_LEN, SEGMENT_HEADER_LEN,
 };
-use crate::fs::{lock, path_in, FileSystem, WalFile};
+use crate::fs::{lock, path_in, write_zeros, FileSystem, WalFile};
 use crate::segment::{validate_segment, Replay, SegmentMeta};
 use crate::{Lsn, RecordKind, SyncPolicy, WalOptions};
 
@@ -53,6 +53,9 @@ struct Counters {
     bytes: AtomicU64,
     fsyncs: AtomicU64,
     batch_sizes: [AtomicU64; BATCH_SIZE_BOUNDS.len() + 1],
+    preallocations: AtomicU64,
+    preallocated_bytes: AtomicU64,
+    preallocation_failures: AtomicU64,
 }
 
 /// What the group-commit writer has done since the log was opened.
@@ -71,6 +74,14 @@ pub struct WalStats {
     /// `BATCH_SIZE_BOUNDS[i]` records (and more than the previous bound); the last entry counts
     /// batches larger than every bound. Not cumulative.
     pub batch_size_buckets: [u64; BATCH_SIZE_BOUNDS.len() + 1],
+    /// Extensions of the active segment's zero-filled room (each one `write` of zeros and, under
+    /// `SyncPolicy::Fsync`, one `fdatasync`, not counted in `fsyncs`), and the bytes they added.
+    pub preallocations: u64,
+    /// Zero bytes written by those extensions.
+    pub preallocated_bytes: u64,
+    /// Extensions that failed (a write or sync error). The first one turns preallocation off
+    /// for the rest of the process: batches then grow the file, as with `preallocate: 0`.
+    pub preallocation_failures: u64,
 }
 
 /// The commit queue. One mutex guards it; a writer holds it only to take a batch and to
@@ -91,6 +102,10 @@ struct Queue {
     durable_lsn: u64,
     /// Set once a write or fsync fails; the log is poisoned from then on.
     failure: Option<Failure>,
+    /// The active segment's zero-filled room ran low: the writer thread extends it before
+    /// the next batch is written (committers do not lead meanwhile; the writer thread writes
+    /// what queued up after the extension).
+    extend_wanted: bool,
     /// The handle was dropped: the writer drains the queue and stops.
     closing: bool,
     /// The writer thread has exited (after closing, a failure, or a panic).
@@ -299,10 +314,13 @@ impl std::fmt::Debug for Wal {
 }
 
 impl Wal {
-    /// Opens (creating) the log in `dir`. Validates all segments: a torn/bad tail is truncated,
-    /// a bad record followed by valid ones is `Err(WalError::Corruption{..})`.
+    /// Opens (creating) the log in `dir`. Validates all segments: a torn/bad tail of the last
+    /// segment is overwritten with zeros, a bad record followed by valid ones is
+    /// `Err(WalError::Corruption{..})`. A zero-filled tail is kept as the active segment's
+    /// room; a fresh log starts with [`WalOptions::preallocate`] bytes of room.
     ///
-    /// Truncations are synced before `open` returns, so a second crash cannot resurrect them.
+    /// The zeroing (and the kept room) is synced before `open` returns, so a second crash
+    /// cannot resurrect a torn record.
     pub fn open(fs: Arc<dyn FileSystem>, dir: &Path, opts: WalOptions) -> Result<Wal, WalError> {
         fs.create_dir_all(dir)
             .map_err(|e| WalError::io("create log directory", dir, e))?;
@@ -316,7 +334,7 @@ impl Wal {
         firsts.sort_unstable();
 
         let mut segments = Vec::with_capacity(firsts.len().max(1));
-        let mut active: Option<(Box<dyn WalFile>, u64)> = None;
+        let mut active: Option<(Box<dyn WalFile>, u64, u64)> = None;
         let mut end_lsn = 0u64;
         for (i, &first) in firsts.iter().enumerate() {
             let path = path_in(dir, &segment_file_name(first));
@@ -332,18 +350,30 @@ impl Wal {
             end_lsn = validated.end_lsn;
             segments.push(validated.meta);
             if is_last {
-                active = Some((validated.file, validated.end_offset));
+                if validated.room_end > validated.end_offset {
+                    // NB: after a kill -9 (the machine still up) the room may be in the page
+                    // cache only; sync it now so that the first commit's fdatasync is data-only.
+                    validated
+                        .file
+                        .sync_data()
+                        .map_err(|e| WalError::io("sync preallocated room", &path, e))?;
+                }
+                active = Some((validated.file, validated.end_offset, validated.room_end));
             }
         }
-        let (active_file, active_offset) = match active {
+        let (active_file, active_offset, room_end) = match active {
             Some(active) => active,
             None => {
-                let (file, meta) = create_segment(fs.as_ref(), dir, 0)?;
+                let header_end = SEGMENT_HEADER_LEN as u64;
+                let room_end =
+                    (header_end + opts.preallocate).min(opts.segment_size.max(header_end));
+                let (file, meta) = create_segment(fs.as_ref(), dir, 0, room_end)?;
                 segments.push(meta);
-                (file, SEGMENT_HEADER_LEN as u64)
+                (file, header_end, room_end)
             }
         };
 
+        let preallocate = opts.preallocate;
         let shared = Arc::new(Shared {
             fs,
             dir: dir.to_path_buf(),
@@ -356,6 +386,7 @@ impl Wal {
                 next_lsn: end_lsn,
                 durable_lsn: end_lsn,
                 failure: None,
+                extend_wanted: false,
                 closing: false,
                 writer_gone: false,
             }),
@@ -363,6 +394,8 @@ impl Wal {
             file: Mutex::new(WriterFile {
                 active: active_file,
                 active_offset,
+                room_end,
+                preallocate,
                 written_lsn: end_lsn,
             }),
             segments: Mutex::new(segments),
@@ -483,6 +516,9 @@ impl Wal {
             bytes: c.bytes.load(Ordering::Relaxed),
             fsyncs: c.fsyncs.load(Ordering::Relaxed),
             batch_size_buckets,
+            preallocations: c.preallocations.load(Ordering::Relaxed),
+            preallocated_bytes: c.preallocated_bytes.load(Ordering::Relaxed),
+            preallocation_failures: c.preallocation_failures.load(Ordering::Relaxed),
         }
     }
 
@@ -545,17 +581,20 @@ impl Drop for Wal {
     }
 }
 
-/// Creates a segment file holding only its header, synced, and syncs the directory entry.
+/// Creates a segment file holding its header and zeros up to `room_end`, synced, and syncs the
+/// directory entry.
 fn create_segment(
     fs: &dyn FileSystem,
     dir: &Path,
     first_lsn: u64,
+    room_end: u64,
 ) -> Result<(Box<dyn WalFile>, SegmentMeta), WalError> {
     let path = path_in(dir, &segment_file_name(first_lsn));
     let file = fs
         .create(&path)
         .map_err(|e| WalError::io("create segment", &path, e))?;
     file.write_all_at(0, &encode_segment_header(first_lsn))
+        .and_then(|()| write_zeros(file.as_ref(), SEGMENT_HEADER_LEN as u64, room_end))
         .and_then(|()| file.sync_data())
         .map_err(|e| WalError::io("write segment header", &path, e))?;
     fs.sync_dir(dir)
@@ -568,6 +607,12 @@ struct WriterFile {
     active: Box<dyn WalFile>,
     /// File offset in the active segment where the next frame goes.
     active_offset: u64,
+    /// The active segment's bytes `[active_offset, room_end)` are zeros that were written and
+    /// synced before any record goes there (`room_end` = the file's length, or less after a
+    /// failed extension). `room_end >= active_offset`.
+    room_end: u64,
+    /// [`WalOptions::preallocate`]; 0 after a failed extension.
+    preallocate: u64,
     /// LSN just past the last frame handed to the file system.
     written_lsn: u64,
 }
@@ -599,6 +644,7 @@ impl Queue {
     /// writing, and the log is neither failed nor closing.
     fn may_lead(&self) -> bool {
         !self.writing
+            && !self.extend_wanted
             && !self.frames.is_empty()
             && self.failure.is_none()
             && !self.closing
@@ -644,9 +690,10 @@ fn poison_queued(queue: &mut Queue) -> Arc<BatchSignal> {
     open
 }
 
-/// The writer thread: writes what is queued when no committer leads it (records submitted
-/// for the background, records whose committers are all asleep), and drains the queue at
-/// close.
+/// The writer thread: extends the active segment's zero-filled room when it runs low, writes
+/// what is queued when no committer leads it (records submitted for the background, records
+/// whose committers are all asleep, records queued during an extension), and drains the queue
+/// at close.
 fn run_writer_thread(shared: Arc<Shared>) {
     let _exit = WriterExit(Arc::clone(&shared));
     loop {
@@ -657,6 +704,9 @@ fn run_writer_thread(shared: Arc<Shared>) {
                 // Poisoned), and submit refuses new records. Never retry an fsync: after a
                 // failed fsync the kernel may have dropped the dirty pages.
                 return;
+            }
+            if !queue.writing && queue.extend_wanted && !queue.closing {
+                break;
             }
             if !queue.writing && !queue.frames.is_empty() {
                 break;
@@ -671,7 +721,11 @@ fn run_writer_thread(shared: Arc<Shared>) {
                 .unwrap_or_else(|poisoned| poisoned.into_inner());
             queue.writer_idle = false;
         }
-        shared.write_one_batch(queue);
+        if queue.extend_wanted && !queue.closing {
+            shared.extend_room(queue);
+        } else {
+            shared.write_one_batch(queue);
+        }
     }
 }
 
@@ -692,15 +746,18 @@ impl Shared {
         let mut file = lock(&self.file);
         let before = file.written_lsn;
         let batch_end = before + frames.iter().map(|f| f.len() as u64).sum::<u64>();
-        let outcome = match file.write_batch(self, &frames) {
+        let (outcome, wants_room) = match file.write_batch(self, &frames) {
             Ok(()) => {
                 self.count_batch(frames.len() as u64, batch_end - before);
-                BatchOutcome::Durable
+                (BatchOutcome::Durable, file.wants_room(self))
             }
-            Err((op, source)) => BatchOutcome::Failed(Failure {
-                op,
-                source: Arc::new(source),
-            }),
+            Err((op, source)) => (
+                BatchOutcome::Failed(Failure {
+                    op,
+                    source: Arc::new(source),
+                }),
+                false,
+            ),
         };
         drop(file);
         let mut queue = lock(&self.queue);
@@ -709,6 +766,9 @@ impl Shared {
             BatchOutcome::Failed(failure) => queue.failure = Some(failure.clone()),
             BatchOutcome::Poisoned(_) | BatchOutcome::Closed => {}
         }
+        if wants_room {
+            queue.extend_wanted = true;
+        }
         // NB: the outcome is set under the queue lock together with `writing = false`, so a
         // committer that sees nobody writing and no outcome knows its batch is still open.
         let _ = batch.0.outcome.set(outcome);
@@ -716,22 +776,44 @@ impl Shared {
         guard.done = true;
         let (poisoned, next) = if queue.failure.is_some() {
             (Some(poison_queued(&mut queue)), None)
-        } else if !queue.frames.is_empty() {
+        } else if !queue.frames.is_empty() && !queue.extend_wanted {
             (None, Some(Arc::clone(&queue.open_batch)))
         } else {
             (None, None)
         };
         let writer_idle = queue.writer_idle;
+        let extend = queue.extend_wanted && poisoned.is_none();
         drop(queue);
         batch.0.wake_all();
         if let Some(open) = poisoned {
             open.wake_all();
             self.work_ready.notify_all(); // the writer thread exits
+        } else if extend {
+            // The writer thread extends the room, then writes what queued meanwhile.
+            self.work_ready.notify_one();
         } else if let Some(next) = next {
             if !next.wake_leader() && writer_idle {
                 self.work_ready.notify_one();
             }
         }
+    }
+
+    /// Extends the active segment's zero-filled room (the caller saw [`Queue::extend_wanted`]
+    /// and nobody writing). Holds `writing` meanwhile, so that no commit's `fdatasync` runs
+    /// while the zeros are dirty: it would write them, and the inode, itself.
+    fn extend_room(&self, mut queue: std::sync::MutexGuard<'_, Queue>) {
+        queue.writing = true;
+        queue.extend_wanted = false;
+        drop(queue);
+        let mut guard = WritingGuard {
+            shared: self,
+            done: false,
+        };
+        lock(&self.file).extend_room(self);
+        let mut queue = lock(&self.queue);
+        queue.writing = false;
+        guard.done = true;
+        drop(queue);
     }
 
     fn count_batch(&self, records: u64, bytes: u64) {
@@ -769,10 +851,14 @@ impl WriterFile {
         if buf.is_empty() {
             return Ok(());
         }
+        // NB: inside the room this overwrites zeros already on disk, so the fdatasync below
+        // writes data only; past it (the room ran out, preallocation is off, the first batch
+        // of a segment) the file grows and the fdatasync writes the inode too.
         self.active
             .write_all_at(self.active_offset, buf)
             .map_err(|e| ("write", e))?;
         self.active_offset += buf.len() as u64;
+        self.room_end = self.room_end.max(self.active_offset);
         self.written_lsn += buf.len() as u64;
         if shared.opts.sync == SyncPolicy::Fsync {
             self.active.sync_data().map_err(|e| ("fsync", e))?;
@@ -781,10 +867,24 @@ impl WriterFile {
         Ok(())
     }
 
-    /// Starts a new segment at `written_lsn`. The old one was synced by `flush` first, so a
-    /// later segment existing on disk implies every earlier one is complete.
+    /// Starts a new segment at `written_lsn`. The old one was synced by `flush` first and is
+    /// cut to its last record (and the cut synced) if it had room left, so a later segment
+    /// existing on disk implies every earlier one is complete and ends exactly at its last
+    /// record. The new one holds only its header; the writer thread gives it room after the
+    /// batch (so the roll costs the batch no zero-filling).
     fn roll(&mut self, shared: &Shared) -> Result<(), BatchError> {
         let fs = shared.fs.as_ref();
+        // NB: the file's length, not `room_end`: a failed extension may have left zeros
+        // past the room, and a non-final segment must end exactly at its last record.
+        let len = self.active.file_len().map_err(|e| ("segment roll", e))?;
+        if len > self.active_offset {
+            self.active
+                .set_len(self.active_offset)
+                .map_err(|e| ("segment roll", e))?;
+            if shared.opts.sync == SyncPolicy::Fsync {
+                self.active.sync_data().map_err(|e| ("segment roll", e))?;
+            }
+        }
         let path = path_in(&shared.dir, &segment_file_name(self.written_lsn));
         let file = fs.create(&path).map_err(|e| ("segment roll", e))?;
         let header = encode_segment_header(self.written_lsn);
@@ -800,6 +900,49 @@ impl WriterFile {
         });
         self.active = file;
         self.active_offset = SEGMENT_HEADER_LEN as u64;
+        self.room_end = SEGMENT_HEADER_LEN as u64;
         Ok(())
+    }
+
+    /// The room left is under half of [`WalOptions::preallocate`] and the segment may still
+    /// grow (rooms never reach past `segment_size`).
+    fn wants_room(&self, shared: &Shared) -> bool {
+        self.preallocate > 0
+            && self.room_end < shared.opts.segment_size
+            && self.room_end - self.active_offset < self.preallocate / 2
+    }
+
+    /// Writes `preallocate` more zeros at the end of the room (not past `segment_size`) and
+    /// syncs them (per policy); only then do they count as room. A failure turns
+    /// preallocation off (counted in [`WalStats::preallocation_failures`]) instead of failing
+    /// the log: no record is in the failed bytes, the next batches write past them, and their
+    /// own fdatasync makes them durable as without preallocation. The failed sync is never
+    /// retried.
+    fn extend_room(&mut self, shared: &Shared) {
+        let start = self.room_end;
+        let end = (start + self.preallocate).min(shared.opts.segment_size);
+        if self.preallocate == 0 || end <= start {
+            return;
+        }
+        let written = write_zeros(self.active.as_ref(), start, end).and_then(|()| {
+            if shared.opts.sync == SyncPolicy::Fsync {
+                self.active.sync_data()
+            } else {
+                Ok(())
+            }
+        });
+        let c = &shared.counters;
+        match written {
+            Ok(()) => {
+                self.room_end = end;
+                c.preallocations.fetch_add(1, Ordering::Relaxed);
+                c.preallocated_bytes
+                    .fetch_add(end - start, Ordering::Relaxed);
+            }
+            Err(_) => {
+                self.preallocate = 0;
+                c.preallocation_failures.fetch_add(1, Ordering::Relaxed);
+            }
+        }
     }
 }

@@ -9,7 +9,7 @@ use crate::format::{
     decode_frame_header, decode_segment_header, encode_segment_header, HeaderProblem,
     FORMAT_VERSION, MAX_PAYLOAD_LEN, RECORD_HEADER_LEN, SEGMENT_HEADER_LEN,
 };
-use crate::fs::{FileSystem, WalFile};
+use crate::fs::{write_zeros, FileSystem, WalFile};
 use crate::{Lsn, Record, RecordKind};
 
 /// How much a reader fetches per `read_at` when it needs more bytes.
@@ -150,17 +150,43 @@ impl SegmentReader {
         })
     }
 
-    /// The first file offset after `from` where a valid frame starts, if any. Used to tell a
-    /// torn tail (nothing valid after the damage) from corruption (valid data after it).
-    pub fn find_valid_frame_after(&mut self, from: u64) -> io::Result<Option<u64>> {
+    /// The first file offset at or after `from` where a valid frame starts, if any. Used to
+    /// tell a torn tail (nothing valid after the damage) from corruption (valid data after it).
+    ///
+    /// Only frames whose type byte lies before `nonzero_end` are looked for: past the last
+    /// non-zero byte of the file no frame can start (type 0 is never written).
+    pub fn find_valid_frame_after(
+        &mut self,
+        from: u64,
+        nonzero_end: u64,
+    ) -> io::Result<Option<u64>> {
         let mut pos = from;
-        while pos + RECORD_HEADER_LEN as u64 <= self.file_len {
+        while pos + RECORD_HEADER_LEN as u64 <= nonzero_end.min(self.file_len) {
             if let Frame::Valid { .. } = self.frame_at(pos)? {
                 return Ok(Some(pos));
             }
             pos += 1;
         }
         Ok(None)
+    }
+
+    /// The file offset just past the last non-zero byte at or after `from`; `from` if every
+    /// byte from there to the end of the file is zero (preallocated room).
+    pub fn nonzero_end(&mut self, from: u64) -> io::Result<u64> {
+        let mut end = self.file_len;
+        while end > from {
+            let start = end.saturating_sub(READ_CHUNK as u64).max(from);
+            let Some(bytes) = self.bytes(start, (end - start) as usize)? else {
+                // The file shrank under us: count what we could not read as non-zero, so it
+                // is checked (and overwritten) like damage rather than trusted as room.
+                return Ok(end);
+            };
+            if let Some(last) = bytes.iter().rposition(|&b| b != 0) {
+                return Ok(start + last as u64 + 1);
+            }
+            end = start;
+        }
+        Ok(from)
     }
 }
 
@@ -171,13 +197,17 @@ pub(crate) struct ValidatedSegment {
     pub end_lsn: u64,
     /// File offset just past its last valid record (where the writer continues).
     pub end_offset: u64,
+    /// File offset up to which the bytes after `end_offset` are zero (the file's length):
+    /// preallocated room the writer fills before growing the file.
+    pub room_end: u64,
     /// The open file (the writer keeps the last segment's).
     pub file: Box<dyn WalFile>,
 }
 
 /// Validates one segment: header, then every frame. In the last segment a damaged frame with
-/// nothing valid after it is a torn tail and is truncated away (and the truncation synced);
-/// anywhere else a damaged frame is corruption.
+/// nothing valid after it is a torn tail: its bytes are overwritten with zeros (synced), and
+/// the zero-filled rest of the file is kept as preallocated room; anywhere else a damaged frame
+/// is corruption.
 pub(crate) fn validate_segment(
     fs: &dyn FileSystem,
     path: &Path,
@@ -236,6 +266,7 @@ pub(crate) fn validate_segment(
                     },
                     end_lsn: name_lsn,
                     end_offset: SEGMENT_HEADER_LEN as u64,
+                    room_end: SEGMENT_HEADER_LEN as u64,
                     file,
                 });
             }
@@ -256,18 +287,29 @@ pub(crate) fn validate_segment(
                         format!("{reason} in a segment that is not the last one"),
                     ));
                 }
-                if let Some(later) = reader.find_valid_frame_after(pos + 1).map_err(read_err)? {
+                // NB: a preallocated tail is all zeros, so the scan for valid data after the
+                // damage stops at the last non-zero byte (nothing can start after it).
+                let nonzero_end = reader.nonzero_end(pos).map_err(read_err)?;
+                if let Some(later) = reader
+                    .find_valid_frame_after(pos + 1, nonzero_end)
+                    .map_err(read_err)?
+                {
                     return Err(WalError::corruption(
                         path,
                         pos,
                         format!("{reason}, followed by a valid record at offset {later}"),
                     ));
                 }
-                // Torn tail: cut it off and make the cut durable before anything is appended.
+                let room_end = reader.file_len();
                 let file = reader.into_file();
-                file.set_len(pos)
-                    .and_then(|()| file.sync_data())
-                    .map_err(|e| WalError::io("truncate torn tail", path, e))?;
+                if nonzero_end > pos {
+                    // Torn tail: overwrite it with zeros and make that durable before anything
+                    // is appended, so no byte of it can follow a later record. The file keeps
+                    // its length: the zeros after it are room the writer fills next.
+                    write_zeros(file.as_ref(), pos, nonzero_end)
+                        .and_then(|()| file.sync_data())
+                        .map_err(|e| WalError::io("zero torn tail", path, e))?;
+                }
                 return Ok(ValidatedSegment {
                     meta: SegmentMeta {
                         first_lsn: name_lsn,
@@ -275,6 +317,7 @@ pub(crate) fn validate_segment(
                     },
                     end_lsn: name_lsn + (pos - SEGMENT_HEADER_LEN as u64),
                     end_offset: pos,
+                    room_end,
                     file,
                 });
             }
@@ -287,6 +330,7 @@ pub(crate) fn validate_segment(
         },
         end_lsn: name_lsn + (pos - SEGMENT_HEADER_LEN as u64),
         end_offset: pos,
+        room_end: pos,
         file: reader.into_file(),
     })
 }

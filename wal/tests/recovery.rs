@@ -88,9 +88,9 @@ fn payloads_of(records: &[gnomon_wal::Record]) -> Vec<Vec<u8>> {
 }
 
 #[test]
-fn zero_filled_tail_is_truncated() {
+fn zero_filled_tail_is_kept_as_room() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let (_, payloads) = write_log(dir.path(), 1 << 20, &[10, 10, 10]);
+    let (lsns, payloads) = write_log(dir.path(), 1 << 20, &[10, 10, 10]);
     let path = segment_path(dir.path(), 0);
     let len = std::fs::metadata(&path).expect("stat").len();
     // Like a file system that extended the file but never wrote the data.
@@ -103,7 +103,14 @@ fn zero_filled_tail_is_truncated() {
 
     let wal = open(dir.path()).expect("open");
     assert_eq!(payloads_of(&replay_all(&wal, Lsn(0))), payloads);
-    assert_eq!(std::fs::metadata(&path).expect("stat").len(), len);
+    assert_eq!(wal.end_lsn(), Lsn(lsns[2].0 + 9 + 10));
+    // Neither cut nor re-zeroed: the zeros are room the next record is written into.
+    assert_eq!(std::fs::metadata(&path).expect("stat").len(), len + 4096);
+    wal.append(KIND, b"into the room").expect("append");
+    assert_eq!(std::fs::metadata(&path).expect("stat").len(), len + 4096);
+    drop(wal);
+    let wal = open(dir.path()).expect("reopen");
+    assert_eq!(replay_all(&wal, Lsn(0)).len(), 4);
 }
 
 #[test]
@@ -119,6 +126,7 @@ fn flipped_byte_in_a_middle_record_is_corruption() {
         let path = segment_path(dir.path(), 0);
         let damaged = file_offset(0, lsns[2]);
         flip_byte(&path, damaged + delta);
+        let evidence = std::fs::read(&path).expect("read segment");
 
         match open(dir.path()) {
             Err(WalError::Corruption {
@@ -129,28 +137,32 @@ fn flipped_byte_in_a_middle_record_is_corruption() {
             }
             other => panic!("flipped {what}: expected corruption, got {other:?}"),
         }
-        // Refusing to open must not have truncated the evidence.
-        assert_eq!(
-            std::fs::metadata(&path).expect("stat").len(),
-            file_offset(0, lsns[4]) + 9 + 20
+        // Refusing to open must not have truncated or zeroed the evidence.
+        assert!(
+            std::fs::read(&path).expect("read segment") == evidence,
+            "{what}"
         );
     }
 }
 
 #[test]
-fn flipped_byte_in_the_last_record_truncates_it() {
+fn flipped_byte_in_the_last_record_drops_it_and_zeroes_its_bytes() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (lsns, payloads) = write_log(dir.path(), 1 << 20, &[20, 20, 20, 20, 20]);
     let path = segment_path(dir.path(), 0);
+    let len = std::fs::metadata(&path).expect("stat").len();
     flip_byte(&path, file_offset(0, lsns[4]) + 15);
 
     let wal = open(dir.path()).expect("open");
     assert_eq!(payloads_of(&replay_all(&wal, Lsn(0))), payloads[..4]);
     assert_eq!(wal.end_lsn(), lsns[4]);
-    assert_eq!(
-        std::fs::metadata(&path).expect("stat").len(),
-        file_offset(0, lsns[4])
-    );
+    // The damaged record's bytes are zeros now (so none can follow a later record); the file
+    // keeps its length.
+    let bytes = std::fs::read(&path).expect("read segment");
+    assert_eq!(bytes.len() as u64, len);
+    assert!(bytes[file_offset(0, lsns[4]) as usize..]
+        .iter()
+        .all(|&b| b == 0));
 }
 
 #[test]
