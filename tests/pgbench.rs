@@ -44,20 +44,7 @@ async fn pgbench_initialises_and_runs_every_builtin_script_in_every_mode() {
     // TPC-B's invariant: one final run without the pre-run vacuum (which truncates the
     // history); every table's total must move by the same amount as the history's.
     let client = server.connect().await;
-    let totals = || async {
-        let mut out = Vec::new();
-        for sql in [
-            "select sum(abalance) from pgbench_accounts",
-            "select sum(bbalance) from pgbench_branches",
-            "select sum(tbalance) from pgbench_tellers",
-            "select sum(delta) from pgbench_history",
-            "select count(*) from pgbench_history",
-        ] {
-            let row = client.query_one(sql, &[]).await.expect(sql);
-            out.push(row.get::<_, Option<i64>>(0).unwrap_or(0));
-        }
-        out
-    };
+    let totals = || tpcb_totals(&client);
     let before = totals().await;
     pgbench(
         &bin,
