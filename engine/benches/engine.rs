@@ -1,5 +1,7 @@
 //! Point gets and 100-key range scans over 1M keys, served from the memtable and from a
-//! checkpoint. Run: `cargo bench -p gnomon-engine --bench engine`.
+//! checkpoint; and point gets over a checkpoint of 1M keys under a memtable of 400K versions
+//! (every fifth key updated twice, as TPC-B leaves it between checkpoints), with the memtable's
+//! key filter on and off. Run: `cargo bench -p gnomon-engine --bench engine`.
 
 use std::hint::black_box;
 use std::ops::Bound::{Included, Unbounded};
@@ -76,6 +78,53 @@ fn reads(c: &mut Criterion, engine: &Engine, layer: &str) {
     group.finish();
 }
 
+/// Reads of keys the memtable does not hold (they are in the checkpoint below it) and of keys
+/// it does, over a memtable of 400K versions, with the key filter at `filter_bytes`.
+fn memtable_over_checkpoint(c: &mut Criterion, name: &str, filter_bytes: usize) {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
+    let opts = EngineOptions {
+        fsync: false,
+        memtable_filter_bytes: filter_bytes,
+        ..EngineOptions::default()
+    };
+    let (engine, _) = Engine::open(dir.path(), opts).unwrap_or_else(|e| panic!("open: {e}"));
+    load(&engine);
+    engine
+        .checkpoint(1)
+        .unwrap_or_else(|e| panic!("checkpoint: {e}"));
+    let value = Bytes::from(vec![b'u'; 32]);
+    let mut version = engine.max_prepared().0;
+    for _round in 0..2 {
+        for batch in (0..KEYS).step_by(BATCH as usize) {
+            version += 1;
+            let ticket = engine
+                .prepare_batch(Version(version))
+                .unwrap_or_else(|e| panic!("prepare: {e}"));
+            let writes = (batch..batch + BATCH)
+                .filter(|i| i % 5 == 0)
+                .map(|i| (key(i), Some(value.clone())))
+                .collect();
+            engine.apply_batch(ticket, writes);
+        }
+    }
+    let at = engine.visible();
+    let mut group = c.benchmark_group(name);
+    let mut rng = Lcg(17);
+    group.bench_function("get_not_in_memtable", |b| {
+        b.iter(|| {
+            // Any key but a multiple of 5 (those are in the memtable).
+            let i = rng.next_index();
+            let i = if i % 5 == 0 { i + 1 } else { i };
+            black_box(engine.get(&key(i), at))
+        })
+    });
+    let mut rng = Lcg(19);
+    group.bench_function("get_in_memtable", |b| {
+        b.iter(|| black_box(engine.get(&key(rng.next_index() / 5 * 5), at)))
+    });
+    group.finish();
+}
+
 fn engine_benches(c: &mut Criterion) {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
     let opts = EngineOptions {
@@ -93,6 +142,9 @@ fn engine_benches(c: &mut Criterion) {
         info.entries, info.blocks, info.bytes
     );
     reads(c, &engine, "checkpoint_1M");
+    drop(engine);
+    memtable_over_checkpoint(c, "memtable_400K_over_checkpoint_1M", 1 << 20);
+    memtable_over_checkpoint(c, "memtable_400K_over_checkpoint_1M_no_filter", 0);
 }
 
 criterion_group! {

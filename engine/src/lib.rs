@@ -60,6 +60,13 @@
 //!     at or below its settled version, and drops a version only if a range delete at or
 //!     below both the GC safe point and that settled version hides it. A version WAL replay
 //!     re-inserts under a range delete stays hidden by it.
+//! 11. Every memtable carries a filter of the user keys ever inserted into it (a split-block
+//!     Bloom filter, `filter.rs`). A key's bits are set before its version enters the
+//!     skiplist and are never cleared (retraction and GC leave them: false positives only),
+//!     so "absent" from the filter means the memtable holds no version of the key that the
+//!     reader could otherwise have seen. Point reads ([`Engine::get`], [`Engine::latest_version`])
+//!     consult it before the skiplist descent; scans do not. A frozen memtable keeps its
+//!     filter until it is dropped.
 //!
 //! ## Data layout
 //!
@@ -72,9 +79,11 @@
 //!   | active       | frozen...        | checkpoint        |  | 3. swap to (active, new ckpt)
 //!   | SkipMap      | SkipMap (no new  | mmapped file,     |  | 4. delete older files
 //!   | (all writes) |  writers)        | block index       |
+//!   | + key filter | + key filter     |                   |
 //!   +--------------+------------------+-------------------+
 //!
 //!   memtable key (skiplist node, inline):  head u128 = user[..16] zero-padded | user Bytes | version
+//!   memtable key filter: 64-byte blocks, one per key (by hash), 8 bits set in it (filter.rs)
 //!
 //!   key order inside every layer:
 //!     ("apple", v9) ("apple", v4) ("apple", v1 tombstone) ("pear", v7) ("pear", v2) ...
@@ -113,6 +122,7 @@ mod checkpoint;
 mod dirlock;
 mod engine;
 mod error;
+mod filter;
 mod key;
 mod layers;
 mod memtable;
@@ -122,7 +132,7 @@ mod visibility;
 
 pub use engine::{
     BatchTicket, CheckpointInfo, Engine, EngineOptions, EngineStats, GcStats, RecoveryReport,
-    SkippedCheckpoint,
+    SkippedCheckpoint, DEFAULT_MEMTABLE_FILTER_BYTES,
 };
 pub use error::EngineError;
 pub use key::Version;

@@ -8,6 +8,7 @@ use bytes::Bytes;
 use crossbeam_epoch as epoch;
 use crossbeam_skiplist::base::{Entry, RefIter, SkipList};
 
+use crate::filter::{KeyFilter, KeyHash};
 use crate::key::{Found, KeyView, Probe, Source, VersionedKey};
 use crate::Version;
 
@@ -16,22 +17,18 @@ use crate::Version;
 /// Readers and writers never lock: the skiplist is concurrent. `writers` counts batches being
 /// inserted right now so a checkpoint can wait for the last writer of a frozen memtable.
 ///
+/// `filter` holds every user key ever inserted (removals leave their bits): a point read of a
+/// key the memtable does not hold usually stops there, before the skiplist descent (see
+/// `filter.rs` for the memory-ordering argument).
+///
 /// NB: the skiplist is crossbeam's `base::SkipList`, not its `SkipMap` wrapper: a read pins
 /// the epoch once, searches, and copies the key and value out (their `Bytes` clones) while
 /// pinned. `SkipMap` would also take and drop a reference count on the node it returns, two
 /// atomic read-modify-writes on a cache line every reader of a hot row shares.
 pub(crate) struct MemTable {
     list: SkipList<VersionedKey, Option<Bytes>>,
+    filter: KeyFilter,
     writers: AtomicUsize,
-}
-
-impl Default for MemTable {
-    fn default() -> Self {
-        MemTable {
-            list: SkipList::new(epoch::default_collector().clone()),
-            writers: AtomicUsize::new(0),
-        }
-    }
 }
 
 /// Result of garbage-collecting one memtable.
@@ -42,13 +39,22 @@ pub(crate) struct MemGc {
 }
 
 impl MemTable {
-    pub(crate) fn new() -> Self {
-        MemTable::default()
+    /// An empty memtable whose key filter takes `filter_bytes` (0: no filter).
+    pub(crate) fn new(filter_bytes: usize) -> Self {
+        MemTable {
+            list: SkipList::new(epoch::default_collector().clone()),
+            filter: KeyFilter::with_bytes(filter_bytes),
+            writers: AtomicUsize::new(0),
+        }
     }
 
     /// Inserts one version. Inserting the same (key, version) again replaces it with the same
-    /// content, which is what makes WAL replay idempotent.
+    /// content, which is what makes WAL replay idempotent. Every insert (commit, early-release
+    /// batch, WAL replay) comes through here.
     pub(crate) fn insert(&self, user: Bytes, version: Version, value: Option<Bytes>) {
+        // NB: the filter's bits first, then the skiplist node: whoever can reach the version
+        // must find the bits set (filter.rs, invariant 2).
+        self.filter.insert(KeyHash::of(&user));
         let guard = &epoch::pin();
         self.list
             .insert(VersionedKey::new(user, version), value, guard)
@@ -212,6 +218,9 @@ impl Source for MemTable {
     }
 
     fn newest_value_at(&self, user: &[u8], at: Version) -> Option<(Version, Option<Bytes>)> {
+        if !self.filter.may_contain(KeyHash::of(user)) {
+            return None;
+        }
         let guard = &epoch::pin();
         let entry = match VersionedKey::short_probe(user, at) {
             Some(probe) => self.list.lower_bound(Bound::Included(&probe), guard),

@@ -14,6 +14,7 @@ fn opts() -> EngineOptions {
     EngineOptions {
         checkpoint_block_size: 256,
         fsync: true,
+        ..EngineOptions::default()
     }
 }
 

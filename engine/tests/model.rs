@@ -77,6 +77,7 @@ fn engine_matches_the_model_across_layers() {
     let opts = EngineOptions {
         checkpoint_block_size: 64,
         fsync: false,
+        ..EngineOptions::default()
     };
     let (mut engine, _) = Engine::open(dir.path(), opts.clone()).unwrap();
     let mut model = Model::new();

@@ -12,6 +12,7 @@ fn open(dir: &Path) -> Engine {
     let opts = EngineOptions {
         checkpoint_block_size: 256,
         fsync: false,
+        ..EngineOptions::default()
     };
     Engine::open(dir, opts).expect("open").0
 }

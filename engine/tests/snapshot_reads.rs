@@ -227,6 +227,7 @@ fn many_keys_across_blocks_scan_in_order_both_ways() {
     let opts = EngineOptions {
         checkpoint_block_size: 128,
         fsync: false,
+        ..EngineOptions::default()
     };
     let (engine, _) = Engine::open(dir.path(), opts).unwrap();
     for round in 1..=3u128 {
