@@ -7,13 +7,19 @@
 #   benches/cpu_per_txn.sh native transfer 16 1000   # perf stat: switches, syscalls per transaction
 #
 # usage: cpu_per_txn.sh cg|native select|tpcb|transfer CLIENTS TXNS_PER_CLIENT
-# env:   GNOMON_BIN (default target/release/gnomon), WORK (default /tmp/gnomon-cpu), SCALE (10)
+# env:   GNOMON_BIN (default target/release/gnomon), WORK (default /tmp/gnomon-cpu), SCALE (10),
+#        PREFILL (default 0: none)
 #
 # The first run loads a scale-SCALE data dir (pgbench -i) into $WORK/data0 and keeps it; each
 # run copies it, starts the server (under valgrind or perf), warms up with 20 transactions per
 # client, then counts only the measured `pgbench -M prepared -t N` run (callgrind_control -z /
 # -d around it; perf counts the server's whole life, the start-up being small against N).
-# The server is killed with SIGKILL, so no shutdown checkpoint is counted. Needs valgrind,
+# The server is killed with SIGKILL, so no shutdown checkpoint is counted. PREFILL=N first
+# runs N TPC-B transactions (8 clients, native server) on a copy of data0 and kills it with
+# SIGKILL, kept as $WORK/data-prefill-N: the measured server replays that WAL into its memtable,
+# as a server that has been taking writes since its last checkpoint holds it (a TPC-B
+# transaction writes ~295 WAL bytes and 4 versions: N = 100000 is ~30 MB, 400K versions, about
+# half of what the default 64MB checkpoint_wal_size lets in). Needs valgrind,
 # perf, pgbench, psql, curl; the callgrind file stays in $WORK/run for callgrind_annotate.
 set -euo pipefail
 MODE=$1 WL=$2 C=$3 N=$4
@@ -43,7 +49,22 @@ if [ ! -d "$WORK/data0" ]; then
   pgbench -h 127.0.0.1 -p "$PORT" -U gnomon -i -I dtgvp -s "$SCALE" -q gnomon >/dev/null 2>&1
   kill -TERM "$LOADER"; wait "$LOADER" || true
 fi
-RUN=$WORK/run; rm -rf "$RUN"; mkdir -p "$RUN"; cp -a "$WORK/data0" "$RUN/data"
+PREFILL=${PREFILL:-0}
+DATA=$WORK/data0
+if [ "$PREFILL" -gt 0 ]; then
+  DATA=$WORK/data-prefill-$PREFILL
+  if [ ! -d "$DATA" ]; then
+    rm -rf "$DATA.tmp"; cp -a "$WORK/data0" "$DATA.tmp"
+    PORT=$(free_port)
+    "$BIN" --config "$WORK/gnomon.toml" --data-dir "$DATA.tmp" --listen "127.0.0.1:$PORT" >"$WORK/prefill.log" 2>&1 &
+    FILLER=$!
+    wait_up "$PORT"
+    pgbench -h 127.0.0.1 -p "$PORT" -U gnomon -n -M prepared -c 8 -j 2 -t $((PREFILL / 8)) gnomon >/dev/null 2>&1
+    kill -9 "$FILLER"; wait "$FILLER" || true
+    mv "$DATA.tmp" "$DATA"
+  fi
+fi
+RUN=$WORK/run; rm -rf "$RUN"; mkdir -p "$RUN"; cp -a "$DATA" "$RUN/data"
 PORT=$(free_port); HPORT=$(free_port)
 case $WL in
   select) ARGS=(-S) ;; tpcb) ARGS=() ;; transfer) ARGS=(-f "$WORK/transfer.sql") ;;
