@@ -31,9 +31,12 @@ pub struct EngineOptions {
     pub fsync: bool,
     /// Size in bytes of each memtable's filter of user keys, which lets a point read skip a
     /// memtable that does not hold the key (rounded down to 64-byte blocks; 0 turns it off).
-    /// The filter is made with the memtable (at open and at every checkpoint's freeze) and
-    /// does not grow: past its sizing the false-positive rate climbs and reads cost what they
-    /// would without it. Default [`DEFAULT_MEMTABLE_FILTER_BYTES`].
+    /// The filter is made with the memtable and does not grow: past its sizing the
+    /// false-positive rate climbs and reads cost what they would without it. The memtable a
+    /// checkpoint's freeze starts gets more when the frozen one held more versions than this
+    /// many bytes: one byte per version, rounded up to a power of two, at most
+    /// [`MAX_MEMTABLE_FILTER_BYTES`] (a steady workload fills the next memtable alike).
+    /// Default [`DEFAULT_MEMTABLE_FILTER_BYTES`].
     pub memtable_filter_bytes: usize,
 }
 
@@ -43,6 +46,20 @@ pub struct EngineOptions {
 /// history row, ~200K distinct accounts, the tellers and branches): 19.5 bits per key, 0.03%
 /// false positives. Twice that many keys still give 2.9%, four times 32% (`filter.rs`).
 pub const DEFAULT_MEMTABLE_FILTER_BYTES: usize = 1 << 20;
+
+/// The most a memtable's key filter grows to after a checkpoint of a big memtable: 64 MiB,
+/// 8 bits per key for 64M keys.
+pub const MAX_MEMTABLE_FILTER_BYTES: usize = 64 << 20;
+
+/// Filter size for a memtable that follows one of `versions` versions (see
+/// [`EngineOptions::memtable_filter_bytes`]): one byte (8 bits) per version, at least 8 bits
+/// per distinct key, rounded up to a power of two; never below `configured`, 0 stays 0.
+fn filter_bytes_after(configured: usize, versions: usize) -> usize {
+    if configured == 0 {
+        return 0;
+    }
+    configured.max(versions.next_power_of_two().min(MAX_MEMTABLE_FILTER_BYTES))
+}
 
 impl Default for EngineOptions {
     fn default() -> Self {
@@ -118,6 +135,9 @@ pub struct EngineStats {
     pub checkpoint_wal_lsn: u64,
     /// The highest safe point [`Engine::gc`] was given so far.
     pub gc_safe_point: Version,
+    /// Size of the active memtable's key filter in bytes (see
+    /// [`EngineOptions::memtable_filter_bytes`]).
+    pub memtable_filter_bytes: u64,
 }
 
 /// Permission to apply one batch, returned by [`Engine::prepare_batch`].
@@ -505,13 +525,19 @@ impl Engine {
             .checkpoint_seq
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        // 1. Freeze: new writes go to a fresh memtable from here on.
+        // 1. Freeze: new writes go to a fresh memtable from here on. It is made (its filter
+        // zeroed) before the layer lock, which readers wait on; only checkpoints, serialised
+        // here, replace the active memtable, so the one sized from is the one frozen.
+        let next = Arc::new(MemTable::new(filter_bytes_after(
+            self.opts.memtable_filter_bytes,
+            self.layers().active.len(),
+        )));
         let frozen_set = {
             let mut slot = self.layers.write().unwrap_or_else(PoisonError::into_inner);
             let mut frozen = slot.frozen.clone();
             frozen.push(Arc::clone(&slot.active));
             *slot = Arc::new(Layers {
-                active: Arc::new(MemTable::new(self.opts.memtable_filter_bytes)),
+                active: next,
                 frozen,
                 checkpoint: slot.checkpoint.clone(),
                 ranges: slot.ranges.clone(),
@@ -667,6 +693,7 @@ impl Engine {
             checkpoint_versions: checkpoint.map_or(0, |c| c.entry_count()),
             checkpoint_bytes: checkpoint.map_or(0, |c| c.byte_len()),
             checkpoint_wal_lsn: checkpoint.map_or(0, |c| c.wal_lsn()),
+            memtable_filter_bytes: layers.active.filter_bytes() as u64,
             gc_safe_point: *self
                 .gc_safe_point
                 .lock()

@@ -25,7 +25,7 @@
 //!    all come after the `fetch_or` in the writer's program order. The bit operations
 //!    themselves are `Relaxed`: they need no order of their own beyond that chain.
 //! 3. The size is fixed when the memtable is made ([`crate::EngineOptions`]'s
-//!    `memtable_filter_bytes`). A memtable holding more distinct keys than it was sized for
+//!    `memtable_filter_bytes`, more after a checkpoint of a big memtable). A memtable holding more distinct keys than it was sized for
 //!    degrades gracefully: the false-positive rate climbs towards 1 and reads cost what they
 //!    cost without a filter (plus one cache line).
 //!
@@ -89,6 +89,11 @@ impl KeyFilter {
         KeyFilter {
             blocks: (0..n).map(|_| Block::default()).collect(),
         }
+    }
+
+    /// Size in bytes (whole blocks).
+    pub(crate) fn bytes(&self) -> usize {
+        self.blocks.len() * BLOCK_BYTES
     }
 
     #[inline]

@@ -66,7 +66,8 @@
 //!     so "absent" from the filter means the memtable holds no version of the key that the
 //!     reader could otherwise have seen. Point reads ([`Engine::get`], [`Engine::latest_version`])
 //!     consult it before the skiplist descent; scans do not. A frozen memtable keeps its
-//!     filter until it is dropped.
+//!     filter until it is dropped. A filter's size is fixed when its memtable is made (from
+//!     the options, more if the memtable frozen before it held more versions).
 //!
 //! ## Data layout
 //!
@@ -132,7 +133,7 @@ mod visibility;
 
 pub use engine::{
     BatchTicket, CheckpointInfo, Engine, EngineOptions, EngineStats, GcStats, RecoveryReport,
-    SkippedCheckpoint, DEFAULT_MEMTABLE_FILTER_BYTES,
+    SkippedCheckpoint, DEFAULT_MEMTABLE_FILTER_BYTES, MAX_MEMTABLE_FILTER_BYTES,
 };
 pub use error::EngineError;
 pub use key::Version;

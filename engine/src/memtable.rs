@@ -72,6 +72,11 @@ impl MemTable {
         }
     }
 
+    /// Size of the key filter in bytes (0: none).
+    pub(crate) fn filter_bytes(&self) -> usize {
+        self.filter.bytes()
+    }
+
     pub(crate) fn len(&self) -> usize {
         self.list.len()
     }

@@ -192,3 +192,50 @@ fn a_racing_reader_finds_every_key_at_or_below_the_watermark() {
         );
     }
 }
+
+#[test]
+fn the_filter_after_a_checkpoint_is_sized_from_the_memtable_it_froze() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let engine = open(dir.path(), 4096);
+    assert_eq!(engine.stats().memtable_filter_bytes, 4096);
+    let key = |i: u64| format!("key/{i}").into_bytes();
+    // 20000 versions of 10000 keys: the next memtable gets one byte per version, rounded up.
+    for round in 0..2u64 {
+        let ticket = engine
+            .prepare_batch(Version(u128::from(round) + 1))
+            .expect("prepare");
+        engine.apply_batch(
+            ticket,
+            (0..10_000)
+                .map(|i| (key(i), Some(Bytes::from_static(b"v"))))
+                .collect(),
+        );
+    }
+    engine.checkpoint(1).expect("checkpoint");
+    assert_eq!(engine.stats().memtable_filter_bytes, 32 << 10);
+    let ticket = engine.prepare_batch(Version(3)).expect("prepare");
+    engine.apply_batch(ticket, vec![(key(0), Some(Bytes::from_static(b"new")))]);
+    assert_eq!(
+        engine.get(&key(0), engine.visible()),
+        Some(Bytes::from_static(b"new"))
+    );
+    assert_eq!(
+        engine.get(&key(1), engine.visible()),
+        Some(Bytes::from_static(b"v"))
+    );
+    // A small memtable next: back to the configured size, never below it.
+    engine.checkpoint(2).expect("checkpoint");
+    assert_eq!(engine.stats().memtable_filter_bytes, 4096);
+    // Off stays off.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let engine = open(dir.path(), 0);
+    let ticket = engine.prepare_batch(Version(1)).expect("prepare");
+    engine.apply_batch(
+        ticket,
+        (0..10_000)
+            .map(|i| (key(i), Some(Bytes::from_static(b"v"))))
+            .collect(),
+    );
+    engine.checkpoint(1).expect("checkpoint");
+    assert_eq!(engine.stats().memtable_filter_bytes, 0);
+}
