@@ -500,3 +500,54 @@ async fn an_increment_in_a_transaction_that_wrote_parts_survives_kill_9() {
     );
     assert_eq!(col(&c, "SELECT count(*) FROM big").await, vec!["3000"]);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_increment_of_a_row_the_statement_cannot_see_locks_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path());
+    let admin = setup(&server).await;
+    let a = server.connect().await;
+    let b = server.connect().await;
+    // A missing row: UPDATE 0, and A holds no row or partition lock for it (as PostgreSQL
+    // takes none), so B's INSERT of that key does not wait for A.
+    a.batch_execute("BEGIN").await.unwrap();
+    let n = a
+        .execute("UPDATE t SET v = v + 1 WHERE id = 50", &[])
+        .await
+        .unwrap();
+    assert_eq!(n, 0);
+    // A is the only open transaction.
+    let a_locks = col(
+        &admin,
+        "SELECT locktype || ' ' || mode FROM pg_locks WHERE locktype <> 'relation' ORDER BY 1",
+    )
+    .await;
+    assert_eq!(
+        a_locks,
+        Vec::<String>::new(),
+        "no row or partition lock for a missing row"
+    );
+    b.batch_execute("INSERT INTO t VALUES (50, 7, 0, 0)")
+        .await
+        .unwrap();
+    // A row being inserted by an open transaction: not in the UPDATE's snapshot, so UPDATE 0
+    // at once (no wait for the inserter), and no lock kept.
+    b.batch_execute("BEGIN; INSERT INTO t VALUES (60, 1, 0, 0)")
+        .await
+        .unwrap();
+    let n = a
+        .execute("UPDATE t SET v = v + 1 WHERE id = 60", &[])
+        .await
+        .unwrap();
+    assert_eq!(n, 0);
+    b.batch_execute("COMMIT").await.unwrap();
+    // Rows that exist are incremented, including the one B committed meanwhile.
+    let n = a
+        .execute("UPDATE t SET v = v + 1 WHERE id = 50", &[])
+        .await
+        .unwrap();
+    assert_eq!(n, 1);
+    a.batch_execute("COMMIT").await.unwrap();
+    assert_eq!(value(&admin, 50).await, 8);
+    assert_eq!(value(&admin, 60).await, 1);
+}

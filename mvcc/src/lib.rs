@@ -21,7 +21,8 @@
 //!   and a READ COMMITTED writer goes on with the newest version ([`Txn::get_for_update`]); if
 //!   the first aborts, the second goes on. Lock cycles are found when the closing edge is added;
 //!   the youngest transaction of the cycle fails with a deadlock error. Every lock is held to
-//!   the end of the transaction; waiters queue in FIFO order and are handed the lock.
+//!   the end of the transaction (except a probe that finds no row, given back at once: see
+//!   `src/locks/README.md`); waiters queue in FIFO order and are handed the lock.
 //! - **SERIALIZABLE is serializable.** SERIALIZABLE transactions run as REPEATABLE READ
 //!   plus serializable snapshot isolation ([`ssi`]): read-write antidependencies among them
 //!   are tracked through SIREAD locks on the keys and key ranges they read, and a transaction

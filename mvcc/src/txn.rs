@@ -364,9 +364,68 @@ impl Txn {
             return Ok(IncrementOutcome::NotEligible);
         }
         self.lock_row(key, RowMode::Increment, LockWait::Block)?;
-        let Some(mut row) = self.db.engine().get(key, gnomon_engine::Version::MAX) else {
+        let Some(row) = self.db.engine().get(key, gnomon_engine::Version::MAX) else {
             return Ok(IncrementOutcome::Absent);
         };
+        self.record_increment(key, row, delta)
+    }
+
+    /// `UPDATE t SET c = c + e WHERE <full primary key>` of the row at `key`: the UPDATE's own
+    /// look-up of the row and [`Txn::increment`] in one. As there, the row must be visible to
+    /// the statement's snapshot (else [`IncrementOutcome::Absent`], the UPDATE finds nothing)
+    /// and its newest version must exist. NB: the INCREMENT lock is tried first; when it is
+    /// free and the row has no version newer than the snapshot, one engine read answers both
+    /// (the newest version is then the snapshot's). A lock that would wait sends it the old
+    /// way (the snapshot read first, so no transaction waits for a row its UPDATE does not
+    /// find), and a probe that finds no row gives its locks back, so the transaction holds
+    /// exactly the locks it would have held.
+    pub fn increment_by_key(
+        &mut self,
+        key: &[u8],
+        delta: Arc<dyn RowDelta>,
+    ) -> Result<IncrementOutcome, MvccError> {
+        if self.state.isolation != Isolation::ReadCommitted
+            || self.state.writes.contains_key(key)
+            || self.range_deleted(key)
+        {
+            return Ok(IncrementOutcome::NotEligible);
+        }
+        let snapshot = self.state.snapshot.to_version();
+        let probe =
+            self.db
+                .locks()
+                .try_row(&mut self.locks, self.state.id, key, RowMode::Increment)?;
+        let engine = self.db.engine();
+        let Some(probe) = probe else {
+            // The lock would wait: first the row as the UPDATE's scan would find it.
+            if engine.get(key, snapshot).is_none() {
+                return Ok(IncrementOutcome::Absent);
+            }
+            return self.increment(key, delta);
+        };
+        let found = match engine.get_versioned(key, gnomon_engine::Version::MAX) {
+            // Newest at or below the snapshot: the snapshot reads this very version.
+            Some((version, row)) if version <= snapshot => Some(row),
+            Some((_, row)) => engine.get(key, snapshot).map(|_| row),
+            None => None,
+        };
+        let Some(row) = found else {
+            self.db
+                .locks()
+                .undo_probe(&mut self.locks, self.state.id, key, probe);
+            return Ok(IncrementOutcome::Absent);
+        };
+        self.record_increment(key, row, delta)
+    }
+
+    /// Checks `delta` (after the transaction's earlier deltas of the row) against `row`, the
+    /// newest version read under the INCREMENT lock, and records it.
+    fn record_increment(
+        &mut self,
+        key: &[u8],
+        mut row: Bytes,
+        delta: Arc<dyn RowDelta>,
+    ) -> Result<IncrementOutcome, MvccError> {
         for p in self.increments.iter().filter(|p| p.key == key) {
             row = p.delta.apply(&row).map_err(increment_failed)?;
         }
@@ -401,7 +460,7 @@ impl Txn {
         if self.state.writes.contains_key(key) || !self.increments.iter().any(|p| p.key == key) {
             return Ok(());
         }
-        self.lock_row(key, RowMode::IncrementObserve, LockWait::Block)?;
+        self.raise_increment_lock(key, RowMode::IncrementObserve)?;
         // One lookup for the newest version and its value (no newer one can come while we
         // hold INCREMENT OBSERVE: committing incrementers wait for us).
         let engine = self.db.engine();
@@ -837,6 +896,19 @@ impl Txn {
         Ok(r)
     }
 
+    /// Raises the INCREMENT lock of a row this transaction increments to OBSERVE or COMMIT: in
+    /// the row lock table only (the intention locks came with INCREMENT), or through the whole
+    /// hierarchy if escalation has replaced the row lock meanwhile.
+    fn raise_increment_lock(&mut self, key: &[u8], mode: RowMode) -> Result<(), MvccError> {
+        let locks = self.db.locks();
+        let raised =
+            locks.upgrade_row(&mut self.locks, self.state.id, key, mode, LockWait::Block)?;
+        if raised.is_none() {
+            locks.lock_row(&mut self.locks, self.state.id, key, mode, LockWait::Block)?;
+        }
+        Ok(())
+    }
+
     /// Takes a table lock in `mode`, held to the end of the transaction (SELECT: ACCESS SHARE,
     /// DML: ROW EXCLUSIVE, DDL: ACCESS EXCLUSIVE, `LOCK TABLE`).
     pub fn lock_table(
@@ -973,13 +1045,7 @@ impl Txn {
     fn commit_increments(&mut self) -> Result<Timestamp, MvccError> {
         let keys = self.pending_increment_keys();
         for key in &keys {
-            self.db.locks().lock_row(
-                &mut self.locks,
-                self.state.id,
-                key,
-                RowMode::IncrementCommit,
-                LockWait::Block,
-            )?;
+            self.raise_increment_lock(key, RowMode::IncrementCommit)?;
         }
         let deltas: RowDeltas = keys
             .into_iter()

@@ -3834,8 +3834,8 @@ fn integer_delta(op: BinOp, v: &Value, ty: &DataType, column: &DataType) -> Opti
     }
 }
 
-/// Runs an UPDATE with an [`IncrementPlan`]: evaluates the operands, finds the row by its
-/// key at the statement's snapshot and records the increment. `None` when the transaction
+/// Runs an UPDATE with an [`IncrementPlan`]: evaluates the operands and increments the row
+/// at the key (`Txn::increment_by_key` finds it at the statement's snapshot). `None` when the transaction
 /// cannot increment here (not READ COMMITTED, a NULL operand, a row it already wrote): the
 /// caller runs the ordinary UPDATE, nothing having been done yet.
 fn run_increment(
@@ -3856,16 +3856,24 @@ fn run_increment(
         table: table.clone(),
         items,
     });
-    let mut n = 0u64;
-    for (key, _) in read_raw(ctx.reader().env(), table, access)? {
-        ctx.interrupt.check()?;
-        match ctx.txn.increment(&key, delta.clone())? {
-            gnomon_mvcc::IncrementOutcome::Recorded => n += 1,
-            gnomon_mvcc::IncrementOutcome::Absent => {}
-            // A point read finds at most one row: nothing was recorded yet.
-            gnomon_mvcc::IncrementOutcome::NotEligible => return Ok(None),
-        }
-    }
+    // `increment_plan` admits point access only.
+    let Access::Point(exprs) = access else {
+        return Ok(None);
+    };
+    let rd = ctx.reader();
+    rd.count(|s| s.point_gets += 1);
+    let Some(key) = point_key(rd.env(), table, exprs)? else {
+        return Ok(Some(dml_outcome(count_tag("UPDATE ", 0), &None, vec![])));
+    };
+    ctx.interrupt.check()?;
+    // The row is looked up by the increment itself (at the statement's snapshot, and its
+    // newest version under the lock: one engine read when nobody changed it since).
+    let n = match ctx.txn.increment(&key, delta)? {
+        gnomon_mvcc::IncrementOutcome::Recorded => 1,
+        gnomon_mvcc::IncrementOutcome::Absent => 0,
+        gnomon_mvcc::IncrementOutcome::NotEligible => return Ok(None),
+    };
+    ctx.reader().count(|s| s.rows_read += n);
     Ok(Some(dml_outcome(count_tag("UPDATE ", n), &None, vec![])))
 }
 
@@ -4223,13 +4231,9 @@ pub(crate) fn bind_checks(
     Ok(out)
 }
 
-/// The stored row at the primary key `exprs` of `def` (an [`Access::Point`]), with its key.
-pub(crate) fn read_point(
-    ctx: Env<'_>,
-    def: &TableDef,
-    exprs: &[Expr],
-) -> SqlResult<Option<(Vec<u8>, Bytes)>> {
-    ctx.rd.count(|s| s.point_gets += 1);
+/// The row key of the primary key `exprs` of `def` (an [`Access::Point`]); `None` if no row
+/// can have it (a NULL, or a value that is not one of the column's type).
+fn point_key(ctx: Env<'_>, def: &TableDef, exprs: &[Expr]) -> SqlResult<Option<Vec<u8>>> {
     let mut key = Vec::with_capacity(32);
     append_rows_prefix(def.id, &mut key);
     for (e, &col) in exprs.iter().zip(&def.primary_key) {
@@ -4243,6 +4247,19 @@ pub(crate) fn read_point(
             Err(_) => return Ok(None),
         }
     }
+    Ok(Some(key))
+}
+
+/// The stored row at the primary key `exprs` of `def` (an [`Access::Point`]), with its key.
+pub(crate) fn read_point(
+    ctx: Env<'_>,
+    def: &TableDef,
+    exprs: &[Expr],
+) -> SqlResult<Option<(Vec<u8>, Bytes)>> {
+    ctx.rd.count(|s| s.point_gets += 1);
+    let Some(key) = point_key(ctx, def, exprs)? else {
+        return Ok(None);
+    };
     let found = ctx.rd.txn.get(&key)?;
     if found.is_some() {
         ctx.rd.count(|s| s.rows_read += 1);

@@ -96,8 +96,9 @@ pub trait Transaction {
     /// About to write `rows` rows of `rel` in one statement: past the lock manager's table
     /// escalation threshold the table lock is taken now (if free) instead of row locks.
     fn bulk_write_hint(&mut self, rel: RelId, rows: usize);
-    /// Increments the row `key` under the INCREMENT row lock (`gnomon_mvcc::Txn::increment`;
-    /// the UPDATE decides eligibility, see `query::increment_plan`). Storage without it
+    /// Increments the row `key` under the INCREMENT row lock if the statement's snapshot sees
+    /// it (`gnomon_mvcc::Txn::increment_by_key`: the UPDATE's look-up of the row is part of
+    /// it; the UPDATE decides eligibility, see `query::increment_plan`). Storage without it
     /// answers `NotEligible` and the UPDATE runs as usual.
     fn increment(
         &mut self,
@@ -142,7 +143,7 @@ impl Transaction for gnomon_mvcc::Txn {
         key: &[u8],
         delta: std::sync::Arc<dyn gnomon_mvcc::RowDelta>,
     ) -> SqlResult<gnomon_mvcc::IncrementOutcome> {
-        Ok(gnomon_mvcc::Txn::increment(self, key, delta)?)
+        Ok(gnomon_mvcc::Txn::increment_by_key(self, key, delta)?)
     }
 
     fn has_pending_increments(&self) -> bool {

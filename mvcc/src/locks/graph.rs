@@ -135,6 +135,14 @@ impl WaitGraph {
         self.doomed.remove(&waiter)
     }
 
+    /// `blocker` no longer blocks `waiter` (it gave back the lock `waiter` waits for, without
+    /// ending). Removing an edge closes no cycle, so nothing is searched.
+    pub(crate) fn forget_blocker(&mut self, waiter: TxnId, blocker: TxnId) {
+        if let Some(r) = self.waits.get_mut(&waiter) {
+            r.blockers.retain(|&b| b != blocker);
+        }
+    }
+
     /// `waiter` stopped waiting (granted, timed out, cancelled).
     pub(crate) fn stop(&mut self, waiter: TxnId) {
         self.waits.remove(&waiter);

@@ -30,7 +30,7 @@ pub use modes::{IntentMode, Mode, ObjectMode, RowMode, TableMode};
 use crate::error::MvccError;
 use crate::txn::TxnId;
 use graph::WaitGraph;
-use table::{relock, Failure, LockTable, Request};
+use table::{relock, Failure, Grant, LockTable, Request};
 
 const SHARDS: usize = 64;
 
@@ -52,6 +52,45 @@ pub enum RowLocked {
     AlreadyHeld,
     /// `SKIP LOCKED`: another transaction holds a conflicting lock; the row was not locked.
     Skipped,
+}
+
+/// What a row-lock request did, in more detail than [`RowLocked`] (inside the crate).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum RowGrant {
+    /// The transaction's first lock on the row.
+    First,
+    /// A stronger mode over one the transaction held.
+    Upgrade,
+    /// An escalated table or partition lock of the transaction covers the row.
+    Covered,
+    /// The transaction already held the mode (or a covering one).
+    AlreadyHeld,
+    /// [`LockManager::upgrade_row`]: the transaction held no lock on the row; nothing taken.
+    NotHeld,
+    /// `SKIP LOCKED`: another transaction holds a conflicting lock.
+    Skipped,
+}
+
+impl RowGrant {
+    /// The public summary.
+    pub(crate) fn locked(self) -> RowLocked {
+        match self {
+            RowGrant::First | RowGrant::Upgrade | RowGrant::Covered => RowLocked::New,
+            RowGrant::AlreadyHeld | RowGrant::NotHeld => RowLocked::AlreadyHeld,
+            RowGrant::Skipped => RowLocked::Skipped,
+        }
+    }
+}
+
+/// What a [`LockManager::try_row`] took (to give back with [`LockManager::undo_probe`]).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Probe {
+    /// What the row lock request did.
+    pub grant: RowGrant,
+    mode: RowMode,
+    /// The lengths of the transaction's lock lists before the probe.
+    rows: usize,
+    objects: usize,
 }
 
 /// What to do when a lock is not free.
@@ -246,6 +285,9 @@ pub struct TxnLocks {
     tables: HashMap<RelId, Counts, IdHasher>,
     /// How long this transaction's waits may last.
     pub limits: WaitLimits,
+    /// Set for the duration of a probe ([`LockManager::try_row`]): a refusal is no NOWAIT
+    /// failure for the statistics.
+    probing: bool,
 }
 
 #[derive(Debug, Default, Clone, Copy)]
@@ -388,11 +430,13 @@ impl LockManager {
         relock(&self.graph).edges()
     }
 
-    fn failure(&self, f: Failure, txn: TxnId, target: LockTarget) -> MvccError {
+    fn failure(&self, f: Failure, txn: TxnId, target: LockTarget, probing: bool) -> MvccError {
         let c = &self.counters;
         match f {
             Failure::NotAvailable => {
-                c.not_available.fetch_add(1, Ordering::Relaxed);
+                if !probing {
+                    c.not_available.fetch_add(1, Ordering::Relaxed);
+                }
                 MvccError::LockNotAvailable { target }
             }
             Failure::Deadlock(d) => {
@@ -442,15 +486,15 @@ impl LockManager {
             limits: &locks.limits,
             what: &what,
             on_wait: &on_wait,
+            held_only: false,
         };
         match self.objects.acquire(txn, &tag, mode, &req, &self.graph) {
-            Ok(a) => {
-                if a == Acquired::New {
-                    locks.objects.push((tag, mode));
-                }
-                Ok(a)
+            Ok(Grant::AlreadyHeld | Grant::NotHeld) => Ok(Acquired::AlreadyHeld),
+            Ok(Grant::First | Grant::Upgrade) => {
+                locks.objects.push((tag, mode));
+                Ok(Acquired::New)
             }
-            Err(f) => Err(self.failure(f, txn, LockTarget::Object(tag))),
+            Err(f) => Err(self.failure(f, txn, LockTarget::Object(tag), locks.probing)),
         }
     }
 
@@ -472,10 +516,11 @@ impl LockManager {
             limits: &locks.limits,
             what: &what,
             on_wait: &|| {},
+            held_only: false,
         };
         match self.objects.acquire(txn, &tag, mode, &req, &self.graph) {
-            Ok(a) => {
-                if a == Acquired::New {
+            Ok(g) => {
+                if matches!(g, Grant::First | Grant::Upgrade) {
                     locks.objects.push((tag, mode));
                 }
                 true
@@ -495,21 +540,30 @@ impl LockManager {
         mode: RowMode,
         wait: LockWait,
     ) -> Result<RowLocked, MvccError> {
+        self.lock_row_grant(locks, txn, key, mode, wait)
+            .map(RowGrant::locked)
+    }
+
+    /// [`LockManager::lock_row`], saying whether the row lock is the transaction's first on
+    /// the row, an upgrade, or covered.
+    pub(crate) fn lock_row_grant(
+        &self,
+        locks: &mut TxnLocks,
+        txn: TxnId,
+        key: &[u8],
+        mode: RowMode,
+        wait: LockWait,
+    ) -> Result<RowGrant, MvccError> {
         // NB: the hierarchy is borrowed, not cloned: an `Arc` clone per row lock would be two
         // atomic read-modify-writes on a counter every session shares.
-        let place = self.hierarchy.get().and_then(|h| {
-            h.relation_of(key).map(|rel| {
-                let n = self.hash_partitions.load(Ordering::Relaxed);
-                (rel, h.partition_of(rel, key, n))
-            })
-        });
+        let place = self.place_of(key);
         let Some((rel, part)) = place else {
-            return self.lock_plain_row(locks, txn, key, mode, wait, None);
+            return self.lock_plain_row(locks, txn, key, mode, wait, &|| None, false);
         };
         let exclusive = mode.is_update();
         if let Some(c) = locks.tables.get(&rel) {
             if c.escalated.is_some_and(|x| x || !exclusive) {
-                return Ok(RowLocked::New);
+                return Ok(RowGrant::Covered);
             }
         }
         let tmode = if exclusive {
@@ -523,7 +577,7 @@ impl LockManager {
             wait
         };
         let obj = |e: MvccError| match (e, wait) {
-            (MvccError::LockNotAvailable { .. }, LockWait::SkipLocked) => Ok(RowLocked::Skipped),
+            (MvccError::LockNotAvailable { .. }, LockWait::SkipLocked) => Ok(RowGrant::Skipped),
             (e, _) => Err(e),
         };
         if let Err(e) = self.lock_object(
@@ -539,7 +593,7 @@ impl LockManager {
             if c.escalated.is_some_and(|x| x || !exclusive) {
                 // Covered rows still count towards the table's threshold.
                 self.count_and_escalate(locks, txn, rel, part, exclusive);
-                return Ok(RowLocked::New);
+                return Ok(RowGrant::Covered);
             }
         }
         let ptag = ObjectTag::Partition(rel, part);
@@ -559,7 +613,7 @@ impl LockManager {
                 return obj(e);
             }
             locks.partitions.entry((rel, part)).or_default().escalated = Some(true);
-            return Ok(RowLocked::New);
+            return Ok(RowGrant::Covered);
         }
         let imode = if exclusive {
             IntentMode::IntentExclusive
@@ -569,13 +623,129 @@ impl LockManager {
         if let Err(e) = self.lock_object(locks, txn, ptag, ObjectMode::Partition(imode), twait) {
             return obj(e);
         }
-        let r = self.lock_plain_row(locks, txn, key, mode, wait, Some((rel, part)))?;
-        if r == RowLocked::New {
+        let r = self.lock_plain_row(locks, txn, key, mode, wait, &|| place, false)?;
+        if matches!(r, RowGrant::First | RowGrant::Upgrade) {
             self.count_and_escalate(locks, txn, rel, part, exclusive);
         }
         Ok(r)
     }
 
+    /// A row lock if it is free now, with its table and partition intention locks (as
+    /// [`LockManager::lock_row_grant`]): `None` instead of waiting, with whatever the attempt
+    /// took given back and no NOWAIT refusal counted. For a caller whose fallback waits.
+    /// What it took can be given back with [`LockManager::undo_probe`].
+    pub(crate) fn try_row(
+        &self,
+        locks: &mut TxnLocks,
+        txn: TxnId,
+        key: &[u8],
+        mode: RowMode,
+    ) -> Result<Option<Probe>, MvccError> {
+        let mark = Probe {
+            grant: RowGrant::NotHeld,
+            mode,
+            rows: locks.rows.len(),
+            objects: locks.objects.len(),
+        };
+        locks.probing = true;
+        let r = self.lock_row_grant(locks, txn, key, mode, LockWait::NoWait);
+        locks.probing = false;
+        match r {
+            Ok(grant) => Ok(Some(Probe { grant, ..mark })),
+            Err(MvccError::LockNotAvailable { .. }) => {
+                // The row refused after a new partition intention lock: give that back too.
+                self.undo_probe(locks, txn, key, mark);
+                Ok(None)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Gives back what a probe ([`LockManager::try_row`]) took, when it found no row to act
+    /// on: the row's mode and any table or partition intention lock it added, so the
+    /// transaction holds exactly what it held before. Nothing is given back if the probe's
+    /// row lock made the transaction escalate (the escalated lock now stands for rows it
+    /// held before).
+    pub(crate) fn undo_probe(&self, locks: &mut TxnLocks, txn: TxnId, key: &[u8], probe: Probe) {
+        let added = locks.objects.get(probe.objects..).unwrap_or_default();
+        let escalated = added.iter().any(|&(_, m)| {
+            !matches!(
+                m,
+                ObjectMode::Table(TableMode::RowShare | TableMode::RowExclusive)
+                    | ObjectMode::Partition(IntentMode::IntentShare | IntentMode::IntentExclusive)
+            )
+        });
+        if escalated {
+            return;
+        }
+        match probe.grant {
+            RowGrant::First => {
+                if locks.rows.len() != probe.rows + 1
+                    || locks.rows.last().is_none_or(|k| k.as_slice() != key)
+                {
+                    return;
+                }
+                locks.rows.pop();
+            }
+            RowGrant::Upgrade => {}
+            _ => {
+                // Covered, already held, refused: no row mode was added.
+                self.release_objects_since(locks, txn, probe.objects);
+                return;
+            }
+        }
+        self.rows.release_mode(txn, key, probe.mode, &self.graph);
+        if let Some((rel, part)) = self.place_of(key) {
+            if let Some(p) = locks.partitions.get_mut(&(rel, part)) {
+                p.rows = p.rows.saturating_sub(1);
+            }
+            if let Some(t) = locks.tables.get_mut(&rel) {
+                t.rows = t.rows.saturating_sub(1);
+            }
+        }
+        self.release_objects_since(locks, txn, probe.objects);
+    }
+
+    fn release_objects_since(&self, locks: &mut TxnLocks, txn: TxnId, mark: usize) {
+        while locks.objects.len() > mark {
+            if let Some((tag, mode)) = locks.objects.pop() {
+                self.objects.release_mode(txn, &tag, mode, &self.graph);
+            }
+        }
+    }
+
+    /// Raises the mode of a row lock the transaction already holds (an incrementer's OBSERVE
+    /// or COMMIT over its INCREMENT): in the row table only. The table and partition intention
+    /// locks came with the first lock of the row, and an upgrade is no new row for
+    /// escalation's counts. `None` if the transaction holds no lock on the row (escalation
+    /// released it for a covering lock; or it never had one): then use
+    /// [`LockManager::lock_row`].
+    pub(crate) fn upgrade_row(
+        &self,
+        locks: &mut TxnLocks,
+        txn: TxnId,
+        key: &[u8],
+        mode: RowMode,
+        wait: LockWait,
+    ) -> Result<Option<RowLocked>, MvccError> {
+        let r = self.lock_plain_row(locks, txn, key, mode, wait, &|| self.place_of(key), true)?;
+        Ok((r != RowGrant::NotHeld).then(|| r.locked()))
+    }
+
+    /// The table and partition of a row key, if a table claims it.
+    fn place_of(&self, key: &[u8]) -> Option<(RelId, PartitionId)> {
+        self.hierarchy.get().and_then(|h| {
+            h.relation_of(key).map(|rel| {
+                let n = self.hash_partitions.load(Ordering::Relaxed);
+                (rel, h.partition_of(rel, key, n))
+            })
+        })
+    }
+
+    /// The row table's part of a row lock. `place` (the row's table and partition) is asked
+    /// only when the request waits or fails. With `held_only`, only a mode the transaction
+    /// already holds on the row is raised ([`RowGrant::NotHeld`] otherwise).
+    #[allow(clippy::too_many_arguments)]
     fn lock_plain_row(
         &self,
         locks: &mut TxnLocks,
@@ -583,9 +753,11 @@ impl LockManager {
         key: &[u8],
         mode: RowMode,
         wait: LockWait,
-        place: Option<(RelId, PartitionId)>,
-    ) -> Result<RowLocked, MvccError> {
+        place: &dyn Fn() -> Option<(RelId, PartitionId)>,
+        held_only: bool,
+    ) -> Result<RowGrant, MvccError> {
         let what = || -> Arc<dyn Fn() -> String + Send + Sync> {
+            let place = place();
             Arc::new(move || match place {
                 Some((r, _)) => format!("{} on row of relation {}", mode.view_name(), r.0),
                 None => format!("{} on a row", mode.view_name()),
@@ -593,7 +765,7 @@ impl LockManager {
         };
         let on_wait = || {
             self.counters.waits.fetch_add(1, Ordering::Relaxed);
-            if let Some((r, p)) = place {
+            if let Some((r, p)) = place() {
                 self.note_contention(r, p);
             }
         };
@@ -602,20 +774,26 @@ impl LockManager {
             limits: &locks.limits,
             what: &what,
             on_wait: &on_wait,
+            held_only,
         };
         match self.rows.acquire(txn, key, mode, &req, &self.graph) {
-            Ok(Acquired::New) => {
+            Ok(Grant::First) => {
                 locks.rows.push(key.to_vec());
-                Ok(RowLocked::New)
+                Ok(RowGrant::First)
             }
-            Ok(Acquired::AlreadyHeld) => Ok(RowLocked::AlreadyHeld),
-            Err(Failure::NotAvailable) if wait == LockWait::SkipLocked => Ok(RowLocked::Skipped),
+            // NB: an upgrade adds no entry to `locks.rows`: the release at the end drops
+            // every mode the transaction holds on the row.
+            Ok(Grant::Upgrade) => Ok(RowGrant::Upgrade),
+            Ok(Grant::AlreadyHeld) => Ok(RowGrant::AlreadyHeld),
+            Ok(Grant::NotHeld) => Ok(RowGrant::NotHeld),
+            Err(Failure::NotAvailable) if wait == LockWait::SkipLocked => Ok(RowGrant::Skipped),
             Err(f) => Err(self.failure(
                 f,
                 txn,
                 LockTarget::Row {
-                    relation: place.map(|p| p.0),
+                    relation: place().map(|p| p.0),
                 },
+                locks.probing,
             )),
         }
     }
@@ -766,9 +944,16 @@ impl LockManager {
     /// transaction's plain state, tests): exclusive (FOR UPDATE) and without the hierarchy.
     pub fn lock_row_key(&self, txn: TxnId, key: &[u8]) -> Result<Acquired, MvccError> {
         let mut locks = TxnLocks::default();
-        let r =
-            self.lock_plain_row(&mut locks, txn, key, RowMode::Update, LockWait::Block, None)?;
-        Ok(if r == RowLocked::New {
+        let r = self.lock_plain_row(
+            &mut locks,
+            txn,
+            key,
+            RowMode::Update,
+            LockWait::Block,
+            &|| None,
+            false,
+        )?;
+        Ok(if r.locked() == RowLocked::New {
             Acquired::New
         } else {
             Acquired::AlreadyHeld

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use super::graph::{Deadlock, WaitGraph, WaitHandle, DOOMED, GAVE_UP, GRANTED};
 use super::modes::Mode;
-use super::{Acquired, WaitLimits};
+use super::WaitLimits;
 use crate::txn::TxnId;
 
 /// Safety net: a waiter re-reads its blockers at least this often (a holder that upgrades its
@@ -113,6 +113,22 @@ pub(crate) struct Request<'a> {
     pub what: &'a dyn Fn() -> Arc<dyn Fn() -> String + Send + Sync>,
     /// Called once when the request starts waiting (statistics, contention tracking).
     pub on_wait: &'a dyn Fn(),
+    /// Only raise a mode the transaction already holds on the resource: if it holds none,
+    /// answer [`Grant::NotHeld`] and take nothing.
+    pub held_only: bool,
+}
+
+/// What a granted (or declined) request did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Grant {
+    /// The transaction held no mode on the resource and now holds `mode`.
+    First,
+    /// The transaction held a weaker mode and now holds `mode` too.
+    Upgrade,
+    /// The transaction already held `mode` or one covering it.
+    AlreadyHeld,
+    /// `held_only` and the transaction holds nothing there: nothing was taken.
+    NotHeld,
 }
 
 /// Why a request did not get its lock.
@@ -165,7 +181,7 @@ impl<K: Hash + Eq + Clone, M: Mode> LockTable<K, M> {
         mode: M,
         req: &Request<'_>,
         graph: &Mutex<WaitGraph>,
-    ) -> Result<Acquired, Failure>
+    ) -> Result<Grant, Failure>
     where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized + ToOwned<Owned = K>,
@@ -174,6 +190,7 @@ impl<K: Hash + Eq + Clone, M: Mode> LockTable<K, M> {
         let mut map = relock(shard);
         let entry = match map.get_mut(key) {
             Some(e) => e,
+            None if req.held_only => return Ok(Grant::NotHeld),
             None => map.entry(key.to_owned()).or_insert_with(Entry::new),
         };
         if entry
@@ -181,9 +198,17 @@ impl<K: Hash + Eq + Clone, M: Mode> LockTable<K, M> {
             .iter()
             .any(|&(t, m)| t == txn && m.covers(mode))
         {
-            return Ok(Acquired::AlreadyHeld);
+            return Ok(Grant::AlreadyHeld);
         }
         let upgrading = entry.holders.iter().any(|&(t, _)| t == txn);
+        if req.held_only && !upgrading {
+            return Ok(Grant::NotHeld);
+        }
+        let granted = if upgrading {
+            Grant::Upgrade
+        } else {
+            Grant::First
+        };
         // Where the request queues if it must wait: an upgrade goes first, except a fair one
         // (`Mode::fair_upgrade`), which goes just ahead of the first waiter that waits for it
         // (conflicts with a mode it holds) and behind the others.
@@ -210,7 +235,7 @@ impl<K: Hash + Eq + Clone, M: Mode> LockTable<K, M> {
             .any(|w| w.handle.get() == super::graph::WAITING && w.mode.conflicts_with(mode));
         if !entry.holder_conflict(txn, mode) && !queue_conflict {
             entry.holders.push((txn, mode));
-            return Ok(Acquired::New);
+            return Ok(granted);
         }
         if req.nowait {
             return Err(Failure::NotAvailable);
@@ -245,7 +270,7 @@ impl<K: Hash + Eq + Clone, M: Mode> LockTable<K, M> {
                 GRANTED => {
                     drop(map);
                     relock(graph).stop(txn);
-                    return Ok(Acquired::New);
+                    return Ok(granted);
                 }
                 DOOMED => {
                     let d = relock(graph).take_doom(txn);
@@ -315,6 +340,38 @@ impl<K: Hash + Eq + Clone, M: Mode> LockTable<K, M> {
             return;
         }
         entry.grant_waiters();
+    }
+
+    /// Gives back one mode `txn` holds on `key` before the transaction ends (a probe that found
+    /// nothing to act on) and grants what can now be granted. If `txn` holds nothing there
+    /// any more, the waiters still queued stop waiting for it in the wait-for graph: their
+    /// edges to it would otherwise outlive the lock (unlike a release at the end, after which
+    /// `txn` never waits again, this transaction goes on and may wait).
+    pub(crate) fn release_mode<Q>(&self, txn: TxnId, key: &Q, mode: M, graph: &Mutex<WaitGraph>)
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        let mut map = relock(self.shard(key));
+        let Some(entry) = map.get_mut(key) else {
+            return;
+        };
+        entry.holders.retain(|&(t, m)| t != txn || m != mode);
+        if entry.queue.is_empty() {
+            if entry.holders.is_empty() {
+                map.remove(key);
+            }
+            return;
+        }
+        entry.grant_waiters();
+        if entry.holders.iter().all(|&(t, _)| t != txn) {
+            let mut g = relock(graph);
+            for w in &entry.queue {
+                if w.handle.get() == super::graph::WAITING {
+                    g.forget_blocker(w.txn, txn);
+                }
+            }
+        }
     }
 
     /// The transactions holding `key`, with their modes.

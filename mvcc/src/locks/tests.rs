@@ -449,3 +449,173 @@ fn keys_outside_the_hierarchy_get_plain_row_locks() {
     a.end();
     assert!(lm.view().is_empty());
 }
+
+/// The locks of `txn` in the view, as (locktype, mode), sorted.
+fn held_by(lm: &LockManager, txn: u64) -> Vec<(&'static str, &'static str)> {
+    let mut v: Vec<_> = lm
+        .view()
+        .into_iter()
+        .filter(|l| l.txn == TxnId(txn) && l.granted)
+        .map(|l| (l.locktype, l.mode))
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn an_increment_upgrade_stays_one_row_lock_and_is_not_a_new_row() {
+    let lm = manager();
+    let mut a = T::new(&lm, 1);
+    a.row(b"\x04r", RowMode::Increment, LockWait::Block)
+        .unwrap();
+    let up = lm
+        .upgrade_row(
+            &mut a.locks,
+            a.id,
+            b"\x04r",
+            RowMode::IncrementObserve,
+            LockWait::Block,
+        )
+        .unwrap();
+    assert_eq!(up, Some(RowLocked::New));
+    let up = lm
+        .upgrade_row(
+            &mut a.locks,
+            a.id,
+            b"\x04r",
+            RowMode::IncrementObserve,
+            LockWait::Block,
+        )
+        .unwrap();
+    assert_eq!(up, Some(RowLocked::AlreadyHeld));
+    assert_eq!(
+        a.locks.rows.len(),
+        1,
+        "one entry per row, whatever its modes"
+    );
+    let counts: u32 = a.locks.partitions.values().map(|c| c.rows).sum();
+    assert_eq!(counts, 1, "an upgrade does not count towards escalation");
+    assert_eq!(
+        lm.row_holders(b"\x04r"),
+        vec![
+            (TxnId(1), RowMode::Increment),
+            (TxnId(1), RowMode::IncrementObserve)
+        ]
+    );
+    // A row the transaction holds nothing on is not taken by an upgrade.
+    let none = lm
+        .upgrade_row(
+            &mut a.locks,
+            a.id,
+            b"\x04s",
+            RowMode::IncrementCommit,
+            LockWait::Block,
+        )
+        .unwrap();
+    assert_eq!(none, None);
+    assert!(lm.row_holders(b"\x04s").is_empty());
+    a.end();
+    assert!(lm.view().is_empty());
+}
+
+#[test]
+fn a_probe_that_finds_no_row_gives_back_exactly_what_it_took() {
+    let lm = manager();
+    let mut a = T::new(&lm, 1);
+    a.table(5, TableMode::RowExclusive, LockWait::Block)
+        .unwrap();
+    let before = held_by(&lm, 1);
+    let probe = lm
+        .try_row(&mut a.locks, a.id, b"\x05k", RowMode::Increment)
+        .unwrap()
+        .expect("the row is free");
+    assert_eq!(probe.grant, RowGrant::First);
+    assert!(held_by(&lm, 1).contains(&("partition", "IntentExclusiveLock")));
+    lm.undo_probe(&mut a.locks, a.id, b"\x05k", probe);
+    assert_eq!(
+        held_by(&lm, 1),
+        before,
+        "partition and row given back, table kept"
+    );
+    assert!(a.locks.rows.is_empty());
+
+    // Refused at the row (another transaction updates it): nothing stays, no wait and no
+    // NOWAIT refusal is counted.
+    let mut b = T::new(&lm, 2);
+    b.row(b"\x05k", RowMode::NoKeyUpdate, LockWait::Block)
+        .unwrap();
+    let stats = lm.stats();
+    let r = lm
+        .try_row(&mut a.locks, a.id, b"\x05k", RowMode::Increment)
+        .unwrap();
+    assert!(r.is_none());
+    assert_eq!(held_by(&lm, 1), before);
+    assert_eq!(lm.stats(), stats);
+
+    // A probe over a weaker lock the transaction holds gives back only the new mode.
+    b.end();
+    a.row(b"\x05k", RowMode::KeyShare, LockWait::Block).unwrap();
+    let held = held_by(&lm, 1);
+    let probe = lm
+        .try_row(&mut a.locks, a.id, b"\x05k", RowMode::Increment)
+        .unwrap()
+        .expect("free");
+    assert_eq!(probe.grant, RowGrant::Upgrade);
+    lm.undo_probe(&mut a.locks, a.id, b"\x05k", probe);
+    assert_eq!(held_by(&lm, 1), held);
+    assert_eq!(
+        lm.row_holders(b"\x05k"),
+        vec![(TxnId(1), RowMode::KeyShare)]
+    );
+    a.end();
+    assert!(lm.view().is_empty());
+}
+
+#[test]
+fn a_waiter_behind_a_given_back_probe_no_longer_waits_for_it_in_the_graph() {
+    let lm = manager();
+    let mut a = T::new(&lm, 1);
+    let mut c = T::new(&lm, 3);
+    c.row(b"\x06k", RowMode::Increment, LockWait::Block)
+        .unwrap();
+    let probe = lm
+        .try_row(&mut a.locks, a.id, b"\x06k", RowMode::Increment)
+        .unwrap()
+        .expect("increments share the row");
+    // B's FOR UPDATE waits for both incrementers.
+    let (_done, h) = spawn(&lm, 2, |t| {
+        t.row(b"\x06k", RowMode::Update, LockWait::Block)
+    });
+    until_waiting(&lm, 1);
+    let blockers = |lm: &LockManager| {
+        let mut v: Vec<u64> = lm
+            .wait_edges()
+            .into_iter()
+            .filter(|e| e.waiter == TxnId(2))
+            .map(|e| e.blocker.0)
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(blockers(&lm), vec![1, 3]);
+    lm.undo_probe(&mut a.locks, a.id, b"\x06k", probe);
+    assert_eq!(
+        blockers(&lm),
+        vec![3],
+        "the edge to the prober is gone with its lock"
+    );
+    // So the prober may now wait for B without a false deadlock.
+    let h2 = thread::spawn(move || {
+        let r = a.row(b"\x06k", RowMode::KeyShare, LockWait::Block);
+        (r, a)
+    });
+    until_waiting(&lm, 2);
+    c.end();
+    let (r, mut b) = h.join().unwrap();
+    r.unwrap();
+    b.end();
+    let (r, mut a) = h2.join().unwrap();
+    r.unwrap();
+    a.end();
+    assert!(lm.view().is_empty());
+}
