@@ -9,7 +9,7 @@
 //! they are few (one per TRUNCATE / DROP / rewrite), and a read checks them only when the
 //! version it found is older than the newest range delete (one compare on the hot path).
 //! A checkpoint drops every version a range delete at or below the GC safe point hides, and
-//! keeps the range delete itself in the file (format 2, see `checkpoint.rs`).
+//! keeps the range delete itself in the file (since format 2, see `checkpoint.rs`).
 //!
 //! NB (deliberate simplification): range deletes are never dropped. A WAL replay after a
 //! crash may re-insert versions older than a range delete (from records past the checkpoint's

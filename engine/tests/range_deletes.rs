@@ -1,7 +1,6 @@
 //! Range deletes: one tombstone for a key range hides every older version in it, for readers
 //! at or after it, through checkpoints (which drop what it hides once GC allows) and restarts.
 
-use std::fs;
 use std::ops::Bound::{Excluded, Included, Unbounded};
 use std::path::Path;
 
@@ -149,25 +148,4 @@ fn a_retracted_batch_takes_its_range_delete_back() {
     engine.checkpoint(1).unwrap();
     drop(engine);
     assert_eq!(keys(&open(dir.path()), u128::MAX).len(), 5);
-}
-
-#[test]
-fn a_format_1_checkpoint_is_still_read() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = {
-        let engine = open(dir.path());
-        put_rows(&engine, 10, &rows(30, "r"));
-        engine.checkpoint(7).unwrap().path
-    };
-    // A format 2 file without range deletes is a format 1 file plus an empty range section
-    // (count 0 and its CRC) before the trailer.
-    let mut bytes = fs::read(&path).unwrap();
-    let t = bytes.len() - 72;
-    assert_eq!(&bytes[t - 8..t - 4], &0u32.to_le_bytes());
-    bytes.drain(t - 8..t);
-    bytes[8..12].copy_from_slice(&1u32.to_le_bytes());
-    fs::write(&path, bytes).unwrap();
-    let engine = open(dir.path());
-    assert!(engine.recovery_report().skipped.is_empty());
-    assert_eq!(keys(&engine, u128::MAX).len(), 30);
 }
