@@ -8,7 +8,8 @@
 #
 # usage: cpu_per_txn.sh cg|native select|tpcb|transfer CLIENTS TXNS_PER_CLIENT
 # env:   GNOMON_BIN (default target/release/gnomon), WORK (default /tmp/gnomon-cpu), SCALE (10),
-#        PREFILL (default 0: none)
+#        PREFILL (default 0: none), CACHE_SIM (default 0; 1: callgrind also simulates the caches,
+#        first level and a 2 MiB last level, and prints misses per transaction)
 #
 # The first run loads a scale-SCALE data dir (pgbench -i) into $WORK/data0 and keeps it; each
 # run copies it, starts the server (under valgrind or perf), warms up with 20 transactions per
@@ -74,7 +75,9 @@ SRV=("$BIN" --config "$WORK/gnomon.toml" --data-dir "$RUN/data" --listen "127.0.
 if [ "$MODE" = native ]; then
   perf stat -x, -o "$RUN/perf.txt" -e context-switches,raw_syscalls:sys_enter,syscalls:sys_enter_futex,syscalls:sys_enter_fdatasync -- "${SRV[@]}" >"$RUN/server.log" 2>&1 &
 else
-  valgrind --tool=callgrind --callgrind-out-file="$RUN/callgrind.out" "${SRV[@]}" >"$RUN/server.log" 2>&1 &
+  CG=(--tool=callgrind --callgrind-out-file="$RUN/callgrind.out")
+  [ "${CACHE_SIM:-0}" = 1 ] && CG+=(--cache-sim=yes --LL=2097152,16,64)
+  valgrind "${CG[@]}" "${SRV[@]}" >"$RUN/server.log" 2>&1 &
 fi
 WRAP=$!
 GPID=""
@@ -100,4 +103,10 @@ else
   OUT=$(ls "$RUN"/callgrind.out.* | tail -1)
   TOTAL=$(callgrind_annotate "$OUT" 2>/dev/null | awk '/PROGRAM TOTALS/{gsub(",","",$1); print $1}')
   echo "server instructions per transaction: $((TOTAL / TX))   (profile: $OUT)"
+  if [ "${CACHE_SIM:-0}" = 1 ]; then
+    callgrind_annotate "$OUT" 2>/dev/null | awk -v tx="$TX" '
+      /^Events shown:/ { for (i = 3; i <= NF; i++) name[i - 2] = $i }
+      /PROGRAM TOTALS/ { n = 0; for (i = 1; i <= NF; i++) if ($i ~ /^[0-9,]+$/) { gsub(",", "", $i); n++
+                           if (name[n] ~ /mr|mw/) printf "%s per transaction: %.1f\n", name[n], $i / tx } }'
+  fi
 fi
