@@ -45,7 +45,8 @@ fn point_reads_agree_with_and_without_the_filter() {
     let dirs: Vec<_> = (0..3)
         .map(|_| tempfile::tempdir().expect("tempdir"))
         .collect();
-    // Off, one block (every bit set after a few dozen keys: nearly always "maybe"), default.
+    // Off, one block (every bit set after a few dozen keys: nearly always "maybe", until the
+    // first checkpoint sizes the next memtable's filter from the frozen one), default.
     let engines = [
         open(dirs[0].path(), 0),
         open(dirs[1].path(), 64),
