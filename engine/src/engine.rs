@@ -22,9 +22,12 @@ use crate::{EngineError, Value, Version};
 /// Tuning knobs. `EngineOptions::default()` is what production uses.
 #[derive(Clone, Debug)]
 pub struct EngineOptions {
-    /// Target size of a checkpoint data block in bytes (a block closes once it reaches this).
-    /// Smaller blocks make point reads from a checkpoint cheaper, larger ones make the index
-    /// smaller. Default 4096.
+    /// Size of a checkpoint data block in bytes: blocks end on multiples of it in the file (a
+    /// block closes before an entry that would cross the first multiple at least half a block
+    /// past its start; a longer entry gets a block of its own), so with the default, the page
+    /// size, a block's in-block index and nearly all its entries share one page. Smaller
+    /// blocks make point reads from a checkpoint cheaper, larger ones make the index smaller.
+    /// Default 4096.
     pub checkpoint_block_size: usize,
     /// fsync checkpoint files and the directory. Default `true`; turning it off loses
     /// crash safety and exists only for tests and benchmarks.
