@@ -551,3 +551,39 @@ async fn an_increment_of_a_row_the_statement_cannot_see_locks_nothing() {
     assert_eq!(value(&admin, 50).await, 8);
     assert_eq!(value(&admin, 60).await, 1);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_incrementer_that_read_the_row_alone_still_sees_a_later_committer() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path());
+    let admin = setup(&server).await;
+    let a = server.connect().await;
+    let b = server.connect().await;
+    // Undisturbed: A's increment read is the newest version at its SELECT and its COMMIT.
+    a.batch_execute("BEGIN; UPDATE t SET v = v + 1 WHERE id = 1")
+        .await
+        .unwrap();
+    assert_eq!(value(&a, 1).await, 1);
+    a.batch_execute("COMMIT").await.unwrap();
+    assert_eq!(value(&admin, 1).await, 1);
+    // A holds the row alone when it increments; B increments and commits after that: A's
+    // read, a moment later, and its commit must both build on B's version.
+    a.batch_execute("BEGIN; UPDATE t SET v = v + 1 WHERE id = 1")
+        .await
+        .unwrap();
+    b.execute("UPDATE t SET v = v + 10 WHERE id = 1", &[])
+        .await
+        .unwrap();
+    assert_eq!(value(&a, 1).await, 12, "A observes B's committed increment");
+    a.batch_execute("COMMIT").await.unwrap();
+    assert_eq!(value(&admin, 1).await, 12);
+    // The same without a read in between: the commit applies A's delta to B's version.
+    a.batch_execute("BEGIN; UPDATE t SET v = v + 1 WHERE id = 2")
+        .await
+        .unwrap();
+    b.execute("UPDATE t SET v = v + 10 WHERE id = 2", &[])
+        .await
+        .unwrap();
+    a.batch_execute("COMMIT").await.unwrap();
+    assert_eq!(value(&admin, 2).await, 11);
+}

@@ -546,8 +546,22 @@ impl Db {
         self.registry
             .set_phase(state.id, TxnPhase::Committing, None);
         let _order = relock(&self.commit_order);
-        for (key, deltas) in increments {
-            let Some(mut row) = self.engine.get(key, gnomon_engine::Version::MAX) else {
+        for crate::txn::RowDeltaSet {
+            key,
+            deltas,
+            newest,
+        } in increments
+        {
+            // The row's newest version: the one the increment read, if nobody else has held
+            // the row since (checked here, where no other incrementer can be committing it:
+            // see `LockManager::row_stamp`); else read again.
+            let newest = match newest {
+                Some((stamp, row)) if self.locks.row_undisturbed(state.id, key, *stamp) => {
+                    Some(row.clone())
+                }
+                _ => self.engine.get(key, gnomon_engine::Version::MAX),
+            };
+            let Some(mut row) = newest else {
                 continue; // NB: cannot happen, a delete waits for INCREMENT holders
             };
             for d in deltas {

@@ -103,7 +103,9 @@
 //!     writes are in the engine (`Db::start_commit_increments`), so the row's versions are a
 //!     serial execution in log order and the WAL holds values, not deltas. A transaction that
 //!     reads a row it increments first becomes its observer (the others' commits wait for it);
-//!     see `src/locks/README.md`, "Increments".
+//!     see `src/locks/README.md`, "Increments". NB: "the newest version" may be the one the
+//!     increment read, when the row lock shows that nobody else has held the row since
+//!     (README, "Undisturbed rows"): every writer of a row holds a lock on it while it writes.
 //!
 //! ## Data
 //!

@@ -13,7 +13,7 @@ use crate::clock::Timestamp;
 use crate::db::Db;
 use crate::error::MvccError;
 use crate::locks::{
-    Acquired, LockWait, RelId, RowLocked, RowMode, TableMode, TxnLocks, WaitLimits,
+    Acquired, LockWait, RelId, RowGrant, RowLocked, RowMode, TableMode, TxnLocks, WaitLimits,
 };
 use crate::write_set::WriteSet;
 
@@ -105,13 +105,34 @@ pub enum IncrementOutcome {
 }
 
 /// Each incremented row's key with its deltas, in order (what a commit applies).
-pub(crate) type RowDeltas = Vec<(Vec<u8>, Vec<Arc<dyn RowDelta>>)>;
+pub(crate) type RowDeltas = Vec<RowDeltaSet>;
+
+/// One incremented row at commit: its deltas in order, and (stamp, row) of the newest version
+/// the transaction read while holding the row alone, if it may still be the newest (the
+/// commit checks the stamp under the commit-order mutex).
+pub(crate) struct RowDeltaSet {
+    pub key: Vec<u8>,
+    pub deltas: Vec<Arc<dyn RowDelta>>,
+    pub newest: Option<(u64, Bytes)>,
+}
 
 /// A recorded increment: the row and its delta (in statement order; deltas of one row add).
 #[derive(Clone, Debug)]
 struct PendingIncrement {
     key: Vec<u8>,
     delta: Arc<dyn RowDelta>,
+    /// The row's newest version as read under the INCREMENT lock, with the lock's stamp
+    /// (`LockManager::row_stamp`), when the transaction held the row alone then: while the
+    /// row stays undisturbed it is still the newest, and neither the observation nor the
+    /// commit needs to read it again.
+    seen: Option<Seen>,
+}
+
+#[derive(Clone, Debug)]
+struct Seen {
+    stamp: u64,
+    version: gnomon_engine::Version,
+    row: Bytes,
 }
 
 /// A live transaction. Reads see the snapshot plus the transaction's own writes; writes take a
@@ -367,7 +388,7 @@ impl Txn {
         let Some(row) = self.db.engine().get(key, gnomon_engine::Version::MAX) else {
             return Ok(IncrementOutcome::Absent);
         };
-        self.record_increment(key, row, delta)
+        self.record_increment(key, row, delta, None)
     }
 
     /// `UPDATE t SET c = c + e WHERE <full primary key>` of the row at `key`: the UPDATE's own
@@ -403,19 +424,27 @@ impl Txn {
             }
             return self.increment(key, delta);
         };
+        // Stamped before the read: if the row stays undisturbed from here, what is read next
+        // stays its newest version.
+        let stamp = self.db.locks().row_stamp(self.state.id, key);
         let found = match engine.get_versioned(key, gnomon_engine::Version::MAX) {
             // Newest at or below the snapshot: the snapshot reads this very version.
-            Some((version, row)) if version <= snapshot => Some(row),
-            Some((_, row)) => engine.get(key, snapshot).map(|_| row),
+            Some((version, row)) if version <= snapshot => Some((version, row)),
+            Some((version, row)) => engine.get(key, snapshot).map(|_| (version, row)),
             None => None,
         };
-        let Some(row) = found else {
+        let Some((version, row)) = found else {
             self.db
                 .locks()
                 .undo_probe(&mut self.locks, self.state.id, key, probe);
             return Ok(IncrementOutcome::Absent);
         };
-        self.record_increment(key, row, delta)
+        let seen = stamp.map(|stamp| Seen {
+            stamp,
+            version,
+            row: row.clone(),
+        });
+        self.record_increment(key, row, delta, seen)
     }
 
     /// Checks `delta` (after the transaction's earlier deltas of the row) against `row`, the
@@ -423,9 +452,11 @@ impl Txn {
     fn record_increment(
         &mut self,
         key: &[u8],
-        mut row: Bytes,
+        newest: Bytes,
         delta: Arc<dyn RowDelta>,
+        seen: Option<Seen>,
     ) -> Result<IncrementOutcome, MvccError> {
+        let mut row = newest;
         for p in self.increments.iter().filter(|p| p.key == key) {
             row = p.delta.apply(&row).map_err(increment_failed)?;
         }
@@ -434,8 +465,18 @@ impl Txn {
         self.increments.push(PendingIncrement {
             key: key.to_vec(),
             delta,
+            seen,
         });
         Ok(IncrementOutcome::Recorded)
+    }
+
+    /// What the transaction's latest increment of `key` saw (see [`PendingIncrement::seen`]).
+    fn seen(&self, key: &[u8]) -> Option<Seen> {
+        self.increments
+            .iter()
+            .rev()
+            .find(|p| p.key == key)
+            .and_then(|p| p.seen.clone())
     }
 
     /// Observes every row with pending increments (see `Txn::observe`), in key order. The
@@ -460,12 +501,21 @@ impl Txn {
         if self.state.writes.contains_key(key) || !self.increments.iter().any(|p| p.key == key) {
             return Ok(());
         }
-        self.raise_increment_lock(key, RowMode::IncrementObserve)?;
+        let seen = self.seen(key);
+        let undisturbed = self.raise_increment_lock(
+            key,
+            RowMode::IncrementObserve,
+            seen.as_ref().map(|s| s.stamp),
+        )?;
         // One lookup for the newest version and its value (no newer one can come while we
-        // hold INCREMENT OBSERVE: committing incrementers wait for us).
+        // hold INCREMENT OBSERVE: committing incrementers wait for us); none if nobody else
+        // has held the row since the increment read it.
         let engine = self.db.engine();
-        let Some((version, mut row)) = engine.get_versioned(key, gnomon_engine::Version::MAX)
-        else {
+        let newest = match seen {
+            Some(seen) if undisturbed => Some((seen.version, seen.row)),
+            _ => engine.get_versioned(key, gnomon_engine::Version::MAX),
+        };
+        let Some((version, mut row)) = newest else {
             // NB: cannot happen while INCREMENT is held (a delete waits for it); the
             // increments of a missing row have nothing to apply to.
             if let Some(v) = engine.latest_version(key) {
@@ -899,14 +949,31 @@ impl Txn {
     /// Raises the INCREMENT lock of a row this transaction increments to OBSERVE or COMMIT: in
     /// the row lock table only (the intention locks came with INCREMENT), or through the whole
     /// hierarchy if escalation has replaced the row lock meanwhile.
-    fn raise_increment_lock(&mut self, key: &[u8], mode: RowMode) -> Result<(), MvccError> {
+    /// With `since` (the row's stamp from the increment's read), true if the row stayed
+    /// undisturbed (`LockManager::upgrade_row`): its stamp is now `since + 1`.
+    fn raise_increment_lock(
+        &mut self,
+        key: &[u8],
+        mode: RowMode,
+        since: Option<u64>,
+    ) -> Result<bool, MvccError> {
         let locks = self.db.locks();
-        let raised =
-            locks.upgrade_row(&mut self.locks, self.state.id, key, mode, LockWait::Block)?;
-        if raised.is_none() {
-            locks.lock_row(&mut self.locks, self.state.id, key, mode, LockWait::Block)?;
+        let raised = locks.upgrade_row(
+            &mut self.locks,
+            self.state.id,
+            key,
+            mode,
+            LockWait::Block,
+            since,
+        )?;
+        match raised {
+            RowGrant::NotHeld => {
+                locks.lock_row(&mut self.locks, self.state.id, key, mode, LockWait::Block)?;
+                Ok(false)
+            }
+            RowGrant::UndisturbedUpgrade => Ok(true),
+            _ => Ok(false),
         }
-        Ok(())
     }
 
     /// Takes a table lock in `mode`, held to the end of the transaction (SELECT: ACCESS SHARE,
@@ -1044,21 +1111,29 @@ impl Txn {
     /// final values computed inside the commit order (`Db::start_commit_increments`).
     fn commit_increments(&mut self) -> Result<Timestamp, MvccError> {
         let keys = self.pending_increment_keys();
-        for key in &keys {
-            self.raise_increment_lock(key, RowMode::IncrementCommit)?;
+        let mut deltas: RowDeltas = Vec::with_capacity(keys.len());
+        for key in keys {
+            let seen = self.seen(&key);
+            let undisturbed = self.raise_increment_lock(
+                &key,
+                RowMode::IncrementCommit,
+                seen.as_ref().map(|s| s.stamp),
+            )?;
+            // The newest version read by the increment, for the commit to use if the row is
+            // still undisturbed under the commit-order mutex (stamp + 1: our COMMIT grant).
+            let newest = seen.filter(|_| undisturbed).map(|s| (s.stamp + 1, s.row));
+            let d = self
+                .increments
+                .iter()
+                .filter(|p| p.key == key)
+                .map(|p| p.delta.clone())
+                .collect();
+            deltas.push(RowDeltaSet {
+                key,
+                deltas: d,
+                newest,
+            });
         }
-        let deltas: RowDeltas = keys
-            .into_iter()
-            .map(|key| {
-                let d = self
-                    .increments
-                    .iter()
-                    .filter(|p| p.key == key)
-                    .map(|p| p.delta.clone())
-                    .collect();
-                (key, d)
-            })
-            .collect();
         let db = self.db.clone();
         let tail = self.parts_tail();
         let in_flight = db.start_commit_increments(&mut self.state, &deltas, tail)?;

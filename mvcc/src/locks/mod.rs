@@ -61,6 +61,9 @@ pub(crate) enum RowGrant {
     First,
     /// A stronger mode over one the transaction held.
     Upgrade,
+    /// [`RowGrant::Upgrade`], granted at once with the row undisturbed since the stamp given
+    /// to [`LockManager::upgrade_row`].
+    UndisturbedUpgrade,
     /// An escalated table or partition lock of the transaction covers the row.
     Covered,
     /// The transaction already held the mode (or a covering one).
@@ -75,7 +78,10 @@ impl RowGrant {
     /// The public summary.
     pub(crate) fn locked(self) -> RowLocked {
         match self {
-            RowGrant::First | RowGrant::Upgrade | RowGrant::Covered => RowLocked::New,
+            RowGrant::First
+            | RowGrant::Upgrade
+            | RowGrant::UndisturbedUpgrade
+            | RowGrant::Covered => RowLocked::New,
             RowGrant::AlreadyHeld | RowGrant::NotHeld => RowLocked::AlreadyHeld,
             RowGrant::Skipped => RowLocked::Skipped,
         }
@@ -487,6 +493,8 @@ impl LockManager {
             what: &what,
             on_wait: &on_wait,
             held_only: false,
+            since: None,
+            undisturbed: Default::default(),
         };
         match self.objects.acquire(txn, &tag, mode, &req, &self.graph) {
             Ok(Grant::AlreadyHeld | Grant::NotHeld) => Ok(Acquired::AlreadyHeld),
@@ -517,6 +525,8 @@ impl LockManager {
             what: &what,
             on_wait: &|| {},
             held_only: false,
+            since: None,
+            undisturbed: Default::default(),
         };
         match self.objects.acquire(txn, &tag, mode, &req, &self.graph) {
             Ok(g) => {
@@ -558,7 +568,7 @@ impl LockManager {
         // atomic read-modify-writes on a counter every session shares.
         let place = self.place_of(key);
         let Some((rel, part)) = place else {
-            return self.lock_plain_row(locks, txn, key, mode, wait, &|| None, false);
+            return self.lock_plain_row(locks, txn, key, mode, wait, &|| None, false, None);
         };
         let exclusive = mode.is_update();
         if let Some(c) = locks.tables.get(&rel) {
@@ -623,8 +633,11 @@ impl LockManager {
         if let Err(e) = self.lock_object(locks, txn, ptag, ObjectMode::Partition(imode), twait) {
             return obj(e);
         }
-        let r = self.lock_plain_row(locks, txn, key, mode, wait, &|| place, false)?;
-        if matches!(r, RowGrant::First | RowGrant::Upgrade) {
+        let r = self.lock_plain_row(locks, txn, key, mode, wait, &|| place, false, None)?;
+        if matches!(
+            r,
+            RowGrant::First | RowGrant::Upgrade | RowGrant::UndisturbedUpgrade
+        ) {
             self.count_and_escalate(locks, txn, rel, part, exclusive);
         }
         Ok(r)
@@ -687,7 +700,7 @@ impl LockManager {
                 }
                 locks.rows.pop();
             }
-            RowGrant::Upgrade => {}
+            RowGrant::Upgrade | RowGrant::UndisturbedUpgrade => {}
             _ => {
                 // Covered, already held, refused: no row mode was added.
                 self.release_objects_since(locks, txn, probe.objects);
@@ -720,6 +733,12 @@ impl LockManager {
     /// escalation's counts. `None` if the transaction holds no lock on the row (escalation
     /// released it for a covering lock; or it never had one): then use
     /// [`LockManager::lock_row`].
+    ///
+    /// With `since` (a [`LockManager::row_stamp`] of the row), the answer is
+    /// [`RowGrant::UndisturbedUpgrade`] if the upgrade was granted at once and no other
+    /// transaction has held a lock on the row since the stamp (then nobody else can have
+    /// written it meanwhile: see [`LockManager::row_stamp`]); the stamp of the row is then
+    /// `since + 1`.
     pub(crate) fn upgrade_row(
         &self,
         locks: &mut TxnLocks,
@@ -727,9 +746,27 @@ impl LockManager {
         key: &[u8],
         mode: RowMode,
         wait: LockWait,
-    ) -> Result<Option<RowLocked>, MvccError> {
-        let r = self.lock_plain_row(locks, txn, key, mode, wait, &|| self.place_of(key), true)?;
-        Ok((r != RowGrant::NotHeld).then(|| r.locked()))
+        since: Option<u64>,
+    ) -> Result<RowGrant, MvccError> {
+        let place = || self.place_of(key);
+        self.lock_plain_row(locks, txn, key, mode, wait, &place, true, since)
+    }
+
+    /// A stamp of a row `txn` holds locked and nobody else does (`None` if another holds a
+    /// lock on it too). NB: what it is for: every writer of a row holds a lock on it while it
+    /// writes (early lock release comes after the engine insert), or a table or partition
+    /// lock that conflicts with a row locker's intention locks. So if `txn` keeps its lock
+    /// and [`LockManager::row_undisturbed`] holds later for the stamp, nobody else has written
+    /// the row since the stamp was taken, and a newest version `txn` read after it is still
+    /// the newest.
+    pub(crate) fn row_stamp(&self, txn: TxnId, key: &[u8]) -> Option<u64> {
+        self.rows.stamp(txn, key)
+    }
+
+    /// True if no lock on `key` was granted since [`LockManager::row_stamp`] returned `since`
+    /// and `txn` is still its only holder.
+    pub(crate) fn row_undisturbed(&self, txn: TxnId, key: &[u8], since: u64) -> bool {
+        self.rows.undisturbed(txn, key, since)
     }
 
     /// The table and partition of a row key, if a table claims it.
@@ -755,6 +792,7 @@ impl LockManager {
         wait: LockWait,
         place: &dyn Fn() -> Option<(RelId, PartitionId)>,
         held_only: bool,
+        since: Option<u64>,
     ) -> Result<RowGrant, MvccError> {
         let what = || -> Arc<dyn Fn() -> String + Send + Sync> {
             let place = place();
@@ -775,8 +813,11 @@ impl LockManager {
             what: &what,
             on_wait: &on_wait,
             held_only,
+            since,
+            undisturbed: Default::default(),
         };
         match self.rows.acquire(txn, key, mode, &req, &self.graph) {
+            Ok(Grant::Upgrade) if req.undisturbed.get() => Ok(RowGrant::UndisturbedUpgrade),
             Ok(Grant::First) => {
                 locks.rows.push(key.to_vec());
                 Ok(RowGrant::First)
@@ -952,6 +993,7 @@ impl LockManager {
             LockWait::Block,
             &|| None,
             false,
+            None,
         )?;
         Ok(if r.locked() == RowLocked::New {
             Acquired::New

@@ -2,6 +2,7 @@
 //! granted holders and a FIFO queue of waiters. Generic over the key and the mode.
 
 use std::borrow::Borrow;
+use std::cell::Cell;
 use std::collections::{HashMap, VecDeque};
 use std::hash::{BuildHasher, Hash};
 use std::sync::atomic::Ordering;
@@ -37,6 +38,8 @@ struct Entry<M> {
     holders: Vec<(TxnId, M)>,
     /// Waiters in arrival order (an upgrading holder goes first).
     queue: VecDeque<Waiter<M>>,
+    /// Grants made on this entry so far (each push to `holders`): see [`LockTable::stamp`].
+    grants: u64,
 }
 
 impl<M: Mode> Entry<M> {
@@ -44,6 +47,7 @@ impl<M: Mode> Entry<M> {
         Entry {
             holders: Vec::new(),
             queue: VecDeque::new(),
+            grants: 0,
         }
     }
 
@@ -95,6 +99,7 @@ impl<M: Mode> Entry<M> {
             if ok && w.handle.decide(GRANTED) {
                 let w = self.queue.remove(i).expect("index checked");
                 self.holders.push((w.txn, w.mode));
+                self.grants += 1;
                 w.handle.thread.unpark();
                 continue;
             }
@@ -116,6 +121,11 @@ pub(crate) struct Request<'a> {
     /// Only raise a mode the transaction already holds on the resource: if it holds none,
     /// answer [`Grant::NotHeld`] and take nothing.
     pub held_only: bool,
+    /// A [`LockTable::stamp`] the transaction took earlier: `undisturbed` is set if the
+    /// request is granted at once and the resource is still undisturbed since the stamp.
+    pub since: Option<u64>,
+    /// See `since`.
+    pub undisturbed: Cell<bool>,
 }
 
 /// What a granted (or declined) request did.
@@ -234,7 +244,11 @@ impl<K: Hash + Eq + Clone, M: Mode> LockTable<K, M> {
             .take(place)
             .any(|w| w.handle.get() == super::graph::WAITING && w.mode.conflicts_with(mode));
         if !entry.holder_conflict(txn, mode) && !queue_conflict {
+            if req.since == Some(entry.grants) && entry.holders.iter().all(|&(t, _)| t == txn) {
+                req.undisturbed.set(true);
+            }
             entry.holders.push((txn, mode));
+            entry.grants += 1;
             return Ok(granted);
         }
         if req.nowait {
@@ -372,6 +386,35 @@ impl<K: Hash + Eq + Clone, M: Mode> LockTable<K, M> {
                 }
             }
         }
+    }
+
+    /// A mark of `key` as `txn` holds it alone: the entry's grant count if `txn` is its only
+    /// holder, else `None`. While `txn` holds a mode on `key` the entry stays, so
+    /// [`LockTable::undisturbed`] with this mark tells whether any other transaction has held
+    /// a lock on `key` since (whoever held one before has released it, hence finished what
+    /// it did under it).
+    pub(crate) fn stamp<Q>(&self, txn: TxnId, key: &Q) -> Option<u64>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        let map = relock(self.shard(key));
+        let entry = map.get(key)?;
+        (!entry.holders.is_empty() && entry.holders.iter().all(|&(t, _)| t == txn))
+            .then_some(entry.grants)
+    }
+
+    /// True if since [`LockTable::stamp`] returned `since`, no lock on `key` was granted and
+    /// nobody but `txn` holds one.
+    pub(crate) fn undisturbed<Q>(&self, txn: TxnId, key: &Q, since: u64) -> bool
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        let map = relock(self.shard(key));
+        map.get(key).is_some_and(|e| {
+            e.grants == since && !e.holders.is_empty() && e.holders.iter().all(|&(t, _)| t == txn)
+        })
     }
 
     /// The transactions holding `key`, with their modes.

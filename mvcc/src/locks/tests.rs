@@ -468,26 +468,18 @@ fn an_increment_upgrade_stays_one_row_lock_and_is_not_a_new_row() {
     let mut a = T::new(&lm, 1);
     a.row(b"\x04r", RowMode::Increment, LockWait::Block)
         .unwrap();
-    let up = lm
-        .upgrade_row(
-            &mut a.locks,
-            a.id,
-            b"\x04r",
-            RowMode::IncrementObserve,
-            LockWait::Block,
-        )
-        .unwrap();
-    assert_eq!(up, Some(RowLocked::New));
-    let up = lm
-        .upgrade_row(
-            &mut a.locks,
-            a.id,
-            b"\x04r",
-            RowMode::IncrementObserve,
-            LockWait::Block,
-        )
-        .unwrap();
-    assert_eq!(up, Some(RowLocked::AlreadyHeld));
+    let up = |a: &mut T, key: &[u8], mode, since| {
+        lm.upgrade_row(&mut a.locks, a.id, key, mode, LockWait::Block, since)
+            .unwrap()
+    };
+    assert_eq!(
+        up(&mut a, b"\x04r", RowMode::IncrementObserve, None),
+        RowGrant::Upgrade
+    );
+    assert_eq!(
+        up(&mut a, b"\x04r", RowMode::IncrementObserve, None),
+        RowGrant::AlreadyHeld
+    );
     assert_eq!(
         a.locks.rows.len(),
         1,
@@ -503,17 +495,63 @@ fn an_increment_upgrade_stays_one_row_lock_and_is_not_a_new_row() {
         ]
     );
     // A row the transaction holds nothing on is not taken by an upgrade.
-    let none = lm
+    assert_eq!(
+        up(&mut a, b"\x04s", RowMode::IncrementCommit, None),
+        RowGrant::NotHeld
+    );
+    assert!(lm.row_holders(b"\x04s").is_empty());
+    a.end();
+    assert!(lm.view().is_empty());
+}
+
+#[test]
+fn a_row_stays_undisturbed_until_another_transaction_locks_it() {
+    let lm = manager();
+    let mut a = T::new(&lm, 1);
+    let mut b = T::new(&lm, 2);
+    a.row(b"\x04r", RowMode::Increment, LockWait::Block)
+        .unwrap();
+    let stamp = lm.row_stamp(a.id, b"\x04r").expect("A holds the row alone");
+    assert!(lm.row_undisturbed(a.id, b"\x04r", stamp));
+    // A's own upgrade, granted at once and undisturbed: the stamp moves by one.
+    let g = lm
         .upgrade_row(
             &mut a.locks,
             a.id,
-            b"\x04s",
+            b"\x04r",
             RowMode::IncrementCommit,
             LockWait::Block,
+            Some(stamp),
         )
         .unwrap();
-    assert_eq!(none, None);
-    assert!(lm.row_holders(b"\x04s").is_empty());
+    assert_eq!(g, RowGrant::UndisturbedUpgrade);
+    assert!(lm.row_undisturbed(a.id, b"\x04r", stamp + 1));
+    // Another incrementer comes and goes: the row is disturbed, though A is alone again.
+    b.row(b"\x04r", RowMode::Increment, LockWait::Block)
+        .unwrap();
+    assert_eq!(lm.row_stamp(a.id, b"\x04r"), None, "not alone");
+    b.end();
+    assert!(!lm.row_undisturbed(a.id, b"\x04r", stamp + 1));
+    a.end();
+
+    // An upgrade over a stamp taken before someone else's lock came and went is not undisturbed.
+    a.row(b"\x04q", RowMode::Increment, LockWait::Block)
+        .unwrap();
+    let stamp = lm.row_stamp(a.id, b"\x04q").unwrap();
+    b.row(b"\x04q", RowMode::Increment, LockWait::Block)
+        .unwrap();
+    b.end();
+    let g = lm
+        .upgrade_row(
+            &mut a.locks,
+            a.id,
+            b"\x04q",
+            RowMode::IncrementObserve,
+            LockWait::Block,
+            Some(stamp),
+        )
+        .unwrap();
+    assert_eq!(g, RowGrant::Upgrade);
     a.end();
     assert!(lm.view().is_empty());
 }
