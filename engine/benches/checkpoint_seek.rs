@@ -3,7 +3,8 @@
 //! 14 bytes in all, like `pgbench_accounts`' primary keys; values are 100 bytes. Rows have the
 //! even integers 2..=2M, so `get_absent` reads the odd ones between them. The memtable
 //! is empty (the checkpoint took it), so a read is the checkpoint's seek.
-//! Run: `cargo bench -p gnomon-engine --bench checkpoint_seek`. Under
+//! Run: `cargo bench -p gnomon-engine --bench checkpoint_seek` (it also prints thread CPU time
+//! per read, steadier than wall-clock on a shared machine). Under
 //! `valgrind --tool=callgrind --cache-sim=yes`, divide the inclusive cost of
 //! `Checkpoint::newest_value_at` by its calls for instructions and misses per seek.
 
@@ -40,6 +41,18 @@ impl Lcg {
     }
 }
 
+/// This thread's CPU time in nanoseconds.
+fn thread_cpu_ns() -> u64 {
+    let mut now = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `now` is a valid timespec to write to; the clock id is a constant Linux knows.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut now) };
+    assert_eq!(rc, 0, "clock_gettime");
+    now.tv_sec as u64 * 1_000_000_000 + now.tv_nsec as u64
+}
+
 fn seeks(c: &mut Criterion) {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
     let opts = EngineOptions {
@@ -65,6 +78,18 @@ fn seeks(c: &mut Criterion) {
         info.entries, info.blocks, info.bytes
     );
     let at = engine.visible();
+    // CPU time per read on this thread's clock: unlike criterion's wall-clock figures, it does
+    // not count the time the thread waits for a core on a shared machine.
+    for (name, offset) in [("get", 0), ("get_absent", 1)] {
+        let mut rng = Lcg(5);
+        let n = 2_000_000;
+        let start = thread_cpu_ns();
+        for _ in 0..n {
+            black_box(engine.get(&key(2 * rng.next_aid() + offset), at));
+        }
+        let per = (thread_cpu_ns() - start) as f64 / n as f64;
+        eprintln!("checkpoint_pgbench_1M/{name}: {per:.0} ns thread CPU time per read");
+    }
     let mut group = c.benchmark_group("checkpoint_pgbench_1M");
     let mut rng = Lcg(7);
     group.bench_function("get", |b| {
