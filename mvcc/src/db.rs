@@ -36,6 +36,9 @@ pub struct DbOptions {
     pub sync: SyncPolicy,
     /// WAL segment size in bytes.
     pub segment_size: u64,
+    /// Most WAL commit fdatasyncs running at once (`gnomon_wal::WalOptions::max_syncs_in_flight`;
+    /// 1 = one at a time). Default [`gnomon_wal::DEFAULT_MAX_SYNCS_IN_FLIGHT`].
+    pub wal_syncs_in_flight: usize,
     /// A timestamp received from another node further ahead than this is refused.
     pub max_clock_offset: Duration,
     /// Δgc (`gc_window`): a version superseded at commit time T is collectable from T + Δgc
@@ -79,6 +82,7 @@ impl Default for DbOptions {
             node: NodeId(1),
             sync: SyncPolicy::Fsync,
             segment_size: 64 << 20,
+            wal_syncs_in_flight: gnomon_wal::DEFAULT_MAX_SYNCS_IN_FLIGHT,
             max_clock_offset: Duration::from_millis(500),
             gc_window: DEFAULT_GC_WINDOW,
             wall_clock: Box::new(SystemClock),
@@ -220,6 +224,7 @@ impl Db {
             WalOptions {
                 segment_size: opts.segment_size,
                 sync: opts.sync,
+                max_syncs_in_flight: opts.wal_syncs_in_flight,
                 ..WalOptions::default()
             },
         )?;

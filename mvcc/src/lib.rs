@@ -222,6 +222,8 @@ pub use db::{
 pub use error::MvccError;
 pub use events::{DbEvent, EventSink, PROGRESS_MIN_BYTES};
 pub use gnomon_engine::GcStats;
+/// Default [`DbOptions::wal_syncs_in_flight`].
+pub use gnomon_wal::DEFAULT_MAX_SYNCS_IN_FLIGHT as DEFAULT_WAL_SYNCS_IN_FLIGHT;
 pub use gnomon_wal::{Lsn, SyncPolicy, WalStats, BATCH_SIZE_BOUNDS};
 pub use locks::{
     Acquired, LockHierarchy, LockInfo, LockManager, LockSettings, LockStats, LockTarget, LockWait,

@@ -14,6 +14,7 @@
 //! checkpoint_timeout = "5min"  # ... or this long passed with writes
 //! gc_window = "5min"           # Δgc: superseded row versions are kept at least this long
 //! lock_hash_partitions = 16    # lock-manager partitions of a plain table (hash buckets of keys)
+//! wal_syncs_in_flight = 2      # WAL commit fdatasyncs running at once (1..=64; 1 = one at a time)
 //! audit_log = "/var/log/gnomon-audit.log"  # default: audit.log in the data directory
 //! lock_escalation_partition_rows = 1000  # lock thresholds and timeout defaults
 //! lock_escalation_table_rows = 5000      # (crate::lock_settings)
@@ -55,6 +56,10 @@ pub const DEFAULT_LOG_LEVEL: &str = "info";
 pub const DEFAULT_LOCK_HASH_PARTITIONS: u32 = 16;
 /// Most lock-manager partitions of a plain table.
 pub const MAX_LOCK_HASH_PARTITIONS: u32 = 65536;
+
+/// Largest `wal_syncs_in_flight` accepted (each sync slot holds an open file of the active WAL
+/// segment).
+pub const MAX_WAL_SYNCS_IN_FLIGHT: usize = 64;
 /// Log levels `--log-level` accepts, least verbose first.
 pub const LOG_LEVELS: [&str; 5] = ["error", "warn", "info", "debug", "trace"];
 
@@ -89,6 +94,10 @@ OPTIONS:
     --write-set-part-size SIZE
                           a transaction's buffered writes go to the WAL in
                           parts of this size (default 16MB; 0 = never)
+    --wal-syncs-in-flight N
+                          WAL commit fdatasyncs that may run at once: a batch
+                          is written while the previous one syncs (default 2,
+                          1..=64; 1 = one at a time)
     --lock-hash-partitions N
                           the lock manager's partitions of a plain (not
                           partitioned) table: hash buckets of row keys where
@@ -120,7 +129,7 @@ OPTIONS:
                           max_connections, http, log_level, audit_log,
                           max_prepared_transactions, checkpoint_wal_size,
                           checkpoint_timeout, gc_window, write_set_part_size,
-                          lock_hash_partitions,
+                          lock_hash_partitions, wal_syncs_in_flight,
                           lock_escalation_partition_rows,
                           lock_escalation_table_rows, lock_hotspot_waits,
                           lock_hotspot_window, lock_timeout, statement_timeout,
@@ -165,6 +174,8 @@ pub struct Config {
     /// Lock-manager partitions of a plain table (`lock_hash_partitions`; a partitioned
     /// table's partitions are its own).
     pub lock_hash_partitions: u32,
+    /// WAL commit fdatasyncs running at once (`wal_syncs_in_flight`, 1..=64).
+    pub wal_syncs_in_flight: usize,
     /// Lock thresholds and session timeout defaults.
     pub locks: LockConfig,
 }
@@ -186,6 +197,7 @@ impl Default for Config {
             tls_required_for_remote: false,
             hba: Vec::new(),
             lock_hash_partitions: DEFAULT_LOCK_HASH_PARTITIONS,
+            wal_syncs_in_flight: gnomon_mvcc::DEFAULT_WAL_SYNCS_IN_FLIGHT,
             locks: LockConfig::default(),
         }
     }
@@ -224,6 +236,7 @@ struct FileConfig {
     #[serde(default)]
     hba: Vec<HbaEntry>,
     lock_hash_partitions: Option<u32>,
+    wal_syncs_in_flight: Option<usize>,
     lock_escalation_partition_rows: Option<SettingValue>,
     lock_escalation_table_rows: Option<SettingValue>,
     lock_hotspot_waits: Option<SettingValue>,
@@ -255,6 +268,7 @@ impl Command {
         let mut tls_key = None;
         let mut tls_required = None;
         let mut lock_hash_partitions = None;
+        let mut wal_syncs_in_flight = None;
         let mut args = args.into_iter();
         while let Some(arg) = args.next() {
             let (flag, inline) = match arg.split_once('=') {
@@ -282,6 +296,10 @@ impl Command {
                 "--lock-hash-partitions" => {
                     let text = value("--lock-hash-partitions")?;
                     lock_hash_partitions = Some(number(&flag, &text, "a number")?);
+                }
+                "--wal-syncs-in-flight" => {
+                    let text = value("--wal-syncs-in-flight")?;
+                    wal_syncs_in_flight = Some(number(&flag, &text, "a number")?);
                 }
                 "--audit-log" => audit_log = Some(PathBuf::from(value("--audit-log")?)),
                 "--tls-cert" => tls_cert = Some(PathBuf::from(value("--tls-cert")?)),
@@ -338,6 +356,9 @@ impl Command {
         }
         if let Some(n) = lock_hash_partitions {
             config.lock_hash_partitions = n;
+        }
+        if let Some(n) = wal_syncs_in_flight {
+            config.wal_syncs_in_flight = n;
         }
         if http.is_some() {
             config.http = http;
@@ -439,6 +460,9 @@ impl Config {
             lock_hash_partitions: file
                 .lock_hash_partitions
                 .unwrap_or(defaults.lock_hash_partitions),
+            wal_syncs_in_flight: file
+                .wal_syncs_in_flight
+                .unwrap_or(defaults.wal_syncs_in_flight),
             hba: file.hba,
             locks,
         })
@@ -472,6 +496,12 @@ impl Config {
             return Err(ServerError::Usage(format!(
                 "lock_hash_partitions must be between 1 and {MAX_LOCK_HASH_PARTITIONS}, not {}",
                 self.lock_hash_partitions
+            )));
+        }
+        if !(1..=MAX_WAL_SYNCS_IN_FLIGHT).contains(&self.wal_syncs_in_flight) {
+            return Err(ServerError::Usage(format!(
+                "wal_syncs_in_flight must be between 1 and {MAX_WAL_SYNCS_IN_FLIGHT}, not {}",
+                self.wal_syncs_in_flight
             )));
         }
         if let Some(http) = &self.http {
@@ -600,6 +630,7 @@ mod tests {
                 tls_required_for_remote: false,
                 hba: Vec::new(),
                 lock_hash_partitions: DEFAULT_LOCK_HASH_PARTITIONS,
+                wal_syncs_in_flight: gnomon_mvcc::DEFAULT_WAL_SYNCS_IN_FLIGHT,
                 locks: LockConfig::default(),
             })
         );
@@ -630,6 +661,32 @@ mod tests {
             .validate()
             .is_err());
         assert!(Command::from_args(args(&["--lock-hash-partitions", "many"])).is_err());
+    }
+
+    #[test]
+    fn wal_syncs_in_flight_come_from_file_or_flag_and_are_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("g.toml");
+        std::fs::write(&file, "wal_syncs_in_flight = 4\n").unwrap();
+        let run = |list: &[&str]| match Command::from_args(args(list)).unwrap() {
+            Command::Run(c) => c,
+            Command::Help => unreachable!(),
+        };
+        assert_eq!(run(&[]).wal_syncs_in_flight, 2);
+        assert_eq!(
+            run(&["--config", file.to_str().unwrap()]).wal_syncs_in_flight,
+            4
+        );
+        let c = run(&[
+            "--config",
+            file.to_str().unwrap(),
+            "--wal-syncs-in-flight=1",
+        ]);
+        assert_eq!(c.wal_syncs_in_flight, 1);
+        assert!(c.validate().is_ok());
+        assert!(run(&["--wal-syncs-in-flight", "0"]).validate().is_err());
+        assert!(run(&["--wal-syncs-in-flight", "65"]).validate().is_err());
+        assert!(Command::from_args(args(&["--wal-syncs-in-flight", "two"])).is_err());
     }
 
     #[test]

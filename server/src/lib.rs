@@ -143,6 +143,7 @@ pub fn run(config: Config) -> Result<(), ServerError> {
             SyncPolicy::OffUnsafeNoDurability
         },
         max_prepared_transactions: config.max_prepared_transactions,
+        wal_syncs_in_flight: config.wal_syncs_in_flight,
         gc_window: config.maintenance.gc_window,
         events: Some(Arc::new(maintenance::log_event)),
         write_set_part_size: config.maintenance.write_set_part_size,

@@ -6,6 +6,7 @@
 //! write or sync or to hold a sync until released. There is no `#[cfg(test)]` around any sync
 //! call: the code path a test exercises is the code path production runs.
 
+use std::collections::{BTreeSet, HashMap};
 use std::fs::{self, File, OpenOptions};
 use std::io;
 use std::os::unix::fs::FileExt;
@@ -130,6 +131,12 @@ impl FileSystem for RealFs {
 /// tells writes that grow a file (whose `fdatasync` must also write the inode) from writes
 /// inside it.
 ///
+/// Sync calls are numbered in the order they are made, from 1 ([`FaultyFs::syncs`] is the
+/// number of the latest), so a test can hold several, then release or fail one by number.
+/// It also keeps a model of what a power loss would keep: a write is *synced* once a sync of
+/// its file (through any open of it) that started after the write returned has returned `Ok`
+/// ([`FaultyFs::is_synced`]).
+///
 /// Meant for tests and fault-injection runs; it is public so that other crates' tests can use
 /// it too. Counters cover file data operations (`write_all_at`, `sync_data`) of files opened
 /// through this instance; directory syncs are counted separately.
@@ -147,9 +154,34 @@ struct FaultState {
     fail_next_write: AtomicBool,
     fail_next_growing_write: AtomicBool,
     fail_next_sync: AtomicBool,
-    hold_syncs: Mutex<bool>,
+    /// Number of a sync call that fails (0 = none).
+    fail_sync_number: AtomicU64,
+    hold: Mutex<Hold>,
     syncs_released: Condvar,
     last_sync_thread: Mutex<Option<String>>,
+    /// Per file, the writes that returned, oldest first.
+    written: Mutex<HashMap<PathBuf, FileWrites>>,
+    /// Numbers the writes as they return.
+    write_seq: AtomicU64,
+}
+
+#[derive(Debug, Default)]
+struct FileWrites {
+    /// (start, end, number) of each write that returned, in the order they returned.
+    writes: Vec<(u64, u64, u64)>,
+    /// Writes numbered up to this one are synced: the largest number that had returned when
+    /// a sync of the file started that then returned `Ok`.
+    synced_through: u64,
+}
+
+#[derive(Debug, Default)]
+struct Hold {
+    /// Every sync call blocks unless released by number.
+    all: bool,
+    /// Sync calls let through while `all` is set.
+    released: BTreeSet<u64>,
+    /// Numbers of the sync calls blocked right now.
+    waiting: BTreeSet<u64>,
 }
 
 impl FaultyFs {
@@ -205,15 +237,57 @@ impl FaultyFs {
         self.state.fail_next_sync.store(true, Ordering::SeqCst);
     }
 
-    /// From now on every file `sync_data` blocks until [`FaultyFs::release_syncs`] is called.
+    /// The file `sync_data` call numbered `number` (see [`FaultyFs::syncs`]) fails with an I/O
+    /// error after it is released (the data reached the OS, like a real `fdatasync` failure).
+    pub fn fail_sync_number(&self, number: u64) {
+        self.state.fail_sync_number.store(number, Ordering::SeqCst);
+    }
+
+    /// From now on every file `sync_data` blocks until [`FaultyFs::release_syncs`] is called
+    /// (or it is released by number).
     pub fn hold_syncs(&self) {
-        *lock(&self.state.hold_syncs) = true;
+        let mut hold = lock(&self.state.hold);
+        hold.all = true;
+        hold.released.clear();
     }
 
     /// Lets held and future syncs proceed.
     pub fn release_syncs(&self) {
-        *lock(&self.state.hold_syncs) = false;
+        let mut hold = lock(&self.state.hold);
+        hold.all = false;
+        hold.released.clear();
+        drop(hold);
         self.state.syncs_released.notify_all();
+    }
+
+    /// Lets the held sync call numbered `number` proceed (others stay held).
+    pub fn release_sync_number(&self, number: u64) {
+        lock(&self.state.hold).released.insert(number);
+        self.state.syncs_released.notify_all();
+    }
+
+    /// Numbers of the sync calls held right now, in order.
+    pub fn held_syncs(&self) -> Vec<u64> {
+        lock(&self.state.hold).waiting.iter().copied().collect()
+    }
+
+    /// Whether the bytes `[offset, offset + len)` of `path` would survive a power loss: the
+    /// latest write over them holds them all, returned before some sync of that file started,
+    /// and that sync returned `Ok`.
+    pub fn is_synced(&self, path: &Path, offset: u64, len: u64) -> bool {
+        let end = offset + len;
+        let written = lock(&self.state.written);
+        let Some(file) = written.get(path) else {
+            return false;
+        };
+        let latest = file
+            .writes
+            .iter()
+            .rev()
+            .find(|&&(start, stop, _)| start < end && offset < stop);
+        latest.is_some_and(|&(start, stop, seq)| {
+            seq <= file.synced_through && start <= offset && end <= stop
+        })
     }
 }
 
@@ -232,6 +306,7 @@ fn injected(what: &str) -> io::Error {
 struct FaultyFile {
     inner: Box<dyn WalFile>,
     state: Arc<FaultState>,
+    path: PathBuf,
 }
 
 impl WalFile for FaultyFile {
@@ -254,29 +329,52 @@ impl WalFile for FaultyFile {
                 return Err(injected("growing write"));
             }
         }
-        self.inner.write_all_at(offset, data)
+        self.inner.write_all_at(offset, data)?;
+        // NB: numbered under the lock, so the list is in number order.
+        let mut written = lock(&self.state.written);
+        let seq = self.state.write_seq.fetch_add(1, Ordering::SeqCst) + 1;
+        written.entry(self.path.clone()).or_default().writes.push((
+            offset,
+            offset + data.len() as u64,
+            seq,
+        ));
+        Ok(())
     }
 
     fn sync_data(&self) -> io::Result<()> {
-        self.state.syncs.fetch_add(1, Ordering::SeqCst);
+        let number = self.state.syncs.fetch_add(1, Ordering::SeqCst) + 1;
         *lock(&self.state.last_sync_thread) = std::thread::current().name().map(str::to_owned);
+        // What this sync covers: every write that returned before it started.
+        let covers = self.state.write_seq.load(Ordering::SeqCst);
         {
-            let mut held = lock(&self.state.hold_syncs);
-            while *held {
-                held = self
+            let mut hold = lock(&self.state.hold);
+            while hold.all && !hold.released.contains(&number) {
+                hold.waiting.insert(number);
+                hold = self
                     .state
                     .syncs_released
-                    .wait(held)
+                    .wait(hold)
                     .unwrap_or_else(|poisoned| poisoned.into_inner());
             }
+            hold.waiting.remove(&number);
         }
-        if self.state.fail_next_sync.swap(false, Ordering::SeqCst) {
+        let fail_this = self
+            .state
+            .fail_sync_number
+            .compare_exchange(number, 0, Ordering::SeqCst, Ordering::SeqCst)
+            .is_ok();
+        if self.state.fail_next_sync.swap(false, Ordering::SeqCst) || fail_this {
             return Err(injected("fsync"));
         }
-        self.inner.sync_data()
+        self.inner.sync_data()?;
+        if let Some(file) = lock(&self.state.written).get_mut(&self.path) {
+            file.synced_through = file.synced_through.max(covers);
+        }
+        Ok(())
     }
 
     fn set_len(&self, len: u64) -> io::Result<()> {
+        // NB: the model ignores cuts (a roll cuts only zeros past the last record).
         self.inner.set_len(len)
     }
 
@@ -291,14 +389,17 @@ impl FileSystem for FaultyFs {
         Ok(Box::new(FaultyFile {
             inner,
             state: Arc::clone(&self.state),
+            path: path.to_path_buf(),
         }))
     }
 
     fn create(&self, path: &Path) -> io::Result<Box<dyn WalFile>> {
         let inner = RealFs.create(path)?;
+        lock(&self.state.written).remove(path);
         Ok(Box::new(FaultyFile {
             inner,
             state: Arc::clone(&self.state),
+            path: path.to_path_buf(),
         }))
     }
 

@@ -1,9 +1,10 @@
 //! The log handle ([`Wal`]), the commit queue and the group-commit writer thread.
 
+use std::collections::VecDeque;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, OnceLock};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
 use std::thread::{JoinHandle, Thread};
 
 use crate::error::WalError;
@@ -16,7 +17,8 @@ use crate::segment::{validate_segment, Replay, SegmentMeta};
 use crate::{Lsn, RecordKind, SyncPolicy, WalOptions};
 
 /// One log stream: a directory of segments, one writer at a time (the writer thread or a
-/// committer leading its own batch), any number of committers.
+/// committer leading its own batch), up to [`WalOptions::max_syncs_in_flight`] batches
+/// syncing at once, any number of committers.
 ///
 /// `Send + Sync`; share it with `Arc<Wal>`. Dropping it lets the writer finish every record
 /// already submitted, then stops the writer thread.
@@ -33,12 +35,17 @@ struct Shared {
     queue: Mutex<Queue>,
     /// The writer thread waits here for work.
     work_ready: Condvar,
+    /// A segment roll waits here for the other syncs in flight to return.
+    slot_freed: Condvar,
+    /// [`WalOptions::max_syncs_in_flight`], at least 1: the number of sync slots.
+    max_syncs: usize,
     /// The active segment and the write position. Locked only by whoever set
-    /// [`Queue::writing`] (the writer thread or a leading committer), so never contended.
+    /// [`Queue::writing`] (the writer thread or a leading committer), so never contended;
+    /// a batch's sync runs without it, on a clone of its slot's file.
     file: Mutex<WriterFile>,
     /// Every segment, oldest first; the last one is the active segment.
     segments: Mutex<Vec<SegmentMeta>>,
-    /// Written by the writer thread only; read by [`Wal::stats`].
+    /// Written by whoever writes or syncs a batch; read by [`Wal::stats`].
     counters: Counters,
 }
 
@@ -56,6 +63,7 @@ struct Counters {
     preallocations: AtomicU64,
     preallocated_bytes: AtomicU64,
     preallocation_failures: AtomicU64,
+    overlapped_syncs: AtomicU64,
 }
 
 /// What the group-commit writer has done since the log was opened.
@@ -70,6 +78,9 @@ pub struct WalStats {
     /// fdatasync calls that made written records durable (zero with
     /// `SyncPolicy::OffUnsafeNoDurability`; the header syncs of a segment roll are not counted).
     pub fsyncs: u64,
+    /// Commit syncs that started while another commit sync was in flight (always 0 with
+    /// [`WalOptions::max_syncs_in_flight`] 1).
+    pub overlapped_syncs: u64,
     /// Batches by record count: `batch_size_buckets[i]` counts batches of at most
     /// `BATCH_SIZE_BOUNDS[i]` records (and more than the previous bound); the last entry counts
     /// batches larger than every bound. Not cumulative.
@@ -93,9 +104,18 @@ struct Queue {
     open_batch: Arc<BatchSignal>,
     /// The writer thread is waiting on `work_ready` (so a submitter must wake it).
     writer_idle: bool,
-    /// A batch is being written and synced (by the writer thread or a leading committer);
-    /// nobody else may take one until it is published.
+    /// A batch is being taken and written (`write`, and a roll if it needs one), by the writer
+    /// thread or a leading committer, or the room is being extended: nobody else may take a
+    /// batch until this is cleared. Its sync runs after, without it.
     writing: bool,
+    /// Sync slots not in use (indices into the writer's `sync_files`). A batch holds one from
+    /// being taken until its sync returned and was published.
+    free_slots: Vec<usize>,
+    /// Batches written (their sync in flight) but not yet published, in LSN order, with the
+    /// LSN each ends at.
+    unpublished: VecDeque<(u64, Arc<BatchSignal>)>,
+    /// A segment roll waits on `slot_freed` for the other syncs in flight.
+    roll_waiting: bool,
     /// LSN the next submitted record gets.
     next_lsn: u64,
     /// Every record ending at or before this LSN is durable (per the sync policy).
@@ -241,10 +261,10 @@ impl Pending {
     /// prevented it. `Ok` is never returned before the record's bytes were synced (under
     /// [`SyncPolicy::Fsync`]).
     ///
-    /// If no batch is being written when it is called (or once the one being written is
-    /// published and this record's batch has no writer yet), the calling thread writes and
-    /// syncs the open batch itself, as the group-commit leader; otherwise it sleeps until its
-    /// batch's writer wakes it.
+    /// If its batch is still open, no batch is being written and a sync slot is free when it
+    /// is called (or once that becomes true), the calling thread writes and syncs the open
+    /// batch itself, as the group-commit leader; otherwise it sleeps until a sync that covers
+    /// its batch is published (or fails).
     pub fn wait(mut self) -> Result<Lsn, WalError> {
         let (batch, lsn, shared) = match std::mem::replace(&mut self.state, PendingState::Done) {
             PendingState::Queued { batch, lsn, shared } => (batch, lsn, shared),
@@ -257,9 +277,11 @@ impl Pending {
                 break outcome;
             }
             let queue = lock(&shared.queue);
-            if queue.may_lead() {
-                // NB: nobody is writing and our batch has no outcome, so it is still the
-                // open batch: we take it (with everything queued behind ours).
+            // NB: only our own batch, while it is still open: a batch taken and syncing has
+            // no outcome yet either, and its committers would only wait longer leading the
+            // next one.
+            if queue.may_lead() && Arc::ptr_eq(&queue.open_batch, &batch) {
+                // We take it (with everything queued behind ours).
                 shared.write_one_batch(queue);
                 continue;
             }
@@ -334,7 +356,7 @@ impl Wal {
         firsts.sort_unstable();
 
         let mut segments = Vec::with_capacity(firsts.len().max(1));
-        let mut active: Option<(Box<dyn WalFile>, u64, u64)> = None;
+        let mut active: Option<(Box<dyn WalFile>, PathBuf, u64, u64)> = None;
         let mut end_lsn = 0u64;
         for (i, &first) in firsts.iter().enumerate() {
             let path = path_in(dir, &segment_file_name(first));
@@ -358,20 +380,30 @@ impl Wal {
                         .sync_data()
                         .map_err(|e| WalError::io("sync preallocated room", &path, e))?;
                 }
-                active = Some((validated.file, validated.end_offset, validated.room_end));
+                active = Some((
+                    validated.file,
+                    path,
+                    validated.end_offset,
+                    validated.room_end,
+                ));
             }
         }
-        let (active_file, active_offset, room_end) = match active {
+        let (active_file, active_path, active_offset, room_end) = match active {
             Some(active) => active,
             None => {
                 let header_end = SEGMENT_HEADER_LEN as u64;
                 let room_end =
                     (header_end + opts.preallocate).min(opts.segment_size.max(header_end));
                 let (file, meta) = create_segment(fs.as_ref(), dir, 0, room_end)?;
+                let path = meta.path.clone();
                 segments.push(meta);
-                (file, header_end, room_end)
+                (file, path, header_end, room_end)
             }
         };
+        let active_file: Arc<dyn WalFile> = Arc::from(active_file);
+        let max_syncs = opts.max_syncs_in_flight.max(1);
+        let sync_files = open_sync_files(fs.as_ref(), &active_path, &active_file, max_syncs)
+            .map_err(|e| WalError::io("open segment for syncing", &active_path, e))?;
 
         let preallocate = opts.preallocate;
         let shared = Arc::new(Shared {
@@ -383,6 +415,10 @@ impl Wal {
                 open_batch: BatchSignal::new(),
                 writer_idle: false,
                 writing: false,
+                // NB: popped from the back, so slot 0 (the writer's own file) is used first.
+                free_slots: (0..max_syncs).rev().collect(),
+                unpublished: VecDeque::new(),
+                roll_waiting: false,
                 next_lsn: end_lsn,
                 durable_lsn: end_lsn,
                 failure: None,
@@ -391,8 +427,11 @@ impl Wal {
                 writer_gone: false,
             }),
             work_ready: Condvar::new(),
+            slot_freed: Condvar::new(),
+            max_syncs,
             file: Mutex::new(WriterFile {
                 active: active_file,
+                sync_files,
                 active_offset,
                 room_end,
                 preallocate,
@@ -515,6 +554,7 @@ impl Wal {
             records: c.records.load(Ordering::Relaxed),
             bytes: c.bytes.load(Ordering::Relaxed),
             fsyncs: c.fsyncs.load(Ordering::Relaxed),
+            overlapped_syncs: c.overlapped_syncs.load(Ordering::Relaxed),
             batch_size_buckets,
             preallocations: c.preallocations.load(Ordering::Relaxed),
             preallocated_bytes: c.preallocated_bytes.load(Ordering::Relaxed),
@@ -604,7 +644,15 @@ fn create_segment(
 
 /// The active segment and the write position, used by whoever writes the current batch.
 struct WriterFile {
-    active: Box<dyn WalFile>,
+    /// The active segment, as the writer opened it: batches are written through it, and the
+    /// syncs of a roll and of an extension (which run with no commit sync in flight) use it.
+    active: Arc<dyn WalFile>,
+    /// One open file description of the active segment per sync slot
+    /// ([`WalOptions::max_syncs_in_flight`]): slot 0 is `active` itself, every other slot
+    /// its own `open` of the segment (not a `dup`), so that each slot's `fdatasync` reports
+    /// every writeback error since the slot opened the file (Linux reports such an error
+    /// once per open file description). Reopened at each roll.
+    sync_files: Vec<Arc<dyn WalFile>>,
     /// File offset in the active segment where the next frame goes.
     active_offset: u64,
     /// The active segment's bytes `[active_offset, room_end)` are zeros that were written and
@@ -615,6 +663,22 @@ struct WriterFile {
     preallocate: u64,
     /// LSN just past the last frame handed to the file system.
     written_lsn: u64,
+}
+
+/// The sync slots' files for a segment: `active` itself, then `slots - 1` more opens of
+/// `path`.
+fn open_sync_files(
+    fs: &dyn FileSystem,
+    path: &Path,
+    active: &Arc<dyn WalFile>,
+    slots: usize,
+) -> io::Result<Vec<Arc<dyn WalFile>>> {
+    let mut files = Vec::with_capacity(slots);
+    files.push(Arc::clone(active));
+    for _ in 1..slots {
+        files.push(Arc::from(fs.open(path)?));
+    }
+    Ok(files)
 }
 
 /// Marks the writer thread gone when it exits for any reason, including a panic, so no
@@ -640,54 +704,135 @@ impl Drop for WriterExit {
 type BatchError = (&'static str, io::Error);
 
 impl Queue {
-    /// A committer may take the open batch and write it itself: there is one, nobody is
-    /// writing, and the log is neither failed nor closing.
-    fn may_lead(&self) -> bool {
+    /// The open batch may be taken and written now: it has records, nobody is writing, a
+    /// sync slot is free, no extension is waiting for the syncs to drain, and the log has
+    /// not failed. (The writer thread also takes batches while closing.)
+    fn may_take(&self) -> bool {
         !self.writing
-            && !self.extend_wanted
+            && !self.free_slots.is_empty()
             && !self.frames.is_empty()
+            && !self.extension_due()
             && self.failure.is_none()
-            && !self.closing
             && !self.writer_gone
+    }
+
+    /// The room must be extended before the next batch is taken (unless the log is closing:
+    /// then the writer thread drains the queue without extending).
+    fn extension_due(&self) -> bool {
+        self.extend_wanted && !self.closing
+    }
+
+    /// A committer may take the open batch and write it itself: [`Queue::may_take`], and the
+    /// log is not closing (the writer thread drains it).
+    fn may_lead(&self) -> bool {
+        self.may_take() && !self.closing
+    }
+
+    /// After a failure (already in `failure`): every batch written but not yet published, and
+    /// the records queued behind them, will never be reported durable; their batches end
+    /// `Poisoned` (a batch whose outcome is already set keeps it). Returns the signals whose
+    /// committers the caller must wake.
+    fn poison_unpublished(&mut self) -> Vec<Arc<BatchSignal>> {
+        let Some(failure) = self.failure.clone() else {
+            return Vec::new();
+        };
+        self.frames.clear();
+        let open = std::mem::replace(&mut self.open_batch, BatchSignal::new());
+        let mut signals: Vec<Arc<BatchSignal>> = self
+            .unpublished
+            .drain(..)
+            .map(|(_, signal)| signal)
+            .collect();
+        signals.push(open);
+        for signal in &signals {
+            let _ = signal.outcome.set(BatchOutcome::Poisoned(failure.clone()));
+        }
+        signals
+    }
+
+    /// What must happen now that a batch was written or a sync slot freed: computed under the
+    /// queue lock, carried out by [`Shared::hand_on`] after it is released.
+    fn next_step(&self, max_syncs: usize) -> NextStep {
+        if self.failure.is_some() {
+            return NextStep::WriterExits;
+        }
+        if self.writing {
+            // Whoever writes hands on when its write returns.
+            return NextStep::Nothing;
+        }
+        if self.extension_due() {
+            // The last sync in flight to finish lets the writer thread extend the room.
+            return if self.free_slots.len() == max_syncs {
+                NextStep::Writer
+            } else {
+                NextStep::Nothing
+            };
+        }
+        if !self.may_take() {
+            NextStep::Nothing
+        } else if self.closing {
+            NextStep::Writer
+        } else {
+            NextStep::Leader {
+                batch: Arc::clone(&self.open_batch),
+                writer_idle: self.writer_idle,
+            }
+        }
     }
 }
 
-/// Set while a batch is written; if the writer unwinds (a panic) before publishing, the log
-/// is failed: nothing after the batch can be known durable.
-struct WritingGuard<'a> {
+/// See [`Queue::next_step`].
+enum NextStep {
+    Nothing,
+    /// Wake one committer of this open batch to lead it (the writer thread if none is parked
+    /// and it is idle; a busy writer thread re-checks the queue before it sleeps).
+    Leader {
+        batch: Arc<BatchSignal>,
+        writer_idle: bool,
+    },
+    /// Wake the writer thread (an extension is due, or the log is closing).
+    Writer,
+    /// The log failed: the writer thread exits, a roll waiting for the syncs gives up.
+    WriterExits,
+}
+
+/// Held by whoever works on a batch (or an extension), from taking it to publishing it: if
+/// that thread unwinds (a panic) first, the log is failed, since nothing after the batch can
+/// be known durable, and the batch's sync slot is given back.
+struct BatchGuard<'a> {
     shared: &'a Shared,
+    /// The sync slot held, if any.
+    slot: Option<usize>,
+    /// `Queue::writing` is still set by this thread.
+    writing: bool,
     done: bool,
 }
 
-impl Drop for WritingGuard<'_> {
+impl Drop for BatchGuard<'_> {
     fn drop(&mut self) {
         if self.done {
             return;
         }
         let mut queue = lock(&self.shared.queue);
-        queue.writing = false;
+        if self.writing {
+            queue.writing = false;
+        }
+        if let Some(slot) = self.slot {
+            queue.free_slots.push(slot);
+        }
         if queue.failure.is_none() {
             queue.failure = Some(Failure {
                 op: "write",
                 source: Arc::new(io::Error::other("the log writer panicked")),
             });
         }
-        let open = poison_queued(&mut queue);
+        let signals = queue.poison_unpublished();
         drop(queue);
-        open.wake_all();
-        self.shared.work_ready.notify_all();
+        for signal in signals {
+            signal.wake_all();
+        }
+        self.shared.hand_on(NextStep::WriterExits);
     }
-}
-
-/// After a failure: the records queued behind the failed batch will never be written; their
-/// batch ends `Poisoned` (the caller wakes its committers).
-fn poison_queued(queue: &mut Queue) -> Arc<BatchSignal> {
-    queue.frames.clear();
-    let open = std::mem::replace(&mut queue.open_batch, BatchSignal::new());
-    if let Some(failure) = &queue.failure {
-        let _ = open.outcome.set(BatchOutcome::Poisoned(failure.clone()));
-    }
-    open
 }
 
 /// The writer thread: extends the active segment's zero-filled room when it runs low, writes
@@ -705,14 +850,18 @@ fn run_writer_thread(shared: Arc<Shared>) {
                 // failed fsync the kernel may have dropped the dirty pages.
                 return;
             }
-            if !queue.writing && queue.extend_wanted && !queue.closing {
+            if queue.extension_due() {
+                // Extend once nobody writes and every commit sync has returned; committers
+                // do not take batches meanwhile.
+                if !queue.writing && queue.free_slots.len() == shared.max_syncs {
+                    break;
+                }
+            } else if queue.may_take() {
                 break;
-            }
-            if !queue.writing && !queue.frames.is_empty() {
-                break;
-            }
-            if queue.closing && !queue.writing && queue.frames.is_empty() {
-                return; // closing and drained
+            } else if queue.closing && !queue.writing && queue.frames.is_empty() {
+                // Closing and drained. NB: syncs still in flight belong to committers, who
+                // publish them themselves.
+                return;
             }
             queue.writer_idle = true;
             queue = shared
@@ -721,7 +870,7 @@ fn run_writer_thread(shared: Arc<Shared>) {
                 .unwrap_or_else(|poisoned| poisoned.into_inner());
             queue.writer_idle = false;
         }
-        if queue.extend_wanted && !queue.closing {
+        if queue.extension_due() {
             shared.extend_room(queue);
         } else {
             shared.write_one_batch(queue);
@@ -730,83 +879,194 @@ fn run_writer_thread(shared: Arc<Shared>) {
 }
 
 impl Shared {
-    /// Takes everything queued as one batch (the caller saw [`Queue::writing`] false and
-    /// frames queued), writes it with one `write`, syncs it with one `fdatasync`, publishes
-    /// the new durable LSN and wakes the batch's committers. Then hands on: if more was
-    /// queued meanwhile, one of its committers is woken to lead it (else the writer thread).
-    fn write_one_batch(&self, mut queue: std::sync::MutexGuard<'_, Queue>) {
+    /// Takes everything queued as one batch (the caller saw [`Queue::may_take`]) with a free
+    /// sync slot, writes it with one `write`, then lets the next batch be taken while it
+    /// `fdatasync`s this one on its slot's file, publishes the new durable LSN and wakes the
+    /// committers of every batch that sync made durable.
+    ///
+    /// NB: an `fdatasync` that started after a batch's `write` returned, and returned `Ok`,
+    /// made that batch and every earlier one durable (it writes back every dirty page of the
+    /// file and waits for the pages another sync already has under writeback). So a sync may
+    /// publish batches whose own syncs have not returned yet, and a slower sync of an earlier
+    /// batch finishing later publishes nothing new.
+    fn write_one_batch(&self, mut queue: MutexGuard<'_, Queue>) {
+        let Some(slot) = queue.free_slots.pop() else {
+            return; // NB: unreachable, the caller checked may_take
+        };
         queue.writing = true;
         let frames = std::mem::take(&mut queue.frames);
         let batch = InFlight(std::mem::replace(&mut queue.open_batch, BatchSignal::new()));
         drop(queue);
-        let mut guard = WritingGuard {
+        let mut guard = BatchGuard {
             shared: self,
+            slot: Some(slot),
+            writing: true,
             done: false,
         };
+
+        // 1. Write, in LSN order (we hold `writing`); a roll inside waits for the syncs.
         let mut file = lock(&self.file);
         let before = file.written_lsn;
         let batch_end = before + frames.iter().map(|f| f.len() as u64).sum::<u64>();
-        let (outcome, wants_room) = match file.write_batch(self, &frames) {
-            Ok(()) => {
-                self.count_batch(frames.len() as u64, batch_end - before);
-                (BatchOutcome::Durable, file.wants_room(self))
-            }
-            Err((op, source)) => (
-                BatchOutcome::Failed(Failure {
+        let written = file.write_batch(self, &frames);
+        let sync_file = Arc::clone(&file.sync_files[slot]);
+        let wants_room = written.is_ok() && file.wants_room(self);
+        drop(file);
+
+        // 2. Let the next batch be taken, unless this one or an earlier one failed.
+        let mut queue = lock(&self.queue);
+        queue.writing = false;
+        guard.writing = false;
+        let refused = match (written, &queue.failure) {
+            (_, Some(failure)) => Some(BatchOutcome::Poisoned(failure.clone())),
+            (Err((op, source)), None) => {
+                let failure = Failure {
                     op,
                     source: Arc::new(source),
-                }),
-                false,
-            ),
+                };
+                queue.failure = Some(failure.clone());
+                Some(BatchOutcome::Failed(failure))
+            }
+            (Ok(()), None) => None,
         };
-        drop(file);
-        let mut queue = lock(&self.queue);
-        match &outcome {
-            BatchOutcome::Durable => queue.durable_lsn = batch_end,
-            BatchOutcome::Failed(failure) => queue.failure = Some(failure.clone()),
-            BatchOutcome::Poisoned(_) | BatchOutcome::Closed => {}
+        if let Some(outcome) = refused {
+            // Not synced: never retry after a failure, and never sync a batch behind one.
+            let _ = batch.0.outcome.set(outcome);
+            queue.free_slots.push(slot);
+            guard.done = true;
+            let signals = queue.poison_unpublished();
+            drop(queue);
+            batch.0.wake_all();
+            for signal in signals {
+                signal.wake_all();
+            }
+            self.hand_on(NextStep::WriterExits);
+            return;
         }
+        self.count_batch(frames.len() as u64, batch_end - before);
+        if self.max_syncs - queue.free_slots.len() > 1 {
+            self.counters
+                .overlapped_syncs
+                .fetch_add(1, Ordering::Relaxed);
+        }
+        queue
+            .unpublished
+            .push_back((batch_end, Arc::clone(&batch.0)));
         if wants_room {
             queue.extend_wanted = true;
         }
-        // NB: the outcome is set under the queue lock together with `writing = false`, so a
-        // committer that sees nobody writing and no outcome knows its batch is still open.
-        let _ = batch.0.outcome.set(outcome);
-        queue.writing = false;
-        guard.done = true;
-        let (poisoned, next) = if queue.failure.is_some() {
-            (Some(poison_queued(&mut queue)), None)
-        } else if !queue.frames.is_empty() && !queue.extend_wanted {
-            (None, Some(Arc::clone(&queue.open_batch)))
-        } else {
-            (None, None)
-        };
-        let writer_idle = queue.writer_idle;
-        let extend = queue.extend_wanted && poisoned.is_none();
+        let next = queue.next_step(self.max_syncs);
         drop(queue);
+        self.hand_on(next);
+
+        // 3. Sync on this slot's own file, with no lock held.
+        let synced = match self.opts.sync {
+            SyncPolicy::Fsync => sync_file.sync_data(),
+            SyncPolicy::OffUnsafeNoDurability => Ok(()),
+        };
+
+        // 4. Publish.
+        let mut queue = lock(&self.queue);
+        queue.free_slots.push(slot);
+        guard.done = true;
+        let mut signals = Vec::new();
+        match synced {
+            Ok(()) => {
+                if self.opts.sync == SyncPolicy::Fsync {
+                    self.counters.fsyncs.fetch_add(1, Ordering::Relaxed);
+                }
+                // NB: checked under the queue lock: after a failure (ours or a concurrent
+                // sync's) nothing more is published; whoever set it poisoned our batch.
+                if queue.failure.is_none() {
+                    queue.durable_lsn = queue.durable_lsn.max(batch_end);
+                    while let Some((end, _)) = queue.unpublished.front() {
+                        if *end > batch_end {
+                            break;
+                        }
+                        if let Some((_, signal)) = queue.unpublished.pop_front() {
+                            let _ = signal.outcome.set(BatchOutcome::Durable);
+                            signals.push(signal);
+                        }
+                    }
+                }
+            }
+            Err(source) => {
+                if queue.failure.is_none() {
+                    let failure = Failure {
+                        op: "fsync",
+                        source: Arc::new(source),
+                    };
+                    queue.failure = Some(failure.clone());
+                    // NB: a later batch's successful sync may have published this one
+                    // already (it covered it); that outcome stands.
+                    let _ = batch.0.outcome.set(BatchOutcome::Failed(failure));
+                }
+                signals.extend(queue.poison_unpublished());
+            }
+        }
+        let next = queue.next_step(self.max_syncs);
+        let roll_waiting = queue.roll_waiting;
+        drop(queue);
+        // NB: our own batch has an outcome now (Durable, Failed or Poisoned).
         batch.0.wake_all();
-        if let Some(open) = poisoned {
-            open.wake_all();
-            self.work_ready.notify_all(); // the writer thread exits
-        } else if extend {
-            // The writer thread extends the room, then writes what queued meanwhile.
-            self.work_ready.notify_one();
-        } else if let Some(next) = next {
-            if !next.wake_leader() && writer_idle {
-                self.work_ready.notify_one();
+        for signal in signals {
+            signal.wake_all();
+        }
+        if roll_waiting {
+            self.slot_freed.notify_all();
+        }
+        self.hand_on(next);
+    }
+
+    /// Carries out a [`NextStep`] (with the queue lock released).
+    fn hand_on(&self, next: NextStep) {
+        match next {
+            NextStep::Nothing => {}
+            NextStep::Leader { batch, writer_idle } => {
+                if !batch.wake_leader() && writer_idle {
+                    self.work_ready.notify_one();
+                }
+            }
+            NextStep::Writer => self.work_ready.notify_one(),
+            NextStep::WriterExits => {
+                self.work_ready.notify_all();
+                self.slot_freed.notify_all();
             }
         }
     }
 
-    /// Extends the active segment's zero-filled room (the caller saw [`Queue::extend_wanted`]
-    /// and nobody writing). Holds `writing` meanwhile, so that no commit's `fdatasync` runs
-    /// while the zeros are dirty: it would write them, and the inode, itself.
-    fn extend_room(&self, mut queue: std::sync::MutexGuard<'_, Queue>) {
+    /// Waits until no commit sync is in flight but the caller's own slot (a roll: the
+    /// caller holds `writing` and one slot). Fails if the log failed meanwhile.
+    fn wait_for_other_syncs(&self) -> io::Result<()> {
+        let mut queue = lock(&self.queue);
+        queue.roll_waiting = true;
+        while queue.free_slots.len() + 1 < self.max_syncs && queue.failure.is_none() {
+            queue = self
+                .slot_freed
+                .wait(queue)
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+        }
+        queue.roll_waiting = false;
+        match &queue.failure {
+            Some(failure) => Err(io::Error::other(format!(
+                "the log failed while a segment roll waited for the syncs in flight: {}",
+                failure.source
+            ))),
+            None => Ok(()),
+        }
+    }
+
+    /// Extends the active segment's zero-filled room (the caller saw [`Queue::extend_wanted`],
+    /// nobody writing and no sync in flight). Holds `writing` meanwhile, so that no commit's
+    /// `fdatasync` runs while the zeros are dirty: it would write them, and the inode, itself.
+    fn extend_room(&self, mut queue: MutexGuard<'_, Queue>) {
         queue.writing = true;
         queue.extend_wanted = false;
         drop(queue);
-        let mut guard = WritingGuard {
+        let mut guard = BatchGuard {
             shared: self,
+            slot: None,
+            writing: true,
             done: false,
         };
         lock(&self.file).extend_room(self);
@@ -830,6 +1090,10 @@ impl Shared {
 }
 
 impl WriterFile {
+    /// Writes the batch's frames at the end of the log. The bytes of the last (usually the
+    /// only) segment it touches are written, not synced: the caller syncs them on its slot.
+    /// A roll on the way waits for the other syncs in flight, then syncs the finished segment
+    /// itself before cutting it.
     fn write_batch(&mut self, shared: &Shared, frames: &[Vec<u8>]) -> Result<(), BatchError> {
         let segment_size = shared.opts.segment_size;
         let mut buf = Vec::with_capacity(frames.iter().map(Vec::len).sum());
@@ -837,21 +1101,30 @@ impl WriterFile {
             let offset = self.active_offset + buf.len() as u64;
             let has_records = offset > SEGMENT_HEADER_LEN as u64;
             if has_records && offset + frame.len() as u64 > segment_size {
-                self.flush(shared, &buf)?;
+                self.write_out(&buf)?;
+                shared
+                    .wait_for_other_syncs()
+                    .map_err(|e| ("segment roll", e))?;
+                if !buf.is_empty() && shared.opts.sync == SyncPolicy::Fsync {
+                    // NB: the earlier batches' syncs all returned Ok (else the wait failed),
+                    // so only this batch's head is unsynced.
+                    self.active.sync_data().map_err(|e| ("fsync", e))?;
+                    shared.counters.fsyncs.fetch_add(1, Ordering::Relaxed);
+                }
                 buf.clear();
                 self.roll(shared)?;
             }
             buf.extend_from_slice(frame);
         }
-        self.flush(shared, &buf)
+        self.write_out(&buf)
     }
 
-    /// Writes `buf` at the end of the active segment and syncs it (per policy).
-    fn flush(&mut self, shared: &Shared, buf: &[u8]) -> Result<(), BatchError> {
+    /// Writes `buf` at the end of the active segment (not synced).
+    fn write_out(&mut self, buf: &[u8]) -> Result<(), BatchError> {
         if buf.is_empty() {
             return Ok(());
         }
-        // NB: inside the room this overwrites zeros already on disk, so the fdatasync below
+        // NB: inside the room this overwrites zeros already on disk, so the batch's fdatasync
         // writes data only; past it (the room ran out, preallocation is off, the first batch
         // of a segment) the file grows and the fdatasync writes the inode too.
         self.active
@@ -860,18 +1133,15 @@ impl WriterFile {
         self.active_offset += buf.len() as u64;
         self.room_end = self.room_end.max(self.active_offset);
         self.written_lsn += buf.len() as u64;
-        if shared.opts.sync == SyncPolicy::Fsync {
-            self.active.sync_data().map_err(|e| ("fsync", e))?;
-            shared.counters.fsyncs.fetch_add(1, Ordering::Relaxed);
-        }
         Ok(())
     }
 
-    /// Starts a new segment at `written_lsn`. The old one was synced by `flush` first and is
-    /// cut to its last record (and the cut synced) if it had room left, so a later segment
-    /// existing on disk implies every earlier one is complete and ends exactly at its last
-    /// record. The new one holds only its header; the writer thread gives it room after the
-    /// batch (so the roll costs the batch no zero-filling).
+    /// Starts a new segment at `written_lsn` (no sync in flight: the caller waited). The old
+    /// one was synced first and is cut to its last record (and the cut synced) if it had room
+    /// left, so a later segment existing on disk implies every earlier one is complete and
+    /// ends exactly at its last record. The new one holds only its header; the writer thread
+    /// gives it room after the batch (so the roll costs the batch no zero-filling). The sync
+    /// slots' files are reopened on the new segment.
     fn roll(&mut self, shared: &Shared) -> Result<(), BatchError> {
         let fs = shared.fs.as_ref();
         // NB: the file's length, not `room_end`: a failed extension may have left zeros
@@ -886,7 +1156,7 @@ impl WriterFile {
             }
         }
         let path = path_in(&shared.dir, &segment_file_name(self.written_lsn));
-        let file = fs.create(&path).map_err(|e| ("segment roll", e))?;
+        let file: Arc<dyn WalFile> = Arc::from(fs.create(&path).map_err(|e| ("segment roll", e))?);
         let header = encode_segment_header(self.written_lsn);
         file.write_all_at(0, &header)
             .map_err(|e| ("segment roll", e))?;
@@ -894,11 +1164,14 @@ impl WriterFile {
             file.sync_data().map_err(|e| ("segment roll", e))?;
             fs.sync_dir(&shared.dir).map_err(|e| ("segment roll", e))?;
         }
+        let sync_files =
+            open_sync_files(fs, &path, &file, shared.max_syncs).map_err(|e| ("segment roll", e))?;
         lock(&shared.segments).push(SegmentMeta {
             first_lsn: self.written_lsn,
             path,
         });
         self.active = file;
+        self.sync_files = sync_files;
         self.active_offset = SEGMENT_HEADER_LEN as u64;
         self.room_end = SEGMENT_HEADER_LEN as u64;
         Ok(())
@@ -918,6 +1191,10 @@ impl WriterFile {
     /// the log: no record is in the failed bytes, the next batches write past them, and their
     /// own fdatasync makes them durable as without preallocation. The failed sync is never
     /// retried.
+    ///
+    /// NB: a real writeback error here is also reported to the other sync slots' files (each
+    /// open file description sees it once), so with more than one slot the next commit sync
+    /// on one of them fails and poisons the log: conservative, never a lost commit.
     fn extend_room(&mut self, shared: &Shared) {
         let start = self.room_end;
         let end = (start + self.preallocate).min(shared.opts.segment_size);

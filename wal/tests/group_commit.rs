@@ -25,7 +25,15 @@ fn wait_until(mut done: impl FnMut() -> bool) {
 #[test]
 fn concurrent_committers_share_one_fsync_per_batch() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let (fs, wal) = open_faulty(dir.path());
+    // One sync at a time: everybody arriving during it forms the next batch (with more sync
+    // slots a second batch would be written and synced meanwhile: tests/sync_pipeline.rs).
+    let fs = Arc::new(FaultyFs::new());
+    let dyn_fs: Arc<dyn FileSystem> = fs.clone();
+    let options = WalOptions {
+        max_syncs_in_flight: 1,
+        ..WalOptions::default()
+    };
+    let wal = Arc::new(Wal::open(dyn_fs, dir.path(), options).expect("open"));
     let syncs_at_start = fs.syncs();
 
     // The first committer's fsync is held, so everyone arriving meanwhile must queue.
