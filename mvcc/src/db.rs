@@ -852,6 +852,19 @@ impl Db {
         ts
     }
 
+    /// A READ COMMITTED statement's fresh snapshot in place of `old`: one registry step (the
+    /// old snapshot stays registered until the new one is, so the GC safe point never passes
+    /// either), and nothing to change if `visible` has not moved.
+    pub(crate) fn replace_snapshot(&self, txn: TxnId, old: Timestamp) -> Timestamp {
+        let mut shard = self.registry.shard(txn);
+        let ts = Timestamp::from_version(self.engine.visible());
+        if ts != old {
+            shard.add_snapshot(ts);
+            shard.remove_snapshot(old);
+        }
+        ts
+    }
+
     pub(crate) fn unregister_snapshot(&self, txn: TxnId, ts: Timestamp) {
         self.registry.shard(txn).remove_snapshot(ts);
     }

@@ -1011,10 +1011,7 @@ impl Txn {
     /// READ COMMITTED: the next statement reads a fresh snapshot. No effect at higher levels.
     pub fn new_statement(&mut self) {
         if self.state.isolation == Isolation::ReadCommitted {
-            let fresh = self.db.register_snapshot(self.state.id);
-            self.db
-                .unregister_snapshot(self.state.id, self.state.snapshot);
-            self.state.snapshot = fresh;
+            self.state.snapshot = self.db.replace_snapshot(self.state.id, self.state.snapshot);
         }
     }
 
@@ -1071,10 +1068,15 @@ impl Txn {
     /// the record in flight, and it may be found committed after a restart.
     pub fn commit(mut self) -> Result<Timestamp, MvccError> {
         self.finished = true;
+        let pending = if self.increments.is_empty() {
+            Vec::new()
+        } else {
+            self.pending_increment_keys()
+        };
         let result = if let Some(e) = self.spill.as_mut().and_then(|s| s.refused.take()) {
             Err(e)
-        } else if self.has_pending_increments() {
-            self.commit_increments()
+        } else if !pending.is_empty() {
+            self.commit_increments(pending)
         } else if self.state.writes.is_empty() && self.state.range_deletes.is_empty() {
             if self.state.isolation == Isolation::Serializable {
                 self.db
@@ -1109,8 +1111,7 @@ impl Txn {
     /// Commit of a transaction with increments of rows it has not observed: takes INCREMENT
     /// COMMIT on each (waits for another transaction observing the row), then commits with the
     /// final values computed inside the commit order (`Db::start_commit_increments`).
-    fn commit_increments(&mut self) -> Result<Timestamp, MvccError> {
-        let keys = self.pending_increment_keys();
+    fn commit_increments(&mut self, keys: Vec<Vec<u8>>) -> Result<Timestamp, MvccError> {
         let mut deltas: RowDeltas = Vec::with_capacity(keys.len());
         for key in keys {
             let seen = self.seen(&key);

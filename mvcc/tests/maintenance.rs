@@ -367,3 +367,43 @@ fn a_long_recovery_reports_its_progress() {
         events[0].1
     );
 }
+
+/// A READ COMMITTED transaction holds the safe point back at its current statement's snapshot
+/// only: each statement's fresh snapshot replaces the last one in the registry (nothing
+/// changes when no commit came in between).
+#[test]
+fn a_read_committed_statement_replaces_its_snapshot_in_the_registry() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open(DbOptions {
+        gc_window: Duration::ZERO,
+        ..options(dir.path())
+    })
+    .unwrap();
+    let mut rc = db.begin(Isolation::ReadCommitted);
+    let first = rc.snapshot();
+    let mut t = db.begin(Isolation::ReadCommitted);
+    t.put(b"k", Bytes::from_static(b"v")).unwrap();
+    t.commit().unwrap();
+    assert_eq!(
+        db.safe_point().unwrap(),
+        first,
+        "held at the first statement's snapshot"
+    );
+    rc.new_statement();
+    let second = rc.snapshot();
+    assert!(second > first);
+    assert_eq!(
+        db.safe_point().unwrap(),
+        second,
+        "the first snapshot is gone"
+    );
+    rc.new_statement();
+    assert_eq!(
+        rc.snapshot(),
+        second,
+        "nothing committed: the same snapshot"
+    );
+    assert_eq!(db.safe_point().unwrap(), second, "and still registered");
+    rc.rollback();
+    assert!(db.safe_point().unwrap() > second);
+}

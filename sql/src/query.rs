@@ -4951,7 +4951,7 @@ pub(crate) fn execute_insert_rows<'a>(
 }
 
 pub(crate) fn execute(ctx: &mut ExecContext<'_>, plan: &Plan) -> SqlResult<Outcome> {
-    if ctx.txn.has_pending_increments() && !reads_no_increment(plan) {
+    if !reads_no_increment(plan) && ctx.txn.has_pending_increments() {
         ctx.txn.observe_increments()?;
     }
     lock_plan_tables(ctx, plan)?;

@@ -1967,11 +1967,10 @@ fn run_in(
 ) -> SqlResult<Outcome> {
     use ast::Statement as S;
     let catalog = &engine.catalog;
-    if t.txn.has_pending_increments()
-        && !matches!(
-            stmt,
-            S::Query(_) | S::Insert(_) | S::Update(_) | S::Delete(_) | S::Merge(_)
-        )
+    if !matches!(
+        stmt,
+        S::Query(_) | S::Insert(_) | S::Update(_) | S::Delete(_) | S::Merge(_)
+    ) && t.txn.has_pending_increments()
     {
         // DDL, COPY, EXPLAIN ...: may read rows this transaction increments (plans decide
         // for themselves in `query::execute`).
