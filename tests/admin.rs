@@ -118,6 +118,11 @@ async fn metrics_count_statements_latencies_errors_and_commits() {
     assert_eq!(delta("gnomon_errors_total{class=\"42\"}"), 1.0);
     assert!(delta("gnomon_transactions_total{outcome=\"commit\"}") >= 6.0);
     assert!(delta("gnomon_wal_fsyncs_total") >= 1.0);
+    // Overlapped syncs are a subset of the fsyncs (the series is there, 0 or more).
+    assert!(
+        sample(&after, "gnomon_wal_overlapped_syncs_total")
+            <= sample(&after, "gnomon_wal_fsyncs_total")
+    );
     assert!(delta("gnomon_wal_records_total") >= 6.0);
     assert_eq!(sample(&after, "gnomon_connections"), 1.0);
 

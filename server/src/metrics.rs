@@ -14,6 +14,8 @@
 //!  gnomon_errors_total{class}                           counter  ErrorResponses by SQLSTATE class
 //!  gnomon_transactions_total{outcome}                   counter  commit | commit_failed | rollback
 //!  gnomon_wal_fsyncs_total                              counter
+//!  gnomon_wal_overlapped_syncs_total                    counter  commit syncs started while
+//!                                                       another was in flight
 //!  gnomon_wal_batches_total / _records_total / _bytes_total   counters
 //!  gnomon_wal_batch_records_bucket{le}                  histogram of records per group commit
 //!  gnomon_lock_waits_total, gnomon_deadlocks_total      counters
@@ -314,6 +316,12 @@ impl Metrics {
                 "counter",
                 "fdatasync calls of the WAL writer.",
                 db.wal.fsyncs,
+            ),
+            (
+                "gnomon_wal_overlapped_syncs_total",
+                "counter",
+                "WAL commit fdatasyncs started while another was in flight (wal_syncs_in_flight).",
+                db.wal.overlapped_syncs,
             ),
             (
                 "gnomon_wal_batches_total",

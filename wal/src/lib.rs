@@ -280,7 +280,12 @@ pub const DEFAULT_PREALLOCATE: u64 = 1024 * 1024;
 
 /// Default [`WalOptions::max_syncs_in_flight`]: 2. On the reference VM (virtio disk, ext4,
 /// write-back cache) two concurrent write + `fdatasync` streams on one file complete more
-/// syncs per second than one.
+/// syncs per second than one. NB: on a CPU-saturated machine it bought nothing: release
+/// server, scale 10, pgbench -M prepared, 15 s runs alternating 1 and 2 (2026-12-05, load
+/// average 6-11 from other builds, medians of 3-4 rounds): TPC-B 8 clients 6.3-6.4K vs
+/// 6.1-6.2K tps and 0.40-0.42 vs 0.59-0.64 fdatasync per transaction (sys CPU 79 vs 86 us per
+/// transaction); transfer 16 clients 9.9K vs 9.5-9.6K tps, 0.19-0.20 vs 0.28-0.30 fdatasync.
+/// The differences in tps are within the rounds' spread; 1 restores serial syncs.
 pub const DEFAULT_MAX_SYNCS_IN_FLIGHT: usize = 2;
 
 impl Default for WalOptions {
