@@ -203,14 +203,19 @@ impl<K: Hash + Eq + Clone, M: Mode> LockTable<K, M> {
             None if req.held_only => return Ok(Grant::NotHeld),
             None => map.entry(key.to_owned()).or_insert_with(Entry::new),
         };
-        if entry
-            .holders
-            .iter()
-            .any(|&(t, m)| t == txn && m.covers(mode))
-        {
-            return Ok(Grant::AlreadyHeld);
+        // One pass over the holders (a table's entry holds every transaction writing it).
+        let mut upgrading = false;
+        let mut holder_conflict = false;
+        for &(t, m) in &entry.holders {
+            if t == txn {
+                if m.covers(mode) {
+                    return Ok(Grant::AlreadyHeld);
+                }
+                upgrading = true;
+            } else if m.conflicts_with(mode) {
+                holder_conflict = true;
+            }
         }
-        let upgrading = entry.holders.iter().any(|&(t, _)| t == txn);
         if req.held_only && !upgrading {
             return Ok(Grant::NotHeld);
         }
@@ -238,12 +243,12 @@ impl<K: Hash + Eq + Clone, M: Mode> LockTable<K, M> {
         } else {
             0
         };
-        let queue_conflict = entry
-            .queue
-            .iter()
-            .take(place)
-            .any(|w| w.handle.get() == super::graph::WAITING && w.mode.conflicts_with(mode));
-        if !entry.holder_conflict(txn, mode) && !queue_conflict {
+        let queue_conflict =
+            !entry.queue.is_empty()
+                && entry.queue.iter().take(place).any(|w| {
+                    w.handle.get() == super::graph::WAITING && w.mode.conflicts_with(mode)
+                });
+        if !holder_conflict && !queue_conflict {
             if req.since == Some(entry.grants) && entry.holders.iter().all(|&(t, _)| t == txn) {
                 req.undisturbed.set(true);
             }
