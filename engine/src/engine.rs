@@ -659,6 +659,9 @@ impl Engine {
     /// after a crash may re-insert an older version of the key (from a record past the
     /// checkpoint's LSN), and only the tombstone keeps that resurrected version hidden.
     /// Reads at snapshots < `safe_point` are no longer guaranteed afterwards.
+    ///
+    /// A memtable where no version at or below `safe_point` stands above an older one of its
+    /// key is not walked (invariant 12); its `versions_examined` is 0.
     pub fn gc(&self, safe_point: Version) -> GcStats {
         {
             let mut remembered = self

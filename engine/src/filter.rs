@@ -104,18 +104,24 @@ impl KeyFilter {
     }
 
     /// Sets the key's bits. Call before the key's version becomes reachable (invariant 2).
+    /// Returns whether every bit was set already, that is [`KeyFilter::may_contain`] as it
+    /// stood before the call: `false` means no earlier insert of this key has finished its
+    /// bits (a filter of no blocks always answers `true`, "maybe").
     #[inline]
-    pub(crate) fn insert(&self, hash: KeyHash) {
+    pub(crate) fn insert(&self, hash: KeyHash) -> bool {
         let Some(block) = self.block(hash) else {
-            return;
+            return true;
         };
+        let mut all_set = true;
         for (lane, bit) in block.0.iter().zip(hash.lanes()) {
             // Skip the read-modify-write (and the cache line's exclusive ownership) when the
             // bit is set already: hot keys are written over and over.
             if lane.load(Ordering::Relaxed) & bit == 0 {
                 lane.fetch_or(bit, Ordering::Relaxed);
+                all_set = false;
             }
         }
+        all_set
     }
 
     /// `false` only if no key with this hash was inserted (before this call, in the sense of
@@ -163,7 +169,13 @@ mod tests {
             let mut inserted = Vec::new();
             for round in 0..20_000 {
                 let key = rng.key();
-                filter.insert(KeyHash::of(&key));
+                let before = filter.may_contain(KeyHash::of(&key));
+                assert_eq!(
+                    filter.insert(KeyHash::of(&key)),
+                    before,
+                    "{bytes} B: {key:?}"
+                );
+                assert!(filter.insert(KeyHash::of(&key)), "{bytes} B: {key:?}");
                 inserted.push(key);
                 if round % 997 == 0 {
                     for key in &inserted {

@@ -68,6 +68,11 @@
 //!     consult it before the skiplist descent; scans do not. A frozen memtable keeps its
 //!     filter until it is dropped. A filter's size is fixed when its memtable is made (from
 //!     the options, more if the memtable frozen before it held more versions).
+//! 12. Every memtable keeps a lower bound of the versions in it that stand above an older
+//!     version of their key (an insert the filter says may find its key there lowers it;
+//!     a GC pass resets it to what it leaves standing). A GC pass whose safe point is below
+//!     the bound removes nothing and skips the walk (a bulk load of new keys, or one whose
+//!     updates are younger than Δgc, costs VACUUM nothing).
 //!
 //! ## Data layout
 //!

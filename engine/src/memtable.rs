@@ -1,8 +1,8 @@
 //! The in-memory layer: a lock-free skiplist of versioned keys.
 
 use std::ops::Bound;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use bytes::Bytes;
 use crossbeam_epoch as epoch;
@@ -25,10 +25,38 @@ use crate::Version;
 /// the epoch once, searches, and copies the key and value out (their `Bytes` clones) while
 /// pinned. `SkipMap` would also take and drop a reference count on the node it returns, two
 /// atomic read-modify-writes on a cache line every reader of a hot row shares.
+///
+/// `oldest_superseding` lets a GC pass skip the walk when it cannot remove anything. A pass
+/// at safe point S removes a version only if a newer version of its key is <= S, so it is
+/// enough to know a lower bound of the versions that (may) stand above an older one: if
+/// that bound is above S, the walk is skipped. The bound is kept as the physical
+/// (high 64-bit) half of the version, rounded down, so an `AtomicU64` holds it:
+///
+/// - an insert whose key the filter may already hold lowers it to its own version after
+///   the skiplist insert (its own version, not the one it supersedes: if it is the older
+///   of the two, its version is lower still, so the bound stays a lower bound);
+/// - a pass takes the bound (resetting it to "none"), walks, and gives back the lowest
+///   version that still stands above another of its key. An insert the walk did not see
+///   lowers the bound itself, after the pass took it, so nothing is lost.
+///
+/// NB: two first inserts of one key racing on the filter may both see the key as new, and
+/// the older version then escapes the skipped passes until a later insert of the key or the
+/// checkpoint merge, which drops it by the same rule (GC only reclaims space; readers pick
+/// versions by snapshot either way).
 pub(crate) struct MemTable {
     list: SkipList<VersionedKey, Option<Bytes>>,
     filter: KeyFilter,
     writers: AtomicUsize,
+    oldest_superseding: AtomicU64,
+    gc_pass: Mutex<()>,
+}
+
+/// `oldest_superseding` when no version stands above another of its key.
+const NONE_SUPERSEDING: u64 = u64::MAX;
+
+/// The high (physical) half of a version: rounding down keeps a lower bound a lower bound.
+fn physical_half(version: Version) -> u64 {
+    (version.0 >> 64) as u64
 }
 
 /// Result of garbage-collecting one memtable.
@@ -45,6 +73,8 @@ impl MemTable {
             list: SkipList::new(epoch::default_collector().clone()),
             filter: KeyFilter::with_bytes(filter_bytes),
             writers: AtomicUsize::new(0),
+            oldest_superseding: AtomicU64::new(NONE_SUPERSEDING),
+            gc_pass: Mutex::new(()),
         }
     }
 
@@ -54,11 +84,17 @@ impl MemTable {
     pub(crate) fn insert(&self, user: Bytes, version: Version, value: Option<Bytes>) {
         // NB: the filter's bits first, then the skiplist node: whoever can reach the version
         // must find the bits set (filter.rs, invariant 2).
-        self.filter.insert(KeyHash::of(&user));
+        let maybe_held = self.filter.insert(KeyHash::of(&user));
         let guard = &epoch::pin();
         self.list
             .insert(VersionedKey::new(user, version), value, guard)
             .release(guard);
+        if maybe_held {
+            // After the skiplist insert: a GC pass that took the bound before this line
+            // started its walk after the node was reachable (see the struct docs).
+            self.oldest_superseding
+                .fetch_min(physical_half(version), Ordering::SeqCst);
+        }
     }
 
     /// Removes one version if present (a retracted batch).
@@ -115,9 +151,22 @@ impl MemTable {
     }
 
     /// For each user key: keeps every version > `safe_point` and the newest version <=
-    /// `safe_point` (even a tombstone), removes the older ones.
+    /// `safe_point` (even a tombstone), removes the older ones. Does not walk (examines
+    /// nothing) when no version above another of its key can be <= `safe_point`.
     pub(crate) fn gc(&self, safe_point: Version) -> MemGc {
         let mut stats = MemGc::default();
+        // One pass at a time: a second pass would take the bound while the first walks.
+        let _pass = self.gc_pass.lock().unwrap_or_else(PoisonError::into_inner);
+        let bound = self
+            .oldest_superseding
+            .swap(NONE_SUPERSEDING, Ordering::SeqCst);
+        if bound > physical_half(safe_point) {
+            self.oldest_superseding.fetch_min(bound, Ordering::SeqCst);
+            return stats;
+        }
+        // The lowest version the walk leaves standing above another of its key.
+        let mut still_superseding = NONE_SUPERSEDING;
+        let mut newest_kept: Option<Version> = None;
         let mut current: Option<Bytes> = None;
         let mut kept_one_at_or_below = false;
         let mut walk = self.list.ref_iter();
@@ -131,19 +180,25 @@ impl MemTable {
             if current.as_ref() != Some(&key.user) {
                 current = Some(key.user.clone());
                 kept_one_at_or_below = false;
+                newest_kept = None;
             }
-            if key.version <= safe_point {
-                if kept_one_at_or_below {
-                    if entry.remove(guard) {
-                        stats.removed += 1;
-                    }
-                } else {
-                    kept_one_at_or_below = true;
+            if key.version <= safe_point && kept_one_at_or_below {
+                if entry.remove(guard) {
+                    stats.removed += 1;
                 }
+            } else {
+                kept_one_at_or_below |= key.version <= safe_point;
+                // Versions come newest first: the one kept before this stands above it.
+                if let Some(above) = newest_kept {
+                    still_superseding = still_superseding.min(physical_half(above));
+                }
+                newest_kept = Some(key.version);
             }
             entry.release(guard);
         }
         walk.drop_impl(&epoch::pin());
+        self.oldest_superseding
+            .fetch_min(still_superseding, Ordering::SeqCst);
         stats
     }
 }

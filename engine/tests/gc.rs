@@ -99,3 +99,56 @@ fn gc_applies_to_checkpoint_data_at_the_next_checkpoint() {
     let engine = open(dir.path());
     assert_eq!(view(&engine, 6, 10), before[..5]);
 }
+
+/// A version at physical time `us` (the HLC layout: physical microseconds in the high half).
+fn at_us(us: u128) -> u128 {
+    us << 64
+}
+
+#[test]
+fn gc_walks_a_memtable_only_when_a_version_stands_above_another_at_or_below_the_safe_point() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = open(dir.path());
+    // A load: every key written once. Nothing to collect, so nothing is examined.
+    for i in 0..100u128 {
+        put(&engine, at_us(1 + i), &format!("row{i:03}"), Some("v"));
+    }
+    let stats = engine.gc(Version(at_us(1_000)));
+    assert_eq!((stats.versions_examined, stats.versions_removed), (0, 0));
+    // x at 2000, 3000, 4000: at a safe point below 3000 nothing stands above an old version.
+    put(&engine, at_us(2_000), "x", Some("x1"));
+    put(&engine, at_us(3_000), "x", Some("x2"));
+    put(&engine, at_us(4_000), "x", Some("x3"));
+    let stats = engine.gc(Version(at_us(2_500)));
+    assert_eq!((stats.versions_examined, stats.versions_removed), (0, 0));
+    // At 3500: 2000 goes, 3000 (the newest at or below) and 4000 stay; a walk was needed.
+    let stats = engine.gc(Version(at_us(3_500)));
+    assert_eq!(stats.versions_removed, 1);
+    assert!(stats.versions_examined >= 103, "{stats:?}");
+    assert_eq!(
+        engine.get(b"x", Version(at_us(3_500))).as_deref(),
+        Some(&b"x2"[..])
+    );
+    // 4000 still stands above 3000: skipped below it, collected at it.
+    let stats = engine.gc(Version(at_us(3_900)));
+    assert_eq!((stats.versions_examined, stats.versions_removed), (0, 0));
+    let stats = engine.gc(Version(at_us(4_000)));
+    assert_eq!(stats.versions_removed, 1);
+    assert_eq!(
+        engine.get(b"x", Version(at_us(4_000))).as_deref(),
+        Some(&b"x3"[..])
+    );
+    let stats = engine.gc(Version(at_us(9_000)));
+    assert_eq!((stats.versions_examined, stats.versions_removed), (0, 0));
+    // A replayed older version of a key (inserted below the newest) is collected too.
+    engine.apply_recovered(
+        Version(at_us(5)),
+        vec![(b"row010".to_vec(), Some(Bytes::from("old")))],
+    );
+    let stats = engine.gc(Version(at_us(9_000)));
+    assert_eq!(stats.versions_removed, 1);
+    assert_eq!(
+        engine.get(b"row010", Version(at_us(9_000))).as_deref(),
+        Some(&b"v"[..])
+    );
+}
