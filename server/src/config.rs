@@ -14,7 +14,7 @@
 //! checkpoint_timeout = "5min"  # ... or this long passed with writes
 //! gc_window = "5min"           # Δgc: superseded row versions are kept at least this long
 //! lock_hash_partitions = 16    # lock-manager partitions of a plain table (hash buckets of keys)
-//! wal_syncs_in_flight = 2      # WAL commit fdatasyncs running at once (1..=64; 1 = one at a time)
+//! wal_syncs_in_flight = 1      # WAL commit fdatasyncs running at once (1..=64; 1 = one at a time)
 //! audit_log = "/var/log/gnomon-audit.log"  # default: audit.log in the data directory
 //! lock_escalation_partition_rows = 1000  # lock thresholds and timeout defaults
 //! lock_escalation_table_rows = 5000      # (crate::lock_settings)
@@ -96,7 +96,7 @@ OPTIONS:
                           parts of this size (default 16MB; 0 = never)
     --wal-syncs-in-flight N
                           WAL commit fdatasyncs that may run at once: a batch
-                          is written while the previous one syncs (default 2,
+                          is written while the previous one syncs (default 1,
                           1..=64; 1 = one at a time)
     --lock-hash-partitions N
                           the lock manager's partitions of a plain (not
@@ -672,7 +672,7 @@ mod tests {
             Command::Run(c) => c,
             Command::Help => unreachable!(),
         };
-        assert_eq!(run(&[]).wal_syncs_in_flight, 2);
+        assert_eq!(run(&[]).wal_syncs_in_flight, 1);
         assert_eq!(
             run(&["--config", file.to_str().unwrap()]).wal_syncs_in_flight,
             4
