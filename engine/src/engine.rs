@@ -90,7 +90,8 @@ pub struct RecoveryReport {
     pub checkpoint: Option<PathBuf>,
     /// The loaded checkpoint's WAL LSN (0 without one): replay the WAL from here.
     pub wal_lsn: u64,
-    /// Newer checkpoints that failed validation and were passed over, newest first.
+    /// Newer checkpoints that failed validation and were passed over, newest first. Later
+    /// checkpoints never delete them.
     pub skipped: Vec<SkippedCheckpoint>,
 }
 
@@ -197,7 +198,9 @@ impl Engine {
     /// Opens `dir` (creating it), takes the directory lock file (a second engine on the same
     /// directory, in any process, gets [`EngineError::Locked`]), and loads the newest valid
     /// checkpoint. Newer checkpoints that fail validation are skipped, logged to stderr and
-    /// listed in [`Engine::recovery_report`]. Returns the loaded checkpoint's WAL LSN (0 if
+    /// listed in [`Engine::recovery_report`]; they are never deleted. The caller must check
+    /// that its log still reaches back to the loaded checkpoint's LSN: a skipped checkpoint
+    /// may have been the only copy of what came before the log's start. Returns the loaded checkpoint's WAL LSN (0 if
     /// none): the caller replays the WAL from there through [`Engine::apply_recovered`].
     pub fn open(dir: &Path, opts: EngineOptions) -> Result<(Engine, u64), EngineError> {
         fs::create_dir_all(dir).map_err(|e| EngineError::io("create dir", dir, e))?;
@@ -629,10 +632,13 @@ impl Engine {
             });
         }
 
-        // 4. Older checkpoint files (valid or not) are no longer needed.
+        // 4. Older checkpoint files are no longer needed, except one `open` passed over: it
+        //    may be the only copy of data (a newer format, a damaged disk) and stays for the
+        //    operator.
         let mut files_removed = 0;
         for (old_seq, path) in checkpoint::list(&self.dir)? {
-            if old_seq < installed.seq() {
+            let passed_over = self.recovery.skipped.iter().any(|s| s.path == path);
+            if old_seq < installed.seq() && !passed_over {
                 fs::remove_file(&path).map_err(|e| EngineError::io("remove", &path, e))?;
                 files_removed += 1;
             }

@@ -24,7 +24,9 @@
 //!   Checkpoints run alongside reads and writes.
 //! - **Crash-safe checkpoints.** A checkpoint is written to a temp file, fsynced, renamed, and
 //!   the directory fsynced; every block is CRC-checked. Recovery loads the newest checkpoint
-//!   that validates and says which newer ones it skipped ([`Engine::recovery_report`]).
+//!   that validates and says which newer ones it skipped ([`Engine::recovery_report`]); a
+//!   skipped file is never deleted, and the caller refuses to start when its log no longer
+//!   reaches back to the loaded checkpoint (what the skipped file held would be lost).
 //! - **Range deletes.** A batch may carry range deletes ([`Engine::insert_range_deletes`]):
 //!   `[start, end)` at the batch's version hides every older version of every key in the
 //!   range from readers at or after it (the batch's own writes stay). One entry, whatever the

@@ -498,3 +498,18 @@ fn format1_files_are_still_read() {
     assert!(old.recovery_report().skipped.is_empty());
     assert_reads_match(&old, false);
 }
+
+#[test]
+fn a_skipped_checkpoint_is_never_deleted() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, newer) = two_checkpoints(dir.path());
+    let mut bytes = fs::read(&newer).unwrap();
+    bytes[8] = 99; // a format from a newer build
+    fs::write(&newer, bytes).unwrap();
+    let (engine, lsn) = open(dir.path());
+    assert_eq!(lsn, 10);
+    put(&engine, 3, vec![("b".into(), Some("x".into()))]);
+    let info = engine.checkpoint(30).unwrap();
+    assert!(newer.exists(), "the skipped checkpoint was deleted");
+    assert_eq!(checkpoint_files(dir.path()), vec![newer, info.path]);
+}

@@ -235,6 +235,24 @@ impl Db {
                 checkpoint_lsn,
             });
         }
+        let wal_start = wal.start_lsn().0;
+        if wal_start > checkpoint_lsn {
+            let skipped = &engine.recovery_report().skipped;
+            let passed_over = if skipped.is_empty() {
+                "none".to_string()
+            } else {
+                skipped
+                    .iter()
+                    .map(|s| s.error.to_string())
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            };
+            return Err(MvccError::WalStartsAfterCheckpoint {
+                wal_start,
+                checkpoint_lsn,
+                passed_over,
+            });
+        }
         let mut recovery = RecoveryStats {
             checkpoint_lsn,
             ..RecoveryStats::default()

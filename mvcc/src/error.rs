@@ -88,6 +88,22 @@ pub enum MvccError {
         /// Where the newest checkpoint says replay starts.
         checkpoint_lsn: u64,
     },
+    /// The log's oldest segment begins after the loaded checkpoint's position: the records in
+    /// between were removed after a newer checkpoint that now fails to load (damaged, or
+    /// written by a newer build). Starting would silently lose them, so recovery stops.
+    #[error(
+        "write-ahead log starts at {wal_start}, after the checkpoint position {checkpoint_lsn}: \
+         the records in between are only in a checkpoint this build passed over ({passed_over}); \
+         restore that file or start the build that wrote it"
+    )]
+    WalStartsAfterCheckpoint {
+        /// Where the oldest retained segment begins.
+        wal_start: u64,
+        /// Where the loaded checkpoint (0: none) says replay starts.
+        checkpoint_lsn: u64,
+        /// The checkpoints passed over and why, `path: reason; ...` ("none" if no file was).
+        passed_over: String,
+    },
     /// PREPARE TRANSACTION while `max_prepared_transactions` is 0.
     #[error("prepared transactions are disabled")]
     PreparedTransactionsDisabled,

@@ -96,7 +96,10 @@
 //!     also made it into the file). The stamp never passes the durable end: after a failed
 //!     write the records in [durable, `E`) may be missing on restart, and a stamp beyond the
 //!     reopened log's end would make recovery skip every record written after the reopen
-//!     (`Db::open` refuses a checkpoint ahead of the log: `WalBehindCheckpoint`).
+//!     (`Db::open` refuses a checkpoint ahead of the log: `WalBehindCheckpoint`). Nor does
+//!     it start when the log begins after the loaded checkpoint (`WalStartsAfterCheckpoint`):
+//!     segments are removed only up to the newest checkpoint, so this means a newer checkpoint
+//!     failed to load and the records between the two exist nowhere else.
 //! 11. **Increments.** A row held in INCREMENT mode by several transactions gets its final
 //!     value only at each one's commit: the newest version (unpublished ones included) plus the
 //!     deltas, computed under the commit-order mutex held until the record is queued and the

@@ -140,3 +140,115 @@ fn a_flipped_byte_in_the_middle_of_the_log_is_reported_as_corruption() {
         Ok(_) => panic!("a damaged record followed by good ones must not be skipped"),
     }
 }
+
+fn checkpoint_files(dir: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "ckpt"))
+        .collect();
+    files.sort();
+    files
+}
+
+/// Commits `t<i>` for i in `range` (see `write_history`) on an open database.
+fn commit_range(db: &Arc<Db>, range: std::ops::Range<usize>) {
+    for i in range {
+        let mut t = db.begin(Isolation::ReadCommitted);
+        t.put(format!("t{i:04}").as_bytes(), Bytes::from(i.to_string()))
+            .unwrap();
+        t.put(b"last", Bytes::from(i.to_string())).unwrap();
+        t.commit().unwrap();
+    }
+}
+
+fn flip_a_byte_in_the_middle(path: &Path) {
+    let mut bytes = fs::read(path).unwrap();
+    let at = bytes.len() / 2;
+    bytes[at] ^= 0xff;
+    fs::write(path, bytes).unwrap();
+}
+
+/// The checkpoint let the log's first segments go; when that checkpoint then fails to load
+/// (a damaged disk, or a file from a newer build after a rollback), the transactions it held
+/// exist nowhere else. Recovery must refuse, name the file, and keep it, rather than start
+/// from the log's first remaining record without them.
+#[test]
+fn a_checkpoint_that_fails_to_load_after_the_log_was_trimmed_stops_recovery() {
+    let dir = tempfile::tempdir().unwrap();
+    let checkpoint = {
+        let db = Db::open(DbOptions {
+            dir: dir.path().to_path_buf(),
+            sync: SyncPolicy::OffUnsafeNoDurability,
+            segment_size: 4096,
+            ..DbOptions::default()
+        })
+        .unwrap();
+        commit_range(&db, 0..200);
+        db.checkpoint().unwrap();
+        commit_range(&db, 200..210);
+        let files = checkpoint_files(dir.path());
+        assert_eq!(files.len(), 1);
+        files[0].clone()
+    };
+    let first_segment = wal_segments(dir.path())[0].clone();
+    assert_ne!(
+        first_segment.file_stem().unwrap().to_str().unwrap(),
+        format!("{:020}", 0),
+        "the checkpoint must have removed the log's first segment"
+    );
+    flip_a_byte_in_the_middle(&checkpoint);
+
+    for _ in 0..2 {
+        match open(dir.path(), SyncPolicy::OffUnsafeNoDurability) {
+            Err(MvccError::WalStartsAfterCheckpoint {
+                checkpoint_lsn,
+                wal_start,
+                passed_over,
+            }) => {
+                assert_eq!(checkpoint_lsn, 0);
+                assert!(wal_start > 0);
+                let name = checkpoint.file_name().unwrap().to_str().unwrap();
+                assert!(passed_over.contains(name), "{passed_over}");
+                assert!(passed_over.contains("corrupt"), "{passed_over}");
+            }
+            Err(other) => panic!("expected WalStartsAfterCheckpoint, got {other}"),
+            Ok(_) => panic!("recovery started without the checkpoint's transactions"),
+        }
+        assert!(
+            checkpoint.exists(),
+            "the passed-over checkpoint was deleted"
+        );
+    }
+}
+
+/// A damaged checkpoint whose log is still whole costs only replay time: every transaction
+/// comes back from the log, and the damaged file stays on disk after the next checkpoint.
+#[test]
+fn a_damaged_checkpoint_with_the_whole_log_recovers_everything_and_is_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let checkpoint = {
+        let db = open(dir.path(), SyncPolicy::OffUnsafeNoDurability).unwrap();
+        commit_range(&db, 0..50);
+        db.checkpoint().unwrap();
+        commit_range(&db, 50..60);
+        checkpoint_files(dir.path())[0].clone()
+    };
+    assert_eq!(wal_segments(dir.path()).len(), 1);
+    flip_a_byte_in_the_middle(&checkpoint);
+
+    let db = open(dir.path(), SyncPolicy::OffUnsafeNoDurability).unwrap();
+    assert_eq!(committed_prefix(&db, 70), 60);
+    assert_eq!(db.recovery_stats().checkpoint_lsn, 0);
+    commit_range(&db, 60..61);
+    db.checkpoint().unwrap();
+    assert!(
+        checkpoint.exists(),
+        "the passed-over checkpoint was deleted"
+    );
+    assert_eq!(checkpoint_files(dir.path()).len(), 2);
+    drop(db);
+
+    let db = open(dir.path(), SyncPolicy::OffUnsafeNoDurability).unwrap();
+    assert_eq!(committed_prefix(&db, 70), 61);
+}

@@ -270,9 +270,9 @@ impl From<gnomon_mvcc::MvccError> for SqlError {
             MvccError::StatementTimeout | MvccError::Canceled => SqlState::QUERY_CANCELED,
             MvccError::IncrementFailed { .. } => SqlState::NUMERIC_VALUE_OUT_OF_RANGE,
             MvccError::Io { .. } | MvccError::Wal(_) => SqlState::IO_ERROR,
-            MvccError::MalformedRecord { .. } | MvccError::CorruptClockFile { .. } => {
-                SqlState::DATA_CORRUPTED
-            }
+            MvccError::MalformedRecord { .. }
+            | MvccError::CorruptClockFile { .. }
+            | MvccError::WalStartsAfterCheckpoint { .. } => SqlState::DATA_CORRUPTED,
             _ => SqlState::INTERNAL_ERROR,
         };
         SqlError::new(code, e.to_string())

@@ -523,7 +523,8 @@ impl Wal {
     /// Every record with lsn >= from, in order.
     ///
     /// The iterator stops at the durable end of the log as of this call. If `from` lies before
-    /// the oldest retained segment, replay starts at the oldest retained record.
+    /// the oldest retained segment, replay starts at the oldest retained record: a caller that
+    /// needs every record from `from` checks [`Wal::start_lsn`] first.
     pub fn replay(&self, from: Lsn) -> Result<Replay, WalError> {
         let stop = lock(&self.shared.queue).durable_lsn;
         // NB: durable_lsn is read before the segment list, so every segment holding a record
@@ -602,6 +603,14 @@ impl Wal {
     /// The directory holding this log's segments.
     pub fn dir(&self) -> &Path {
         &self.shared.dir
+    }
+
+    /// Where the oldest retained segment begins: records below it were removed
+    /// ([`Wal::remove_segments_before`]) and no replay can return them.
+    pub fn start_lsn(&self) -> Lsn {
+        Lsn(lock(&self.shared.segments)
+            .first()
+            .map_or(0, |segment| segment.first_lsn))
     }
 
     /// Number of segment files currently retained (including the active one).

@@ -182,6 +182,7 @@ fn remove_segments_before_deletes_only_segments_wholly_before_the_lsn() {
 
     // Nothing lies wholly before LSN 0.
     assert_eq!(wal.remove_segments_before(Lsn(0)).expect("remove"), 0);
+    assert_eq!(wal.start_lsn(), Lsn(0));
 
     // Cut in the middle of the log: every record at or after the cut must survive.
     let cut = lsns[15];
@@ -193,6 +194,11 @@ fn remove_segments_before_deletes_only_segments_wholly_before_the_lsn() {
     let records = replay_all(&wal, cut);
     assert_eq!(records.first().map(|r| r.lsn), Some(cut));
     assert_eq!(records.len(), 15);
+    // The log now starts at or before the cut, after the first record: nothing earlier is
+    // replayable, and start_lsn says so.
+    let start = wal.start_lsn();
+    assert!(lsns[0] < start && start <= cut, "{start:?} vs cut {cut:?}");
+    assert_eq!(replay_all(&wal, Lsn(0)).first().map(|r| r.lsn), Some(start));
 
     // Even past the end, the active segment stays and appends continue.
     wal.remove_segments_before(Lsn(u64::MAX))
