@@ -97,6 +97,9 @@ pub(crate) struct Probe {
     /// The lengths of the transaction's lock lists before the probe.
     rows: usize,
     objects: usize,
+    /// The escalation counts of the row's partition and table before the probe (`None`: no
+    /// entry yet), restored when it is given back.
+    counts: Option<(RelId, PartitionId, Option<Counts>, Option<Counts>)>,
 }
 
 /// What to do when a lock is not free.
@@ -296,7 +299,7 @@ pub struct TxnLocks {
     probing: bool,
 }
 
-#[derive(Debug, Default, Clone, Copy)]
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 struct Counts {
     rows: u32,
     any_update: bool,
@@ -654,11 +657,20 @@ impl LockManager {
         key: &[u8],
         mode: RowMode,
     ) -> Result<Option<Probe>, MvccError> {
+        let counts = self.place_of(key).map(|(rel, part)| {
+            (
+                rel,
+                part,
+                locks.partitions.get(&(rel, part)).copied(),
+                locks.tables.get(&rel).copied(),
+            )
+        });
         let mark = Probe {
             grant: RowGrant::NotHeld,
             mode,
             rows: locks.rows.len(),
             objects: locks.objects.len(),
+            counts,
         };
         locks.probing = true;
         let r = self.lock_row_grant(locks, txn, key, mode, LockWait::NoWait);
@@ -676,9 +688,10 @@ impl LockManager {
 
     /// Gives back what a probe ([`LockManager::try_row`]) took, when it found no row to act
     /// on: the row's mode and any table or partition intention lock it added, so the
-    /// transaction holds exactly what it held before. Nothing is given back if the probe's
-    /// row lock made the transaction escalate (the escalated lock now stands for rows it
-    /// held before).
+    /// transaction holds exactly what it held before, and its escalation counts are what they
+    /// were (a given-back probe is no row towards escalation). Nothing is given back if the
+    /// probe's row lock made the transaction escalate (the escalated lock now stands for rows
+    /// it held before).
     pub(crate) fn undo_probe(&self, locks: &mut TxnLocks, txn: TxnId, key: &[u8], probe: Probe) {
         let added = locks.objects.get(probe.objects..).unwrap_or_default();
         let escalated = added.iter().any(|&(_, m)| {
@@ -699,21 +712,31 @@ impl LockManager {
                     return;
                 }
                 locks.rows.pop();
+                self.rows.release_mode(txn, key, probe.mode, &self.graph);
             }
-            RowGrant::Upgrade | RowGrant::UndisturbedUpgrade => {}
-            _ => {
-                // Covered, already held, refused: no row mode was added.
-                self.release_objects_since(locks, txn, probe.objects);
-                return;
+            RowGrant::Upgrade | RowGrant::UndisturbedUpgrade => {
+                self.rows.release_mode(txn, key, probe.mode, &self.graph);
             }
+            // Covered, already held, refused: no row mode was added (a covered row was still
+            // counted).
+            _ => {}
         }
-        self.rows.release_mode(txn, key, probe.mode, &self.graph);
-        if let Some((rel, part)) = self.place_of(key) {
-            if let Some(p) = locks.partitions.get_mut(&(rel, part)) {
-                p.rows = p.rows.saturating_sub(1);
+        if let Some((rel, part, partition, table)) = probe.counts {
+            match partition {
+                Some(c) => {
+                    locks.partitions.insert((rel, part), c);
+                }
+                None => {
+                    locks.partitions.remove(&(rel, part));
+                }
             }
-            if let Some(t) = locks.tables.get_mut(&rel) {
-                t.rows = t.rows.saturating_sub(1);
+            match table {
+                Some(c) => {
+                    locks.tables.insert(rel, c);
+                }
+                None => {
+                    locks.tables.remove(&rel);
+                }
             }
         }
         self.release_objects_since(locks, txn, probe.objects);

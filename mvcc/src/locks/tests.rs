@@ -610,6 +610,56 @@ fn a_probe_that_finds_no_row_gives_back_exactly_what_it_took() {
 }
 
 #[test]
+fn a_given_back_probe_leaves_the_escalation_counts_as_they_were() {
+    let lm = manager();
+    lm.configure(LockSettings {
+        hash_partitions: 1,
+        partition_escalation_rows: 3,
+        table_escalation_rows: 0,
+        ..LockSettings::default()
+    });
+    let mut a = T::new(&lm, 1);
+    let counts = |a: &T| {
+        let mut p: Vec<_> = a.locks.partitions.iter().map(|(k, v)| (*k, *v)).collect();
+        p.sort_by_key(|(k, _)| *k);
+        let mut t: Vec<_> = a.locks.tables.iter().map(|(k, v)| (*k, *v)).collect();
+        t.sort_by_key(|(k, _)| *k);
+        (p, t)
+    };
+    // A first row of a table: the probe's counts go away with it.
+    let before = counts(&a);
+    let probe = lm
+        .try_row(&mut a.locks, a.id, &[9, 0], RowMode::Increment)
+        .unwrap()
+        .expect("free");
+    assert_eq!(probe.grant, RowGrant::First);
+    lm.undo_probe(&mut a.locks, a.id, &[9, 0], probe);
+    assert_eq!(counts(&a), before);
+
+    // Rows of an escalated partition are covered, and a covered probe counted its row too:
+    // given back, it must not count (repeated probes would otherwise escalate the table).
+    for i in 0..4u8 {
+        a.row(&[9, i], RowMode::Update, LockWait::Block).unwrap();
+    }
+    assert!(lm
+        .view()
+        .iter()
+        .any(|l| l.locktype == "partition" && l.escalated));
+    let before = counts(&a);
+    for _ in 0..5 {
+        let probe = lm
+            .try_row(&mut a.locks, a.id, &[9, 50], RowMode::Increment)
+            .unwrap()
+            .expect("covered");
+        assert_eq!(probe.grant, RowGrant::Covered);
+        lm.undo_probe(&mut a.locks, a.id, &[9, 50], probe);
+    }
+    assert_eq!(counts(&a), before);
+    a.end();
+    assert!(lm.view().is_empty());
+}
+
+#[test]
 fn a_waiter_behind_a_given_back_probe_no_longer_waits_for_it_in_the_graph() {
     let lm = manager();
     let mut a = T::new(&lm, 1);
