@@ -3,7 +3,7 @@
 //!
 //! ```text
 //!  shards[txn id % 16]: Mutex<Shard {
-//!      snapshots: BTreeMap<Timestamp, refcount>     oldest key = this shard's GC bound
+//!      snapshots: sorted Vec<(Timestamp, refcount)> first = this shard's GC bound
 //!      writers:   HashMap<TxnId, Live>              active .. prepared .. committing
 //!      history:   VecDeque<TxnInfo>  (≤ HISTORY_PER_SHARD, oldest dropped first)
 //!  }>
@@ -18,7 +18,7 @@
 //! each shard (16 384 in all, about 1 MiB); older ids are "unknown". Live writers (active and
 //! prepared) are bounded by the sessions and by `max_prepared_transactions`.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Mutex, MutexGuard};
 
 use crate::clock::Timestamp;
@@ -88,23 +88,34 @@ struct Live {
 
 #[derive(Default)]
 pub(crate) struct Shard {
-    snapshots: BTreeMap<Timestamp, usize>,
+    /// Registered snapshots and how many transactions use each, sorted by timestamp. A sorted
+    /// vector, not a map: a shard holds a few snapshots at a time, and a vector keeps its
+    /// capacity where a B-tree allocates a node for its first entry and frees it with its last
+    /// (an allocation per transaction, ~10% of a point SELECT's snapshot cost).
+    snapshots: Vec<(Timestamp, usize)>,
     writers: HashMap<TxnId, Live>,
     history: VecDeque<TxnInfo>,
 }
 
 impl Shard {
     pub(crate) fn add_snapshot(&mut self, ts: Timestamp) {
-        *self.snapshots.entry(ts).or_insert(0) += 1;
+        match self.snapshots.binary_search_by(|(t, _)| t.cmp(&ts)) {
+            Ok(i) => self.snapshots[i].1 += 1,
+            Err(i) => self.snapshots.insert(i, (ts, 1)),
+        }
     }
 
     pub(crate) fn remove_snapshot(&mut self, ts: Timestamp) {
-        if let Some(n) = self.snapshots.get_mut(&ts) {
-            *n -= 1;
-            if *n == 0 {
-                self.snapshots.remove(&ts);
+        if let Ok(i) = self.snapshots.binary_search_by(|(t, _)| t.cmp(&ts)) {
+            self.snapshots[i].1 -= 1;
+            if self.snapshots[i].1 == 0 {
+                self.snapshots.remove(i);
             }
         }
+    }
+
+    fn oldest_snapshot(&self) -> Option<Timestamp> {
+        self.snapshots.first().map(|&(ts, _)| ts)
     }
 }
 
@@ -137,10 +148,7 @@ impl Registry {
     /// `visible` under its shard's lock).
     pub(crate) fn oldest_snapshot(&self) -> Option<Timestamp> {
         let shards: Vec<_> = self.shards.iter().map(relock).collect();
-        shards
-            .iter()
-            .filter_map(|s| s.snapshots.keys().next().copied())
-            .min()
+        shards.iter().filter_map(|s| s.oldest_snapshot()).min()
     }
 
     /// `txn` wrote for the first time: it becomes visible to look-ups as active.
@@ -262,5 +270,31 @@ mod tests {
         r.finished(TxnId(5), None, None);
         assert!(r.status(TxnId(5)).is_none());
         assert!(r.list().is_empty());
+    }
+
+    #[test]
+    fn the_oldest_snapshot_holds_until_its_last_user_leaves() {
+        let ts = |us| Timestamp {
+            physical_us: us,
+            ..Timestamp::ZERO
+        };
+        let r = Registry::default();
+        assert_eq!(r.oldest_snapshot(), None);
+        // Two transactions in one shard share snapshot 10; others use 30 and 20.
+        r.shard(TxnId(1)).add_snapshot(ts(30));
+        r.shard(TxnId(1)).add_snapshot(ts(10));
+        r.shard(TxnId(17)).add_snapshot(ts(10));
+        r.shard(TxnId(2)).add_snapshot(ts(20));
+        assert_eq!(r.oldest_snapshot(), Some(ts(10)));
+        r.shard(TxnId(1)).remove_snapshot(ts(10));
+        assert_eq!(r.oldest_snapshot(), Some(ts(10)), "one user of 10 is left");
+        r.shard(TxnId(17)).remove_snapshot(ts(10));
+        assert_eq!(r.oldest_snapshot(), Some(ts(20)));
+        // Removing a snapshot nobody registered changes nothing.
+        r.shard(TxnId(1)).remove_snapshot(ts(5));
+        r.shard(TxnId(2)).remove_snapshot(ts(20));
+        assert_eq!(r.oldest_snapshot(), Some(ts(30)));
+        r.shard(TxnId(1)).remove_snapshot(ts(30));
+        assert_eq!(r.oldest_snapshot(), None);
     }
 }

@@ -578,6 +578,8 @@ pub(crate) fn select_rows(env: Env<'_>, plan: &SelectPlan) -> SqlResult<Vec<Vec<
             access: crate::query::Access::Point(exprs),
         } => {
             if let Some((key, bytes)) = read_point(env, def, exprs)? {
+                // NB: one row at most; sized up front rather than grown from empty.
+                rows.reserve_exact(1);
                 let mut r = decode_table_columns(def, &bytes, &plan.needed)?;
                 if reads_mvcc_timestamp(plan, def) {
                     r.push(mvcc_timestamp(env, &key));

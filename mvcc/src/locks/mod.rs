@@ -34,6 +34,9 @@ use table::{relock, Failure, Grant, LockTable, Request};
 
 const SHARDS: usize = 64;
 
+/// Empty table and partition lock entries a shard keeps for reuse ([`LockTable::new`]).
+const KEPT_OBJECT_ENTRIES: usize = 64;
+
 /// Whether a lock request took a new lock or found it already held by the caller.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Acquired {
@@ -358,8 +361,8 @@ impl Default for LockManager {
     fn default() -> Self {
         let s = LockSettings::default();
         let lm = LockManager {
-            objects: LockTable::new(SHARDS),
-            rows: LockTable::new(SHARDS),
+            objects: LockTable::new(SHARDS, KEPT_OBJECT_ENTRIES),
+            rows: LockTable::new(SHARDS, 0),
             graph: Mutex::new(WaitGraph::default()),
             hierarchy: OnceLock::new(),
             hash_partitions: AtomicU32::new(0),

@@ -166,15 +166,35 @@ type Shard<K, M> = Mutex<HashMap<K, Entry<M>, KeyHasher>>;
 pub(crate) struct LockTable<K, M> {
     shards: Box<[Shard<K, M>]>,
     hasher: KeyHasher,
+    /// An entry left empty stays in its shard while the shard holds at most this many
+    /// entries (see [`LockTable::new`]).
+    keep_empty: usize,
 }
 
 impl<K: Hash + Eq + Clone, M: Mode> LockTable<K, M> {
-    pub(crate) fn new(shards: usize) -> Self {
+    /// A table of `shards` shards. An entry whose last holder leaves is removed, unless its
+    /// shard holds at most `keep_empty` entries: a table lock is taken and released by every
+    /// statement, and keeping its entry saves a map insert, a removal and the holder list's
+    /// allocation each time (0 for rows, which are many and rarely locked twice). Kept
+    /// entries are bounded by `keep_empty` per shard.
+    pub(crate) fn new(shards: usize, keep_empty: usize) -> Self {
         LockTable {
             shards: (0..shards)
                 .map(|_| Mutex::new(HashMap::default()))
                 .collect(),
             hasher: KeyHasher::default(),
+            keep_empty,
+        }
+    }
+
+    /// Removes `key`'s entry if it is empty and the shard holds more than `keep_empty`.
+    fn prune<Q>(keep_empty: usize, map: &mut HashMap<K, Entry<M>, KeyHasher>, key: &Q)
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        if map.len() > keep_empty && map.get(key).is_some_and(Entry::is_empty) {
+            map.remove(key);
         }
     }
 
@@ -274,7 +294,7 @@ impl<K: Hash + Eq + Clone, M: Mode> LockTable<K, M> {
         if let Err(d) = relock(graph).wait(txn, blockers.clone(), handle.clone(), what.clone()) {
             // NB: nobody else decides for us while we hold the shard and graph mutexes.
             handle.decide(GAVE_UP);
-            Self::leave(&mut map, key, &handle);
+            self.leave(&mut map, key, &handle);
             return Err(Failure::Deadlock(d));
         }
         loop {
@@ -293,7 +313,7 @@ impl<K: Hash + Eq + Clone, M: Mode> LockTable<K, M> {
                 }
                 DOOMED => {
                     let d = relock(graph).take_doom(txn);
-                    Self::leave(&mut map, key, &handle);
+                    self.leave(&mut map, key, &handle);
                     return Err(Failure::Deadlock(d.unwrap_or_else(|| Deadlock {
                         cycle: vec![txn],
                         detail: String::new(),
@@ -304,7 +324,7 @@ impl<K: Hash + Eq + Clone, M: Mode> LockTable<K, M> {
             if let Some(f) = req.limits.expired(started) {
                 if handle.decide(GAVE_UP) {
                     relock(graph).stop(txn);
-                    Self::leave(&mut map, key, &handle);
+                    self.leave(&mut map, key, &handle);
                     return Err(f);
                 }
                 continue; // granted or doomed just now: the next round reports it
@@ -317,7 +337,7 @@ impl<K: Hash + Eq + Clone, M: Mode> LockTable<K, M> {
                         relock(graph).wait(txn, blockers.clone(), handle.clone(), what.clone())
                     {
                         handle.decide(GAVE_UP);
-                        Self::leave(&mut map, key, &handle);
+                        self.leave(&mut map, key, &handle);
                         return Err(Failure::Deadlock(d));
                     }
                 }
@@ -326,7 +346,7 @@ impl<K: Hash + Eq + Clone, M: Mode> LockTable<K, M> {
     }
 
     /// A waiter leaves the queue without the lock; the requests behind it may now be grantable.
-    fn leave<Q>(map: &mut HashMap<K, Entry<M>, KeyHasher>, key: &Q, handle: &Arc<WaitHandle>)
+    fn leave<Q>(&self, map: &mut HashMap<K, Entry<M>, KeyHasher>, key: &Q, handle: &Arc<WaitHandle>)
     where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
@@ -336,9 +356,7 @@ impl<K: Hash + Eq + Clone, M: Mode> LockTable<K, M> {
         };
         entry.queue.retain(|w| !Arc::ptr_eq(&w.handle, handle));
         entry.grant_waiters();
-        if entry.is_empty() {
-            map.remove(key);
-        }
+        Self::prune(self.keep_empty, map, key);
     }
 
     /// Releases every mode `txn` holds on `key` and grants what can now be granted.
@@ -353,9 +371,7 @@ impl<K: Hash + Eq + Clone, M: Mode> LockTable<K, M> {
         };
         entry.holders.retain(|&(t, _)| t != txn);
         if entry.queue.is_empty() {
-            if entry.holders.is_empty() {
-                map.remove(key);
-            }
+            Self::prune(self.keep_empty, &mut map, key);
             return;
         }
         entry.grant_waiters();
@@ -377,9 +393,7 @@ impl<K: Hash + Eq + Clone, M: Mode> LockTable<K, M> {
         };
         entry.holders.retain(|&(t, m)| t != txn || m != mode);
         if entry.queue.is_empty() {
-            if entry.holders.is_empty() {
-                map.remove(key);
-            }
+            Self::prune(self.keep_empty, &mut map, key);
             return;
         }
         entry.grant_waiters();
