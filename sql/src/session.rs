@@ -681,8 +681,11 @@ fn format_timeout(ms: u64) -> String {
 }
 
 /// The open explicit transaction block, or 25P01 naming the statement that needs one.
-fn explicit_block<'a>(txn: &'a mut Option<ActiveTxn>, what: &str) -> SqlResult<&'a mut ActiveTxn> {
-    txn.as_mut()
+fn explicit_block<'a>(
+    txn: &'a mut Option<Box<ActiveTxn>>,
+    what: &str,
+) -> SqlResult<&'a mut ActiveTxn> {
+    txn.as_deref_mut()
         .filter(|t| t.block == Block::Explicit)
         .ok_or_else(|| {
             SqlError::new(
@@ -749,7 +752,7 @@ pub struct Session {
     /// The simple-query message being run holds several statements (PostgreSQL's implicit
     /// transaction block: CREATE / DROP DATABASE are refused in it).
     multi_statement: bool,
-    txn: Option<ActiveTxn>,
+    txn: Option<Box<ActiveTxn>>,
     settings: HashMap<String, String>,
     default_isolation: Isolation,
     cancel: Arc<AtomicBool>,
@@ -1009,7 +1012,7 @@ impl Session {
         Ok(())
     }
 
-    fn commit_txn(&mut self, t: ActiveTxn) -> SqlResult<()> {
+    fn commit_txn(&mut self, t: Box<ActiveTxn>) -> SqlResult<()> {
         if !t.ddl {
             t.txn.commit()?;
             return Ok(());
@@ -1035,7 +1038,7 @@ impl Session {
         let db = &self.engine.db;
         let (mut txn, catalog_tag) = self.engine.catalog.tagged_snapshot(|| db.begin(iso));
         txn.set_namespace(self.database_id.0);
-        self.txn.insert(ActiveTxn {
+        self.txn.insert(Box::new(ActiveTxn {
             multi_statement: self.multi_statement,
             txn,
             block,
@@ -1047,7 +1050,7 @@ impl Session {
             statements: 0,
             started_at: now_timestamp(),
             catalog_tag,
-        })
+        }))
     }
 
     fn run_statement(&mut self, stmt: &ast::Statement, params: &[Value]) -> SqlResult<Outcome> {
