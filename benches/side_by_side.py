@@ -25,6 +25,7 @@ import os
 import platform
 import pwd
 import re
+import resource
 import shutil
 import signal
 import socket
@@ -163,6 +164,34 @@ def percentile(sorted_xs: list[float], p: float) -> float | None:
 # Servers
 
 
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def proc_stat(pid: int) -> list[str] | None:
+    """The fields of /proc/PID/stat after the command name (state is [0], ppid [1])."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+
+
+def tree_cpu_seconds(pid: int) -> float | None:
+    """CPU (user + system) of process `pid`, of its exited and reaped children, and of its live
+    children: a PostgreSQL postmaster's backends end up in its cutime/cstime once reaped."""
+    st = proc_stat(pid)
+    if st is None:
+        return None
+    # utime, stime, cutime, cstime are fields 14-17 of stat, [11..14] here.
+    ticks = sum(int(x) for x in st[11:15])
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        child = proc_stat(int(entry.name))
+        if child is not None and child[1] == str(pid):
+            ticks += int(child[11]) + int(child[12])
+    return ticks / CLK_TCK
+
+
 class Server:
     """A server under test: knows how to start, stop, and be reached by pgbench/psql."""
 
@@ -184,6 +213,10 @@ class Server:
     log_path: Path
 
     def alive(self) -> bool:
+        raise NotImplementedError
+
+    def cpu_seconds(self) -> float | None:
+        """User + system CPU the server has used so far (all its threads and processes)."""
         raise NotImplementedError
 
     def exit_note(self) -> str:
@@ -280,6 +313,13 @@ class PostgresServer(Server):
         except (OSError, ValueError, IndexError):
             return False
 
+    def cpu_seconds(self) -> float | None:
+        try:
+            pid = int((self.data / "postmaster.pid").read_text().split("\n", 1)[0])
+        except (OSError, ValueError):
+            return None
+        return tree_cpu_seconds(pid)
+
     def stop(self) -> None:
         if not self.started:
             return
@@ -353,6 +393,9 @@ class GnomonServer(Server):
 
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
+
+    def cpu_seconds(self) -> float | None:
+        return tree_cpu_seconds(self.proc.pid) if self.proc is not None else None
 
     def exit_note(self) -> str:
         return f" with status {self.proc.returncode}" if self.proc is not None and self.proc.poll() is not None else ""
@@ -437,7 +480,15 @@ class RunResult:
     transactions: int = 0
     failed: int = 0
     retried: int = 0
+    # CPU seconds (user + system) of the server and of pgbench during the run.
+    server_cpu_s: float | None = None
+    pgbench_cpu_s: float | None = None
     error: str | None = None
+
+    def per_txn_us(self, seconds: float | None) -> float | None:
+        if seconds is None or not self.transactions:
+            return None
+        return seconds * 1e6 / self.transactions
 
 
 @dataclass
@@ -458,6 +509,14 @@ class Cell:
 
     def p99(self) -> float | None:
         return median([r.latency_p99_ms for r in self.ok_runs() if r.latency_p99_ms is not None])
+
+    def server_cpu_us(self) -> float | None:
+        """Median server CPU per transaction, µs."""
+        return median([v for r in self.ok_runs() if (v := r.per_txn_us(r.server_cpu_s)) is not None])
+
+    def pgbench_cpu_us(self) -> float | None:
+        """Median pgbench CPU per transaction, µs."""
+        return median([v for r in self.ok_runs() if (v := r.per_txn_us(r.pgbench_cpu_s)) is not None])
 
     def failed(self) -> int:
         return sum(r.failed for r in self.runs)
@@ -552,11 +611,20 @@ def run_pgbench(server: Server, w: Workload, args: argparse.Namespace, work: Pat
     for stale in prefix.parent.glob(prefix.name + ".*"):
         stale.unlink()
     cmd += ["-l", f"--log-prefix={prefix}", server.database]
+    cpu0 = server.cpu_seconds()
+    own0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     try:
         r = subprocess.run(cmd, capture_output=True, text=True, env=clean_env(), cwd=work,
                            timeout=args.duration * 3 + 120)
     except subprocess.TimeoutExpired:
         return RunResult(error=f"pgbench did not finish within {args.duration * 3 + 120}s")
+    own1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    # NB: PostgreSQL's backends exit with pgbench; give the postmaster a moment to reap them
+    # (their CPU reaches its cutime/cstime then).
+    time.sleep(0.5)
+    cpu1 = server.cpu_seconds()
+    server_cpu = cpu1 - cpu0 if cpu0 is not None and cpu1 is not None else None
+    pgbench_cpu = (own1.ru_utime + own1.ru_stime) - (own0.ru_utime + own0.ru_stime)
     summary = parse_summary(r.stdout)
     if r.returncode != 0 or "tps" not in summary:
         for stale in prefix.parent.glob(prefix.name + ".*"):
@@ -573,6 +641,8 @@ def run_pgbench(server: Server, w: Workload, args: argparse.Namespace, work: Pat
         transactions=int(summary.get("transactions", 0)),
         failed=int(summary.get("failed", 0)),
         retried=int(summary.get("retried", 0)),
+        server_cpu_s=server_cpu,
+        pgbench_cpu_s=pgbench_cpu,
     )
 
 
@@ -672,6 +742,24 @@ def table_rows(workloads: list[Workload], cells: dict[tuple[str, str], Cell], se
             else:
                 row += ["-", "-"]
         row.append(", ".join(notes) or "0")
+        rows.append(row)
+    return rows
+
+
+def cpu_rows(workloads: list[Workload], cells: dict[tuple[str, str], Cell], servers: list[str]) -> list[list[str]]:
+    """CPU per transaction (µs, medians): each server's and pgbench's against it."""
+    header = ["workload", "clients"]
+    for s in servers:
+        header += [f"{s} server µs/txn", f"pgbench µs/txn ({s})"]
+    rows = [header]
+    for w in workloads:
+        row = [w.name, str(w.clients)]
+        for s in servers:
+            c = cells.get((w.name, s))
+            if cell_status(c):
+                row += ["-", "-"]
+            else:
+                row += [fmt(c.server_cpu_us()), fmt(c.pgbench_cpu_us())]
         rows.append(row)
     return rows
 
@@ -914,8 +1002,11 @@ def main(argv: list[str]) -> int:
         return 130 if interrupted else 1
     finished = dt.datetime.now()
     rows = table_rows(args.selected, cells, server_names)
+    cpu = cpu_rows(args.selected, cells, server_names)
     print()
     print(text_table(rows))
+    print()
+    print(text_table(cpu))
     # A server that failed to start or load fails every workload the same way: report it once.
     errors = [(s, "start / pgbench -i", err) for s, err in init_errors.items()]
     errors += [(s, wn, c.error) for (wn, s), c in cells.items() if c.error and s not in init_errors]
@@ -941,6 +1032,14 @@ def main(argv: list[str]) -> int:
         f"all runs `-M prepared`{', `--max-tries=10`' if pgbench_supports('--max-tries') else ''}; "
         f"average and P99 latency from pgbench's per-transaction log. failed/retried: totals over all rounds "
         f"(P = PostgreSQL, G = Gnomon).{' Run was interrupted: figures are partial.' if interrupted else ''}",
+        "",
+        "CPU per transaction (user + system, µs; medians over the rounds): the server's (Gnomon's "
+        "process; PostgreSQL's postmaster and every backend and helper process) and pgbench's, "
+        "from /proc and getrusage around each run. On a machine where the runs are CPU-bound, "
+        "tps is about cores / (server + pgbench CPU per transaction), so pgbench's share bounds "
+        "the ratio any server can reach.",
+        "",
+        md_table(cpu),
         "",
         "## Run",
         "",
