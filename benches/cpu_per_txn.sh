@@ -83,7 +83,8 @@ WRAP=$!
 GPID=""
 trap '[ -n "$GPID" ] && kill -9 "$GPID" 2>/dev/null; wait "$WRAP" 2>/dev/null || true' EXIT
 wait_up "$PORT"
-if [ "$MODE" = native ]; then GPID=$(pgrep -P "$WRAP" -x gnomon); else GPID=$WRAP; fi
+# NB: perf stat's child is the server; its process name is the binary's (at most 15 chars).
+if [ "$MODE" = native ]; then GPID=$(pgrep -P "$WRAP" -x "$(basename "$BIN" | cut -c1-15)"); else GPID=$WRAP; fi
 J=$(( C < 2 ? C : 2 ))
 bench() { pgbench -h 127.0.0.1 -p "$PORT" -U gnomon -n -M prepared -s "$SCALE" -c "$C" -j "$J" -t "$1" "${ARGS[@]}" gnomon; }
 bench 20 >/dev/null 2>&1
