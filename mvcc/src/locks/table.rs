@@ -187,13 +187,19 @@ impl<K: Hash + Eq + Clone, M: Mode> LockTable<K, M> {
         }
     }
 
+    /// Entries in all shards, empty ones included (tests of the keep-empty bound).
+    #[cfg(test)]
+    pub(crate) fn entries(&self) -> usize {
+        self.shards.iter().map(|s| relock(s).len()).sum()
+    }
+
     /// Removes `key`'s entry if it is empty and the shard holds more than `keep_empty`.
-    fn prune<Q>(keep_empty: usize, map: &mut HashMap<K, Entry<M>, KeyHasher>, key: &Q)
+    fn prune<Q>(&self, map: &mut HashMap<K, Entry<M>, KeyHasher>, key: &Q)
     where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        if map.len() > keep_empty && map.get(key).is_some_and(Entry::is_empty) {
+        if map.len() > self.keep_empty && map.get(key).is_some_and(Entry::is_empty) {
             map.remove(key);
         }
     }
@@ -356,7 +362,7 @@ impl<K: Hash + Eq + Clone, M: Mode> LockTable<K, M> {
         };
         entry.queue.retain(|w| !Arc::ptr_eq(&w.handle, handle));
         entry.grant_waiters();
-        Self::prune(self.keep_empty, map, key);
+        self.prune(map, key);
     }
 
     /// Releases every mode `txn` holds on `key` and grants what can now be granted.
@@ -371,7 +377,7 @@ impl<K: Hash + Eq + Clone, M: Mode> LockTable<K, M> {
         };
         entry.holders.retain(|&(t, _)| t != txn);
         if entry.queue.is_empty() {
-            Self::prune(self.keep_empty, &mut map, key);
+            self.prune(&mut map, key);
             return;
         }
         entry.grant_waiters();
@@ -393,7 +399,7 @@ impl<K: Hash + Eq + Clone, M: Mode> LockTable<K, M> {
         };
         entry.holders.retain(|&(t, m)| t != txn || m != mode);
         if entry.queue.is_empty() {
-            Self::prune(self.keep_empty, &mut map, key);
+            self.prune(&mut map, key);
             return;
         }
         entry.grant_waiters();

@@ -707,3 +707,40 @@ fn a_waiter_behind_a_given_back_probe_no_longer_waits_for_it_in_the_graph() {
     a.end();
     assert!(lm.view().is_empty());
 }
+
+#[test]
+fn a_released_table_lock_blocks_nobody_and_kept_entries_stay_bounded() {
+    let lm = manager();
+    // Readers come and go on table 7: each release leaves its (reused) entry empty.
+    for id in 1..=5 {
+        let mut r = T::new(&lm, id);
+        r.table(7, TableMode::AccessShare, LockWait::Block).unwrap();
+        r.end();
+    }
+    let mut ddl = T::new(&lm, 6);
+    assert_eq!(
+        ddl.table(7, TableMode::AccessExclusive, LockWait::NoWait)
+            .unwrap(),
+        Acquired::New
+    );
+    assert_eq!(lm.object_holders(ObjectTag::Relation(RelId(7))).len(), 1);
+    assert_eq!(lm.view().len(), 1, "only the DDL's lock is shown");
+    ddl.end();
+    assert!(lm.view().is_empty());
+    assert!(lm.object_holders(ObjectTag::Relation(RelId(7))).is_empty());
+
+    // Many tables: empty entries are kept only up to the bound per shard.
+    let mut t = T::new(&lm, 8);
+    for rel in 0..20_000 {
+        t.table(rel, TableMode::AccessShare, LockWait::Block)
+            .unwrap();
+    }
+    t.end();
+    assert!(lm.view().is_empty());
+    assert!(lm.objects.entries() <= SHARDS * KEPT_OBJECT_ENTRIES);
+    // Row entries are never kept.
+    let mut w = T::new(&lm, 9);
+    w.row(&[7, 1], RowMode::Update, LockWait::Block).unwrap();
+    w.end();
+    assert_eq!(lm.rows.entries(), 0);
+}
