@@ -752,6 +752,8 @@ pub struct Session {
     /// The simple-query message being run holds several statements (PostgreSQL's implicit
     /// transaction block: CREATE / DROP DATABASE are refused in it).
     multi_statement: bool,
+    /// The open transaction, boxed: begin and commit move it in and out of `Option`s, and a
+    /// `Txn` is ~600 bytes.
     txn: Option<Box<ActiveTxn>>,
     settings: HashMap<String, String>,
     default_isolation: Isolation,
