@@ -1,8 +1,6 @@
 //! `Engine`: the public face of the storage layer.
 
-use std::cmp::Ordering;
 use std::fs;
-use std::iter::Peekable;
 use std::ops::Bound;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
@@ -11,9 +9,10 @@ use bytes::Bytes;
 
 use crate::checkpoint::{self, Checkpoint, CheckpointWriter};
 use crate::dirlock::DirLock;
-use crate::key::{cmp_versioned, Found, Source};
+use crate::key::Source;
 use crate::layers::Layers;
 use crate::memtable::{MemTable, WriteGuard};
+use crate::merge::{self, CheckpointInput, MergeInput};
 use crate::ranges::{RangeDelete, RangeDeletes};
 use crate::scan::Scan;
 use crate::visibility::Visibility;
@@ -574,35 +573,37 @@ impl Engine {
             .unwrap_or_else(PoisonError::into_inner);
         let mut writer = CheckpointWriter::create(&temp_path, self.opts.checkpoint_block_size)?;
         let mut versions_dropped = 0u64;
-        let mut sources: Vec<Box<dyn Iterator<Item = Found> + '_>> = Vec::new();
+        let mut inputs: Vec<Box<dyn MergeInput + '_>> = Vec::new();
         for mem in frozen_set.frozen.iter().rev() {
-            sources.push(Box::new(mem.iter()));
+            inputs.push(Box::new(mem.merge_input()));
         }
         if let Some(old) = &frozen_set.checkpoint {
-            sources.push(Box::new(old.iter()));
+            inputs.push(Box::new(CheckpointInput::new(old)));
         }
         // Range deletes of settled batches only: published ones (a retracted batch's were
         // taken out of the layer set before it was abandoned, so before the wait ended).
         let ranges = self.layers().ranges.at_or_below(settled);
         let hidden_at = safe_point.min(settled);
         let mut gc = GcFilter::new(safe_point);
-        for found in MergeSorted::new(sources) {
+        merge::merge(&mut inputs, |found| {
             // A version a range delete at or below the safe point hides is seen by no snapshot
             // GC still serves; the range delete stays in the file and keeps hiding it should
             // the WAL replay re-insert it.
             if ranges
-                .hiding(&found.user, found.version, hidden_at)
+                .hiding(found.user, found.version, hidden_at)
                 .is_some()
             {
                 versions_dropped += 1;
-                continue;
+                return Ok(());
             }
-            if gc.keep(&found) {
-                writer.add(&found.user, found.version, found.value.as_deref())?;
+            if gc.keep(found.user, found.version) {
+                writer.add(found.user, found.version, found.value)
             } else {
                 versions_dropped += 1;
+                Ok(())
             }
-        }
+        })?;
+        drop(inputs);
         let base_max = frozen_set
             .checkpoint
             .as_ref()
@@ -613,7 +614,7 @@ impl Engine {
         if self.opts.fsync {
             checkpoint::sync_dir(&self.dir)?;
         }
-        let installed = Arc::new(Checkpoint::open(&final_path, seq)?);
+        let installed = Arc::new(Checkpoint::open_written(&final_path, seq)?);
 
         // 3. Install: readers switch to (active, newer frozen, new checkpoint).
         {
@@ -717,7 +718,9 @@ impl Engine {
 /// Applies the GC rule to a stream in (key asc, version desc) order.
 struct GcFilter {
     safe_point: Version,
-    user: Option<Bytes>,
+    /// The user key of the versions seen last (a reused buffer).
+    user: Vec<u8>,
+    seen_any: bool,
     kept_one_at_or_below: bool,
 }
 
@@ -725,66 +728,23 @@ impl GcFilter {
     fn new(safe_point: Version) -> Self {
         GcFilter {
             safe_point,
-            user: None,
+            user: Vec::new(),
+            seen_any: false,
             kept_one_at_or_below: false,
         }
     }
 
-    fn keep(&mut self, found: &Found) -> bool {
-        if self.user.as_ref() != Some(&found.user) {
-            self.user = Some(found.user.clone());
+    fn keep(&mut self, user: &[u8], version: Version) -> bool {
+        if !self.seen_any || self.user != user {
+            self.seen_any = true;
+            self.user.clear();
+            self.user.extend_from_slice(user);
             self.kept_one_at_or_below = false;
         }
-        if found.version > self.safe_point {
+        if version > self.safe_point {
             return true;
         }
         !std::mem::replace(&mut self.kept_one_at_or_below, true)
-    }
-}
-
-/// Merges sorted streams; on equal (key, version) the earlier stream wins, the rest are
-/// skipped (the same batch replayed twice has the same content).
-struct MergeSorted<'a> {
-    sources: Vec<Peekable<Box<dyn Iterator<Item = Found> + 'a>>>,
-}
-
-impl<'a> MergeSorted<'a> {
-    fn new(sources: Vec<Box<dyn Iterator<Item = Found> + 'a>>) -> Self {
-        MergeSorted {
-            sources: sources.into_iter().map(Iterator::peekable).collect(),
-        }
-    }
-}
-
-impl Iterator for MergeSorted<'_> {
-    type Item = Found;
-
-    fn next(&mut self) -> Option<Found> {
-        let mut min: Option<(usize, Bytes, Version)> = None;
-        for (i, source) in self.sources.iter_mut().enumerate() {
-            if let Some(head) = source.peek() {
-                let smaller = match &min {
-                    None => true,
-                    Some((_, user, version)) => {
-                        cmp_versioned(&head.user, head.version, user, *version) == Ordering::Less
-                    }
-                };
-                if smaller {
-                    min = Some((i, head.user.clone(), head.version));
-                }
-            }
-        }
-        let (winner, user, version) = min?;
-        let found = self.sources.get_mut(winner)?.next();
-        for source in &mut self.sources {
-            while source
-                .peek()
-                .is_some_and(|h| h.version == version && h.user == user)
-            {
-                source.next();
-            }
-        }
-        found
     }
 }
 

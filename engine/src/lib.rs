@@ -23,7 +23,9 @@
 //!   a point read for its one lookup (a layer swap, twice per checkpoint, waits for those).
 //!   Checkpoints run alongside reads and writes.
 //! - **Crash-safe checkpoints.** A checkpoint is written to a temp file, fsynced, renamed, and
-//!   the directory fsynced; every block is CRC-checked. Recovery loads the newest checkpoint
+//!   the directory fsynced; every block carries a CRC, which recovery checks (the checkpoint
+//!   that just wrote a file installs it after checking only its structure: trailer, index and
+//!   block layouts, not reading the blocks back). Recovery loads the newest checkpoint
 //!   that validates and says which newer ones it skipped ([`Engine::recovery_report`]); a
 //!   skipped file is never deleted, and the caller refuses to start when its log no longer
 //!   reaches back to the loaded checkpoint (what the skipped file held would be lost).
@@ -134,6 +136,7 @@ mod filter;
 mod key;
 mod layers;
 mod memtable;
+mod merge;
 mod ranges;
 mod scan;
 mod visibility;

@@ -6,10 +6,11 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use bytes::Bytes;
 use crossbeam_epoch as epoch;
-use crossbeam_skiplist::base::{Entry, RefIter, SkipList};
+use crossbeam_skiplist::base::{Entry, SkipList};
 
 use crate::filter::{KeyFilter, KeyHash};
 use crate::key::{Found, KeyView, Probe, Source, VersionedKey};
+use crate::merge::MemInput;
 use crate::Version;
 
 /// A skiplist of `(user key asc, version desc) -> Option<value>`; `None` is a tombstone.
@@ -119,10 +120,8 @@ impl MemTable {
 
     /// Every entry in key order (used by the checkpoint merge). Pins the epoch per step, not
     /// for the whole walk (a long pin would hold back the reclamation of removed nodes).
-    pub(crate) fn iter(&self) -> impl Iterator<Item = Found> + '_ {
-        MemIter {
-            walk: self.list.ref_iter(),
-        }
+    pub(crate) fn merge_input(&self) -> MemInput<'_> {
+        MemInput::new(self.list.ref_iter())
     }
 
     /// Registers a batch writer; the caller must call [`MemTable::end_write`].
@@ -200,34 +199,6 @@ impl MemTable {
         self.oldest_superseding
             .fetch_min(still_superseding, Ordering::SeqCst);
         stats
-    }
-}
-
-/// [`MemTable::iter`]: a reference-counted walk, pinned per step.
-struct MemIter<'a> {
-    walk: RefIter<'a, VersionedKey, Option<Bytes>>,
-}
-
-impl Iterator for MemIter<'_> {
-    type Item = Found;
-
-    fn next(&mut self) -> Option<Found> {
-        let guard = &epoch::pin();
-        let entry = self.walk.next(guard)?;
-        let out = Found {
-            user: entry.key().user.clone(),
-            version: entry.key().version,
-            value: entry.value().clone(),
-        };
-        entry.release(guard);
-        Some(out)
-    }
-}
-
-impl Drop for MemIter<'_> {
-    fn drop(&mut self) {
-        // The walk holds a reference on the node it stands on; give it back.
-        self.walk.drop_impl(&epoch::pin());
     }
 }
 
