@@ -72,6 +72,18 @@ pub const DEFAULT_WRITE_SET_PART_SIZE: u64 = 16 << 20;
 /// locks and the GC safe point. Set 0 to refuse PREPARE TRANSACTION as PostgreSQL does by default.
 pub const DEFAULT_MAX_PREPARED_TRANSACTIONS: usize = 100;
 
+/// Where checkpoints stand against the log (log positions), for the maintenance thread.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct CheckpointProgress {
+    /// The log's end.
+    pub(crate) end: u64,
+    /// The newest checkpoint's position: a restart replays from here.
+    pub(crate) stamp: u64,
+    /// How far a checkpoint started now could stamp: the durable end, held back by an open
+    /// bulk transaction's first part or an unresolved prepare.
+    pub(crate) reachable: u64,
+}
+
 /// Default Δgc ([`DbOptions::gc_window`]): 5 minutes.
 pub const DEFAULT_GC_WINDOW: Duration = Duration::from_secs(300);
 
@@ -690,20 +702,13 @@ impl Db {
         // once visibility passes `prepared`, each such batch is published (its record durable,
         // its writes inserted before the engine freezes its memtable) or retracted (its record
         // failed and the log is poisoned).
-        let end = self.wal.end_lsn();
-        // Replay must still see every unresolved prepare record (twopc invariant 6). Read
-        // after the end of the log: a prepare begun since is at or after `end` anyway.
-        // Nor past the first part of a transaction that has not published its commit: its
-        // parts commit may come after `end` and need them (record.rs).
-        let unresolved = match (
-            self.oldest_unresolved_prepare_lsn(),
-            self.oldest_open_part(),
-        ) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
-        let prepared = self.engine.max_prepared();
-        self.engine.wait_visible(prepared);
+        let (mut end, mut unresolved) = self.settle_for_checkpoint();
+        if unresolved.is_some_and(|bound| bound < end) {
+            // Held back, perhaps by a bulk transaction whose commit was being applied while
+            // we waited (its data would be in this checkpoint, its stamp before it, and the
+            // next checkpoint due at once to rewrite it all again): settle once more, now.
+            (end, unresolved) = self.settle_for_checkpoint();
+        }
         // NB: never stamp past the durable end. If the log failed, records in [durable, end)
         // may be missing after a restart, and a stamp beyond the reopened log's end would make
         // recovery skip the records written after it.
@@ -714,6 +719,46 @@ impl Db {
         let info = self.engine.checkpoint(lsn.0)?;
         let removed = self.wal.remove_segments_before(lsn)?;
         Ok((lsn.0, info, removed))
+    }
+
+    /// The log's end and the stamp bound, read in that order, then waits until every batch
+    /// prepared so far is published or retracted (so every commit record before the end is
+    /// applied, see `checkpoint_locked`).
+    fn settle_for_checkpoint(&self) -> (Lsn, Option<Lsn>) {
+        let end = self.wal.end_lsn();
+        let unresolved = self.stamp_bound();
+        let prepared = self.engine.max_prepared();
+        self.engine.wait_visible(prepared);
+        (end, unresolved)
+    }
+
+    /// The oldest log position a checkpoint must not stamp past, if any. Replay must still
+    /// see every unresolved prepare record (twopc invariant 6); read after the end of the
+    /// log, a prepare begun since is at or after that end anyway. Nor past the first part of
+    /// a transaction that has not finished: its commit may come after the end and need its
+    /// parts (record.rs).
+    fn stamp_bound(&self) -> Option<Lsn> {
+        match (
+            self.oldest_unresolved_prepare_lsn(),
+            self.oldest_open_part(),
+        ) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Where checkpoints stand against the log, for the maintenance thread's trigger.
+    pub(crate) fn checkpoint_progress(&self) -> CheckpointProgress {
+        let end = self.wal.end_lsn();
+        let mut reachable = end.min(self.wal.durable_lsn());
+        if let Some(bound) = self.stamp_bound() {
+            reachable = reachable.min(bound);
+        }
+        CheckpointProgress {
+            end: end.0,
+            stamp: self.engine.stats().checkpoint_wal_lsn,
+            reachable: reachable.0,
+        }
     }
 
     /// The part size of bulk transactions ([`DbOptions::write_set_part_size`]; 0 = never).
@@ -780,14 +825,6 @@ impl Db {
             wal_bytes_since_checkpoint: end.saturating_sub(engine.checkpoint_wal_lsn),
             ..self.counters.snapshot()
         }
-    }
-
-    /// WAL bytes after the newest checkpoint's position (what a restart would replay).
-    pub(crate) fn wal_bytes_since_checkpoint(&self) -> u64 {
-        self.wal
-            .end_lsn()
-            .0
-            .saturating_sub(self.engine.stats().checkpoint_wal_lsn)
     }
 
     /// Reports an event to the configured sink.

@@ -127,6 +127,8 @@
 //!
 //!  maintenance thread (Db::start_maintenance; holds a Weak<Db>):
 //!    WAL since last checkpoint >= checkpoint_wal_size, or checkpoint_timeout ──► Db::checkpoint
+//!      (by volume only if it frees half of that: not while an open bulk transaction or a
+//!       prepare holds the stamp back, until 4 x checkpoint_wal_size more log was written)
 //!    every gc_interval ──► Db::gc (safe point, invariant 6); VACUUM calls Db::gc too
 //!    figures of both ──► Db::maintenance_stats()
 //!

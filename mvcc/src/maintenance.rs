@@ -4,7 +4,9 @@
 //!   Db::start_maintenance(opts) ──> Maintenance (handle; dropping it stops the thread)
 //!                                        │
 //!   thread "gnomon-maintenance" (holds a Weak<Db>), wakes every POLL or on stop:
-//!     WAL written since the last checkpoint >= checkpoint_wal_size,
+//!     WAL written since the last checkpoint >= checkpoint_wal_size and a checkpoint
+//!     can free half of that (not held back by an open bulk transaction or a prepare;
+//!     held back: after 4 x checkpoint_wal_size more log),
 //!     or something written and checkpoint_timeout passed      ──> Db::checkpoint()
 //!     gc_interval passed                                      ──> Db::gc()
 //!   every Db::checkpoint / Db::gc (background, VACUUM, tests) ──> Counters ──> MaintenanceStats
@@ -23,6 +25,10 @@ use crate::clock::Timestamp;
 use crate::db::Db;
 use crate::error::MvccError;
 use crate::events::DbEvent;
+
+/// While checkpoints are held back (an open bulk transaction, an unresolved prepare), one
+/// comes anyway after this many times `checkpoint_wal_size` of log since the last attempt.
+const HELD_BACK_VOLUMES: u64 = 4;
 
 /// How often the maintenance thread looks at the WAL volume (at most; `gc_interval` may be
 /// shorter). One mutex read of the log's end per wake-up.
@@ -235,6 +241,8 @@ fn run(db: Weak<Db>, opts: MaintenanceOptions, control: &Control) {
     let tick = POLL.min(opts.gc_interval).max(Duration::from_millis(1));
     let mut last_checkpoint = Instant::now();
     let mut next_checkpoint_allowed = Instant::now();
+    // The log's end when the last checkpoint started (0: none yet).
+    let mut attempted_at_end = 0u64;
     let mut next_gc = Instant::now() + opts.gc_interval;
     loop {
         {
@@ -251,10 +259,24 @@ fn run(db: Weak<Db>, opts: MaintenanceOptions, control: &Control) {
             return; // the database was closed
         };
         let now = Instant::now();
-        let written = db.wal_bytes_since_checkpoint();
-        let due = written >= opts.checkpoint_wal_size
+        let progress = db.checkpoint_progress();
+        let written = progress.end.saturating_sub(progress.stamp);
+        let size = opts.checkpoint_wal_size;
+        // By volume, a checkpoint is due when it can free at least half of checkpoint_wal_size
+        // of log. One held back by an open bulk transaction or an unresolved prepare would
+        // stamp at (or just past) where the last one did: it would rewrite the whole store
+        // and free next to nothing, so it waits for the hold to end, or, to keep the
+        // memtables bounded meanwhile, for HELD_BACK_VOLUMES x checkpoint_wal_size more log
+        // since the last attempt. The timeout still applies.
+        let advance = progress.reachable.saturating_sub(progress.stamp);
+        let by_volume = written >= size
+            && (advance >= size / 2
+                || progress.end.saturating_sub(attempted_at_end)
+                    >= size.saturating_mul(HELD_BACK_VOLUMES));
+        let due = by_volume
             || (written > 0 && now.duration_since(last_checkpoint) >= opts.checkpoint_timeout);
         if due && now >= next_checkpoint_allowed {
+            attempted_at_end = progress.end;
             match db.checkpoint() {
                 Ok(_) => last_checkpoint = Instant::now(),
                 Err(error) => {

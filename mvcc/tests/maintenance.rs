@@ -103,12 +103,72 @@ fn a_checkpoint_comes_after_the_timeout_and_none_while_idle() {
     wait_until("a checkpoint by timeout", || {
         db.maintenance_stats().wal_bytes_since_checkpoint == 0
     });
+    // NB: one or two: a checkpoint may start while the commit is between the log's end and
+    // its durable end, stamp below it, and leave the timeout due again (the flake seen once).
     let taken = db.maintenance_stats().checkpoints;
-    assert_eq!(taken, 1);
+    assert!((1..=2).contains(&taken), "{taken}");
     // Idle: several timeouts pass with nothing written, and no checkpoint is taken.
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(db.maintenance_stats().checkpoints, taken);
     drop(maintenance);
+}
+
+/// An open bulk transaction holds the checkpoint stamp back at its first part. While it is
+/// open the maintenance thread does not rewrite the store over and over at that stamp (it
+/// checkpointed once per poll before, each time freeing no log): one comes after 4 x
+/// checkpoint_wal_size of log (to bound the memtables), then none while no log is written;
+/// once the transaction commits, a checkpoint stamps past it.
+#[test]
+fn an_open_bulk_transaction_does_not_make_checkpoints_run_back_to_back() {
+    const SIZE: u64 = 16 << 10;
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open(DbOptions {
+        write_set_part_size: 1 << 10,
+        ..options(dir.path())
+    })
+    .unwrap();
+    let maintenance = db
+        .start_maintenance(MaintenanceOptions {
+            checkpoint_wal_size: SIZE,
+            ..MaintenanceOptions::default()
+        })
+        .unwrap();
+    let mut bulk = db.begin(Isolation::ReadCommitted);
+    let mut i = 0;
+    while db.maintenance_stats().wal_bytes_since_checkpoint < 5 * SIZE {
+        bulk.put(&key(i), Bytes::from(vec![b'b'; 64])).unwrap();
+        i += 1;
+    }
+    // Committed work beside it, so the store is not empty and a checkpoint has work.
+    let mut t = db.begin(Isolation::ReadCommitted);
+    t.put(b"beside", Bytes::from_static(b"1")).unwrap();
+    t.commit().unwrap();
+    wait_until("a held-back checkpoint during the bulk load", || {
+        db.maintenance_stats().checkpoints >= 1
+    });
+    let held = db.maintenance_stats();
+    // Ten polls of the maintenance thread with the bulk transaction open, no log written.
+    std::thread::sleep(Duration::from_millis(1000));
+    let after = db.maintenance_stats();
+    assert!(
+        after.checkpoints <= held.checkpoints + 1,
+        "checkpoints while held back: {} then {}",
+        held.checkpoints,
+        after.checkpoints
+    );
+    assert!(after.wal_bytes_since_checkpoint >= 4 * SIZE, "{after:?}");
+    bulk.commit().unwrap();
+    wait_until("a checkpoint past the bulk transaction", || {
+        db.maintenance_stats().wal_bytes_since_checkpoint < SIZE
+    });
+    assert_eq!(db.maintenance_stats().checkpoint_failures, 0);
+    drop(maintenance);
+    drop(db);
+    let db = Db::open(options(dir.path())).unwrap();
+    let t = db.begin(Isolation::RepeatableRead);
+    assert!(t.get(&key(0)).unwrap().is_some());
+    assert!(t.get(&key(i - 1)).unwrap().is_some());
+    assert!(t.get(b"beside").unwrap().is_some());
 }
 
 /// With Δgc = 50 ms, a long loop of updates to the same rows keeps the number of stored
