@@ -403,7 +403,7 @@ fn read_u128(buf: &[u8], at: usize) -> Option<u128> {
     Some(u128::from_le_bytes(bytes.try_into().ok()?))
 }
 
-/// Decodes and checks the range-delete section `data[from..to]` (format 2).
+/// Decodes and checks the range-delete section `data[from..to]` (formats 2 and 3).
 fn decode_range_deletes(data: &Bytes, from: usize, to: usize) -> Option<Vec<RangeDelete>> {
     let crc_at = to.checked_sub(4)?;
     if crc_at < from || crc32fast::hash(data.get(from..crc_at)?) != read_u32(data, crc_at)? {

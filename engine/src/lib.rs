@@ -68,8 +68,9 @@
 //!     Bloom filter, `filter.rs`). A key's bits are set before its version enters the
 //!     skiplist and are never cleared (retraction and GC leave them: false positives only),
 //!     so "absent" from the filter means the memtable holds no version of the key that the
-//!     reader could otherwise have seen. Point reads ([`Engine::get`], [`Engine::latest_version`])
-//!     consult it before the skiplist descent; scans do not. A frozen memtable keeps its
+//!     reader could otherwise have seen. Point reads ([`Engine::get`],
+//!     [`Engine::get_versioned`], [`Engine::latest_version`]) consult it before the skiplist
+//!     descent; scans do not. A frozen memtable keeps its
 //!     filter until it is dropped. A filter's size is fixed when its memtable is made (from
 //!     the options, more if the memtable frozen before it held more versions).
 //! 12. Every memtable keeps a lower bound of the versions in it that stand above an older
