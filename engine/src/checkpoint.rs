@@ -785,51 +785,16 @@ impl Checkpoint {
                     },
                 }
             };
-            let (entries_start, entries_end, count) =
-                (layout.entries_start, layout.entries_end, layout.count);
+            let count = layout.count;
             // The entries need reading for an older format (its offsets are built here) and
             // for a file from disk; a file just written is trusted to match its own layout.
             if check == Check::Everything || format != FORMAT_VERSION {
-                let mut entry_pos = entries_start;
-                let mut first = None;
-                for i in 0..count {
-                    let (entry, next) = decode_entry(data, entry_pos, entries_end)
-                        .ok_or_else(|| bad("malformed entry inside a block"))?;
-                    // NB: a block's length is a u32 in the index, so this cannot fail for a valid one.
-                    let relative = u32::try_from(entry_pos - entries_start)
-                        .map_err(|_| bad("block larger than 4 GiB"))?;
-                    match &layout.index {
-                        BlockIndex::InMemory { .. } => offsets.push(relative),
-                        BlockIndex::InFile {
-                            shared,
-                            heads,
-                            offsets: offsets_at,
-                        } => {
-                            let user = &data[entry.user.clone()];
-                            let suffix = user
-                                .strip_prefix(&data[shared.clone()])
-                                .ok_or_else(|| bad("a key in a block lacks the block's prefix"))?;
-                            if read_u64(data, heads + HEAD64_LEN * i) != Some(head64(suffix))
-                                || read_u32(data, offsets_at + 4 * i) != Some(relative)
-                            {
-                                return Err(bad("in-block index does not match its entries"));
-                            }
-                        }
-                    }
-                    if first.is_none() {
-                        first = Some(entry.clone());
-                    }
-                    entry_pos = next;
-                }
-                if entry_pos != entries_end {
-                    return Err(bad("block has trailing bytes"));
-                }
-                let first = first.ok_or_else(|| bad("empty block"))?;
-                if data[first.user.clone()] != data[key_start..key_end]
-                    || first.version != first_version
-                {
-                    return Err(bad("index first key does not match its block"));
-                }
+                check_entries(
+                    data,
+                    &layout,
+                    (&data[key_start..key_end], first_version),
+                    &mut offsets,
+                )?;
             }
             seeks.push(BlockSeek {
                 first_head: KeyHead::of(&data[key_start..key_end]),
@@ -1165,6 +1130,56 @@ impl Checkpoint {
             value: raw.value.clone().map(|r| &self.data[r]),
         }
     }
+}
+
+/// Decodes every entry of a block: each must lie in the block, match the in-block index
+/// (format 3) or get its offset recorded in `offsets` (older formats), and the first must be
+/// the index's `first` (user key, version).
+fn check_entries(
+    data: &[u8],
+    layout: &BlockLayout,
+    first: (&[u8], Version),
+    offsets: &mut Vec<u32>,
+) -> Result<(), Invalid> {
+    let bad = |s: &str| Invalid::Corrupt(s.to_string());
+    let (start, end) = (layout.entries_start, layout.entries_end);
+    let mut pos = start;
+    let mut first_seen = None;
+    for i in 0..layout.count {
+        let (entry, next) =
+            decode_entry(data, pos, end).ok_or_else(|| bad("malformed entry inside a block"))?;
+        // NB: a block's length is a u32 in the index, so this cannot fail for a valid one.
+        let relative = u32::try_from(pos - start).map_err(|_| bad("block larger than 4 GiB"))?;
+        match &layout.index {
+            BlockIndex::InMemory { .. } => offsets.push(relative),
+            BlockIndex::InFile {
+                shared,
+                heads,
+                offsets: offsets_at,
+            } => {
+                let suffix = data[entry.user.clone()]
+                    .strip_prefix(&data[shared.clone()])
+                    .ok_or_else(|| bad("a key in a block lacks the block's prefix"))?;
+                if read_u64(data, heads + HEAD64_LEN * i) != Some(head64(suffix))
+                    || read_u32(data, offsets_at + 4 * i) != Some(relative)
+                {
+                    return Err(bad("in-block index does not match its entries"));
+                }
+            }
+        }
+        if first_seen.is_none() {
+            first_seen = Some(entry);
+        }
+        pos = next;
+    }
+    if pos != end {
+        return Err(bad("block has trailing bytes"));
+    }
+    let first_seen = first_seen.ok_or_else(|| bad("empty block"))?;
+    if data[first_seen.user.clone()] != *first.0 || first_seen.version != first.1 {
+        return Err(bad("index first key does not match its block"));
+    }
+    Ok(())
 }
 
 /// How much of a file [`Checkpoint::validate`] reads.
