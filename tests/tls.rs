@@ -380,6 +380,38 @@ fn raw_tls_session_second_ssl_request_and_cancel() {
 }
 
 #[test]
+fn no_tls_over_the_unix_socket_even_when_configured() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let certs = make_certs(dir.path());
+    let mut args = tls_args(&certs);
+    args.extend([
+        "--unix-socket-dir".to_string(),
+        dir.path().display().to_string(),
+    ]);
+    let server = start(&dir.path().join("data"), &args);
+    let socket = dir.path().join(format!(".s.PGSQL.{}", server.port));
+
+    // Like PostgreSQL: 'N' on the Unix socket, then the session goes on in clear.
+    let mut local = std::os::unix::net::UnixStream::connect(&socket).expect("connect");
+    local.write_all(&ssl_request()).expect("SSLRequest");
+    let mut answer = [0u8; 1];
+    local.read_exact(&mut answer).expect("answer");
+    assert_eq!(&answer, b"N");
+    local.write_all(&startup_packet("gnomon")).expect("startup");
+    until_ready(&mut local);
+    local.write_all(&query("SELECT 'clear'")).expect("query");
+    let rows = until_ready(&mut local);
+    let row = rows.iter().find(|m| m.kind == b'D').expect("a row");
+    assert!(row.body.ends_with(b"clear"));
+
+    // The same server still answers 'S' over TCP.
+    let mut tcp = plain(server.port);
+    tcp.write_all(&ssl_request()).expect("SSLRequest");
+    tcp.read_exact(&mut answer).expect("answer");
+    assert_eq!(&answer, b"S");
+}
+
+#[test]
 fn bytes_before_the_handshake_and_garbage_handshakes_are_refused() {
     let dir = tempfile::tempdir().expect("temp dir");
     let certs = make_certs(dir.path());

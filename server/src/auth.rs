@@ -9,8 +9,8 @@
 //!    host ...", "no pg_hba.conf entry for host ..., no encryption"), and so is a plain
 //!    remote client under `tls_required_for_remote`.
 //! 2. A role with a password always authenticates with SCRAM-SHA-256, whatever the method.
-//! 3. Trust (no password asked) is given only where the method is `trust` (loopback
-//!    addresses only, enforced when the rules are loaded, and checked again here), and only
+//! 3. Trust (no password asked) is given only where the method is `trust` (the Unix socket
+//!    and loopback addresses only, enforced when the rules are loaded, and checked again here), and only
 //!    while the bootstrap superuser `gnomon` has no password. An unknown role is then told
 //!    so (28000), as PostgreSQL's trust method does.
 //! 4. Everyone else goes through a SCRAM exchange that cannot succeed (a mock verifier with a
@@ -33,14 +33,13 @@
 //! Every client message is bounds-checked by the codec and the SCRAM parser; nothing the
 //! client sends here can panic the server. Failed logins are written to the audit log.
 
-use std::net::SocketAddr;
-
 use gnomon_sql::scram::{self, ScramError, ServerExchange, Verifier};
 use gnomon_sql::{AuditEvent, RoleDef, BOOTSTRAP_SUPERUSER};
 
 use crate::codec::{self, ErrorFields, FrontendMessage};
 use crate::connection::{ConnError, Shared, Wire};
-use crate::hba::{self, Decision, Method};
+use crate::hba::{Decision, Method};
+use crate::socket::Origin;
 
 /// How a client got in, or why not (the FATAL already sent).
 pub(crate) enum Verdict {
@@ -50,11 +49,6 @@ pub(crate) enum Verdict {
     Refused,
 }
 
-/// Whether `peer` is on this machine.
-fn is_loopback(peer: Option<SocketAddr>) -> bool {
-    peer.is_some_and(|p| hba::canonical(p.ip()).is_loopback())
-}
-
 /// Applies the access rules to `user` connecting to `database` from `peer`; runs the SCRAM
 /// exchange when they ask for one. Sends FATAL itself when refusing.
 pub(crate) fn authenticate(
@@ -62,18 +56,13 @@ pub(crate) fn authenticate(
     shared: &Shared,
     user: &str,
     database: &str,
-    peer: Option<SocketAddr>,
+    peer: Option<Origin>,
 ) -> Result<Verdict, ConnError> {
-    let loopback = is_loopback(peer);
-    let host = peer
-        .map(|p| hba::canonical(p.ip()).to_string())
-        .unwrap_or_default();
+    let loopback = peer.is_some_and(Origin::is_this_machine);
+    let host = Origin::describe(peer);
     let engine = &shared.engine;
     let tls = wire.is_tls();
-    let method = match shared
-        .access
-        .decide(peer.map(|p| p.ip()), tls, user, database)
-    {
+    let method = match shared.access.decide(peer, tls, user, database) {
         Decision::Method(Method::Reject) => Err("pg_hba.conf rejects connection"),
         Decision::NoEntry => Err("no pg_hba.conf entry"),
         Decision::Method(m) => Ok(m),

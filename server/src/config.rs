@@ -5,6 +5,7 @@
 //! ```toml
 //! data_dir = "./gnomon-data"   # where the database lives
 //! listen = "127.0.0.1:5433"    # HOST:PORT; non-loopback needs a password on "gnomon"
+//! unix_socket_dir = "/tmp"     # also accept clients on DIR/.s.PGSQL.PORT; off if absent
 //! fsync = true                 # false = acknowledged commits may be lost on power failure
 //! max_connections = 100        # sessions at once; more are refused with FATAL 53300
 //! http = "127.0.0.1:9187"      # admin HTTP listener (/metrics, /health, clock API); off if absent
@@ -27,11 +28,11 @@
 //! tls_required_for_remote = true           # refuse non-TLS clients on non-loopback addresses
 //!
 //! [[hba]]                      # access rules, first match wins (crate::hba); none = built-in
-//! type = "hostssl"             # host | hostssl | hostnossl
+//! type = "hostssl"             # host | hostssl | hostnossl | local (Unix socket; no address)
 //! database = "all"             # all | sameuser | name,name
 //! user = "all"                 # all | name,name
 //! address = "0.0.0.0/0"        # all | IP | CIDR
-//! method = "scram-sha-256"     # trust (loopback only) | scram-sha-256 | reject
+//! method = "scram-sha-256"     # trust (local, loopback only) | scram-sha-256 | reject
 //! ```
 
 use std::net::{SocketAddr, ToSocketAddrs};
@@ -75,6 +76,8 @@ OPTIONS:
     --listen HOST:PORT    address to accept connections on (default 127.0.0.1:5433);
                           a non-loopback address needs a password on the superuser
                           gnomon (ALTER ROLE gnomon PASSWORD '...')
+    --unix-socket-dir DIR also accept clients on the Unix socket DIR/.s.PGSQL.PORT
+                          (PORT of --listen; psql -h DIR -p PORT); off unless given
     --max-connections N   sessions served at once (default 100); each session is
                           one thread; further clients get FATAL 53300
     --http HOST:PORT      admin HTTP listener: /metrics (Prometheus), /health and the
@@ -125,7 +128,7 @@ OPTIONS:
     --tls-required-for-remote
                           refuse clients on non-loopback addresses that do not use
                           TLS (FATAL 28000); needs --tls-cert and --tls-key
-    --config FILE         TOML file with keys data_dir, listen, fsync,
+    --config FILE         TOML file with keys data_dir, listen, unix_socket_dir, fsync,
                           max_connections, http, log_level, audit_log,
                           max_prepared_transactions, checkpoint_wal_size,
                           checkpoint_timeout, gc_window, write_set_part_size,
@@ -149,6 +152,8 @@ pub struct Config {
     /// Address to listen on; a non-loopback one needs a password on the bootstrap superuser
     /// (checked by [`crate::run`] once the catalog is open).
     pub listen: String,
+    /// Directory of the Unix-domain socket `.s.PGSQL.PORT` (`crate::socket`); None = TCP only.
+    pub unix_socket_dir: Option<PathBuf>,
     /// Whether commits are fsynced before they are acknowledged.
     pub fsync: bool,
     /// Most sessions served at once (at least 1); one more is refused with FATAL 53300.
@@ -185,6 +190,7 @@ impl Default for Config {
         Config {
             data_dir: PathBuf::from(DEFAULT_DATA_DIR),
             listen: DEFAULT_LISTEN.to_string(),
+            unix_socket_dir: None,
             fsync: true,
             max_connections: DEFAULT_MAX_CONNECTIONS,
             http: None,
@@ -220,6 +226,7 @@ pub enum Command {
 struct FileConfig {
     data_dir: Option<PathBuf>,
     listen: Option<String>,
+    unix_socket_dir: Option<PathBuf>,
     fsync: Option<bool>,
     max_connections: Option<usize>,
     http: Option<String>,
@@ -256,6 +263,7 @@ impl Command {
     pub fn from_args(args: impl IntoIterator<Item = String>) -> Result<Command, ServerError> {
         let mut data_dir = None;
         let mut listen = None;
+        let mut unix_socket_dir = None;
         let mut max_connections = None;
         let mut max_prepared = None;
         let mut config_file = None;
@@ -285,6 +293,9 @@ impl Command {
                 "-h" | "--help" => return Ok(Command::Help),
                 "--data-dir" | "-D" => data_dir = Some(PathBuf::from(value("--data-dir")?)),
                 "--listen" => listen = Some(value("--listen")?),
+                "--unix-socket-dir" => {
+                    unix_socket_dir = Some(PathBuf::from(value("--unix-socket-dir")?))
+                }
                 "--max-connections" => {
                     let text = value("--max-connections")?;
                     max_connections = Some(number(&flag, &text, "a positive number")?);
@@ -347,6 +358,9 @@ impl Command {
         }
         if let Some(addr) = listen {
             config.listen = addr;
+        }
+        if unix_socket_dir.is_some() {
+            config.unix_socket_dir = unix_socket_dir;
         }
         if let Some(n) = max_prepared {
             config.max_prepared_transactions = n;
@@ -443,6 +457,7 @@ impl Config {
         Ok(Config {
             data_dir: file.data_dir.unwrap_or(defaults.data_dir),
             listen: file.listen.unwrap_or(defaults.listen),
+            unix_socket_dir: file.unix_socket_dir.or(defaults.unix_socket_dir),
             fsync: file.fsync.unwrap_or(defaults.fsync),
             max_connections: file.max_connections.unwrap_or(defaults.max_connections),
             http: file.http,
@@ -618,6 +633,7 @@ mod tests {
             Command::Run(Config {
                 data_dir: PathBuf::from("/tmp/from-file"),
                 listen: "127.0.0.1:7001".into(),
+                unix_socket_dir: None,
                 fsync: false,
                 max_connections: DEFAULT_MAX_CONNECTIONS,
                 http: None,

@@ -21,7 +21,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::hash::{BuildHasherDefault, Hasher};
 use std::io::{self, Read, Write};
-use std::net::{Shutdown, TcpStream};
+use std::net::Shutdown;
 use std::ops::Range;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
@@ -41,6 +41,7 @@ use crate::conns::{Connections, SessionSlot};
 use crate::copy::{self, BadLine, CopySource, CopySpec, CopyStatement, LineSplitter};
 use crate::hba::AccessRules;
 use crate::metrics::{Metrics, StatementKind};
+use crate::socket::ClientSocket;
 use crate::tls::{Stream, TlsAcceptor};
 
 /// Reported in ParameterStatus `server_version`: must start with the PostgreSQL major version
@@ -204,7 +205,7 @@ impl InBuf {
 /// The connection with its input and output buffers.
 pub(crate) struct Wire {
     /// The socket, for timeouts, the peer address and shutdown; I/O goes through `stream`.
-    socket: Arc<TcpStream>,
+    socket: Arc<ClientSocket>,
     /// The socket itself, or the TLS session over it after SSLRequest.
     stream: Stream,
     inbuf: InBuf,
@@ -264,10 +265,10 @@ impl Wire {
 
 /// Serves one client on the calling thread until it leaves, breaks the protocol, or the
 /// server shuts down. `connections` is the registry the socket was admitted to.
-pub fn serve(stream: Arc<TcpStream>, shared: Arc<Shared>, connections: &Arc<Connections>) {
+pub fn serve(stream: Arc<ClientSocket>, shared: Arc<Shared>, connections: &Arc<Connections>) {
     // NB: small result messages must not wait for Nagle; errors here only cost latency.
-    let _ = stream.set_nodelay(true);
-    let peer = stream.peer_addr().ok();
+    let _ = stream.set_nodelay();
+    let peer = stream.origin();
     let mut wire = Wire {
         stream: Stream::Plain(Arc::clone(&stream)),
         socket: stream,
@@ -288,7 +289,7 @@ pub fn serve(stream: Arc<TcpStream>, shared: Arc<Shared>, connections: &Arc<Conn
 }
 
 /// Refuses a client without serving it (too many connection threads): FATAL 53300.
-pub fn refuse(mut stream: &TcpStream, e: ErrorFields) {
+pub fn refuse(mut stream: &ClientSocket, e: ErrorFields) {
     let mut out = Output::default();
     out.error_response(&e);
     // NB: best effort: a fresh socket's send buffer takes this small message at once.
@@ -338,7 +339,8 @@ fn run_connection(
             None => return Ok(()),
             Some(StartupPacket::SslRequest) if !ssl_done => {
                 ssl_done = true;
-                match &shared.tls {
+                // NB: like PostgreSQL, no TLS over a Unix socket (it never leaves the machine).
+                match shared.tls.as_ref().filter(|_| !wire.socket.is_unix()) {
                     Some(acceptor) => {
                         gss_done = true;
                         wire.out.raw_byte(b'S');
@@ -347,7 +349,7 @@ fn run_connection(
                             Ok(stream) => wire.stream = stream,
                             Err(e) => {
                                 tracing::info!(
-                                    peer = ?wire.socket.peer_addr().ok(),
+                                    peer = ?wire.socket.origin(),
                                     "could not accept TLS connection: {e}"
                                 );
                                 return Ok(());
@@ -442,7 +444,7 @@ fn startup(
     let database = get("database")
         .filter(|d| !d.is_empty())
         .unwrap_or_else(|| user.clone());
-    let peer = wire.socket.peer_addr().ok();
+    let peer = wire.socket.origin();
     if let Verdict::Refused = auth::authenticate(wire, shared, &user, &database, peer)? {
         return Ok(None);
     }

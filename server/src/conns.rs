@@ -19,10 +19,12 @@
 //!    shut down for reading, so no thread waits for a client forever.
 
 use std::collections::HashMap;
-use std::net::{Shutdown, TcpStream};
+use std::net::Shutdown;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
+
+use crate::socket::ClientSocket;
 
 /// Registry of connection threads, shared by the acceptor and every connection thread.
 #[derive(Debug)]
@@ -37,7 +39,7 @@ pub struct Connections {
 #[derive(Debug, Default)]
 struct State {
     next_id: u64,
-    sockets: HashMap<u64, Arc<TcpStream>>,
+    sockets: HashMap<u64, Arc<ClientSocket>>,
     threads: usize,
     sessions: usize,
 }
@@ -70,7 +72,7 @@ impl Connections {
     }
 
     /// Registers a socket whose thread is about to start; the ticket unregisters it.
-    pub fn admit(self: &Arc<Self>, socket: Arc<TcpStream>) -> Result<Ticket, Refused> {
+    pub fn admit(self: &Arc<Self>, socket: Arc<ClientSocket>) -> Result<Ticket, Refused> {
         let mut state = self.state();
         if self.is_closing() {
             return Err(Refused::Closing);
@@ -190,13 +192,19 @@ impl Drop for SessionSlot {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::net::TcpListener;
+    use std::net::{TcpListener, TcpStream};
+    use std::os::unix::net::UnixStream;
 
-    fn socket_pair() -> (Arc<TcpStream>, TcpStream) {
+    fn socket_pair() -> (Arc<ClientSocket>, TcpStream) {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
         let (server, _) = listener.accept().unwrap();
-        (Arc::new(server), client)
+        (Arc::new(ClientSocket::Tcp(server)), client)
+    }
+
+    fn unix_pair() -> (Arc<ClientSocket>, UnixStream) {
+        let (server, client) = UnixStream::pair().unwrap();
+        (Arc::new(ClientSocket::Unix(server)), client)
     }
 
     #[test]
@@ -222,18 +230,26 @@ mod tests {
     fn shutdown_wakes_blocked_readers_and_refuses_new_sockets() {
         use std::io::Read;
         let conns = Connections::new(4, 8);
-        let (server, _client) = socket_pair();
-        let ticket = conns.admit(Arc::clone(&server)).unwrap();
-        let reader = std::thread::spawn(move || {
-            let mut buf = [0u8; 8];
-            let n = (&*server).read(&mut buf).unwrap_or(0);
-            drop(ticket);
-            n
-        });
+        let (tcp, _tcp_client) = socket_pair();
+        let (unix, _unix_client) = unix_pair();
+        let readers: Vec<_> = [tcp, unix]
+            .into_iter()
+            .map(|server| {
+                let ticket = conns.admit(Arc::clone(&server)).unwrap();
+                std::thread::spawn(move || {
+                    let mut buf = [0u8; 8];
+                    let n = (&*server).read(&mut buf).unwrap_or(0);
+                    drop(ticket);
+                    n
+                })
+            })
+            .collect();
         conns.begin_shutdown();
         assert!(conns.is_closing());
         assert!(conns.wait_drained(Duration::from_secs(30)));
-        assert_eq!(reader.join().unwrap(), 0, "reader saw end of stream");
+        for reader in readers {
+            assert_eq!(reader.join().unwrap(), 0, "reader saw end of stream");
+        }
         let (late, _c) = socket_pair();
         assert_eq!(conns.admit(late).unwrap_err(), Refused::Closing);
     }

@@ -89,6 +89,15 @@ pub enum ServerError {
         #[source]
         source: std::io::Error,
     },
+    /// Creating the Unix socket file failed (directory missing, permission, a live server).
+    #[error("cannot listen on the Unix socket {path}: {source}")]
+    UnixSocket {
+        /// The socket file.
+        path: std::path::PathBuf,
+        /// The I/O failure.
+        #[source]
+        source: std::io::Error,
+    },
     /// The async runtime or the signal handlers could not be set up.
     #[error("cannot start the runtime: {0}")]
     Runtime(#[source] std::io::Error),

@@ -6,7 +6,8 @@
 //!
 //! ```toml
 //! [[hba]]
-//! type = "hostssl"          # host (any), hostssl (TLS only), hostnossl (plain only)
+//! type = "hostssl"          # host (any TCP), hostssl (TLS only), hostnossl (plain only),
+//!                           # local (the Unix socket; takes no address)
 //! database = "all"          # all, sameuser, or a comma-separated list of names
 //! user = "all"              # all, or a comma-separated list of role names
 //! address = "10.0.0.0/8"    # all, an IP address, or CIDR (IPv4 or IPv6)
@@ -14,10 +15,11 @@
 //! ```
 //!
 //! Invariants:
-//! 1. Without `[[hba]]` entries the rules are the built-in ones: trust from 127.0.0.0/8 and
-//!    ::1, SCRAM-SHA-256 from everywhere else (see [`AccessRules::new`]).
-//! 2. `trust` is refused at start unless the entry's address lies inside 127.0.0.0/8 or is
-//!    ::1: trust is never reachable from the network. And trust in Gnomon never skips a
+//! 1. Without `[[hba]]` entries the rules are the built-in ones: trust on the Unix socket and
+//!    from 127.0.0.0/8 and ::1, SCRAM-SHA-256 from everywhere else (see [`AccessRules::new`]).
+//!    A Unix socket client matches `local` entries only, a TCP client `host*` entries only.
+//! 2. `trust` is refused at start unless the entry is `local` or its address lies inside
+//!    127.0.0.0/8 or is ::1: trust is never reachable from the network. And trust in Gnomon never skips a
 //!    password that exists: a role with a password, or any role while the bootstrap superuser
 //!    `gnomon` has a password, authenticates with SCRAM-SHA-256 under `trust` too (`auth.rs`).
 //! 3. With `tls_required_for_remote`, a client on a non-loopback address without TLS is
@@ -26,27 +28,29 @@
 //!    `tls_key`), else the server refuses to start, as PostgreSQL refuses a `hostssl` line
 //!    with `ssl = off`.
 //!
-//! Not supported (refused at start with a clear message): `local` entries (there is no Unix
-//! socket), `samehost`/`samenet`, host names, `+group` and `@file` names.
+//! Not supported (refused at start with a clear message): the `peer` and `ident` methods,
+//! `samehost`/`samenet`, host names, `+group` and `@file` names.
 
 use std::net::IpAddr;
 
 use serde::Deserialize;
 
 use crate::error::ServerError;
+use crate::socket::Origin;
 
 /// One `[[hba]]` entry as written in the config file.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HbaEntry {
-    /// `host`, `hostssl` or `hostnossl`.
+    /// `host`, `hostssl`, `hostnossl` or `local`.
     #[serde(rename = "type")]
     pub kind: String,
     /// `all`, `sameuser`, or comma-separated database names.
     pub database: String,
     /// `all`, or comma-separated role names.
     pub user: String,
-    /// `all`, an IP address, or `ADDRESS/PREFIX`.
+    /// `all`, an IP address, or `ADDRESS/PREFIX`; empty (absent) for `local`.
+    #[serde(default)]
     pub address: String,
     /// `trust`, `scram-sha-256` (`password` and `md5` are taken as it), or `reject`.
     pub method: String,
@@ -75,6 +79,7 @@ pub(crate) enum Decision {
 /// Which connections a rule's type matches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum ConnType {
+    Local,
     Host,
     HostSsl,
     HostNoSsl,
@@ -133,6 +138,13 @@ impl AccessRules {
                 method: Method::Trust,
             };
             vec![
+                Rule {
+                    conn: ConnType::Local,
+                    databases: Names::All,
+                    users: Names::All,
+                    address: Address::All,
+                    method: Method::Trust,
+                },
                 loopback(IpAddr::from([127, 0, 0, 0]), 8),
                 loopback(IpAddr::from(std::net::Ipv6Addr::LOCALHOST), 128),
                 Rule {
@@ -161,29 +173,34 @@ impl AccessRules {
         })
     }
 
-    /// The method for `user` on `database` from `peer` (None: address unknown, matched only by
-    /// `address = "all"`), over TLS or not.
+    /// The method for `user` on `database` from `origin` (None: a TCP peer whose address is
+    /// unknown, matched only by `address = "all"`), over TLS or not.
     pub(crate) fn decide(
         &self,
-        peer: Option<IpAddr>,
+        origin: Option<Origin>,
         tls: bool,
         user: &str,
         database: &str,
     ) -> Decision {
-        let peer = peer.map(canonical);
-        let loopback = peer.is_some_and(|p| p.is_loopback());
-        if self.tls_required_for_remote && !tls && !loopback {
+        let local = origin == Some(Origin::Local);
+        let peer = match origin {
+            Some(Origin::Ip(ip)) => Some(canonical(ip)),
+            _ => None,
+        };
+        let this_machine = local || peer.is_some_and(|p| p.is_loopback());
+        if self.tls_required_for_remote && !tls && !this_machine {
             return Decision::NoEntry;
         }
         self.rules
             .iter()
             .find(|r| {
                 let conn = match r.conn {
-                    ConnType::Host => true,
-                    ConnType::HostSsl => tls,
-                    ConnType::HostNoSsl => !tls,
+                    ConnType::Local => local,
+                    ConnType::Host => !local,
+                    ConnType::HostSsl => !local && tls,
+                    ConnType::HostNoSsl => !local && !tls,
                 };
-                conn && r.address.matches(peer)
+                conn && (local || r.address.matches(peer))
                     && r.databases.matches(database, Some(user))
                     && r.users.matches(user, None)
             })
@@ -310,18 +327,16 @@ fn mask(ip: IpAddr, prefix: u8) -> IpAddr {
 
 fn compile(e: &HbaEntry, tls: bool) -> Result<Rule, String> {
     let conn = match e.kind.trim() {
+        "local" => ConnType::Local,
         "host" => ConnType::Host,
         "hostssl" => ConnType::HostSsl,
         "hostnossl" => ConnType::HostNoSsl,
-        "local" => {
-            return Err("type \"local\" is not supported: Gnomon has no Unix socket".to_string())
-        }
         "hostgssenc" | "hostnogssenc" => {
             return Err(format!("type {:?} is not supported (no GSSAPI)", e.kind))
         }
         other => {
             return Err(format!(
-                "type {other:?} is not one of host, hostssl, hostnossl"
+                "type {other:?} is not one of local, host, hostssl, hostnossl"
             ))
         }
     };
@@ -342,8 +357,23 @@ fn compile(e: &HbaEntry, tls: bool) -> Result<Rule, String> {
             ))
         }
     };
-    let address = Address::parse(&e.address)?;
-    if method == Method::Trust && !address.loopback_only() {
+    let address = match conn {
+        ConnType::Local if e.address.trim().is_empty() => Address::All,
+        ConnType::Local => {
+            return Err(format!(
+                "a local entry takes no address (it matches the Unix socket), not {:?}",
+                e.address
+            ))
+        }
+        _ if e.address.trim().is_empty() => {
+            return Err(format!(
+                "a {} entry needs an address (all, an IP address or CIDR)",
+                e.kind.trim()
+            ))
+        }
+        _ => Address::parse(&e.address)?,
+    };
+    if method == Method::Trust && conn != ConnType::Local && !address.loopback_only() {
         return Err(format!(
             "trust is only allowed for loopback addresses (127.0.0.0/8, ::1), not {:?}; \
              use scram-sha-256",
@@ -373,9 +403,11 @@ mod tests {
         }
     }
 
-    fn ip(s: &str) -> Option<IpAddr> {
-        Some(s.parse().unwrap())
+    fn ip(s: &str) -> Option<Origin> {
+        Some(Origin::Ip(s.parse().unwrap()))
     }
+
+    const LOCAL: Option<Origin> = Some(Origin::Local);
 
     const TRUST: Decision = Decision::Method(Method::Trust);
     const SCRAM: Decision = Decision::Method(Method::Scram);
@@ -391,6 +423,7 @@ mod tests {
         assert_eq!(r.decide(ip("10.1.2.3"), false, "u", "d"), SCRAM);
         assert_eq!(r.decide(ip("10.1.2.3"), true, "u", "d"), SCRAM);
         assert_eq!(r.decide(None, false, "u", "d"), SCRAM);
+        assert_eq!(r.decide(LOCAL, false, "u", "d"), TRUST);
     }
 
     #[test]
@@ -401,6 +434,29 @@ mod tests {
         assert_eq!(r.decide(ip("10.1.2.3"), true, "u", "d"), SCRAM);
         assert_eq!(r.decide(ip("127.0.0.1"), false, "u", "d"), TRUST);
         assert_eq!(r.decide(None, false, "u", "d"), Decision::NoEntry);
+        assert_eq!(r.decide(LOCAL, false, "u", "d"), TRUST);
+    }
+
+    #[test]
+    fn unix_socket_clients_match_local_entries_only() {
+        let rules = [
+            entry("local", "all", "mallory", "", "reject"),
+            entry("local", "sameuser", "all", "", "scram-sha-256"),
+            entry("host", "all", "all", "all", "scram-sha-256"),
+        ];
+        let r = AccessRules::new(&rules, false, false).unwrap();
+        assert_eq!(r.decide(LOCAL, false, "mallory", "mallory"), REJECT);
+        assert_eq!(r.decide(LOCAL, false, "alice", "alice"), SCRAM);
+        // NB: no local entry for another database: the host entry does not apply.
+        assert_eq!(r.decide(LOCAL, false, "alice", "app"), Decision::NoEntry);
+        assert_eq!(r.decide(ip("127.0.0.1"), false, "mallory", "x"), SCRAM);
+        let trust_local = [entry("local", "all", "all", "", "trust")];
+        let r = AccessRules::new(&trust_local, false, false).unwrap();
+        assert_eq!(r.decide(LOCAL, false, "u", "d"), TRUST);
+        assert_eq!(
+            r.decide(ip("127.0.0.1"), false, "u", "d"),
+            Decision::NoEntry
+        );
     }
 
     #[test]
@@ -461,7 +517,15 @@ mod tests {
                 entry("host", "all", "all", "::/0", "trust"),
                 "only allowed for loopback",
             ),
-            (entry("local", "all", "all", "all", "trust"), "Unix socket"),
+            (
+                entry("local", "all", "all", "all", "trust"),
+                "takes no address",
+            ),
+            (
+                entry("host", "all", "all", "", "reject"),
+                "needs an address",
+            ),
+            (entry("local", "all", "all", "", "peer"), "not one of"),
             (
                 entry("hostssl", "all", "all", "all", "reject"),
                 "TLS is not configured",

@@ -29,7 +29,8 @@
 //!    the maintenance thread stops, a shutdown checkpoint is written (if anything was logged
 //!    since the last one, so the next start replays nothing) and the database is closed (all
 //!    `Arc<Db>` holders dropped).
-//! 5. Trust authentication is reachable only from loopback addresses, and only while the
+//! 5. Trust authentication is reachable only from loopback addresses and the Unix socket
+//!    ([`socket`], `--unix-socket-dir`), and only while the
 //!    bootstrap superuser `gnomon` has no password; a non-loopback listen address is refused
 //!    at start until it has one. Every other login is a SCRAM-SHA-256 exchange (`auth.rs`).
 //!    Access rules (`[[hba]]` entries, [`hba`]) can reject or demand SCRAM per address, TLS,
@@ -51,10 +52,11 @@
 //!                                                 │   volume/time, GC every gc_window/4
 //!                                                 │   ([`maintenance`]: flags, log lines)
 //!                                                 ▼
-//!   TcpListener (tokio, current-thread runtime: accept + SIGTERM/SIGINT only)
+//!   TcpListener [+ UnixListener DIR/.s.PGSQL.PORT] (tokio, current-thread runtime: accept +
+//!        │                                     SIGTERM/SIGINT only)
 //!        │ accept ─> Connections::admit (socket registry, thread/session limits)
 //!        ▼
-//!   std::thread "gnomon-conn" per client ──> connection::serve (blocking std::net::TcpStream)
+//!   std::thread "gnomon-conn" per client ──> connection::serve (blocking [`socket::ClientSocket`])
 //!        │                      │ startup: SSLRequest→'S'+TLS handshake | 'N', hba rules,
 //!        │                      │          auth (trust | SCRAM | reject), database check,
 //!        │                      │          ParameterStatus*, BackendKeyData, ReadyForQuery
@@ -103,6 +105,7 @@ pub mod http;
 pub mod lock_settings;
 pub mod maintenance;
 pub mod metrics;
+pub mod socket;
 pub mod tls;
 
 use std::sync::Arc;
@@ -121,6 +124,7 @@ use crate::connection::Shared;
 use crate::conns::{Connections, Refused};
 use crate::http::AdminState;
 use crate::metrics::Metrics;
+use crate::socket::ClientSocket;
 
 /// How long shutdown waits for running statements before dropping their connections.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
@@ -297,6 +301,11 @@ async fn accept_loop(
         }
         None => None,
     };
+    // NB: dropped (the file removed) when the loop ends, before shutdown drains connections.
+    let unix = match &config.unix_socket_dir {
+        Some(dir) => Some(socket::bind_unix(dir, local.port())?),
+        None => None,
+    };
     let mut sigterm = signal(SignalKind::terminate()).map_err(ServerError::Runtime)?;
     let mut sigint = signal(SignalKind::interrupt()).map_err(ServerError::Runtime)?;
     tracing::info!(
@@ -318,16 +327,35 @@ async fn accept_loop(
     tracing::info!("audit log {}", config.audit_log_path().display());
     // NB: tests/common/mod.rs waits for this line ("listening on ADDR").
     tracing::info!("listening on {local}");
+    if let Some((_, file)) = &unix {
+        tracing::info!("also listening on Unix socket {}", file.path().display());
+    }
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, _peer)) => {
                     shared.metrics.count_accepted();
-                    spawn_connection(stream, shared, connections)
+                    match stream.into_std() {
+                        Ok(s) => spawn_connection(ClientSocket::Tcp(s), shared, connections),
+                        Err(e) => tracing::warn!(error = %e, "cannot set up an accepted socket"),
+                    }
                 }
                 // NB: accept errors (EMFILE, aborted handshakes) are transient: log and go on.
                 Err(e) => {
                     tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            },
+            accepted = accept_unix(unix.as_ref().map(|(l, _)| l)) => match accepted {
+                Ok(stream) => {
+                    shared.metrics.count_accepted();
+                    match stream.into_std() {
+                        Ok(s) => spawn_connection(ClientSocket::Unix(s), shared, connections),
+                        Err(e) => tracing::warn!(error = %e, "cannot set up an accepted socket"),
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed on the Unix socket");
                     tokio::time::sleep(Duration::from_millis(50)).await;
                 }
             },
@@ -347,6 +375,16 @@ async fn accept_loop(
 
 /// The next admin connection; never resolves when there is no admin listener.
 async fn accept_admin(listener: Option<&TcpListener>) -> std::io::Result<tokio::net::TcpStream> {
+    match listener {
+        Some(l) => l.accept().await.map(|(stream, _)| stream),
+        None => std::future::pending().await,
+    }
+}
+
+/// The next Unix socket client; never resolves when there is no Unix socket.
+async fn accept_unix(
+    listener: Option<&tokio::net::UnixListener>,
+) -> std::io::Result<tokio::net::UnixStream> {
     match listener {
         Some(l) => l.accept().await.map(|(stream, _)| stream),
         None => std::future::pending().await,
@@ -375,21 +413,16 @@ fn spawn_admin(stream: tokio::net::TcpStream, admin: &Arc<AdminState>) {
 }
 
 /// Starts the thread that serves one accepted client (or refuses it if there is no room).
-fn spawn_connection(
-    stream: tokio::net::TcpStream,
-    shared: &Arc<Shared>,
-    connections: &Arc<Connections>,
-) {
-    let stream = match stream.into_std().and_then(|s| {
-        s.set_nonblocking(false)?;
-        Ok(s)
-    }) {
-        Ok(s) => Arc::new(s),
-        Err(e) => {
-            tracing::warn!(error = %e, "cannot set up an accepted socket");
-            return;
-        }
+fn spawn_connection(stream: ClientSocket, shared: &Arc<Shared>, connections: &Arc<Connections>) {
+    let blocking = match &stream {
+        ClientSocket::Tcp(s) => s.set_nonblocking(false),
+        ClientSocket::Unix(s) => s.set_nonblocking(false),
     };
+    if let Err(e) = blocking {
+        tracing::warn!(error = %e, "cannot set up an accepted socket");
+        return;
+    }
+    let stream = Arc::new(stream);
     let ticket = match connections.admit(Arc::clone(&stream)) {
         Ok(ticket) => ticket,
         Err(Refused::TooMany) => {

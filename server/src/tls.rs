@@ -36,7 +36,6 @@
 //! TLS 1.2 and 1.3 with rustls' default cipher suites; no client certificates.
 
 use std::io::{self, Read, Write};
-use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -45,6 +44,7 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::{ServerConfig, ServerConnection, StreamOwned};
 
 use crate::error::ServerError;
+use crate::socket::ClientSocket;
 
 /// The server's TLS settings: certificate chain and key, loaded and checked.
 #[derive(Clone)]
@@ -82,7 +82,7 @@ impl TlsAcceptor {
 
     /// Runs the server side of the handshake on `socket` (after 'S' was sent); the error is
     /// the client's failure (logged by the caller, the socket is then closed).
-    pub(crate) fn accept(&self, socket: Arc<TcpStream>) -> io::Result<Stream> {
+    pub(crate) fn accept(&self, socket: Arc<ClientSocket>) -> io::Result<Stream> {
         let conn = ServerConnection::new(Arc::clone(&self.config)).map_err(io::Error::other)?;
         let mut tls = StreamOwned::new(conn, Socket(socket));
         while tls.conn.is_handshaking() {
@@ -148,7 +148,7 @@ pub(crate) fn acceptor_for(
 }
 
 /// The shared socket as the `Read + Write` rustls needs.
-pub(crate) struct Socket(Arc<TcpStream>);
+pub(crate) struct Socket(Arc<ClientSocket>);
 
 impl Read for Socket {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
@@ -173,7 +173,7 @@ impl Write for Socket {
 /// What a connection reads from and writes to: the socket, or a TLS session over it.
 pub(crate) enum Stream {
     /// No encryption.
-    Plain(Arc<TcpStream>),
+    Plain(Arc<ClientSocket>),
     /// After SSLRequest and a completed handshake.
     Tls(Box<StreamOwned<ServerConnection, Socket>>),
 }
