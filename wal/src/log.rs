@@ -445,6 +445,15 @@ impl Wal {
             .name("gnomon-wal-writer".into())
             .spawn(move || run_writer_thread(writer))
             .map_err(|e| WalError::io("spawn writer thread", dir, e))?;
+        // NB: return only once the writer thread waits for work (or is gone), so the first
+        // committer finds the log idle and leads its own batch, as every later one that finds
+        // it idle does; a writer still starting up would otherwise take that batch.
+        while !{
+            let queue = lock(&shared.queue);
+            queue.writer_idle || queue.writer_gone
+        } {
+            std::thread::sleep(std::time::Duration::from_micros(50));
+        }
         Ok(Wal {
             shared,
             writer: Mutex::new(Some(handle)),
